@@ -1,0 +1,3 @@
+from cnn_studio.app import main
+
+raise SystemExit(main())

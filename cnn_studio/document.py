@@ -1,0 +1,165 @@
+"""The project document: the one object that owns the architecture and the project's settings.
+
+Palette, canvas, inspector, problems list, totals bar and training panel are views of it. Edits
+go through QUndoCommands on ``undo_stack`` that call the primitive mutators below; each mutator
+emits ``changed``. Layers carry a stable ``id`` so views can address blocks across edits.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from engine.architecture import FORMAT, Analysis, analyze
+
+DEFAULT_DATASET = "fashion-mnist-mini"
+
+
+def new_layer_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def empty_architecture(input_shape: tuple[int, int, int] = (28, 28, 1)) -> dict[str, Any]:
+    return {"format": FORMAT, "input": {"shape": list(input_shape)}, "layers": []}
+
+
+class ProjectDocument(QObject):
+    """Architecture + dataset reference + training settings, with undo and a modified flag.
+
+    Signals:
+      changed()                 the architecture or input shape changed (views re-read everything)
+      settings_changed()        dataset reference or training settings changed
+      lock_changed(bool, str)   edits blocked (e.g. while training) with the reason to show
+      modified_changed(bool)    unsaved changes appeared or were saved
+    """
+
+    changed = Signal()
+    settings_changed = Signal()
+    lock_changed = Signal(bool, str)
+    modified_changed = Signal(bool)
+
+    def __init__(self, architecture: dict[str, Any] | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.undo_stack = QUndoStack(self)
+        self._arch = self._with_ids(architecture or empty_architecture())
+        self._analysis: Analysis | None = None
+        self.dataset_ref: str = DEFAULT_DATASET
+        self.training: dict[str, Any] = {}
+        self._locked = False
+        self._lock_reason = ""
+        self._settings_dirty = False
+        self.undo_stack.cleanChanged.connect(lambda _clean: self.modified_changed.emit(self.is_modified()))
+
+    @staticmethod
+    def _with_ids(architecture: dict[str, Any]) -> dict[str, Any]:
+        arch = copy.deepcopy(architecture)
+        for spec in arch.get("layers", []):
+            if isinstance(spec, dict) and not spec.get("id"):
+                spec["id"] = new_layer_id()
+        return arch
+
+    # -- reading -----------------------------------------------------------------------------------
+    def architecture(self) -> dict[str, Any]:
+        """A deep copy of the architecture document (with layer ids)."""
+        return copy.deepcopy(self._arch)
+
+    def layers(self) -> list[dict[str, Any]]:
+        return copy.deepcopy(self._arch["layers"])
+
+    def layer(self, index: int) -> dict[str, Any]:
+        return copy.deepcopy(self._arch["layers"][index])
+
+    def index_of(self, layer_id: str) -> int:
+        for i, spec in enumerate(self._arch["layers"]):
+            if spec.get("id") == layer_id:
+                return i
+        raise KeyError(layer_id)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self._arch["input"]["shape"])
+
+    def analysis(self) -> Analysis:
+        """Shape inference and problems, recomputed lazily after each change."""
+        if self._analysis is None:
+            self._analysis = analyze(self._arch)
+        return self._analysis
+
+    # -- lock ----------------------------------------------------------------------------------------
+    @property
+    def locked(self) -> bool:
+        return self._locked
+
+    @property
+    def lock_reason(self) -> str:
+        return self._lock_reason
+
+    def set_locked(self, locked: bool, reason: str = "") -> None:
+        self._locked, self._lock_reason = locked, reason if locked else ""
+        self.lock_changed.emit(locked, self._lock_reason)
+
+    # -- primitive mutators (called by undo commands; not undoable themselves) ------------------------
+    def _changed(self) -> None:
+        self._analysis = None
+        self.changed.emit()
+
+    def insert_layer(self, index: int, spec: dict[str, Any]) -> str:
+        spec = copy.deepcopy(spec)
+        spec.setdefault("id", new_layer_id())
+        self._arch["layers"].insert(index, spec)
+        self._changed()
+        return spec["id"]
+
+    def remove_layer(self, index: int) -> dict[str, Any]:
+        spec = self._arch["layers"].pop(index)
+        self._changed()
+        return spec
+
+    def move_layer(self, source: int, target: int) -> None:
+        spec = self._arch["layers"].pop(source)
+        self._arch["layers"].insert(target, spec)
+        self._changed()
+
+    def set_layer(self, index: int, spec: dict[str, Any]) -> None:
+        self._arch["layers"][index] = copy.deepcopy(spec)
+        self._changed()
+
+    def set_input_shape(self, shape: tuple[int, int, int]) -> None:
+        if tuple(shape) != self.input_shape:
+            self._arch["input"]["shape"] = [int(v) for v in shape]
+            self._changed()
+
+    def replace_architecture(self, architecture: dict[str, Any]) -> None:
+        self._arch = self._with_ids(architecture)
+        self._changed()
+
+    # -- settings ---------------------------------------------------------------------------------------
+    def set_dataset_ref(self, ref: str) -> None:
+        if ref != self.dataset_ref:
+            self.dataset_ref = ref
+            self._settings_modified()
+
+    def set_training(self, settings: dict[str, Any]) -> None:
+        if settings != self.training:
+            self.training = copy.deepcopy(settings)
+            self._settings_modified()
+
+    def _settings_modified(self) -> None:
+        was = self.is_modified()
+        self._settings_dirty = True
+        self.settings_changed.emit()
+        if not was:
+            self.modified_changed.emit(True)
+
+    # -- saved state ------------------------------------------------------------------------------------
+    def is_modified(self) -> bool:
+        return self._settings_dirty or not self.undo_stack.isClean()
+
+    def mark_saved(self) -> None:
+        self._settings_dirty = False
+        self.undo_stack.setClean()
+        self.modified_changed.emit(False)

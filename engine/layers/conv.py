@@ -1,0 +1,95 @@
+"""2-D convolution over (N, H, W, C) batches with (kh, kw, C, F) kernels, via im2col + one matmul."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.functional import conv2d_backward, conv2d_forward, conv_pads
+from engine.layers.base import ConfigError, Field, Shape, require_rank
+from engine.layers.fused import ACTIVATION_FIELD, ActivatedLayer
+from engine.layers.initializers import init_kernel
+from engine.shapes import output_size
+
+
+class Conv2D(ActivatedLayer):
+    type_name = "Conv2D"
+    category = "Convolution"
+    description = (
+        "Slides learnable filters over the image; each filter takes a dot product with every local "
+        "region and produces one feature map that responds to a pattern such as an edge or texture."
+    )
+    fields = (
+        Field("filters", "int", 32, "Number of filters, i.e. output channels.", minimum=1, maximum=4096),
+        Field("kernel_size", "size", 3, "Height and width of each filter.", minimum=1, maximum=31),
+        Field("stride", "int", 1, "Step between neighbouring windows.", minimum=1, maximum=16),
+        Field("padding", "padding", "valid", "'valid' (none), 'same' (keep size / stride) or pixels per side."),
+        Field("use_bias", "bool", True, "Add a learnable bias per filter."),
+        ACTIVATION_FIELD,
+    )
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        self._input_shape: tuple[int, ...] | None = None
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        require_rank(self, input_shape, 3, "images (height x width x channels)")
+        h, w, _ = input_shape
+        k, s, p = self.config["kernel_size"], self.config["stride"], self.config["padding"]
+        top, bottom, left, right = conv_pads(h, w, k, k, s, p)
+        ho = output_size(h, k, s, top, bottom)
+        wo = output_size(w, k, s, left, right)
+        if ho < 1 or wo < 1:
+            axis, size, a, b, out = ("height", h, top, bottom, ho) if ho < 1 else ("width", w, left, right, wo)
+            pad_text = f"{a}" if a == b else f"({a}+{b})/2"
+            raise ConfigError(
+                f"kernel_size {k} is larger than its {h}x{w} input",
+                field="kernel_size",
+                value=k,
+                hint=f"output {axis} ({size} + 2*{pad_text} - {k}) / {s} + 1 = {out}; the kernel is larger "
+                f"than its {h}x{w} input. Use padding 'same' or a smaller kernel.",
+                fix="padding_same",
+            )
+        return ho, wo, self.config["filters"]
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        k, f = self.config["kernel_size"], self.config["filters"]
+        shapes = {"kernel": (k, k, input_shape[2], f)}
+        if self.config["use_bias"]:
+            shapes["bias"] = (f,)
+        return shapes
+
+    def macs(self, input_shape: Shape) -> int:
+        ho, wo, f = self.output_shape(input_shape)
+        k = self.config["kernel_size"]
+        return ho * wo * f * k * k * input_shape[2]
+
+    def init_param(self, name: str, shape: Shape, rng: np.random.Generator) -> np.ndarray:
+        if name == "bias":
+            return np.zeros(shape)
+        kh, kw, c, f = shape
+        return init_kernel(shape, kh * kw * c, kh * kw * f, self.config["activation"], rng)
+
+    def linear_forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        out, cols = conv2d_forward(
+            x, self.params["kernel"], self.params.get("bias"), self.config["stride"], self.config["padding"]
+        )
+        self._cache = cols
+        self._input_shape = x.shape
+        return out
+
+    def linear_backward(self, grad: np.ndarray) -> np.ndarray:
+        d_x, d_kernel, d_bias = conv2d_backward(
+            grad,
+            self._cache,
+            self.params["kernel"],
+            self._input_shape,
+            self.config["stride"],
+            self.config["padding"],
+            self.needs_input_grad,
+        )
+        self.grads["kernel"][...] = d_kernel
+        if "bias" in self.grads:
+            self.grads["bias"][...] = d_bias
+        return d_x

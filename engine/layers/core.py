@@ -1,0 +1,100 @@
+"""Dense, Flatten and Dropout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.layers.base import Field, Layer, Shape, require_rank
+from engine.layers.fused import ACTIVATION_FIELD, ActivatedLayer
+from engine.layers.initializers import init_kernel
+
+
+class Dense(ActivatedLayer):
+    type_name = "Dense"
+    category = "Core"
+    description = (
+        "Fully connected layer: every output is a weighted sum of all inputs plus a bias. "
+        "The last Dense layer of a classifier has one unit per class."
+    )
+    fields = (
+        Field("units", "int", 128, "Number of outputs.", minimum=1, maximum=65536),
+        Field("use_bias", "bool", True, "Add a learnable bias per unit."),
+        ACTIVATION_FIELD,
+    )
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        require_rank(self, input_shape, 1, "vectors")
+        return (self.config["units"],)
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        shapes = {"kernel": (input_shape[0], self.config["units"])}
+        if self.config["use_bias"]:
+            shapes["bias"] = (self.config["units"],)
+        return shapes
+
+    def macs(self, input_shape: Shape) -> int:
+        return input_shape[0] * self.config["units"]
+
+    def init_param(self, name: str, shape: Shape, rng: np.random.Generator) -> np.ndarray:
+        if name == "bias":
+            return np.zeros(shape)
+        return init_kernel(shape, shape[0], shape[1], self.config["activation"], rng)
+
+    def linear_forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        self._cache = x
+        out = x @ self.params["kernel"]
+        if "bias" in self.params:
+            out += self.params["bias"]
+        return out
+
+    def linear_backward(self, grad: np.ndarray) -> np.ndarray:
+        self.grads["kernel"][...] = self._cache.T @ grad
+        if "bias" in self.grads:
+            self.grads["bias"][...] = grad.sum(axis=0)
+        return grad @ self.params["kernel"].T if self.needs_input_grad else None
+
+
+class Flatten(Layer):
+    type_name = "Flatten"
+    category = "Core"
+    description = "Unrolls feature maps (H, W, C) into one vector of H*W*C values, e.g. before Dense layers."
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self._cache = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        return grad.reshape(self._cache)
+
+
+class Dropout(Layer):
+    type_name = "Dropout"
+    category = "Regularization"
+    description = (
+        "During training, zeroes a random fraction of values (and scales the rest up) so the network "
+        "cannot rely on any single unit. Does nothing at inference."
+    )
+    fields = (Field("rate", "float", 0.5, "Fraction of values dropped during training.", minimum=0.0,
+                    maximum=0.95),)
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        self.rng = np.random.default_rng(0)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        rate = self.config["rate"]
+        if not training or rate == 0:
+            self._cache = None
+            return x
+        keep = 1.0 - rate
+        # Inverted dropout: scale at training time so inference needs no change.
+        self._cache = (self.rng.random(x.shape, dtype=np.float32) < keep).astype(x.dtype) / x.dtype.type(keep)
+        return x * self._cache
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        return grad if self._cache is None else grad * self._cache

@@ -1,0 +1,70 @@
+"""Batch normalization, per channel after a conv and per feature after a dense layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.functional import batch_norm_backward, batch_norm_forward
+from engine.layers.base import ConfigError, Field, Layer, Shape
+
+
+class BatchNorm(Layer):
+    type_name = "BatchNorm"
+    category = "Normalization"
+    description = (
+        "Normalises each channel with the batch mean and variance, then scales and shifts it with "
+        "learned gamma and beta. Stabilises and speeds up training; at inference it uses running averages."
+    )
+    fields = (
+        Field("momentum", "float", 0.9, "Weight of the old running statistics in each update.",
+              minimum=0.0, maximum=1.0),
+        Field("epsilon", "float", 1e-5, "Small constant added to the variance to avoid division by zero.",
+              minimum=0.0, maximum=1.0),
+    )
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) not in (1, 3):
+            raise ConfigError(f"expects a vector or feature maps, not {input_shape}", value=input_shape)
+        return tuple(input_shape)
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {"gamma": (input_shape[-1],), "beta": (input_shape[-1],)}
+
+    def state_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {"moving_mean": (input_shape[-1],), "moving_variance": (input_shape[-1],)}
+
+    def macs(self, input_shape: Shape) -> int:
+        return int(np.prod(input_shape))
+
+    def init_param(self, name: str, shape: Shape, rng: np.random.Generator) -> np.ndarray:
+        return np.ones(shape) if name == "gamma" else np.zeros(shape)
+
+    def init_state(self, name: str, shape: Shape) -> np.ndarray:
+        return np.ones(shape) if name == "moving_variance" else np.zeros(shape)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        gamma, beta = self.params["gamma"], self.params["beta"]
+        eps = self.config["epsilon"]
+        if not training:
+            scale = gamma / np.sqrt(self.state["moving_variance"] + eps)
+            # Inference is a per-channel affine map; its backward (for saliency) needs only the scale.
+            self._cache = scale
+            return (x * scale + (beta - self.state["moving_mean"] * scale)).astype(x.dtype, copy=False)
+        out, (x_hat, inv_std, mean, var) = batch_norm_forward(x, gamma, beta, eps)
+        m = self.config["momentum"]
+        # Keras convention: the running average keeps `momentum` of its old value; biased variance.
+        self.state["moving_mean"] *= m
+        self.state["moving_mean"] += (1 - m) * mean
+        self.state["moving_variance"] *= m
+        self.state["moving_variance"] += (1 - m) * var
+        self._cache = (x_hat, inv_std)
+        return out.astype(x.dtype, copy=False)
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        if not isinstance(self._cache, tuple):
+            return (grad * self._cache).astype(grad.dtype, copy=False)
+        x_hat, inv_std = self._cache
+        d_x, d_gamma, d_beta = batch_norm_backward(grad, self.params["gamma"], x_hat, inv_std)
+        self.grads["gamma"][...] = d_gamma
+        self.grads["beta"][...] = d_beta
+        return d_x

@@ -1,0 +1,135 @@
+"""SGD (momentum, Nesterov, weight decay), Adam and AdamW, updating parameter arrays in place.
+
+Hyper-parameters are plain attributes, so a trainer can change ``lr`` or ``momentum`` between
+batches. Weight decay applies to kernels only (not biases or batch-norm scales).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _decays(name: str) -> bool:
+    return name.endswith(".kernel")
+
+
+class Optimizer:
+    name = ""
+
+    def __init__(self, lr: float) -> None:
+        self.lr = float(lr)
+        self.slots: dict[str, dict[str, np.ndarray]] = {}
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        for name, p in params.items():
+            self.update(name, p, grads[name])
+
+    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def slot(self, name: str, key: str, like: np.ndarray) -> np.ndarray:
+        per_param = self.slots.setdefault(name, {})
+        if key not in per_param:
+            per_param[key] = np.zeros_like(like)
+        return per_param[key]
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"lr": self.lr}
+
+
+class SGD(Optimizer):
+    name = "sgd"
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(lr)
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+        self.weight_decay = float(weight_decay)
+
+    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        dt = param.dtype.type
+        if self.weight_decay and _decays(name):
+            grad = grad + dt(self.weight_decay) * param
+        if not self.momentum:
+            param -= dt(self.lr) * grad
+            return
+        # PyTorch's form: v = mu * v + g; step along v (or g + mu * v for Nesterov).
+        v = self.slot(name, "velocity", param)
+        v *= dt(self.momentum)
+        v += grad
+        step = grad + dt(self.momentum) * v if self.nesterov else v
+        param -= dt(self.lr) * step
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay}
+
+
+class Adam(Optimizer):
+    name = "adam"
+    decoupled = False
+
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-7,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(lr)
+        self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
+        self.weight_decay = float(weight_decay)
+        self.t = 0
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        self.t += 1
+        super().step(params, grads)
+
+    @property
+    def momentum(self) -> float:
+        return self.beta1
+
+    @momentum.setter
+    def momentum(self, value: float) -> None:
+        self.beta1 = float(value)
+
+    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        dt = param.dtype.type
+        if self.weight_decay and _decays(name):
+            if self.decoupled:
+                param -= dt(self.lr * self.weight_decay) * param
+            else:
+                grad = grad + dt(self.weight_decay) * param
+        m = self.slot(name, "m", param)
+        v = self.slot(name, "v", param)
+        m *= dt(self.beta1)
+        m += dt(1 - self.beta1) * grad
+        v *= dt(self.beta2)
+        v += dt(1 - self.beta2) * grad * grad
+        # Bias correction folded into the step size.
+        step = self.lr * np.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
+        param -= dt(step) * m / (np.sqrt(v) + dt(self.epsilon))
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon,
+                "weight_decay": self.weight_decay}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter, 2019)."""
+
+    name = "adamw"
+    decoupled = True
+
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-7,
+                 weight_decay: float = 0.01) -> None:
+        super().__init__(lr, beta1, beta2, epsilon, weight_decay)
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+
+
+def make_optimizer(name: str, **settings: Any) -> Optimizer:
+    try:
+        cls = OPTIMIZERS[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown optimizer {name!r} (choose {', '.join(OPTIMIZERS)})") from None
+    return cls(**settings)

@@ -1,0 +1,280 @@
+"""The training loop: epochs of shuffled mini-batches, reported as small immutable events.
+
+A ``Trainer`` can be driven as a generator (``for event in trainer.run(): ...``) or with a
+callback (``trainer.fit(callback)``). ``pause``, ``resume``, ``stop`` and the hyper-parameter
+setters are safe to call from another thread; they take effect between batches.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from engine.architecture import check_classifier
+from engine.data import Augmentation, Dataset
+from engine.errors import TrainingError
+from engine.losses import softmax_cross_entropy
+from engine.metrics import Evaluation, evaluate
+from engine.model import Model
+from engine.optimizers import Optimizer, make_optimizer
+from engine.schedules import Schedule
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every training setting; JSON-safe via to_dict / from_dict (project files keep it)."""
+
+    epochs: int = 5
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    step_epochs: int = 2
+    step_gamma: float = 0.5
+    validation_split: float = 0.1
+    label_smoothing: float = 0.0
+    seed: int = 0
+    augment_shift: int = 0
+    augment_hflip: bool = False
+    augment_rotation: float = 0.0
+    standardize: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def make_optimizer(self) -> Optimizer:
+        if self.optimizer == "sgd":
+            return make_optimizer("sgd", lr=self.learning_rate, momentum=self.momentum,
+                                  nesterov=self.nesterov, weight_decay=self.weight_decay)
+        return make_optimizer(self.optimizer, lr=self.learning_rate, beta1=self.momentum,
+                              weight_decay=self.weight_decay)
+
+    @property
+    def augmentation(self) -> Augmentation:
+        return Augmentation(shift=self.augment_shift, hflip=self.augment_hflip, rotation=self.augment_rotation)
+
+
+@dataclass(frozen=True)
+class TrainingStarted:
+    epochs: int
+    batches_per_epoch: int
+    train_size: int
+    validation_size: int
+
+
+@dataclass(frozen=True)
+class BatchEnd:
+    epoch: int  # 1-based
+    batch: int  # 1-based within the epoch
+    batches: int
+    step: int  # batches done since the trainer was made
+    loss: float
+    accuracy: float
+    learning_rate: float
+    images_per_second: float
+    elapsed: float
+    eta: float  # seconds left in this run
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    epoch: int
+    epochs: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float  # NaN without a validation split
+    val_accuracy: float
+    learning_rate: float
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class TrainingFinished:
+    reason: str  # "completed" | "stopped" | "diverged"
+    epochs_completed: int
+    message: str = ""
+
+
+Event = TrainingStarted | BatchEnd | EpochEnd | TrainingFinished
+
+
+@dataclass
+class History:
+    batches: list[BatchEnd] = field(default_factory=list)
+    epochs: list[EpochEnd] = field(default_factory=list)
+    finished: TrainingFinished | None = None
+
+
+class Trainer:
+    """Trains ``model`` on ``dataset``'s training part, holding out a seeded validation split."""
+
+    def __init__(self, model: Model, dataset: Dataset, config: TrainConfig | None = None) -> None:
+        self.config = config or TrainConfig()
+        check_classifier(model.analysis, dataset.num_classes)
+        if tuple(model.input_shape) != tuple(dataset.input_shape):
+            raise TrainingError(
+                f"the network's input is {'x'.join(map(str, model.input_shape))} but the dataset "
+                f"{dataset.name!r} has {'x'.join(map(str, dataset.input_shape))} images"
+            )
+        if not model.softmax_head:
+            raise TrainingError("the network must end in a softmax (Dense with activation 'softmax', "
+                                "or a Softmax layer) to be trained as a classifier")
+        self.model = model
+        self.dataset = dataset.standardized() if self.config.standardize else dataset
+        model.preprocessing = self.dataset.normalization.to_dict()
+        self.train_idx, self.val_idx = self.dataset.split(self.config.validation_split, self.config.seed)
+        if len(self.train_idx) == 0:
+            raise TrainingError(f"the dataset {dataset.name!r} leaves no training images after the validation split")
+        self.optimizer = self.config.make_optimizer()
+        self.rng = np.random.default_rng(self.config.seed)
+        self.batches_per_epoch = -(-len(self.train_idx) // self.config.batch_size)
+        c = self.config
+        self.schedule = Schedule(
+            c.learning_rate, c.schedule, warmup_steps=int(c.warmup_epochs * self.batches_per_epoch),
+            step_size=c.step_epochs * self.batches_per_epoch, gamma=c.step_gamma,
+            total_steps=c.epochs * self.batches_per_epoch,
+        )
+        self.epoch = 0  # epochs completed
+        self.step = 0
+        self._lock = threading.Lock()
+        self._running = threading.Event()
+        self._running.set()
+        self._stop = False
+        self._pending: dict[str, float] = {}
+        self._good_weights = model.get_weights()
+
+    # -- control from any thread --------------------------------------------------------------------
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop = True
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def set_learning_rate(self, lr: float) -> None:
+        """Takes effect at the next batch (scales the schedule's base rate)."""
+        with self._lock:
+            self._pending["lr"] = float(lr)
+
+    def set_momentum(self, momentum: float) -> None:
+        with self._lock:
+            self._pending["momentum"] = float(momentum)
+
+    def _apply_pending(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if "lr" in pending:
+            self.schedule.base_lr = pending["lr"]
+        if "momentum" in pending:
+            self.optimizer.momentum = pending["momentum"]
+
+    # -- the loop ---------------------------------------------------------------------------------------
+    def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """One optimisation step; returns (loss, accuracy) on the batch."""
+        logits = self.model.forward_logits(x, training=True)
+        loss, grad, probs = softmax_cross_entropy(logits, y, self.config.label_smoothing)
+        self.model.backward(grad)
+        self.optimizer.step(self.model.parameters(), self.model.gradients())
+        return loss, float((probs.argmax(axis=1) == y).mean())
+
+    def run(self, epochs: int | None = None) -> Iterator[Event]:
+        """Train for ``epochs`` more epochs (the configured number by default), yielding events.
+
+        Can be called again after it finishes (e.g. "+1 epoch"): weights and optimizer state carry on.
+        """
+        epochs = self.config.epochs if epochs is None else epochs
+        self._stop = False
+        target = self.epoch + epochs
+        c = self.config
+        yield TrainingStarted(epochs, self.batches_per_epoch, len(self.train_idx), len(self.val_idx))
+        start = time.perf_counter()
+        images = 0
+        total_batches = epochs * self.batches_per_epoch
+        done_batches = 0
+        augmentation = c.augmentation if c.augmentation.active else None
+        while self.epoch < target:
+            epoch = self.epoch + 1
+            losses, accs, sizes = [], [], []
+            batches = self.dataset.batches(self.train_idx, c.batch_size, rng=self.rng, augmentation=augmentation)
+            for b, (x, y) in enumerate(batches, start=1):
+                self._running.wait()
+                if self._stop:
+                    yield TrainingFinished("stopped", self.epoch, f"stopped during epoch {epoch}")
+                    return
+                self._apply_pending()
+                lr = self.schedule.lr(self.step)
+                self.optimizer.lr = lr
+                loss, acc = self.train_batch(x, y)
+                if not np.isfinite(loss):
+                    self.model.set_weights(self._good_weights)
+                    kept = f"the end of epoch {self.epoch}" if self.epoch else "their initial values"
+                    yield TrainingFinished(
+                        "diverged", self.epoch,
+                        f"the loss became {loss} at epoch {epoch}, batch {b} (learning rate {lr:g}); the "
+                        f"weights were restored to {kept}. Try a lower learning rate, e.g. {lr / 10:g}.",
+                    )
+                    return
+                self.step += 1
+                done_batches += 1
+                images += len(y)
+                losses.append(loss)
+                accs.append(acc)
+                sizes.append(len(y))
+                elapsed = time.perf_counter() - start
+                rate = images / elapsed if elapsed > 0 else 0.0
+                eta = elapsed / done_batches * (total_batches - done_batches)
+                yield BatchEnd(epoch, b, self.batches_per_epoch, self.step, loss, acc, lr, rate, elapsed, eta)
+            val = self.validate()
+            self.epoch = epoch
+            self._good_weights = self.model.get_weights()
+            w = np.asarray(sizes, np.float64)
+            yield EpochEnd(epoch, target, float(np.dot(losses, w) / w.sum()), float(np.dot(accs, w) / w.sum()),
+                           val.loss if val else float("nan"), val.accuracy if val else float("nan"),
+                           self.optimizer.lr, time.perf_counter() - start)
+        yield TrainingFinished("completed", self.epoch)
+
+    def fit(self, callback: Callable[[Event], None] | None = None, epochs: int | None = None) -> History:
+        history = History()
+        for event in self.run(epochs):
+            if isinstance(event, BatchEnd):
+                history.batches.append(event)
+            elif isinstance(event, EpochEnd):
+                history.epochs.append(event)
+            elif isinstance(event, TrainingFinished):
+                history.finished = event
+            if callback is not None:
+                callback(event)
+        return history
+
+    def validate(self) -> Evaluation | None:
+        if len(self.val_idx) == 0:
+            return None
+        return evaluate(self.model, self.dataset.normalized("train", self.val_idx), self.dataset.y_train[self.val_idx])
+
+    def evaluate(self, part: str = "test") -> Evaluation:
+        """Accuracy, per-class accuracy and confusion matrix on the test part (or "validation")."""
+        if part == "validation":
+            return evaluate(self.model, self.dataset.normalized("train", self.val_idx),
+                            self.dataset.y_train[self.val_idx])
+        return evaluate(self.model, self.dataset.normalized("test"), self.dataset.y_test)
