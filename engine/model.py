@@ -104,7 +104,8 @@ class Model:
     # -- computation ------------------------------------------------------------------------------
     def _check_input(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.input_shape):
-            raise ValueError(f"input batch has shape {x.shape}, the model expects (N, {', '.join(map(str, self.input_shape))})")
+            expected = ", ".join(map(str, self.input_shape))
+            raise ValueError(f"input batch has shape {x.shape}, the model expects (N, {expected})")
         return x if x.dtype == self.dtype else x.astype(self.dtype)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:

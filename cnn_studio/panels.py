@@ -1,0 +1,13 @@
+"""Installs the optional workspaces (training, inspection, export) into the main window.
+
+Each installer takes the MainWindow and adds its docks, tabs, menus and close guards through
+the window's small public surface (document, tabs, add_dock, menus, close_guards).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def install_panels(window: Any) -> None:
+    pass
