@@ -47,8 +47,8 @@ class BatchNorm(Layer):
         eps = self.config["epsilon"]
         if not training:
             scale = gamma / np.sqrt(self.state["moving_variance"] + eps)
-            # Inference is a per-channel affine map; its backward (for saliency) needs only the scale.
-            self._cache = scale
+            # Inference is a per-channel affine map; its backward (for saliency) needs x and the scale.
+            self._cache = ("inference", x, scale)
             return (x * scale + (beta - self.state["moving_mean"] * scale)).astype(x.dtype, copy=False)
         out, (x_hat, inv_std, mean, var) = batch_norm_forward(x, gamma, beta, eps)
         m = self.config["momentum"]
@@ -57,13 +57,18 @@ class BatchNorm(Layer):
         self.state["moving_mean"] += (1 - m) * mean
         self.state["moving_variance"] *= m
         self.state["moving_variance"] += (1 - m) * var
-        self._cache = (x_hat, inv_std)
+        self._cache = ("training", x_hat, inv_std)
         return out.astype(x.dtype, copy=False)
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        if not isinstance(self._cache, tuple):
-            return (grad * self._cache).astype(grad.dtype, copy=False)
-        x_hat, inv_std = self._cache
+        if self._cache[0] == "inference":
+            _, x, scale = self._cache
+            axes = tuple(range(grad.ndim - 1))
+            x_hat = (x - self.state["moving_mean"]) / np.sqrt(self.state["moving_variance"] + self.config["epsilon"])
+            self.grads["gamma"][...] = (grad * x_hat).sum(axis=axes)
+            self.grads["beta"][...] = grad.sum(axis=axes)
+            return (grad * scale).astype(grad.dtype, copy=False)
+        _, x_hat, inv_std = self._cache
         d_x, d_gamma, d_beta = batch_norm_backward(grad, self.params["gamma"], x_hat, inv_std)
         self.grads["gamma"][...] = d_gamma
         self.grads["beta"][...] = d_beta
