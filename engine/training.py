@@ -192,10 +192,12 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------------------
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """One optimisation step; returns (loss, accuracy) on the batch."""
-        logits = self.model.forward_logits(x, training=True)
-        loss, grad, probs = softmax_cross_entropy(logits, y, self.config.label_smoothing)
-        self.model.backward(grad)
-        self.optimizer.step(self.model.parameters(), self.model.gradients())
+        # Overflow on the way to a NaN loss is reported once, as divergence, not as NumPy warnings.
+        with np.errstate(over="ignore", invalid="ignore"):
+            logits = self.model.forward_logits(x, training=True)
+            loss, grad, probs = softmax_cross_entropy(logits, y, self.config.label_smoothing)
+            self.model.backward(grad)
+            self.optimizer.step(self.model.parameters(), self.model.gradients())
         return loss, float((probs.argmax(axis=1) == y).mean())
 
     def run(self, epochs: int | None = None) -> Iterator[Event]:

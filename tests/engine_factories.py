@@ -1,0 +1,60 @@
+"""Small synthetic datasets and architectures for engine tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.architecture import FORMAT
+from engine.data import Dataset
+
+
+def arch(*layers, shape=(12, 12, 1)) -> dict:
+    return {"format": FORMAT, "input": {"shape": list(shape)}, "layers": list(layers)}
+
+
+def stripes_dataset(n_train: int = 256, n_test: int = 64, size: int = 12, seed: int = 0) -> Dataset:
+    """Three easy classes of uint8 images: horizontal stripes, vertical stripes, a bright centre blob."""
+    rng = np.random.default_rng(seed)
+
+    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 3, n)
+        yy, xx = np.mgrid[0:size, 0:size]
+        pattern = np.stack([(yy // 2) % 2, (xx // 2) % 2,
+                            ((yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 4) ** 2)]).astype(np.float64)
+        x = pattern[y] * 200 + rng.normal(0, 30, (n, size, size))
+        return np.clip(x, 0, 255).astype(np.uint8)[..., None], y
+
+    x_train, y_train = make(n_train)
+    x_test, y_test = make(n_test)
+    return Dataset.from_arrays(x_train, y_train, x_test, y_test, ["horizontal", "vertical", "blob"], name="stripes")
+
+
+SMALL_CNN = arch(
+    {"type": "Conv2D", "filters": 4, "kernel_size": 3, "activation": "relu"},
+    {"type": "MaxPool2D", "pool_size": 2},
+    {"type": "Flatten"},
+    {"type": "Dense", "units": 3, "activation": "softmax"},
+)
+
+EVERY_LAYER = arch(
+    {"type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same", "stride": 2},
+    {"type": "BatchNorm"},
+    {"type": "LeakyReLU", "alpha": 0.1},
+    {"type": "Conv2D", "filters": 6, "kernel_size": 2, "padding": 1, "activation": "elu"},
+    {"type": "AvgPool2D", "pool_size": 2, "padding": "same"},
+    {"type": "MaxPool2D", "pool_size": 2, "stride": 1},
+    {"type": "Conv2D", "filters": 5, "kernel_size": 1, "activation": "tanh"},
+    {"type": "GlobalAvgPool2D"},
+    {"type": "Flatten"},
+    {"type": "Dense", "units": 8},
+    {"type": "BatchNorm"},
+    {"type": "ReLU"},
+    {"type": "Dropout", "rate": 0.2},
+    {"type": "Dense", "units": 6, "activation": "sigmoid"},
+    {"type": "ELU"},
+    {"type": "Tanh"},
+    {"type": "Sigmoid"},
+    {"type": "Dense", "units": 3},
+    {"type": "Softmax"},
+    shape=(11, 13, 3),
+)
