@@ -20,7 +20,8 @@ def seed_conv2d(input, filters, stride=1, padding=0):
     for i in range(0, output_height):
         for j in range(0, output_width):
             for k in range(output_depth):
-                region = input[i * stride : i * stride + filters.shape[0], j * stride : j * stride + filters.shape[1], :]
+                region = input[i * stride : i * stride + filters.shape[0],
+                               j * stride : j * stride + filters.shape[1], :]
                 output[i, j, k] = np.sum(region * filters[:, :, :, k])
     return output
 
