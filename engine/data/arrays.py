@@ -49,13 +49,17 @@ def as_images(x: object, where: object, what: str = "images") -> tuple[np.ndarra
     raise fail(where, f"{what} have unsupported dtype {x.dtype}")
 
 
+def _is_one_hot(y: np.ndarray) -> bool:
+    return bool(np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all())
+
+
 def as_labels(y: object, where: object, n: int | None = None, what: str = "labels") -> np.ndarray:
-    """Coerce labels to (N,) int64. Accepts (N,), (N, 1) and one-hot (N, K); checks the count against ``n``."""
+    """Coerce labels to (N,) int64. Accepts (N,), (N, 1) and one-hot (N, K); checks the count is ``n``."""
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
-    elif y.ndim == 2 and y.shape[1] > 1 and y.size and np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all():
-        y = y.argmax(axis=1)  # one-hot rows
+    elif y.ndim == 2 and y.shape[1] > 1 and y.size and _is_one_hot(y):
+        y = y.argmax(axis=1)
     if y.ndim != 1:
         raise fail(where, f"{what} must have shape (N,), got {y.shape}")
     if np.issubdtype(y.dtype, np.floating):

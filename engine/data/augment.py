@@ -33,9 +33,9 @@ class Augmentation:
         try:
             rotation = float(self.rotation)
         except (TypeError, ValueError):
-            raise DataError(f"augmentation: rotation must be a number of degrees, got {self.rotation!r}") from None
+            raise DataError(f"augmentation: rotation must be in degrees, got {self.rotation!r}") from None
         if not (math.isfinite(rotation) and 0.0 <= rotation <= 180.0):
-            raise DataError(f"augmentation: rotation must be between 0 and 180 degrees, got {self.rotation!r}")
+            raise DataError(f"augmentation: rotation must be 0..180 degrees, got {self.rotation!r}")
         object.__setattr__(self, "shift", int(self.shift))
         object.__setattr__(self, "hflip", bool(self.hflip))
         object.__setattr__(self, "rotation", rotation)

@@ -37,13 +37,15 @@ def _allocate(counts: np.ndarray, total: int) -> np.ndarray:
     return take
 
 
-def stratified_split(y: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    y: np.ndarray, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Split row indices 0..N-1 into (kept, held_out), held_out ~ ``fraction`` of each class.
 
     Both are sorted int64 arrays; ``round(fraction * N)`` rows are held out in total.
     """
     n = len(y)
-    n_out = int(round(fraction * n))
+    n_out = round(fraction * n)
     if n_out == 0:
         return np.arange(n, dtype=np.int64), np.empty(0, dtype=np.int64)
     order, starts, counts = _shuffled_by_class(y, rng)

@@ -1,0 +1,80 @@
+"""NumPy ``.npz`` archives: ``x`` (N, H, W[, C]) and ``y`` (N,), optional ``x_test``/``y_test`` and
+``class_names``. Read with ``allow_pickle=False``, so the file can only hold plain arrays."""
+
+from __future__ import annotations
+
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from engine.data.arrays import (
+    as_images,
+    as_labels,
+    check_class_names,
+    check_label_range,
+    default_class_names,
+    empty_like_part,
+    fail,
+)
+from engine.data.dataset import Dataset
+from engine.data.normalization import Normalization
+from engine.data.splits import stratified_split
+from engine.errors import DataError
+
+
+def load_npz(
+    path: str | Path, *, test_fraction: float = 0.2, seed: int = 0, name: str | None = None
+) -> Dataset:
+    """Load an .npz dataset. uint8 images are kept as uint8; float images as float32 (values in [0, 1]).
+
+    Without ``x_test`` a seeded, stratified ``test_fraction`` of ``x`` becomes the test part.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+            missing = [k for k in ("x", "y") if k not in keys]
+            if missing:
+                raise fail(path, f"missing array {' and '.join(repr(k) for k in missing)} "
+                                 f"(found: {', '.join(sorted(keys)) or 'nothing'})")
+            if ("x_test" in keys) != ("y_test" in keys):
+                raise fail(path, "has only one of 'x_test' and 'y_test'")
+            x, scale = as_images(z["x"], path, "images 'x'")
+            y = as_labels(z["y"], path, len(x), "labels 'y'")
+            if "x_test" in keys:
+                x_test, _ = as_images(z["x_test"], path, "images 'x_test'")
+                y_test = as_labels(z["y_test"], path, len(x_test), "labels 'y_test'")
+                if x_test.dtype != x.dtype:
+                    x_test = x_test.astype(x.dtype)
+            else:
+                x_test = y_test = None
+            names = check_class_names(z["class_names"].tolist(), path) if "class_names" in keys else None
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise fail(path, "no such file") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        # np.load raises ValueError for object arrays (pickles refused) and for files that are not npz.
+        raise fail(path, f"not a readable .npz archive ({exc})") from None
+
+    if x_test is not None and x_test.shape[1:] != x.shape[1:]:
+        raise fail(path, f"'x_test' images are {x_test.shape[1:]} but 'x' images are {x.shape[1:]}")
+    given = [y] if y_test is None else [y, y_test]
+    if names is None:
+        if any(len(v) and v.min() < 0 for v in given):
+            raise fail(path, "labels must be >= 0")
+        names = default_class_names(*given)
+    check_label_range(y, len(names), path, "labels 'y'")
+    if y_test is not None:
+        check_label_range(y_test, len(names), path, "labels 'y_test'")
+    if x_test is None or y_test is None:
+        if test_fraction > 0:
+            keep, held = stratified_split(y, test_fraction, np.random.default_rng(seed))
+            x_test, y_test = x[held], y[held]
+            x, y = x[keep], y[keep]
+        else:
+            x_test, y_test = empty_like_part(x)
+    return Dataset(name=name or path.stem, source=str(path), x_train=x, y_train=y, x_test=x_test,
+                   y_test=y_test, class_names=names, normalization=Normalization(scale=scale))
