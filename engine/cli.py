@@ -162,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("weights", help="weight file (.npz)")
     add_data(p)
     p.set_defaults(func=cmd_evaluate)
+
+    from engine.export.cli import add_export_parser
+
+    add_export_parser(sub)
     return parser
 
 

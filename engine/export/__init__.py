@@ -1,0 +1,170 @@
+"""Taking a trained network away: weight files, ONNX, a standalone NumPy predictor, PyTorch code.
+
+    from engine.export import export_model, import_weight_file
+    export_model(model, "net.onnx")                      # format from the suffix
+    export_model(model, "out/", format="pytorch")        # folder formats: model.py + weights.npz
+    import_weight_file(model, "net.safetensors")         # refuses a mismatch, naming the tensor
+
+Every file is written atomically: an export that fails (disk full, no permission) leaves the
+files that were there untouched and no partial file behind. Optional packages (onnx, safetensors)
+are imported only when their format is used; a missing one raises MissingDependency with the
+command that installs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.atomic import write_text_atomic
+from engine.errors import ArchitectureError, WeightsError
+from engine.export.formats import (
+    EXTRAS_HINT,
+    FORMATS,
+    WEIGHTS_FILE_NAME,
+    ExportError,
+    ExportFormat,
+    MissingDependency,
+    format_for_path,
+)
+from engine.model import Model
+from engine.weights import load_tensors, read_weight_file, save_weights
+
+__all__ = [
+    "EXTRAS_HINT", "FORMATS", "WEIGHTS_FILE_NAME", "ExportError", "ExportFormat", "MissingDependency",
+    "export_model", "format_for_path", "import_weight_file", "load_weight_file", "read_any_weight_file",
+    "IMPORT_SUFFIXES",
+]
+
+IMPORT_SUFFIXES = (".npz", ".safetensors")
+
+
+def export_model(
+    model: Model,
+    path: str | os.PathLike,
+    format: str | None = None,
+    weights: dict[str, np.ndarray] | None = None,
+    class_names: list[str] | None = None,
+) -> list[Path]:
+    """Export ``model`` (or the given snapshot of its tensors) and return the files written.
+
+    ``format`` is a key of FORMATS or None to take it from the path's suffix. For the folder formats
+    ("predictor", "pytorch") ``path`` is a folder, created if needed, that receives ``predict.py`` or
+    ``model.py`` plus ``weights.npz``. ``class_names`` label the outputs where a format can carry them.
+    Raises MissingDependency, ExportError (naming the file and the reason) or WeightsError.
+    """
+    fmt = format_for_path(path, format)
+    missing = fmt.missing_packages()
+    if missing:
+        raise MissingDependency(missing[0], f"Exporting {fmt.label}", fmt.install)
+    # One copy up front: every file of this export shows the same weights even if training goes on.
+    snapshot = {name: np.array(value, copy=True)
+                for name, value in (weights if weights is not None else model.tensors()).items()}
+    path = Path(path)
+    try:
+        written = (_export_folder(model, path, fmt, snapshot, class_names) if fmt.folder
+                   else [_export_file(model, path, fmt, snapshot, class_names)])
+        for file in written:
+            _usual_permissions(file)
+        return written
+    except OSError as exc:
+        target = Path(exc.filename) if isinstance(exc.filename, str) and not _is_temporary(exc.filename) else path
+        raise ExportError(f"{target}: cannot write it ({exc.strerror or exc})") from None
+
+
+def _export_file(model: Model, path: Path, fmt: ExportFormat, snapshot: dict[str, np.ndarray],
+                 class_names: list[str] | None) -> Path:
+    if fmt.name == "npz":
+        return save_weights(model, path, snapshot)
+    if fmt.name == "safetensors":
+        from engine.export.safetensors_io import save_safetensors
+
+        return save_safetensors(model, path, snapshot)
+    if fmt.name == "onnx":
+        from engine.export.onnx_export import export_onnx
+
+        return export_onnx(model, path, snapshot, class_names)
+    raise ExportError(f"{fmt.name} is not a single-file format")
+
+
+def _export_folder(model: Model, folder: Path, fmt: ExportFormat, snapshot: dict[str, np.ndarray],
+                   class_names: list[str] | None) -> list[Path]:
+    """Write every file into a hidden staging folder first, then move them in: all or nothing."""
+    if folder.exists() and not folder.is_dir():
+        raise ExportError(f"{folder}: is a file; {fmt.label} is written into a folder")
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".export-", dir=folder))
+    try:
+        if fmt.name == "predictor":
+            from engine.export.predictor_codegen import generate_predictor as generate
+        else:
+            from engine.export.torch_codegen import generate_torch_module as generate
+        code = generate(model, class_names, WEIGHTS_FILE_NAME)
+        save_weights(model, stage / WEIGHTS_FILE_NAME, snapshot)
+        write_text_atomic(stage / fmt.main_file, code)
+        written = []
+        for name in (WEIGHTS_FILE_NAME, fmt.main_file):
+            os.replace(stage / name, folder / name)
+            written.append(folder / name)
+        return written[::-1]
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created and not any(folder.iterdir()):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _usual_permissions(path: Path) -> None:
+    """Give an exported file the permissions a newly created file gets (temporary files start at 0600)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o666 & ~umask)
+
+
+def _is_temporary(filename: str) -> bool:
+    name = Path(filename).name
+    return name.startswith(".") and (name.endswith(".tmp") or name.startswith(".export-"))
+
+
+def read_any_weight_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
+    """(architecture, preprocessing, tensors in layer order) from a .npz or .safetensors weight file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        from engine.export.safetensors_io import read_safetensors
+
+        return read_safetensors(path)
+    if suffix not in ("", ".npz"):
+        raise WeightsError(f"{path}: weights can be imported from .npz or .safetensors files, not {suffix!r}")
+    return read_weight_file(path)
+
+
+def load_weight_file(path: str | os.PathLike) -> Model:
+    """Build the model a .npz or .safetensors weight file describes, with its tensors loaded."""
+    architecture, preprocessing, tensors = read_any_weight_file(path)
+    try:
+        model = Model.from_architecture(architecture)
+    except ArchitectureError as exc:
+        raise WeightsError(f"{path}: its architecture is invalid: {exc}") from None
+    load_tensors(model, tensors, path)
+    model.preprocessing = preprocessing or model.preprocessing
+    return model
+
+
+def import_weight_file(model: Model, path: str | os.PathLike) -> None:
+    """Load a .npz or .safetensors file's tensors into ``model`` (same architecture required).
+
+    A mismatch raises WeightsError naming the first mismatching tensor; ``model`` is then unchanged.
+    """
+    _, preprocessing, tensors = read_any_weight_file(path)
+    load_tensors(model, tensors, path)
+    if preprocessing:
+        model.preprocessing = preprocessing

@@ -1,0 +1,104 @@
+"""Weights as ``.safetensors``: tensors in the engine's layout, the architecture in the metadata.
+
+Metadata (all strings, as the format requires): ``format`` (the engine's weight-file marker),
+``architecture`` (JSON), ``order`` (JSON list of tensor names in layer order: the file itself keeps
+its keys sorted) and ``preprocessing`` (JSON). Tensors are "<layer>.<param>" float32 arrays, kernels
+(kh, kw, in, out) for Conv2D and (in, out) for Dense, exactly as ``Model.tensors()`` holds them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.atomic import atomic_write
+from engine.errors import ArchitectureError, WeightsError
+from engine.export.formats import require
+from engine.model import Model
+from engine.weights import WEIGHTS_FORMAT, load_tensors
+
+_INSTALL = "pip install safetensors"
+
+
+def save_safetensors(model: Model, path: str | os.PathLike, weights: dict[str, np.ndarray] | None = None) -> Path:
+    """Write ``model`` (or the given snapshot of its tensors) atomically as safetensors; returns the path."""
+    numpy_io = require("safetensors.numpy", "Saving .safetensors", _INSTALL)
+    path = Path(path)
+    tensors = weights if weights is not None else model.tensors()
+    metadata = {
+        "format": WEIGHTS_FORMAT,
+        "architecture": json.dumps(model.architecture),
+        "order": json.dumps(list(tensors)),
+        "preprocessing": json.dumps(model.preprocessing),
+    }
+    # safetensors writes a non-contiguous array's memory in storage order without a word, so every
+    # tensor is made C-contiguous first (a transposed view would come back scrambled).
+    data = numpy_io.save({name: np.ascontiguousarray(value) for name, value in tensors.items()}, metadata=metadata)
+    with atomic_write(path) as handle:
+        handle.write(data)
+    return path
+
+
+def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
+    """Return (architecture, preprocessing, tensors in layer order) from a safetensors file.
+
+    Raises WeightsError naming the file when it is missing, damaged or not written by CNN Studio.
+    """
+    numpy_io = require("safetensors.numpy", "Reading .safetensors", _INSTALL)
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    metadata = _metadata(data, path)
+    if metadata.get("format") != WEIGHTS_FORMAT:
+        raise WeightsError(f"{path}: not a CNN Studio weight file (its metadata has no {WEIGHTS_FORMAT!r} "
+                           "format marker)")
+    try:
+        architecture = json.loads(metadata["architecture"])
+        order = json.loads(metadata.get("order", "[]"))
+        preprocessing = json.loads(metadata.get("preprocessing", "null")) or {}
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{path}: its architecture record is damaged ({exc})") from None
+    try:
+        loaded = numpy_io.load(data)
+    except Exception as exc:  # the Rust reader raises its own SafetensorError type
+        raise WeightsError(f"{path}: damaged safetensors data ({exc})") from None
+    # Layer order first (load_tensors reports the first mismatch in that order), then any extras.
+    tensors = {name: loaded[name] for name in order if name in loaded}
+    tensors.update({name: value for name, value in loaded.items() if name not in tensors})
+    return architecture, preprocessing, tensors
+
+
+def load_safetensors(path: str | os.PathLike) -> Model:
+    """Build the model a safetensors file describes and load its tensors."""
+    architecture, preprocessing, tensors = read_safetensors(path)
+    try:
+        model = Model.from_architecture(architecture)
+    except ArchitectureError as exc:
+        raise WeightsError(f"{path}: its architecture is invalid: {exc}") from None
+    load_tensors(model, tensors, path)
+    model.preprocessing = preprocessing or model.preprocessing
+    return model
+
+
+def _metadata(data: bytes, path: Path) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors header: 8-byte little-endian length, then JSON."""
+    try:
+        (length,) = struct.unpack("<Q", data[:8])
+        if length > len(data) - 8:
+            raise ValueError("the header is longer than the file")
+        header = json.loads(data[8 : 8 + length].decode("utf-8"))
+        metadata = header.get("__metadata__") or {}
+        if not isinstance(metadata, dict):
+            raise ValueError("the metadata is not a mapping")
+    except (struct.error, ValueError, UnicodeDecodeError, AttributeError) as exc:
+        raise WeightsError(f"{path}: not a safetensors file ({exc})") from None
+    return metadata
