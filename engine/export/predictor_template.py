@@ -332,7 +332,11 @@ def _decode_png(data: bytes, path: Path) -> np.ndarray:
         image[y] = line
         previous = line.astype(np.int32)
     if depth == 16:
-        pixels = image.reshape(height, width, channels * 2)[:, :, 0::2]
+        wide = image.reshape(height, width, channels * 2).astype(np.uint16)
+        values = (wide[:, :, 0::2] << 8) | wide[:, :, 1::2]
+        pixels = (values >> 8).astype(np.uint8)
+        if color in (0, 4):  # 16-bit gray is rescaled, as Pillow-based loading in the engine does
+            pixels[..., 0] = _rescale_deep(values[..., 0].astype(np.float32), "I;16")
     elif depth == 8:
         pixels = image.reshape(height, width, channels)
     else:  # 1, 2 or 4 bits per sample: unpack, then scale gray levels to 0..255
