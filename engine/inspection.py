@@ -57,6 +57,7 @@ class LayerStatistics:
     """What one layer's weights and outputs look like on a batch.
 
     ``weights`` is the histogram of the layer's kernel (or batch-norm gamma), None for layers without.
+    ``zero_fraction`` is the share of all output values that are exactly zero.
     ``relu`` says the output passes through a ReLU; then ``dead_units`` counts the units (channels of a
     feature map, features of a vector) that are zero for every sample and position of the batch.
     """
@@ -71,6 +72,7 @@ class LayerStatistics:
     activations: Histogram
     activation_mean: float
     activation_std: float
+    zero_fraction: float
     relu: bool
     units: int
     dead_units: int
@@ -125,6 +127,7 @@ def layer_statistics(model: Model, x_batch: np.ndarray, bins: int = HISTOGRAM_BI
                 activations=histogram(out, bins),
                 activation_mean=float(out.mean(dtype=np.float64)),
                 activation_std=float(out.std(dtype=np.float64)),
+                zero_fraction=float(np.count_nonzero(out == 0) / out.size) if out.size else 0.0,
                 relu=relu,
                 units=units,
                 dead_units=int(dead_units(out).sum()) if relu else 0,
@@ -205,7 +208,8 @@ def saliency(model: Model, x: np.ndarray, class_index: int | None = None) -> Sal
 
 
 # -- pictures in and out ------------------------------------------------------------------------------------
-def _as_normalization(normalization: Any) -> Any:
+def as_normalization(normalization: Any) -> Any:
+    """A Normalization from itself, its ``to_dict()`` form, or None (plain pixels / 255)."""
     from engine.data.normalization import Normalization
 
     if normalization is None:
@@ -278,14 +282,14 @@ def image_to_input(
     first and then centred with the dataset's mean and std.
     """
     pixels = image_to_pixels(image, input_shape, invert=invert)
-    norm = _as_normalization(normalization)
+    norm = as_normalization(normalization)
     unit = pixels.astype(np.float32) / np.float32(255)
     return norm.center_inplace(np.ascontiguousarray(unit))
 
 
 def input_to_image(x: np.ndarray, normalization: Any = None) -> np.ndarray:
     """Undo the normalization of one (H, W, C) input: values in [0, 1] for display, float32."""
-    norm = _as_normalization(normalization)
+    norm = as_normalization(normalization)
     x = np.asarray(x, dtype=np.float32)
     if norm.mean is not None and norm.std is not None:
         x = x * np.asarray(norm.std, np.float32) + np.asarray(norm.mean, np.float32)

@@ -1,0 +1,142 @@
+"""A background thread that runs inspection jobs (feature maps, saliency, statistics) off the GUI thread.
+
+It owns its own copy of the model, rebuilt from a weight snapshot, so the GUI's model and the
+training worker's live model are never touched from here. Jobs of the same kind coalesce: only
+the latest request of each kind runs. Results come back through Qt signals on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, Signal
+
+from engine.model import Model
+
+Job = Callable[[Model], Any]
+
+
+class _Relay(QObject):
+    """Lives on the GUI thread; emitting from the worker thread queues delivery to the GUI thread."""
+
+    done = Signal(str, int, object)
+    failed = Signal(str, int, str)
+
+
+class InspectionWorker(QObject):
+    """Signals (emitted on the GUI thread):
+    result_ready(str kind, object result)   a job finished for the current model
+    job_failed(str kind, str message)        a job raised; the message names the job
+    """
+
+    result_ready = Signal(str, object)
+    job_failed = Signal(str, str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._cond = threading.Condition()
+        self._pending: dict[str, tuple[int, Job]] = {}
+        self._snapshot: tuple[dict, Any, dict[str, np.ndarray], dict] | None = None
+        self._version = 0
+        self._running_jobs = 0
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._relay = _Relay()
+        self._relay.done.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+        self._relay.failed.connect(self._deliver_failure, Qt.ConnectionType.QueuedConnection)
+
+    # -- GUI-thread API ----------------------------------------------------------------------------
+    def set_model(self, model: Model | None) -> None:
+        """Snapshot ``model`` (architecture + copies of its tensors); pending and running jobs go stale."""
+        snapshot = None
+        if model is not None:
+            snapshot = (model.architecture, model.dtype, model.get_weights(), dict(model.preprocessing))
+        with self._cond:
+            self._snapshot = snapshot
+            self._version += 1
+            self._pending.clear()
+
+    @property
+    def has_model(self) -> bool:
+        return self._snapshot is not None
+
+    @property
+    def busy(self) -> bool:
+        with self._cond:
+            return bool(self._pending) or self._running_jobs > 0
+
+    def submit(self, kind: str, job: Job) -> None:
+        """Queue ``job(model)`` to run on the worker's model copy, replacing a pending job of this kind."""
+        if self._snapshot is None or self._closing:
+            return
+        with self._cond:
+            self._pending.pop(kind, None)
+            self._pending[kind] = (self._version, job)
+            self._cond.notify()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="inspection", daemon=True)
+            self._thread.start()
+
+    def shutdown(self, timeout_s: float = 2.0) -> None:
+        with self._cond:
+            self._closing = True
+            self._pending.clear()
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    # -- worker thread -------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        model: Model | None = None
+        model_version = -1
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if self._closing:
+                    return
+                kind = next(iter(self._pending))
+                version, job = self._pending.pop(kind)
+                snapshot = self._snapshot
+                if version != self._version or snapshot is None:
+                    continue
+                self._running_jobs += 1
+            try:
+                if model_version != version:
+                    model = _build(snapshot)
+                    model_version = version
+                result = job(model)
+            except Exception as exc:  # a job's failure must reach the user, not kill the thread
+                self._emit(self._relay.failed, kind, version, f"{type(exc).__name__}: {exc}")
+            else:
+                self._emit(self._relay.done, kind, version, result)
+            finally:
+                with self._cond:
+                    self._running_jobs -= 1
+
+    def _emit(self, signal: Any, *args: Any) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # the relay was deleted while the app closed
+            pass
+
+    # -- back on the GUI thread ----------------------------------------------------------------------
+    def _deliver(self, kind: str, version: int, result: object) -> None:
+        if version == self._version:
+            self.result_ready.emit(kind, result)
+
+    def _deliver_failure(self, kind: str, version: int, message: str) -> None:
+        if version == self._version:
+            self.job_failed.emit(kind, message)
+
+
+def _build(snapshot: tuple[dict, Any, dict[str, np.ndarray], dict]) -> Model:
+    architecture, dtype, weights, preprocessing = snapshot
+    model = Model(architecture, dtype=dtype)
+    model.set_weights(weights)
+    model.preprocessing = dict(preprocessing)
+    return model

@@ -1,0 +1,391 @@
+"""The "Inside" tab: every view of the network for one chosen sample, live while training, on demand after.
+
+Idle, ``set_model(model, dataset)`` and ``set_evaluation(evaluation)`` drive everything: the
+panel's background worker (its own model copy) computes feature maps, prediction, saliency and
+statistics. While a training session runs, the panel hands the current sample to
+``session.set_probe`` and draws the ProbeResults the training worker computes on its snapshots.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QHideEvent, QShowEvent
+from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
+
+from cnn_studio.inspect.compute import InspectionWorker
+from cnn_studio.inspect.feature_maps import FeatureMapsView
+from cnn_studio.inspect.filters_view import FiltersView
+from cnn_studio.inspect.layer_stats import LayerStatsView
+from cnn_studio.inspect.mistakes_gallery import MistakesGallery
+from cnn_studio.inspect.prediction_view import PredictionView
+from cnn_studio.inspect.saliency_view import SaliencyView
+from cnn_studio.inspect.sample_picker import SamplePicker
+from engine.inspection import (
+    Probe,
+    as_normalization,
+    input_to_image,
+    layer_statistics,
+    probe,
+    saliency,
+)
+from engine.metrics import evaluate
+from engine.model import Model
+
+STATS_SAMPLES = 256  # images of the fixed batch the layer statistics are measured on
+NO_MODEL = ("No trained network yet. Train one on the Train tab (or import weights) to look inside it; "
+            "the views update live while it trains.")
+
+
+class InsidePanel(QWidget):
+    """Sample picker and prediction on the left; feature maps, saliency, filters, statistics, mistakes."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._model: Model | None = None
+        self._dataset: Any = None
+        self._evaluation: Any = None
+        self._class_names: list[str] = []
+        self._session: Any = None
+        self._live = False
+        self._sample_token = 0
+        self._pending_probe: Any = None
+        self._epoch_text = ""
+        self.probes_received = 0  # ProbeResults drawn from a training session (live updates)
+
+        self.worker = InspectionWorker(self)
+        self.worker.result_ready.connect(self._on_result)
+        self.worker.job_failed.connect(self._on_job_failed)
+
+        self.status = QLabel(NO_MODEL)
+        self.status.setWordWrap(True)
+        self.status.setTextFormat(Qt.TextFormat.RichText)
+        self.picker = SamplePicker()
+        self.picker.sample_changed.connect(self._on_sample_changed)
+        self.prediction = PredictionView()
+        self.feature_maps = FeatureMapsView()
+        self.saliency = SaliencyView()
+        self.saliency.class_requested.connect(lambda _k: self._request_saliency())
+        self.filters = FiltersView()
+        self.stats = LayerStatsView()
+        self.mistakes = MistakesGallery()
+        self.mistakes.mistake_chosen.connect(self.open_test_image)
+        self.mistakes.evaluate_requested.connect(self.evaluate_now)
+
+        self.views = QTabWidget()
+        self.views.addTab(self.feature_maps, "Feature maps")
+        self.views.addTab(self.saliency, "Saliency")
+        self.views.addTab(self.filters, "Filters")
+        self.views.addTab(self.stats, "Layer statistics")
+        self.views.addTab(self.mistakes, "Mistakes")
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.picker)
+        left_layout.addWidget(self.prediction, 1)
+        left.setMinimumWidth(260)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(self.views)
+        splitter.setStretchFactor(0, 0)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([330, 1100])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.status)
+        layout.addWidget(splitter, 1)
+
+    # -- idle API ------------------------------------------------------------------------------------------
+    @property
+    def model(self) -> Model | None:
+        return self._model
+
+    @property
+    def dataset(self) -> Any:
+        return self._dataset
+
+    @property
+    def live(self) -> bool:
+        return self._live
+
+    @property
+    def session(self) -> Any:
+        """The training session followed (None until ``attach_session``)."""
+        return self._session
+
+    def set_model(self, model: Model | None, dataset: Any = None) -> None:
+        """Look inside ``model`` (the panel keeps it and computes from a copy); ``dataset`` supplies the
+        test images and class names (None keeps the current dataset)."""
+        if dataset is not None:
+            self._dataset = dataset
+        self._model = model
+        self.worker.set_model(model)
+        if model is None:
+            self._clear_model_views(NO_MODEL)
+            return
+        k = model.output_shape[0] if len(model.output_shape) == 1 else 0
+        data = self._dataset
+        if data is not None and data.num_classes == k:
+            self._class_names = list(data.class_names)
+        else:
+            self._class_names = [str(i) for i in range(k)]
+        self.feature_maps.set_layer_types({n: layer.type_name for n, layer in zip(model.names, model.layers)})
+        self.filters.set_model(model)
+        self.saliency.set_class_names(self._class_names)
+        if self._evaluation is not None and not self._evaluation_fits(self._evaluation):
+            self._evaluation = None
+            self.mistakes.clear("Mistakes appear after the network is evaluated on the test set.")
+        self.picker.set_source(self._dataset, model.input_shape, model.preprocessing, self._class_names)
+        self._request_statistics()
+        self._update_status()
+
+    def set_evaluation(self, evaluation: Any) -> None:
+        """An Evaluation of the dataset's test part: fills the mistakes gallery."""
+        self._evaluation = evaluation
+        if evaluation is None:
+            self.mistakes.clear("Mistakes appear after the network is evaluated on the test set.")
+        elif not self._evaluation_fits(evaluation):
+            self.mistakes.clear(f"This evaluation covers {len(evaluation.labels)} images, but the dataset's "
+                                "test set differs: evaluate again to list the mistakes.")
+        else:
+            images = self._dataset.x_test if self._dataset is not None else None
+            self.mistakes.set_evaluation(evaluation, images, self._scale(), self._class_names)
+        self._update_status()
+
+    def evaluate_now(self) -> None:
+        """Evaluate the current network on the test set in the background (fills the gallery)."""
+        data = self._dataset
+        if self._model is None or data is None or not len(data.x_test):
+            self.mistakes.clear("There is no test set to evaluate on." if self._model is not None else NO_MODEL)
+            return
+        raw, labels = data.x_test, data.y_test
+        norm = as_normalization(self._model.preprocessing)
+        self.mistakes.summary.setText("Evaluating on the test set\u2026")
+        self.worker.submit("evaluation", lambda m: evaluate(m, norm.apply(raw), labels))
+
+    def open_test_image(self, index: int) -> None:
+        """Show test image ``index`` in the picker and switch to its feature maps."""
+        self.picker.show_test_index(index)
+        self.views.setCurrentWidget(self.feature_maps)
+
+    def shutdown(self) -> None:
+        """Stop the background worker (the app is closing)."""
+        if self._session is not None and self._live:
+            self._safe_session_call("set_probe", None)
+        self.worker.shutdown()
+
+    # -- live API (training session) ----------------------------------------------------------------------
+    def attach_session(self, session: Any) -> None:
+        """Follow a TrainingSession: draw its probes while it trains, adopt each new weight snapshot."""
+        self._session = session
+        session.started.connect(self._on_training_started)
+        session.probe_ready.connect(self._on_probe)
+        session.model_changed.connect(self._on_session_model)
+        session.evaluation_ready.connect(self.set_evaluation)
+        session.finished.connect(self._on_training_ended)
+        session.failed.connect(self._on_training_ended)
+        if hasattr(session, "epoch_end"):
+            session.epoch_end.connect(self._on_epoch_end)
+        if hasattr(session, "dataset_changed"):
+            session.dataset_changed.connect(self._on_session_dataset)
+        if getattr(session, "running", False):
+            self._on_training_started(None)
+        elif session.model() is not None:
+            self._on_session_model()
+
+    def _on_training_started(self, _event: Any) -> None:
+        self._live = True
+        self._epoch_text = ""
+        session = self._session
+        model = session.model()
+        dataset = session.dataset()
+        if model is not None:
+            self.set_model(model, dataset)
+        elif dataset is not None:
+            # The first snapshot comes after the first epoch: until then the probe still needs a sample,
+            # normalized as the dataset does.
+            self._dataset = dataset
+            self._class_names = list(dataset.class_names)
+            self.picker.set_source(dataset, dataset.input_shape, dataset.normalization, self._class_names)
+        self._send_probe()
+        self._update_status()
+
+    def _on_training_ended(self, *_args: Any) -> None:
+        self._live = False
+        self._pending_probe = None
+        if self._session is not None:
+            self._safe_session_call("set_probe", None)
+            model = self._session.model()
+            if model is not None and model is not self._model:
+                self.set_model(model, self._session.dataset())
+                return
+        self._on_sample_changed()
+        self._update_status()
+
+    def _on_session_model(self) -> None:
+        session = self._session
+        # The first snapshot (the untrained network) arrives before ``started``: follow the run from here.
+        if getattr(session, "running", False) and not self._live:
+            self._live = True
+            self._epoch_text = ""
+        model = session.model()
+        if model is not None:
+            self.set_model(model, session.dataset())
+
+    def _on_session_dataset(self) -> None:
+        dataset = self._session.dataset()
+        if dataset is not None and not self._live and self._model is not None:
+            self.set_model(self._model, dataset)
+
+    def _on_epoch_end(self, event: Any) -> None:
+        self._epoch_text = f"epoch {event.epoch} of {event.epochs}"
+        self._update_status()
+
+    def _on_probe(self, result: Any) -> None:
+        if not self._live:
+            return  # a probe that was already on its way when training stopped
+        if not self.isVisible():
+            self._pending_probe = result  # drawn when the tab is shown again
+            return
+        self._draw_probe(result)
+
+    def _draw_probe(self, result: Any) -> None:
+        self.probes_received += 1
+        self.feature_maps.set_outputs(list(result.layer_outputs))
+        self.prediction.set_prediction(result.probabilities, self._class_names, self.picker.current_label())
+
+    def _send_probe(self) -> None:
+        if self._session is None or not self._live:
+            return
+        x = self.picker.current_input() if self.isVisible() else None
+        self._safe_session_call("set_probe", None if x is None else x.copy())
+
+    def _safe_session_call(self, method: str, *args: Any) -> None:
+        try:
+            getattr(self._session, method)(*args)
+        except RuntimeError:  # the session's thread is already gone while the app closes
+            pass
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._live:
+            self._send_probe()
+            if self._pending_probe is not None:
+                pending, self._pending_probe = self._pending_probe, None
+                self._draw_probe(pending)
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        # Nobody looks: spare the training worker the probe passes.
+        if self._live and self._session is not None:
+            self._safe_session_call("set_probe", None)
+
+    # -- computing on demand ---------------------------------------------------------------------------------
+    def _on_sample_changed(self) -> None:
+        self._sample_token += 1
+        if self._live:
+            self._send_probe()
+            self._request_saliency()
+            return
+        x = self.picker.current_input()
+        if x is None or self._model is None:
+            self.prediction.clear()
+            self.saliency.clear()
+            if self._model is None:
+                self.feature_maps.clear()
+            return
+        token, wanted = self._sample_token, self.saliency.requested_class
+
+        def job(model: Model) -> tuple[int, Probe, Any]:
+            return token, probe(model, x), saliency(model, x, wanted)
+
+        self.worker.submit("sample", job)
+
+    def _request_saliency(self) -> None:
+        x = self.picker.current_input()
+        if x is None or not self.worker.has_model:
+            return
+        token, wanted = self._sample_token, self.saliency.requested_class
+        self.worker.submit("saliency", lambda model: (token, saliency(model, x, wanted)))
+
+    def _request_statistics(self) -> None:
+        data = self._dataset
+        if self._model is None or data is None or tuple(data.input_shape) != tuple(self._model.input_shape):
+            self.stats.clear("Layer statistics need a dataset that fits the network's input.")
+            return
+        raw = data.x_test if len(data.x_test) else data.x_train
+        raw = raw[:STATS_SAMPLES]
+        norm = as_normalization(self._model.preprocessing)
+        self.worker.submit("stats", lambda model: layer_statistics(model, norm.apply(raw)))
+
+    def _on_result(self, kind: str, result: Any) -> None:
+        if kind == "sample":
+            token, probe_result, saliency_result = result
+            if token != self._sample_token:
+                return
+            self.feature_maps.set_outputs(probe_result.layer_outputs)
+            self.prediction.set_prediction(probe_result.probabilities, self._class_names,
+                                           self.picker.current_label())
+            self._show_saliency(saliency_result)
+        elif kind == "saliency":
+            token, saliency_result = result
+            if token == self._sample_token:
+                self._show_saliency(saliency_result)
+        elif kind == "stats":
+            where = "the first" if len(result) and result[0].samples == STATS_SAMPLES else "all"
+            count = result[0].samples if result else 0
+            self.stats.set_statistics(
+                result, f"Measured on {where} {count} test images with the latest weights (updated after every "
+                        "epoch). Dead ReLU units output zero for every one of these images."
+            )
+        elif kind == "evaluation":
+            self.set_evaluation(result)
+
+    def _show_saliency(self, result: Any) -> None:
+        x = self.picker.current_input()
+        if x is None or self._model is None:
+            return
+        picture = input_to_image(x, self._model.preprocessing)
+        self.saliency.set_saliency(picture, result, self._class_names)
+
+    def _on_job_failed(self, kind: str, message: str) -> None:
+        self.status.setText(f"<span style='color:#c0392b'>Could not compute the {kind} view: {message}</span>")
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+    def _evaluation_fits(self, evaluation: Any) -> bool:
+        data = self._dataset
+        return data is not None and len(data.x_test) == len(evaluation.labels) and np.array_equal(
+            np.asarray(data.y_test), np.asarray(evaluation.labels)
+        )
+
+    def _scale(self) -> float:
+        if self._model is not None:
+            return float(self._model.preprocessing.get("scale", 1 / 255))
+        return float(self._dataset.normalization.scale) if self._dataset is not None else 1 / 255
+
+    def _clear_model_views(self, text: str) -> None:
+        self.feature_maps.clear()
+        self.prediction.clear()
+        self.saliency.clear()
+        self.filters.set_model(None)
+        self.stats.clear("Statistics appear once there is a trained network (updated after every epoch).")
+        self.status.setText(text)
+
+    def _update_status(self) -> None:
+        if self._live:
+            epoch = f" ({self._epoch_text})" if self._epoch_text else ""
+            self.status.setText(
+                f"<b style='color:#148c3c'>\u25cf Live</b>: feature maps and prediction follow the training"
+                f"{epoch}; filters, saliency and statistics refresh after every epoch."
+            )
+        elif self._model is None:
+            self.status.setText(NO_MODEL)
+        else:
+            data = f" on {self._dataset.name}" if self._dataset is not None else ""
+            accuracy = ""
+            if self._evaluation is not None:
+                accuracy = f", test accuracy {100 * self._evaluation.accuracy:.1f}%"
+            self.status.setText(f"Trained network{data}{accuracy}. Pick a sample on the left to look inside.")
