@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import copy
 import uuid
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QUndoStack
+from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from engine.architecture import FORMAT, Analysis, analyze
 
@@ -35,12 +36,16 @@ class ProjectDocument(QObject):
       settings_changed()        dataset reference or training settings changed
       lock_changed(bool, str)   edits blocked (e.g. while training) with the reason to show
       modified_changed(bool)    unsaved changes appeared or were saved
+      edit_refused(str)         an edit was pushed while locked; the payload says why it was refused
+      path_changed(str)         the project file the document is saved in changed ("" = untitled)
     """
 
     changed = Signal()
     settings_changed = Signal()
     lock_changed = Signal(bool, str)
     modified_changed = Signal(bool)
+    edit_refused = Signal(str)
+    path_changed = Signal(str)
 
     def __init__(self, architecture: dict[str, Any] | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -52,6 +57,7 @@ class ProjectDocument(QObject):
         self._locked = False
         self._lock_reason = ""
         self._settings_dirty = False
+        self._file_path: Path | None = None
         self.undo_stack.cleanChanged.connect(lambda _clean: self.modified_changed.emit(self.is_modified()))
 
     @staticmethod
@@ -101,6 +107,18 @@ class ProjectDocument(QObject):
     def set_locked(self, locked: bool, reason: str = "") -> None:
         self._locked, self._lock_reason = locked, reason if locked else ""
         self.lock_changed.emit(locked, self._lock_reason)
+
+    # -- undoable edits ----------------------------------------------------------------------------------
+    def push(self, command: QUndoCommand) -> bool:
+        """Run ``command`` through the undo stack, unless the document is locked.
+
+        A refused edit emits ``edit_refused`` with the lock reason so views can say why nothing happened.
+        """
+        if self._locked:
+            self.edit_refused.emit(self._lock_reason or "the architecture is locked")
+            return False
+        self.undo_stack.push(command)
+        return True
 
     # -- primitive mutators (called by undo commands; not undoable themselves) ------------------------
     def _changed(self) -> None:
@@ -154,6 +172,34 @@ class ProjectDocument(QObject):
         self.settings_changed.emit()
         if not was:
             self.modified_changed.emit(True)
+
+    # -- whole project ----------------------------------------------------------------------------------
+    def load_project(self, architecture: dict[str, Any], dataset_ref: str, training: dict[str, Any],
+                     path: str | Path | None = None) -> None:
+        """Replace everything (New, Open, New from template): clears undo history and the modified flag."""
+        self._arch = self._with_ids(architecture)
+        self.dataset_ref = dataset_ref
+        self.training = copy.deepcopy(training)
+        self.undo_stack.clear()
+        self._changed()
+        self.settings_changed.emit()
+        self.set_file_path(path)
+        self.mark_saved()
+
+    @property
+    def file_path(self) -> Path | None:
+        """The project file this document was opened from or saved to; None while untitled."""
+        return self._file_path
+
+    def set_file_path(self, path: str | Path | None) -> None:
+        new = Path(path) if path else None
+        if new != self._file_path:
+            self._file_path = new
+            self.path_changed.emit(str(new) if new else "")
+
+    @property
+    def display_name(self) -> str:
+        return self._file_path.stem if self._file_path else "Untitled"
 
     # -- saved state ------------------------------------------------------------------------------------
     def is_modified(self) -> bool:

@@ -1,0 +1,202 @@
+"""The inspector: the selected layer's settings as a form generated from its parameter schema.
+
+Every change applies at once (as a mergeable undo command); the form follows the document, so
+undo, redo and fixes show up here immediately. With nothing selected it describes the input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cnn_studio.builder import describe, style
+from cnn_studio.builder.editor import ArchitectureEditor
+from cnn_studio.builder.field_editors import FieldEditor, editor_for
+from cnn_studio.document import ProjectDocument
+from engine.architecture import LayerInfo
+from engine.layers import LAYER_TYPES
+
+
+def field_label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+class LayerInspector(QScrollArea):
+    def __init__(self, document: ProjectDocument, editor: ArchitectureEditor, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.editor = editor
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setMinimumWidth(280)
+        body = QWidget(self)
+        self.setWidget(body)
+        outer = QVBoxLayout(body)
+        outer.setContentsMargins(10, 8, 10, 8)
+
+        header = QHBoxLayout()
+        self.icon = QLabel(body)
+        self.icon.setFixedSize(28, 28)
+        self.title = QLabel(body)
+        self.title.setStyleSheet("font-size: 13pt; font-weight: 600;")
+        header.addWidget(self.icon)
+        header.addWidget(self.title, 1)
+        outer.addLayout(header)
+
+        self.description = QLabel(body)
+        self.description.setWordWrap(True)
+        self.description.setStyleSheet(f"color: {style.MUTED_TEXT};")
+        outer.addWidget(self.description)
+
+        self.problem = QLabel(body)
+        self.problem.setWordWrap(True)
+        self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.problem.setStyleSheet(
+            f"color: {style.ERROR_ACCENT}; background: {style.ERROR_FILL}; border: 1px solid {style.ERROR_ACCENT};"
+            "border-radius: 4px; padding: 6px;"
+        )
+        self.fix_button = QPushButton(body)
+        self.fix_button.setToolTip("Apply the suggested fix (undoable with Ctrl+Z)")
+        self.fix_button.clicked.connect(self._apply_fix)
+        outer.addWidget(self.problem)
+        outer.addWidget(self.fix_button, 0, Qt.AlignmentFlag.AlignLeft)
+
+        self.form_host = QWidget(body)
+        self.form = QFormLayout(self.form_host)
+        self.form.setContentsMargins(0, 6, 0, 6)
+        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        outer.addWidget(self.form_host)
+
+        self.facts = QLabel(body)
+        self.facts.setWordWrap(True)
+        self.facts.setTextFormat(Qt.TextFormat.RichText)
+        outer.addWidget(self.facts)
+        outer.addStretch(1)
+
+        self.name_edit: QLineEdit | None = None
+        self.editors: dict[str, FieldEditor] = {}
+        self._form_for: tuple[str | None, str | None] = (None, None)  # (layer id, type) the form was built for
+        self._fix_problem = None
+        document.changed.connect(self.refresh)
+        document.settings_changed.connect(self.refresh)
+        document.lock_changed.connect(lambda locked, _reason: self.form_host.setEnabled(not locked))
+        editor.selection.changed.connect(lambda _id: self.refresh())
+        self.refresh()
+
+    # -- state ------------------------------------------------------------------------------------------
+    @property
+    def layer_id(self) -> str | None:
+        return self.editor.selection.layer_id
+
+    def refresh(self) -> None:
+        index = self.editor.selection.index()
+        if index is None:
+            self._show_network()
+            return
+        spec = self.document.layer(index)
+        info = self.document.analysis().layers[index]
+        key = (spec["id"], spec.get("type"))
+        if key != self._form_for:
+            self._build_form(spec)
+            self._form_for = key
+        self._fill(spec, info)
+
+    def _clear_form(self) -> None:
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.editors = {}
+        self.name_edit = None
+
+    def _build_form(self, spec: dict[str, Any]) -> None:
+        self._clear_form()
+        cls = LAYER_TYPES.get(spec.get("type"))
+        self.name_edit = QLineEdit(self.form_host)
+        self.name_edit.setToolTip("Name used for this layer's weights; leave empty for the automatic name")
+        self.name_edit.editingFinished.connect(self._commit_name)
+        self.form.addRow("Name", self.name_edit)
+        for field in cls.fields if cls else ():
+            widget = editor_for(field, self.form_host)
+            widget.value_changed.connect(lambda value, name=field.name: self._commit(name, value))
+            label = QLabel(field_label(field.name), self.form_host)
+            label.setToolTip(field.help)
+            self.form.addRow(label, widget)
+            self.editors[field.name] = widget
+        self.form_host.setEnabled(not self.document.locked)
+
+    def _fill(self, spec: dict[str, Any], info: LayerInfo) -> None:
+        cls = LAYER_TYPES.get(spec.get("type"))
+        self.icon.setPixmap(style.layer_icon(info.type).pixmap(28, 28))
+        self.title.setText(f"{info.type} {info.index}")
+        self.description.setText(cls.description if cls else "Unknown layer type.")
+        if self.name_edit is not None:
+            self.name_edit.setPlaceholderText(info.name)
+            if not self.name_edit.hasFocus():
+                self.name_edit.setText(spec.get("name", ""))
+        for name, widget in self.editors.items():
+            field = widget.field
+            widget.set_value(spec.get(name, field.default))
+        self._show_problem(info.error)
+        if info.output_shape is not None:
+            self.facts.setText(
+                f"<table cellspacing=3>"
+                f"<tr><td>Input</td><td><b>{describe.format_shape(info.input_shape)}</b></td></tr>"
+                f"<tr><td>Output</td><td><b>{describe.format_shape(info.output_shape)}</b></td></tr>"
+                f"<tr><td>Parameters</td><td><b>{info.trainable_params:,}</b> trainable, "
+                f"{info.non_trainable_params:,} not</td></tr>"
+                f"<tr><td>Multiply-adds</td><td><b>{describe.format_compact(info.macs)}</b> per image</td></tr>"
+                f"</table>")
+        else:
+            self.facts.setText(f"Input: <b>{describe.format_shape(info.input_shape)}</b><br>"
+                               "Output shape and parameters appear once the problem is fixed.")
+
+    def _show_problem(self, problem) -> None:
+        self._fix_problem = problem if problem is not None and problem.fix else None
+        self.problem.setVisible(problem is not None)
+        if problem is not None:
+            self.problem.setText(describe.problem_text(problem))
+        self.fix_button.setVisible(self._fix_problem is not None)
+        if self._fix_problem is not None:
+            self.fix_button.setText(f"Fix: {describe.fix_label(problem.fix, self.editor.num_classes)}")
+
+    def _show_network(self) -> None:
+        self._clear_form()
+        self._form_for = (None, None)
+        self.icon.setPixmap(style.icon("input").pixmap(28, 28))
+        self.title.setText("Network")
+        self.description.setText("Select a block on the canvas to edit its settings. Drag layers from the "
+                                 "palette to add them.")
+        self._show_problem(None)
+        analysis = self.document.analysis()
+        self.facts.setText(
+            f"<table cellspacing=3>"
+            f"<tr><td>Input</td><td><b>{describe.format_shape(self.document.input_shape)}</b> "
+            f"({self.document.dataset_ref})</td></tr>"
+            f"<tr><td>Layers</td><td><b>{len(analysis.layers)}</b></td></tr>"
+            f"<tr><td>Output</td><td><b>{describe.format_shape(analysis.output_shape)}</b></td></tr>"
+            f"</table><p style='color:{style.MUTED_TEXT}'>The input shape follows the dataset chosen for "
+            "training.</p>")
+
+    # -- edits --------------------------------------------------------------------------------------------------
+    def _commit(self, field: str, value: Any) -> None:
+        if self.layer_id is not None:
+            self.editor.set_field(self.layer_id, field, value)
+
+    def _commit_name(self) -> None:
+        if self.layer_id is not None and self.name_edit is not None:
+            self.editor.set_name(self.layer_id, self.name_edit.text())
+
+    def _apply_fix(self) -> None:
+        if self._fix_problem is not None:
+            self.editor.apply_fix(self._fix_problem)

@@ -1,0 +1,98 @@
+"""The problems list: every reason the design cannot run, in plain words, with a fix where one is obvious.
+
+Rows read "<Type> <index>: <hint or message>"; clicking a row selects the culprit block, and the
+row's button applies the fix as one undoable step.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
+
+from cnn_studio.builder import describe, style
+from cnn_studio.builder.editor import ArchitectureEditor
+from cnn_studio.document import ProjectDocument
+from engine.errors import ArchitectureError
+
+
+class ProblemRow(QFrame):
+    clicked = Signal()
+
+    def __init__(self, problem: ArchitectureError, fix_text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.problem = problem
+        self.setObjectName("problemRow")
+        self.setStyleSheet(f"#problemRow {{ background: {style.ERROR_FILL}; border-left: 4px solid "
+                           f"{style.ERROR_ACCENT}; border-radius: 3px; }}")
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setToolTip("Click to select the layer; the message shows the formula with your numbers.")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 4, 6, 4)
+        self.label = QLabel(describe.problem_text(problem), self)
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.setStyleSheet(f"color: {style.TEXT};")
+        layout.addWidget(self.label, 1)
+        self.fix_button: QPushButton | None = None
+        if fix_text:
+            self.fix_button = QPushButton(fix_text, self)
+            self.fix_button.setToolTip("Apply this fix (undo with Ctrl+Z)")
+            layout.addWidget(self.fix_button, 0, Qt.AlignmentFlag.AlignTop)
+
+    def text(self) -> str:
+        return self.label.text()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        self.clicked.emit()
+        super().mousePressEvent(event)
+
+
+class ProblemsPanel(QScrollArea):
+    def __init__(self, document: ProjectDocument, editor: ArchitectureEditor, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.editor = editor
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        body = QWidget(self)
+        self.setWidget(body)
+        self._layout = QVBoxLayout(body)
+        self._layout.setContentsMargins(6, 6, 6, 6)
+        self._layout.setSpacing(4)
+        self.all_clear = QLabel("✔  No problems: the network is ready to train.", body)
+        self.all_clear.setStyleSheet("color: #2e7d32; font-weight: 600;")
+        self._layout.addWidget(self.all_clear)
+        self._layout.addStretch(1)
+        self.rows: list[ProblemRow] = []
+        document.changed.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        for row in self.rows:
+            self._layout.removeWidget(row)
+            row.deleteLater()
+        self.rows = []
+        problems = self.document.analysis().problems
+        self.all_clear.setVisible(not problems)
+        for position, problem in enumerate(problems):
+            fix_text = describe.fix_label(problem.fix, self.editor.num_classes) if problem.fix else ""
+            row = ProblemRow(problem, fix_text, self.widget())
+            row.clicked.connect(lambda p=problem: self._select(p))
+            if row.fix_button is not None:
+                row.fix_button.clicked.connect(lambda _checked=False, p=problem: self.editor.apply_fix(p))
+            self._layout.insertWidget(1 + position, row)
+            self.rows.append(row)
+
+    def texts(self) -> list[str]:
+        return [row.text() for row in self.rows]
+
+    def count(self) -> int:
+        return len(self.rows)
+
+    def _select(self, problem: ArchitectureError) -> None:
+        if problem.layer_index is None:
+            return
+        layers = self.document.layers()
+        if 0 < problem.layer_index <= len(layers):
+            self.editor.selection.select(layers[problem.layer_index - 1]["id"])

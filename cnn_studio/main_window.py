@@ -1,0 +1,375 @@
+"""The studio's main window: the Design workspace (palette, canvas, inspector, problems, totals),
+menus, project files and the small public surface other workspaces install themselves through:
+
+    window.document       the ProjectDocument
+    window.tabs           central QTabWidget ("Design" first; workspaces add "Train", "Inside", ...)
+    window.add_dock(widget, title, area) -> QDockWidget
+    window.menus          {"File", "Edit", "View", "Train", "Help", "Export" (under File)}: QMenu
+    window.close_guards   callables returning False to keep the window open
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import partial
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QMainWindow,
+    QMenu,
+    QTabWidget,
+    QUndoView,
+    QVBoxLayout,
+    QWidget,
+)
+from shiboken6 import isValid
+
+from cnn_studio.builder import style
+from cnn_studio.builder.banner import LockBanner
+from cnn_studio.builder.canvas import ArchitectureCanvas
+from cnn_studio.builder.dialogs import Dialogs
+from cnn_studio.builder.editor import ArchitectureEditor
+from cnn_studio.builder.inspector import LayerInspector
+from cnn_studio.builder.palette import LayerPalette
+from cnn_studio.builder.problems import ProblemsPanel
+from cnn_studio.builder.project import ProjectController
+from cnn_studio.builder.recent import RecentFiles
+from cnn_studio.builder.selection import BlockSelection
+from cnn_studio.builder.templates import list_templates, seed_architecture
+from cnn_studio.builder.totals import TotalsBar
+from cnn_studio.document import ProjectDocument
+from cnn_studio.panels import install_panels
+from engine.layers import CATEGORIES, LAYER_TYPES
+
+APP_TITLE = "CNN Studio"
+DEFAULT_SIZE = (1400, 900)
+SHORTCUTS_HELP = """<table cellspacing=4>
+<tr><td><b>Ctrl+N / Ctrl+O / Ctrl+S</b></td><td>New, open, save project (Ctrl+Shift+S: save as)</td></tr>
+<tr><td><b>Ctrl+Z / Ctrl+Shift+Z</b></td><td>Undo / redo (also Ctrl+Y)</td></tr>
+<tr><td><b>Delete</b></td><td>Delete the selected block</td></tr>
+<tr><td><b>Ctrl+D</b></td><td>Duplicate the selected block</td></tr>
+<tr><td><b>Alt+Up / Alt+Down</b></td><td>Move the selected block</td></tr>
+<tr><td><b>Up / Down</b></td><td>Select the previous / next block (canvas focused)</td></tr>
+<tr><td><b>Ctrl+F</b></td><td>Filter the layer palette; Enter appends the chosen layer</td></tr>
+<tr><td><b>Ctrl++ / Ctrl+- / Ctrl+0</b></td><td>Zoom in / out / fit the network (Ctrl+wheel zooms too)</td></tr>
+</table>"""
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, document: ProjectDocument | None = None, *, settings: QSettings | None = None,
+                 dialogs: Dialogs | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings if settings is not None else QSettings()
+        self.document = document if document is not None else ProjectDocument(seed_architecture())
+        self.dialogs = dialogs if dialogs is not None else Dialogs(self)
+        self.selection = BlockSelection(self.document, self)
+        self.editor = ArchitectureEditor(self.document, self.selection, self)
+        self.recent = RecentFiles(self.settings, self)
+        self.project = ProjectController(self.document, self.dialogs, self.recent, self)
+        self.close_guards: list[Callable[[], bool | None]] = []
+        self.menus: dict[str, QMenu] = {}
+        self.docks: dict[str, QDockWidget] = {}
+        self.setWindowIcon(style.icon("cnn-studio"))
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
+
+        self._build_design_tab()
+        self._build_menus()
+        self._build_docks()
+        self._connect_document()
+        self.resize(*DEFAULT_SIZE)
+        self._update_title()
+        self._update_undo_actions()
+        self.statusBar().showMessage("Drag layers from the palette onto the canvas; select a block to edit it.", 8000)
+        install_panels(self)
+        self._restore_layout()
+
+    # -- public surface for workspaces -------------------------------------------------------------------------
+    def add_dock(self, widget: QWidget, title: str,
+                 area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
+        """Add a movable dock; its show/hide toggle goes into the View menu."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName("dock_" + "".join(ch if ch.isalnum() else "_" for ch in title.lower()))
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        self.docks[title] = dock
+        toggle = dock.toggleViewAction()
+        toggle.setToolTip(f"Show or hide the {title} panel")
+        self.menus["Panels"].addAction(toggle)
+        return dock
+
+    # -- construction ---------------------------------------------------------------------------------------------
+    def _build_design_tab(self) -> None:
+        self.tabs = QTabWidget(self)
+        self.tabs.setDocumentMode(True)
+        design = QWidget(self.tabs)
+        layout = QVBoxLayout(design)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        self.lock_banner = LockBanner(self.document, design)
+        self.canvas = ArchitectureCanvas(self.document, self.editor, design)
+        self.totals = TotalsBar(self.document, design)
+        layout.addWidget(self.lock_banner)
+        layout.addWidget(self.canvas, 1)
+        layout.addWidget(self.totals)
+        self.design_tab = design
+        self.tabs.addTab(design, "Design")
+        self.tabs.setTabToolTip(0, "Design the architecture: drag layers, edit their settings, fix problems")
+        self.setCentralWidget(self.tabs)
+
+    def _build_docks(self) -> None:
+        self.layer_palette = LayerPalette(self)
+        self.layer_palette.layer_chosen.connect(self.editor.append_layer)
+        self.inspector = LayerInspector(self.document, self.editor, self)
+        self.problems = ProblemsPanel(self.document, self.editor, self)
+        self.history = QUndoView(self.document.undo_stack, self)
+        self.history.setEmptyLabel("<opened project>")
+        self.history.setToolTip("Every edit so far; click one to go back to it")
+        self.palette_dock = self.add_dock(self.layer_palette, "Layers", Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.inspector_dock = self.add_dock(self.inspector, "Properties", Qt.DockWidgetArea.RightDockWidgetArea)
+        self.problems_dock = self.add_dock(self.problems, "Problems", Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.history_dock = self.add_dock(self.history, "History", Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.problems_dock, self.history_dock)
+        self.problems_dock.raise_()
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [230, 320], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.problems_dock], [100], Qt.Orientation.Vertical)
+        self.canvas.block_activated.connect(lambda _id: self.inspector_dock.raise_())
+
+    def _action(self, text: str, slot: Callable, shortcut: QKeySequence | str | list | None = None,
+                tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if isinstance(shortcut, list):
+            action.setShortcuts(shortcut)
+        elif shortcut is not None:
+            action.setShortcut(shortcut)
+        action.setToolTip(tip or text.replace("&", "").replace("…", ""))
+        action.setStatusTip(tip)
+        action.triggered.connect(lambda _checked=False: slot())
+        self.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        for name in ("File", "Edit", "View", "Train", "Help"):
+            menu = bar.addMenu(f"&{name}")
+            menu.setToolTipsVisible(True)
+            self.menus[name] = menu
+        SK = QKeySequence.StandardKey
+
+        file = self.menus["File"]
+        self.new_action = self._action("&New", lambda: self.project.new_project(), SK.New,
+                                       "Start a new project with the sample network")
+        file.addAction(self.new_action)
+        self.templates_menu = file.addMenu("New from &Template")
+        self.templates_menu.setToolTipsVisible(True)
+        for template in list_templates():
+            action = self.templates_menu.addAction(template.name)
+            action.setToolTip(template.description)
+            action.setStatusTip(template.description)
+            action.triggered.connect(partial(self._new_from_template, template))
+        self.open_action = self._action("&Open…", lambda: self.project.open_project(), SK.Open,
+                                        "Open a .cnnproj project (or an architecture .json)")
+        file.addAction(self.open_action)
+        self.recent_menu = file.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.recent.changed.connect(self._fill_recent_menu)
+        self._fill_recent_menu()
+        file.addSeparator()
+        self.save_action = self._action("&Save", self.project.save, SK.Save, "Save the project")
+        self.save_as_action = self._action("Save &As…", lambda: self.project.save_as(), "Ctrl+Shift+S",
+                                           "Save the project under a new name")
+        file.addActions([self.save_action, self.save_as_action])
+        file.addSeparator()
+        self.menus["Export"] = file.addMenu("&Export")
+        self.menus["Export"].setToolTipsVisible(True)
+        file.addSeparator()
+        self.quit_action = self._action("&Quit", self.close, SK.Quit, "Close CNN Studio")
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        file.addAction(self.quit_action)
+
+        edit = self.menus["Edit"]
+        self.undo_action = self._action("&Undo", self._undo, SK.Undo, "Undo the last edit")
+        self.redo_action = self._action("&Redo", self._redo, [QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")],
+                                        "Redo the edit undone last")
+        edit.addActions([self.undo_action, self.redo_action])
+        edit.addSeparator()
+        self.delete_action = self._action("&Delete Block", self.editor.remove, QKeySequence(Qt.Key.Key_Delete),
+                                          "Delete the selected block")
+        self.duplicate_action = self._action("D&uplicate Block", self.editor.duplicate, "Ctrl+D",
+                                             "Insert a copy of the selected block after it")
+        self.move_up_action = self._action("Move Block &Up", lambda: self.editor.move_by(-1), "Alt+Up",
+                                           "Move the selected block one place towards the input")
+        self.move_down_action = self._action("Move Block Do&wn", lambda: self.editor.move_by(1), "Alt+Down",
+                                             "Move the selected block one place towards the output")
+        edit.addActions([self.delete_action, self.duplicate_action, self.move_up_action, self.move_down_action])
+        insert = edit.addMenu("&Insert Layer")
+        insert.setToolTipsVisible(True)
+        for category in CATEGORIES:
+            sub = insert.addMenu(style.category_icon(category), category)
+            sub.setToolTipsVisible(True)
+            for type_name, cls in LAYER_TYPES.items():
+                if cls.category == category:
+                    action = sub.addAction(type_name)
+                    action.setToolTip(cls.description)
+                    action.triggered.connect(partial(self._insert_after_selection, type_name))
+        edit.addSeparator()
+        self.filter_action = self._action("&Find Layer…", self._focus_palette, SK.Find,
+                                          "Filter the layer palette")
+        edit.addAction(self.filter_action)
+
+        view = self.menus["View"]
+        self.zoom_in_action = self._action("Zoom &In", lambda: self.canvas.zoom(1.15),
+                                           [QKeySequence(SK.ZoomIn), QKeySequence("Ctrl+=")])
+        self.zoom_out_action = self._action("Zoom &Out", lambda: self.canvas.zoom(1 / 1.15), SK.ZoomOut)
+        self.fit_action = self._action("&Fit Network", self.canvas.fit_all, "Ctrl+0",
+                                       "Scale the canvas so the whole network is visible")
+        self.actual_size_action = self._action("&Actual Size", self.canvas.reset_zoom, "Ctrl+1", "Zoom to 100%")
+        view.addActions([self.zoom_in_action, self.zoom_out_action, self.fit_action, self.actual_size_action])
+        view.addSeparator()
+        self.menus["Panels"] = view.addMenu("&Panels")
+
+        help_menu = self.menus["Help"]
+        help_menu.addAction(self._action("&Keyboard Shortcuts", self._show_shortcuts, SK.HelpContents,
+                                         "List the keyboard shortcuts"))
+        help_menu.addAction(self._action("&About CNN Studio", self._show_about, None, "Version and credits"))
+
+    def _connect_document(self) -> None:
+        doc = self.document
+        doc.modified_changed.connect(lambda _m: self._update_title())
+        doc.path_changed.connect(lambda _p: self._update_title())
+        doc.changed.connect(self._update_problem_count)
+        doc.undo_stack.canUndoChanged.connect(lambda _c: self._update_undo_actions())
+        doc.undo_stack.canRedoChanged.connect(lambda _c: self._update_undo_actions())
+        doc.undo_stack.undoTextChanged.connect(lambda _t: self._update_undo_actions())
+        doc.undo_stack.redoTextChanged.connect(lambda _t: self._update_undo_actions())
+        doc.lock_changed.connect(self._lock_changed)
+        doc.edit_refused.connect(self._edit_refused)
+        self.selection.changed.connect(lambda _id: self._update_block_actions())
+        self._update_problem_count()
+        self._update_block_actions()
+
+    # -- reactions ----------------------------------------------------------------------------------------------------
+    def _update_title(self) -> None:
+        if not isValid(self) or not isValid(self.document):
+            return  # a signal from the document while the window is being torn down
+        self.setWindowTitle(f"{APP_TITLE} — {self.document.display_name}[*]")
+        self.setWindowModified(self.document.is_modified())
+
+    def _update_undo_actions(self) -> None:
+        stack = self.document.undo_stack
+        if not (isValid(self) and isValid(stack) and isValid(self.undo_action) and isValid(self.redo_action)):
+            return  # the undo stack announces its own destruction at shutdown
+        locked = self.document.locked
+        self.undo_action.setText(f"&Undo {stack.undoText()}" if stack.undoText() else "&Undo")
+        self.redo_action.setText(f"&Redo {stack.redoText()}" if stack.redoText() else "&Redo")
+        self.undo_action.setEnabled(stack.canUndo() and not locked)
+        self.redo_action.setEnabled(stack.canRedo() and not locked)
+
+    def _update_block_actions(self) -> None:
+        has = self.selection.layer_id is not None and not self.document.locked
+        for action in (self.delete_action, self.duplicate_action, self.move_up_action, self.move_down_action):
+            action.setEnabled(has)
+
+    def _update_problem_count(self) -> None:
+        n = len(self.document.analysis().problems)
+        self.problems_dock.setWindowTitle(f"Problems ({n})" if n else "Problems")
+
+    def _lock_changed(self, locked: bool, reason: str) -> None:
+        self.layer_palette.set_editable(not locked)
+        self.history.setEnabled(not locked)
+        for action in (self.new_action, self.open_action, self.templates_menu.menuAction(),
+                       self.recent_menu.menuAction()):
+            action.setEnabled(not locked)
+        self._update_undo_actions()
+        self._update_block_actions()
+        if locked:
+            self.statusBar().showMessage(f"Architecture locked: {reason}", 6000)
+        else:
+            self.statusBar().showMessage("Architecture unlocked: edits are possible again.", 4000)
+
+    def _edit_refused(self, reason: str) -> None:
+        self.statusBar().showMessage(f"Edit refused — the architecture is locked: {reason}", 6000)
+
+    # -- commands ------------------------------------------------------------------------------------------
+    def _undo(self) -> None:
+        if self.document.locked:
+            self._edit_refused(self.document.lock_reason)
+        else:
+            self.document.undo_stack.undo()
+
+    def _redo(self) -> None:
+        if self.document.locked:
+            self._edit_refused(self.document.lock_reason)
+        else:
+            self.document.undo_stack.redo()
+
+    def _insert_after_selection(self, type_name: str) -> None:
+        index = self.selection.index()
+        self.editor.insert_layer(type_name, None if index is None else index + 1)
+
+    def _new_from_template(self, template, _checked: bool = False) -> None:
+        if self.project.new_project(template):
+            self.statusBar().showMessage(f"New project from template “{template.name}”.", 5000)
+
+    def _focus_palette(self) -> None:
+        self.palette_dock.show()
+        self.palette_dock.raise_()
+        self.layer_palette.filter_box.setFocus()
+        self.layer_palette.filter_box.selectAll()
+
+    def _fill_recent_menu(self) -> None:
+        menu = self.recent_menu
+        menu.clear()
+        paths = self.recent.paths()
+        for i, path in enumerate(paths, start=1):
+            action = menu.addAction(f"&{i} {path}")
+            action.triggered.connect(partial(self._open_recent, path))
+        if paths:
+            menu.addSeparator()
+            menu.addAction("Clear List", self.recent.clear)
+        else:
+            menu.addAction("No recent projects").setEnabled(False)
+
+    def _open_recent(self, path: str, _checked: bool = False) -> None:
+        self.project.open_project(path)
+
+    def _show_shortcuts(self) -> None:
+        self.dialogs.info("Keyboard shortcuts", SHORTCUTS_HELP)
+
+    def _show_about(self) -> None:
+        from cnn_studio import __version__
+
+        self.dialogs.info("About CNN Studio",
+                          f"<b>CNN Studio {__version__}</b><br>Design convolutional networks, train them live on a "
+                          "from-scratch NumPy engine and look inside them.")
+
+    # -- layout persistence and closing ------------------------------------------------------------------
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        state = self.settings.value("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        if not self.project.confirm_discard():
+            event.ignore()
+            return
+        for guard in list(self.close_guards):
+            try:
+                allowed = guard()
+            except Exception:  # a broken guard must not trap the user: report it and go on closing
+                sys.excepthook(*sys.exc_info())
+                allowed = True
+            if allowed is False:
+                event.ignore()
+                return
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        event.accept()
