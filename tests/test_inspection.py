@@ -55,7 +55,7 @@ def finite_difference_gradient(model: Model, x: np.ndarray, k: int, eps: float =
     return grad
 
 
-# -- saliency -----------------------------------------------------------------------------------------------------
+# -- saliency ----------------------------------------
 @pytest.mark.parametrize("doc", [SALIENCY_CNN, EVERY_LAYER], ids=["conv-pool-dense", "every-layer"])
 def test_saliency_matches_finite_differences_of_the_predicted_class_score(doc):
     model = Model.from_architecture(doc, seed=3, dtype=np.float64)
@@ -81,7 +81,7 @@ def test_saliency_of_a_chosen_class_differs_from_the_predicted_one():
                                rtol=1e-4, atol=1e-6)
 
 
-# -- probe ----------------------------------------------------------------------------------------------------------
+# -- probe ----------------------------------------
 def test_probe_gives_every_layer_output_and_probabilities_matching_predict():
     model = Model.from_architecture(SMALL_CNN, seed=0)
     x = np.random.default_rng(0).random(model.input_shape, dtype=np.float32)
@@ -101,7 +101,7 @@ def test_probe_applies_softmax_when_the_network_has_none():
     assert result.probabilities.sum() == pytest.approx(1.0)
 
 
-# -- statistics -------------------------------------------------------------------------------------------------------
+# -- statistics ----------------------------------------
 def test_dead_units_are_the_channels_zero_for_every_sample_and_position():
     a = np.zeros((3, 4, 4, 5), np.float32)
     a[0, 1, 2, 0] = 1.0  # channel 0 fires once
@@ -159,7 +159,7 @@ def test_histogram_of_a_constant_keeps_every_value_and_skips_nan():
     assert histogram(np.array([np.nan, 1.0, 2.0]), bins=4).total == 2
 
 
-# -- filters ------------------------------------------------------------------------------------------------------------
+# -- filters ----------------------------------------
 def test_filter_images_grayscale_keep_zero_and_scale_each_filter_to_one():
     kernel = np.random.default_rng(0).normal(size=(3, 3, 2, 5)).astype(np.float32)
     kernel[..., 4] = 0.0
@@ -189,7 +189,7 @@ def test_conv_layer_names_lists_the_layers_with_conv_kernels():
     assert conv_layer_names(Model.from_architecture(EVERY_LAYER)) == ["conv2d_1", "conv2d_2", "conv2d_3"]
 
 
-# -- pictures in ----------------------------------------------------------------------------------------------------------
+# -- pictures in ----------------------------------------
 def test_image_file_becomes_a_grayscale_input_normalized_like_the_dataset(tmp_path):
     rgb = np.zeros((56, 84, 3), np.uint8)
     rgb[:, :42] = (255, 0, 0)  # left half red, right half white
@@ -238,7 +238,7 @@ def test_unreadable_pictures_raise_data_errors_naming_the_file(tmp_path):
         image_to_input(np.zeros((8, 8), np.uint8), (8, 8, 2))
 
 
-# -- mistakes ---------------------------------------------------------------------------------------------------------------
+# -- mistakes ----------------------------------------
 def test_list_mistakes_is_exactly_the_misclassified_samples_in_each_order():
     model = Model.from_architecture(SMALL_CNN, seed=0)
     rng = np.random.default_rng(0)
