@@ -1,0 +1,461 @@
+"""File > Export and File > Import Weights: taking the trained network away, and bringing weights back.
+
+``install_export(window)`` adds one action per export format (weights .npz and .safetensors, ONNX, a
+standalone NumPy predictor, PyTorch code) and an import action. Exports read the training session's
+latest weight snapshot (``window.training_session.model()``), copy it on the GUI thread and write
+on a background thread, so training may go on meanwhile and the window never freezes. Every file is
+written atomically by the engine; failures and missing optional packages are reported in a message
+box naming the file and what to do.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtGui import QAction, QGuiApplication
+from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
+
+from engine.errors import EngineError
+from engine.export import (
+    EXTRAS_HINT,
+    FORMATS,
+    IMPORT_SUFFIXES,
+    WEIGHTS_FILE_NAME,
+    ExportFormat,
+    MissingDependency,
+    export_model,
+    import_weight_file,
+)
+from engine.model import Model
+
+ONNX_CHECK_IMAGES = 64
+ONNX_TOLERANCE = 1e-4
+_HEADLESS = ("offscreen", "minimal")
+_USAGE = {
+    "npz": "Load it with File > Import Weights, `cnn-engine evaluate`, or engine.weights.load_weights().",
+    "safetensors": "Any safetensors reader opens it; the architecture and layer order are in its metadata.",
+    "onnx": "Input \"input\": (N, H, W, C) float32, normalized as the model's 'preprocessing' metadata says. "
+            "Open it with ONNX Runtime, OpenCV's dnn module or Netron.",
+    "predictor": "Run it with:  python predict.py picture.png  (needs only NumPy).",
+    "pytorch": "In Python:  from model import load_npz;  net = load_npz()  — then train on with PyTorch.",
+}
+
+
+def _headless() -> bool:
+    return QGuiApplication.platformName() in _HEADLESS
+
+
+class ExportDialogs:
+    """Every question and message of the export and import actions, in one replaceable object.
+
+    Messages open without blocking the event loop; only file choosers and yes/no questions wait.
+    Headless (offscreen test runs) nobody can answer: choosers return None and questions yes.
+    """
+
+    def __init__(self, parent: QWidget | None) -> None:
+        self.parent = parent
+        self._boxes: list[QMessageBox] = []
+
+    def export_path(self, fmt: ExportFormat, suggested: Path) -> str | None:
+        if _headless():
+            return None
+        if fmt.folder:
+            path = QFileDialog.getExistingDirectory(
+                self.parent, f"Export {fmt.label} into folder", str(suggested.parent))
+            return path or None
+        path, _ = QFileDialog.getSaveFileName(self.parent, f"Export {fmt.label}", str(suggested),
+                                              f"{fmt.label} (*{fmt.suffix});;All files (*)")
+        return path or None
+
+    def import_path(self, directory: Path) -> str | None:
+        if _headless():
+            return None
+        patterns = " ".join(f"*{s}" for s in IMPORT_SUFFIXES)
+        path, _ = QFileDialog.getOpenFileName(self.parent, "Import weights", str(directory),
+                                              f"Weight files ({patterns});;All files (*)")
+        return path or None
+
+    def confirm(self, title: str, text: str, informative: str = "") -> bool:
+        if _headless():
+            return True
+        box = QMessageBox(QMessageBox.Icon.Question, title, text,
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self.parent)
+        box.setInformativeText(informative)
+        box.setDefaultButton(QMessageBox.StandardButton.Yes)
+        return box.exec() == QMessageBox.StandardButton.Yes
+
+    def error(self, title: str, text: str, informative: str = "") -> None:
+        self._show(QMessageBox.Icon.Critical, title, text, informative)
+
+    def info(self, title: str, text: str, informative: str = "") -> None:
+        self._show(QMessageBox.Icon.Information, title, text, informative)
+
+    def _show(self, icon: QMessageBox.Icon, title: str, text: str, informative: str) -> None:
+        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self.parent)
+        box.setInformativeText(informative)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # paths can be copied
+        self._boxes = [b for b in self._boxes if b.isVisible()] + [box]
+        box.finished.connect(box.deleteLater)
+        box.open()
+
+
+class _Relay(QObject):
+    """Lives on the GUI thread; the job emits through it so the controller's slots run there."""
+
+    succeeded = Signal(object)
+    failed = Signal(str)
+
+
+class _Job(QRunnable):
+    def __init__(self, work: Callable[[], Any], relay: _Relay) -> None:
+        super().__init__()
+        self.work = work
+        self.relay = relay
+
+    def run(self) -> None:
+        try:
+            result = self.work()
+        except (EngineError, OSError, ValueError) as exc:
+            self.relay.failed.emit(str(exc))
+        except Exception as exc:  # a bug must not take the window down; the user still sees what happened
+            self.relay.failed.emit(f"unexpected {type(exc).__name__}: {exc}")
+        else:
+            self.relay.succeeded.emit(result)
+
+
+def _same_design(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """True when two architecture documents describe the same network (block ids and names aside)."""
+    def core(doc: dict[str, Any]) -> Any:
+        return (doc.get("input"), [{k: v for k, v in layer.items() if k != "id"} for layer in doc.get("layers", [])])
+    return core(a) == core(b)
+
+
+class ExportController(QObject):
+    """The File > Export actions and File > Import Weights, wired to the window's document and session.
+
+    Signals (GUI thread): ``export_finished(list of written paths)``, ``import_finished(str path)``,
+    ``failed(str message)``; useful for tests and for other views that list exported files.
+    """
+
+    export_finished = Signal(list)
+    import_finished = Signal(str)
+    failed = Signal(str)
+
+    def __init__(self, window: Any, dialogs: ExportDialogs | None = None) -> None:
+        super().__init__(window)
+        self.window = window
+        self.dialogs = dialogs if dialogs is not None else ExportDialogs(window)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
+        self.directory = Path.home()
+        self.export_actions: dict[str, QAction] = {}
+        self.import_action: QAction | None = None
+        self.imported_model: Model | None = None
+        self._busy = False
+        self._relays: list[_Relay] = []
+
+    # -- state -------------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def session(self) -> Any:
+        return getattr(self.window, "training_session", None)
+
+    def wait(self, timeout_ms: int = 30000) -> bool:
+        """Block until a running export or import has finished writing (used when the window closes)."""
+        return self.pool.waitForDone(timeout_ms)
+
+    def update_actions(self) -> None:
+        """Refresh texts, tooltips and enabled states (called whenever the menus are about to show)."""
+        for name, action in self.export_actions.items():
+            fmt = FORMATS[name]
+            missing = fmt.missing_packages()
+            action.setText(f"{fmt.label}…" + (f"  (needs {', '.join(missing)})" if missing else ""))
+            tip = fmt.description + (f"\nNot installed: {', '.join(missing)}. Install with: {fmt.install}"
+                                     if missing else "")
+            action.setToolTip(tip)
+            action.setStatusTip(tip.replace("\n", " "))
+            action.setEnabled(not self._busy)
+        if self.import_action is not None:
+            session = self.session()
+            running = bool(session is not None and session.running)
+            self.import_action.setEnabled(not running and not self._busy)
+            tip = ("Stop training before importing weights" if running else
+                   "Load a .npz or .safetensors weight file into the current architecture")
+            self.import_action.setToolTip(tip)
+            self.import_action.setStatusTip(tip)
+
+    # -- export ------------------------------------------------------------------------------------
+    def export(self, format_name: str) -> None:
+        """Menu slot: check the format can be written, ask where, then export in the background."""
+        fmt = FORMATS[format_name]
+        if not self._format_available(fmt) or self._refuse_when_busy():
+            return
+        path = self.dialogs.export_path(fmt, self._suggested_path(fmt))
+        if path:
+            self.export_to(format_name, path)
+
+    def export_to(self, format_name: str, path: str | Path) -> bool:
+        """Export the current network to ``path`` (a folder for predictor/pytorch); False if nothing started."""
+        fmt = FORMATS[format_name]
+        if not self._format_available(fmt) or self._refuse_when_busy():
+            return False
+        path = Path(path)
+        if not fmt.folder and path.suffix.lower() != fmt.suffix:
+            path = path.with_name(path.name + fmt.suffix)
+        if fmt.folder and not self._confirm_replacing(fmt, path):
+            return False
+        prepared = self._model_to_export()
+        if prepared is None:
+            return False
+        model, note = prepared
+        class_names = self._class_names(model)
+        check_images = self._onnx_check_images(model) if fmt.name == "onnx" else None
+        self.directory = path.parent if not fmt.folder else path
+        self._status(f"Exporting {fmt.label} to {path}…")
+
+        def work() -> tuple[list[Path], str]:
+            written = export_model(model, path, fmt.name, class_names=class_names)
+            return written, self._verify_onnx(model, written[0], check_images) if check_images is not None else ""
+
+        def done(result: tuple[list[Path], str]) -> None:
+            written, check = result
+            where = str(written[0]) if not fmt.folder else f"{', '.join(p.name for p in written)} in {path}"
+            self._status(f"Exported {fmt.label}: {where}")
+            details = "\n\n".join(part for part in (check, note, _USAGE[fmt.name]) if part)
+            self.dialogs.info("Export finished", f"Wrote {where}.", details)
+            self.export_finished.emit([str(p) for p in written])
+
+        self._run(work, done, f"{fmt.label} not exported", path)
+        return True
+
+    def _model_to_export(self) -> tuple[Model, str] | None:
+        """A private copy of the trained network (or, if the user agrees, a fresh one) and a note about it."""
+        session = self.session()
+        trained = session.model() if session is not None else None
+        document = self.window.document
+        if trained is not None:
+            # A private copy made on this thread: training may replace the session's model meanwhile.
+            model = Model.from_architecture(trained.architecture)
+            model.set_weights(trained.get_weights())
+            model.preprocessing = copy.deepcopy(trained.preprocessing)
+            note = "" if _same_design(trained.architecture, document.architecture()) else (
+                "Note: the design was edited after training; the export holds the network as it was trained.")
+            return model, note
+        analysis = document.analysis()
+        if analysis.problems:
+            self._fail("Nothing to export", f"The architecture has a problem: {analysis.problems[0]}",
+                       "Fix the problems listed in the Problems panel, then export again.")
+            return None
+        if not self.dialogs.confirm("Export an untrained network?",
+                                    "The network has not been trained yet.",
+                                    "Export it with freshly initialised (random) weights? Its predictions will "
+                                    "be guesses until it is trained; the architecture and code are complete."):
+            return None
+        seed = int((getattr(document, "training", None) or {}).get("seed", 0))
+        model = Model.from_architecture(document.architecture(), seed=seed)
+        dataset = session.dataset() if session is not None else None
+        if dataset is not None and tuple(dataset.input_shape) == tuple(model.input_shape):
+            model.preprocessing = dataset.normalization.to_dict()
+        return model, "These weights are untrained (freshly initialised)."
+
+    def _class_names(self, model: Model) -> list[str] | None:
+        session = self.session()
+        dataset = session.dataset() if session is not None else None
+        if dataset is not None and model.output_shape and len(dataset.class_names) == model.output_shape[-1]:
+            return list(dataset.class_names)
+        return None
+
+    def _onnx_check_images(self, model: Model) -> np.ndarray:
+        """Up to 64 normalized test images to compare ONNX Runtime with the engine (random if none fit)."""
+        session = self.session()
+        dataset = session.dataset() if session is not None else None
+        if dataset is not None and tuple(dataset.input_shape) == tuple(model.input_shape) and len(dataset.x_test):
+            from engine.data import Normalization
+
+            return Normalization.from_dict(model.preprocessing).apply(dataset.x_test[:ONNX_CHECK_IMAGES])
+        return np.random.default_rng(0).normal(size=(8, *model.input_shape)).astype(np.float32)
+
+    @staticmethod
+    def _verify_onnx(model: Model, path: Path, images: np.ndarray) -> str:
+        """One sentence on how closely ONNX Runtime reproduces the engine (runs on the export thread)."""
+        from engine.export.onnx_export import max_difference
+
+        try:
+            gap = max_difference(model, path, images)
+        except MissingDependency:
+            return "Install onnxruntime to have each export checked against the engine (pip install onnxruntime)."
+        verdict = "matches" if gap <= ONNX_TOLERANCE else "DIFFERS FROM"
+        return (f"Checked with ONNX Runtime on {len(images)} images: it {verdict} the engine "
+                f"(largest difference {gap:.1e}).")
+
+    def _suggested_path(self, fmt: ExportFormat) -> Path:
+        name = getattr(self.window.document, "display_name", "") or "network"
+        stem = re.sub(r"[^\w.-]+", "-", Path(str(name)).stem).strip("-.") or "network"
+        if fmt.folder:
+            return self.directory / f"{stem}-{fmt.name}"
+        return self.directory / f"{stem}{fmt.suffix}"
+
+    def _confirm_replacing(self, fmt: ExportFormat, folder: Path) -> bool:
+        if folder.exists() and not folder.is_dir():
+            self._fail(f"{fmt.label} not exported", f"{folder} is a file; choose a folder.")
+            return False
+        existing = [name for name in (fmt.main_file, WEIGHTS_FILE_NAME) if (folder / name).exists()]
+        if not existing:
+            return True
+        return self.dialogs.confirm("Replace files?", f"{folder} already holds {' and '.join(existing)}.",
+                                    "Replace them with this export?")
+
+    def _format_available(self, fmt: ExportFormat) -> bool:
+        missing = fmt.missing_packages()
+        if missing:
+            self._fail(f"{fmt.label} needs {', '.join(missing)}",
+                       f"Exporting {fmt.label} needs the '{missing[0]}' package, which is not installed.",
+                       f"Install it with:\n    {fmt.install}\nor every export extra with:\n    {EXTRAS_HINT}")
+            return False
+        return True
+
+    # -- import ------------------------------------------------------------------------------------
+    def import_weights(self) -> None:
+        """Menu slot: ask for a weight file and load it into the current architecture."""
+        if self._refuse_when_busy() or self._refuse_while_training():
+            return
+        path = self.dialogs.import_path(self.directory)
+        if path:
+            self.import_from(path)
+
+    def import_from(self, path: str | Path) -> bool:
+        """Load ``path`` (.npz or .safetensors) into the current architecture in the background."""
+        if self._refuse_when_busy() or self._refuse_while_training():
+            return False
+        path = Path(path)
+        document = self.window.document
+        analysis = document.analysis()
+        if analysis.problems:
+            self._fail("Weights not imported", f"The architecture has a problem: {analysis.problems[0]}",
+                       "Weights load into the current architecture; fix it first.")
+            return False
+        architecture = document.architecture()
+        self.directory = path.parent
+
+        def work() -> Model:
+            model = Model.from_architecture(architecture)
+            import_weight_file(model, path)
+            return model
+
+        def done(model: Model) -> None:
+            session = self.session()
+            if session is not None:
+                try:
+                    session.set_model(model)
+                except EngineError as exc:
+                    self._fail("Weights not imported", f"{path}: {exc}")
+                    return
+            self.imported_model = model
+            count = len(model.tensors())
+            self._status(f"Imported {count} tensors from {path.name}")
+            self.dialogs.info("Weights imported", f"Loaded {count} tensors from {path} into the current "
+                                                  "architecture.",
+                              "Look inside the network, evaluate it or export it; the training session now "
+                              "holds these weights.")
+            self.import_finished.emit(str(path))
+
+        self._run(work, done, "Weights not imported", path, hint=(
+            "Weights load only into the architecture they were trained with: the same layers in the same "
+            "order with the same sizes."))
+        return True
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def _run(self, work: Callable[[], Any], done: Callable[[Any], None], title: str, path: Path,
+             hint: str = "") -> None:
+        relay = _Relay(self)
+        self._relays.append(relay)
+
+        def finish() -> None:
+            self._busy = False
+            self._relays.remove(relay)
+            relay.deleteLater()
+            self.update_actions()
+
+        def succeeded(result: Any) -> None:
+            finish()
+            done(result)
+
+        def failed(message: str) -> None:
+            finish()
+            informative = hint if "tensor" in message else ""
+            if "Install it with" in message:
+                informative = f"Or install every export extra with:\n    {EXTRAS_HINT}"
+            self._fail(title, message if str(path) in message else f"{path}: {message}", informative)
+
+        relay.succeeded.connect(succeeded)
+        relay.failed.connect(failed)
+        self._busy = True
+        self.update_actions()
+        self.pool.start(_Job(work, relay))
+
+    def _refuse_when_busy(self) -> bool:
+        if self._busy:
+            self._status("An export or import is still being written; try again in a moment.")
+        return self._busy
+
+    def _refuse_while_training(self) -> bool:
+        session = self.session()
+        if session is not None and session.running:
+            self._fail("Weights not imported", "Training is running.",
+                       "Stop training before importing weights: the run would overwrite them.")
+            return True
+        return False
+
+    def _fail(self, title: str, text: str, informative: str = "") -> None:
+        self._status(f"{title}: {text}")
+        self.dialogs.error(title, text, informative)
+        self.failed.emit(text)
+
+    def _status(self, text: str) -> None:
+        bar = self.window.statusBar() if hasattr(self.window, "statusBar") else None
+        if bar is not None:
+            bar.showMessage(text, 8000)
+
+
+def _export_menu(window: Any) -> QMenu:
+    menus = window.menus
+    if "Export" not in menus:  # older windows: make the submenu under File
+        menus["Export"] = menus["File"].addMenu("&Export")
+    return menus["Export"]
+
+
+def install_export(window: Any, dialogs: ExportDialogs | None = None) -> ExportController:
+    """Add File > Export items and File > Import Weights to ``window``; returns the controller."""
+    controller = ExportController(window, dialogs)
+    window.export_controller = controller
+    menu = _export_menu(window)
+    menu.setToolTipsVisible(True)
+    for name in FORMATS:
+        action = QAction(FORMATS[name].label, window)
+        action.setObjectName(f"export_{name}")
+        action.triggered.connect(lambda _checked=False, n=name: controller.export(n))
+        menu.addAction(action)
+        controller.export_actions[name] = action
+        if name == "safetensors":
+            menu.addSeparator()  # weights above, whole-network formats below
+    importer = QAction("&Import Weights…", window)
+    importer.setObjectName("import_weights")
+    importer.triggered.connect(lambda _checked=False: controller.import_weights())
+    window.menus["File"].insertAction(menu.menuAction(), importer)
+    controller.import_action = importer
+    menu.aboutToShow.connect(controller.update_actions)
+    window.menus["File"].aboutToShow.connect(controller.update_actions)
+    controller.update_actions()
+    guards = getattr(window, "close_guards", None)
+    if isinstance(guards, list):
+        # An export in flight finishes (it is small and atomic) before the window goes away.
+        guards.append(lambda: controller.wait(30000) or True)
+    return controller
