@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from engine.model import Model
 
 Job = Callable[[Model], Any]
+IDLE_LINGER_S = 0.5  # an idle worker thread waits this long for another job before it ends
 
 
 class _Relay(QObject):
@@ -42,8 +43,12 @@ class InspectionWorker(QObject):
         self._snapshot: tuple[dict, Any, dict[str, np.ndarray], dict] | None = None
         self._version = 0
         self._running_jobs = 0
+        self._undelivered = 0  # results emitted by the worker, not yet handled on the GUI thread
         self._closing = False
         self._thread: threading.Thread | None = None
+        # The worker's own model: touched only by the (single) worker thread alive at a time.
+        self._built_model: Model | None = None
+        self._built_version = -1
         self._relay = _Relay()
         self._relay.done.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
         self._relay.failed.connect(self._deliver_failure, Qt.ConnectionType.QueuedConnection)
@@ -65,8 +70,9 @@ class InspectionWorker(QObject):
 
     @property
     def busy(self) -> bool:
+        """True while a job is queued, running, or its result is on its way to the GUI thread."""
         with self._cond:
-            return bool(self._pending) or self._running_jobs > 0
+            return bool(self._pending) or self._running_jobs > 0 or self._undelivered > 0
 
     def submit(self, kind: str, job: Job) -> None:
         """Queue ``job(model)`` to run on the worker's model copy, replacing a pending job of this kind."""
@@ -75,29 +81,31 @@ class InspectionWorker(QObject):
         with self._cond:
             self._pending.pop(kind, None)
             self._pending[kind] = (self._version, job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="inspection", daemon=True)
+                self._thread.start()
             self._cond.notify()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="inspection", daemon=True)
-            self._thread.start()
 
     def shutdown(self, timeout_s: float = 2.0) -> None:
+        """Drop pending jobs and wait for a running one to end; later submissions are ignored."""
         with self._cond:
             self._closing = True
             self._pending.clear()
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
+            thread = self._thread
+            self._cond.notify_all()
+        if thread is not None:
+            thread.join(timeout_s)
 
     # -- worker thread -------------------------------------------------------------------------------
     def _loop(self) -> None:
-        model: Model | None = None
-        model_version = -1
+        # The thread lives only while there is work (plus a short linger for the next click), so an
+        # idle tab holds no thread at all; ``submit`` starts a new one when needed.
         while True:
             with self._cond:
-                while not self._pending and not self._closing:
-                    self._cond.wait()
-                if self._closing:
+                if not self._pending and not self._closing:
+                    self._cond.wait(IDLE_LINGER_S)
+                if self._closing or not self._pending:
+                    self._thread = None
                     return
                 kind = next(iter(self._pending))
                 version, job = self._pending.pop(kind)
@@ -106,10 +114,10 @@ class InspectionWorker(QObject):
                     continue
                 self._running_jobs += 1
             try:
-                if model_version != version:
-                    model = _build(snapshot)
-                    model_version = version
-                result = job(model)
+                if self._built_version != version:
+                    self._built_model = _build(snapshot)
+                    self._built_version = version
+                result = job(self._built_model)
             except Exception as exc:  # a job's failure must reach the user, not kill the thread
                 self._emit(self._relay.failed, kind, version, f"{type(exc).__name__}: {exc}")
             else:
@@ -119,17 +127,24 @@ class InspectionWorker(QObject):
                     self._running_jobs -= 1
 
     def _emit(self, signal: Any, *args: Any) -> None:
+        with self._cond:
+            self._undelivered += 1
         try:
             signal.emit(*args)
         except RuntimeError:  # the relay was deleted while the app closed
-            pass
+            with self._cond:
+                self._undelivered -= 1
 
     # -- back on the GUI thread ----------------------------------------------------------------------
     def _deliver(self, kind: str, version: int, result: object) -> None:
+        with self._cond:
+            self._undelivered -= 1
         if version == self._version:
             self.result_ready.emit(kind, result)
 
     def _deliver_failure(self, kind: str, version: int, message: str) -> None:
+        with self._cond:
+            self._undelivered -= 1
         if version == self._version:
             self.job_failed.emit(kind, message)
 
