@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cnn_studio.inspect import install_inside
+
 
 def install_panels(window: Any) -> None:
-    pass
+    install_inside(window)
