@@ -1,4 +1,5 @@
-"""The generated predict.py: run in a fresh interpreter without the engine, its outputs equal the engine's."""
+"""The generated predict.py: run in a fresh interpreter without the engine, its outputs equal the engine's
+(to float32 rounding)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,15 @@ runpy.run_path(script, run_name="__main__")
 """
 
 
+def assert_same_outputs(got: np.ndarray, expected: np.ndarray) -> None:
+    """Equal up to float32 rounding, with the same predicted classes: the predictor repeats the engine's
+    float32 arithmetic, though the engine may group its sums differently (e.g. the bias folded into the
+    matrix product of an optimised kernel)."""
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert np.array_equal(got.reshape(len(got), -1).argmax(1), expected.reshape(len(expected), -1).argmax(1))
+
+
 def run_predictor(folder, *args, block: str = "engine") -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", _BOOTSTRAP, block, str(folder / "predict.py"), *map(str, args)],
                           capture_output=True, text=True, cwd=folder, timeout=60)
@@ -44,7 +54,7 @@ def test_predictions_on_an_npy_batch_equal_the_engines(tmp_path, name) -> None:
     assert result.returncode == 0, result.stderr
     expected = model.predict(normalized(model, raw))
     got = np.load(tmp_path / "p.npy")
-    assert got.dtype == np.float32 and np.array_equal(got, expected)
+    assert_same_outputs(got, expected)
     records = json.loads(result.stdout)
     flat = expected.reshape(len(expected), -1)
     assert [r["label"] for r in records] == flat.argmax(1).tolist()
@@ -60,7 +70,7 @@ def test_normalized_batches_and_weights_given_explicitly(tmp_path) -> None:
     result = run_predictor(tmp_path / "out", tmp_path / "elsewhere.npz", tmp_path / "x.npy", "--normalized",
                            "--save", tmp_path / "p.npy")
     assert result.returncode == 0, result.stderr
-    assert np.array_equal(np.load(tmp_path / "p.npy"), model.predict(x))
+    assert_same_outputs(np.load(tmp_path / "p.npy"), model.predict(x))
 
 
 def _bundled_images(n: int = 6) -> tuple[np.ndarray, list[str]]:
@@ -90,7 +100,7 @@ def test_bundled_test_images_as_files_with_and_without_pillow(tmp_path, block) -
     result = run_predictor(tmp_path / "out", *files, "--save", tmp_path / "p.npy", block=block)
     assert result.returncode == 0, result.stderr
     expected = model.predict(normalized(model, images))
-    assert np.array_equal(np.load(tmp_path / "p.npy"), expected)
+    assert_same_outputs(np.load(tmp_path / "p.npy"), expected)
     lines = result.stdout.splitlines()
     assert len(lines) == len(files)
     for line, probabilities, path in zip(lines, expected, files):
@@ -109,7 +119,7 @@ def test_rgb_network_reads_rgba_palette_and_gray_pngs_without_pillow(tmp_path) -
     files = [tmp_path / "rgba.png", tmp_path / "palette.png", tmp_path / "gray.png"]
     result = run_predictor(tmp_path / "out", *files, "--save", tmp_path / "p.npy", block="engine,PIL")
     assert result.returncode == 0, result.stderr
-    assert np.array_equal(np.load(tmp_path / "p.npy"), model.predict(normalized(model, expected_raw)))
+    assert_same_outputs(np.load(tmp_path / "p.npy"), model.predict(normalized(model, expected_raw)))
 
 
 def test_user_mistakes_give_one_line_and_a_nonzero_exit(tmp_path) -> None:

@@ -11,7 +11,8 @@ Usage:
 The weights (default: the file named below, beside this script) are an engine ``.npz`` weight file:
 its ``__architecture__`` record says which layers to run, its ``__preprocessing__`` record how raw
 pixels become network inputs, and its arrays hold the tensors ("<layer>.<param>"). Inference below
-repeats the engine's own arithmetic in float32, so the probabilities equal the engine's.
+repeats the engine's own arithmetic in float32, so the probabilities equal the engine's (to float32
+rounding) and the predicted classes are the same.
 """
 
 from __future__ import annotations
