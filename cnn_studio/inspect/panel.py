@@ -52,6 +52,7 @@ class InsidePanel(QWidget):
         self._live = False
         self._sample_token = 0
         self._pending_probe: Any = None
+        self._probe_sent: np.ndarray | None = None  # the sample the training worker probes now
         self._epoch_text = ""
         self.probes_received = 0  # ProbeResults drawn from a training session (live updates)
 
@@ -217,6 +218,7 @@ class InsidePanel(QWidget):
         self._live = False
         self._pending_probe = None
         if self._session is not None:
+            self._probe_sent = None
             self._safe_session_call("set_probe", None)
             model = self._session.model()
             if model is not None and model is not self._model:
@@ -261,7 +263,12 @@ class InsidePanel(QWidget):
         if self._session is None or not self._live:
             return
         x = self.picker.current_input() if self.isVisible() else None
-        self._safe_session_call("set_probe", None if x is None else x.copy())
+        same = (x is None and self._probe_sent is None) or (
+            x is not None and self._probe_sent is not None and np.array_equal(x, self._probe_sent))
+        if same:
+            return  # e.g. a new epoch's snapshot re-sets the picker: the worker already has this sample
+        self._probe_sent = None if x is None else x.copy()
+        self._safe_session_call("set_probe", self._probe_sent)
 
     def _safe_session_call(self, method: str, *args: Any) -> None:
         try:
@@ -281,6 +288,7 @@ class InsidePanel(QWidget):
         super().hideEvent(event)
         # Nobody looks: spare the training worker the probe passes.
         if self._live and self._session is not None:
+            self._probe_sent = None
             self._safe_session_call("set_probe", None)
 
     # -- computing on demand ---------------------------------------------------------------------------------
