@@ -100,8 +100,15 @@ class ExportDialogs:
         box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self.parent)
         box.setInformativeText(informative)
         box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # paths can be copied
-        self._boxes = [b for b in self._boxes if b.isVisible()] + [box]
-        box.finished.connect(box.deleteLater)
+        # Keep a reference while the box is open; drop it before Qt deletes the box on closing.
+        self._boxes.append(box)
+
+        def forget(_result: int) -> None:
+            if box in self._boxes:
+                self._boxes.remove(box)
+            box.deleteLater()
+
+        box.finished.connect(forget)
         box.open()
 
 
@@ -223,11 +230,11 @@ class ExportController(QObject):
 
         def work() -> tuple[list[Path], str]:
             written = export_model(model, path, fmt.name, class_names=class_names)
-            return written, self._verify_onnx(model, written[0], check_images) if check_images is not None else ""
+            return written, self._verify_onnx(model, written[0], *check_images) if check_images is not None else ""
 
         def done(result: tuple[list[Path], str]) -> None:
             written, check = result
-            where = str(written[0]) if not fmt.folder else f"{', '.join(p.name for p in written)} in {path}"
+            where = str(written[0]) if not fmt.folder else f"{' and '.join(p.name for p in written)} into {path}"
             self._status(f"Exported {fmt.label}: {where}")
             details = "\n\n".join(part for part in (check, note, _USAGE[fmt.name]) if part)
             self.dialogs.info("Export finished", f"Wrote {where}.", details)
@@ -273,18 +280,20 @@ class ExportController(QObject):
             return list(dataset.class_names)
         return None
 
-    def _onnx_check_images(self, model: Model) -> np.ndarray:
-        """Up to 64 normalized test images to compare ONNX Runtime with the engine (random if none fit)."""
+    def _onnx_check_images(self, model: Model) -> tuple[np.ndarray, str]:
+        """Up to 64 normalized test images to compare ONNX Runtime with the engine, and what they are;
+        random inputs when no loaded dataset fits the network."""
         session = self.session()
         dataset = session.dataset() if session is not None else None
         if dataset is not None and tuple(dataset.input_shape) == tuple(model.input_shape) and len(dataset.x_test):
             from engine.data import Normalization
 
-            return Normalization.from_dict(model.preprocessing).apply(dataset.x_test[:ONNX_CHECK_IMAGES])
-        return np.random.default_rng(0).normal(size=(8, *model.input_shape)).astype(np.float32)
+            images = Normalization.from_dict(model.preprocessing).apply(dataset.x_test[:ONNX_CHECK_IMAGES])
+            return images, f"{len(images)} test images of {dataset.name}"
+        return np.random.default_rng(0).normal(size=(8, *model.input_shape)).astype(np.float32), "8 random inputs"
 
     @staticmethod
-    def _verify_onnx(model: Model, path: Path, images: np.ndarray) -> str:
+    def _verify_onnx(model: Model, path: Path, images: np.ndarray, what: str) -> str:
         """One sentence on how closely ONNX Runtime reproduces the engine (runs on the export thread)."""
         from engine.export.onnx_export import max_difference
 
@@ -293,7 +302,7 @@ class ExportController(QObject):
         except MissingDependency:
             return "Install onnxruntime to have each export checked against the engine (pip install onnxruntime)."
         verdict = "matches" if gap <= ONNX_TOLERANCE else "DIFFERS FROM"
-        return (f"Checked with ONNX Runtime on {len(images)} images: it {verdict} the engine "
+        return (f"Checked with ONNX Runtime on {what}: it {verdict} the engine "
                 f"(largest difference {gap:.1e}).")
 
     def _suggested_path(self, fmt: ExportFormat) -> Path:

@@ -158,13 +158,30 @@ def test_onnx_export_is_checked_against_the_engine_and_reported(qtbot, setup, tm
     written = export_and_wait(qtbot, controller, "onnx", tmp_path / "net.onnx")
     _, text, details = dialogs.infos[-1]
     assert "net.onnx" in text
-    assert "Checked with ONNX Runtime on 8 images: it matches the engine" in details
+    assert "Checked with ONNX Runtime on 8 random inputs: it matches the engine" in details
     import onnxruntime as ort
 
     model = session.model()
     x = normalized(model, raw_batch(model, 3))
     got = ort.InferenceSession(written[0], providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     assert np.max(np.abs(got - model.predict(x))) < 1e-4
+
+
+def test_exports_use_the_sessions_dataset_for_class_names_and_the_onnx_check(qtbot, setup, tmp_path) -> None:
+    import onnx
+
+    from engine.data import Dataset
+
+    _, session, dialogs, controller = setup
+    raw = raw_batch(session.model(), 12)
+    session._dataset = Dataset.from_arrays(raw, np.arange(12) % 5, raw, np.arange(12) % 5,
+                                           ["cat", "dog", "owl", "eel", "bee"], name="animals")
+    written = export_and_wait(qtbot, controller, "onnx", tmp_path / "net.onnx")
+    assert "Checked with ONNX Runtime on 12 test images of animals: it matches" in dialogs.infos[-1][2]
+    metadata = {p.key: p.value for p in onnx.load(written[0]).metadata_props}
+    assert metadata["class_names"] == '["cat", "dog", "owl", "eel", "bee"]'
+    written = export_and_wait(qtbot, controller, "predictor", tmp_path / "bundle")
+    assert "CLASS_NAMES: list[str] = ['cat', 'dog', 'owl', 'eel', 'bee']" in Path(written[0]).read_text()
 
 
 @pytest.mark.parametrize("name,main_file", [("predictor", "predict.py"), ("pytorch", "model.py")])
