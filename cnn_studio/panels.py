@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from cnn_studio.export_actions import install_export
 from cnn_studio.inspect import install_inside
 
 
 def install_panels(window: Any) -> None:
     install_inside(window)
+    install_export(window)
