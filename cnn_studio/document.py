@@ -14,6 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
+from shiboken6 import isValid
 
 from engine.architecture import FORMAT, Analysis, analyze
 
@@ -58,7 +59,7 @@ class ProjectDocument(QObject):
         self._lock_reason = ""
         self._settings_dirty = False
         self._file_path: Path | None = None
-        self.undo_stack.cleanChanged.connect(lambda _clean: self.modified_changed.emit(self.is_modified()))
+        self.undo_stack.cleanChanged.connect(self._clean_changed)
 
     @staticmethod
     def _with_ids(architecture: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +68,11 @@ class ProjectDocument(QObject):
             if isinstance(spec, dict) and not spec.get("id"):
                 spec["id"] = new_layer_id()
         return arch
+
+    def _clean_changed(self, _clean: bool) -> None:
+        # The stack also reports while it is being destroyed (at shutdown): nothing to tell anyone then.
+        if isValid(self) and isValid(self.undo_stack):
+            self.modified_changed.emit(self.is_modified())
 
     # -- reading -----------------------------------------------------------------------------------
     def architecture(self) -> dict[str, Any]:

@@ -130,7 +130,8 @@ class ArchitectureEditor(QObject):
         new = {k: v for k, v in spec.items() if k != "name"}
         if name:
             new["name"] = name
-        return self.document.push(SetLayerCommand(self.document, layer_id, new, field="name",
+        # Not merged: a rename is finished when the field loses focus, so each one is its own step.
+        return self.document.push(SetLayerCommand(self.document, layer_id, new,
                                                   text=f"Rename {spec.get('type', 'layer')}"))
 
     # -- fixes -------------------------------------------------------------------------------------------
