@@ -444,3 +444,21 @@ def test_without_a_model_the_panel_explains_what_to_do(qtbot, panel, small):
     assert "No trained network" in panel.status.text()
     assert panel.feature_maps.shown_channels() == []
     assert panel.prediction.probabilities is None
+
+
+def test_a_hidden_tab_defers_its_work_until_it_is_shown(qtbot, small):
+    model, dataset = small
+    hidden = InsidePanel()
+    qtbot.addWidget(hidden)
+    try:
+        hidden.set_model(model, dataset)
+        qtbot.wait(50)
+        assert not hidden.worker.busy
+        assert hidden.prediction.probabilities is None and hidden.stats.statistics == []
+        hidden.show()
+        qtbot.waitUntil(lambda: hidden.prediction.probabilities is not None and bool(hidden.stats.statistics),
+                        timeout=10_000)
+        x = hidden.picker.current_input()
+        np.testing.assert_allclose(hidden.prediction.probabilities, model.predict(x[None])[0], rtol=1e-5)
+    finally:
+        hidden.shutdown()

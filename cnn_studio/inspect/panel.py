@@ -53,6 +53,7 @@ class InsidePanel(QWidget):
         self._sample_token = 0
         self._pending_probe: Any = None
         self._probe_sent: np.ndarray | None = None  # the sample the training worker probes now
+        self._deferred: dict[str, Any] = {}  # jobs asked for while the tab was hidden
         self._epoch_text = ""
         self.probes_received = 0  # ProbeResults drawn from a training session (live updates)
 
@@ -124,6 +125,7 @@ class InsidePanel(QWidget):
             self._dataset = dataset
         self._model = model
         self.worker.set_model(model)
+        self._deferred.clear()  # they were for the previous weights; the new ones are asked for below
         if model is None:
             self._clear_model_views(NO_MODEL)
             return
@@ -278,6 +280,9 @@ class InsidePanel(QWidget):
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
+        deferred, self._deferred = self._deferred, {}
+        for kind, job in deferred.items():
+            self.worker.submit(kind, job)
         if self._live:
             self._send_probe()
             if self._pending_probe is not None:
@@ -310,14 +315,14 @@ class InsidePanel(QWidget):
         def job(model: Model) -> tuple[int, Probe, Any]:
             return token, probe(model, x), saliency(model, x, wanted)
 
-        self.worker.submit("sample", job)
+        self._submit("sample", job)
 
     def _request_saliency(self) -> None:
         x = self.picker.current_input()
         if x is None or not self.worker.has_model:
             return
         token, wanted = self._sample_token, self.saliency.requested_class
-        self.worker.submit("saliency", lambda model: (token, saliency(model, x, wanted)))
+        self._submit("saliency", lambda model: (token, saliency(model, x, wanted)))
 
     def _request_statistics(self) -> None:
         data = self._dataset
@@ -327,7 +332,15 @@ class InsidePanel(QWidget):
         raw = data.x_test if len(data.x_test) else data.x_train
         raw = raw[:STATS_SAMPLES]
         norm = as_normalization(self._model.preprocessing)
-        self.worker.submit("stats", lambda model: layer_statistics(model, norm.apply(raw)))
+        self._submit("stats", lambda model: layer_statistics(model, norm.apply(raw)))
+
+    def _submit(self, kind: str, job: Any) -> None:
+        # A hidden tab (e.g. while the user watches the Train tab) computes nothing: the latest job of
+        # each kind waits for the tab to be shown, so the inspection never slows training down unseen.
+        if self.isVisible():
+            self.worker.submit(kind, job)
+        else:
+            self._deferred[kind] = job
 
     def _on_result(self, kind: str, result: Any) -> None:
         if kind == "sample":
