@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import struct
 import subprocess
@@ -209,3 +210,17 @@ def test_gray_conversion_without_pillow_matches_pillows(tmp_path) -> None:
     rgb = np.random.default_rng(1).integers(0, 256, (9, 8, 3), dtype=np.uint8)
     ours = template._to_channels(rgb, 1, tmp_path)[..., 0]
     assert np.array_equal(ours, np.asarray(Image.fromarray(rgb).convert("L")))
+
+
+def test_generated_sources_are_clean_under_the_projects_linter(tmp_path) -> None:
+    if importlib.util.find_spec("ruff") is None:
+        pytest.skip("ruff is not installed")
+    from engine.export.torch_codegen import generate_torch_module
+
+    model = randomized_model("rgb_global_pool")
+    export_model(model, tmp_path, format="predictor", class_names=["it's", 'say "hi"', "c", "d"])
+    (tmp_path / "model.py").write_text(generate_torch_module(model, ["a", "b", "c", "d"]))
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "--line-length", "120",
+                             "--select", "E,F,W,I,B,UP", "--ignore", "B905", str(tmp_path / "predict.py"),
+                             str(tmp_path / "model.py")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout
