@@ -80,6 +80,21 @@ def test_a_read_only_folder_is_reported(tmp_path) -> None:
         folder.chmod(0o700)
 
 
+@pytest.mark.parametrize("fmt,name", [("onnx", "w.onnx"), ("safetensors", "w.safetensors"), ("pytorch", "bundle")])
+def test_no_permission_names_the_target_not_a_temporary_file(tmp_path, monkeypatch, fmt, name) -> None:
+    import tempfile
+
+    def refuse(*_args, prefix: str = "", dir=None, **_kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", os.path.join(str(dir), f"{prefix}x1y2.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    with pytest.raises(ExportError) as caught:
+        export_model(randomized_model("dense_no_softmax"), tmp_path / name, format=fmt)
+    assert str(caught.value) == f"{tmp_path / name}: cannot write it (Permission denied)"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_exported_files_get_ordinary_permissions(tmp_path) -> None:
     umask = os.umask(0o022)
     try:

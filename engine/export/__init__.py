@@ -100,8 +100,9 @@ def _export_folder(model: Model, folder: Path, fmt: ExportFormat, snapshot: dict
         raise ExportError(f"{folder}: is a file; {fmt.label} is written into a folder")
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".export-", dir=folder))
+    stage: Path | None = None
     try:
+        stage = Path(tempfile.mkdtemp(prefix=".export-", dir=folder))
         if fmt.name == "predictor":
             from engine.export.predictor_codegen import generate_predictor as generate
         else:
@@ -115,7 +116,8 @@ def _export_folder(model: Model, folder: Path, fmt: ExportFormat, snapshot: dict
             written.append(folder / name)
         return written[::-1]
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
         if created and not any(folder.iterdir()):
             with contextlib.suppress(OSError):
                 folder.rmdir()
