@@ -136,8 +136,6 @@ class MainWindow(QMainWindow):
         self.history_dock = self.add_dock(self.history, "History", Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.problems_dock, self.history_dock)
         self.problems_dock.raise_()
-        self.resizeDocks([self.palette_dock, self.inspector_dock], [230, 320], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.problems_dock], [100], Qt.Orientation.Vertical)
         self.canvas.block_activated.connect(lambda _id: self.inspector_dock.raise_())
 
     def _action(self, text: str, slot: Callable, shortcut: QKeySequence | str | list | None = None,
@@ -354,8 +352,24 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window/state")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        if state is not None:
-            self.restoreState(state)
+        self._default_layout_pending = state is None or not self.restoreState(state)
+
+    def _apply_default_layout(self) -> None:
+        """Dock sizes for a first start; they only take effect once the window has its real size."""
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [230, 330], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.problems_dock], [100], Qt.Orientation.Vertical)
+        right = [d for d in self.findChildren(QDockWidget)
+                 if self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea and d.isVisible()
+                 and d is not self.inspector_dock and not self.tabifiedDockWidgets(d)]
+        if right:
+            # Workspaces stack their docks under the inspector: keep the layer form readable above them.
+            self.resizeDocks([self.inspector_dock, *right], [480] + [300] * len(right), Qt.Orientation.Vertical)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        if self._default_layout_pending:
+            self._default_layout_pending = False
+            self._apply_default_layout()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         if not self.project.confirm_discard():

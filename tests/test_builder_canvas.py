@@ -189,6 +189,13 @@ def test_locked_document_refuses_edits_and_says_why(window, qtbot):
     assert layer_ids(doc) == ids
     assert not window.inspector.form_host.isEnabled()
     doc.set_locked(False)
+    window.editor.set_field(ids[0], "kernel_size", 29)  # an impossible design, to get a fix button
+    doc.set_locked(True, "training is running")
+    assert not window.problems.rows[0].fix_button.isEnabled()
+    assert not window.inspector.fix_button.isEnabled()
+    doc.set_locked(False)
+    assert window.problems.rows[0].fix_button.isEnabled()
+    window.undo_action.trigger()
     assert not window.lock_banner.isVisibleTo(window)
     assert window.editor.remove(ids[0])
     assert layer_ids(doc) == ids[1:]

@@ -18,22 +18,22 @@ def window(qtbot, tmp_path):
     return make_window(qtbot, tmp_path)
 
 
-@pytest.mark.parametrize("type_name", list(LAYER_TYPES))
-def test_form_is_generated_from_the_layer_schema(window, type_name):
-    layer_id = window.editor.append_layer(type_name)
-    inspector = window.inspector
-    assert inspector.title.text() == f"{type_name} {len(window.document.layers())}"
-    assert inspector.description.text() == LAYER_TYPES[type_name].description
-    fields = LAYER_TYPES[type_name].fields
-    assert list(inspector.editors) == [f.name for f in fields]
-    for field in fields:
-        editor = inspector.editors[field.name]
-        assert isinstance(editor, KIND_EDITORS[field.kind])
-        assert editor.toolTip().startswith(field.help)
-        if field.kind in ("int", "size") and field.maximum is not None:
-            assert editor.spin.maximum() == field.maximum
-            assert editor.spin.minimum() == field.minimum - (1 if field.optional else 0)
-        assert editor.value() == window.document.layer(window.document.index_of(layer_id)).get(field.name)
+def test_form_is_generated_from_the_layer_schema(window):
+    for type_name, cls in LAYER_TYPES.items():
+        layer_id = window.editor.append_layer(type_name)
+        inspector = window.inspector
+        assert inspector.title.text() == f"{type_name} {len(window.document.layers())}"
+        assert inspector.description.text() == cls.description
+        assert list(inspector.editors) == [f.name for f in cls.fields]
+        spec = window.document.layer(window.document.index_of(layer_id))
+        for field in cls.fields:
+            editor = inspector.editors[field.name]
+            assert isinstance(editor, KIND_EDITORS[field.kind]), (type_name, field.name)
+            assert editor.toolTip().startswith(field.help)
+            if field.kind in ("int", "size") and field.maximum is not None:
+                assert editor.spin.maximum() == field.maximum
+                assert editor.spin.minimum() == field.minimum - (1 if field.optional else 0)
+            assert editor.value() == spec.get(field.name), (type_name, field.name)
 
 
 def test_changing_a_spin_box_applies_at_once_and_undoes_in_one_step(window):

@@ -22,8 +22,8 @@ class LockBanner(QLabel):
         self._timer = QTimer(self, singleShot=True, interval=600, timeout=lambda: self.setStyleSheet(STYLE))
 
     def show_lock(self, locked: bool, reason: str) -> None:
-        self.setText(f"🔒  The architecture is locked: {reason or 'it is in use'}. "
-                     "Stop training to edit it; the design stays visible meanwhile.")
+        self.setText(f"<b>Locked</b> — {reason or 'the architecture is in use'}. "
+                     "Stop training to edit the architecture; it stays visible meanwhile.")
         self.setVisible(locked)
 
     def flash(self) -> None:

@@ -17,7 +17,7 @@ from cnn_studio.builder import style
 
 BLOCK_WIDTH = 330.0
 BLOCK_HEIGHT = 54.0
-END_HEIGHT = 42.0  # input and output blocks
+END_HEIGHT = 46.0  # input and output blocks
 ICON_SIZE = 26
 
 

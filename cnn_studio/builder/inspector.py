@@ -91,9 +91,14 @@ class LayerInspector(QScrollArea):
         self._fix_problem = None
         document.changed.connect(self.refresh)
         document.settings_changed.connect(self.refresh)
-        document.lock_changed.connect(lambda locked, _reason: self.form_host.setEnabled(not locked))
+        document.lock_changed.connect(self._lock_changed)
         editor.selection.changed.connect(lambda _id: self.refresh())
+        self._lock_changed(document.locked, document.lock_reason)
         self.refresh()
+
+    def _lock_changed(self, locked: bool, _reason: str) -> None:
+        self.form_host.setEnabled(not locked)
+        self.fix_button.setEnabled(not locked)
 
     # -- state ------------------------------------------------------------------------------------------
     @property

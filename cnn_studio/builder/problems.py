@@ -66,6 +66,7 @@ class ProblemsPanel(QScrollArea):
         self._layout.addStretch(1)
         self.rows: list[ProblemRow] = []
         document.changed.connect(self.refresh)
+        document.lock_changed.connect(lambda _locked, _reason: self.refresh())
         self.refresh()
 
     def refresh(self) -> None:
@@ -80,6 +81,7 @@ class ProblemsPanel(QScrollArea):
             row = ProblemRow(problem, fix_text, self.widget())
             row.clicked.connect(lambda p=problem: self._select(p))
             if row.fix_button is not None:
+                row.fix_button.setEnabled(not self.document.locked)
                 row.fix_button.clicked.connect(lambda _checked=False, p=problem: self.editor.apply_fix(p))
             self._layout.insertWidget(1 + position, row)
             self.rows.append(row)

@@ -27,6 +27,7 @@ class TotalsBar(QFrame):
         self.memory = QLabel(self)
         self.status = QLabel(self)
         for label in (self.params, self.macs, self.memory):
+            label.setMinimumWidth(40)  # a narrow window clips the bar instead of growing to fit it
             layout.addWidget(label)
         layout.addStretch(1)
         layout.addWidget(self.status)
