@@ -41,13 +41,49 @@ def settle(app: QApplication, panel: InsidePanel) -> None:
     wait_until(app, lambda: not panel.worker.busy)
 
 
+def live_screenshot(app: QApplication, folder: Path) -> int:
+    """The main window's Inside tab while the training session trains the seed network."""
+    from PySide6.QtCore import QSettings
+
+    from cnn_studio.main_window import MainWindow
+
+    settings = QSettings(str(folder / "studio.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings)
+    window.resize(1500, 950)
+    window.show()
+    panel = window.inside_panel
+    window.tabs.setCurrentWidget(panel)
+    session = window.training_session
+    dataset = load_dataset("fashion-mnist-mini")
+    config = TrainConfig(epochs=3, batch_size=32, learning_rate=0.02, momentum=0.9, validation_split=0.1)
+    session.start(window.document.architecture(), dataset, config)
+    wait_until(app, lambda: panel.probes_received >= 12 and session.last_batch is not None, timeout_s=120)
+    panel.feature_maps.select_layer("conv2d_2")
+    wait_until(app, lambda: True)
+    folder.mkdir(parents=True, exist_ok=True)
+    window.grab().save(str(folder / "live.png"))
+    batch = session.last_batch
+    print(f"grabbed mid-training: epoch {batch.epoch}, batch {batch.batch}/{batch.batches}, "
+          f"{panel.probes_received} probes drawn")
+    session.stop()
+    wait_until(app, lambda: not session.running, timeout_s=120)
+    panel.shutdown()
+    session.shutdown(30_000)
+    window.close()
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=asset_path("screenshots", "inside.png"))
     parser.add_argument("--extra-dir", type=Path, default=Path("/tmp") / "inside-screens")
     parser.add_argument("--steps", type=int, default=200, help="training steps of 32 images")
+    parser.add_argument("--live", action="store_true",
+                        help="instead: the whole main window mid-training (into --extra-dir/live.png)")
     args = parser.parse_args()
     app = QApplication.instance() or QApplication(sys.argv)
+    if args.live:
+        return live_screenshot(app, args.extra_dir)
 
     dataset = load_dataset("fashion-mnist-mini")
     model = Model.from_architecture(asset_path("architectures", "seed_sample.json"), seed=0)

@@ -364,10 +364,11 @@ def test_filters_show_the_first_conv_kernels_and_deeper_ones_on_request(qtbot, p
     assert np.isnan(picture[3]).all()  # the gap row
     filters.show_layer("conv2d_2")
     deeper = filters.shown
-    assert deeper.shape == (3 * 3 - 1, 5 * 3 - 1)  # rows are 3 filters, columns 5 input channels
+    assert deeper.shape == (5 * 3 - 1, 3 * 3 - 1)  # columns are 3 filters, rows 5 input channels
     k2 = model.parameters()["conv2d_2.kernel"]
-    np.testing.assert_allclose(deeper[3:5, 6:8], k2[:, :, 2, 1] / np.abs(k2[:, :, :, 1]).max(), rtol=1e-5)
-    assert filters.locate(6.5, 3.5) == (1, 2)
+    # Filter 1 (column 1), input channel 2 (row 2).
+    np.testing.assert_allclose(deeper[6:8, 3:5], k2[:, :, 2, 1] / np.abs(k2[:, :, :, 1]).max(), rtol=1e-5)
+    assert filters.locate(3.5, 6.5) == (1, 2)
 
 
 def test_layer_statistics_table_matches_the_engine(qtbot, panel, small):
@@ -408,7 +409,7 @@ def test_everything_works_on_cifar_shaped_colour_input(qtbot, panel):
     assert panel.filters.rgb_box.isVisible()
     assert panel.filters.shown.shape == (2 * 6 - 1, 3 * 6 - 1, 3)
     panel.filters.rgb_box.setChecked(False)
-    assert panel.filters.shown.shape == (6 * 6 - 1, 3 * 6 - 1)  # filters x input channels
+    assert panel.filters.shown.shape == (3 * 6 - 1, 6 * 6 - 1)  # input channels x filters
     # Saliency over the colour picture.
     result = panel.saliency.result
     assert result.gradient.shape == (32, 32, 3) and result.magnitude.shape == (32, 32)

@@ -2,7 +2,7 @@
 
 Grayscale view: one tile per (filter, input channel), a diverging colour map, each filter scaled
 to its largest |weight| (blue negative, white zero, red positive). With a single input channel
-the filters fill a square-ish grid; with several, each row is a filter and each column an input
+the filters fill a square-ish grid; with several, each column is a filter and each row an input
 channel. RGB view (3 input channels): one colour tile per filter. Drawn as one mosaic image.
 """
 
@@ -55,7 +55,8 @@ class FiltersView(QWidget):
         self.hover_label = QLabel("")
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
-        self.view = self.graphics.addViewBox(lockAspect=True, invertY=True, enableMouse=False)
+        self.view = self.graphics.addViewBox(lockAspect=True, invertY=True, enableMouse=True)
+        self.view.setMenuEnabled(False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.view.addItem(self.image)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
@@ -129,8 +130,9 @@ class FiltersView(QWidget):
                 flat = tiles[:, 0]
                 self._layout = ("grid", rows, cols, kh, kw)
             else:
-                rows, cols = shown_filters, shown_channels
-                flat = tiles.reshape(-1, kh, kw)
+                # Columns are filters, rows input channels: wide like the pane, and a filter reads downwards.
+                rows, cols = shown_channels, shown_filters
+                flat = tiles.transpose(1, 0, 2, 3).reshape(-1, kh, kw)
                 self._layout = ("matrix", rows, cols, kh, kw)
             picture = mosaic(flat, rows, cols, fill=np.nan)
             self.image.setColorMap(colormap(WEIGHT_COLORMAP))
@@ -138,14 +140,14 @@ class FiltersView(QWidget):
             what = ("blue = negative, white = zero, red = positive weight; each filter scaled to its "
                     "largest |weight|")
             if channels > 1:
-                what += "; rows are filters, columns input channels"
+                what += "; each column is a filter, each row an input channel (wheel to zoom, drag to pan)"
         more = "" if everything or not capped else " (capped: tick Show all)"
         self.caption.setText(f"{name}: {filters} filters of {kh}\u00d7{kw}\u00d7{channels}{more}. {what}.")
         self.shown = picture
         self.view.autoRange(padding=0.02)
 
     def locate(self, x: float, y: float) -> tuple[int, int] | None:
-        """View coordinates -> (filter, input channel or -1 for a whole RGB filter), None between tiles."""
+        """View coordinates -> (filter, input channel; -1 for a whole RGB filter), None between tiles."""
         mode, rows, cols, kh, kw = self._layout
         if not rows or x < 0 or y < 0:
             return None
@@ -154,7 +156,7 @@ class FiltersView(QWidget):
         if dx >= kw or dy >= kh or row >= rows or col >= cols:
             return None
         if mode == "matrix":
-            return row, col
+            return col, row
         f = row * cols + col
         kernel = self._kernels.get(self.layer_box.currentText())
         if kernel is None or f >= kernel.shape[3]:

@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QListView,
     QPushButton,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
@@ -24,6 +26,7 @@ from cnn_studio.inspect.images import to_pixmap
 from engine.inspection import MISTAKE_ORDERS, Mistake, list_mistakes, raw_to_uint8
 
 THUMBNAIL = 64
+CELL = QSize(THUMBNAIL + 84, THUMBNAIL + 40)
 ALL_CLASSES = "All true classes"
 IndexRole = Qt.ItemDataRole.UserRole + 1
 
@@ -59,7 +62,9 @@ class MistakesModel(QAbstractListModel):
             return None
         m = self.mistakes[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{self.name(m.true_class)}\n\u2192 {self.name(m.predicted_class)} {100 * m.confidence:.0f}%"
+            # Non-breaking spaces keep "-> predicted 97%" on one line under the true class.
+            second = f"\u2192 {self.name(m.predicted_class)} {100 * m.confidence:.0f}%".replace(" ", "\u00a0")
+            return f"{self.name(m.true_class)}\n{second}"
         if role == Qt.ItemDataRole.DecorationRole and self._images is not None and m.index < len(self._images):
             pixmap = self._pixmaps.get(m.index)
             if pixmap is None:
@@ -73,6 +78,13 @@ class MistakesModel(QAbstractListModel):
         if role == IndexRole:
             return m.index
         return None
+
+
+class _CellDelegate(QStyledItemDelegate):
+    """Every cell as wide as the grid, so the two caption lines are not squeezed to the thumbnail's width."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        return CELL
 
 
 class MistakesGallery(QWidget):
@@ -106,7 +118,8 @@ class MistakesGallery(QWidget):
         self.view.setMovement(QListView.Movement.Static)
         self.view.setUniformItemSizes(True)
         self.view.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
-        self.view.setGridSize(QSize(THUMBNAIL + 76, THUMBNAIL + 44))
+        self.view.setItemDelegate(_CellDelegate(self.view))
+        self.view.setGridSize(CELL + QSize(4, 6))
         self.view.setWordWrap(True)
         self.view.setSpacing(4)
         self.view.clicked.connect(self._on_clicked)

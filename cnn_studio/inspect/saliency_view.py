@@ -49,20 +49,21 @@ class SaliencyView(QWidget):
         self.explanation = QLabel("Choose a sample to see which pixels its prediction depends on.")
         self.explanation.setWordWrap(True)
 
-        self.graphics = pg.GraphicsLayoutWidget()
-        self.graphics.setBackground("w")
-        self.left_title = self.graphics.addLabel("sample + |gradient|", row=0, col=0, color="#333")
-        self.right_title = self.graphics.addLabel("signed gradient", row=0, col=1, color="#333")
-        self.left = self.graphics.addViewBox(row=1, col=0, lockAspect=True, invertY=True, enableMouse=False)
-        self.right = self.graphics.addViewBox(row=1, col=1, lockAspect=True, invertY=True, enableMouse=False)
+        # Two equal widgets side by side, so both pictures are drawn at the same size.
+        self.left_graphics = pg.GraphicsLayoutWidget()
+        self.right_graphics = pg.GraphicsLayoutWidget()
+        for graphics in (self.left_graphics, self.right_graphics):
+            graphics.setBackground("w")
+        self.left_title = self.left_graphics.addLabel("sample + |gradient|", row=0, col=0, color="#333")
+        self.right_title = self.right_graphics.addLabel("signed gradient", row=0, col=0, color="#333")
+        self.left = self.left_graphics.addViewBox(row=1, col=0, lockAspect=True, invertY=True, enableMouse=False)
+        self.right = self.right_graphics.addViewBox(row=1, col=0, lockAspect=True, invertY=True, enableMouse=False)
         self.picture = pg.ImageItem(axisOrder="row-major")
         self.overlay = pg.ImageItem(axisOrder="row-major")
         self.overlay.setOpacity(0.85)
         self.overlay.setZValue(1)
         self.left.addItem(self.picture)
         self.left.addItem(self.overlay)
-        for column in (0, 1):  # equal halves, so both pictures are drawn the same size
-            self.graphics.ci.layout.setColumnStretchFactor(column, 1)
         self.signed = pg.ImageItem(axisOrder="row-major")
         self.signed.setColorMap(colormap(WEIGHT_COLORMAP))
         self.right.addItem(self.signed)
@@ -78,7 +79,10 @@ class SaliencyView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)
         layout.addWidget(self.explanation)
-        layout.addWidget(self.graphics, 1)
+        pictures = QHBoxLayout()
+        pictures.addWidget(self.left_graphics, 1)
+        pictures.addWidget(self.right_graphics, 1)
+        layout.addLayout(pictures, 1)
         self.result: Saliency | None = None
 
     def set_class_names(self, names: list[str]) -> None:
