@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from PySide6.QtGui import QColor, QPalette
@@ -52,7 +52,7 @@ def create_application(argv: Sequence[str] | None = None) -> QApplication:
 class ExceptionReporter:
     """sys.excepthook replacement: an unexpected error is shown in a dialog and the app keeps running."""
 
-    def __init__(self, parent_getter=lambda: None) -> None:
+    def __init__(self, parent_getter: Callable[[], QWidget | None] = lambda: None) -> None:
         self.parent_getter = parent_getter
         self.reported: list[str] = []
         self._showing = False
@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     window = MainWindow()
     sys.excepthook = ExceptionReporter(lambda: window)
-    if args.project:
-        window.project.open_project(args.project)
     window.show()
+    if args.project:  # after show(), so an error about the file sits over the window
+        window.project.open_project(args.project)
     return app.exec()

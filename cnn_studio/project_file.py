@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ def parse_project(doc: Any, source: str = "project") -> ProjectData:
     return ProjectData(architecture, dataset, training)
 
 
-def _checked_architecture(arch: Any, bad) -> dict[str, Any]:
+def _checked_architecture(arch: Any, bad: Callable[[str], ProjectFileError]) -> dict[str, Any]:
     if not isinstance(arch, dict):
         raise bad(f'"architecture" must be an object, not {type(arch).__name__}')
     analysis = analyze(arch)
@@ -136,7 +137,7 @@ def _checked_architecture(arch: Any, bad) -> dict[str, Any]:
     return {"format": arch["format"], "input": {"shape": list(arch["input"]["shape"])}, "layers": layers}
 
 
-def _check_training(training: dict[str, Any], bad) -> None:
+def _check_training(training: dict[str, Any], bad: Callable[[str], ProjectFileError]) -> None:
     try:
         from engine.training import TrainConfig
     except ImportError:  # the settings are then checked when training starts

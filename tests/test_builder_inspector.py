@@ -125,3 +125,19 @@ def test_typed_values_apply_and_form_is_disabled_while_locked(window, qtbot):
     assert not window.inspector.form_host.isEnabled()
     doc.set_locked(False)
     assert window.inspector.form_host.isEnabled()
+
+
+def test_a_name_being_typed_lands_on_its_own_layer_when_another_block_is_clicked(window, qtbot):
+    doc = window.document
+    first, third = doc.layers()[0]["id"], doc.layers()[2]["id"]
+    window.activateWindow()
+    qtbot.waitActive(window)
+    window.selection.select(first)
+    name = window.inspector.name_edit
+    name.setFocus()
+    qtbot.waitUntil(name.hasFocus)
+    qtbot.keyClicks(name, "stem")
+    qtbot.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, pos=window.canvas.block_center(third))
+    assert window.selection.layer_id == third
+    assert doc.layer(0).get("name") == "stem"
+    assert "name" not in doc.layer(2)

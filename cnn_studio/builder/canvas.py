@@ -247,10 +247,11 @@ class ArchitectureCanvas(QGraphicsView):
     # -- mouse and keyboard -------------------------------------------------------------------------------------
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
         block = self.block_at(event.position().toPoint())
+        # Focus first: an inspector field being typed in finishes its edit on the layer it belongs to.
+        self.setFocus(Qt.FocusReason.MouseFocusReason)
         if event.button() == Qt.MouseButton.LeftButton:
             self.selection.select(block.layer_id if block else None)
             self._press = (event.position().toPoint(), block.layer_id) if block else None
-        self.setFocus(Qt.FocusReason.MouseFocusReason)
         event.accept()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)

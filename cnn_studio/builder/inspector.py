@@ -103,7 +103,8 @@ class LayerInspector(QScrollArea):
     # -- state ------------------------------------------------------------------------------------------
     @property
     def layer_id(self) -> str | None:
-        return self.editor.selection.layer_id
+        """The layer the form edits: the one it was built for, even while the selection is moving on."""
+        return self._form_for[0]
 
     def refresh(self) -> None:
         index = self.editor.selection.index()
