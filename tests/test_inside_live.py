@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QSettings
 from PySide6.QtWidgets import QMenu, QTabWidget, QWidget
 
 from cnn_studio.inspect import InsidePanel, install_inside
+from cnn_studio.main_window import MainWindow
 from cnn_studio.training.session import TrainingSession
 from engine.data import Normalization
 from engine.inspection import layer_statistics
 from engine.training import TrainConfig
-from tests.builder_helpers import make_window
 from tests.engine_factories import SMALL_CNN, stripes_dataset
 
 LONG_RUN = TrainConfig(epochs=500, batch_size=8, learning_rate=0.01, validation_split=0.0)
@@ -129,7 +129,8 @@ def test_install_inside_adds_the_tab_a_view_action_and_follows_the_session(qtbot
 
 
 def test_the_main_window_has_an_inside_tab_following_its_training_session(qtbot, tmp_path):
-    window = make_window(qtbot, tmp_path, show=False)
+    window = MainWindow(settings=QSettings(str(tmp_path / "studio.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
     tabs = [window.tabs.tabText(i) for i in range(window.tabs.count())]
     assert "Inside" in tabs
     panel = window.inside_panel
