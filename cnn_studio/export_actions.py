@@ -137,7 +137,7 @@ class _Job(QRunnable):
 
 
 def _same_design(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """True when two architecture documents describe the same network (block ids and names aside)."""
+    """True when two architecture documents describe the same network (the studio's block ids aside)."""
     def core(doc: dict[str, Any]) -> Any:
         return (doc.get("input"), [{k: v for k, v in layer.items() if k != "id"} for layer in doc.get("layers", [])])
     return core(a) == core(b)
