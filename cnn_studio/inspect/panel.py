@@ -54,6 +54,7 @@ class InsidePanel(QWidget):
         self._pending_probe: Any = None
         self._probe_sent: np.ndarray | None = None  # the sample the training worker probes now
         self._deferred: dict[str, Any] = {}  # jobs asked for while the tab was hidden
+        self._stats_part = "test"
         self._epoch_text = ""
         self.probes_received = 0  # ProbeResults drawn from a training session (live updates)
 
@@ -330,6 +331,7 @@ class InsidePanel(QWidget):
             self.stats.clear("Layer statistics need a dataset that fits the network's input.")
             return
         raw = data.x_test if len(data.x_test) else data.x_train
+        self._stats_part = "test" if len(data.x_test) else "training"
         raw = raw[:STATS_SAMPLES]
         norm = as_normalization(self._model.preprocessing)
         self._submit("stats", lambda model: layer_statistics(model, norm.apply(raw)))
@@ -359,8 +361,8 @@ class InsidePanel(QWidget):
             where = "the first" if len(result) and result[0].samples == STATS_SAMPLES else "all"
             count = result[0].samples if result else 0
             self.stats.set_statistics(
-                result, f"Measured on {where} {count} test images with the latest weights (updated after every "
-                        "epoch). Dead ReLU units output zero for every one of these images."
+                result, f"Measured on {where} {count} {self._stats_part} images with the latest weights (updated "
+                        "after every epoch). Dead ReLU units output zero for every one of these images."
             )
         elif kind == "evaluation":
             self.set_evaluation(result)
