@@ -1,0 +1,282 @@
+"""Live training curves: loss per batch (raw and smoothed, rate-change markers) and per-epoch loss/accuracy.
+
+The plot items are made once and fed with ``setData`` from growing buffers; a timer redraws at most
+ten times a second however fast batches arrive. Earlier runs can be overlaid, each in its own colour.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, QTimer
+from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
+
+from cnn_studio.training.run_history import RunRecord
+
+TRAIN_COLOR = "#1f77b4"
+VAL_COLOR = "#e8710a"
+RAW_COLOR = (31, 119, 180, 70)  # the raw per-batch loss is drawn faint under its smoothed curve
+MARKER_COLOR = "#b35900"
+REDRAWS_PER_SECOND = 10
+
+
+def make_plot(title: str, x_label: str, y_label: str, legend_at_bottom: bool = False) -> pg.PlotWidget:
+    """A white plot with dark axes, a light grid and a legend in the top-right (or bottom-right) corner."""
+    widget = pg.PlotWidget(background="w")
+    plot = widget.getPlotItem()
+    plot.setTitle(title, color="#222222", size="10pt")
+    plot.setLabel("bottom", x_label, color="#333333")
+    plot.setLabel("left", y_label, color="#333333")
+    plot.showGrid(x=True, y=True, alpha=0.2)
+    for name in ("left", "bottom"):
+        axis = plot.getAxis(name)
+        axis.setPen(pg.mkPen("#666666"))
+        axis.setTextPen(pg.mkPen("#222222"))
+    legend = plot.addLegend(offset=(-8, -8 if legend_at_bottom else 8), labelTextColor="#222222",
+                            brush=pg.mkBrush(255, 255, 255, 210), pen=pg.mkPen("#cccccc"))
+    legend.setLabelTextSize("8pt")
+    plot.setMenuEnabled(False)
+    widget.setMinimumHeight(160)
+    return widget
+
+
+class HoverReadout:
+    """A vertical guide and a text box that follow the mouse, describing the nearest data point.
+
+    ``describe(x)`` returns (x to snap the guide to, text) or None when there is nothing there.
+    """
+
+    def __init__(self, widget: pg.PlotWidget, describe: Callable[[float], tuple[float, str] | None]) -> None:
+        self.widget = widget
+        self.plot = widget.getPlotItem()
+        self.describe = describe
+        self.line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888888", style=Qt.PenStyle.DotLine))
+        self.text = pg.TextItem(color="#111111", fill=pg.mkBrush(255, 255, 255, 230), border=pg.mkPen("#999999"))
+        self.text.setZValue(100)
+        for item in (self.line, self.text):
+            item.setVisible(False)
+            self.plot.addItem(item, ignoreBounds=True)
+        self._proxy = pg.SignalProxy(widget.scene().sigMouseMoved, rateLimit=30, slot=self._moved)
+
+    @property
+    def visible(self) -> bool:
+        return self.text.isVisible()
+
+    def hide(self) -> None:
+        self.line.setVisible(False)
+        self.text.setVisible(False)
+
+    def _moved(self, args: tuple[QPointF]) -> None:
+        pos = args[0]
+        if not self.plot.vb.sceneBoundingRect().contains(pos):
+            self.hide()
+            return
+        point = self.plot.vb.mapSceneToView(pos)
+        self.show_at(point.x(), point.y())
+
+    def show_at(self, x: float, y: float | None = None) -> str | None:
+        """Show the readout for data x (text placed at y, or mid-height); returns the text shown."""
+        found = self.describe(x)
+        if found is None:
+            self.hide()
+            return None
+        snap_x, text = found
+        (x0, x1), (y0, y1) = self.plot.vb.viewRange()
+        y = (y0 + y1) / 2 if y is None else y
+        # Keep the box inside the view: it opens towards the side with more room.
+        self.text.setAnchor((1.0 if snap_x > (x0 + x1) / 2 else 0.0, 0.0 if y > (y0 + y1) / 2 else 1.0))
+        self.text.setText(text)
+        self.text.setPos(snap_x, y)
+        self.line.setPos(snap_x)
+        self.line.setVisible(True)
+        self.text.setVisible(True)
+        return text
+
+
+class TrainingPlots(QWidget):
+    """Batch-loss plot on top; epoch loss and epoch accuracy (train vs validation) side by side below."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.record: RunRecord | None = None
+        self._overlays: dict[int, list[pg.PlotDataItem]] = {}
+        self._markers: list[pg.InfiniteLine] = []
+        self._dirty = False
+
+        self.batch_plot = make_plot("Training loss per batch", "batch (step)", "loss")
+        self.loss_plot = make_plot("Loss per epoch", "epoch", "loss")
+        # Accuracy climbs towards the top, so its legend sits at the bottom, out of the way.
+        self.accuracy_plot = make_plot("Accuracy per epoch", "epoch", "accuracy (%)", legend_at_bottom=True)
+        self.raw_curve = self.batch_plot.plot(pen=pg.mkPen(RAW_COLOR, width=1), name="loss (raw)")
+        self.smooth_curve = self.batch_plot.plot(pen=pg.mkPen(TRAIN_COLOR, width=2), name="loss (smoothed)")
+        for curve in (self.raw_curve, self.smooth_curve):
+            curve.setClipToView(True)
+            curve.setDownsampling(auto=True, method="peak")
+        self.train_loss_curve = self._epoch_curve(self.loss_plot, TRAIN_COLOR, "train", "o")
+        self.val_loss_curve = self._epoch_curve(self.loss_plot, VAL_COLOR, "validation", "s")
+        self.train_acc_curve = self._epoch_curve(self.accuracy_plot, TRAIN_COLOR, "train", "o")
+        self.val_acc_curve = self._epoch_curve(self.accuracy_plot, VAL_COLOR, "validation", "s")
+        self.accuracy_plot.getPlotItem().setYRange(0, 100, padding=0.02)
+        self.accuracy_plot.getPlotItem().vb.setLimits(yMin=-5, yMax=105)
+
+        self.batch_readout = HoverReadout(self.batch_plot, self._describe_batch)
+        self.loss_readout = HoverReadout(self.loss_plot, lambda x: self._describe_epoch(x, "loss"))
+        self.accuracy_readout = HoverReadout(self.accuracy_plot, lambda x: self._describe_epoch(x, "accuracy"))
+
+        bottom = QHBoxLayout()
+        bottom.setContentsMargins(0, 0, 0, 0)
+        bottom.addWidget(self.loss_plot)
+        bottom.addWidget(self.accuracy_plot)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.batch_plot, 3)
+        layout.addLayout(bottom, 2)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(1000 // REDRAWS_PER_SECOND)
+        self._timer.timeout.connect(self._tick)
+
+    @staticmethod
+    def _epoch_curve(widget: pg.PlotWidget, color: str, name: str, symbol: str) -> pg.PlotDataItem:
+        style = Qt.PenStyle.SolidLine if name == "train" else Qt.PenStyle.DashLine
+        return widget.plot(pen=pg.mkPen(color, width=2, style=style), symbol=symbol, symbolSize=6,
+                           symbolBrush=color, symbolPen=pg.mkPen(color), name=name)
+
+    # -- the current run -------------------------------------------------------------------------------
+    def begin_run(self, record: RunRecord) -> None:
+        """Show ``record`` as the current run (its curves restart empty; earlier overlays stay)."""
+        self.record = record
+        for line in self._markers:
+            self.batch_plot.removeItem(line)
+        self._markers.clear()
+        self.redraw()
+        self._timer.start()
+
+    def end_run(self) -> None:
+        self.redraw()
+        self._timer.stop()
+
+    def data_changed(self) -> None:
+        """New batches or epochs were added to the current record: redraw at the next tick."""
+        self._dirty = True
+
+    def mark_rate_change(self, step: int, kind: str, value: float) -> None:
+        """A labelled vertical line where a learning-rate (or momentum) change took effect."""
+        label = f"lr {value:g}" if kind == "lr" else f"momentum {value:g}"
+        line = pg.InfiniteLine(pos=step, angle=90, movable=False,
+                               pen=pg.mkPen(MARKER_COLOR, width=1.5, style=Qt.PenStyle.DashLine), label=label,
+                               labelOpts={"position": 0.92 - 0.08 * (len(self._markers) % 4), "color": MARKER_COLOR,
+                                          "fill": pg.mkBrush(255, 255, 255, 220), "anchors": [(0, 0.5), (0, 0.5)]})
+        line.setToolTip(f"{label} from step {step}")
+        self.batch_plot.addItem(line)
+        self._markers.append(line)
+
+    @property
+    def markers(self) -> list[tuple[float, str]]:
+        """(step, label) of every rate-change marker on the batch plot."""
+        return [(float(line.value()), line.label.toPlainText()) for line in self._markers]
+
+    def redraw(self) -> None:
+        self._dirty = False
+        r = self.record
+        if r is None:
+            return
+        self.raw_curve.setData(r.batch_loss.x, r.batch_loss.y)
+        self.smooth_curve.setData(r.smoothed_loss.x, r.smoothed_loss.y)
+        self._set_epoch_data(r, (self.train_loss_curve, self.val_loss_curve, self.train_acc_curve,
+                                 self.val_acc_curve))
+        n = max(len(r.epochs), max((len(o.epochs) for o in self._overlay_records()), default=0))
+        spacing = max(1, math.ceil(n / 10))
+        for widget in (self.loss_plot, self.accuracy_plot):
+            widget.getPlotItem().getAxis("bottom").setTickSpacing(spacing, spacing)
+
+    def _tick(self) -> None:
+        if self._dirty:
+            self.redraw()
+
+    @staticmethod
+    def _set_epoch_data(record: RunRecord, curves: tuple[pg.PlotDataItem, ...]) -> None:
+        epochs = np.array([e.epoch for e in record.epochs], dtype=np.float64)
+        columns = [
+            [e.train_loss for e in record.epochs], [e.val_loss for e in record.epochs],
+            [100 * e.train_accuracy for e in record.epochs], [100 * e.val_accuracy for e in record.epochs],
+        ]
+        for curve, values in zip(curves, columns):
+            y = np.array(values, dtype=np.float64)
+            keep = np.isfinite(y)  # no validation split: NaN values, so no validation curve
+            curve.setData(epochs[keep], y[keep])
+
+    # -- overlays of earlier runs ------------------------------------------------------------------------
+    def _overlay_records(self) -> list[RunRecord]:
+        return [items[0].record for items in self._overlays.values()]  # type: ignore[attr-defined]
+
+    def set_overlays(self, records: list[RunRecord]) -> None:
+        """Overlay exactly these earlier runs (dashed, in each run's colour)."""
+        wanted = {r.number: r for r in records if r is not self.record}
+        for number in list(self._overlays):
+            if number not in wanted:
+                for item in self._overlays.pop(number):
+                    self._remove(item)
+        for number, record in wanted.items():
+            if number not in self._overlays:
+                self._overlays[number] = self._make_overlay(record)
+        self.redraw()
+
+    def _remove(self, item: pg.PlotDataItem) -> None:
+        for widget in (self.batch_plot, self.loss_plot, self.accuracy_plot):
+            plot = widget.getPlotItem()
+            if item in plot.items:
+                plot.removeItem(item)
+            plot.legend.removeItem(item)
+
+    @property
+    def overlay_numbers(self) -> list[int]:
+        return sorted(self._overlays)
+
+    def _make_overlay(self, record: RunRecord) -> list[pg.PlotDataItem]:
+        dashed = pg.mkPen(record.color, width=1.5, style=Qt.PenStyle.DashLine)
+        solid = pg.mkPen(record.color, width=1.5)
+        smooth = self.batch_plot.plot(record.smoothed_loss.x.copy(), record.smoothed_loss.y.copy(), pen=dashed,
+                                      name=record.label)
+        curves = [smooth]
+        for widget, train_name in ((self.loss_plot, record.label), (self.accuracy_plot, record.label)):
+            curves.append(widget.plot(pen=solid, symbol="t", symbolSize=5, symbolBrush=record.color,
+                                      symbolPen=pg.mkPen(record.color), name=train_name + " (train)"))
+            curves.append(widget.plot(pen=dashed, name=train_name + " (val)"))
+        self._set_epoch_data(record, (curves[1], curves[2], curves[3], curves[4]))
+        for item in curves:
+            item.record = record  # type: ignore[attr-defined]
+            item.setZValue(-1)
+        return curves
+
+    # -- hover text ------------------------------------------------------------------------------------------
+    def _describe_batch(self, x: float) -> tuple[float, str] | None:
+        r = self.record
+        i = r.batch_loss.nearest(x) if r is not None else None
+        if r is None or i is None:
+            return None
+        step = r.batch_loss.x[i]
+        lines = [f"step {step:.0f}", f"loss {r.batch_loss.y[i]:.4f}", f"smoothed {r.smoothed_loss.y[i]:.4f}"]
+        for other in self._overlay_records():
+            j = other.smoothed_loss.nearest(x)
+            if j is not None and abs(other.smoothed_loss.x[j] - step) < 1:
+                lines.append(f"run {other.number}: {other.smoothed_loss.y[j]:.4f}")
+        return float(step), "\n".join(lines)
+
+    def _describe_epoch(self, x: float, what: str) -> tuple[float, str] | None:
+        r = self.record
+        if r is None or not r.epochs:
+            return None
+        e = min(r.epochs, key=lambda ev: abs(ev.epoch - x))
+        if what == "loss":
+            train, val, fmt = e.train_loss, e.val_loss, "{:.4f}"
+        else:
+            train, val, fmt = 100 * e.train_accuracy, 100 * e.val_accuracy, "{:.2f}%"
+        lines = [f"epoch {e.epoch}", "train " + fmt.format(train)]
+        if math.isfinite(val):
+            lines.append("validation " + fmt.format(val))
+        lines.append(f"lr {e.learning_rate:g}")
+        return float(e.epoch), "\n".join(lines)

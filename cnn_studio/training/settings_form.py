@@ -1,0 +1,333 @@
+"""The training settings form: dataset, optimizer, schedule, run length, validation, augmentation, seed.
+
+It edits a ``TrainConfig`` (``config()`` / ``set_config()``) and reports user edits with
+``config_changed``; while a run is going on only the learning rate and momentum stay editable, and
+their changes are reported with ``live_rate_changed`` so they can reach the optimizer at once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+from pathlib import Path
+
+from PySide6.QtCore import QSignalBlocker, Signal
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.data import DatasetInfo
+from engine.training import TrainConfig
+
+OPEN_FOLDER = "::open-folder"
+OPEN_FILE = "::open-file"
+DATASET_TITLES = {"fashion-mnist-mini": "Fashion-MNIST mini (bundled)", "fashion-mnist": "Fashion-MNIST (full)"}
+
+
+def choose_dataset_folder(parent: QWidget) -> str | None:
+    """Ask for a dataset folder (IDX files, CIFAR-10 batches, or one sub-folder per class)."""
+    path = QFileDialog.getExistingDirectory(parent, "Open dataset folder")
+    return path or None
+
+
+def choose_dataset_file(parent: QWidget) -> str | None:
+    """Ask for a dataset file (.npz with arrays x and y, or an IDX file)."""
+    path, _ = QFileDialog.getOpenFileName(parent, "Open dataset file", "",
+                                          "Datasets (*.npz *-ubyte *-ubyte.gz);;All files (*)")
+    return path or None
+
+
+def dataset_title(ref: str) -> str:
+    if ref in DATASET_TITLES:
+        return DATASET_TITLES[ref]
+    return f"{Path(ref).name or ref} ({Path(ref).parent})" if os.sep in ref else ref
+
+
+def _double(minimum: float, maximum: float, decimals: int, step: float, tip: str) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(minimum, maximum)
+    box.setDecimals(decimals)
+    box.setSingleStep(step)
+    box.setKeyboardTracking(False)  # report a value once it is entered, not per keystroke
+    box.setToolTip(tip)
+    return box
+
+
+def _int(minimum: int, maximum: int, tip: str) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(minimum, maximum)
+    box.setKeyboardTracking(False)
+    box.setToolTip(tip)
+    return box
+
+
+class TrainingSettingsForm(QWidget):
+    config_changed = Signal(object)  # TrainConfig, after any user edit
+    dataset_chosen = Signal(str)  # a dataset name or path picked by the user
+    live_rate_changed = Signal(str, float)  # ("lr" | "momentum", value) edited while a run is going on
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._running = False
+        self._updating = False
+
+        # Data ---------------------------------------------------------------------------------------
+        self.dataset_combo = QComboBox()
+        self.dataset_combo.setToolTip("The images to train on. The network's input shape follows the dataset.")
+        self.dataset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.dataset_combo.setMinimumContentsLength(10)
+        self.dataset_busy = QProgressBar()
+        self.dataset_busy.setRange(0, 0)  # an indeterminate bar: the load runs on a worker thread
+        self.dataset_busy.setMaximumWidth(60)
+        self.dataset_busy.setTextVisible(False)
+        self.dataset_busy.setVisible(False)
+        self.dataset_info = QLabel("")
+        self.dataset_info.setWordWrap(True)
+        self.dataset_info.setStyleSheet("color: #555;")
+        self.validation_split = _double(0.0, 0.9, 2, 0.05, "Share of the training images held out to measure "
+                                        "validation loss and accuracy after each epoch (0: none).")
+        self.standardize = QCheckBox("Standardize inputs")
+        self.standardize.setToolTip("Subtract the training set's mean and divide by its standard deviation "
+                                    "instead of only scaling pixels to [0, 1].")
+
+        # Optimizer ----------------------------------------------------------------------------------
+        self.optimizer = QComboBox()
+        for text, key in (("SGD", "sgd"), ("Adam", "adam"), ("AdamW", "adamw")):
+            self.optimizer.addItem(text, key)
+        self.optimizer.setToolTip("SGD: plain gradient steps with momentum. Adam/AdamW: per-weight adaptive steps.")
+        self.learning_rate = _double(1e-6, 10.0, 6, 0.001, "Step size. Can be changed while training runs; it "
+                                     "takes effect at the next batch and is marked on the loss plot.")
+        self.learning_rate.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
+        self.momentum = _double(0.0, 0.999, 3, 0.05, "SGD momentum, or Adam's beta1. Can be changed while "
+                                "training runs.")
+        self.momentum_label = QLabel("Momentum")
+        self.nesterov = QCheckBox("Nesterov momentum")
+        self.weight_decay = _double(0.0, 1.0, 6, 0.0001, "L2 penalty on kernels (decoupled for AdamW).")
+        self.weight_decay.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
+
+        # Schedule -------------------------------------------------------------------------------------
+        self.schedule = QComboBox()
+        for text, key in (("Constant", "constant"), ("Step decay", "step"), ("Cosine", "cosine")):
+            self.schedule.addItem(text, key)
+        self.schedule.setToolTip("How the learning rate changes over the run.")
+        self.warmup_epochs = _double(0.0, 100.0, 1, 0.5, "Ramp the rate up linearly over this many epochs.")
+        self.warmup_epochs.setSuffix(" epochs")
+        self.step_epochs = _int(1, 1000, "Multiply the rate by the factor every this many epochs.")
+        self.step_epochs.setSuffix(" epochs")
+        self.step_gamma = _double(0.01, 1.0, 2, 0.05, "Factor applied at each step of the step schedule.")
+
+        # Run ----------------------------------------------------------------------------------------------
+        self.epochs = _int(1, 1000, "Passes over the training images.")
+        self.batch_size = _int(1, 4096, "Images per optimisation step.")
+        self.label_smoothing = _double(0.0, 0.5, 2, 0.05, "Soften the one-hot targets (0: off).")
+        self.seed = _int(0, 2**31 - 1, "Fixes initial weights, shuffling and augmentation: same seed, same run.")
+
+        # Augmentation ---------------------------------------------------------------------------------
+        self.augment_shift = _int(0, 8, "Shift each training image by up to this many pixels.")
+        self.augment_shift.setSuffix(" px")
+        self.augment_hflip = QCheckBox("Random horizontal flip")
+        self.augment_rotation = _double(0.0, 45.0, 1, 5.0, "Rotate each training image by up to this many degrees.")
+        self.augment_rotation.setSuffix("°")
+
+        data_form = self._form(("Dataset", self._row(self.dataset_combo, self.dataset_busy)), ("", self.dataset_info),
+                               ("Validation split", self.validation_split), ("", self.standardize))
+        opt_form = self._form(("Optimizer", self.optimizer), ("Learning rate", self.learning_rate),
+                              (self.momentum_label, self.momentum), ("", self.nesterov),
+                              ("Weight decay", self.weight_decay))
+        self.schedule_form = self._form(("Schedule", self.schedule), ("Warm-up", self.warmup_epochs),
+                                        ("Step every", self.step_epochs), ("Step factor", self.step_gamma))
+        run_form = self._form(("Epochs", self.epochs), ("Batch size", self.batch_size),
+                              ("Label smoothing", self.label_smoothing), ("Seed", self.seed))
+        aug_form = self._form(("Max shift", self.augment_shift), ("Max rotation", self.augment_rotation),
+                              ("", self.augment_hflip))
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for title, form in (("Data", data_form), ("Optimizer", opt_form), ("Learning-rate schedule",
+                            self.schedule_form), ("Run", run_form), ("Augmentation", aug_form)):
+            box = QGroupBox(title)
+            box.setLayout(form)
+            layout.addWidget(box)
+        layout.addStretch(1)
+
+        self.set_config(TrainConfig())
+        for box in (self.learning_rate, self.momentum, self.weight_decay, self.warmup_epochs, self.step_gamma,
+                    self.validation_split, self.label_smoothing, self.augment_rotation):
+            box.valueChanged.connect(self._edited)
+        for box in (self.step_epochs, self.epochs, self.batch_size, self.seed, self.augment_shift):
+            box.valueChanged.connect(self._edited)
+        for check in (self.nesterov, self.augment_hflip, self.standardize):
+            check.toggled.connect(self._edited)
+        for combo in (self.optimizer, self.schedule):
+            combo.currentIndexChanged.connect(self._edited)
+        self.learning_rate.valueChanged.connect(lambda v: self._live("lr", v))
+        self.momentum.valueChanged.connect(lambda v: self._live("momentum", v))
+        self.dataset_combo.activated.connect(self._on_dataset_activated)
+        self._dataset_ref = ""
+
+    @staticmethod
+    def _row(*widgets: QWidget) -> QWidget:
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for w in widgets:
+            layout.addWidget(w, 1 if isinstance(w, QComboBox) else 0)
+        return row
+
+    @staticmethod
+    def _form(*rows: tuple[str | QLabel, QWidget]) -> QFormLayout:
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        for label, widget in rows:
+            form.addRow(label, widget)
+        return form
+
+    # -- the config ---------------------------------------------------------------------------------------
+    def config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs.value(), batch_size=self.batch_size.value(),
+            optimizer=self.optimizer.currentData(), learning_rate=self.learning_rate.value(),
+            momentum=self.momentum.value(), nesterov=self.nesterov.isChecked(),
+            weight_decay=self.weight_decay.value(), schedule=self.schedule.currentData(),
+            warmup_epochs=self.warmup_epochs.value(), step_epochs=self.step_epochs.value(),
+            step_gamma=self.step_gamma.value(), validation_split=self.validation_split.value(),
+            label_smoothing=self.label_smoothing.value(), seed=self.seed.value(),
+            augment_shift=self.augment_shift.value(), augment_hflip=self.augment_hflip.isChecked(),
+            augment_rotation=self.augment_rotation.value(), standardize=self.standardize.isChecked(),
+        )
+
+    def set_config(self, config: TrainConfig) -> None:
+        """Show ``config`` without reporting it as an edit."""
+        self._updating = True
+        try:
+            self.epochs.setValue(config.epochs)
+            self.batch_size.setValue(config.batch_size)
+            self.optimizer.setCurrentIndex(max(0, self.optimizer.findData(config.optimizer)))
+            self.learning_rate.setValue(config.learning_rate)
+            self.momentum.setValue(config.momentum)
+            self.nesterov.setChecked(config.nesterov)
+            self.weight_decay.setValue(config.weight_decay)
+            self.schedule.setCurrentIndex(max(0, self.schedule.findData(config.schedule)))
+            self.warmup_epochs.setValue(config.warmup_epochs)
+            self.step_epochs.setValue(config.step_epochs)
+            self.step_gamma.setValue(config.step_gamma)
+            self.validation_split.setValue(config.validation_split)
+            self.label_smoothing.setValue(config.label_smoothing)
+            self.seed.setValue(config.seed)
+            self.augment_shift.setValue(config.augment_shift)
+            self.augment_hflip.setChecked(config.augment_hflip)
+            self.augment_rotation.setValue(config.augment_rotation)
+            self.standardize.setChecked(config.standardize)
+        finally:
+            self._updating = False
+        self._update_visibility()
+
+    @staticmethod
+    def config_from_settings(settings: dict) -> TrainConfig:
+        """A TrainConfig from a project's stored settings; unknown keys and bad values fall back to defaults."""
+        defaults = TrainConfig()
+        clean = {}
+        for f in fields(TrainConfig):
+            if f.name in settings and isinstance(settings[f.name], type(getattr(defaults, f.name))):
+                clean[f.name] = settings[f.name]
+            elif f.name in settings and isinstance(getattr(defaults, f.name), float) \
+                    and isinstance(settings[f.name], int) and not isinstance(settings[f.name], bool):
+                clean[f.name] = float(settings[f.name])
+        return TrainConfig.from_dict(clean)
+
+    def _edited(self, *_args: object) -> None:
+        if self._updating:
+            return
+        self._update_visibility()
+        self.config_changed.emit(self.config())
+
+    def _live(self, kind: str, value: float) -> None:
+        if self._running and not self._updating:
+            self.live_rate_changed.emit(kind, float(value))
+
+    def _update_visibility(self) -> None:
+        sgd = self.optimizer.currentData() == "sgd"
+        self.momentum_label.setText("Momentum" if sgd else "β1 (momentum)")
+        self.nesterov.setEnabled(sgd and not self._running)
+        step = self.schedule.currentData() == "step"
+        self.schedule_form.setRowVisible(self.step_epochs, step)
+        self.schedule_form.setRowVisible(self.step_gamma, step)
+
+    # -- while running --------------------------------------------------------------------------------------
+    def set_running(self, running: bool) -> None:
+        """While training runs only the learning rate and momentum can be edited (they apply live)."""
+        self._running = running
+        live = (self.learning_rate, self.momentum)
+        for w in self.findChildren(QWidget):
+            if isinstance(w, (QAbstractSpinBox, QComboBox, QCheckBox)) and w not in live:
+                w.setEnabled(not running)
+        self._update_visibility()
+
+    # -- datasets --------------------------------------------------------------------------------------------
+    def set_datasets(self, infos: list[DatasetInfo]) -> None:
+        """The named datasets that can be picked (unavailable ones are listed but disabled)."""
+        with QSignalBlocker(self.dataset_combo):
+            self.dataset_combo.clear()
+            for info in infos:
+                title = DATASET_TITLES.get(info.name, info.name)
+                if not info.available:
+                    title += " — not installed"
+                self.dataset_combo.addItem(title, info.name)
+                index = self.dataset_combo.count() - 1
+                self.dataset_combo.setItemData(index, info.description + ("" if info.available else
+                                               f"\nNot found in {info.location}."), 3)  # 3: tooltip role
+                if not info.available:
+                    self.dataset_combo.model().item(index).setEnabled(False)
+            self.dataset_combo.insertSeparator(self.dataset_combo.count())
+            self.dataset_combo.addItem("Open dataset folder…", OPEN_FOLDER)
+            self.dataset_combo.addItem("Open dataset file (.npz)…", OPEN_FILE)
+        if self._dataset_ref:
+            self.set_dataset_ref(self._dataset_ref)
+
+    def set_dataset_ref(self, ref: str) -> None:
+        """Select ``ref`` (a known name or a path, added to the list when new) without reporting it."""
+        self._dataset_ref = ref
+        with QSignalBlocker(self.dataset_combo):
+            index = self.dataset_combo.findData(ref)
+            if index < 0:
+                index = 0
+                self.dataset_combo.insertItem(0, dataset_title(ref), ref)
+                self.dataset_combo.setItemData(0, ref, 3)
+            self.dataset_combo.setCurrentIndex(index)
+
+    @property
+    def dataset_ref(self) -> str:
+        return self._dataset_ref
+
+    def set_dataset_loading(self, loading: bool) -> None:
+        self.dataset_busy.setVisible(loading)
+        if loading:
+            self.dataset_info.setText("Loading…")
+
+    def set_dataset_info(self, text: str, error: bool = False) -> None:
+        self.dataset_info.setStyleSheet("color: #b00020;" if error else "color: #555;")
+        self.dataset_info.setText(text)
+
+    def _on_dataset_activated(self, index: int) -> None:
+        ref = self.dataset_combo.itemData(index)
+        if ref in (OPEN_FOLDER, OPEN_FILE):
+            chooser = choose_dataset_folder if ref == OPEN_FOLDER else choose_dataset_file
+            path = chooser(self)
+            if not path:
+                self.set_dataset_ref(self._dataset_ref)  # cancelled: show the previous choice again
+                return
+            ref = path
+        if ref != self._dataset_ref:
+            self.set_dataset_ref(ref)
+            self.dataset_chosen.emit(ref)

@@ -1,0 +1,254 @@
+"""The object that runs the engine's trainer on a worker QThread.
+
+It lives in the worker thread (``moveToThread``); the session starts a run by a queued signal to
+``run``. While the loop runs, the worker thread is busy, so the controls (pause, resume, stop, rates,
+probe sample) are plain thread-safe methods called from the GUI thread; they forward to the trainer's
+own thread-safe methods. Everything sent out is a copy or an immutable event: the GUI never sees the
+live arrays the optimizer is updating.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal, Slot
+
+from cnn_studio.training.thread_warnings import warnings_to
+from engine.data import Dataset
+from engine.errors import EngineError
+from engine.layers.activations import softmax
+from engine.model import Model
+from engine.training import BatchEnd, EpochEnd, TrainConfig, Trainer, TrainingFinished, TrainingStarted
+
+log = logging.getLogger(__name__)
+
+# At most this many batch updates per second reach the GUI; the rest are bundled with them.
+BATCH_EMITS_PER_SECOND = 20.0
+# Feature-map probes are computed at most this often while training runs.
+PROBES_PER_SECOND = 3.0
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Every layer's output for the probe sample, and the class probabilities (K,)."""
+
+    layer_outputs: list[tuple[str, np.ndarray]]
+    probabilities: np.ndarray
+
+
+@dataclass(frozen=True)
+class WeightSnapshot:
+    """A copy of every tensor after ``epochs_completed`` epochs, with the preprocessing used."""
+
+    weights: dict[str, np.ndarray]
+    preprocessing: dict[str, Any]
+    epochs_completed: int
+
+
+def compute_probe(model: Model, x: np.ndarray) -> ProbeResult:
+    """Layer outputs (copies) and class probabilities for one normalised (H, W, C) sample."""
+    outputs = model.layer_outputs(np.asarray(x, dtype=np.float32))
+    last = outputs[-1][1]
+    probabilities = last if model.softmax_head else softmax(last[None])[0]
+    return ProbeResult(outputs, np.array(probabilities, dtype=np.float32))
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line for a message box: the engine's own messages stand alone, others name their type."""
+    if isinstance(exc, EngineError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class TrainingWorker(QObject):
+    """Builds the model and trainer from a snapshot of the architecture and runs epochs on request.
+
+    Signals (emitted on the worker thread; connect with queued connections):
+      started(TrainingStarted), batches(tuple[BatchEnd, ...]) at most ~20 per second,
+      epoch_end(EpochEnd), snapshot(WeightSnapshot), evaluation_ready(Evaluation),
+      probe_ready(ProbeResult), status(str), warning(str), finished(TrainingFinished),
+      failed(str), idle() (a run request returned, whatever happened).
+    """
+
+    started = Signal(object)
+    batches = Signal(object)
+    epoch_end = Signal(object)
+    snapshot = Signal(object)
+    evaluation_ready = Signal(object)
+    probe_ready = Signal(object)
+    status = Signal(str)
+    warning = Signal(str)
+    finished = Signal(object)
+    failed = Signal(str)
+    idle = Signal()
+
+    def __init__(self, architecture: dict[str, Any], dataset: Dataset, config: TrainConfig,
+                 *, batch_emit_interval: float = 1.0 / BATCH_EMITS_PER_SECOND,
+                 probe_interval: float = 1.0 / PROBES_PER_SECOND) -> None:
+        super().__init__()
+        self.architecture = copy.deepcopy(architecture)
+        self.dataset = dataset
+        self.config = config
+        self.batch_emit_interval = batch_emit_interval
+        self.probe_interval = probe_interval
+        self.trainer: Trainer | None = None
+        self.last_snapshot: WeightSnapshot | None = None
+        self._lock = threading.Lock()
+        self._stop_requested = False
+        self._pause_requested = False
+        self._skip_evaluation = False
+        self._pending_rates: dict[str, float] = {}
+        self._probe_x: np.ndarray | None = None
+        self._probe_dirty = False
+        self._warnings_sent: set[str] = set()
+
+    # -- controls: called from the GUI thread ---------------------------------------------------------
+    def prepare_run(self) -> None:
+        """Clear a previous run's stop request; called before each queued run."""
+        with self._lock:
+            self._stop_requested = False
+            self._skip_evaluation = False
+
+    def pause(self) -> None:
+        with self._lock:
+            self._pause_requested = True
+            if self.trainer is not None:
+                self.trainer.pause()
+
+    def resume(self) -> None:
+        with self._lock:
+            self._pause_requested = False
+            if self.trainer is not None:
+                self.trainer.resume()
+
+    def stop(self, skip_evaluation: bool = False) -> None:
+        with self._lock:
+            self._stop_requested = True
+            self._pause_requested = False
+            self._skip_evaluation = self._skip_evaluation or skip_evaluation
+            if self.trainer is not None:
+                self.trainer.stop()
+
+    def set_learning_rate(self, lr: float) -> None:
+        with self._lock:
+            if self.trainer is not None:
+                self.trainer.set_learning_rate(lr)
+            else:
+                self._pending_rates["lr"] = float(lr)
+
+    def set_momentum(self, momentum: float) -> None:
+        with self._lock:
+            if self.trainer is not None:
+                self.trainer.set_momentum(momentum)
+            else:
+                self._pending_rates["momentum"] = float(momentum)
+
+    def set_probe(self, x: np.ndarray | None) -> None:
+        with self._lock:
+            self._probe_x = None if x is None else np.array(x, dtype=np.float32, copy=True)
+            self._probe_dirty = True
+
+    # -- the run: executes on the worker thread ----------------------------------------------------------
+    @Slot(int)
+    def run(self, epochs: int) -> None:
+        """Train ``epochs`` more epochs (0: the configured number). Always ends with ``idle``."""
+        try:
+            with warnings_to(self._send_warning):
+                self._run(epochs or None)
+        except Exception as exc:  # anything at all must reach the GUI as a message, not kill the thread
+            log.error("training failed:\n%s", traceback.format_exc())
+            self.failed.emit(describe_exception(exc))
+        finally:
+            self.idle.emit()
+
+    def _build_trainer(self) -> Trainer:
+        self.status.emit("Building the network…")
+        model = Model.from_architecture(self.architecture, seed=self.config.seed)
+        trainer = Trainer(model, self.dataset, self.config)
+        with self._lock:
+            self.trainer = trainer
+            if self._pause_requested:
+                trainer.pause()
+            if "lr" in self._pending_rates:
+                trainer.set_learning_rate(self._pending_rates["lr"])
+            if "momentum" in self._pending_rates:
+                trainer.set_momentum(self._pending_rates["momentum"])
+            self._pending_rates.clear()
+        return trainer
+
+    def _run(self, epochs: int | None) -> None:
+        trainer = self.trainer
+        if trainer is None:
+            trainer = self._build_trainer()
+            self._emit_snapshot(trainer)  # the untrained network: views can show it while epoch 1 runs
+        pending: list[BatchEnd] = []
+        last_emit = last_probe = time.perf_counter()
+        finished: TrainingFinished | None = None
+        for event in trainer.run(epochs):
+            if self._stop_requested:
+                # Trainer.run clears its stop flag when it starts, so a stop that came earlier is re-sent.
+                trainer.stop()
+            if isinstance(event, BatchEnd):
+                pending.append(event)
+                now = time.perf_counter()
+                if (now - last_emit >= self.batch_emit_interval or event.batch == event.batches
+                        or trainer.paused or self._stop_requested):
+                    self.batches.emit(tuple(pending))
+                    pending = []
+                    last_emit = now
+                if self._probe_x is not None and (self._probe_dirty or now - last_probe >= self.probe_interval):
+                    self._emit_probe(trainer.model)
+                    last_probe = time.perf_counter()
+                # Hand the GIL over between batches so the GUI thread never waits long for it.
+                time.sleep(0)
+            elif isinstance(event, EpochEnd):
+                self._emit_snapshot(trainer)
+                self.epoch_end.emit(event)
+            elif isinstance(event, TrainingStarted):
+                self.started.emit(event)
+            elif isinstance(event, TrainingFinished):
+                finished = event
+        if pending:
+            self.batches.emit(tuple(pending))
+        if finished is None:  # the engine always finishes with an event; guard against a silent end
+            finished = TrainingFinished("stopped", trainer.epoch, "training ended without a final event")
+        if finished.reason != "completed" or self.last_snapshot is None \
+                or self.last_snapshot.epochs_completed != trainer.epoch:
+            # Stopped mid-epoch or restored after divergence: the weights the user keeps are these.
+            self._emit_snapshot(trainer)
+        if self._probe_x is not None:
+            self._emit_probe(trainer.model)
+        if not self._skip_evaluation and len(self.dataset.y_test):
+            self.status.emit("Evaluating on the test set…")
+            self.evaluation_ready.emit(trainer.evaluate("test"))
+        self.finished.emit(finished)
+
+    def _emit_snapshot(self, trainer: Trainer) -> None:
+        snap = WeightSnapshot(trainer.model.get_weights(), copy.deepcopy(trainer.model.preprocessing), trainer.epoch)
+        self.last_snapshot = snap
+        self.snapshot.emit(snap)
+
+    def _emit_probe(self, model: Model) -> None:
+        with self._lock:
+            x, self._probe_dirty = self._probe_x, False
+        if x is None:
+            return
+        try:
+            self.probe_ready.emit(compute_probe(model, x))
+        except (ValueError, EngineError) as exc:  # a sample of the wrong shape must not end the run
+            self._send_warning(f"probe sample skipped: {exc}")
+            with self._lock:
+                if self._probe_x is x:
+                    self._probe_x = None
+
+    def _send_warning(self, text: str) -> None:
+        if text not in self._warnings_sent:  # the same warning each batch would flood the GUI
+            self._warnings_sent.add(text)
+            self.warning.emit(text)

@@ -1,0 +1,92 @@
+"""Suite-wide test settings: Qt runs offscreen, and no test may leave a thread running or a window open."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+
+# How long a test's threads get to wind down after it ends before they count as left running.
+GRACE_SECONDS = 3.0
+
+
+def _new_python_threads(before: set[int]) -> list[threading.Thread]:
+    # Dummy entries stand for threads Python did not start (e.g. a QThread that ran Python code);
+    # they never leave threading's table, so QThreads are checked through the session registry instead.
+    return [t for t in threading.enumerate()
+            if t.ident not in before and t.is_alive() and not isinstance(t, threading._DummyThread)]
+
+
+def _live_qthreads() -> list:
+    session = sys.modules.get("cnn_studio.training.session")
+    return session.live_threads() if session is not None else []
+
+
+def _process_events() -> None:
+    if "PySide6.QtWidgets" not in sys.modules:
+        return
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is not None:
+        app.processEvents()
+
+
+def _open_windows() -> tuple[list, list]:
+    """(visible top-level windows without a parent, visible windows owned by another widget)."""
+    if "PySide6.QtWidgets" not in sys.modules:
+        return [], []
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        return [], []
+    transient = (Qt.WindowType.Popup, Qt.WindowType.ToolTip, Qt.WindowType.SplashScreen)
+    owned, orphans = [], []
+    for widget in app.topLevelWidgets():
+        if not widget.isVisible() or widget.windowType() in transient:
+            continue
+        (owned if widget.parentWidget() is not None else orphans).append(widget)
+    return orphans, owned
+
+
+def _describe(widget) -> str:
+    title = widget.windowTitle()
+    return f"{type(widget).__name__}" + (f" {title!r}" if title else "")
+
+
+@pytest.fixture(autouse=True)
+def no_threads_or_windows_left():
+    """Fail a test that leaves a thread running or a top-level window open (then clean up after it)."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    deadline = time.monotonic() + GRACE_SECONDS
+    while (_new_python_threads(before) or _live_qthreads()) and time.monotonic() < deadline:
+        _process_events()
+        time.sleep(0.01)
+    problems = []
+    threads = _new_python_threads(before)
+    if threads:
+        problems.append("threads still running: " + ", ".join(t.name for t in threads))
+    qthreads = _live_qthreads()
+    if qthreads:
+        problems.append("QThreads still running: " + ", ".join(t.objectName() or "QThread" for t in qthreads))
+        for thread in qthreads:  # stop them, or the interpreter would abort when they are destroyed
+            thread.requestInterruption()
+            thread.quit()
+            thread.wait(10_000)
+    _process_events()
+    orphans, owned = _open_windows()
+    if orphans:
+        problems.append("windows left open: " + ", ".join(_describe(w) for w in orphans))
+    for widget in orphans + owned:  # later tests start from a clean screen either way
+        widget.close()
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)
