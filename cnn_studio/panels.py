@@ -10,8 +10,10 @@ from typing import Any
 
 from cnn_studio.export_actions import install_export
 from cnn_studio.inspect import install_inside
+from cnn_studio.training import install_training
 
 
 def install_panels(window: Any) -> None:
+    install_training(window)
     install_inside(window)
     install_export(window)
