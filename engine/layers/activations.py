@@ -18,12 +18,17 @@ class ReLU(Activation):
     description = "Rectified linear unit: keeps positive values and sets negatives to zero, max(0, x)."
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        out = np.maximum(x, 0)
-        self._cache = out > 0
-        return out
+        # The output itself is the cache: backward derives the mask, so forward makes no extra pass.
+        self._cache = np.maximum(x, 0)
+        return self._cache
+
+    def forward_inplace(self, x: np.ndarray) -> np.ndarray:
+        """Rectify an array the caller owns, in place; returns it (Conv2D and Dense fuse ReLU so)."""
+        self._cache = np.maximum(x, 0, out=x)
+        return x
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        return grad * self._cache
+        return grad * (self._cache > 0)
 
 
 class LeakyReLU(Activation):

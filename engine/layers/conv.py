@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.functional import conv2d_backward, conv2d_forward, conv_pads
+from engine.functional import Workspace, conv2d_backward, conv2d_forward, conv_cols, conv_pads
 from engine.layers.base import ConfigError, Field, Shape, require_rank
 from engine.layers.fused import ACTIVATION_FIELD, ActivatedLayer
 from engine.layers.initializers import init_kernel
@@ -31,7 +31,8 @@ class Conv2D(ActivatedLayer):
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
-        self._input_shape: tuple[int, ...] | None = None
+        # The im2col matrix and padded input, reused from step to step.
+        self.workspace = Workspace()
 
     def output_shape(self, input_shape: Shape) -> Shape:
         require_rank(self, input_shape, 3, "images (height x width x channels)")
@@ -72,22 +73,22 @@ class Conv2D(ActivatedLayer):
         return init_kernel(shape, kh * kw * c, kh * kw * f, self.config["activation"], rng)
 
     def linear_forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        # Training keeps the im2col matrix for backward; inference works in blocks and keeps only
+        # x, from which a backward after inference (saliency) rebuilds the matrix.
         out, cols = conv2d_forward(
-            x, self.params["kernel"], self.params.get("bias"), self.config["stride"], self.config["padding"]
+            x, self.params["kernel"], self.params.get("bias"), self.config["stride"], self.config["padding"],
+            self.workspace, keep_cols=training,
         )
-        self._cache = cols
-        self._input_shape = x.shape
+        self._cache = (x, cols)
         return out
 
     def linear_backward(self, grad: np.ndarray) -> np.ndarray:
+        x, cols = self._cache
+        k, stride, padding = self.config["kernel_size"], self.config["stride"], self.config["padding"]
+        if cols is None:
+            cols = conv_cols(x, k, k, stride, padding, "bias" in self.params, self.workspace)
         d_x, d_kernel, d_bias = conv2d_backward(
-            grad,
-            self._cache,
-            self.params["kernel"],
-            self._input_shape,
-            self.config["stride"],
-            self.config["padding"],
-            self.needs_input_grad,
+            grad, cols, self.params["kernel"], x.shape, stride, padding, self.needs_input_grad, self.workspace
         )
         self.grads["kernel"][...] = d_kernel
         if "bias" in self.grads:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.layers.activations import ACTIVATION_LAYERS
+from engine.layers.activations import ACTIVATION_LAYERS, ReLU
 from engine.layers.base import ACTIVATIONS, Field, Layer
 
 ACTIVATION_FIELD = Field(
@@ -35,7 +35,12 @@ class ActivatedLayer(Layer):
     def forward(self, x: np.ndarray, training: bool = False, *, logits: bool = False) -> np.ndarray:
         z = self.linear_forward(x, training)
         self._activated = self.activation is not None and not logits
-        return self.activation.forward(z, training) if self._activated else z
+        if not self._activated:
+            return z
+        if isinstance(self.activation, ReLU):
+            # z is a fresh array of this layer's own: rectify it in place, saving a full-size pass.
+            return self.activation.forward_inplace(z)
+        return self.activation.forward(z, training)
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         if self._activated:

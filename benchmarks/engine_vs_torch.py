@@ -1,0 +1,416 @@
+"""Training-step and inference speed of the NumPy engine against PyTorch on the CPU, in one process.
+
+Both sides get the same network with the same weights, the same float32 batches and the same
+number of threads. Rounds interleave (a few steps of ours, a few of PyTorch's, the order flipping
+every round) so that a noisy shared machine slows both sides alike; the figure that counts is the
+median of the per-round speed ratios (ours / PyTorch, above 1 means the engine is faster).
+
+    python benchmarks/engine_vs_torch.py                 # every network, 20 rounds
+    python benchmarks/engine_vs_torch.py --nets seed --rounds 30 --steps 5
+
+Without PyTorch (``pip install -e .[bench]`` installs it) only the engine's figures are printed.
+Set the BLAS thread count with --threads (default 2); numpy's BLAS is limited through
+threadpoolctl when it is installed, otherwise through the OPENBLAS/OMP environment variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+FORMAT = "cnn-studio.architecture/1"
+
+
+# -- the networks ---------------------------------------------------------------------------------
+def seed_network(batch_norm: bool = False) -> dict[str, Any]:
+    """The seed's sample CNN (28x28x1 -> 10); with batch_norm each conv is Conv -> BatchNorm -> ReLU."""
+    layers: list[dict[str, Any]] = []
+    for filters in (32, 64):
+        if batch_norm:
+            layers += [
+                {"type": "Conv2D", "filters": filters, "kernel_size": 3},
+                {"type": "BatchNorm"},
+                {"type": "ReLU"},
+            ]
+        else:
+            layers.append({"type": "Conv2D", "filters": filters, "kernel_size": 3, "activation": "relu"})
+        layers.append({"type": "MaxPool2D", "pool_size": 2})
+    layers += [
+        {"type": "Flatten"},
+        {"type": "Dense", "units": 128, "activation": "relu"},
+        {"type": "Dense", "units": 10, "activation": "softmax"},
+    ]
+    return {"format": FORMAT, "input": {"shape": [28, 28, 1]}, "layers": layers}
+
+
+def vgg_network() -> dict[str, Any]:
+    """32x32x3 VGG style: 3 blocks of two 3x3 'same' convs + 2x2 max pooling (32/64/128), then Dense."""
+    layers: list[dict[str, Any]] = []
+    for filters in (32, 64, 128):
+        conv = {"type": "Conv2D", "filters": filters, "kernel_size": 3, "padding": "same", "activation": "relu"}
+        layers += [dict(conv), dict(conv), {"type": "MaxPool2D", "pool_size": 2}]
+    layers += [
+        {"type": "Flatten"},
+        {"type": "Dense", "units": 128, "activation": "relu"},
+        {"type": "Dense", "units": 10, "activation": "softmax"},
+    ]
+    return {"format": FORMAT, "input": {"shape": [32, 32, 3]}, "layers": layers}
+
+
+NETWORKS: dict[str, Callable[[], dict[str, Any]]] = {
+    "seed": seed_network,
+    "seed+bn": lambda: seed_network(batch_norm=True),
+    "vgg32": vgg_network,
+}
+
+
+# -- threads and environment ----------------------------------------------------------------------
+def limit_blas_threads(threads: int) -> str:
+    """Limit numpy's BLAS to ``threads``; returns a line describing the BLAS that runs."""
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+    except ImportError:
+        return (f"numpy BLAS: threadpoolctl not installed, thread count left to the environment "
+                f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})")
+    threadpool_limits(threads, user_api="blas")
+    infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    return "; ".join(
+        f"numpy BLAS: {i.get('internal_api')} {i.get('version')} kernel {i.get('architecture')}, "
+        f"{i.get('num_threads')} threads" for i in infos
+    ) or "numpy BLAS: not found by threadpoolctl"
+
+
+def environment_warnings() -> list[str]:
+    found = [name for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if name in os.environ]
+    if not found:
+        return []
+    return [f"warning: {', '.join(found)} set; it pins an old OpenBLAS kernel and slows numpy. Run with "
+            f"`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...` for representative figures."]
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MB.
+
+    Linux keeps ru_maxrss across exec (a child started by a large parent inherits its peak), so
+    VmHWM from /proc is preferred; ru_maxrss is KiB on Linux and bytes on macOS.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+# -- the engine side --------------------------------------------------------------------------------
+class EngineRunner:
+    """One training step exactly as engine.training.Trainer.train_batch does it, and inference."""
+
+    def __init__(self, architecture: dict[str, Any], lr: float, momentum: float) -> None:
+        from engine.model import Model
+        from engine.optimizers import SGD
+
+        self.model = Model.from_architecture(architecture, seed=0)
+        self.optimizer = SGD(lr=lr, momentum=momentum)
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+        from engine.losses import softmax_cross_entropy
+
+        logits = self.model.forward_logits(x, training=True)
+        loss, grad, _ = softmax_cross_entropy(logits, y)
+        self.model.backward(grad)
+        self.optimizer.step(self.model.parameters(), self.model.gradients())
+        return loss
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        return self.model.forward(x, training=False)
+
+
+# -- the PyTorch side -------------------------------------------------------------------------------
+def torch_network(architecture: dict[str, Any], weights: dict[str, np.ndarray]) -> Any:
+    """The same network as a torch.nn.Sequential in NCHW, holding a copy of the engine's weights.
+
+    Only the layer types the benchmark networks use are translated. The engine flattens (H, W, C)
+    and PyTorch (C, H, W), so the rows of a Dense kernel after Flatten are permuted accordingly.
+    """
+    import torch
+    from torch import nn
+
+    from engine.architecture import analyze
+
+    analysis = analyze(architecture)
+    modules: list[nn.Module] = []
+    flattened_from: tuple[int, ...] | None = None
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+    for info in analysis.layers:
+        cfg, name = info.config, info.name
+        if info.type == "Conv2D":
+            c = info.input_shape[2]
+            padding = cfg["padding"] if cfg["padding"] in ("same", "valid") else int(cfg["padding"])
+            conv = nn.Conv2d(c, cfg["filters"], cfg["kernel_size"], stride=cfg["stride"], padding=padding,
+                             bias=cfg["use_bias"])
+            with torch.no_grad():
+                conv.weight.copy_(tensor(weights[f"{name}.kernel"].transpose(3, 2, 0, 1)))
+                if cfg["use_bias"]:
+                    conv.bias.copy_(tensor(weights[f"{name}.bias"]))
+            modules.append(conv)
+        elif info.type == "Dense":
+            kernel = weights[f"{name}.kernel"]
+            if flattened_from is not None:
+                h, w, c = flattened_from
+                kernel = kernel.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
+                flattened_from = None
+            dense = nn.Linear(kernel.shape[0], kernel.shape[1], bias=cfg["use_bias"])
+            with torch.no_grad():
+                dense.weight.copy_(tensor(kernel.T))
+                if cfg["use_bias"]:
+                    dense.bias.copy_(tensor(weights[f"{name}.bias"]))
+            modules.append(dense)
+        elif info.type == "MaxPool2D":
+            modules.append(nn.MaxPool2d(cfg["pool_size"], stride=cfg["stride"] or cfg["pool_size"]))
+        elif info.type == "BatchNorm":
+            # Keras keeps `momentum` of the old running value, PyTorch moves by `momentum`.
+            bn = nn.BatchNorm2d(info.input_shape[-1], eps=cfg["epsilon"], momentum=1 - cfg["momentum"])
+            with torch.no_grad():
+                bn.weight.copy_(tensor(weights[f"{name}.gamma"]))
+                bn.bias.copy_(tensor(weights[f"{name}.beta"]))
+                bn.running_mean.copy_(tensor(weights[f"{name}.moving_mean"]))
+                bn.running_var.copy_(tensor(weights[f"{name}.moving_variance"]))
+            modules.append(bn)
+        elif info.type == "ReLU":
+            modules.append(nn.ReLU())
+        elif info.type == "Flatten":
+            flattened_from = tuple(info.input_shape)
+            modules.append(nn.Flatten())
+        else:
+            raise ValueError(f"the benchmark does not translate {info.type} layers to PyTorch")
+        activation = cfg.get("activation")
+        # A final softmax stays out: cross_entropy takes logits, as the engine's fused loss does.
+        if activation == "relu":
+            modules.append(nn.ReLU())
+        elif activation not in (None, "softmax"):
+            raise ValueError(f"the benchmark does not translate activation {activation!r}")
+    return nn.Sequential(*modules)
+
+
+class TorchRunner:
+    def __init__(self, architecture: dict[str, Any], weights: dict[str, np.ndarray], lr: float,
+                 momentum: float) -> None:
+        import torch
+
+        self.torch = torch
+        self.net = torch_network(architecture, weights)
+        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=lr, momentum=momentum)
+        self.loss = torch.nn.CrossEntropyLoss()
+
+    def train_step(self, x: Any, y: Any) -> float:
+        self.net.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(self.net(x), y)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+    def infer(self, x: Any) -> Any:
+        self.net.eval()
+        with self.torch.inference_mode():
+            return self.torch.softmax(self.net(x), dim=1)
+
+
+# -- timing ---------------------------------------------------------------------------------------------
+@dataclass
+class Comparison:
+    label: str
+    batch: int
+    ours: list[float]  # images per second, one per round
+    theirs: list[float]
+
+    def line(self) -> str:
+        ours = statistics.median(self.ours)
+        text = f"{self.label:<28} ours {ours:9.0f} img/s"
+        if self.theirs:
+            ratios = [a / b for a, b in zip(self.ours, self.theirs)]
+            text += (f"   torch {statistics.median(self.theirs):9.0f} img/s   ratio ours/torch median "
+                     f"{statistics.median(ratios):5.2f} (rounds {min(ratios):.2f}..{max(ratios):.2f})")
+        return text
+
+
+def images_per_second(step: Callable[[int], Any], steps: int, batch: int) -> float:
+    start = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def compare(label: str, batch: int, ours: Callable[[int], Any], theirs: Callable[[int], Any] | None,
+            rounds: int, steps: int, pause: float) -> Comparison:
+    """Interleaved rounds; warm-up steps first so allocations and caches settle on both sides.
+
+    Both thread pools busy-wait for a while after their last task (OpenBLAS for up to ~0.1 s,
+    OpenMP briefly), which would steal cores from the other side: each side's turn starts after
+    a pause long enough for the other's threads to go to sleep.
+    """
+    for i in range(2):
+        ours(i)
+        if theirs is not None:
+            theirs(i)
+    result = Comparison(label, batch, [], [])
+    for r in range(rounds):
+        order = [("ours", ours), ("theirs", theirs)] if r % 2 == 0 else [("theirs", theirs), ("ours", ours)]
+        for side, fn in order:
+            if fn is not None:
+                time.sleep(pause)
+                getattr(result, side).append(images_per_second(fn, steps, batch))
+    return result
+
+
+def make_batches(shape: tuple[int, ...], batch: int, count: int, classes: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    xs = [rng.random((batch, *shape), dtype=np.float32) for _ in range(count)]
+    ys = [rng.integers(0, classes, batch) for _ in range(count)]
+    return xs, ys
+
+
+def check_agreement(engine: EngineRunner, torch_side: TorchRunner, x: np.ndarray) -> float:
+    """Largest difference between both sides' class probabilities on one batch."""
+    import torch
+
+    ours = engine.infer(x)
+    theirs = torch_side.infer(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+    return float(np.abs(ours - theirs).max())
+
+
+def bench_network(name: str, args: argparse.Namespace, have_torch: bool) -> list[Comparison]:
+    architecture = NETWORKS[name]()
+    engine = EngineRunner(architecture, args.lr, args.momentum)
+    shape = tuple(engine.model.input_shape)
+    classes = engine.model.output_shape[-1]
+    xs, ys = make_batches(shape, args.batch, 4, classes)
+    xs_inf, _ = make_batches(shape, args.inference_batch, 2, classes, seed=1)
+    torch_side = None
+    if have_torch:
+        import torch
+
+        torch_side = TorchRunner(architecture, engine.model.get_weights(), args.lr, args.momentum)
+        difference = check_agreement(engine, torch_side, xs_inf[0])
+        print(f"{name}: {engine.model.analysis.trainable_params:,} parameters; same weights, largest "
+              f"probability difference engine vs torch {difference:.1e}")
+        txs = [torch.from_numpy(x.transpose(0, 3, 1, 2).copy()) for x in xs]
+        tys = [torch.from_numpy(y) for y in ys]
+        txs_inf = [torch.from_numpy(x.transpose(0, 3, 1, 2).copy()) for x in xs_inf]
+    else:
+        print(f"{name}: {engine.model.analysis.trainable_params:,} parameters")
+
+    def ours_train(i: int) -> float:
+        return engine.train_step(xs[i % len(xs)], ys[i % len(ys)])
+
+    def ours_infer(i: int) -> np.ndarray:
+        return engine.infer(xs_inf[i % len(xs_inf)])
+
+    theirs_train = theirs_infer = None
+    if torch_side is not None:
+        def theirs_train(i: int) -> float:
+            return torch_side.train_step(txs[i % len(txs)], tys[i % len(tys)])
+
+        def theirs_infer(i: int) -> Any:
+            return torch_side.infer(txs_inf[i % len(txs_inf)])
+
+    results = [
+        compare(f"{name} train b{args.batch}", args.batch, ours_train, theirs_train, args.rounds, args.steps,
+                args.pause),
+        compare(f"{name} infer b{args.inference_batch}", args.inference_batch, ours_infer, theirs_infer,
+                args.rounds, args.steps, args.pause),
+    ]
+    for result in results:
+        print("  " + result.line(), flush=True)
+    return results
+
+
+def engine_memory(args: argparse.Namespace) -> None:
+    """Run in a child process without PyTorch: peak RSS of the engine alone over every network."""
+    for name in args.nets:
+        engine = EngineRunner(NETWORKS[name](), args.lr, args.momentum)
+        shape, classes = tuple(engine.model.input_shape), engine.model.output_shape[-1]
+        xs, ys = make_batches(shape, args.batch, 2, classes)
+        xs_inf, _ = make_batches(shape, args.inference_batch, 1, classes)
+        for i in range(3):
+            engine.train_step(xs[i % 2], ys[i % 2])
+            engine.infer(xs_inf[0])
+    print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
+
+
+def measure_engine_memory(args: argparse.Namespace) -> float | None:
+    command = [sys.executable, os.path.abspath(__file__), "--memory-child", "--threads", str(args.threads),
+               "--batch", str(args.batch), "--inference-batch", str(args.inference_batch), "--nets", *args.nets]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        print(done.stderr.strip(), file=sys.stderr)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nets", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
+    parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds (at least 15 for the report)")
+    parser.add_argument("--steps", type=int, default=4, help="steps per side per round")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--inference-batch", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=2, help="threads for both numpy's BLAS and PyTorch")
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--pause", type=float, default=0.2,
+                        help="seconds of rest before each side's turn, so the other side's threads stop spinning")
+    parser.add_argument("--no-torch", action="store_true", help="measure the engine alone")
+    parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    blas = limit_blas_threads(args.threads)
+    if args.memory_child:
+        engine_memory(args)
+        return 0
+    have_torch = False
+    if not args.no_torch:
+        try:
+            import torch
+        except ImportError:
+            print("PyTorch is not installed: engine figures only (pip install -e '.[bench]').")
+        else:
+            torch.set_num_threads(args.threads)
+            have_torch = True
+    for warning in environment_warnings():
+        print(warning)
+    print(f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs; {blas}")
+    if have_torch:
+        print(f"torch {torch.__version__}: {torch.get_num_threads()} threads, oneDNN "
+              f"{'on' if torch.backends.mkldnn.is_available() else 'off'}")
+    print(f"float32; SGD lr {args.lr} momentum {args.momentum}; {args.rounds} interleaved rounds of {args.steps} "
+          f"steps per side\n")
+    for name in args.nets:
+        bench_network(name, args, have_torch)
+    peak = measure_engine_memory(args)
+    if peak is not None:
+        print(f"\nengine peak RSS (separate process without torch, all networks above): {peak:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
