@@ -14,13 +14,16 @@ import pytest  # noqa: E402
 
 # How long a test's threads get to wind down after it ends before they count as left running.
 GRACE_SECONDS = 3.0
+# Process-wide pools that live as long as the interpreter by design (the engine's kernel threads).
+PROCESS_POOL_THREADS = ("cnn-engine-worker",)
 
 
 def _new_python_threads(before: set[int]) -> list[threading.Thread]:
     # Dummy entries stand for threads Python did not start (e.g. a QThread that ran Python code);
     # they never leave threading's table, so QThreads are checked through the session registry instead.
     return [t for t in threading.enumerate()
-            if t.ident not in before and t.is_alive() and not isinstance(t, threading._DummyThread)]
+            if t.ident not in before and t.is_alive() and not isinstance(t, threading._DummyThread)
+            and not (t.daemon and t.name in PROCESS_POOL_THREADS)]
 
 
 def _live_qthreads() -> list:

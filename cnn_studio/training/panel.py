@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -44,6 +44,9 @@ TAB_TITLE = "Train"
 DOCK_TITLE = "Training"
 LOCK_REASON = "Training is running — stop it to edit the architecture"
 KEEP, DISCARD, CANCEL = "keep", "discard", "cancel"
+# Curves and progress text are redrawn at this rate while a run goes on, however fast batches arrive:
+# the GUI's share of the CPU stays small and fixed, and the engine keeps the cores.
+LIVE_REDRAWS_PER_SECOND = 6
 
 
 # -- dialogs: module-level so tests (and scripts) can answer them without a modal loop --------------------------
@@ -98,6 +101,10 @@ class TrainingPanel(QObject):
         self._writing_settings = False
         self._closing = False
         self.notices: list[str] = []
+        self._latest_batch: BatchEnd | None = None
+        self._live_timer = QTimer(self)
+        self._live_timer.setInterval(1000 // LIVE_REDRAWS_PER_SECOND)
+        self._live_timer.timeout.connect(self._refresh_live)
 
         self.form = TrainingSettingsForm()
         self.plots = TrainingPlots()
@@ -474,8 +481,13 @@ class TrainingPanel(QObject):
         record = self.history.current
         if record is not None:
             record.set_smoothing(event.batches_per_epoch)
+        done = self.session.epochs_completed
+        first_step = self.session.last_batch.step if self.session.last_batch is not None else 0
+        self.plots.expect(first_step + event.epochs * event.batches_per_epoch, done + event.epochs)
         for progress in (self.dock_progress, self.status_progress):
-            progress.begin(self.session.epochs_completed, event.epochs, event.batches_per_epoch)
+            progress.begin(done, event.epochs, event.batches_per_epoch)
+        self._latest_batch = None
+        self._live_timer.start()
 
     def _on_batches(self, events: tuple[BatchEnd, ...]) -> None:
         record = self.history.current
@@ -483,8 +495,14 @@ class TrainingPanel(QObject):
             return
         record.add_batches(events)
         self.plots.data_changed()
-        for progress in (self.dock_progress, self.status_progress):
-            progress.show_batch(events[-1], self.session.paused)
+        self._latest_batch = events[-1]
+
+    def _refresh_live(self) -> None:
+        self.plots.refresh()
+        if self._latest_batch is not None:
+            for progress in (self.dock_progress, self.status_progress):
+                progress.show_batch(self._latest_batch, self.session.paused)
+            self._latest_batch = None
 
     def _on_epoch_end(self, event: EpochEnd) -> None:
         record = self.history.current
@@ -507,12 +525,17 @@ class TrainingPanel(QObject):
         name = "learning rate" if kind == "lr" else "momentum"
         self.window.statusBar().showMessage(f"{name} set to {value:g} from batch {step}", 4000)
 
+    def _end_live(self) -> None:
+        self._live_timer.stop()
+        self._refresh_live()
+        self.plots.end_run()
+
     def _on_finished(self, event: TrainingFinished) -> None:
+        self._end_live()
         record = self.history.current
         if record is not None:
             record.outcome, record.message = event.reason, event.message
             self.history.changed(record)
-        self.plots.end_run()
         elapsed = self.session.last_batch.elapsed if self.session.last_batch is not None else float("nan")
         text = {"completed": "Finished", "stopped": "Stopped", "diverged": "Diverged"}.get(event.reason, event.reason)
         summary = f"{text} after {event.epochs_completed} epoch(s) · {format_duration(elapsed)}"
@@ -529,11 +552,11 @@ class TrainingPanel(QObject):
         self.run_ended.emit(event.reason)
 
     def _on_failed(self, message: str) -> None:
+        self._end_live()
         record = self.history.current
         if record is not None:
             record.outcome, record.message = "failed", message
             self.history.changed(record)
-        self.plots.end_run()
         for progress in (self.dock_progress, self.status_progress):
             progress.done("Training failed", complete=False)
         self._set_message(f"Training failed: {message}", error=True)

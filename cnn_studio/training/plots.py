@@ -1,7 +1,8 @@
 """Live training curves: loss per batch (raw and smoothed, rate-change markers) and per-epoch loss/accuracy.
 
-The plot items are made once and fed with ``setData`` from growing buffers; a timer redraws at most
-ten times a second however fast batches arrive. Earlier runs can be overlaid, each in its own colour.
+The plot items are made once and fed with ``setData`` from growing buffers; the owner calls ``refresh``
+on a timer, so the redraw rate does not depend on how fast batches arrive. Earlier runs can be overlaid,
+each in its own colour.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, QTimer
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
 
 from cnn_studio.training.run_history import RunRecord
@@ -20,17 +21,22 @@ TRAIN_COLOR = "#1f77b4"
 VAL_COLOR = "#e8710a"
 RAW_COLOR = (31, 119, 180, 70)  # the raw per-batch loss is drawn faint under its smoothed curve
 MARKER_COLOR = "#b35900"
-REDRAWS_PER_SECOND = 10
 
 
-def make_plot(title: str, x_label: str, y_label: str, legend_at_bottom: bool = False) -> pg.PlotWidget:
-    """A white plot with dark axes, a light grid and a legend in the top-right (or bottom-right) corner."""
+def make_plot(title: str, x_label: str, y_label: str, legend_at_bottom: bool = False, grid: bool = True
+              ) -> pg.PlotWidget:
+    """A white plot with dark axes, a light grid and a legend in the top-right (or bottom-right) corner.
+
+    pyqtgraph draws the grid as part of the axes, so every curve update repaints them: a plot that is
+    redrawn several times a second goes without (``grid=False``) to keep the GUI thread's work small.
+    """
     widget = pg.PlotWidget(background="w")
     plot = widget.getPlotItem()
     plot.setTitle(title, color="#222222", size="10pt")
     plot.setLabel("bottom", x_label, color="#333333")
     plot.setLabel("left", y_label, color="#333333")
-    plot.showGrid(x=True, y=True, alpha=0.2)
+    if grid:
+        plot.showGrid(x=True, y=True, alpha=0.2)
     for name in ("left", "bottom"):
         axis = plot.getAxis(name)
         axis.setPen(pg.mkPen("#666666"))
@@ -105,8 +111,9 @@ class TrainingPlots(QWidget):
         self._overlays: dict[int, list[pg.PlotDataItem]] = {}
         self._markers: list[pg.InfiniteLine] = []
         self._dirty = False
+        self._drawn = (0, 0)  # (batch points, epochs) the curves were last fed
 
-        self.batch_plot = make_plot("Training loss per batch", "batch (step)", "loss")
+        self.batch_plot = make_plot("Training loss per batch", "batch (step)", "loss", grid=False)
         self.loss_plot = make_plot("Loss per epoch", "epoch", "loss")
         # Accuracy climbs towards the top, so its legend sits at the bottom, out of the way.
         self.accuracy_plot = make_plot("Accuracy per epoch", "epoch", "accuracy (%)", legend_at_bottom=True)
@@ -135,9 +142,6 @@ class TrainingPlots(QWidget):
         layout.addWidget(self.batch_plot, 3)
         layout.addLayout(bottom, 2)
 
-        self._timer = QTimer(self)
-        self._timer.setInterval(1000 // REDRAWS_PER_SECOND)
-        self._timer.timeout.connect(self._tick)
 
     @staticmethod
     def _epoch_curve(widget: pg.PlotWidget, color: str, name: str, symbol: str) -> pg.PlotDataItem:
@@ -152,15 +156,26 @@ class TrainingPlots(QWidget):
         for line in self._markers:
             self.batch_plot.removeItem(line)
         self._markers.clear()
+        for step, kind, value in record.rate_changes:  # a continued run keeps its earlier markers
+            self.mark_rate_change(step, kind, value)
         self.redraw()
-        self._timer.start()
+
+    def expect(self, last_step: int, last_epoch: int) -> None:
+        """Fix the x axes to where this run will end, so they do not rescale (and repaint) every batch."""
+        steps = max([last_step] + [int(o.batch_loss.x[-1]) for o in self._overlay_records() if len(o.batch_loss)])
+        epochs = max([last_epoch] + [len(o.epochs) for o in self._overlay_records()])
+        self.batch_plot.getPlotItem().setXRange(0, max(steps, 1), padding=0.01)
+        for widget in (self.loss_plot, self.accuracy_plot):
+            widget.getPlotItem().setXRange(0.5, max(epochs, 1) + 0.5, padding=0)
+        spacing = max(1, math.ceil(epochs / 10))
+        for widget in (self.loss_plot, self.accuracy_plot):
+            widget.getPlotItem().getAxis("bottom").setTickSpacing(spacing, spacing)
 
     def end_run(self) -> None:
         self.redraw()
-        self._timer.stop()
 
     def data_changed(self) -> None:
-        """New batches or epochs were added to the current record: redraw at the next tick."""
+        """New batches or epochs were added to the current record: ``refresh`` draws them."""
         self._dirty = True
 
     def mark_rate_change(self, step: int, kind: str, value: float) -> None:
@@ -180,6 +195,7 @@ class TrainingPlots(QWidget):
         return [(float(line.value()), line.label.toPlainText()) for line in self._markers]
 
     def redraw(self) -> None:
+        """Feed every current curve from the record (the items stay; only their data is replaced)."""
         self._dirty = False
         r = self.record
         if r is None:
@@ -188,14 +204,25 @@ class TrainingPlots(QWidget):
         self.smooth_curve.setData(r.smoothed_loss.x, r.smoothed_loss.y)
         self._set_epoch_data(r, (self.train_loss_curve, self.val_loss_curve, self.train_acc_curve,
                                  self.val_acc_curve))
-        n = max(len(r.epochs), max((len(o.epochs) for o in self._overlay_records()), default=0))
-        spacing = max(1, math.ceil(n / 10))
-        for widget in (self.loss_plot, self.accuracy_plot):
-            widget.getPlotItem().getAxis("bottom").setTickSpacing(spacing, spacing)
+        self._drawn = (len(r.batch_loss), len(r.epochs))
+        x_max = self.batch_plot.getPlotItem().vb.viewRange()[0][1]
+        if len(r.batch_loss) and r.batch_loss.x[-1] > x_max:  # ran past the expected end: let the axis follow
+            self.batch_plot.getPlotItem().enableAutoRange(axis="x")
 
-    def _tick(self) -> None:
-        if self._dirty:
+    def refresh(self) -> None:
+        """Draw what arrived since the last call; only the curves that changed get new data."""
+        r = self.record
+        if not self._dirty or r is None:
+            return
+        self._dirty = False
+        batches, epochs = self._drawn
+        if len(r.epochs) != epochs:
             self.redraw()
+            return
+        if len(r.batch_loss) != batches:
+            self.raw_curve.setData(r.batch_loss.x, r.batch_loss.y)
+            self.smooth_curve.setData(r.smoothed_loss.x, r.smoothed_loss.y)
+            self._drawn = (len(r.batch_loss), epochs)
 
     @staticmethod
     def _set_epoch_data(record: RunRecord, curves: tuple[pg.PlotDataItem, ...]) -> None:
