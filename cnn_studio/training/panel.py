@@ -10,8 +10,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QGridLayout,
@@ -50,15 +51,32 @@ LIVE_REDRAWS_PER_SECOND = 6
 
 
 # -- dialogs: module-level so tests (and scripts) can answer them without a modal loop --------------------------
+HEADLESS_PLATFORMS = ("offscreen", "minimal")
+_open_boxes: list[QMessageBox] = []
+
+
+def headless() -> bool:
+    """True where nobody can see a dialog (offscreen runs): questions must not wait for an answer."""
+    return QGuiApplication.platformName() in HEADLESS_PLATFORMS
+
+
 def show_message(parent: QWidget, kind: str, title: str, text: str) -> None:
-    """A modal message box; ``kind`` is "error", "warning" or "info"."""
+    """A window-modal message box that does not block the event loop; ``kind`` is "error", "warning" or "info"."""
     icon = {"error": QMessageBox.Icon.Critical, "warning": QMessageBox.Icon.Warning}.get(
         kind, QMessageBox.Icon.Information)
-    QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, parent).exec()
+    box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, parent)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    _open_boxes[:] = [b for b in _open_boxes if shiboken6.isValid(b) and b.isVisible()] + [box]
+    box.open()
 
 
 def ask_stop_training(parent: QWidget) -> str:
-    """Training runs and the window is closing: KEEP (stop, save the weights), DISCARD or CANCEL."""
+    """Training runs and the window is closing: KEEP (stop, save the weights), DISCARD or CANCEL.
+
+    Headless, nobody can answer: the run is stopped and its weights are not saved.
+    """
+    if headless():
+        return DISCARD
     box = QMessageBox(QMessageBox.Icon.Question, "Stop training?",
                       "Training is still running. Stop it and close?\n\nKeep the trained weights? "
                       "They can be saved to a weight file before the window closes.", parent=parent)
@@ -66,12 +84,14 @@ def ask_stop_training(parent: QWidget) -> str:
     discard = box.addButton("Stop && discard", QMessageBox.ButtonRole.DestructiveRole)
     box.addButton(QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(keep)
-    box.exec()
+    box.exec()  # the window is closing: this answer is needed before anything else happens
     clicked = box.clickedButton()
     return KEEP if clicked is keep else DISCARD if clicked is discard else CANCEL
 
 
 def ask_weights_path(parent: QWidget, suggested: str) -> str | None:
+    if headless():
+        return None
     path, _ = QFileDialog.getSaveFileName(parent, "Save the trained weights", suggested, "Weight files (*.npz)")
     if path and not path.lower().endswith(".npz"):
         path += ".npz"
@@ -167,6 +187,7 @@ class TrainingPanel(QObject):
         splitter.addWidget(results_box)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        splitter.setSizes([600, 430])  # the confusion matrix needs room for ten class names
         splitter.setObjectName("training_tab")
         return splitter
 

@@ -150,6 +150,13 @@ class TrainingSession(QObject):
             return float(self._worker.trainer.optimizer.lr)
         return None if self._config is None else self._config.learning_rate
 
+    @property
+    def momentum(self) -> float | None:
+        """The optimizer's momentum (Adam's beta1) as it stands (None before any run)."""
+        if self._worker is not None and self._worker.trainer is not None:
+            return float(self._worker.trainer.optimizer.momentum)
+        return None if self._config is None else self._config.momentum
+
     def dataset(self) -> Dataset | None:
         return self._dataset
 

@@ -163,7 +163,10 @@ class TrainingWorker(QObject):
             with warnings_to(self._send_warning):
                 self._run(epochs or None)
         except Exception as exc:  # anything at all must reach the GUI as a message, not kill the thread
-            log.error("training failed:\n%s", traceback.format_exc())
+            if isinstance(exc, EngineError):
+                log.info("training stopped by a user-fixable problem: %s", exc)
+            else:
+                log.error("training failed:\n%s", traceback.format_exc())
             self.failed.emit(describe_exception(exc))
         finally:
             self.idle.emit()
