@@ -486,8 +486,9 @@ class TrainingPanel(QObject):
         self.form.set_running(busy)
         self.lock_notice.setVisible(running)
         self._sync_lock(running)
-        for progress in (self.dock_progress, self.status_progress):
-            progress.set_paused(paused)
+        if running:
+            for progress in (self.dock_progress, self.status_progress):
+                progress.set_paused(paused)
 
     def _sync_lock(self, running: bool) -> None:
         if running and not self._locked_by_training:

@@ -75,6 +75,7 @@ class TrainingProgress(QWidget):
         self.label.setText(text)
 
     def done(self, text: str, complete: bool = True) -> None:
+        self._last = None
         if self.bar.maximum() == 0:
             self.bar.setRange(0, 1)
         if complete:
