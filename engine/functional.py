@@ -21,11 +21,14 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from engine.parallel import parallel_for
 from engine.shapes import output_size, resolve_padding
 
-# Input-gradient im2col blocks are computed this many bytes at a time, so each block is still in
-# cache when col2im reads it back, and inference never materialises a whole-batch im2col matrix.
-BLOCK_BYTES = 4 << 20
+# im2col blocks (and their gradients) are made this many bytes at a time, so each block is still
+# in cache when the matrix product or col2im reads it back.
+BLOCK_BYTES = 1 << 20
+# Element-wise kernels split across threads only from this many rows (or images) per thread.
+MIN_ROWS = 16
 
 
 class Workspace:
@@ -67,20 +70,6 @@ def pad_images(x: np.ndarray, pads: tuple[int, int, int, int], value: float = 0.
     if not any(pads):
         return x
     return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
-
-
-def pad_into(x: np.ndarray, pads: tuple[int, int, int, int], workspace: Workspace, value: float = 0.0,
-             capacity: int | None = None) -> np.ndarray:
-    """Like pad_images, but into a reused workspace array (room for ``capacity`` images) whose
-    border was filled once."""
-    top, bottom, left, right = pads
-    if not any(pads):
-        return x
-    n, h, w, c = x.shape
-    shape = (max(n, capacity or 0), h + top + bottom, w + left + right, c)
-    xp = workspace.array("padded", shape, x.dtype, fill=value, key=pads)[:n]
-    xp[:, top : top + h, left : left + w, :] = x
-    return xp
 
 
 def window_view(xp: np.ndarray, kh: int, kw: int, stride: int) -> np.ndarray:
@@ -168,30 +157,58 @@ def conv_pads(h: int, w: int, kh: int, kw: int, stride: int, padding: str | int)
     return top, bottom, left, right
 
 
-def conv_cols(
-    x: np.ndarray, kh: int, kw: int, stride: int, padding: str | int, with_ones: bool,
-    workspace: Workspace | None = None, capacity: int | None = None,
-) -> np.ndarray:
-    """The im2col matrix (N*Ho*Wo, kh*kw*C) of a (N, H, W, C) batch, plus a last column of ones
-    when ``with_ones`` (so that a bias row appended to the kernel matrix adds the bias).
+def _images_per_block(bytes_per_image: int, n: int) -> int:
+    return max(1, min(n, BLOCK_BYTES // max(bytes_per_image, 1)))
 
-    The matrix is a view of a workspace array with room for ``capacity`` images (default N), so
-    blocks of varying size share one allocation.
-    """
-    workspace = workspace or Workspace()
-    n, h, w, c = x.shape
-    pads = conv_pads(h, w, kh, kw, stride, padding)
-    xp = pad_into(x, pads, workspace, capacity=capacity)
-    ho, wo = output_size(h, kh, stride, pads[0], pads[1]), output_size(w, kw, stride, pads[2], pads[3])
-    k = kh * kw * c
-    # The ones column is written once when the array is made; later steps only write columns < k.
-    room = max(n, capacity or 0) * ho * wo
-    cols = workspace.array("cols", (room, k + with_ones), x.dtype, fill=1 if with_ones else None)[: n * ho * wo]
-    row = cols.strides[0]
-    item = cols.itemsize
-    windows = as_strided(cols, (n, ho, wo, kh, kw, c), (ho * wo * row, wo * row, row, kw * c * item, c * item, item))
-    im2col_into(xp, kh, kw, stride, windows)
-    return cols
+
+def _cols_windows(cols: np.ndarray, n: int, ho: int, wo: int, kh: int, kw: int, c: int) -> np.ndarray:
+    """The first kh*kw*C columns of an im2col matrix (rows may be longer) as (N, Ho, Wo, kh, kw, C)."""
+    row, item = cols.strides[0], cols.itemsize
+    return as_strided(cols, (n, ho, wo, kh, kw, c), (ho * wo * row, wo * row, row, kw * c * item, c * item, item))
+
+
+class _Convolution:
+    """One convolution's sizes, input (N, H, W, C) * kernel (kh, kw, C, F) -> (N, Ho, Wo, F), and
+    the per-thread scratch its blocks of images go through."""
+
+    def __init__(self, input_shape: tuple[int, ...], kernel_shape: tuple[int, ...], stride: int,
+                 padding: str | int, with_bias: bool, dtype: Any, workspace: Workspace | None) -> None:
+        self.n, self.h, self.w, self.c = input_shape
+        self.kh, self.kw, _, self.f = kernel_shape
+        self.stride = stride
+        self.pads = conv_pads(self.h, self.w, self.kh, self.kw, stride, padding)
+        top, bottom, left, right = self.pads
+        self.ho = output_size(self.h, self.kh, stride, top, bottom)
+        self.wo = output_size(self.w, self.kw, stride, left, right)
+        self.rows = self.ho * self.wo  # im2col rows per image
+        self.k = self.kh * self.kw * self.c
+        # A last column of ones makes the bias one more row of the kernel matrix.
+        self.width = self.k + with_bias
+        self.dtype = np.dtype(dtype)
+        self.workspace = workspace or Workspace()
+        self.block = _images_per_block(self.rows * max(self.width, self.f) * self.dtype.itemsize, self.n)
+
+    def cols(self, part: int, x: np.ndarray) -> np.ndarray:
+        """The im2col matrix (n*Ho*Wo, k [+1]) of the few images x, in thread ``part``'s scratch."""
+        n = len(x)
+        if any(self.pads):
+            top, bottom, left, right = self.pads
+            shape = (self.block, self.h + top + bottom, self.w + left + right, self.c)
+            # The border is zeroed once, when the scratch is made; only the inside is written.
+            padded = self.workspace.array(f"padded{part}", shape, self.dtype, fill=0, key=self.pads)[:n]
+            padded[:, top : top + self.h, left : left + self.w, :] = x
+            x = padded
+        ones = 1 if self.width > self.k else None
+        scratch = self.workspace.array(f"cols{part}", (self.block * self.rows, self.width), self.dtype, fill=ones)
+        cols = scratch[: n * self.rows]
+        im2col_into(x, self.kh, self.kw, self.stride, _cols_windows(cols, n, self.ho, self.wo, self.kh, self.kw,
+                                                                    self.c))
+        return cols
+
+    def blocks(self, start: int, stop: int) -> list[tuple[int, int, slice]]:
+        """(first image, end image, their im2col rows) for cache-sized blocks of [start, stop)."""
+        return [(a, min(a + self.block, stop), slice(a * self.rows, min(a + self.block, stop) * self.rows))
+                for a in range(start, stop, self.block)]
 
 
 def _kernel_matrix(kernel: np.ndarray, bias: np.ndarray | None, workspace: Workspace) -> np.ndarray:
@@ -208,103 +225,103 @@ def _kernel_matrix(kernel: np.ndarray, bias: np.ndarray | None, workspace: Works
 
 def conv2d_forward(
     x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, stride: int, padding: str | int,
-    workspace: Workspace | None = None, keep_cols: bool = True,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """(N, H, W, C) * (kh, kw, C, F) [+ bias (F,)] -> (output (N, Ho, Wo, F), im2col matrix or None).
+    workspace: Workspace | None = None, relu: bool = False, relu_mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """(N, H, W, C) * (kh, kw, C, F) [+ bias (F,)] [then ReLU] -> (N, Ho, Wo, F).
 
-    The im2col matrix is (N*Ho*Wo, kh*kw*C), with a last column of ones when there is a bias; it
-    lives in ``workspace`` (valid until the next call) and backward reuses it. With
-    ``keep_cols=False`` (inference) the batch is processed in blocks and None is returned.
+    Each engine thread takes a range of images and works through it in cache-sized blocks:
+    im2col (a (rows, kh*kw*C [+1]) matrix in ``workspace`` scratch), one matrix product with the
+    kernel (and bias) matrix, ReLU, and ``relu_mask`` (bool, like the output: output > 0, for
+    backward). No whole-batch im2col matrix is ever written: the memory traffic would cost more
+    than rebuilding each block in backward.
     """
-    workspace = workspace or Workspace()
-    kh, kw, c, f = kernel.shape
-    n, h, w, _ = x.shape
-    pads = conv_pads(h, w, kh, kw, stride, padding)
-    ho, wo = output_size(h, kh, stride, pads[0], pads[1]), output_size(w, kw, stride, pads[2], pads[3])
-    matrix = _kernel_matrix(kernel, bias, workspace)
-    with_ones = bias is not None
-    if keep_cols:
-        cols = conv_cols(x, kh, kw, stride, padding, with_ones, workspace)
-        return (cols @ matrix).reshape(n, ho, wo, f), cols
-    out = np.empty((n, ho, wo, f), x.dtype)
-    block = _images_per_block(ho * wo * matrix.shape[0] * x.itemsize, n)
-    for start in range(0, n, block):
-        part = slice(start, min(start + block, n))
-        cols = conv_cols(x[part], kh, kw, stride, padding, with_ones, workspace, capacity=block)
-        np.matmul(cols, matrix, out=out[part].reshape(-1, f))
-    return out, None
+    conv = _Convolution(x.shape, kernel.shape, stride, padding, bias is not None, x.dtype, workspace)
+    matrix = _kernel_matrix(kernel, bias, conv.workspace)
+    out = np.empty((conv.n * conv.rows, conv.f), x.dtype)
+    mask_rows = None if relu_mask is None else relu_mask.reshape(out.shape)
 
+    def work(part: int, start: int, stop: int) -> None:
+        for a, b, rows in conv.blocks(start, stop):
+            block_out = np.matmul(conv.cols(part, x[a:b]), matrix, out=out[rows])
+            if relu:
+                np.maximum(block_out, 0, out=block_out)
+            if mask_rows is not None:
+                np.greater(block_out, 0, out=mask_rows[rows])
 
-def _images_per_block(bytes_per_image: int, n: int) -> int:
-    return max(1, min(n, BLOCK_BYTES // max(bytes_per_image, 1)))
+    parallel_for(conv.n, work)
+    return out.reshape(conv.n, conv.ho, conv.wo, conv.f)
 
 
 def conv2d_backward(
     grad: np.ndarray,
-    cols: np.ndarray,
+    x: np.ndarray,
     kernel: np.ndarray,
-    input_shape: tuple[int, ...],
+    with_bias: bool,
     stride: int,
     padding: str | int,
     need_input_grad: bool = True,
     workspace: Workspace | None = None,
-) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """Gradients (d_input or None, d_kernel, d_bias) of conv2d_forward for upstream grad (N, Ho, Wo, F).
+    relu_mask: np.ndarray | None = None,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """Gradients (d_input or None, d_kernel, d_bias or None) of conv2d_forward(x) for grad (N, Ho, Wo, F).
 
-    ``cols`` is conv2d_forward's im2col matrix (a last column of ones yields d_bias in the same
-    product). The input gradient is built block by block: each block of window gradients is
-    added back (col2im) while it is still in cache.
+    With ``relu_mask`` (a fused ReLU's output > 0) grad is first zeroed where the mask is false.
+    Each engine thread takes a range of images and works through it in cache-sized blocks:
+    rebuild the block's im2col matrix (its ones column yields d_bias in the same product), mask,
+    the block's share of the kernel gradient, its window gradients and their col2im.
     """
-    workspace = workspace or Workspace()
-    kh, kw, c, f = kernel.shape
-    n, ho, wo, _ = grad.shape
-    k = kh * kw * c
-    g2 = np.ascontiguousarray(grad).reshape(n * ho * wo, f)
-    d_matrix = cols.T @ g2
-    d_kernel = d_matrix[:k].reshape(kernel.shape)
-    d_bias = d_matrix[k] if cols.shape[1] > k else np.ones(len(g2), g2.dtype) @ g2
-    if not need_input_grad:
-        return None, d_kernel, d_bias
-    _, h, w, _ = input_shape
-    pads = conv_pads(h, w, kh, kw, stride, padding)
-    kernel_t = kernel.reshape(k, f).T
-    d_x = np.zeros(input_shape, grad.dtype)
-    rows = ho * wo
-    block = _images_per_block(rows * k * grad.itemsize, n)
-    scratch = workspace.array("d_cols", (block * rows, k), grad.dtype)
-    for start in range(0, n, block):
-        stop = min(start + block, n)
-        d_cols = scratch[: (stop - start) * rows]
-        np.matmul(g2[start * rows : stop * rows], kernel_t, out=d_cols)
-        col2im_add(d_cols.reshape(stop - start, ho, wo, kh, kw, c), d_x[start:stop], pads, stride)
-    return d_x, d_kernel, d_bias
+    conv = _Convolution(x.shape, kernel.shape, stride, padding, with_bias, grad.dtype, workspace)
+    g2 = np.ascontiguousarray(grad).reshape(conv.n * conv.rows, conv.f)
+    mask_rows = None if relu_mask is None else relu_mask.reshape(g2.shape)
+    kernel_t = kernel.reshape(conv.k, conv.f).T
+    d_x = np.empty(x.shape, grad.dtype) if need_input_grad else None
+
+    def work(part: int, start: int, stop: int) -> np.ndarray:
+        d_matrix = np.zeros((conv.width, conv.f), grad.dtype)
+        for a, b, rows in conv.blocks(start, stop):
+            g = g2[rows]
+            if mask_rows is not None:
+                masked = conv.workspace.array(f"masked{part}", (conv.block * conv.rows, conv.f), grad.dtype)
+                g = np.multiply(g, mask_rows[rows], out=masked[: len(g)])
+            d_matrix += conv.cols(part, x[a:b]).T @ g
+            if d_x is not None:
+                scratch = conv.workspace.array(f"d_cols{part}", (conv.block * conv.rows, conv.k), grad.dtype)
+                d_cols = np.matmul(g, kernel_t, out=scratch[: len(g)])
+                d_x[a:b] = 0  # here, not np.zeros up front: this block is about to be in cache
+                col2im_add(d_cols.reshape(b - a, conv.ho, conv.wo, conv.kh, conv.kw, conv.c), d_x[a:b], conv.pads,
+                           stride)
+        return d_matrix
+
+    parts = parallel_for(conv.n, work)
+    d_matrix = parts[0]
+    for other in parts[1:]:
+        d_matrix += other
+    d_kernel = d_matrix[: conv.k].reshape(kernel.shape)
+    return d_x, d_kernel, (d_matrix[conv.k] if with_bias else None)
 
 
 def pool_forward(
-    x: np.ndarray, pool: int, stride: int, padding: str | int, mode: str
+    x: np.ndarray, pool: int, stride: int, padding: str | int, mode: str, training: bool = False
 ) -> tuple[np.ndarray, object]:
     """Max or average pooling of (N, H, W, C); returns the output and what backward needs.
 
     Average pooling counts padded zeros in the divisor (ONNX count_include_pad=1, PyTorch's
-    default); max pooling pads with -inf so padding never wins.
+    default); max pooling pads with -inf so padding never wins. With ``training`` the tiled max
+    path records which input wins each window while the data is in cache (backward then never
+    reads x); otherwise backward works that out from x.
     """
     n, h, w, c = x.shape
     pads = conv_pads(h, w, pool, pool, stride, padding)
     ho = output_size(h, pool, stride, pads[0], pads[1])
     wo = output_size(w, pool, stride, pads[2], pads[3])
     tiled = stride == pool and not any(pads)
+    if tiled and mode == "max":
+        out, winners = _tiled_max(x, pool, ho, wo, keep_winners=training)
+        return out, (x.shape, pads, ho, wo, tiled, None if training else x, winners)
     if tiled:
-        if mode == "avg":
-            # Non-overlapping windows: a reshape of the cropped input is the window view.
-            xr = x[:, : ho * pool, : wo * pool, :].reshape(n, ho, pool, wo, pool, c)
-            return xr.mean(axis=(2, 4), dtype=x.dtype), (x.shape, pads, ho, wo, tiled)
-        # Element-wise maxima of the pool*pool strided sub-grids (one per window offset): no
-        # window copy and no argmax; backward finds the winners again by comparison.
-        taps = _tile_taps(x, pool, ho, wo)
-        out = np.maximum(taps[0], taps[1]) if len(taps) > 1 else taps[0].copy()
-        for tap in taps[2:]:
-            np.maximum(out, tap, out=out)
-        return out, (x.shape, pads, ho, wo, tiled, x, out)
+        # Non-overlapping windows: a reshape of the cropped input is the window view.
+        xr = x[:, : ho * pool, : wo * pool, :].reshape(n, ho, pool, wo, pool, c)
+        return xr.mean(axis=(2, 4), dtype=x.dtype), (x.shape, pads, ho, wo, tiled)
     fill = -np.inf if mode == "max" else 0.0
     windows = window_view(pad_images(x, pads, fill), pool, pool, stride)
     if mode == "avg":
@@ -315,34 +332,95 @@ def pool_forward(
     return out, (x.shape, pads, ho, wo, tiled, arg)
 
 
-def _tile_taps(x: np.ndarray, pool: int, ho: int, wo: int) -> list[np.ndarray]:
-    """The pool*pool strided views (N, Ho, Wo, C) of non-overlapping windows, in row-major tap order."""
-    span_h, span_w = pool * (ho - 1) + 1, pool * (wo - 1) + 1
-    return [x[:, i : i + span_h : pool, j : j + span_w : pool, :] for i in range(pool) for j in range(pool)]
+def _tap(x: np.ndarray, i: int, j: int, pool: int, ho: int, wo: int) -> np.ndarray:
+    """The (N, Ho, Wo, C) strided view of tap (i, j) of every non-overlapping pool x pool window."""
+    return x[:, i : i + pool * (ho - 1) + 1 : pool, j : j + pool * (wo - 1) + 1 : pool, :]
+
+
+def _first_true(masks: list[np.ndarray]) -> list[np.ndarray]:
+    """Masks 'equals the maximum' (one per candidate, in order, all but the last) turned in place
+    into 'is the first that does', plus the last candidate's mask: none of the others."""
+    taken = masks[0].copy()
+    for mask in masks[1:]:
+        mask &= ~taken
+        taken |= mask
+    return [*masks, ~taken]
+
+
+def _tiled_max(x: np.ndarray, pool: int, ho: int, wo: int,
+               keep_winners: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Max pooling with stride == pool: element-wise maxima of strided taps, no window copies.
+
+    With ``keep_winners`` also returns (pool*pool, N, Ho, Wo, C) bool masks, one per tap, true
+    where that tap is the window's first maximum in row-major order (PyTorch's choice): the
+    first window row whose maximum equals the output, then that row's first tap equal to it.
+    Ties, common after ReLU, are so routed once.
+    """
+    n, h, w, c = x.shape
+    out = np.empty((n, ho, wo, c), x.dtype)
+    winners = np.empty((pool * pool, n, ho, wo, c), bool) if keep_winners else None
+    block = _images_per_block(h * w * c * x.itemsize, n)
+
+    def work(part: int, start: int, stop: int) -> None:
+        for a in range(start, stop, block):
+            b = min(a + block, stop)
+            xs, o = x[a:b], out[a:b]
+            row_maxima = []
+            for i in range(pool):
+                row_max = _tap(xs, i, 0, pool, ho, wo).copy() if pool == 1 else None
+                for j in range(1, pool):
+                    earlier = _tap(xs, i, 0, pool, ho, wo) if row_max is None else row_max
+                    row_max = np.maximum(earlier, _tap(xs, i, j, pool, ho, wo), out=row_max)
+                row_maxima.append(row_max)
+            np.copyto(o, row_maxima[0])
+            for row_max in row_maxima[1:]:
+                np.maximum(o, row_max, out=o)
+            if winners is None or pool == 1:
+                if winners is not None:
+                    winners[0, a:b] = True
+                continue
+            rows = _first_true([row_max == o for row_max in row_maxima[:-1]])
+            for i, row_max in enumerate(row_maxima):
+                taps = _first_true([_tap(xs, i, j, pool, ho, wo) == row_max for j in range(pool - 1)])
+                for j, hit in enumerate(taps):
+                    np.logical_and(hit, rows[i], out=winners[i * pool + j, a:b])
+
+    parallel_for(n, work)
+    return out, winners
+
+
+def _tiled_max_backward(grad: np.ndarray, winners: np.ndarray, input_shape: tuple[int, ...],
+                        pool: int) -> np.ndarray:
+    """Each window's gradient to the input that won it (winners from _tiled_max)."""
+    n, ho, wo, _ = grad.shape
+    dx = np.empty(input_shape, grad.dtype)
+    # Rows and columns beyond the last whole window get no gradient.
+    dx[:, ho * pool :] = 0
+    dx[:, :, wo * pool :] = 0
+
+    def work(part: int, start: int, stop: int) -> None:
+        g, d = grad[start:stop], dx[start:stop]
+        for i in range(pool):
+            for j in range(pool):
+                np.multiply(g, winners[i * pool + j, start:stop], out=_tap(d, i, j, pool, ho, wo))
+
+    parallel_for(n, work)
+    return dx
 
 
 def pool_backward(grad: np.ndarray, cache: tuple, pool: int, stride: int, mode: str) -> np.ndarray:
     """Gradient of pool_forward with respect to its input."""
     input_shape, pads, ho, wo, tiled = cache[:5]
     n, h, w, c = input_shape
+    if tiled and mode == "max":
+        x, winners = cache[5:7]
+        if winners is None:
+            winners = _tiled_max(x, pool, ho, wo, keep_winners=True)[1]
+        return _tiled_max_backward(grad, winners, input_shape, pool)
     if tiled:
         dx = np.zeros(input_shape, grad.dtype)
-        if mode == "avg":
-            view = dx[:, : ho * pool, : wo * pool, :].reshape(n, ho, pool, wo, pool, c)
-            view[...] = (grad / (pool * pool))[:, :, None, :, None, :]
-            return dx
-        x, out = cache[5], cache[6]
-        # Each window's gradient goes to its first maximum in row-major order (as in PyTorch),
-        # so ties (common after ReLU) are routed once.
-        taken = None
-        for tap, target in zip(_tile_taps(x, pool, ho, wo), _tile_taps(dx, pool, ho, wo)):
-            hit = tap == out
-            if taken is None:
-                taken = hit
-            else:
-                hit &= ~taken
-                taken |= hit
-            np.multiply(grad, hit, out=target)
+        view = dx[:, : ho * pool, : wo * pool, :].reshape(n, ho, pool, wo, pool, c)
+        view[...] = (grad / (pool * pool))[:, :, None, :, None, :]
         return dx
     if mode == "avg":
         cols = np.broadcast_to(
@@ -357,25 +435,70 @@ def pool_backward(grad: np.ndarray, cache: tuple, pool: int, stride: int, mode: 
     return dxp[:, top : top + h, left : left + w, :]
 
 
+def relu_forward(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """max(x, 0), split across the engine threads; ``mask`` (bool, like x) receives output > 0."""
+    out = np.empty(x.shape, x.dtype)
+
+    def work(part: int, start: int, stop: int) -> None:
+        np.maximum(x[start:stop], 0, out=out[start:stop])
+        if mask is not None:
+            np.greater(out[start:stop], 0, out=mask[start:stop])
+
+    parallel_for(len(x), work, min_items=MIN_ROWS)
+    return out
+
+
+def relu_backward(grad: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """grad where mask (the ReLU output > 0, or the output itself) is true, else 0."""
+    d_x = np.empty(grad.shape, grad.dtype)
+
+    def work(part: int, start: int, stop: int) -> None:
+        keep = mask[start:stop]
+        np.multiply(grad[start:stop], keep if keep.dtype == bool else keep > 0, out=d_x[start:stop])
+
+    parallel_for(len(grad), work, min_items=MIN_ROWS)
+    return d_x
+
+
+def _channel_rows(x: np.ndarray) -> np.ndarray:
+    """(..., C) as a C-contiguous (M, C) matrix (no copy when x is contiguous)."""
+    return np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+
+
 def batch_norm_forward(
     x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, epsilon: float
 ) -> tuple[np.ndarray, tuple]:
     """Normalise over every axis but the last with the batch's own statistics.
 
     Returns (output, (x_hat, inv_std, mean, var)), x_hat and output shaped like x. The sums over
-    the N*H*W rows are matrix products (BLAS, multi-threaded) rather than numpy reductions.
+    the N*H*W rows are matrix products with a ones vector (BLAS) per thread's range of rows,
+    and the variance is taken of the centred values (no cancellation for data far from zero).
     """
-    c = x.shape[-1]
-    rows = np.ascontiguousarray(x).reshape(-1, c)
+    rows = _channel_rows(x)
     m = rows.shape[0]
-    mean = (np.ones(m, x.dtype) @ rows) / x.dtype.type(m)
-    x_hat = rows - mean
-    # Two-pass variance (of the centred values): no cancellation for data far from zero.
-    var = np.einsum("ij,ij->j", x_hat, x_hat) / x.dtype.type(m)
-    inv_std = 1 / np.sqrt(var + x.dtype.type(epsilon))
-    x_hat *= inv_std
-    out = x_hat * gamma
-    out += beta
+    dt = x.dtype.type
+    x_hat = np.empty_like(rows)
+    out = np.empty_like(rows)
+    ones = np.ones(m, x.dtype)
+
+    def sums(part: int, start: int, stop: int) -> np.ndarray:
+        return ones[start:stop] @ rows[start:stop]
+
+    mean = sum(parallel_for(m, sums, min_items=MIN_ROWS)) / dt(m)
+
+    def centre(part: int, start: int, stop: int) -> np.ndarray:
+        centred = np.subtract(rows[start:stop], mean, out=x_hat[start:stop])
+        return np.einsum("ij,ij->j", centred, centred)
+
+    var = sum(parallel_for(m, centre, min_items=MIN_ROWS)) / dt(m)
+    inv_std = 1 / np.sqrt(var + dt(epsilon))
+
+    def normalise(part: int, start: int, stop: int) -> None:
+        x_hat[start:stop] *= inv_std
+        np.multiply(x_hat[start:stop], gamma, out=out[start:stop])
+        out[start:stop] += beta
+
+    parallel_for(m, normalise, min_items=MIN_ROWS)
     return out.reshape(x.shape), (x_hat.reshape(x.shape), inv_std, mean, var)
 
 
@@ -385,16 +508,29 @@ def batch_norm_backward(grad: np.ndarray, gamma: np.ndarray, x_hat: np.ndarray, 
     d_x = gamma * inv_std * (grad - d_beta / m - x_hat * d_gamma / m): the full derivative through
     the batch mean and variance, applied as one per-channel affine combination of grad and x_hat.
     """
-    c = grad.shape[-1]
-    g2 = np.ascontiguousarray(grad).reshape(-1, c)
-    xh = x_hat.reshape(-1, c)
+    g2 = _channel_rows(grad)
+    xh = x_hat.reshape(g2.shape)
     m = g2.shape[0]
-    d_beta = np.ones(m, grad.dtype) @ g2
-    d_gamma = np.einsum("ij,ij->j", g2, xh)
+    ones = np.ones(m, grad.dtype)
+
+    def sums(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        g = g2[start:stop]
+        return ones[start:stop] @ g, np.einsum("ij,ij->j", g, xh[start:stop])
+
+    parts = parallel_for(m, sums, min_items=MIN_ROWS)
+    d_beta = sum(p[0] for p in parts)
+    d_gamma = sum(p[1] for p in parts)
     scale = (gamma * inv_std).astype(grad.dtype, copy=False)
-    d_x = g2 * scale
-    d_x -= xh * (scale * d_gamma / m).astype(grad.dtype, copy=False)
-    d_x -= (scale * d_beta / m).astype(grad.dtype, copy=False)
+    along_x_hat = (scale * d_gamma / m).astype(grad.dtype, copy=False)
+    offset = (scale * d_beta / m).astype(grad.dtype, copy=False)
+    d_x = np.empty_like(g2)
+
+    def combine(part: int, start: int, stop: int) -> None:
+        target = np.multiply(g2[start:stop], scale, out=d_x[start:stop])
+        target -= xh[start:stop] * along_x_hat
+        target -= offset
+
+    parallel_for(m, combine, min_items=MIN_ROWS)
     return d_x.reshape(grad.shape), d_gamma, d_beta
 
 
@@ -407,7 +543,7 @@ def _as_batch(x: np.ndarray) -> tuple[np.ndarray, bool]:
 def conv2d(input: np.ndarray, filters: np.ndarray, stride: int = 1, padding: int | str = 0) -> np.ndarray:
     """The seed's conv2d: (H, W, C) or (N, H, W, C) with filters (kh, kw, C, F), no bias."""
     x, single = _as_batch(input)
-    out, _ = conv2d_forward(x, np.asarray(filters, x.dtype), None, stride, padding)
+    out = conv2d_forward(x, np.asarray(filters, x.dtype), None, stride, padding)
     return out[0] if single else out
 
 

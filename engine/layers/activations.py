@@ -6,6 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from engine.functional import relu_backward, relu_forward
 from engine.layers.base import Field, Layer
 
 
@@ -18,17 +19,15 @@ class ReLU(Activation):
     description = "Rectified linear unit: keeps positive values and sets negatives to zero, max(0, x)."
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        # The output itself is the cache: backward derives the mask, so forward makes no extra pass.
-        self._cache = np.maximum(x, 0)
-        return self._cache
-
-    def forward_inplace(self, x: np.ndarray) -> np.ndarray:
-        """Rectify an array the caller owns, in place; returns it (Conv2D and Dense fuse ReLU so)."""
-        self._cache = np.maximum(x, 0, out=x)
-        return x
+        # Training records the mask (a quarter of the bytes of the output) while the data is in
+        # cache; after inference, a backward (saliency) derives it from the output.
+        mask = np.empty(x.shape, bool) if training else None
+        out = relu_forward(x, mask)
+        self._cache = out if mask is None else mask
+        return out
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        return grad * (self._cache > 0)
+        return relu_backward(grad, self._cache)
 
 
 class LeakyReLU(Activation):

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.functional import Workspace, conv2d_backward, conv2d_forward, conv_cols, conv_pads
+from engine.functional import Workspace, conv2d_backward, conv2d_forward, conv_pads
 from engine.layers.base import ConfigError, Field, Shape, require_rank
 from engine.layers.fused import ACTIVATION_FIELD, ActivatedLayer
 from engine.layers.initializers import init_kernel
@@ -31,7 +31,7 @@ class Conv2D(ActivatedLayer):
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
-        # The im2col matrix and padded input, reused from step to step.
+        # Scratch for the im2col blocks, padded inputs and window gradients, reused from step to step.
         self.workspace = Workspace()
 
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -72,25 +72,26 @@ class Conv2D(ActivatedLayer):
         kh, kw, c, f = shape
         return init_kernel(shape, kh * kw * c, kh * kw * f, self.config["activation"], rng)
 
-    def linear_forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        # Training keeps the im2col matrix for backward; inference works in blocks and keeps only
-        # x, from which a backward after inference (saliency) rebuilds the matrix.
-        out, cols = conv2d_forward(
+    def linear_forward(self, x: np.ndarray, training: bool, relu: bool) -> np.ndarray:
+        # Training records the ReLU mask for backward while each block is in cache; after
+        # inference, a backward (saliency) derives it from the output.
+        mask = np.empty((len(x), *self.output_shape(x.shape[1:])), bool) if relu and training else None
+        out = conv2d_forward(
             x, self.params["kernel"], self.params.get("bias"), self.config["stride"], self.config["padding"],
-            self.workspace, keep_cols=training,
+            self.workspace, relu=relu, relu_mask=mask,
         )
-        self._cache = (x, cols)
+        self._cache = (x, out if relu and mask is None else mask)
         return out
 
-    def linear_backward(self, grad: np.ndarray) -> np.ndarray:
-        x, cols = self._cache
-        k, stride, padding = self.config["kernel_size"], self.config["stride"], self.config["padding"]
-        if cols is None:
-            cols = conv_cols(x, k, k, stride, padding, "bias" in self.params, self.workspace)
+    def linear_backward(self, grad: np.ndarray, relu: bool) -> np.ndarray:
+        x, mask = self._cache
+        if relu and mask.dtype != bool:
+            mask = mask > 0
         d_x, d_kernel, d_bias = conv2d_backward(
-            grad, cols, self.params["kernel"], x.shape, stride, padding, self.needs_input_grad, self.workspace
+            grad, x, self.params["kernel"], "bias" in self.params, self.config["stride"], self.config["padding"],
+            self.needs_input_grad, self.workspace, mask if relu else None,
         )
         self.grads["kernel"][...] = d_kernel
-        if "bias" in self.grads:
+        if d_bias is not None:
             self.grads["bias"][...] = d_bias
         return d_x

@@ -42,15 +42,20 @@ class Dense(ActivatedLayer):
             return np.zeros(shape)
         return init_kernel(shape, shape[0], shape[1], self.config["activation"], rng)
 
-    def linear_forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        self._cache = x
+    def linear_forward(self, x: np.ndarray, training: bool, relu: bool) -> np.ndarray:
         out = x @ self.params["kernel"]
         if "bias" in self.params:
             out += self.params["bias"]
+        if relu:
+            np.maximum(out, 0, out=out)
+        self._cache = (x, out)
         return out
 
-    def linear_backward(self, grad: np.ndarray) -> np.ndarray:
-        self.grads["kernel"][...] = self._cache.T @ grad
+    def linear_backward(self, grad: np.ndarray, relu: bool) -> np.ndarray:
+        x, out = self._cache
+        if relu:
+            grad = grad * (out > 0)
+        self.grads["kernel"][...] = x.T @ grad
         if "bias" in self.grads:
             self.grads["bias"][...] = grad.sum(axis=0)
         return grad @ self.params["kernel"].T if self.needs_input_grad else None

@@ -22,6 +22,8 @@ ACTIVATION_FIELD = Field(
 class ActivatedLayer(Layer):
     """A layer computing ``activation(linear(x))``; subclasses write linear_forward/linear_backward.
 
+    ReLU, the common case, is fused: the subclass applies it inside its own kernel (in place, on
+    data still in cache) and masks the gradient itself in backward, so it costs no extra pass.
     ``forward(..., logits=True)`` skips the activation: the model uses it to feed raw scores to
     the fused softmax cross-entropy loss.
     """
@@ -31,24 +33,25 @@ class ActivatedLayer(Layer):
         name = self.config.get("activation")
         self.activation = ACTIVATION_LAYERS[name]() if name else None
         self._activated = False
+        self._fused_relu = False
 
     def forward(self, x: np.ndarray, training: bool = False, *, logits: bool = False) -> np.ndarray:
-        z = self.linear_forward(x, training)
         self._activated = self.activation is not None and not logits
-        if not self._activated:
-            return z
-        if isinstance(self.activation, ReLU):
-            # z is a fresh array of this layer's own: rectify it in place, saving a full-size pass.
-            return self.activation.forward_inplace(z)
-        return self.activation.forward(z, training)
+        self._fused_relu = self._activated and isinstance(self.activation, ReLU)
+        z = self.linear_forward(x, training, relu=self._fused_relu)
+        if self._activated and not self._fused_relu:
+            return self.activation.forward(z, training)
+        return z
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        if self._activated:
+        if self._activated and not self._fused_relu:
             grad = self.activation.backward(grad)
-        return self.linear_backward(grad)
+        return self.linear_backward(grad, relu=self._fused_relu)
 
-    def linear_forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+    def linear_forward(self, x: np.ndarray, training: bool, relu: bool) -> np.ndarray:
+        """The linear part; with ``relu`` also max(., 0), keeping what backward needs to mask."""
         raise NotImplementedError
 
-    def linear_backward(self, grad: np.ndarray) -> np.ndarray:
+    def linear_backward(self, grad: np.ndarray, relu: bool) -> np.ndarray:
+        """Backward of linear_forward; with ``relu`` grad is first zeroed where the output was 0."""
         raise NotImplementedError

@@ -59,7 +59,9 @@ class _Pool2D(Layer):
         return 0
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        out, self._cache = pool_forward(x, self.config["pool_size"], self.stride, self.config["padding"], self.mode)
+        out, self._cache = pool_forward(
+            x, self.config["pool_size"], self.stride, self.config["padding"], self.mode, training
+        )
         return out
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
