@@ -109,7 +109,7 @@ def test_dataset_chooser_lists_known_datasets_and_disables_missing_ones(qtbot):
     form.set_datasets([DatasetInfo("fashion-mnist-mini", "bundled", True, "/a"),
                        DatasetInfo("fashion-mnist", "full", False, "/b")])
     combo = form.dataset_combo
-    assert combo.itemText(0) == "Fashion-MNIST mini (bundled)"
+    assert combo.itemText(0) == "Fashion-MNIST mini"
     assert combo.itemText(1) == "Fashion-MNIST (full) — not installed"
     assert not combo.model().item(1).isEnabled()
     form.set_dataset_ref("/data/my-images")

@@ -223,6 +223,13 @@ class ResultsView(QWidget):
         layout.addWidget(self.confusion, 1)
         self.evaluation: Evaluation | None = None
 
+    def mark_stale(self, text: str) -> None:
+        """A new run started: keep showing the last results, but say they belong to an earlier run."""
+        if self.evaluation is None:
+            self.clear()
+        else:
+            self.headline.setText(text)
+
     def clear(self, text: str = "Training… test results appear when the run ends.") -> None:
         self.evaluation = None
         self.headline.setText(text)

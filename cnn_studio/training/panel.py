@@ -420,7 +420,11 @@ class TrainingPanel(QObject):
             return
         record = self.history.new_run(config, dataset.name)
         self.plots.begin_run(record)
-        self.results.clear()
+        if self.results.evaluation is not None and len(self.history.runs) > 1:
+            previous = self.history.runs[-2]
+            self.results.mark_stale(f"Run {previous.number}'s results (run {record.number} is training)")
+        else:
+            self.results.clear()
         self._set_message("")
         self.status_progress.setVisible(True)
         self.status_progress.begin(0, config.epochs, 1)

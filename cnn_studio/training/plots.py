@@ -269,10 +269,12 @@ class TrainingPlots(QWidget):
         smooth = self.batch_plot.plot(record.smoothed_loss.x.copy(), record.smoothed_loss.y.copy(), pen=dashed,
                                       name=record.label)
         curves = [smooth]
-        for widget, train_name in ((self.loss_plot, record.label), (self.accuracy_plot, record.label)):
+        # Only the batch plot's legend names the run: in the small epoch plots long names would hide the
+        # points, and the run's colour is shown beside it in the run list.
+        for widget in (self.loss_plot, self.accuracy_plot):
             curves.append(widget.plot(pen=solid, symbol="t", symbolSize=5, symbolBrush=record.color,
-                                      symbolPen=pg.mkPen(record.color), name=train_name + " (train)"))
-            curves.append(widget.plot(pen=dashed, name=train_name + " (val)"))
+                                      symbolPen=pg.mkPen(record.color)))
+            curves.append(widget.plot(pen=dashed))
         self._set_epoch_data(record, (curves[1], curves[2], curves[3], curves[4]))
         for item in curves:
             item.record = record  # type: ignore[attr-defined]

@@ -33,7 +33,7 @@ from engine.training import TrainConfig
 
 OPEN_FOLDER = "::open-folder"
 OPEN_FILE = "::open-file"
-DATASET_TITLES = {"fashion-mnist-mini": "Fashion-MNIST mini (bundled)", "fashion-mnist": "Fashion-MNIST (full)"}
+DATASET_TITLES = {"fashion-mnist-mini": "Fashion-MNIST mini", "fashion-mnist": "Fashion-MNIST (full)"}
 
 
 def choose_dataset_folder(parent: QWidget) -> str | None:
