@@ -292,3 +292,21 @@ def test_train_menu_has_the_controls_with_shortcuts(window):
     assert shortcuts["Stop"] == "Shift+F5" and shortcuts["+1 epoch"] == "F7"
     assert window.training_session is window.training_panel.session
     assert window.tabs.tabText(window.tabs.indexOf(window.training_panel.tab)) == "Train"
+
+
+def test_start_loads_the_projects_dataset_in_the_background_first(qtbot, window, tmp_path):
+    panel = window.training_panel
+    path = tmp_path / "project-data.npz"
+    rng = np.random.default_rng(2)
+    np.savez(path, x=rng.integers(0, 255, (90, 12, 12, 1), dtype=np.uint8), y=np.arange(90) % 3)
+    window.document.set_dataset_ref(str(path))  # as when a project is opened
+    assert panel.form.dataset_ref == str(path)
+    window.tabs.setCurrentWidget(window.design_tab)
+    configure(panel, epochs=1)
+    with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS) as ended:
+        panel.start()
+        assert panel.form.dataset_busy.isVisibleTo(panel.form) and not panel.start_action.isEnabled()
+    assert ended.args == ["completed"]
+    assert str(path) in panel.session.dataset().source and len(panel.session.dataset().y_train) == 72
+    assert window.tabs.currentWidget() is panel.tab
+    assert not panel.form.dataset_busy.isVisibleTo(panel.form)

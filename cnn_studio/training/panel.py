@@ -419,6 +419,8 @@ class TrainingPanel(QObject):
             self._update_controls()
             return
         record = self.history.new_run(config, dataset.name)
+        if self.window.tabs.currentWidget() is getattr(self.window, "design_tab", None):
+            self.window.tabs.setCurrentWidget(self.tab)  # started from the Design tab: show the curves
         self.plots.begin_run(record)
         if self.results.evaluation is not None and len(self.history.runs) > 1:
             previous = self.history.runs[-2]
