@@ -60,9 +60,6 @@ class Workspace:
     def clear(self) -> None:
         self._arrays.clear()
 
-    def __len__(self) -> int:
-        return len(self._arrays)
-
 
 def pad_images(x: np.ndarray, pads: tuple[int, int, int, int], value: float = 0.0) -> np.ndarray:
     """Pad a (N, H, W, C) batch by (top, bottom, left, right); returns x itself when no pads."""
@@ -88,12 +85,13 @@ def window_view(xp: np.ndarray, kh: int, kw: int, stride: int) -> np.ndarray:
 
 
 def im2col_into(xp: np.ndarray, kh: int, kw: int, stride: int, out: np.ndarray) -> None:
-    """Copy every window of the padded batch xp into out (N, Ho, Wo, kh, kw, C), any strides."""
+    """Copy the windows of the padded batch xp into out (N, Ho, Wo, kh, kw, C), any strides; Ho and
+    Wo may be fewer than xp has windows (the last are left out)."""
     n, ho, wo = out.shape[:3]
     c = xp.shape[3]
     if c >= 4:
         # Rows of kw * C contiguous values: one strided copy is fastest.
-        np.copyto(out, window_view(xp, kh, kw, stride))
+        np.copyto(out, window_view(xp, kh, kw, stride)[:, :ho, :wo])
         return
     # Few channels (e.g. a grayscale first layer): numpy copies 1-3 value rows slowly, so copy
     # one kernel offset at a time instead, each a (N, Ho, Wo, C) slab with long rows.
@@ -172,20 +170,23 @@ class _Convolution:
     the per-thread scratch its blocks of images go through."""
 
     def __init__(self, input_shape: tuple[int, ...], kernel_shape: tuple[int, ...], stride: int,
-                 padding: str | int, with_bias: bool, dtype: Any, workspace: Workspace | None) -> None:
+                 padding: str | int, with_bias: bool, dtype: Any, workspace: Workspace | None,
+                 pool: int = 1) -> None:
         self.n, self.h, self.w, self.c = input_shape
         self.kh, self.kw, _, self.f = kernel_shape
         self.stride = stride
         self.pads = conv_pads(self.h, self.w, self.kh, self.kw, stride, padding)
         top, bottom, left, right = self.pads
-        self.ho = output_size(self.h, self.kh, stride, top, bottom)
-        self.wo = output_size(self.w, self.kw, stride, left, right)
+        # Before pooling with stride == pool, only whole windows count: the last row or column of
+        # an odd-sized output is never computed (its gradient would be 0 anyway).
+        self.ho = output_size(self.h, self.kh, stride, top, bottom) // pool * pool
+        self.wo = output_size(self.w, self.kw, stride, left, right) // pool * pool
         self.rows = self.ho * self.wo  # im2col rows per image
         self.k = self.kh * self.kw * self.c
         # A last column of ones makes the bias one more row of the kernel matrix.
         self.width = self.k + with_bias
         self.dtype = np.dtype(dtype)
-        self.workspace = workspace or Workspace()
+        self.workspace = workspace if workspace is not None else Workspace()
         self.block = _images_per_block(self.rows * max(self.width, self.f) * self.dtype.itemsize, self.n)
 
     def cols(self, part: int, x: np.ndarray) -> np.ndarray:
@@ -209,6 +210,21 @@ class _Convolution:
         """(first image, end image, their im2col rows) for cache-sized blocks of [start, stop)."""
         return [(a, min(a + self.block, stop), slice(a * self.rows, min(a + self.block, stop) * self.rows))
                 for a in range(start, stop, self.block)]
+
+    def scratch(self, role: str, part: int, columns: int) -> np.ndarray:
+        """Thread ``part``'s (block images * Ho*Wo, columns) scratch matrix for ``role``."""
+        return self.workspace.array(f"{role}{part}", (self.block * self.rows, columns), self.dtype)
+
+    def backward_block(self, part: int, x: np.ndarray, g: np.ndarray, kernel_t: np.ndarray,
+                       d_matrix: np.ndarray, d_x: np.ndarray | None) -> None:
+        """For the few images x and their output gradient rows g (n*Ho*Wo, F): add their kernel
+        (and bias) gradient to d_matrix, and write their input gradient into d_x unless None."""
+        d_matrix += self.cols(part, x).T @ g
+        if d_x is None:
+            return
+        d_cols = np.matmul(g, kernel_t, out=self.scratch("d_cols", part, self.k)[: len(g)])
+        d_x[...] = 0  # here, not np.zeros up front: this block is about to be in cache
+        col2im_add(d_cols.reshape(len(x), self.ho, self.wo, self.kh, self.kw, self.c), d_x, self.pads, self.stride)
 
 
 def _kernel_matrix(kernel: np.ndarray, bias: np.ndarray | None, workspace: Workspace) -> np.ndarray:
@@ -281,43 +297,98 @@ def conv2d_backward(
         for a, b, rows in conv.blocks(start, stop):
             g = g2[rows]
             if mask_rows is not None:
-                masked = conv.workspace.array(f"masked{part}", (conv.block * conv.rows, conv.f), grad.dtype)
-                g = np.multiply(g, mask_rows[rows], out=masked[: len(g)])
-            d_matrix += conv.cols(part, x[a:b]).T @ g
-            if d_x is not None:
-                scratch = conv.workspace.array(f"d_cols{part}", (conv.block * conv.rows, conv.k), grad.dtype)
-                d_cols = np.matmul(g, kernel_t, out=scratch[: len(g)])
-                d_x[a:b] = 0  # here, not np.zeros up front: this block is about to be in cache
-                col2im_add(d_cols.reshape(b - a, conv.ho, conv.wo, conv.kh, conv.kw, conv.c), d_x[a:b], conv.pads,
-                           stride)
+                g = np.multiply(g, mask_rows[rows], out=conv.scratch("masked", part, conv.f)[: len(g)])
+            conv.backward_block(part, x[a:b], g, kernel_t, d_matrix, None if d_x is None else d_x[a:b])
         return d_matrix
 
-    parts = parallel_for(conv.n, work)
+    return (d_x, *_kernel_gradients(parallel_for(conv.n, work), kernel.shape, with_bias))
+
+
+def _kernel_gradients(parts: list[np.ndarray], kernel_shape: tuple[int, ...],
+                      with_bias: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """(d_kernel, d_bias or None) from the threads' partial (k [+1], F) kernel-matrix gradients."""
     d_matrix = parts[0]
     for other in parts[1:]:
         d_matrix += other
-    d_kernel = d_matrix[: conv.k].reshape(kernel.shape)
-    return d_x, d_kernel, (d_matrix[conv.k] if with_bias else None)
+    k = int(np.prod(kernel_shape[:3]))
+    return d_matrix[:k].reshape(kernel_shape), (d_matrix[k] if with_bias else None)
+
+
+def conv2d_maxpool_forward(
+    x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, stride: int, padding: str | int, pool: int,
+    workspace: Workspace | None = None, keep_winners: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Conv2D with ReLU, then max pooling with stride == pool, as one kernel.
+
+    Returns (relu(maxpool(conv(x))) (N, Ho // pool, Wo // pool, F), winners as _tiled_max gives them
+    or None). Max and ReLU commute, so rectifying the pooled values is exact; block by block the
+    full-size convolution output exists only in cache, never in memory.
+    """
+    conv = _Convolution(x.shape, kernel.shape, stride, padding, bias is not None, x.dtype, workspace, pool)
+    matrix = _kernel_matrix(kernel, bias, conv.workspace)
+    po, qo = conv.ho // pool, conv.wo // pool
+    out = np.empty((conv.n, po, qo, conv.f), x.dtype)
+    winners = np.empty((pool * pool, *out.shape), bool) if keep_winners else None
+
+    def work(part: int, start: int, stop: int) -> None:
+        for a, b, _ in conv.blocks(start, stop):
+            z = np.matmul(conv.cols(part, x[a:b]), matrix, out=conv.scratch("z", part, conv.f)[: (b - a) * conv.rows])
+            _max_pool_block(z.reshape(b - a, conv.ho, conv.wo, conv.f), pool, out[a:b],
+                            None if winners is None else winners[:, a:b])
+            np.maximum(out[a:b], 0, out=out[a:b])
+
+    parallel_for(conv.n, work)
+    return out, winners
+
+
+def conv2d_maxpool_backward(
+    grad: np.ndarray, out: np.ndarray, winners: np.ndarray, x: np.ndarray, kernel: np.ndarray, with_bias: bool,
+    stride: int, padding: str | int, pool: int, need_input_grad: bool = True, workspace: Workspace | None = None,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """Gradients (d_input or None, d_kernel, d_bias or None) of conv2d_maxpool_forward for grad like out.
+
+    Block by block the pooled gradient is masked by the ReLU (out > 0), routed to the window
+    winners of a cache-sized convolution-output gradient, and fed to the convolution's backward.
+    """
+    conv = _Convolution(x.shape, kernel.shape, stride, padding, with_bias, grad.dtype, workspace, pool)
+    kernel_t = kernel.reshape(conv.k, conv.f).T
+    d_x = np.empty(x.shape, grad.dtype) if need_input_grad else None
+
+    def work(part: int, start: int, stop: int) -> np.ndarray:
+        d_matrix = np.zeros((conv.width, conv.f), grad.dtype)
+        for a, b, _ in conv.blocks(start, stop):
+            g = grad[a:b] * (out[a:b] > 0)
+            dz = conv.scratch("dz", part, conv.f)[: (b - a) * conv.rows]
+            _route_block(g, winners[:, a:b], pool, dz.reshape(b - a, conv.ho, conv.wo, conv.f))
+            conv.backward_block(part, x[a:b], dz, kernel_t, d_matrix, None if d_x is None else d_x[a:b])
+        return d_matrix
+
+    return (d_x, *_kernel_gradients(parallel_for(conv.n, work), kernel.shape, with_bias))
 
 
 def pool_forward(
-    x: np.ndarray, pool: int, stride: int, padding: str | int, mode: str, training: bool = False
+    x: np.ndarray, pool: int, stride: int, padding: str | int, mode: str, training: bool = False,
+    relu: bool = False,
 ) -> tuple[np.ndarray, object]:
     """Max or average pooling of (N, H, W, C); returns the output and what backward needs.
 
     Average pooling counts padded zeros in the divisor (ONNX count_include_pad=1, PyTorch's
     default); max pooling pads with -inf so padding never wins. With ``training`` the tiled max
     path records which input wins each window while the data is in cache (backward then never
-    reads x); otherwise backward works that out from x.
+    reads x); otherwise backward works that out from x. ``relu`` (tiled max pooling only) pools
+    max(x, 0) without making it: a ReLU layer before the pooling, fused.
     """
+    if relu and not (mode == "max" and stride == pool and not any(conv_pads(*x.shape[1:3], pool, pool, stride,
+                                                                            padding))):
+        raise ValueError("relu fusion needs tiled max pooling (stride == pool_size, no padding)")
     n, h, w, c = x.shape
     pads = conv_pads(h, w, pool, pool, stride, padding)
     ho = output_size(h, pool, stride, pads[0], pads[1])
     wo = output_size(w, pool, stride, pads[2], pads[3])
     tiled = stride == pool and not any(pads)
     if tiled and mode == "max":
-        out, winners = _tiled_max(x, pool, ho, wo, keep_winners=training)
-        return out, (x.shape, pads, ho, wo, tiled, None if training else x, winners)
+        out, winners = _tiled_max(x, pool, ho, wo, keep_winners=training, relu=relu)
+        return out, (x.shape, pads, ho, wo, tiled, None if training else x, winners, out if relu else None)
     if tiled:
         # Non-overlapping windows: a reshape of the cropped input is the window view.
         xr = x[:, : ho * pool, : wo * pool, :].reshape(n, ho, pool, wo, pool, c)
@@ -347,14 +418,52 @@ def _first_true(masks: list[np.ndarray]) -> list[np.ndarray]:
     return [*masks, ~taken]
 
 
-def _tiled_max(x: np.ndarray, pool: int, ho: int, wo: int,
-               keep_winners: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def _max_pool_block(xs: np.ndarray, pool: int, out: np.ndarray, winners: np.ndarray | None) -> None:
+    """Tiled max pooling of a few images xs (n, H, W, C) into out (n, Ho, Wo, C), and with winners
+    ((pool*pool, n, Ho, Wo, C) bool) one mask per tap: true where that tap is the window's first
+    maximum in row-major order (PyTorch's choice), i.e. the first window row whose maximum equals
+    the output, then that row's first tap equal to it. Ties, common after ReLU, route once."""
+    ho, wo = out.shape[1:3]
+    row_maxima = []
+    for i in range(pool):
+        row_max = _tap(xs, i, 0, pool, ho, wo).copy() if pool == 1 else None
+        for j in range(1, pool):
+            earlier = _tap(xs, i, 0, pool, ho, wo) if row_max is None else row_max
+            row_max = np.maximum(earlier, _tap(xs, i, j, pool, ho, wo), out=row_max)
+        row_maxima.append(row_max)
+    np.copyto(out, row_maxima[0])
+    for row_max in row_maxima[1:]:
+        np.maximum(out, row_max, out=out)
+    if winners is None:
+        return
+    if pool == 1:
+        winners[0] = True
+        return
+    rows = _first_true([row_max == out for row_max in row_maxima[:-1]])
+    for i, row_max in enumerate(row_maxima):
+        taps = _first_true([_tap(xs, i, j, pool, ho, wo) == row_max for j in range(pool - 1)])
+        for j, hit in enumerate(taps):
+            np.logical_and(hit, rows[i], out=winners[i * pool + j])
+
+
+def _route_block(grad: np.ndarray, winners: np.ndarray, pool: int, d: np.ndarray) -> None:
+    """Each window's gradient (grad (n, Ho, Wo, C)) to the input that won it, into d (n, H, W, C)."""
+    ho, wo = grad.shape[1:3]
+    # Rows and columns beyond the last whole window get no gradient.
+    d[:, ho * pool :] = 0
+    d[:, :, wo * pool :] = 0
+    for i in range(pool):
+        for j in range(pool):
+            np.multiply(grad, winners[i * pool + j], out=_tap(d, i, j, pool, ho, wo))
+
+
+def _tiled_max(x: np.ndarray, pool: int, ho: int, wo: int, keep_winners: bool,
+               relu: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Max pooling with stride == pool: element-wise maxima of strided taps, no window copies.
 
-    With ``keep_winners`` also returns (pool*pool, N, Ho, Wo, C) bool masks, one per tap, true
-    where that tap is the window's first maximum in row-major order (PyTorch's choice): the
-    first window row whose maximum equals the output, then that row's first tap equal to it.
-    Ties, common after ReLU, are so routed once.
+    Returns the output (N, Ho, Wo, C) and, with ``keep_winners``, the (pool*pool, N, Ho, Wo, C)
+    winner masks of _max_pool_block. With ``relu`` the output is rectified, which is pooling
+    max(x, 0): max and ReLU commute.
     """
     n, h, w, c = x.shape
     out = np.empty((n, ho, wo, c), x.dtype)
@@ -364,47 +473,27 @@ def _tiled_max(x: np.ndarray, pool: int, ho: int, wo: int,
     def work(part: int, start: int, stop: int) -> None:
         for a in range(start, stop, block):
             b = min(a + block, stop)
-            xs, o = x[a:b], out[a:b]
-            row_maxima = []
-            for i in range(pool):
-                row_max = _tap(xs, i, 0, pool, ho, wo).copy() if pool == 1 else None
-                for j in range(1, pool):
-                    earlier = _tap(xs, i, 0, pool, ho, wo) if row_max is None else row_max
-                    row_max = np.maximum(earlier, _tap(xs, i, j, pool, ho, wo), out=row_max)
-                row_maxima.append(row_max)
-            np.copyto(o, row_maxima[0])
-            for row_max in row_maxima[1:]:
-                np.maximum(o, row_max, out=o)
-            if winners is None or pool == 1:
-                if winners is not None:
-                    winners[0, a:b] = True
-                continue
-            rows = _first_true([row_max == o for row_max in row_maxima[:-1]])
-            for i, row_max in enumerate(row_maxima):
-                taps = _first_true([_tap(xs, i, j, pool, ho, wo) == row_max for j in range(pool - 1)])
-                for j, hit in enumerate(taps):
-                    np.logical_and(hit, rows[i], out=winners[i * pool + j, a:b])
+            _max_pool_block(x[a:b], pool, out[a:b], None if winners is None else winners[:, a:b])
+            if relu:
+                np.maximum(out[a:b], 0, out=out[a:b])
 
     parallel_for(n, work)
     return out, winners
 
 
-def _tiled_max_backward(grad: np.ndarray, winners: np.ndarray, input_shape: tuple[int, ...],
-                        pool: int) -> np.ndarray:
-    """Each window's gradient to the input that won it (winners from _tiled_max)."""
-    n, ho, wo, _ = grad.shape
+def _tiled_max_backward(grad: np.ndarray, winners: np.ndarray, input_shape: tuple[int, ...], pool: int,
+                        relu_output: np.ndarray | None = None) -> np.ndarray:
+    """Each window's gradient to the input that won it (winners from _tiled_max); with
+    ``relu_output`` (a rectified output) the gradient is first zeroed where it is 0."""
     dx = np.empty(input_shape, grad.dtype)
-    # Rows and columns beyond the last whole window get no gradient.
-    dx[:, ho * pool :] = 0
-    dx[:, :, wo * pool :] = 0
 
     def work(part: int, start: int, stop: int) -> None:
-        g, d = grad[start:stop], dx[start:stop]
-        for i in range(pool):
-            for j in range(pool):
-                np.multiply(g, winners[i * pool + j, start:stop], out=_tap(d, i, j, pool, ho, wo))
+        g = grad[start:stop]
+        if relu_output is not None:
+            g = g * (relu_output[start:stop] > 0)
+        _route_block(g, winners[:, start:stop], pool, dx[start:stop])
 
-    parallel_for(n, work)
+    parallel_for(len(grad), work)
     return dx
 
 
@@ -413,10 +502,10 @@ def pool_backward(grad: np.ndarray, cache: tuple, pool: int, stride: int, mode: 
     input_shape, pads, ho, wo, tiled = cache[:5]
     n, h, w, c = input_shape
     if tiled and mode == "max":
-        x, winners = cache[5:7]
+        x, winners, relu_output = cache[5:8]
         if winners is None:
             winners = _tiled_max(x, pool, ho, wo, keep_winners=True)[1]
-        return _tiled_max_backward(grad, winners, input_shape, pool)
+        return _tiled_max_backward(grad, winners, input_shape, pool, relu_output)
     if tiled:
         dx = np.zeros(input_shape, grad.dtype)
         view = dx[:, : ho * pool, : wo * pool, :].reshape(n, ho, pool, wo, pool, c)

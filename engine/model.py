@@ -12,6 +12,7 @@ from engine.architecture import Analysis, build_layer, summary, validate
 from engine.layers import Dropout, Layer, Softmax
 from engine.layers.activations import softmax
 from engine.layers.fused import ActivatedLayer
+from engine.layers.fusion import fuse
 
 
 class Model:
@@ -40,6 +41,9 @@ class Model:
                 layer.rng = np.random.default_rng(seeds.spawn(1)[0])
         # The first layer's input gradient is only wanted for saliency maps.
         self.layers[0].needs_input_grad = False
+        # forward/backward run these: the layers, with ReLU + max-pool pairs fused into one kernel
+        # each. The last layer stays alone (forward_logits treats it specially).
+        self._steps = [*fuse(self.layers[:-1]), self.layers[-1]]
 
     @classmethod
     def from_architecture(
@@ -112,8 +116,8 @@ class Model:
         """(N, H, W, C) -> network output, e.g. class probabilities (N, K)."""
         x = self._check_input(x)
         self._logits_mode = False
-        for layer in self.layers:
-            x = layer.forward(x, training)
+        for step in self._steps:
+            x = step.forward(x, training)
         return x
 
     def forward_logits(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -122,8 +126,8 @@ class Model:
         if not self.softmax_head:
             return self.forward(x, training)
         self._logits_mode = True
-        for layer in self.layers[:-1]:
-            x = layer.forward(x, training)
+        for step in self._steps[:-1]:
+            x = step.forward(x, training)
         last = self.layers[-1]
         if isinstance(last, Softmax):
             return x
@@ -135,11 +139,11 @@ class Model:
         Fills every layer's ``grads``; returns d_input when ``input_grad`` is set, else None.
         """
         self.layers[0].needs_input_grad = input_grad
-        layers = self.layers
-        if self._logits_mode and isinstance(layers[-1], Softmax):
-            layers = layers[:-1]
-        for layer in reversed(layers):
-            grad = layer.backward(grad)
+        steps = self._steps
+        if self._logits_mode and isinstance(steps[-1], Softmax):
+            steps = steps[:-1]
+        for step in reversed(steps):
+            grad = step.backward(grad)
         self.layers[0].needs_input_grad = False
         return grad
 

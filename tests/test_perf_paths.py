@@ -1,0 +1,200 @@
+"""The engine's fast paths against its plain ones: fused ReLU + max-pool steps, worker threads,
+scratch buffers reused across batch sizes, and winners recorded in forward versus found in backward."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import Model, parallel
+from engine.layers import Conv2D, MaxPool2D
+from engine.layers.fusion import ConvMaxPool, ReluMaxPool
+from engine.losses import softmax_cross_entropy
+from tests.engine_factories import arch
+from tests.gradcheck import numeric_grad, sample_indices
+
+
+def conv_pool_net(shape, conv, pool, *, bn=False):
+    """Conv2D -> [BatchNorm -> ReLU | relu activation] -> MaxPool2D -> Flatten -> Dense softmax."""
+    if bn:
+        head = [{"type": "Conv2D", "filters": 3, **conv}, {"type": "BatchNorm"}, {"type": "ReLU"}]
+    else:
+        head = [{"type": "Conv2D", "filters": 3, "activation": "relu", **conv}]
+    return arch(*head, {"type": "MaxPool2D", **pool}, {"type": "Flatten"},
+                {"type": "Dense", "units": 4, "activation": "softmax"}, shape=shape)
+
+
+FUSED_CASES = [
+    # (input shape, conv settings, pool settings): even, odd (last row/column cropped), padded, strided
+    ((8, 8, 1), {"kernel_size": 3, "padding": "same"}, {"pool_size": 2}),
+    ((9, 11, 2), {"kernel_size": 3}, {"pool_size": 2}),
+    ((10, 9, 3), {"kernel_size": 3, "stride": 2, "padding": 1}, {"pool_size": 2}),
+    ((9, 9, 2), {"kernel_size": 2}, {"pool_size": 3, "stride": 3}),
+]
+
+
+def layer_by_layer(model, x, grad):
+    """Forward and backward through the model's layers one at a time, without any fusion."""
+    model.layers[0].needs_input_grad = True
+    outputs = [x]
+    for layer in model.layers[:-1]:
+        outputs.append(layer.forward(outputs[-1], True))
+    logits = model.layers[-1].forward(outputs[-1], True, logits=True)
+    g = grad(logits)
+    for layer in reversed(model.layers):
+        g = layer.backward(g)
+    model.layers[0].needs_input_grad = False
+    return logits, g, {k: v.copy() for k, v in model.gradients().items()}
+
+
+@pytest.mark.parametrize("bn", [False, True])
+@pytest.mark.parametrize("shape,conv,pool", FUSED_CASES)
+def test_fused_steps_compute_what_the_layers_compute(shape, conv, pool, bn):
+    model = Model(conv_pool_net(shape, conv, pool, bn=bn), seed=1, dtype=np.float64)
+    fused = ReluMaxPool if bn else ConvMaxPool
+    assert any(isinstance(step, fused) for step in model._steps)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, *shape))
+    y = rng.integers(0, 4, 5)
+
+    def grad(logits):
+        return softmax_cross_entropy(logits, y)[1]
+
+    logits = model.forward_logits(x, training=True)
+    d_x = model.backward(grad(logits), input_grad=True)
+    fused_grads = {k: v.copy() for k, v in model.gradients().items()}
+    plain_logits, plain_d_x, plain_grads = layer_by_layer(model, x, grad)
+    np.testing.assert_allclose(logits, plain_logits, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(d_x, plain_d_x, rtol=1e-10, atol=1e-12)
+    for name, value in plain_grads.items():
+        np.testing.assert_allclose(fused_grads[name], value, rtol=1e-10, atol=1e-12, err_msg=name)
+    # Inference goes through the fused steps too, and matches the layers' own outputs.
+    np.testing.assert_allclose(model.forward(x), model.layer_outputs(x)[-1][1], rtol=1e-12)
+
+
+def test_fused_model_gradients_match_finite_differences():
+    model = Model(conv_pool_net((9, 11, 2), {"kernel_size": 3}, {"pool_size": 2}), seed=2, dtype=np.float64)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 9, 11, 2))
+    y = np.array([0, 3, 1])
+
+    def loss() -> float:
+        return softmax_cross_entropy(model.forward_logits(x, training=True), y)[0]
+
+    _, grad, _ = softmax_cross_entropy(model.forward_logits(x, training=True), y)
+    d_x = model.backward(grad, input_grad=True)
+    analytic = {k: v.copy() for k, v in model.gradients().items()}
+    for name, param in model.parameters().items():
+        idx = sample_indices(param.shape, rng, 8)
+        np.testing.assert_allclose([analytic[name][i] for i in idx], numeric_grad(loss, param, idx),
+                                   rtol=1e-5, atol=1e-8, err_msg=name)
+    idx = sample_indices(x.shape, rng, 12)
+    np.testing.assert_allclose([d_x[i] for i in idx], numeric_grad(loss, x, idx), rtol=1e-5, atol=1e-8)
+
+
+def test_fused_pooling_routes_ties_to_the_first_maximum():
+    # A zero kernel with a positive bias makes every convolution output equal: all windows tie.
+    model = Model(conv_pool_net((6, 6, 1), {"kernel_size": 3, "padding": "same"}, {"pool_size": 2}),
+                  dtype=np.float64)
+    conv = model.layers[0]
+    conv.params["kernel"][...] = 0
+    conv.params["bias"][...] = 0.5
+    x = np.random.default_rng(2).standard_normal((2, 6, 6, 1))
+    model.forward_logits(x, training=True)
+    d_x = model.backward(np.ones((2, 4)), input_grad=True)
+    fused_bias_grad = conv.grads["bias"].copy()
+    _, plain_d_x, plain = layer_by_layer(model, x, lambda logits: np.ones((2, 4)))
+    np.testing.assert_allclose(fused_bias_grad, plain["conv2d_1.bias"], rtol=1e-12)
+    np.testing.assert_allclose(d_x, plain_d_x, rtol=1e-12, atol=1e-15)
+
+
+def test_backward_after_inference_forward_equals_training_path():
+    """Saliency runs backward after an inference forward: fused steps then find the winners anew."""
+    model = Model(conv_pool_net((9, 11, 2), {"kernel_size": 3}, {"pool_size": 2}), seed=3, dtype=np.float64)
+    x = np.random.default_rng(3).standard_normal((1, 9, 11, 2))
+    grad = np.zeros((1, 4))
+    grad[0, 2] = 1
+    model.forward_logits(x, training=True)
+    after_training = model.backward(grad, input_grad=True)
+    model.forward_logits(x, training=False)
+    after_inference = model.backward(grad, input_grad=True)
+    np.testing.assert_allclose(after_inference, after_training, rtol=1e-12)
+    saliency, index = model.input_gradient(x[0], class_index=2)
+    assert index == 2
+    np.testing.assert_allclose(saliency, after_training[0], rtol=1e-12)
+
+
+def test_max_pool_winners_from_forward_or_from_backward_agree():
+    rng = np.random.default_rng(4)
+    x = np.maximum(rng.standard_normal((3, 7, 6, 2)), 0)  # ReLU-like input: many tied zeros
+    grad = rng.standard_normal((3, 3, 3, 2))
+    recorded, derived = MaxPool2D(pool_size=2), MaxPool2D(pool_size=2)
+    np.testing.assert_array_equal(recorded.forward(x, training=True), derived.forward(x, training=False))
+    np.testing.assert_array_equal(recorded.backward(grad), derived.backward(grad))
+
+
+def test_scratch_reuse_across_batch_sizes_matches_fresh_layers():
+    rng = np.random.default_rng(5)
+    reused = Conv2D(filters=4, kernel_size=3, stride=2, padding="same", activation="relu")
+    reused.build((9, 8, 3), rng, np.float64)
+    for n in (6, 2, 6, 1):
+        fresh = Conv2D(filters=4, kernel_size=3, stride=2, padding="same", activation="relu")
+        fresh.build((9, 8, 3), rng, np.float64)
+        for name in fresh.params:
+            fresh.params[name][...] = reused.params[name]
+        x = rng.standard_normal((n, 9, 8, 3))
+        g = rng.standard_normal((n, 5, 4, 4))
+        np.testing.assert_array_equal(reused.forward(x, training=True), fresh.forward(x, training=True))
+        np.testing.assert_array_equal(reused.backward(g), fresh.backward(g))
+        np.testing.assert_array_equal(reused.grads["kernel"], fresh.grads["kernel"])
+
+
+def test_thread_count_does_not_change_results():
+    model = Model(conv_pool_net((10, 9, 3), {"kernel_size": 3, "padding": "same"}, {"pool_size": 2}, bn=True),
+                  seed=4, dtype=np.float64)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((8, 10, 9, 3))
+    y = rng.integers(0, 4, 8)
+    before = parallel.get_num_threads()
+
+    def run() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        model.layers[1].state["moving_mean"][...] = 0
+        logits = model.forward_logits(x, training=True)
+        d_x = model.backward(softmax_cross_entropy(logits, y)[1], input_grad=True)
+        return d_x, {k: v.copy() for k, v in model.gradients().items()}
+
+    try:
+        parallel.set_num_threads(1)
+        serial_d_x, serial = run()
+        parallel.set_num_threads(2)
+        threaded_d_x, threaded = run()
+    finally:
+        parallel.set_num_threads(before)
+    np.testing.assert_allclose(threaded_d_x, serial_d_x, rtol=1e-12, atol=1e-15)
+    for name, value in serial.items():
+        np.testing.assert_allclose(threaded[name], value, rtol=1e-10, atol=1e-14, err_msg=name)
+
+
+def test_parallel_for_covers_the_range_in_order_and_reraises():
+    before = parallel.get_num_threads()
+    try:
+        parallel.set_num_threads(2)
+        assert parallel.parallel_for(10, lambda part, a, b: (part, a, b)) == [(0, 0, 5), (1, 5, 10)]
+        # Too little work for two threads stays on the caller.
+        assert parallel.parallel_for(10, lambda part, a, b: (a, b), min_items=8) == [(0, 10)]
+        assert parallel.parallel_for(0, lambda part, a, b: (a, b)) == []
+
+        def fail_in_helper(part, a, b):
+            if part == 1:
+                raise ZeroDivisionError("helper range failed")
+            return part
+
+        with pytest.raises(ZeroDivisionError, match="helper range failed"):
+            parallel.parallel_for(4, fail_in_helper)
+        # The pool still works after a failure.
+        assert parallel.parallel_for(4, lambda part, a, b: b - a) == [2, 2]
+    finally:
+        parallel.set_num_threads(before)
+    assert parallel.split(7, 3) == [(0, 2), (2, 4), (4, 7)]
+    with pytest.raises(ValueError, match="at least 1"):
+        parallel.set_num_threads(0)
