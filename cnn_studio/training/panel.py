@@ -47,7 +47,8 @@ LOCK_REASON = "Training is running — stop it to edit the architecture"
 KEEP, DISCARD, CANCEL = "keep", "discard", "cancel"
 # Curves and progress text are redrawn at this rate while a run goes on, however fast batches arrive:
 # the GUI's share of the CPU stays small and fixed, and the engine keeps the cores.
-LIVE_REDRAWS_PER_SECOND = 6
+LIVE_REDRAWS_PER_SECOND = 5
+TEXT_EVERY_TICKS = 3  # the progress readout line: about twice a second
 
 
 # -- dialogs: module-level so tests (and scripts) can answer them without a modal loop --------------------------
@@ -122,6 +123,7 @@ class TrainingPanel(QObject):
         self._closing = False
         self.notices: list[str] = []
         self._latest_batch: BatchEnd | None = None
+        self._live_ticks = 0
         self._live_timer = QTimer(self)
         self._live_timer.setInterval(1000 // LIVE_REDRAWS_PER_SECOND)
         self._live_timer.timeout.connect(self._refresh_live)
@@ -525,12 +527,17 @@ class TrainingPanel(QObject):
         self.plots.data_changed()
         self._latest_batch = events[-1]
 
-    def _refresh_live(self) -> None:
+    def _refresh_live(self, final: bool = False) -> None:
         self.plots.refresh()
+        self._live_ticks += 1
         if self._latest_batch is not None:
+            # The bars move at every tick; the readout text (speed, ETA) changes less often, which is
+            # easier to read and spares a re-layout of the status bar and the dock.
+            text = final or self._live_ticks % TEXT_EVERY_TICKS == 0
             for progress in (self.dock_progress, self.status_progress):
-                progress.show_batch(self._latest_batch, self.session.paused)
-            self._latest_batch = None
+                progress.show_batch(self._latest_batch, self.session.paused, text=text)
+            if text:
+                self._latest_batch = None
 
     def _on_epoch_end(self, event: EpochEnd) -> None:
         record = self.history.current
@@ -555,7 +562,7 @@ class TrainingPanel(QObject):
 
     def _end_live(self) -> None:
         self._live_timer.stop()
-        self._refresh_live()
+        self._refresh_live(final=True)
         self.plots.end_run()
 
     def _on_finished(self, event: TrainingFinished) -> None:

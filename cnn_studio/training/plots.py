@@ -112,6 +112,7 @@ class TrainingPlots(QWidget):
         self._markers: list[pg.InfiniteLine] = []
         self._dirty = False
         self._drawn = (0, 0)  # (batch points, epochs) the curves were last fed
+        self._loss_top: float | None = None
 
         self.batch_plot = make_plot("Training loss per batch", "batch (step)", "loss", grid=False)
         self.loss_plot = make_plot("Loss per epoch", "epoch", "loss")
@@ -153,6 +154,7 @@ class TrainingPlots(QWidget):
     def begin_run(self, record: RunRecord) -> None:
         """Show ``record`` as the current run (its curves restart empty; earlier overlays stay)."""
         self.record = record
+        self._loss_top = None
         for line in self._markers:
             self.batch_plot.removeItem(line)
         self._markers.clear()
@@ -205,6 +207,7 @@ class TrainingPlots(QWidget):
         self._set_epoch_data(r, (self.train_loss_curve, self.val_loss_curve, self.train_acc_curve,
                                  self.val_acc_curve))
         self._drawn = (len(r.batch_loss), len(r.epochs))
+        self._fit_loss_axis()
         x_max = self.batch_plot.getPlotItem().vb.viewRange()[0][1]
         if len(r.batch_loss) and r.batch_loss.x[-1] > x_max:  # ran past the expected end: let the axis follow
             self.batch_plot.getPlotItem().enableAutoRange(axis="x")
@@ -222,7 +225,22 @@ class TrainingPlots(QWidget):
         if len(r.batch_loss) != batches:
             self.raw_curve.setData(r.batch_loss.x, r.batch_loss.y)
             self.smooth_curve.setData(r.smoothed_loss.x, r.smoothed_loss.y)
+            self._fit_loss_axis(since=batches)
             self._drawn = (len(r.batch_loss), epochs)
+
+    def _fit_loss_axis(self, since: int = 0) -> None:
+        """Loss axis from 0 to just above the highest loss so far; it moves only when a loss goes higher.
+
+        An axis that followed every new minimum would re-label (and repaint) itself at each refresh.
+        """
+        r = self.record
+        assert r is not None
+        parts = [r.batch_loss.y[since:]] + ([] if since else [o.smoothed_loss.y for o in self._overlay_records()])
+        finite = [p[np.isfinite(p)] for p in parts]
+        top = max((float(p.max()) for p in finite if len(p)), default=None)
+        if top is not None and (self._loss_top is None or top * 1.05 > self._loss_top):
+            self._loss_top = max(top * 1.05, 1e-6)
+            self.batch_plot.getPlotItem().setYRange(0, self._loss_top, padding=0)
 
     @staticmethod
     def _set_epoch_data(record: RunRecord, curves: tuple[pg.PlotDataItem, ...]) -> None:
@@ -250,6 +268,7 @@ class TrainingPlots(QWidget):
         for number, record in wanted.items():
             if number not in self._overlays:
                 self._overlays[number] = self._make_overlay(record)
+        self._loss_top = None
         self.redraw()
 
     def _remove(self, item: pg.PlotDataItem) -> None:

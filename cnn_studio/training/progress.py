@@ -57,11 +57,13 @@ class TrainingProgress(QWidget):
         self.bar.setValue(0)
         self.label.setText(f"Epoch {self._first_epoch}/{epochs_done_before + epochs} · starting…")
 
-    def show_batch(self, event: BatchEnd, paused: bool = False) -> None:
+    def show_batch(self, event: BatchEnd, paused: bool = False, text: bool = True) -> None:
+        """Move the bar to ``event``; with ``text`` also rewrite the readout line (costlier: it re-lays out)."""
         self._last = event
         done = (event.epoch - self._first_epoch) * event.batches + event.batch
         self.bar.setValue(min(self.bar.maximum(), done))
-        self.label.setText(describe_batch(event, self._first_epoch + self._epochs - 1, paused))
+        if text:
+            self.label.setText(describe_batch(event, self._first_epoch + self._epochs - 1, paused))
 
     def set_paused(self, paused: bool) -> None:
         if self._last is not None:
