@@ -300,8 +300,13 @@ class TrainingPanel(QObject):
     def _on_document_settings(self) -> None:
         if self._writing_settings:
             return
-        # A project was opened (or settings came from elsewhere): show them; a new dataset loads when needed.
+        # A project was opened (or settings came from elsewhere): show them. Its dataset loads now if the
+        # Train tab is in view, else when it is needed.
         self._load_settings_from_document()
+        ref = self.form.dataset_ref
+        if (ref and ref != self._dataset_ref_loaded and ref != self._loading_ref and not self.session.running
+                and self.window.tabs.currentWidget() is self.tab):
+            self.load_dataset(ref)
 
     def _on_config_edited(self, config: TrainConfig) -> None:
         self._writing_settings = True
