@@ -9,8 +9,9 @@ median of the per-round speed ratios (ours / PyTorch, above 1 means the engine i
     python benchmarks/engine_vs_torch.py --nets seed --rounds 30 --steps 5
 
 Without PyTorch (``pip install -e .[bench]`` installs it) only the engine's figures are printed.
-Set the BLAS thread count with --threads (default 2); numpy's BLAS is limited through
-threadpoolctl when it is installed, otherwise through the OPENBLAS/OMP environment variables.
+--threads (default 2) sets both the engine's worker threads (each calls BLAS single-threaded)
+and torch.set_num_threads. On a shared machine, run it when the load average is low: the
+ratio is only meaningful when both sides get the same cores.
 """
 
 from __future__ import annotations
@@ -77,19 +78,33 @@ NETWORKS: dict[str, Callable[[], dict[str, Any]]] = {
 
 
 # -- threads and environment ----------------------------------------------------------------------
-def limit_blas_threads(threads: int) -> str:
-    """Limit numpy's BLAS to ``threads``; returns a line describing the BLAS that runs."""
+def set_engine_threads(threads: int) -> str:
+    """Give the engine ``threads`` worker threads; returns a line describing them and numpy's BLAS.
+
+    The engine splits each kernel's batch across its threads, each calling BLAS single-threaded
+    (the engine sets numpy's BLAS to one thread), so both sides use ``threads`` cores.
+    """
+    from engine import parallel
+
+    parallel.set_num_threads(threads)
+    line = f"engine: {parallel.get_num_threads()} worker threads"
     try:
-        from threadpoolctl import threadpool_info, threadpool_limits
+        from threadpoolctl import threadpool_info
     except ImportError:
-        return (f"numpy BLAS: threadpoolctl not installed, thread count left to the environment "
-                f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})")
-    threadpool_limits(threads, user_api="blas")
-    infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    return "; ".join(
-        f"numpy BLAS: {i.get('internal_api')} {i.get('version')} kernel {i.get('architecture')}, "
-        f"{i.get('num_threads')} threads" for i in infos
-    ) or "numpy BLAS: not found by threadpoolctl"
+        return line + " (threadpoolctl missing: numpy's BLAS threads as configured)"
+    for info in threadpool_info():
+        if info.get("user_api") == "blas" and "numpy" in info.get("filepath", ""):
+            line += (f", numpy BLAS {info.get('internal_api')} {info.get('version')} kernel "
+                     f"{info.get('architecture')} at {info.get('num_threads')} thread per call")
+    return line
+
+
+def load_average() -> str:
+    try:
+        one, five, fifteen = os.getloadavg()
+        return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+    except OSError:
+        return "load average unknown"
 
 
 def environment_warnings() -> list[str]:
@@ -374,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=4, help="steps per side per round")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--inference-batch", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=2, help="threads for both numpy's BLAS and PyTorch")
+    parser.add_argument("--threads", type=int, default=2, help="threads for both the engine and PyTorch")
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--pause", type=float, default=0.2,
@@ -383,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    blas = limit_blas_threads(args.threads)
+    engine_threads = set_engine_threads(args.threads)
     if args.memory_child:
         engine_memory(args)
         return 0
@@ -398,17 +413,19 @@ def main(argv: list[str] | None = None) -> int:
             have_torch = True
     for warning in environment_warnings():
         print(warning)
-    print(f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs; {blas}")
+    print(f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs, {load_average()}")
+    print(engine_threads)
     if have_torch:
         print(f"torch {torch.__version__}: {torch.get_num_threads()} threads, oneDNN "
               f"{'on' if torch.backends.mkldnn.is_available() else 'off'}")
     print(f"float32; SGD lr {args.lr} momentum {args.momentum}; {args.rounds} interleaved rounds of {args.steps} "
-          f"steps per side\n")
+          f"steps per side, {args.pause} s rest before each\n")
     for name in args.nets:
         bench_network(name, args, have_torch)
     peak = measure_engine_memory(args)
     if peak is not None:
         print(f"\nengine peak RSS (separate process without torch, all networks above): {peak:.0f} MB")
+    print(f"finished, {load_average()}")
     return 0
 
 

@@ -211,6 +211,14 @@ class _Convolution:
         return [(a, min(a + self.block, stop), slice(a * self.rows, min(a + self.block, stop) * self.rows))
                 for a in range(start, stop, self.block)]
 
+    def backward_kernel(self, kernel: np.ndarray) -> np.ndarray:
+        """The matrix backward_block multiplies output gradients with: (F, k), the kernel matrix
+        transposed; or, when same_size, the kernel flipped in space with C and F swapped,
+        (kh*kw*F, C)."""
+        if self.same_size:
+            return np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(-1, self.c)
+        return kernel.reshape(self.k, self.f).T
+
     def scratch(self, role: str, part: int, columns: int) -> np.ndarray:
         """Thread ``part``'s (block images * Ho*Wo, columns) scratch matrix for ``role``."""
         return self.workspace.array(f"{role}{part}", (self.block * self.rows, columns), self.dtype)
@@ -222,9 +230,38 @@ class _Convolution:
         d_matrix += self.cols(part, x).T @ g
         if d_x is None:
             return
+        if self.same_size:
+            self._input_gradient_by_matmul(part, g, kernel_t, d_x)
+            return
         d_cols = np.matmul(g, kernel_t, out=self.scratch("d_cols", part, self.k)[: len(g)])
         d_x[...] = 0  # here, not np.zeros up front: this block is about to be in cache
         col2im_add(d_cols.reshape(len(x), self.ho, self.wo, self.kh, self.kw, self.c), d_x, self.pads, self.stride)
+
+    @property
+    def same_size(self) -> bool:
+        """Stride 1 with kh-1 and kw-1 pixels of padding: the input gradient is itself a 'same'
+        convolution of the output gradient, with the kernel flipped and transposed."""
+        top, bottom, left, right = self.pads
+        return self.stride == 1 and top + bottom == self.kh - 1 and left + right == self.kw - 1
+
+    def _input_gradient_by_matmul(self, part: int, g: np.ndarray, kernel_t: np.ndarray, d_x: np.ndarray) -> None:
+        """d_x = im2col(padded output gradient) @ flipped kernel: one product writing d_x, instead of
+        window gradients and kh*kw scatter-adds (col2im). Output rows cut off before pooling pad
+        with zeros like the border."""
+        n = len(d_x)
+        top, _, left, _ = self.pads
+        before_h, before_w = self.kh - 1 - top, self.kw - 1 - left
+        shape = (self.block, self.h + self.kh - 1, self.w + self.kw - 1, self.f)
+        # Zeroed once when made; only the (Ho, Wo) inside is written, so the key includes Ho and Wo.
+        padded = self.workspace.array(f"padded_grad{part}", shape, self.dtype, fill=0,
+                                      key=(self.pads, self.ho, self.wo))[:n]
+        padded[:, before_h : before_h + self.ho, before_w : before_w + self.wo, :] = g.reshape(n, self.ho, self.wo,
+                                                                                                 self.f)
+        scratch = self.workspace.array(f"grad_cols{part}", (self.block * self.h * self.w, self.kh * self.kw * self.f),
+                                       self.dtype)
+        cols = scratch[: n * self.h * self.w]
+        im2col_into(padded, self.kh, self.kw, 1, _cols_windows(cols, n, self.h, self.w, self.kh, self.kw, self.f))
+        np.matmul(cols, kernel_t, out=d_x.reshape(n * self.h * self.w, self.c))
 
 
 def _kernel_matrix(kernel: np.ndarray, bias: np.ndarray | None, workspace: Workspace) -> np.ndarray:
@@ -289,7 +326,7 @@ def conv2d_backward(
     conv = _Convolution(x.shape, kernel.shape, stride, padding, with_bias, grad.dtype, workspace)
     g2 = np.ascontiguousarray(grad).reshape(conv.n * conv.rows, conv.f)
     mask_rows = None if relu_mask is None else relu_mask.reshape(g2.shape)
-    kernel_t = kernel.reshape(conv.k, conv.f).T
+    kernel_t = conv.backward_kernel(kernel)
     d_x = np.empty(x.shape, grad.dtype) if need_input_grad else None
 
     def work(part: int, start: int, stop: int) -> np.ndarray:
@@ -351,7 +388,7 @@ def conv2d_maxpool_backward(
     winners of a cache-sized convolution-output gradient, and fed to the convolution's backward.
     """
     conv = _Convolution(x.shape, kernel.shape, stride, padding, with_bias, grad.dtype, workspace, pool)
-    kernel_t = kernel.reshape(conv.k, conv.f).T
+    kernel_t = conv.backward_kernel(kernel)
     d_x = np.empty(x.shape, grad.dtype) if need_input_grad else None
 
     def work(part: int, start: int, stop: int) -> np.ndarray:
@@ -554,70 +591,94 @@ def _channel_rows(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x).reshape(-1, x.shape[-1])
 
 
+def _row_blocks(start: int, stop: int, c: int, itemsize: int) -> list[tuple[int, int]]:
+    """Cache-sized blocks of rows [start, stop) of an (M, C) matrix."""
+    step = max(1, BLOCK_BYTES // (c * itemsize))
+    return [(a, min(a + step, stop)) for a in range(start, stop, step)]
+
+
 def batch_norm_forward(
-    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, epsilon: float
-) -> tuple[np.ndarray, tuple]:
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, epsilon: float, workspace: Workspace | None = None
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Normalise over every axis but the last with the batch's own statistics.
 
-    Returns (output, (x_hat, inv_std, mean, var)), x_hat and output shaped like x. The sums over
-    the N*H*W rows are matrix products with a ones vector (BLAS) per thread's range of rows,
-    and the variance is taken of the centred values (no cancellation for data far from zero).
+    Returns (output shaped like x, (mean, inv_std, var)), all per channel. Two passes over the
+    data, each thread taking a range of rows in cache-sized blocks: one for the sums (BLAS
+    products with a ones vector), one writing x * scale + offset. The sums are of x minus a
+    per-channel reference close to the mean (the mean of the first rows), so the variance
+    E[d^2] - E[d]^2 does not cancel for data far from zero.
     """
+    workspace = workspace if workspace is not None else Workspace()
     rows = _channel_rows(x)
-    m = rows.shape[0]
+    m, c = rows.shape
     dt = x.dtype.type
-    x_hat = np.empty_like(rows)
-    out = np.empty_like(rows)
-    ones = np.ones(m, x.dtype)
-
-    def sums(part: int, start: int, stop: int) -> np.ndarray:
-        return ones[start:stop] @ rows[start:stop]
-
-    mean = sum(parallel_for(m, sums, min_items=MIN_ROWS)) / dt(m)
-
-    def centre(part: int, start: int, stop: int) -> np.ndarray:
-        centred = np.subtract(rows[start:stop], mean, out=x_hat[start:stop])
-        return np.einsum("ij,ij->j", centred, centred)
-
-    var = sum(parallel_for(m, centre, min_items=MIN_ROWS)) / dt(m)
-    inv_std = 1 / np.sqrt(var + dt(epsilon))
-
-    def normalise(part: int, start: int, stop: int) -> None:
-        x_hat[start:stop] *= inv_std
-        np.multiply(x_hat[start:stop], gamma, out=out[start:stop])
-        out[start:stop] += beta
-
-    parallel_for(m, normalise, min_items=MIN_ROWS)
-    return out.reshape(x.shape), (x_hat.reshape(x.shape), inv_std, mean, var)
-
-
-def batch_norm_backward(grad: np.ndarray, gamma: np.ndarray, x_hat: np.ndarray, inv_std: np.ndarray):
-    """Returns (d_x, d_gamma, d_beta) for batch_norm_forward in training mode.
-
-    d_x = gamma * inv_std * (grad - d_beta / m - x_hat * d_gamma / m): the full derivative through
-    the batch mean and variance, applied as one per-channel affine combination of grad and x_hat.
-    """
-    g2 = _channel_rows(grad)
-    xh = x_hat.reshape(g2.shape)
-    m = g2.shape[0]
-    ones = np.ones(m, grad.dtype)
+    reference = rows[:256].mean(axis=0, dtype=x.dtype)
+    ones = np.ones(max(1, BLOCK_BYTES // (c * x.itemsize)), x.dtype)
 
     def sums(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        g = g2[start:stop]
-        return ones[start:stop] @ g, np.einsum("ij,ij->j", g, xh[start:stop])
+        first, second = np.zeros(c, x.dtype), np.zeros(c, x.dtype)
+        scratch = workspace.array(f"shifted{part}", (len(ones), c), x.dtype)
+        for a, b in _row_blocks(start, stop, c, x.itemsize):
+            d = np.subtract(rows[a:b], reference, out=scratch[: b - a])
+            first += ones[: b - a] @ d
+            second += np.einsum("ij,ij->j", d, d)
+        return first, second
+
+    parts = parallel_for(m, sums, min_items=MIN_ROWS)
+    shift = sum(p[0] for p in parts) / dt(m)
+    var = np.maximum(sum(p[1] for p in parts) / dt(m) - shift * shift, 0)
+    mean = reference + shift
+    inv_std = 1 / np.sqrt(var + dt(epsilon))
+    scale = (gamma * inv_std).astype(x.dtype, copy=False)
+    offset = (beta - mean * scale).astype(x.dtype, copy=False)
+    out = np.empty_like(rows)
+
+    def normalise(part: int, start: int, stop: int) -> None:
+        for a, b in _row_blocks(start, stop, c, x.itemsize):
+            block = np.multiply(rows[a:b], scale, out=out[a:b])
+            block += offset
+
+    parallel_for(m, normalise, min_items=MIN_ROWS)
+    return out.reshape(x.shape), (mean, inv_std, var)
+
+
+def batch_norm_backward(grad: np.ndarray, x: np.ndarray, gamma: np.ndarray, mean: np.ndarray,
+                        inv_std: np.ndarray, workspace: Workspace | None = None):
+    """Returns (d_x, d_gamma, d_beta) for batch_norm_forward(x) in training mode.
+
+    With x_hat = (x - mean) * inv_std: d_x = gamma * inv_std * (grad - d_beta / m - x_hat * d_gamma / m),
+    the full derivative through the batch mean and variance. Two passes over grad and x in
+    cache-sized blocks (x_hat is never stored): the sums, then one affine combination.
+    """
+    workspace = workspace if workspace is not None else Workspace()
+    g2 = _channel_rows(grad)
+    rows = _channel_rows(x)
+    m, c = g2.shape
+    ones = np.ones(max(1, BLOCK_BYTES // (c * grad.itemsize)), grad.dtype)
+
+    def sums(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        d_beta, along = np.zeros(c, grad.dtype), np.zeros(c, grad.dtype)
+        scratch = workspace.array(f"centred{part}", (len(ones), c), grad.dtype)
+        for a, b in _row_blocks(start, stop, c, grad.itemsize):
+            d_beta += ones[: b - a] @ g2[a:b]
+            along += np.einsum("ij,ij->j", g2[a:b], np.subtract(rows[a:b], mean, out=scratch[: b - a]))
+        return d_beta, along
 
     parts = parallel_for(m, sums, min_items=MIN_ROWS)
     d_beta = sum(p[0] for p in parts)
-    d_gamma = sum(p[1] for p in parts)
+    d_gamma = sum(p[1] for p in parts) * inv_std
     scale = (gamma * inv_std).astype(grad.dtype, copy=False)
-    along_x_hat = (scale * d_gamma / m).astype(grad.dtype, copy=False)
-    offset = (scale * d_beta / m).astype(grad.dtype, copy=False)
+    along_centred = (-scale * inv_std * d_gamma / m).astype(grad.dtype, copy=False)
+    offset = (-scale * d_beta / m).astype(grad.dtype, copy=False)
     d_x = np.empty_like(g2)
 
     def combine(part: int, start: int, stop: int) -> None:
-        target = np.multiply(g2[start:stop], scale, out=d_x[start:stop])
-        target -= xh[start:stop] * along_x_hat
-        target -= offset
+        scratch = workspace.array(f"centred{part}", (len(ones), c), grad.dtype)
+        for a, b in _row_blocks(start, stop, c, grad.itemsize):
+            block = np.subtract(rows[a:b], mean, out=d_x[a:b])
+            block *= along_centred
+            block += np.multiply(g2[a:b], scale, out=scratch[: b - a])
+            block += offset
 
     parallel_for(m, combine, min_items=MIN_ROWS)
     return d_x.reshape(grad.shape), d_gamma, d_beta

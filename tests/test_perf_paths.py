@@ -27,6 +27,7 @@ def conv_pool_net(shape, conv, pool, *, bn=False):
 FUSED_CASES = [
     # (input shape, conv settings, pool settings): even, odd (last row/column cropped), padded, strided
     ((8, 8, 1), {"kernel_size": 3, "padding": "same"}, {"pool_size": 2}),
+    ((9, 7, 2), {"kernel_size": 3, "padding": "same"}, {"pool_size": 2}),
     ((9, 11, 2), {"kernel_size": 3}, {"pool_size": 2}),
     ((10, 9, 3), {"kernel_size": 3, "stride": 2, "padding": 1}, {"pool_size": 2}),
     ((9, 9, 2), {"kernel_size": 2}, {"pool_size": 3, "stride": 3}),
@@ -60,10 +61,13 @@ def test_fused_steps_compute_what_the_layers_compute(shape, conv, pool, bn):
     def grad(logits):
         return softmax_cross_entropy(logits, y)[1]
 
+    # Plain first, fused, then plain again: layers and fused steps share scratch buffers.
+    first_logits, first_d_x, _ = layer_by_layer(model, x, grad)
     logits = model.forward_logits(x, training=True)
     d_x = model.backward(grad(logits), input_grad=True)
     fused_grads = {k: v.copy() for k, v in model.gradients().items()}
     plain_logits, plain_d_x, plain_grads = layer_by_layer(model, x, grad)
+    np.testing.assert_array_equal(first_d_x, plain_d_x)
     np.testing.assert_allclose(logits, plain_logits, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(d_x, plain_d_x, rtol=1e-10, atol=1e-12)
     for name, value in plain_grads.items():
@@ -131,6 +135,24 @@ def test_max_pool_winners_from_forward_or_from_backward_agree():
     recorded, derived = MaxPool2D(pool_size=2), MaxPool2D(pool_size=2)
     np.testing.assert_array_equal(recorded.forward(x, training=True), derived.forward(x, training=False))
     np.testing.assert_array_equal(recorded.backward(grad), derived.backward(grad))
+
+
+def test_a_layer_used_alone_and_inside_a_fused_step_keeps_no_stale_scratch():
+    model = Model(conv_pool_net((9, 7, 2), {"kernel_size": 3, "padding": "same"}, {"pool_size": 2}), seed=5,
+                  dtype=np.float64)
+    conv = model.layers[0]
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 9, 7, 2))
+    grad = rng.standard_normal((3, 4))
+    model.forward_logits(x, training=True)
+    expected = model.backward(grad, input_grad=True)
+    # The conv alone, with a gradient on every output row (the fused step never has one on the
+    # row cut off before pooling), then the fused step again.
+    conv.needs_input_grad = True
+    conv.forward(x, training=True)
+    conv.backward(rng.standard_normal((3, 9, 7, 3)))
+    model.forward_logits(x, training=True)
+    np.testing.assert_allclose(model.backward(grad, input_grad=True), expected, rtol=1e-12)
 
 
 def test_scratch_reuse_across_batch_sizes_matches_fresh_layers():

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from engine.functional import batch_norm_backward, batch_norm_forward
+from engine.functional import Workspace, batch_norm_backward, batch_norm_forward
 from engine.layers.base import ConfigError, Field, Layer, Shape
 
 
@@ -21,6 +23,11 @@ class BatchNorm(Layer):
         Field("epsilon", "float", 1e-5, "Small constant added to the variance to avoid division by zero.",
               minimum=0.0, maximum=1.0),
     )
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        # Per-thread scratch blocks, reused from step to step.
+        self.workspace = Workspace()
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) not in (1, 3):
@@ -50,15 +57,16 @@ class BatchNorm(Layer):
             # Inference is a per-channel affine map; its backward (for saliency) needs x and the scale.
             self._cache = ("inference", x, scale)
             return (x * scale + (beta - self.state["moving_mean"] * scale)).astype(x.dtype, copy=False)
-        out, (x_hat, inv_std, mean, var) = batch_norm_forward(x, gamma, beta, eps)
+        out, (mean, inv_std, var) = batch_norm_forward(x, gamma, beta, eps, self.workspace)
         m = self.config["momentum"]
         # Keras convention: the running average keeps `momentum` of its old value; biased variance.
         self.state["moving_mean"] *= m
         self.state["moving_mean"] += (1 - m) * mean
         self.state["moving_variance"] *= m
         self.state["moving_variance"] += (1 - m) * var
-        self._cache = ("training", x_hat, inv_std)
-        return out.astype(x.dtype, copy=False)
+        # x itself, not the normalised values: backward recomputes those block by block in cache.
+        self._cache = ("training", x, mean, inv_std)
+        return out
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         if self._cache[0] == "inference":
@@ -68,8 +76,8 @@ class BatchNorm(Layer):
             self.grads["gamma"][...] = (grad * x_hat).sum(axis=axes)
             self.grads["beta"][...] = grad.sum(axis=axes)
             return (grad * scale).astype(grad.dtype, copy=False)
-        _, x_hat, inv_std = self._cache
-        d_x, d_gamma, d_beta = batch_norm_backward(grad, self.params["gamma"], x_hat, inv_std)
+        _, x, mean, inv_std = self._cache
+        d_x, d_gamma, d_beta = batch_norm_backward(grad, x, self.params["gamma"], mean, inv_std, self.workspace)
         self.grads["gamma"][...] = d_gamma
         self.grads["beta"][...] = d_beta
         return d_x
