@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from engine import Model, parallel
-from engine.layers import Conv2D, MaxPool2D
+from engine.layers import BatchNorm, Conv2D, MaxPool2D
 from engine.layers.fusion import ConvMaxPool, ReluMaxPool
 from engine.losses import softmax_cross_entropy
 from tests.engine_factories import arch
@@ -169,6 +169,19 @@ def test_scratch_reuse_across_batch_sizes_matches_fresh_layers():
         np.testing.assert_array_equal(reused.forward(x, training=True), fresh.forward(x, training=True))
         np.testing.assert_array_equal(reused.backward(g), fresh.backward(g))
         np.testing.assert_array_equal(reused.grads["kernel"], fresh.grads["kernel"])
+
+
+def test_batch_norm_statistics_stay_accurate_far_from_zero():
+    """float32 maps with mean 1000 and std 0.5: one-pass sums must not cancel away the variance."""
+    rng = np.random.default_rng(8)
+    x64 = rng.standard_normal((6, 9, 9, 3)) * 0.5 + 1000
+    layer = BatchNorm(momentum=0.0)
+    layer.build((9, 9, 3), rng, np.float32)
+    out = layer.forward(x64.astype(np.float32), training=True)
+    reference = x64.astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(layer.state["moving_variance"], reference.var(axis=(0, 1, 2)), rtol=1e-3)
+    np.testing.assert_allclose(out.std(axis=(0, 1, 2), dtype=np.float64), 1, rtol=1e-3)
+    assert out.dtype == np.float32
 
 
 def test_thread_count_does_not_change_results():
