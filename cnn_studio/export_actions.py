@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
-from PySide6.QtGui import QAction, QGuiApplication
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 
+from cnn_studio.messages import headless, show_message
 from engine.errors import EngineError
 from engine.export import (
     EXTRAS_HINT,
@@ -36,7 +37,6 @@ from engine.model import Model
 
 ONNX_CHECK_IMAGES = 64
 ONNX_TOLERANCE = 1e-4
-_HEADLESS = ("offscreen", "minimal")
 _USAGE = {
     "npz": "Load it with File > Import Weights, `cnn-engine evaluate`, or engine.weights.load_weights().",
     "safetensors": "Any safetensors reader opens it; the architecture and layer order are in its metadata.",
@@ -45,10 +45,6 @@ _USAGE = {
     "predictor": "Run it with:  python predict.py picture.png  (needs only NumPy).",
     "pytorch": "In Python:  from model import load_npz;  net = load_npz()  — then train on with PyTorch.",
 }
-
-
-def _headless() -> bool:
-    return QGuiApplication.platformName() in _HEADLESS
 
 
 class ExportDialogs:
@@ -60,10 +56,9 @@ class ExportDialogs:
 
     def __init__(self, parent: QWidget | None) -> None:
         self.parent = parent
-        self._boxes: list[QMessageBox] = []
 
     def export_path(self, fmt: ExportFormat, suggested: Path) -> str | None:
-        if _headless():
+        if headless():
             return None
         if fmt.folder:
             path = QFileDialog.getExistingDirectory(
@@ -74,7 +69,7 @@ class ExportDialogs:
         return path or None
 
     def import_path(self, directory: Path) -> str | None:
-        if _headless():
+        if headless():
             return None
         patterns = " ".join(f"*{s}" for s in IMPORT_SUFFIXES)
         path, _ = QFileDialog.getOpenFileName(self.parent, "Import weights", str(directory),
@@ -82,7 +77,7 @@ class ExportDialogs:
         return path or None
 
     def confirm(self, title: str, text: str, informative: str = "") -> bool:
-        if _headless():
+        if headless():
             return True
         box = QMessageBox(QMessageBox.Icon.Question, title, text,
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self.parent)
@@ -91,25 +86,10 @@ class ExportDialogs:
         return box.exec() == QMessageBox.StandardButton.Yes
 
     def error(self, title: str, text: str, informative: str = "") -> None:
-        self._show(QMessageBox.Icon.Critical, title, text, informative)
+        show_message(self.parent, "error", title, text, informative)
 
     def info(self, title: str, text: str, informative: str = "") -> None:
-        self._show(QMessageBox.Icon.Information, title, text, informative)
-
-    def _show(self, icon: QMessageBox.Icon, title: str, text: str, informative: str) -> None:
-        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self.parent)
-        box.setInformativeText(informative)
-        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # paths can be copied
-        # Keep a reference while the box is open; drop it before Qt deletes the box on closing.
-        self._boxes.append(box)
-
-        def forget(_result: int) -> None:
-            if box in self._boxes:
-                self._boxes.remove(box)
-            box.deleteLater()
-
-        box.finished.connect(forget)
-        box.open()
+        show_message(self.parent, "info", title, text, informative)
 
 
 class _Relay(QObject):

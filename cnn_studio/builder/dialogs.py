@@ -6,25 +6,17 @@ app keeps running; only the save-changes question and file choosers wait for an 
 
 from __future__ import annotations
 
-from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
+from cnn_studio.messages import headless, show_message
 from cnn_studio.project_file import PROJECT_SUFFIX
 
 PROJECT_FILTER = f"CNN Studio projects (*{PROJECT_SUFFIX});;Architecture files (*.json);;All files (*)"
-HEADLESS_PLATFORMS = ("offscreen", "minimal")
-
-
-def headless() -> bool:
-    """True where no one can see a dialog (offscreen test runs): blocking questions must not wait."""
-    return QGuiApplication.platformName() in HEADLESS_PLATFORMS
-
 
 class Dialogs:
     def __init__(self, parent: QWidget) -> None:
         self.parent = parent
         self.last_error: tuple[str, str] | None = None
-        self._boxes: list[QMessageBox] = []
 
     def ask_save_changes(self, project_name: str) -> str:
         """'save', 'discard' or 'cancel'. Headless, nobody can answer: the changes are discarded."""
@@ -58,15 +50,7 @@ class Dialogs:
     def error(self, title: str, text: str, details: str = "") -> None:
         """Show an error without blocking; the app keeps running."""
         self.last_error = (title, text)
-        self._show(QMessageBox.Icon.Critical, title, text, details)
+        show_message(self.parent, "error", title, text, details=details)
 
     def info(self, title: str, text: str) -> None:
-        self._show(QMessageBox.Icon.Information, title, text, "")
-
-    def _show(self, icon: QMessageBox.Icon, title: str, text: str, details: str) -> None:
-        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self.parent)
-        if details:
-            box.setDetailedText(details)
-        self._boxes = [b for b in self._boxes if b.isVisible()] + [box]
-        box.finished.connect(box.deleteLater)
-        box.open()
+        show_message(self.parent, "info", title, text)

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from cnn_studio.inspect.drawing_pad import DrawingPad
 from cnn_studio.inspect.images import to_pixmap
-from cnn_studio.inspect.messages import show_error
+from cnn_studio.messages import show_message
 from engine.errors import EngineError
 from engine.inspection import as_normalization, image_to_input, image_to_pixels, raw_to_uint8
 
@@ -360,7 +360,7 @@ class SamplePicker(QWidget):
             pixels = image_to_pixels(path, self._input_shape, invert=self.invert_box.isChecked())
         except (EngineError, OSError, ValueError) as exc:
             self.last_error = str(exc)
-            show_error(self, "Cannot use this picture", f"{exc}")
+            show_message(self, "warning", "Cannot use this picture", f"{exc}")
             return False
         self._file_path = Path(path)
         self._file_pixels = pixels

@@ -10,9 +10,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-import shiboken6
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QGridLayout,
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnn_studio.messages import headless, show_message
 from cnn_studio.training.confusion_view import ResultsView
 from cnn_studio.training.plots import TrainingPlots
 from cnn_studio.training.progress import TrainingProgress, format_duration
@@ -52,25 +52,6 @@ TEXT_EVERY_TICKS = 3  # the progress readout line: about twice a second
 
 
 # -- dialogs: module-level so tests (and scripts) can answer them without a modal loop --------------------------
-HEADLESS_PLATFORMS = ("offscreen", "minimal")
-_open_boxes: list[QMessageBox] = []
-
-
-def headless() -> bool:
-    """True where nobody can see a dialog (offscreen runs): questions must not wait for an answer."""
-    return QGuiApplication.platformName() in HEADLESS_PLATFORMS
-
-
-def show_message(parent: QWidget, kind: str, title: str, text: str) -> None:
-    """A window-modal message box that does not block the event loop; ``kind`` is "error", "warning" or "info"."""
-    icon = {"error": QMessageBox.Icon.Critical, "warning": QMessageBox.Icon.Warning}.get(
-        kind, QMessageBox.Icon.Information)
-    box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, parent)
-    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-    _open_boxes[:] = [b for b in _open_boxes if shiboken6.isValid(b) and b.isVisible()] + [box]
-    box.open()
-
-
 def ask_stop_training(parent: QWidget) -> str:
     """Training runs and the window is closing: KEEP (stop, save the weights), DISCARD or CANCEL.
 
