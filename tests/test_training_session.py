@@ -244,6 +244,24 @@ def test_set_model_adopts_imported_weights(qtbot, session, data):
     assert not session.can_continue and session.evaluation() is None
 
 
+def test_training_can_start_from_adopted_weights(qtbot, session, data):
+    imported = Model(SMALL_CNN, seed=11)
+    session.set_model(imported, data)
+    other = arch(*SMALL_CNN["layers"][:3], {"type": "Dense", "units": 3})
+    assert session.adopted_weights_for(other) is not None  # same tensors, names and shapes
+    assert session.adopted_weights_for(arch({"type": "Flatten"}, {"type": "Dense", "units": 3})) is None
+    weights = session.adopted_weights_for(SMALL_CNN)
+    snapshots = record(session.model_changed)
+    with qtbot.waitSignal(session.finished, timeout=WAIT_MS):
+        # lr 0: the weights stay where they started, so the end state shows where training began.
+        session.start(SMALL_CNN, data, TrainConfig(epochs=1, batch_size=64, learning_rate=0.0, momentum=0.0),
+                      initial_weights=weights)
+    assert snapshots
+    trained = session.model().get_weights()
+    assert all(np.array_equal(trained[k], v) for k, v in imported.get_weights().items())
+    assert session.adopted_weights_for(SMALL_CNN) is None  # used once: the next Start is fresh
+
+
 def test_shutdown_mid_run_joins_the_thread_and_keeps_the_weights(qtbot, session, data):
     with qtbot.waitSignal(session.batch_end, timeout=WAIT_MS):
         session.start(SMALL_CNN, data, TrainConfig(epochs=1000, batch_size=8))

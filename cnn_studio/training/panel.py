@@ -400,8 +400,10 @@ class TrainingPanel(QObject):
             self._update_controls()
             return
         config = self.form.config()
+        architecture = self.document.architecture()
+        imported = self.session.adopted_weights_for(architecture)
         try:
-            self.session.start(self.document.architecture(), dataset, config)
+            self.session.start(architecture, dataset, config, initial_weights=imported)
         except (EngineError, ValueError) as exc:
             self.notify("error", "Cannot start training", str(exc))
             self._update_controls()
@@ -419,7 +421,8 @@ class TrainingPanel(QObject):
         self.status_progress.setVisible(True)
         self.status_progress.begin(0, config.epochs, 1)
         self.dock_progress.begin(0, config.epochs, 1)
-        self.window.statusBar().showMessage(f"Training {record.label} on {dataset.name}", 4000)
+        origin = " from the imported weights" if imported is not None else ""
+        self.window.statusBar().showMessage(f"Training {record.label} on {dataset.name}{origin}", 4000)
 
     def toggle_pause(self) -> None:
         if self.session.paused:

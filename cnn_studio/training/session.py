@@ -23,7 +23,7 @@ from cnn_studio.training.dataset_loader import DatasetLoader
 from cnn_studio.training.training_worker import ProbeResult, TrainingWorker, WeightSnapshot, compute_probe
 from engine.architecture import analyze, check_classifier
 from engine.data import Dataset
-from engine.errors import TrainingError
+from engine.errors import EngineError, TrainingError
 from engine.metrics import Evaluation
 from engine.model import Model
 from engine.training import BatchEnd, TrainConfig, TrainingFinished
@@ -104,6 +104,8 @@ class TrainingSession(QObject):
         self._dataset: Dataset | None = None
         self._snapshot: WeightSnapshot | None = None
         self._model: Model | None = None
+        # Weights adopted through set_model (e.g. File > Import Weights): the next start() begins from them.
+        self._adopted: Model | None = None
         self._evaluation: Evaluation | None = None
         self._last_batch: BatchEnd | None = None
         self._epochs_completed = 0
@@ -184,8 +186,23 @@ class TrainingSession(QObject):
         return self._model
 
     # -- runs ---------------------------------------------------------------------------------------------
-    def start(self, architecture: dict[str, Any], dataset: Dataset, config: TrainConfig) -> None:
-        """Train a fresh network built from a copy of ``architecture`` on ``dataset``.
+    def adopted_weights_for(self, architecture: dict[str, Any]) -> dict[str, np.ndarray] | None:
+        """A copy of the adopted model's weights when they fit ``architecture`` (same tensors), else None."""
+        if self._adopted is None:
+            return None
+        try:
+            shapes = {k: v.shape for k, v in Model.from_architecture(architecture).tensors().items()}
+        except EngineError:
+            return None
+        weights = self._adopted.get_weights()
+        return weights if {k: v.shape for k, v in weights.items()} == shapes else None
+
+    def start(self, architecture: dict[str, Any], dataset: Dataset, config: TrainConfig,
+              initial_weights: dict[str, np.ndarray] | None = None) -> None:
+        """Train a network built from a copy of ``architecture`` on ``dataset``.
+
+        It starts from ``initial_weights`` when given (e.g. imported ones), else from a fresh seeded
+        initialisation.
 
         Raises ArchitectureError or TrainingError at once for problems that can be seen without
         training (invalid architecture, wrong number of classes, input shape mismatch).
@@ -202,7 +219,7 @@ class TrainingSession(QObject):
                 f"the network's input is {'x'.join(map(str, analysis.input_shape))} but the dataset "
                 f"{dataset.name!r} has {'x'.join(map(str, dataset.input_shape))} images")
         self._retire_worker()
-        worker = TrainingWorker(architecture, dataset, config)
+        worker = TrainingWorker(architecture, dataset, config, initial_weights=initial_weights)
         thread = _new_thread("training", worker)
         worker.started.connect(self._on_started)
         worker.batches.connect(self._on_batches)
@@ -219,6 +236,7 @@ class TrainingSession(QObject):
             worker.set_probe(self._probe_x)
         self._worker, self._thread = worker, thread
         self._architecture, self._config = architecture, config
+        self._adopted = None
         self._set_dataset(dataset)
         self._snapshot, self._model, self._evaluation = None, None, None
         self._epochs_completed, self._last_batch = 0, None
@@ -294,6 +312,7 @@ class TrainingSession(QObject):
             raise TrainingError("stop training before replacing the model")
         self._retire_worker()
         self._model, self._snapshot, self._evaluation = model, None, None
+        self._adopted = model
         self._architecture = copy.deepcopy(model.architecture)
         self._epochs_completed = 0
         if dataset is not None:

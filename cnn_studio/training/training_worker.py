@@ -91,9 +91,11 @@ class TrainingWorker(QObject):
 
     def __init__(self, architecture: dict[str, Any], dataset: Dataset, config: TrainConfig,
                  *, batch_emit_interval: float = 1.0 / BATCH_EMITS_PER_SECOND,
-                 probe_interval: float = 1.0 / PROBES_PER_SECOND) -> None:
+                 probe_interval: float = 1.0 / PROBES_PER_SECOND,
+                 initial_weights: dict[str, np.ndarray] | None = None) -> None:
         super().__init__()
         self.architecture = copy.deepcopy(architecture)
+        self.initial_weights = initial_weights
         self.dataset = dataset
         self.config = config
         self.batch_emit_interval = batch_emit_interval
@@ -174,6 +176,9 @@ class TrainingWorker(QObject):
     def _build_trainer(self) -> Trainer:
         self.status.emit("Building the network…")
         model = Model.from_architecture(self.architecture, seed=self.config.seed)
+        if self.initial_weights is not None:
+            model.set_weights(self.initial_weights)
+            self.initial_weights = None
         trainer = Trainer(model, self.dataset, self.config)
         with self._lock:
             self.trainer = trainer
