@@ -264,7 +264,7 @@ class FeatureMapsView(QWidget):
         self._types: dict[str, str] = {}
         self._channel = 0
         self.layer_list = QListWidget()
-        self.layer_list.setMinimumWidth(185)
+        self.layer_list.setMinimumWidth(170)
         self.layer_list.setMaximumWidth(260)
         self.layer_list.setSpacing(2)
         self.layer_list.currentRowChanged.connect(self._on_layer_row)
@@ -280,7 +280,8 @@ class FeatureMapsView(QWidget):
         self.show_all.setVisible(False)
         self.show_all.toggled.connect(lambda _on: self._redraw())
         self.hover_label = QLabel("Hover a channel to read it; click to enlarge")
-        self.hover_label.setMinimumWidth(200)
+        self.hover_label.setMinimumWidth(120)
+        self.hover_label.setWordWrap(True)
         self.caption = QLabel("")
         self.caption.setStyleSheet("font-weight: 600")
 
@@ -288,7 +289,7 @@ class FeatureMapsView(QWidget):
         self.grid.hovered.connect(self._on_hover)
         self.grid.channel_clicked.connect(self.select_channel)
         self.enlarged = EnlargedView()
-        self.enlarged.setMinimumWidth(280)
+        self.enlarged.setMinimumWidth(200)
 
         controls = QHBoxLayout()
         controls.addWidget(self.caption)

@@ -89,7 +89,7 @@ class InsidePanel(QWidget):
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(self.picker)
         left_layout.addWidget(self.prediction, 1)
-        left.setMinimumWidth(260)
+        left.setMinimumWidth(220)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
         splitter.addWidget(self.views)
