@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="threads for both the engine and PyTorch")
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--pause", type=float, default=0.2,
+    parser.add_argument("--pause", type=float, default=0.01,
                         help="seconds of rest before each side's turn, so the other side's threads stop spinning")
     parser.add_argument("--no-torch", action="store_true", help="measure the engine alone")
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)

@@ -24,9 +24,11 @@ from numpy.lib.stride_tricks import as_strided
 from engine.parallel import parallel_for
 from engine.shapes import output_size, resolve_padding
 
-# im2col blocks (and their gradients) are made this many bytes at a time, so each block is still
-# in cache when the matrix product or col2im reads it back.
-BLOCK_BYTES = 1 << 20
+# Kernels work through their images in blocks of about this many bytes of im2col matrix (or of
+# rows): small enough to stay in a core's cache between the steps of a block, large enough that
+# the numpy calls per block (each taking the GIL for a moment) stay few, so that the engine's
+# threads do not queue for the GIL. Measured on a 2-core machine: 4 MiB beats 1 MiB by a third.
+BLOCK_BYTES = 4 << 20
 # Element-wise kernels split across threads only from this many rows (or images) per thread.
 MIN_ROWS = 16
 
