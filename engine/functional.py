@@ -593,9 +593,23 @@ def _channel_rows(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x).reshape(-1, x.shape[-1])
 
 
-def _row_blocks(start: int, stop: int, c: int, itemsize: int) -> list[tuple[int, int]]:
-    """Cache-sized blocks of rows [start, stop) of an (M, C) matrix."""
-    step = max(1, BLOCK_BYTES // (c * itemsize))
+def _wide_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
+    """(M, C) rows viewed as (M / r, r * C), r up to 32 and dividing M, and r: per-channel
+    operations then run over long rows (numpy's loops are slow on rows of a few dozen values)."""
+    m, c = rows.shape
+    r = 1
+    while r < 32 and m % (2 * r) == 0:
+        r *= 2
+    return rows.reshape(m // r, r * c), r
+
+
+def _rows_per_block(width: int, itemsize: int) -> int:
+    return max(1, BLOCK_BYTES // (width * itemsize))
+
+
+def _row_blocks(start: int, stop: int, width: int, itemsize: int) -> list[tuple[int, int]]:
+    """Cache-sized blocks of rows [start, stop) of a matrix with rows of ``width`` values."""
+    step = _rows_per_block(width, itemsize)
     return [(a, min(a + step, stop)) for a in range(start, stop, step)]
 
 
@@ -614,33 +628,35 @@ def batch_norm_forward(
     rows = _channel_rows(x)
     m, c = rows.shape
     dt = x.dtype.type
+    wide, r = _wide_rows(rows)
     reference = rows[:256].mean(axis=0, dtype=x.dtype)
-    ones = np.ones(max(1, BLOCK_BYTES // (c * x.itemsize)), x.dtype)
+    wide_reference = np.tile(reference, r)
+    ones = np.ones(len(wide), x.dtype)
 
     def sums(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        first, second = np.zeros(c, x.dtype), np.zeros(c, x.dtype)
-        scratch = workspace.array(f"shifted{part}", (len(ones), c), x.dtype)
-        for a, b in _row_blocks(start, stop, c, x.itemsize):
-            d = np.subtract(rows[a:b], reference, out=scratch[: b - a])
-            first += ones[: b - a] @ d
+        first, second = np.zeros(r * c, x.dtype), np.zeros(r * c, x.dtype)
+        scratch = workspace.array(f"shifted{part}", (_rows_per_block(r * c, x.itemsize), r * c), x.dtype)
+        for a, b in _row_blocks(start, stop, r * c, x.itemsize):
+            d = np.subtract(wide[a:b], wide_reference, out=scratch[: b - a])
+            first += ones[a:b] @ d
             second += np.einsum("ij,ij->j", d, d)
         return first, second
 
-    parts = parallel_for(m, sums, min_items=MIN_ROWS)
-    shift = sum(p[0] for p in parts) / dt(m)
-    var = np.maximum(sum(p[1] for p in parts) / dt(m) - shift * shift, 0)
+    parts = parallel_for(len(wide), sums, min_items=MIN_ROWS)
+    shift = sum(p[0] for p in parts).reshape(r, c).sum(axis=0) / dt(m)
+    var = np.maximum(sum(p[1] for p in parts).reshape(r, c).sum(axis=0) / dt(m) - shift * shift, 0)
     mean = reference + shift
     inv_std = 1 / np.sqrt(var + dt(epsilon))
-    scale = (gamma * inv_std).astype(x.dtype, copy=False)
-    offset = (beta - mean * scale).astype(x.dtype, copy=False)
-    out = np.empty_like(rows)
+    scale = np.tile((gamma * inv_std).astype(x.dtype, copy=False), r)
+    offset = np.tile((beta - mean * gamma * inv_std).astype(x.dtype, copy=False), r)
+    out = np.empty_like(wide)
 
     def normalise(part: int, start: int, stop: int) -> None:
-        for a, b in _row_blocks(start, stop, c, x.itemsize):
-            block = np.multiply(rows[a:b], scale, out=out[a:b])
+        for a, b in _row_blocks(start, stop, r * c, x.itemsize):
+            block = np.multiply(wide[a:b], scale, out=out[a:b])
             block += offset
 
-    parallel_for(m, normalise, min_items=MIN_ROWS)
+    parallel_for(len(wide), normalise, min_items=MIN_ROWS)
     return out.reshape(x.shape), (mean, inv_std, var)
 
 
@@ -650,39 +666,45 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, gamma: np.ndarray, mean
 
     With x_hat = (x - mean) * inv_std: d_x = gamma * inv_std * (grad - d_beta / m - x_hat * d_gamma / m),
     the full derivative through the batch mean and variance. Two passes over grad and x in
-    cache-sized blocks (x_hat is never stored): the sums, then one affine combination.
+    cache-sized blocks (x_hat is never stored): the sums, then one affine combination
+    x * a + grad * b + c per channel.
     """
     workspace = workspace if workspace is not None else Workspace()
-    g2 = _channel_rows(grad)
-    rows = _channel_rows(x)
-    m, c = g2.shape
-    ones = np.ones(max(1, BLOCK_BYTES // (c * grad.itemsize)), grad.dtype)
+    g_wide, r = _wide_rows(_channel_rows(grad))
+    x_wide = _channel_rows(x).reshape(g_wide.shape)
+    c = grad.shape[-1]
+    m = len(g_wide) * r
+    wide_mean = np.tile(mean.astype(grad.dtype, copy=False), r)
+    ones = np.ones(len(g_wide), grad.dtype)
 
     def sums(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        d_beta, along = np.zeros(c, grad.dtype), np.zeros(c, grad.dtype)
-        scratch = workspace.array(f"centred{part}", (len(ones), c), grad.dtype)
-        for a, b in _row_blocks(start, stop, c, grad.itemsize):
-            d_beta += ones[: b - a] @ g2[a:b]
-            along += np.einsum("ij,ij->j", g2[a:b], np.subtract(rows[a:b], mean, out=scratch[: b - a]))
+        d_beta, along = np.zeros(r * c, grad.dtype), np.zeros(r * c, grad.dtype)
+        scratch = workspace.array(f"centred{part}", (_rows_per_block(r * c, grad.itemsize), r * c), grad.dtype)
+        for a, b in _row_blocks(start, stop, r * c, grad.itemsize):
+            d_beta += ones[a:b] @ g_wide[a:b]
+            along += np.einsum("ij,ij->j", g_wide[a:b], np.subtract(x_wide[a:b], wide_mean, out=scratch[: b - a]))
         return d_beta, along
 
-    parts = parallel_for(m, sums, min_items=MIN_ROWS)
-    d_beta = sum(p[0] for p in parts)
-    d_gamma = sum(p[1] for p in parts) * inv_std
-    scale = (gamma * inv_std).astype(grad.dtype, copy=False)
-    along_centred = (-scale * inv_std * d_gamma / m).astype(grad.dtype, copy=False)
-    offset = (-scale * d_beta / m).astype(grad.dtype, copy=False)
-    d_x = np.empty_like(g2)
+    parts = parallel_for(len(g_wide), sums, min_items=MIN_ROWS)
+    d_beta = sum(p[0] for p in parts).reshape(r, c).sum(axis=0)
+    d_gamma = sum(p[1] for p in parts).reshape(r, c).sum(axis=0) * inv_std
+    scale = gamma * inv_std
+    along_centred = -scale * inv_std * d_gamma / m
+    offset = -scale * d_beta / m
+    along_centred, along_grad, offset = (np.tile(v.astype(grad.dtype, copy=False), r)
+                                         for v in (along_centred, scale, offset))
+    d_x = np.empty_like(g_wide)
 
     def combine(part: int, start: int, stop: int) -> None:
-        scratch = workspace.array(f"centred{part}", (len(ones), c), grad.dtype)
-        for a, b in _row_blocks(start, stop, c, grad.itemsize):
-            block = np.subtract(rows[a:b], mean, out=d_x[a:b])
+        scratch = workspace.array(f"centred{part}", (_rows_per_block(r * c, grad.itemsize), r * c), grad.dtype)
+        for a, b in _row_blocks(start, stop, r * c, grad.itemsize):
+            # (x - mean) first: x * a - mean * a would cancel for data far from zero.
+            block = np.subtract(x_wide[a:b], wide_mean, out=d_x[a:b])
             block *= along_centred
-            block += np.multiply(g2[a:b], scale, out=scratch[: b - a])
+            block += np.multiply(g_wide[a:b], along_grad, out=scratch[: b - a])
             block += offset
 
-    parallel_for(m, combine, min_items=MIN_ROWS)
+    parallel_for(len(g_wide), combine, min_items=MIN_ROWS)
     return d_x.reshape(grad.shape), d_gamma, d_beta
 
 
