@@ -60,12 +60,19 @@ def read_weight_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str,
 
 def load_weights(path: str | os.PathLike) -> Model:
     """Build the model stored in a weight file and load its tensors: predictions are bit-identical."""
-    architecture, preprocessing, tensors = read_weight_file(path)
+    return build_model(*read_weight_file(path), source=path)
+
+
+def build_model(
+    architecture: dict[str, Any], preprocessing: dict[str, Any], tensors: dict[str, np.ndarray],
+    source: str | os.PathLike = "",
+) -> Model:
+    """The model a weight file's records describe, with its tensors loaded (any weight format)."""
     try:
         model = Model.from_architecture(architecture)
     except ArchitectureError as exc:
-        raise WeightsError(f"{path}: its architecture is invalid: {exc}") from None
-    load_tensors(model, tensors, path)
+        raise WeightsError(f"{source}: its architecture is invalid: {exc}") from None
+    load_tensors(model, tensors, source)
     model.preprocessing = preprocessing or model.preprocessing
     return model
 

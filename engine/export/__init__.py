@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from engine.atomic import write_text_atomic
-from engine.errors import ArchitectureError, WeightsError
+from engine.errors import WeightsError
 from engine.export.formats import (
     EXTRAS_HINT,
     FORMATS,
@@ -34,7 +34,7 @@ from engine.export.formats import (
     format_for_path,
 )
 from engine.model import Model
-from engine.weights import load_tensors, read_weight_file, save_weights
+from engine.weights import build_model, load_tensors, read_weight_file, save_weights
 
 __all__ = [
     "EXTRAS_HINT", "FORMATS", "WEIGHTS_FILE_NAME", "ExportError", "ExportFormat", "MissingDependency",
@@ -151,14 +151,7 @@ def read_any_weight_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[
 
 def load_weight_file(path: str | os.PathLike) -> Model:
     """Build the model a .npz or .safetensors weight file describes, with its tensors loaded."""
-    architecture, preprocessing, tensors = read_any_weight_file(path)
-    try:
-        model = Model.from_architecture(architecture)
-    except ArchitectureError as exc:
-        raise WeightsError(f"{path}: its architecture is invalid: {exc}") from None
-    load_tensors(model, tensors, path)
-    model.preprocessing = preprocessing or model.preprocessing
-    return model
+    return build_model(*read_any_weight_file(path), source=path)
 
 
 def import_weight_file(model: Model, path: str | os.PathLike) -> None:

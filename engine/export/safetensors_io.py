@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from engine.atomic import atomic_write
-from engine.errors import ArchitectureError, WeightsError
+from engine.errors import WeightsError
 from engine.export.formats import require
 from engine.model import Model
-from engine.weights import WEIGHTS_FORMAT, load_tensors
+from engine.weights import WEIGHTS_FORMAT, build_model
 
 _INSTALL = "pip install safetensors"
 
@@ -79,14 +79,7 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str,
 
 def load_safetensors(path: str | os.PathLike) -> Model:
     """Build the model a safetensors file describes and load its tensors."""
-    architecture, preprocessing, tensors = read_safetensors(path)
-    try:
-        model = Model.from_architecture(architecture)
-    except ArchitectureError as exc:
-        raise WeightsError(f"{path}: its architecture is invalid: {exc}") from None
-    load_tensors(model, tensors, path)
-    model.preprocessing = preprocessing or model.preprocessing
-    return model
+    return build_model(*read_safetensors(path), source=path)
 
 
 def _metadata(data: bytes, path: Path) -> dict[str, str]:
