@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data.arrays import as_labels, check_class_names, check_label_range, empty_like_part, fail
+from engine.data.arrays import as_labels, check_class_names, check_label_range, fail
 from engine.data.dataset import Dataset
 from engine.data.normalization import Normalization
-from engine.data.splits import stratified_split
+from engine.data.splits import hold_out_test
 
 META_FILE = "batches.meta"
 TEST_FILE = "test_batch"
@@ -120,12 +120,8 @@ def load_cifar(
     test_path = folder / TEST_FILE
     if test_path.is_file():
         x_test, y_test = read_checked(test_path)
-    elif test_fraction > 0:
-        keep, held = stratified_split(y_train, test_fraction, np.random.default_rng(seed))
-        x_test, y_test = x_train[held], y_train[held]
-        x_train, y_train = x_train[keep], y_train[keep]
     else:
-        x_test, y_test = empty_like_part(x_train)
+        x_train, y_train, x_test, y_test = hold_out_test(x_train, y_train, test_fraction, seed)
     default_name = "cifar-10" if folder.name == NESTED_FOLDER else folder.name
     return Dataset(name=name or default_name, source=str(folder), x_train=x_train, y_train=y_train,
                    x_test=x_test, y_test=y_test, class_names=class_names, normalization=Normalization())

@@ -19,12 +19,11 @@ from engine.data.arrays import (
     check_class_names,
     check_label_range,
     default_class_names,
-    empty_like_part,
     fail,
 )
 from engine.data.dataset import Dataset
 from engine.data.normalization import Normalization
-from engine.data.splits import stratified_split
+from engine.data.splits import hold_out_test
 from engine.errors import DataError
 
 FASHION_MNIST_CLASSES = [
@@ -201,12 +200,8 @@ def load_idx(
         if x_test.shape[1:] != x_train.shape[1:]:
             raise fail(parts["test"][0], f"test images are {x_test.shape[1]}x{x_test.shape[2]} but "
                                          f"training images are {x_train.shape[1]}x{x_train.shape[2]}")
-    elif test_fraction > 0:
-        keep, held = stratified_split(y_train, test_fraction, np.random.default_rng(seed))
-        x_test, y_test = x_train[held], y_train[held]
-        x_train, y_train = x_train[keep], y_train[keep]
     else:
-        x_test, y_test = empty_like_part(x_train)
+        x_train, y_train, x_test, y_test = hold_out_test(x_train, y_train, test_fraction, seed)
 
     class_names = _class_names(folder, prefix, y_train, y_test)
     check_label_range(y_train, len(class_names), y_train_path)

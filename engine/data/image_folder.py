@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from engine.data.arrays import empty_like_part, fail
+from engine.data.arrays import fail
 from engine.data.convert import GRAYSCALE, RGB, pil_to_mode
 from engine.data.dataset import Dataset
 from engine.data.normalization import Normalization
-from engine.data.splits import stratified_split
+from engine.data.splits import hold_out_test
 
 # Junk that file managers leave behind; skipped silently rather than warned about.
 _IGNORED_FILES = {"thumbs.db", "desktop.ini"}
@@ -174,11 +174,7 @@ def load_image_folder(
     x_train, y_train = _decode(train_entries, size, mode)
     if test_root is not None:
         x_test, y_test = _decode(test_entries, size, mode)
-    elif test_fraction > 0:
-        keep, held = stratified_split(y_train, test_fraction, np.random.default_rng(seed))
-        x_test, y_test = x_train[held], y_train[held]
-        x_train, y_train = x_train[keep], y_train[keep]
     else:
-        x_test, y_test = empty_like_part(x_train)
+        x_train, y_train, x_test, y_test = hold_out_test(x_train, y_train, test_fraction, seed)
     return Dataset(name=name or root.resolve().name, source=str(root), x_train=x_train, y_train=y_train,
                    x_test=x_test, y_test=y_test, class_names=list(labels), normalization=Normalization())

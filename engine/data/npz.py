@@ -15,12 +15,11 @@ from engine.data.arrays import (
     check_class_names,
     check_label_range,
     default_class_names,
-    empty_like_part,
     fail,
 )
 from engine.data.dataset import Dataset
 from engine.data.normalization import Normalization
-from engine.data.splits import stratified_split
+from engine.data.splits import hold_out_test
 from engine.errors import DataError
 
 
@@ -70,11 +69,6 @@ def load_npz(
     if y_test is not None:
         check_label_range(y_test, len(names), path, "labels 'y_test'")
     if x_test is None or y_test is None:
-        if test_fraction > 0:
-            keep, held = stratified_split(y, test_fraction, np.random.default_rng(seed))
-            x_test, y_test = x[held], y[held]
-            x, y = x[keep], y[keep]
-        else:
-            x_test, y_test = empty_like_part(x)
+        x, y, x_test, y_test = hold_out_test(x, y, test_fraction, seed)
     return Dataset(name=name or path.stem, source=str(path), x_train=x, y_train=y, x_test=x_test,
                    y_test=y_test, class_names=names, normalization=Normalization(scale=scale))

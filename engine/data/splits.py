@@ -78,3 +78,16 @@ def balanced_choice(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarr
                 break
     rank = np.arange(len(y)) - np.repeat(starts, counts)
     return np.sort(order[rank < np.repeat(take, counts)]).astype(np.int64)
+
+
+def hold_out_test(
+    x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train, y_train, x_test, y_test) for a source without its own test part.
+
+    A stratified, seeded ``test_fraction`` of the rows becomes the test part; 0 gives an empty one.
+    """
+    if test_fraction <= 0:
+        return x, y, np.empty((0, *x.shape[1:]), dtype=x.dtype), np.empty(0, dtype=np.int64)
+    keep, held = stratified_split(y, test_fraction, np.random.default_rng(seed))
+    return x[keep], y[keep], x[held], y[held]
