@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.data.arrays import empty_like_part
+
 
 def _shuffled_by_class(y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices grouped by class with a random order inside each class, plus each class's start and count.
@@ -88,6 +90,6 @@ def hold_out_test(
     A stratified, seeded ``test_fraction`` of the rows becomes the test part; 0 gives an empty one.
     """
     if test_fraction <= 0:
-        return x, y, np.empty((0, *x.shape[1:]), dtype=x.dtype), np.empty(0, dtype=np.int64)
+        return x, y, *empty_like_part(x)
     keep, held = stratified_split(y, test_fraction, np.random.default_rng(seed))
     return x[keep], y[keep], x[held], y[held]
