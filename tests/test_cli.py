@@ -66,7 +66,8 @@ def test_engine_never_imports_qt():
     code = ("import sys, engine, engine.cli, engine.training, engine.data, engine.weights, engine.metrics, "
             "engine.functional; import pkgutil, importlib\n"
             "for m in pkgutil.walk_packages(engine.__path__, 'engine.'):\n"
-            "    if m.name != 'engine.__main__':\n"
+            "    # __main__ runs the CLI; *_template files are code generated for users (e.g. PyTorch code).\n"
+            "    if m.name != 'engine.__main__' and not m.name.endswith('_template'):\n"
             "        importlib.import_module(m.name)\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'pyqtgraph', 'cnn_studio')]\n"
             "print(bad); assert not bad")
