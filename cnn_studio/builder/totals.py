@@ -18,10 +18,8 @@ class TotalsBar(QFrame):
                            f"QLabel {{ color: {style.TEXT}; }}")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(12, 6, 12, 6)
-        layout.setSpacing(20)
+        layout.setSpacing(16)
         self.params = QLabel(self)
-        self.params.setToolTip("Numbers the network learns (trainable) and running statistics it keeps (not "
-                               "trainable, e.g. batch-norm means and variances)")
         self.macs = QLabel(self)
         self.macs.setToolTip("Multiply-adds of one forward pass for one image: a measure of compute")
         self.memory = QLabel(self)
@@ -39,7 +37,10 @@ class TotalsBar(QFrame):
         total = a.trainable_params + a.non_trainable_params
         partial = "" if a.ok else " (so far)"
         self.params.setText(f"Parameters <b>{total:,}</b>{partial} ({a.trainable_params:,} trainable, "
-                            f"{a.non_trainable_params:,} non-trainable)")
+                            f"{a.non_trainable_params:,} not)")
+        self.params.setToolTip(f"{a.trainable_params:,} trainable parameters (learned) and "
+                               f"{a.non_trainable_params:,} non-trainable ones (running statistics, e.g. "
+                               "batch-norm means and variances)")
         self.macs.setText(f"Multiply-adds <b>{describe.format_compact(a.macs)}</b> / image")
         self.macs.setToolTip(f"{a.macs:,} multiply-adds for one forward pass of one image")
         self.memory.setText(f"Activations <b>{describe.format_bytes(a.activation_bytes)}</b> / image")
