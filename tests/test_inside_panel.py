@@ -463,3 +463,18 @@ def test_a_hidden_tab_defers_its_work_until_it_is_shown(qtbot, small):
         np.testing.assert_allclose(hidden.prediction.probabilities, model.predict(x[None])[0], rtol=1e-5)
     finally:
         hidden.shutdown()
+
+
+def test_the_feature_map_caption_wraps_instead_of_widening_the_window(qtbot):
+    view = FeatureMapsView()
+    qtbot.addWidget(view)
+    view.resize(700, 500)
+    view.show()
+    empty = view.minimumSizeHint().width()
+    maps = np.random.default_rng(0).random((26, 26, 32), dtype=np.float32)
+    view.set_outputs([("a_rather_long_layer_name_conv2d_1", maps)])
+    view.select_layer("a_rather_long_layer_name_conv2d_1")
+    assert "32 channels" in view.caption.text()
+    qtbot.wait(50)  # the layouts take the new caption into account
+    # The caption shares a row with the scaling box: it must not raise the view's minimum width.
+    assert view.minimumSizeHint().width() <= empty + 20, (empty, view.minimumSizeHint().width())

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -284,6 +285,10 @@ class FeatureMapsView(QWidget):
         self.hover_label.setWordWrap(True)
         self.caption = QLabel("")
         self.caption.setStyleSheet("font-weight: 600")
+        # Wraps rather than widening the window: a long layer name next to the scaling box would otherwise
+        # push the whole main window past its 1400 px once the first feature maps arrive.
+        self.caption.setWordWrap(True)
+        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         self.grid = ChannelGrid()
         self.grid.hovered.connect(self._on_hover)
