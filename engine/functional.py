@@ -588,6 +588,17 @@ def relu_backward(grad: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return d_x
 
 
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """a (M, K) @ b (K, N), rows of a split across the engine threads (BLAS runs single-threaded)."""
+    out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b)) if out is None else out
+
+    def work(part: int, start: int, stop: int) -> None:
+        np.matmul(a[start:stop], b, out=out[start:stop])
+
+    parallel_for(a.shape[0], work, min_items=MIN_ROWS)
+    return out
+
+
 def _channel_rows(x: np.ndarray) -> np.ndarray:
     """(..., C) as a C-contiguous (M, C) matrix (no copy when x is contiguous)."""
     return np.ascontiguousarray(x).reshape(-1, x.shape[-1])

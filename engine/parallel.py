@@ -14,6 +14,7 @@ the cores this process may use (at most 8).
 
 from __future__ import annotations
 
+import contextvars
 import os
 import queue
 import threading
@@ -53,17 +54,16 @@ class _Helper:
     """One daemon thread running (function, start, stop) tasks from its own queue."""
 
     def __init__(self) -> None:
-        self.tasks: queue.SimpleQueue[tuple[Callable[[int, int, int], Any], int, int, int] | None] = (
-            queue.SimpleQueue()
-        )
+        self.tasks: queue.SimpleQueue[tuple[contextvars.Context, Callable[[int, int, int], Any], int, int, int]
+                                      | None] = queue.SimpleQueue()
         self.results: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
         threading.Thread(target=self._serve, name="cnn-engine-worker", daemon=True).start()
 
     def _serve(self) -> None:
         while (task := self.tasks.get()) is not None:
-            work, part, start, stop = task
+            context, work, part, start, stop = task
             try:
-                self.results.put((True, work(part, start, stop)))
+                self.results.put((True, context.run(work, part, start, stop)))
             except BaseException as error:  # handed to the caller, which re-raises it
                 self.results.put((False, error))
 
@@ -133,7 +133,9 @@ def parallel_for(n: int, work: Callable[[int, int, int], Result], min_items: int
 
     ``part`` numbers the ranges from 0 (for per-thread scratch). Ranges hold at least
     ``min_items`` items, so small jobs stay on the calling thread. The calling thread runs the
-    first range itself. An exception in any range is re-raised here after all ranges finished.
+    first range itself; helpers run theirs in a copy of the caller's context, so numpy's
+    ``errstate`` applies to them too. An exception in any range is re-raised here after all
+    ranges finished.
     """
     with _lock:
         pool = _get_pool()
@@ -145,7 +147,8 @@ def parallel_for(n: int, work: Callable[[int, int, int], Result], min_items: int
         ranges = split(n, parts)
         helpers = pool.helpers[: len(ranges) - 1]
         for helper, (part, (start, stop)) in zip(helpers, enumerate(ranges[1:], start=1)):
-            helper.tasks.put((work, part, start, stop))
+            # The caller's context (e.g. numpy's errstate) holds in the helper too.
+            helper.tasks.put((contextvars.copy_context(), work, part, start, stop))
         results: list[Any] = [None] * len(ranges)
         failure: BaseException | None = None
         try:

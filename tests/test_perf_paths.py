@@ -3,6 +3,8 @@ scratch buffers reused across batch sizes, and winners recorded in forward versu
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -235,5 +237,23 @@ def test_parallel_for_covers_the_range_in_order_and_reraises():
     finally:
         parallel.set_num_threads(before)
     assert parallel.split(7, 3) == [(0, 2), (2, 4), (4, 7)]
+
+
+def test_helpers_follow_the_callers_numpy_error_state():
+    """The trainer silences overflow on its way to reporting divergence; helpers must too."""
+    before = parallel.get_num_threads()
+
+    def overflow_in_helper(part, a, b):
+        return np.full(4, 3e38, np.float32) * np.float32(10) if part == 1 else None
+
+    try:
+        parallel.set_num_threads(2)
+        with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+            parallel.parallel_for(2, overflow_in_helper)
+        with np.errstate(over="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert np.isinf(parallel.parallel_for(2, overflow_in_helper)[1]).all()
+    finally:
+        parallel.set_num_threads(before)
     with pytest.raises(ValueError, match="at least 1"):
         parallel.set_num_threads(0)

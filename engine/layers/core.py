@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.functional import matmul
 from engine.layers.base import Field, Layer, Shape, require_rank
 from engine.layers.fused import ACTIVATION_FIELD, ActivatedLayer
 from engine.layers.initializers import init_kernel
@@ -43,7 +44,7 @@ class Dense(ActivatedLayer):
         return init_kernel(shape, shape[0], shape[1], self.config["activation"], rng)
 
     def linear_forward(self, x: np.ndarray, training: bool, relu: bool) -> np.ndarray:
-        out = x @ self.params["kernel"]
+        out = matmul(x, self.params["kernel"])
         if "bias" in self.params:
             out += self.params["bias"]
         if relu:
@@ -55,10 +56,10 @@ class Dense(ActivatedLayer):
         x, out = self._cache
         if relu:
             grad = grad * (out > 0)
-        self.grads["kernel"][...] = x.T @ grad
+        matmul(x.T, grad, out=self.grads["kernel"])
         if "bias" in self.grads:
             self.grads["bias"][...] = grad.sum(axis=0)
-        return grad @ self.params["kernel"].T if self.needs_input_grad else None
+        return matmul(grad, self.params["kernel"].T) if self.needs_input_grad else None
 
 
 class Flatten(Layer):
