@@ -148,3 +148,24 @@ def test_worker_thread_warnings_are_routed_to_their_sink():
         outside.extend(str(w.message) for w in caught)
     assert got == ["RuntimeWarning: inside the worker"]
     assert outside == ["on the main thread"]
+
+
+def test_plots_label_their_axes_without_a_hidden_scale_factor(qtbot):
+    from cnn_studio.inspect.layer_stats import LayerStatsView
+    from cnn_studio.training.plots import TrainingPlots
+
+    plots = TrainingPlots()
+    stats = LayerStatsView()
+    for widget in (plots, stats):
+        qtbot.addWidget(widget)
+        widget.resize(800, 600)
+        widget.show()
+    # An epoch loss of 0.52 must read 0.52, not 520 on an axis titled "loss (x0.001)".
+    plots.loss_plot.getPlotItem().setYRange(0.45, 0.85, padding=0)
+    stats.weights_plot.getPlotItem().setXRange(-0.05, 0.05, padding=0)
+    qtbot.wait(20)
+    for plot in (plots.batch_plot, plots.loss_plot, plots.accuracy_plot, stats.weights_plot, stats.outputs_plot):
+        for name in ("left", "bottom"):
+            axis = plot.getPlotItem().getAxis(name)
+            assert axis.autoSIPrefixScale == 1.0, (plot, name)
+            assert "(x" not in axis.labelString()

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from cnn_studio.inspect.images import ACTIVATION_COLORMAP, colormap, display_levels
+from cnn_studio.plot_axes import plain_numbers
 from engine.inspection import grid_shape
 
 CHANNEL_CAP = 64  # more channels than this are drawn only when "show all" is ticked
@@ -193,6 +194,7 @@ class EnlargedView(QWidget):
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(False, False)
+        plain_numbers(self.plot)
         layout.addWidget(self.plot, 1)
         layout.addStretch(0)
         self.image = pg.ImageItem(axisOrder="row-major")

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnn_studio.plot_axes import plain_numbers
 from engine.inspection import Histogram, LayerStatistics
 
 COLUMNS = ("Layer", "Type", "Output", "Weights mean \u00b1 std", "Output mean \u00b1 std", "Dead ReLU units")
@@ -120,6 +121,7 @@ class LayerStatsView(QWidget):
         self.outputs_plot = pg.PlotWidget(background="w", title="outputs")
         for plot, x_label in ((self.weights_plot, "weight value"), (self.outputs_plot, "output value")):
             plot.setMenuEnabled(False)
+            plain_numbers(plot)
             plot.getPlotItem().setLabels(left="count", bottom=x_label)
             plot.getPlotItem().titleLabel.setAttr("size", "10pt")
         self.log_box = QCheckBox("Log scale counts")

@@ -6,6 +6,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from cnn_studio.plot_axes import plain_numbers
+
 TOP_BRUSH = (230, 120, 20)
 OTHER_BRUSH = (120, 140, 180)
 TRUE_PEN = (20, 150, 60)
@@ -23,6 +25,7 @@ class PredictionView(QWidget):
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(False, False)
         self.plot.hideButtons()
+        plain_numbers(self.plot)
         self.plot.invertY(True)
         self.plot.setXRange(0, 1.2, padding=0)
         self.plot.getPlotItem().setLabel("bottom", "probability")

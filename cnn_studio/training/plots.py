@@ -15,6 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
 
+from cnn_studio.plot_axes import plain_numbers
 from cnn_studio.training.run_history import RunRecord
 
 TRAIN_COLOR = "#1f77b4"
@@ -45,6 +46,7 @@ def make_plot(title: str, x_label: str, y_label: str, legend_at_bottom: bool = F
                             brush=pg.mkBrush(255, 255, 255, 210), pen=pg.mkPen("#cccccc"))
     legend.setLabelTextSize("8pt")
     plot.setMenuEnabled(False)
+    plain_numbers(plot)
     widget.setMinimumHeight(160)
     return widget
 
