@@ -310,3 +310,44 @@ def test_start_loads_the_projects_dataset_in_the_background_first(qtbot, window,
     assert str(path) in panel.session.dataset().source and len(panel.session.dataset().y_train) == 72
     assert window.tabs.currentWidget() is panel.tab
     assert not panel.form.dataset_busy.isVisibleTo(panel.form)
+
+
+def test_a_design_for_other_images_is_adapted_to_the_dataset_and_the_user_is_told(qtbot, window, messages):
+    panel = window.training_panel
+    # A design for 32x32 colour images (like the small VGG template) trained on 12x12 grey stripes.
+    window.document.replace_architecture(arch(*SMALL_CNN["layers"], shape=(32, 32, 3)))
+    configure(panel, epochs=1)
+    with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS):
+        panel.start()
+    assert window.document.input_shape == (12, 12, 1)
+    said = panel.message.text()
+    assert panel.message.isVisibleTo(panel.dock_widget)
+    assert "12×12×1" in said and "32×32×3" in said and "stripes" in said
+    assert said in panel.notices
+    assert not [m for m in messages if m[0] == "error"]
+
+
+def test_a_design_that_breaks_on_the_datasets_images_says_why(qtbot, window, messages):
+    panel = window.training_panel
+    big_kernel = {"type": "Conv2D", "filters": 4, "kernel_size": 13, "activation": "relu"}
+    window.document.replace_architecture(arch(big_kernel, *SMALL_CNN["layers"][1:], shape=(32, 32, 3)))
+    panel.start()
+    assert not panel.session.running
+    kind, title, text = messages[-1]
+    assert title == "The network does not fit the dataset"
+    assert text.startswith("The network's input is now 12×12×1") and "(it was 32×32×3)" in text
+    assert "kernel" in text
+
+
+def test_the_input_change_is_still_shown_when_start_had_to_load_the_dataset(qtbot, window, tmp_path):
+    panel = window.training_panel
+    path = tmp_path / "grey-8x8.npz"
+    rng = np.random.default_rng(3)
+    np.savez(path, x=rng.integers(0, 255, (60, 8, 8, 1), dtype=np.uint8), y=np.arange(60) % 3)
+    window.document.replace_architecture(arch(*SMALL_CNN["layers"], shape=(32, 32, 3)))
+    window.document.set_dataset_ref(str(path))
+    configure(panel, epochs=1)
+    with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS):
+        panel.start()
+    assert window.document.input_shape == (8, 8, 1)
+    assert "now 8×8×1" in panel.message.text() and "(it was 32×32×3)" in panel.message.text()

@@ -344,14 +344,16 @@ class TrainingPanel(QObject):
         self.form.set_dataset_info(f"{len(dataset.y_train):,} training and {len(dataset.y_test):,} test images · "
                                    f"{h}×{w}×{c} · {dataset.num_classes} classes")
         self.dock_progress.done(f"Dataset ready: {dataset.name}", complete=False)
+        input_change = ""
         if not self.session.running:
-            if tuple(self.document.input_shape) != tuple(dataset.input_shape) and not self.document.locked:
-                self.document.set_input_shape(dataset.input_shape)
+            if not self.document.locked:
+                input_change = self._match_input(dataset)
+                self._announce_input_change(input_change)
             self.session.set_dataset(dataset)
         self._update_controls()
         if self._pending_start:
             self._pending_start = False
-            self._start_with_dataset()
+            self._start_with_dataset(input_change)
 
     def _on_dataset_failed(self, ref: str, message: str) -> None:
         if ref != self._loading_ref:
@@ -383,11 +385,26 @@ class TrainingPanel(QObject):
             return
         self._start_with_dataset()
 
-    def _start_with_dataset(self) -> None:
+    def _match_input(self, dataset: Dataset) -> str:
+        """Give the network the dataset's image shape; returns what changed, in words ("" when nothing did)."""
+        old, new = tuple(self.document.input_shape), tuple(dataset.input_shape)
+        if old == new:
+            return ""
+        self.document.set_input_shape(new)
+        return (f"The network's input is now {_shape(new)} to match the {_shape(new)} images of {dataset.name} "
+                f"(it was {_shape(old)}). To train it as designed, choose a dataset of {_shape(old)} images.")
+
+    def _announce_input_change(self, text: str) -> None:
+        if text:
+            self.notices.append(text)
+            self._set_message(text)
+            self.window.statusBar().showMessage(text, 10000)
+
+    def _start_with_dataset(self, input_change: str = "") -> None:
+        """``input_change``: the input shape was just adapted to the dataset (loaded for this start), in words."""
         dataset = self._dataset
         assert dataset is not None
-        if tuple(self.document.input_shape) != tuple(dataset.input_shape):
-            self.document.set_input_shape(dataset.input_shape)
+        input_change = self._match_input(dataset) or input_change
         analysis = self.document.analysis()
         try:
             if analysis.problems:
@@ -395,8 +412,10 @@ class TrainingPanel(QObject):
             check_classifier(analysis, dataset.num_classes)
         except ArchitectureError as exc:
             hint = f"\n\n{exc.hint}" if exc.hint else ""
+            before = f"{input_change}\n\n" if input_change else ""
             self.notify("warning", "The network does not fit the dataset",
-                        f"Cannot train on {dataset.name} ({dataset.num_classes} classes): {exc.message}{hint}")
+                        f"{before}Cannot train on {dataset.name} ({dataset.num_classes} classes): {exc.message}{hint}")
+            self._announce_input_change(input_change)
             self._update_controls()
             return
         config = self.form.config()
@@ -417,12 +436,16 @@ class TrainingPanel(QObject):
             self.results.mark_stale(f"Run {previous.number}'s results (run {record.number} is training)")
         else:
             self.results.clear()
-        self._set_message("")
+        self._set_message(input_change)
         self.status_progress.setVisible(True)
         self.status_progress.begin(0, config.epochs, 1)
         self.dock_progress.begin(0, config.epochs, 1)
         origin = " from the imported weights" if imported is not None else ""
-        self.window.statusBar().showMessage(f"Training {record.label} on {dataset.name}{origin}", 4000)
+        if input_change:
+            self.notices.append(input_change)
+            self.window.statusBar().showMessage(input_change, 10000)
+        else:
+            self.window.statusBar().showMessage(f"Training {record.label} on {dataset.name}{origin}", 4000)
 
     def toggle_pause(self) -> None:
         if self.session.paused:
@@ -654,3 +677,7 @@ class TrainingPanel(QObject):
         """Stop everything without asking (the application is quitting)."""
         self._closing = True
         self.session.shutdown()
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "×".join(str(v) for v in shape)
