@@ -137,3 +137,19 @@ def test_the_main_window_has_an_inside_tab_following_its_training_session(qtbot,
     assert isinstance(panel, InsidePanel)
     assert panel.session is window.training_session
     panel.shutdown()
+
+
+def test_adopted_weights_drop_the_last_runs_accuracy_and_mistakes(qtbot, session, panel):
+    from engine.model import Model
+
+    dataset = stripes_dataset(n_train=64, n_test=30)
+    with qtbot.waitSignal(session.evaluation_ready, timeout=30_000):
+        session.start(SMALL_CNN, dataset, TrainConfig(epochs=1, batch_size=16, validation_split=0.0))
+    qtbot.waitUntil(lambda: not session.running, timeout=30_000)
+    assert "test accuracy" in panel.status.text()
+    other = Model.from_architecture(SMALL_CNN, seed=7)  # e.g. File > Import Weights
+    other.preprocessing = dataset.normalization.to_dict()
+    session.set_model(other)
+    assert panel.model is other
+    assert "test accuracy" not in panel.status.text()
+    assert "evaluated" in panel.mistakes.summary.text()

@@ -238,6 +238,11 @@ class InsidePanel(QWidget):
             self._epoch_text = ""
         model = session.model()
         if model is not None:
+            # New weights from elsewhere (e.g. imported) come without an evaluation: the last run's accuracy
+            # and mistakes belong to other weights and must not be shown as theirs.
+            evaluation = getattr(session, "evaluation", None)
+            if callable(evaluation) and evaluation() is None and self._evaluation is not None:
+                self.set_evaluation(None)
             self.set_model(model, session.dataset())
 
     def _on_session_dataset(self) -> None:
