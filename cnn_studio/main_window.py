@@ -55,6 +55,11 @@ SHORTCUTS_HELP = """<table cellspacing=4>
 <tr><td><b>Up / Down</b></td><td>Select the previous / next block (canvas focused)</td></tr>
 <tr><td><b>Ctrl+F</b></td><td>Filter the layer palette; Enter appends the chosen layer</td></tr>
 <tr><td><b>Ctrl++ / Ctrl+- / Ctrl+0</b></td><td>Zoom in / out / fit the network (Ctrl+wheel zooms too)</td></tr>
+<tr><td><b>Ctrl+1</b></td><td>Canvas at actual size (100%)</td></tr>
+<tr><td><b>F5 / Shift+F5</b></td><td>Start / stop training</td></tr>
+<tr><td><b>F6</b></td><td>Pause or resume training</td></tr>
+<tr><td><b>F7</b></td><td>Train one more epoch (+1 epoch)</td></tr>
+<tr><td><b>F1</b></td><td>This list</td></tr>
 </table>"""
 
 

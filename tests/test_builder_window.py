@@ -51,6 +51,23 @@ def test_common_actions_have_shortcuts_and_tooltips(window):
     assert "&Undo" in edit_texts and "&Redo" in edit_texts
 
 
+def test_the_shortcut_list_names_every_menu_shortcut(window):
+    from cnn_studio.main_window import SHORTCUTS_HELP
+
+    def shortcut_actions(menu):
+        for action in menu.actions():
+            if action.menu() is not None:
+                yield from shortcut_actions(action.menu())
+            elif action.shortcuts():
+                yield action
+
+    listed = SHORTCUTS_HELP.replace("<b>Delete</b>", "<b>Del</b>")
+    missing = [(action.text(), keys) for name in ("File", "Edit", "View", "Train", "Help")
+               for action in shortcut_actions(window.menus[name])
+               if (keys := action.shortcuts()[0].toString(QKeySequence.SequenceFormat.PortableText)) not in listed]
+    assert missing == []
+
+
 def test_edit_menu_names_the_action_to_undo_and_redo(window):
     window.editor.append_layer("Dropout")
     assert window.undo_action.text() == "&Undo Insert Dropout" and window.undo_action.isEnabled()
