@@ -478,3 +478,5 @@ def test_the_feature_map_caption_wraps_instead_of_widening_the_window(qtbot):
     qtbot.wait(50)  # the layouts take the new caption into account
     # The caption shares a row with the scaling box: it must not raise the view's minimum width.
     assert view.minimumSizeHint().width() <= empty + 20, (empty, view.minimumSizeHint().width())
+    # ... and it is still shown, in the width the row has left.
+    assert view.caption.isVisible() and view.caption.width() >= 60

@@ -287,8 +287,8 @@ class FeatureMapsView(QWidget):
         self.hover_label.setWordWrap(True)
         self.caption = QLabel("")
         self.caption.setStyleSheet("font-weight: 600")
-        # Wraps rather than widening the window: a long layer name next to the scaling box would otherwise
-        # push the whole main window past its 1400 px once the first feature maps arrive.
+        # Wraps rather than widening the window: a long caption would otherwise push the whole main window
+        # past its 1400 px once the first feature maps arrive.
         self.caption.setWordWrap(True)
         self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
@@ -299,13 +299,13 @@ class FeatureMapsView(QWidget):
         self.enlarged.setMinimumWidth(200)
 
         controls = QHBoxLayout()
-        controls.addWidget(self.caption)
-        controls.addStretch(1)
         controls.addWidget(self.show_all)
+        controls.addStretch(1)
         controls.addWidget(self.scaling)
         middle = QWidget()
         middle_layout = QVBoxLayout(middle)
         middle_layout.setContentsMargins(0, 0, 0, 0)
+        middle_layout.addWidget(self.caption)  # a row of its own: the scaling box leaves it no room in a narrow pane
         middle_layout.addLayout(controls)
         middle_layout.addWidget(self.grid, 1)
         middle_layout.addWidget(self.hover_label)
