@@ -480,3 +480,20 @@ def test_the_feature_map_caption_wraps_instead_of_widening_the_window(qtbot):
     assert view.minimumSizeHint().width() <= empty + 20, (empty, view.minimumSizeHint().width())
     # ... and it is still shown, in the width the row has left.
     assert view.caption.isVisible() and view.caption.width() >= 60
+
+
+def test_the_drawing_pad_keeps_its_room_above_the_prediction(qtbot, small):
+    model, dataset = small
+    widget = InsidePanel()
+    qtbot.addWidget(widget)
+    widget.resize(1000, 690)  # the Inside tab's height in a 1400x900 window
+    widget.show()
+    widget.set_model(model, dataset)
+    widget.picker.sources.setCurrentIndex(2)  # Draw
+    pad = widget.picker.pad
+    qtbot.waitUntil(lambda: pad.isVisible())
+    qtbot.wait(50)
+    # Neither squeezed under its Clear button and brush slider nor drawn over them.
+    assert pad.height() >= pad.minimumSizeHint().height()
+    assert widget.prediction.height() >= widget.prediction.plot.minimumHeight()
+    widget.shutdown()

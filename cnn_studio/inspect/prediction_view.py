@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from cnn_studio.plot_axes import plain_numbers
 
@@ -30,6 +30,9 @@ class PredictionView(QWidget):
         self.plot.setXRange(0, 1.2, padding=0)
         self.plot.getPlotItem().setLabel("bottom", "probability")
         self.plot.setMinimumHeight(180)
+        # Its preferred height must not count as needed: next to the word-wrapped headline it would make the
+        # whole view claim ~500 px and squeeze the drawing pad above it under its own buttons.
+        self.plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
         self.bars = pg.BarGraphItem(x0=[], y=[], width=[], height=0.7)
         self.plot.addItem(self.bars)
         self._labels: list[pg.TextItem] = []
