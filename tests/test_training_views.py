@@ -169,3 +169,17 @@ def test_plots_label_their_axes_without_a_hidden_scale_factor(qtbot):
             axis = plot.getPlotItem().getAxis(name)
             assert axis.autoSIPrefixScale == 1.0, (plot, name)
             assert "(x" not in axis.labelString()
+
+
+def test_confusion_counts_shrink_to_fit_instead_of_vanishing(qtbot):
+    from PySide6.QtGui import QFontMetrics
+
+    view = ConfusionMatrixView()
+    qtbot.addWidget(view)
+    matrix = np.full((10, 10), 3)
+    np.fill_diagonal(matrix, 196)  # three-digit hits on the diagonal, as after one Fashion-MNIST epoch
+    view.set_confusion(matrix, [f"class {i}" for i in range(10)])
+    view.resize(300, 300)  # the results pane in a 1400 px window: cells of about 17 px
+    _grid, cell, _acc = view._layout()
+    assert QFontMetrics(view.count_font(cell)).horizontalAdvance("196") <= cell - 2
+    assert view.grab().width() == 300

@@ -14,6 +14,7 @@ from engine.metrics import Evaluation
 # Correct predictions shade towards blue, mistakes towards red: errors stand out at a glance.
 _CORRECT = (QColor("#f7fbff"), QColor("#08519c"))
 _WRONG = (QColor("#fff5f0"), QColor("#cb181d"))
+MIN_COUNT_POINTS = 4.5  # counts never shrink below this; smaller still, a count is left to the tooltip
 
 
 def _mix(pair: tuple[QColor, QColor], t: float) -> QColor:
@@ -76,6 +77,18 @@ class ConfusionMatrixView(QWidget):
         count.setBold(True)
         return label, count
 
+    def count_font(self, cell: float) -> QFont:
+        """The font for the counts: as large as the cell allows, and small enough for the widest count to fit
+        (a hidden count on the diagonal, e.g. 196 correct, would leave its most important cell blank)."""
+        _, font = self._fonts()
+        size = max(6.0, min(font.pointSizeF(), cell * 0.3))
+        widest = str(int(self._matrix.max())) if self._matrix.size else "0"
+        font.setPointSizeF(size)
+        while size > MIN_COUNT_POINTS and QFontMetrics(font).horizontalAdvance(widest) > cell - 2:
+            size = max(MIN_COUNT_POINTS, size - 0.5)
+            font.setPointSizeF(size)
+        return font
+
     def _layout(self) -> tuple[QRectF, float, float]:
         """The grid's rectangle, the cell size and the accuracy column's width.
 
@@ -121,8 +134,8 @@ class ConfusionMatrixView(QWidget):
                              "The confusion matrix appears here when a run has been evaluated on the test set.")
             return
         grid, cell, accuracy_width = self._layout()
-        label_font, count_font = self._fonts()
-        count_font.setPointSizeF(max(6.0, min(count_font.pointSizeF(), cell * 0.3)))
+        label_font, _ = self._fonts()
+        count_font = self.count_font(cell)
         metrics = QFontMetrics(label_font)
         support = self._matrix.sum(axis=1)
         painter.setFont(count_font)
