@@ -29,8 +29,14 @@ from engine.shapes import output_size, resolve_padding
 # the numpy calls per block (each taking the GIL for a moment) stay few, so that the engine's
 # threads do not queue for the GIL. Measured on a 2-core machine: 4 MiB beats 1 MiB by a third.
 BLOCK_BYTES = 4 << 20
-# Element-wise kernels split across threads only from this many rows (or images) per thread.
-MIN_ROWS = 16
+# A thread's share of an element-wise kernel (or of a matrix product's multiply-adds) must be at
+# least this large: handing work to a helper costs tens of microseconds.
+MIN_SHARE = 1 << 18
+
+
+def _min_rows(row_size: int) -> int:
+    """Fewest rows of ``row_size`` values (or multiply-adds) worth a thread of their own."""
+    return max(1, -(-MIN_SHARE // max(row_size, 1)))
 
 
 class Workspace:
@@ -572,7 +578,7 @@ def relu_forward(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         if mask is not None:
             np.greater(out[start:stop], 0, out=mask[start:stop])
 
-    parallel_for(len(x), work, min_items=MIN_ROWS)
+    parallel_for(len(x), work, min_items=_min_rows(x[0].size if len(x) else 1))
     return out
 
 
@@ -584,7 +590,7 @@ def relu_backward(grad: np.ndarray, mask: np.ndarray) -> np.ndarray:
         keep = mask[start:stop]
         np.multiply(grad[start:stop], keep if keep.dtype == bool else keep > 0, out=d_x[start:stop])
 
-    parallel_for(len(grad), work, min_items=MIN_ROWS)
+    parallel_for(len(grad), work, min_items=_min_rows(grad[0].size if len(grad) else 1))
     return d_x
 
 
@@ -595,7 +601,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     def work(part: int, start: int, stop: int) -> None:
         np.matmul(a[start:stop], b, out=out[start:stop])
 
-    parallel_for(a.shape[0], work, min_items=MIN_ROWS)
+    parallel_for(a.shape[0], work, min_items=_min_rows(a.shape[1] * b.shape[1]))
     return out
 
 
@@ -653,7 +659,7 @@ def batch_norm_forward(
             second += np.einsum("ij,ij->j", d, d)
         return first, second
 
-    parts = parallel_for(len(wide), sums, min_items=MIN_ROWS)
+    parts = parallel_for(len(wide), sums, min_items=_min_rows(r * c))
     shift = sum(p[0] for p in parts).reshape(r, c).sum(axis=0) / dt(m)
     var = np.maximum(sum(p[1] for p in parts).reshape(r, c).sum(axis=0) / dt(m) - shift * shift, 0)
     mean = reference + shift
@@ -667,7 +673,7 @@ def batch_norm_forward(
             block = np.multiply(wide[a:b], scale, out=out[a:b])
             block += offset
 
-    parallel_for(len(wide), normalise, min_items=MIN_ROWS)
+    parallel_for(len(wide), normalise, min_items=_min_rows(r * c))
     return out.reshape(x.shape), (mean, inv_std, var)
 
 
@@ -696,7 +702,7 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, gamma: np.ndarray, mean
             along += np.einsum("ij,ij->j", g_wide[a:b], np.subtract(x_wide[a:b], wide_mean, out=scratch[: b - a]))
         return d_beta, along
 
-    parts = parallel_for(len(g_wide), sums, min_items=MIN_ROWS)
+    parts = parallel_for(len(g_wide), sums, min_items=_min_rows(r * c))
     d_beta = sum(p[0] for p in parts).reshape(r, c).sum(axis=0)
     d_gamma = sum(p[1] for p in parts).reshape(r, c).sum(axis=0) * inv_std
     scale = gamma * inv_std
@@ -715,7 +721,7 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, gamma: np.ndarray, mean
             block += np.multiply(g_wide[a:b], along_grad, out=scratch[: b - a])
             block += offset
 
-    parallel_for(len(g_wide), combine, min_items=MIN_ROWS)
+    parallel_for(len(g_wide), combine, min_items=_min_rows(r * c))
     return d_x.reshape(grad.shape), d_gamma, d_beta
 
 
