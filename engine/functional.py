@@ -97,12 +97,12 @@ def im2col_into(xp: np.ndarray, kh: int, kw: int, stride: int, out: np.ndarray) 
     Wo may be fewer than xp has windows (the last are left out)."""
     n, ho, wo = out.shape[:3]
     c = xp.shape[3]
-    if c >= 4:
+    if c > 1:
         # Rows of kw * C contiguous values: one strided copy is fastest.
         np.copyto(out, window_view(xp, kh, kw, stride)[:, :ho, :wo])
         return
-    # Few channels (e.g. a grayscale first layer): numpy copies 1-3 value rows slowly, so copy
-    # one kernel offset at a time instead, each a (N, Ho, Wo, C) slab with long rows.
+    # One channel (a grayscale first layer): rows of kw values copy slowly, so copy one kernel
+    # offset at a time instead, each a (N, Ho, Wo, 1) slab with long rows.
     span_h, span_w = stride * (ho - 1) + 1, stride * (wo - 1) + 1
     for i in range(kh):
         for j in range(kw):
