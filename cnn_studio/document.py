@@ -8,6 +8,7 @@ emits ``changed``. Layers carry a stable ``id`` so views can address blocks acro
 from __future__ import annotations
 
 import copy
+import dataclasses
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 from shiboken6 import isValid
 
-from engine.architecture import FORMAT, Analysis, analyze
+from engine.architecture import FORMAT, Analysis, analyze, check_classifier
+from engine.errors import ArchitectureError
 
 DEFAULT_DATASET = "fashion-mnist-mini"
 
@@ -53,6 +55,7 @@ class ProjectDocument(QObject):
         self.undo_stack = QUndoStack(self)
         self._arch = self._with_ids(architecture or empty_architecture())
         self._analysis: Analysis | None = None
+        self.num_classes: int | None = None
         self.dataset_ref: str = DEFAULT_DATASET
         self.training: dict[str, Any] = {}
         self._locked = False
@@ -96,10 +99,27 @@ class ProjectDocument(QObject):
         return tuple(self._arch["input"]["shape"])
 
     def analysis(self) -> Analysis:
-        """Shape inference and problems, recomputed lazily after each change."""
+        """Shape inference and problems, recomputed lazily after each change.
+
+        Besides the engine's shape problems, a network that cannot be trained as a classifier is a
+        problem too: one that does not end in a vector, or (once the dataset is known) whose output
+        count differs from the dataset's number of classes.
+        """
         if self._analysis is None:
-            self._analysis = analyze(self._arch)
+            analysis = analyze(self._arch)
+            if analysis.ok and analysis.layers:
+                try:
+                    check_classifier(analysis, self.num_classes)
+                except ArchitectureError as problem:
+                    analysis = dataclasses.replace(analysis, problems=(problem,))
+            self._analysis = analysis
         return self._analysis
+
+    def set_num_classes(self, num_classes: int | None) -> None:
+        """The chosen dataset's class count (set by the training workspace); None when unknown."""
+        if num_classes != self.num_classes:
+            self.num_classes = num_classes
+            self._changed()
 
     # -- lock ----------------------------------------------------------------------------------------
     @property

@@ -234,8 +234,11 @@ def validate(doc_or_path: dict[str, Any] | str | os.PathLike, input_shape: Shape
     return analysis
 
 
-def check_classifier(analysis: Analysis, num_classes: int) -> None:
-    """Raise unless the network ends in a vector with one output per class."""
+def check_classifier(analysis: Analysis, num_classes: int | None) -> None:
+    """Raise unless the network ends in a vector with one output per class.
+
+    With ``num_classes`` None (the dataset is not known yet) only the vector is required.
+    """
     out = analysis.output_shape
     if out is None:
         raise analysis.problems[0]
@@ -244,10 +247,12 @@ def check_classifier(analysis: Analysis, num_classes: int) -> None:
         raise ArchitectureError(
             f"the network ends in a {'x'.join(map(str, out))} feature map, not a vector of class scores",
             layer_index=last.index, layer_type=last.type,
-            hint=f"Add Flatten and a Dense layer with {num_classes} units (one per class) at the end.",
+            hint=f"The network ends in a {'x'.join(map(str, out))} feature map, but a classifier must end in "
+            "one score per class. Add Flatten and a Dense layer with "
+            + (f"{num_classes} units" if num_classes else "one unit per class") + " at the end.",
             fix="append_classifier",
         )
-    if out[0] != num_classes:
+    if num_classes is not None and out[0] != num_classes:
         raise ArchitectureError(
             f"has {out[0]} outputs but the dataset has {num_classes} classes",
             layer_index=last.index, layer_type=last.type, field="units", value=out[0],

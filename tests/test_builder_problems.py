@@ -110,3 +110,29 @@ def test_classifier_fixes_size_the_output_for_the_dataset(qapp):
     seed_like.push(make_fix_command(seed_like, problem, num_classes=4))
     assert seed_like.layer(1)["units"] == 4  # the Dense before the Softmax
     check_classifier(seed_like.analysis(), 4)
+
+
+def test_a_network_that_cannot_classify_is_a_problem_with_its_fix(window):
+    from engine.architecture import FORMAT
+
+    doc = window.document
+    doc.replace_architecture({"format": FORMAT, "input": {"shape": [28, 28, 1]},
+                              "layers": [{"type": "Conv2D", "filters": 4, "kernel_size": 3}]})
+    assert not doc.analysis().ok
+    (text,) = window.problems.texts()
+    assert "ends in a 26x26x4 feature map" in text and "one unit per class" in text
+    assert "problem" in window.totals.text() and "Ready to train" not in window.totals.text()
+    window.problems.rows[0].fix_button.click()
+    assert layer_types(doc)[-2:] == ["Flatten", "Dense"] and doc.analysis().ok
+
+
+def test_the_dataset_class_count_makes_a_mismatched_output_a_problem(window):
+    doc = window.document
+    assert doc.analysis().ok  # the seed network: 10 outputs, dataset not known yet
+    doc.set_num_classes(3)
+    (text,) = window.problems.texts()
+    assert "has 10 outputs but the dataset has 3 classes" in text or "Set the last layer's units to 3" in text
+    window.problems.rows[0].fix_button.click()
+    assert doc.layers()[-1]["units"] == 3 and doc.analysis().ok
+    doc.set_num_classes(None)
+    assert doc.analysis().ok

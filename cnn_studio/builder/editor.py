@@ -46,7 +46,11 @@ class ArchitectureEditor(QObject):
         super().__init__(parent)
         self.document = document
         self.selection = selection
-        self.num_classes: int | None = None  # the dataset's class count, when a workspace knows it
+
+    @property
+    def num_classes(self) -> int | None:
+        """The dataset's class count, when the training workspace has told the document."""
+        return self.document.num_classes
 
     # -- inserting -----------------------------------------------------------------------------------
     def insert_layer(self, type_name: str, index: int | None = None) -> str | None:

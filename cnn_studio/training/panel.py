@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 TAB_TITLE = "Train"
 DOCK_TITLE = "Training"
+CLASSIFIER_FIXES = ("append_classifier", "set_output_units")
 LOCK_REASON = "Training is running — stop it to edit the architecture"
 KEEP, DISCARD, CANCEL = "keep", "discard", "cancel"
 # Curves and progress text are redrawn at this rate while a run goes on, however fast batches arrive:
@@ -339,6 +340,7 @@ class TrainingPanel(QObject):
             return  # the user picked another dataset meanwhile
         self._loading_ref = None
         self._dataset, self._dataset_ref_loaded = dataset, ref
+        self.document.set_num_classes(dataset.num_classes)
         self.form.set_dataset_loading(False)
         h, w, c = dataset.input_shape
         self.form.set_dataset_info(f"{len(dataset.y_train):,} training and {len(dataset.y_test):,} test images · "
@@ -371,7 +373,8 @@ class TrainingPanel(QObject):
         """Start a fresh run: load the chosen dataset first if needed, check the network fits it, go."""
         if self.session.running or self._pending_start:
             return
-        problems = self.document.analysis().problems
+        # A network that does not fit the dataset's classes is explained below, once the dataset is loaded.
+        problems = [p for p in self.document.analysis().problems if p.fix not in CLASSIFIER_FIXES]
         if problems:
             self.notify("warning", "Cannot start training",
                         f"The architecture has {len(problems)} problem(s); fix them first:\n\n{problems[0].message}")
