@@ -183,3 +183,18 @@ def test_confusion_counts_shrink_to_fit_instead_of_vanishing(qtbot):
     _grid, cell, _acc = view._layout()
     assert QFontMetrics(view.count_font(cell)).horizontalAdvance("196") <= cell - 2
     assert view.grab().width() == 300
+
+
+def test_a_typed_learning_rate_reaches_a_run_once_not_per_keystroke(qtbot):
+    from PySide6.QtCore import Qt
+
+    form = TrainingSettingsForm()
+    qtbot.addWidget(form)
+    form.set_running(True)
+    live = []
+    form.live_rate_changed.connect(lambda kind, value: live.append((kind, value)))
+    form.learning_rate.lineEdit().selectAll()
+    qtbot.keyClicks(form.learning_rate, "0.005")
+    assert live == []  # 0, 0., 0.0, 0.00 ... never reach the optimizer
+    qtbot.keyClick(form.learning_rate, Qt.Key.Key_Return)
+    assert live == [("lr", pytest.approx(0.005))]

@@ -112,6 +112,10 @@ class TrainingSettingsForm(QWidget):
         self.learning_rate.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
         self.momentum = _double(0.0, 0.999, 3, 0.05, "SGD momentum, or Adam's beta1. Can be changed while "
                                 "training runs.")
+        for box in (self.learning_rate, self.momentum):
+            # Typed values count once Enter is pressed or focus leaves, not at every keystroke:
+            # during a run, "0.005" must not pass through 0.0 and 0.00 on its way to the optimizer.
+            box.setKeyboardTracking(False)
         self.momentum_label = QLabel("Momentum")
         self.nesterov = QCheckBox("Nesterov momentum")
         self.weight_decay = _double(0.0, 1.0, 6, 0.0001, "L2 penalty on kernels (decoupled for AdamW).")
