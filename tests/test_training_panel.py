@@ -11,6 +11,7 @@ import cnn_studio.training.settings_form as form_module
 from cnn_studio.main_window import MainWindow
 from cnn_studio.training.session import live_threads
 from engine.metrics import evaluate
+from engine.model import Model
 from engine.training import TrainConfig
 from engine.weights import load_weights
 from tests.engine_factories import SMALL_CNN, arch, stripes_dataset
@@ -351,3 +352,22 @@ def test_the_input_change_is_still_shown_when_start_had_to_load_the_dataset(qtbo
         panel.start()
     assert window.document.input_shape == (8, 8, 1)
     assert "now 8×8×1" in panel.message.text() and "(it was 32×32×3)" in panel.message.text()
+
+
+def test_imported_weights_mark_the_last_results_stale_and_start_trains_on_from_them(qtbot, window, data):
+    panel = window.training_panel
+    configure(panel, epochs=1)
+    with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS):
+        panel.start_button.click()
+    assert panel.results.evaluation is not None
+    imported = Model(SMALL_CNN, seed=99)
+    panel.session.set_model(imported, data)
+    assert "not to the imported weights" in panel.results.headline.text()
+    configure(panel, epochs=1, learning_rate=1e-6, momentum=0.0)  # the form's smallest rate: weights barely move
+    with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS):
+        panel.start_button.click()
+    trained = panel.session.model().get_weights()
+    fresh = Model(SMALL_CNN, seed=0).get_weights()
+    for name, value in imported.get_weights().items():
+        np.testing.assert_allclose(trained[name], value, atol=1e-4)
+        assert not np.allclose(trained[name], fresh[name], atol=1e-4) or not value.any()

@@ -260,6 +260,7 @@ class TrainingPanel(QObject):
         s.finished.connect(self._on_finished)
         s.failed.connect(self._on_failed)
         s.evaluation_ready.connect(self._on_evaluation)
+        s.model_adopted.connect(self._on_model_adopted)
         s.state_changed.connect(self._update_controls)
         s.rate_changed.connect(self._on_rate_changed)
         s.warning.connect(self._on_warning)
@@ -273,6 +274,10 @@ class TrainingPanel(QObject):
         self.document.changed.connect(self._update_controls)
         self.document.settings_changed.connect(self._on_document_settings)
         self.window.tabs.currentChanged.connect(self._on_tab_changed)
+
+    def _on_model_adopted(self) -> None:
+        self.results.mark_stale("These results belong to the last run, not to the imported weights: "
+                                "Start trains on from the imported weights.")
 
     # -- settings <-> document ----------------------------------------------------------------------------------
     def _load_settings_from_document(self) -> None:

@@ -66,6 +66,7 @@ class TrainingSession(QObject):
     Further signals:
       batches(tuple[BatchEnd, ...])  every batch since the previous update (for per-batch plots)
       state_changed()                running / paused / can_continue changed
+      model_adopted()                set_model replaced the weights (e.g. File > Import Weights)
       rate_changed(str, float, int)  "lr" or "momentum" changed to a value, effective at a step
       warning(str), status(str)      warnings raised in the worker, what the worker is doing
       dataset_loading(str), dataset_loaded(str, Dataset), dataset_failed(str, str), dataset_changed()
@@ -78,6 +79,7 @@ class TrainingSession(QObject):
     finished = Signal(object)
     failed = Signal(str)
     model_changed = Signal()
+    model_adopted = Signal()
     evaluation_ready = Signal(object)
     probe_ready = Signal(object)
     state_changed = Signal()
@@ -318,6 +320,7 @@ class TrainingSession(QObject):
         if dataset is not None:
             self._set_dataset(dataset)
         self.model_changed.emit()
+        self.model_adopted.emit()
         self.state_changed.emit()
         self._schedule_idle_probe()
 
