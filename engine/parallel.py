@@ -76,7 +76,8 @@ class _Pool:
     def __init__(self, threads: int) -> None:
         self.threads = threads
         self.pid = os.getpid()
-        self.helpers = [_Helper() for _ in range(threads - 1)]
+        # At least one helper even on one core, so that asking for two threads later starts none.
+        self.helpers = [_Helper() for _ in range(max(threads, 2) - 1)]
         self.blas_checked = False
         # One caller at a time (e.g. the training thread); others run their kernels serially.
         self.busy = threading.Lock()
