@@ -4,6 +4,9 @@ A layer is built from its JSON config (checked in ``__init__``), infers its outp
 data (``output_shape``), creates its parameters (``build``), and computes ``forward`` / ``backward``
 on batches. ``forward`` caches what ``backward`` needs; parameters and their gradients live in the
 ``params`` and ``grads`` dicts under the same names. Shapes exclude the batch axis.
+
+Layers keep references to their inputs and outputs for backward instead of copies, so a layer's
+forward must never modify its input in place (its own fresh output it may).
 """
 
 from __future__ import annotations
