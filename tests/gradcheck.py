@@ -70,3 +70,23 @@ def check_layer_gradients(
             np.array([analytic_params[name][i] for i in idx]), numeric_grad(scalar, param, idx),
             rtol=rtol, atol=atol, err_msg=f"{layer!r}: gradient of {name}",
         )
+
+
+def check_model_gradients(
+    model, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, per_tensor: int = 6, rtol: float = 1e-4
+) -> None:
+    """Whole-network check: the loss's gradients for sampled parameter and input entries."""
+    from engine.losses import softmax_cross_entropy
+
+    def loss() -> float:
+        return softmax_cross_entropy(model.forward_logits(x, training=True), y)[0]
+
+    _, grad, _ = softmax_cross_entropy(model.forward_logits(x, training=True), y)
+    d_x = model.backward(grad, input_grad=True)
+    analytic = {k: v.copy() for k, v in model.gradients().items()}
+    for name, param in model.parameters().items():
+        idx = sample_indices(param.shape, rng, per_tensor)
+        np.testing.assert_allclose([analytic[name][i] for i in idx], numeric_grad(loss, param, idx),
+                                   rtol=rtol, atol=1e-8, err_msg=name)
+    idx = sample_indices(x.shape, rng, 2 * per_tensor)
+    np.testing.assert_allclose([d_x[i] for i in idx], numeric_grad(loss, x, idx), rtol=rtol, atol=1e-8)

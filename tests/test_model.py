@@ -8,10 +8,9 @@ import pytest
 from engine import Model, load_weights, save_weights
 from engine.errors import WeightsError
 from engine.layers import LAYER_TYPES
-from engine.losses import softmax_cross_entropy
 from engine.weights import import_weights
 from tests.engine_factories import EVERY_LAYER, SMALL_CNN, arch
-from tests.gradcheck import numeric_grad, sample_indices
+from tests.gradcheck import check_model_gradients
 
 
 def test_every_layer_type_is_in_the_full_architecture():
@@ -25,20 +24,7 @@ def test_whole_network_gradients_float64():
             layer.config["rate"] = 0.0  # dropout off so the loss is a deterministic function
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 11, 13, 3))
-    y = np.array([0, 1, 2, 1])
-
-    def loss() -> float:
-        return softmax_cross_entropy(model.forward_logits(x, training=True), y)[0]
-
-    _, grad, _ = softmax_cross_entropy(model.forward_logits(x, training=True), y)
-    d_x = model.backward(grad, input_grad=True)
-    analytic = {k: v.copy() for k, v in model.gradients().items()}
-    for name, param in model.parameters().items():
-        idx = sample_indices(param.shape, rng, 6)
-        np.testing.assert_allclose([analytic[name][i] for i in idx], numeric_grad(loss, param, idx),
-                                   rtol=1e-4, atol=1e-8, err_msg=name)
-    idx = sample_indices(x.shape, rng, 10)
-    np.testing.assert_allclose([d_x[i] for i in idx], numeric_grad(loss, x, idx), rtol=1e-4, atol=1e-8)
+    check_model_gradients(model, x, np.array([0, 1, 2, 1]), rng)
 
 
 def test_same_seed_same_weights_and_outputs_float32():

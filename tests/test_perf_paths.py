@@ -13,7 +13,7 @@ from engine.layers import BatchNorm, Conv2D, MaxPool2D
 from engine.layers.fusion import ConvMaxPool, ReluMaxPool
 from engine.losses import softmax_cross_entropy
 from tests.engine_factories import arch
-from tests.gradcheck import numeric_grad, sample_indices
+from tests.gradcheck import check_model_gradients
 
 
 def conv_pool_net(shape, conv, pool, *, bn=False):
@@ -86,20 +86,7 @@ def test_fused_model_gradients_match_finite_differences():
     model = Model(conv_pool_net((9, 11, 2), {"kernel_size": 3}, {"pool_size": 2}), seed=2, dtype=np.float64)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((3, 9, 11, 2))
-    y = np.array([0, 3, 1])
-
-    def loss() -> float:
-        return softmax_cross_entropy(model.forward_logits(x, training=True), y)[0]
-
-    _, grad, _ = softmax_cross_entropy(model.forward_logits(x, training=True), y)
-    d_x = model.backward(grad, input_grad=True)
-    analytic = {k: v.copy() for k, v in model.gradients().items()}
-    for name, param in model.parameters().items():
-        idx = sample_indices(param.shape, rng, 8)
-        np.testing.assert_allclose([analytic[name][i] for i in idx], numeric_grad(loss, param, idx),
-                                   rtol=1e-5, atol=1e-8, err_msg=name)
-    idx = sample_indices(x.shape, rng, 12)
-    np.testing.assert_allclose([d_x[i] for i in idx], numeric_grad(loss, x, idx), rtol=1e-5, atol=1e-8)
+    check_model_gradients(model, x, np.array([0, 3, 1]), rng, per_tensor=8, rtol=1e-5)
 
 
 def test_fused_pooling_routes_ties_to_the_first_maximum():
