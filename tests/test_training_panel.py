@@ -74,7 +74,7 @@ def test_a_run_fills_the_plots_progress_and_results(qtbot, window, data):
     assert len(panel.plots.train_loss_curve.getData()[0]) == 2
     assert len(panel.plots.val_acc_curve.getData()[0]) == 2
     bar = panel.status_progress.bar
-    assert bar.value() == bar.maximum() and "Finished after 2 epoch(s)" in panel.status_progress.label.text()
+    assert bar.value() == bar.maximum() and "Finished after 2 epochs" in panel.status_progress.label.text()
     assert panel.history_list.count() == 1 and "run 1: sgd lr 0.05 bs 32" in panel.history_list.item(0).text()
 
 
@@ -178,6 +178,8 @@ def test_pause_resume_stop_and_one_more_epoch(qtbot, window):
         panel.continue_button.click()
     assert ended.args == ["completed"] and panel.session.epochs_completed == done + 1
     assert panel.history.current.epochs[-1].epoch == done + 1 and len(panel.history.runs) == 1
+    assert f"Finished at epoch {done + 1}" in panel.status_progress.label.text()
+    assert "for the last 1 epoch" in panel.status_progress.label.text()
 
 
 def test_divergence_stops_with_advice_and_keeps_good_weights(qtbot, window, messages):

@@ -97,6 +97,7 @@ class TrainingPanel(QObject):
         self.session = TrainingSession(window)
         self.history = RunHistory(self)
         self._dataset: Dataset | None = None
+        self._epochs_before_run = 0  # epochs done before the current run started ("+1 epoch" continues)
         self._dataset_ref_loaded: str | None = None
         self._loading_ref: str | None = None
         self._pending_start = False
@@ -532,6 +533,7 @@ class TrainingPanel(QObject):
         if record is not None:
             record.set_smoothing(event.batches_per_epoch)
         done = self.session.epochs_completed
+        self._epochs_before_run = done
         first_step = self.session.last_batch.step if self.session.last_batch is not None else 0
         self.plots.expect(first_step + event.epochs * event.batches_per_epoch, done + event.epochs)
         for progress in (self.dock_progress, self.status_progress):
@@ -593,7 +595,12 @@ class TrainingPanel(QObject):
             self.history.changed(record)
         elapsed = self.session.last_batch.elapsed if self.session.last_batch is not None else float("nan")
         text = {"completed": "Finished", "stopped": "Stopped", "diverged": "Diverged"}.get(event.reason, event.reason)
-        summary = f"{text} after {event.epochs_completed} epoch(s) · {format_duration(elapsed)}"
+        total = event.epochs_completed
+        this_run = total - self._epochs_before_run
+        summary = f"{text} after {total} epoch{'s' if total != 1 else ''} · {format_duration(elapsed)}"
+        if this_run != total:  # "+1 epoch": the time covers only this part
+            summary = (f"{text} at epoch {total} · {format_duration(elapsed)} for the last "
+                       f"{this_run} epoch{'s' if this_run != 1 else ''}")
         for progress in (self.dock_progress, self.status_progress):
             progress.done(summary, complete=event.reason == "completed")
         if event.reason == "diverged":
