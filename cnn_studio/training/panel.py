@@ -63,8 +63,8 @@ def ask_stop_training(parent: QWidget) -> str:
     box = QMessageBox(QMessageBox.Icon.Question, "Stop training?",
                       "Training is still running. Stop it and close?\n\nKeep the trained weights? "
                       "They can be saved to a weight file before the window closes.", parent=parent)
-    keep = box.addButton("Stop && keep weights…", QMessageBox.ButtonRole.AcceptRole)
-    discard = box.addButton("Stop && discard", QMessageBox.ButtonRole.DestructiveRole)
+    keep = box.addButton("Stop && &keep weights…", QMessageBox.ButtonRole.AcceptRole)
+    discard = box.addButton("Stop && &discard", QMessageBox.ButtonRole.DestructiveRole)
     box.addButton(QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(keep)
     box.exec()  # the window is closing: this answer is needed before anything else happens
