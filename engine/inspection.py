@@ -16,7 +16,7 @@ import numpy as np
 
 from engine.errors import DataError
 from engine.layers import Layer, ReLU
-from engine.layers.fused import ActivatedLayer
+from engine.layers.activated import ActivatedLayer
 from engine.model import Model, probabilities
 
 HISTOGRAM_BINS = 40

@@ -10,8 +10,8 @@ import numpy as np
 
 from engine.architecture import Analysis, build_layer, summary, validate
 from engine.layers import Dropout, Layer, Softmax
+from engine.layers.activated import ActivatedLayer
 from engine.layers.activations import softmax
-from engine.layers.fused import ActivatedLayer
 from engine.layers.fusion import fuse
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from engine.functional import conv_pads
 from engine.layers import Layer, Softmax
-from engine.layers.fused import ActivatedLayer
+from engine.layers.activated import ActivatedLayer
 from engine.model import Model
 
 Pads = tuple[int, int, int, int]  # (top, bottom, left, right)

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from engine.functional import Workspace, conv2d_backward, conv2d_forward, conv_pads
+from engine.layers.activated import ACTIVATION_FIELD, ActivatedLayer
 from engine.layers.base import ConfigError, Field, Shape, require_rank
-from engine.layers.fused import ACTIVATION_FIELD, ActivatedLayer
 from engine.layers.initializers import init_kernel
 from engine.shapes import output_size
 

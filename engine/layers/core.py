@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from engine.functional import matmul
+from engine.layers.activated import ACTIVATION_FIELD, ActivatedLayer
 from engine.layers.base import Field, Layer, Shape, require_rank
-from engine.layers.fused import ACTIVATION_FIELD, ActivatedLayer
 from engine.layers.initializers import init_kernel
 
 
