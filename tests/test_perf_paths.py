@@ -8,7 +8,8 @@ import warnings
 import numpy as np
 import pytest
 
-from engine import Model, functional, parallel
+from engine import Model, parallel
+from engine.kernels import blocks
 from engine.layers import BatchNorm, Conv2D, MaxPool2D
 from engine.layers.fusion import ConvMaxPool, ReluMaxPool
 from engine.losses import softmax_cross_entropy
@@ -179,7 +180,7 @@ def test_batch_norm_statistics_stay_accurate_far_from_zero():
 
 def test_thread_count_does_not_change_results(monkeypatch):
     # Every kernel splits, however small its share (normally small ones stay on one thread).
-    monkeypatch.setattr(functional, "MIN_SHARE", 1)
+    monkeypatch.setattr(blocks, "MIN_SHARE", 1)
     model = Model(conv_pool_net((10, 9, 3), {"kernel_size": 3, "padding": "same"}, {"pool_size": 2}, bn=True),
                   seed=4, dtype=np.float64)
     rng = np.random.default_rng(6)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.functional import conv_pads
+from engine.kernels.im2col import conv_pads
 from engine.layers import Layer, Softmax
 from engine.layers.activated import ActivatedLayer
 from engine.model import Model

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from engine.functional import relu_backward, relu_forward
+from engine.kernels.activation import relu_backward, relu_forward
 from engine.layers.base import Field, Layer
 
 

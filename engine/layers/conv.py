@@ -6,7 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.functional import Workspace, conv2d_backward, conv2d_forward, conv_pads
+from engine.kernels.blocks import Workspace
+from engine.kernels.conv import conv2d_backward, conv2d_forward
+from engine.kernels.im2col import conv_pads
 from engine.layers.activated import ACTIVATION_FIELD, ActivatedLayer
 from engine.layers.base import ConfigError, Field, Shape, require_rank
 from engine.layers.initializers import init_kernel

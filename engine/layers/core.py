@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.functional import matmul
+from engine.kernels.blocks import matmul
 from engine.layers.activated import ACTIVATION_FIELD, ActivatedLayer
 from engine.layers.base import Field, Layer, Shape, require_rank
 from engine.layers.initializers import init_kernel

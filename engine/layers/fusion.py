@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.functional import conv2d_maxpool_backward, conv2d_maxpool_forward, pool_backward, pool_forward
+from engine.kernels.conv import conv2d_maxpool_backward, conv2d_maxpool_forward
+from engine.kernels.pooling import pool_backward, pool_forward
 from engine.layers.activations import ReLU
 from engine.layers.base import Layer
 from engine.layers.conv import Conv2D

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.functional import Workspace, batch_norm_backward, batch_norm_forward
+from engine.kernels.batch_norm import batch_norm_backward, batch_norm_forward
+from engine.kernels.blocks import Workspace
 from engine.layers.base import ConfigError, Field, Layer, Shape
 
 

@@ -6,7 +6,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from engine.functional import conv_pads, pool_backward, pool_forward
+from engine.kernels.im2col import conv_pads
+from engine.kernels.pooling import pool_backward, pool_forward
 from engine.layers.base import ConfigError, Field, Layer, Shape, require_rank
 from engine.shapes import output_size
 

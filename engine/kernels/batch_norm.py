@@ -1,0 +1,128 @@
+"""Batch normalization over every axis but the channels, in cache-blocked passes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.kernels.blocks import BLOCK_BYTES, Workspace, min_rows
+from engine.parallel import parallel_for
+
+
+def _channel_rows(x: np.ndarray) -> np.ndarray:
+    """(..., C) as a C-contiguous (M, C) matrix (no copy when x is contiguous)."""
+    return np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+
+
+def _wide_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
+    """(M, C) rows viewed as (M / r, r * C), r up to 32 and dividing M, and r: per-channel
+    operations then run over long rows (numpy's loops are slow on rows of a few dozen values)."""
+    m, c = rows.shape
+    r = 1
+    while r < 32 and m % (2 * r) == 0:
+        r *= 2
+    return rows.reshape(m // r, r * c), r
+
+
+def _rows_per_block(width: int, itemsize: int) -> int:
+    return max(1, BLOCK_BYTES // (width * itemsize))
+
+
+def _row_blocks(start: int, stop: int, width: int, itemsize: int) -> list[tuple[int, int]]:
+    """Cache-sized blocks of rows [start, stop) of a matrix with rows of ``width`` values."""
+    step = _rows_per_block(width, itemsize)
+    return [(a, min(a + step, stop)) for a in range(start, stop, step)]
+
+
+def batch_norm_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, epsilon: float, workspace: Workspace | None = None
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Normalise over every axis but the last with the batch's own statistics.
+
+    Returns (output shaped like x, (mean, inv_std, var)), all per channel. Two passes over the
+    data, each thread taking a range of rows in cache-sized blocks: one for the sums (BLAS
+    products with a ones vector), one writing x * scale + offset. The sums are of x minus a
+    per-channel reference close to the mean (the mean of the first rows), so the variance
+    E[d^2] - E[d]^2 does not cancel for data far from zero.
+    """
+    workspace = workspace if workspace is not None else Workspace()
+    rows = _channel_rows(x)
+    m, c = rows.shape
+    dt = x.dtype.type
+    wide, r = _wide_rows(rows)
+    reference = rows[:256].mean(axis=0, dtype=x.dtype)
+    wide_reference = np.tile(reference, r)
+    ones = np.ones(len(wide), x.dtype)
+
+    def sums(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        first, second = np.zeros(r * c, x.dtype), np.zeros(r * c, x.dtype)
+        scratch = workspace.array(f"shifted{part}", (_rows_per_block(r * c, x.itemsize), r * c), x.dtype)
+        for a, b in _row_blocks(start, stop, r * c, x.itemsize):
+            d = np.subtract(wide[a:b], wide_reference, out=scratch[: b - a])
+            first += ones[a:b] @ d
+            second += np.einsum("ij,ij->j", d, d)
+        return first, second
+
+    parts = parallel_for(len(wide), sums, min_items=min_rows(r * c))
+    shift = sum(p[0] for p in parts).reshape(r, c).sum(axis=0) / dt(m)
+    var = np.maximum(sum(p[1] for p in parts).reshape(r, c).sum(axis=0) / dt(m) - shift * shift, 0)
+    mean = reference + shift
+    inv_std = 1 / np.sqrt(var + dt(epsilon))
+    scale = np.tile((gamma * inv_std).astype(x.dtype, copy=False), r)
+    offset = np.tile((beta - mean * gamma * inv_std).astype(x.dtype, copy=False), r)
+    out = np.empty_like(wide)
+
+    def normalise(part: int, start: int, stop: int) -> None:
+        for a, b in _row_blocks(start, stop, r * c, x.itemsize):
+            block = np.multiply(wide[a:b], scale, out=out[a:b])
+            block += offset
+
+    parallel_for(len(wide), normalise, min_items=min_rows(r * c))
+    return out.reshape(x.shape), (mean, inv_std, var)
+
+
+def batch_norm_backward(grad: np.ndarray, x: np.ndarray, gamma: np.ndarray, mean: np.ndarray,
+                        inv_std: np.ndarray, workspace: Workspace | None = None):
+    """Returns (d_x, d_gamma, d_beta) for batch_norm_forward(x) in training mode.
+
+    With x_hat = (x - mean) * inv_std: d_x = gamma * inv_std * (grad - d_beta / m - x_hat * d_gamma / m),
+    the full derivative through the batch mean and variance. Two passes over grad and x in
+    cache-sized blocks (x_hat is never stored): the sums, then one affine combination
+    x * a + grad * b + c per channel.
+    """
+    workspace = workspace if workspace is not None else Workspace()
+    g_wide, r = _wide_rows(_channel_rows(grad))
+    x_wide = _channel_rows(x).reshape(g_wide.shape)
+    c = grad.shape[-1]
+    m = len(g_wide) * r
+    wide_mean = np.tile(mean.astype(grad.dtype, copy=False), r)
+    ones = np.ones(len(g_wide), grad.dtype)
+
+    def sums(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        d_beta, along = np.zeros(r * c, grad.dtype), np.zeros(r * c, grad.dtype)
+        scratch = workspace.array(f"centred{part}", (_rows_per_block(r * c, grad.itemsize), r * c), grad.dtype)
+        for a, b in _row_blocks(start, stop, r * c, grad.itemsize):
+            d_beta += ones[a:b] @ g_wide[a:b]
+            along += np.einsum("ij,ij->j", g_wide[a:b], np.subtract(x_wide[a:b], wide_mean, out=scratch[: b - a]))
+        return d_beta, along
+
+    parts = parallel_for(len(g_wide), sums, min_items=min_rows(r * c))
+    d_beta = sum(p[0] for p in parts).reshape(r, c).sum(axis=0)
+    d_gamma = sum(p[1] for p in parts).reshape(r, c).sum(axis=0) * inv_std
+    scale = gamma * inv_std
+    along_centred = -scale * inv_std * d_gamma / m
+    offset = -scale * d_beta / m
+    along_centred, along_grad, offset = (np.tile(v.astype(grad.dtype, copy=False), r)
+                                         for v in (along_centred, scale, offset))
+    d_x = np.empty_like(g_wide)
+
+    def combine(part: int, start: int, stop: int) -> None:
+        scratch = workspace.array(f"centred{part}", (_rows_per_block(r * c, grad.itemsize), r * c), grad.dtype)
+        for a, b in _row_blocks(start, stop, r * c, grad.itemsize):
+            # (x - mean) first: x * a - mean * a would cancel for data far from zero.
+            block = np.subtract(x_wide[a:b], wide_mean, out=d_x[a:b])
+            block *= along_centred
+            block += np.multiply(g_wide[a:b], along_grad, out=scratch[: b - a])
+            block += offset
+
+    parallel_for(len(g_wide), combine, min_items=min_rows(r * c))
+    return d_x.reshape(grad.shape), d_gamma, d_beta

@@ -1,0 +1,258 @@
+"""2-D convolution by blocked im2col and one matrix product per block, forward and backward."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from engine.kernels.blocks import Workspace, images_per_block
+from engine.kernels.im2col import col2im_add, conv_pads, im2col_into
+from engine.kernels.pooling import max_pool_block, route_block
+from engine.parallel import parallel_for
+from engine.shapes import output_size
+
+
+def _cols_windows(cols: np.ndarray, n: int, ho: int, wo: int, kh: int, kw: int, c: int) -> np.ndarray:
+    """The first kh*kw*C columns of an im2col matrix (rows may be longer) as (N, Ho, Wo, kh, kw, C)."""
+    row, item = cols.strides[0], cols.itemsize
+    return as_strided(cols, (n, ho, wo, kh, kw, c), (ho * wo * row, wo * row, row, kw * c * item, c * item, item))
+
+
+class _Convolution:
+    """One convolution's sizes, input (N, H, W, C) * kernel (kh, kw, C, F) -> (N, Ho, Wo, F), and
+    the per-thread scratch its blocks of images go through."""
+
+    def __init__(self, input_shape: tuple[int, ...], kernel_shape: tuple[int, ...], stride: int,
+                 padding: str | int, with_bias: bool, dtype: Any, workspace: Workspace | None,
+                 pool: int = 1) -> None:
+        self.n, self.h, self.w, self.c = input_shape
+        self.kh, self.kw, _, self.f = kernel_shape
+        self.stride = stride
+        self.pads = conv_pads(self.h, self.w, self.kh, self.kw, stride, padding)
+        top, bottom, left, right = self.pads
+        # Before pooling with stride == pool, only whole windows count: the last row or column of
+        # an odd-sized output is never computed (its gradient would be 0 anyway).
+        self.ho = output_size(self.h, self.kh, stride, top, bottom) // pool * pool
+        self.wo = output_size(self.w, self.kw, stride, left, right) // pool * pool
+        self.rows = self.ho * self.wo  # im2col rows per image
+        self.k = self.kh * self.kw * self.c
+        # A last column of ones makes the bias one more row of the kernel matrix.
+        self.width = self.k + with_bias
+        self.dtype = np.dtype(dtype)
+        self.workspace = workspace if workspace is not None else Workspace()
+        self.block = images_per_block(self.rows * max(self.width, self.f) * self.dtype.itemsize, self.n)
+
+    def cols(self, part: int, x: np.ndarray) -> np.ndarray:
+        """The im2col matrix (n*Ho*Wo, k [+1]) of the few images x, in thread ``part``'s scratch."""
+        n = len(x)
+        if any(self.pads):
+            top, bottom, left, right = self.pads
+            shape = (self.block, self.h + top + bottom, self.w + left + right, self.c)
+            # The border is zeroed once, when the scratch is made; only the inside is written.
+            padded = self.workspace.array(f"padded{part}", shape, self.dtype, fill=0, key=self.pads)[:n]
+            padded[:, top : top + self.h, left : left + self.w, :] = x
+            x = padded
+        ones = 1 if self.width > self.k else None
+        scratch = self.workspace.array(f"cols{part}", (self.block * self.rows, self.width), self.dtype, fill=ones)
+        cols = scratch[: n * self.rows]
+        im2col_into(x, self.kh, self.kw, self.stride, _cols_windows(cols, n, self.ho, self.wo, self.kh, self.kw,
+                                                                    self.c))
+        return cols
+
+    def blocks(self, start: int, stop: int) -> list[tuple[int, int, slice]]:
+        """(first image, end image, their im2col rows) for cache-sized blocks of [start, stop)."""
+        return [(a, min(a + self.block, stop), slice(a * self.rows, min(a + self.block, stop) * self.rows))
+                for a in range(start, stop, self.block)]
+
+    def backward_kernel(self, kernel: np.ndarray) -> np.ndarray:
+        """The matrix backward_block multiplies output gradients with: (F, k), the kernel matrix
+        transposed; or, when same_size, the kernel flipped in space with C and F swapped,
+        (kh*kw*F, C)."""
+        if self.same_size:
+            return np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(-1, self.c)
+        return kernel.reshape(self.k, self.f).T
+
+    def scratch(self, role: str, part: int, columns: int) -> np.ndarray:
+        """Thread ``part``'s (block images * Ho*Wo, columns) scratch matrix for ``role``."""
+        return self.workspace.array(f"{role}{part}", (self.block * self.rows, columns), self.dtype)
+
+    def backward_block(self, part: int, x: np.ndarray, g: np.ndarray, kernel_t: np.ndarray,
+                       d_matrix: np.ndarray, d_x: np.ndarray | None) -> None:
+        """For the few images x and their output gradient rows g (n*Ho*Wo, F): add their kernel
+        (and bias) gradient to d_matrix, and write their input gradient into d_x unless None."""
+        d_matrix += self.cols(part, x).T @ g
+        if d_x is None:
+            return
+        if self.same_size:
+            self._input_gradient_by_matmul(part, g, kernel_t, d_x)
+            return
+        d_cols = np.matmul(g, kernel_t, out=self.scratch("d_cols", part, self.k)[: len(g)])
+        d_x[...] = 0  # here, not np.zeros up front: this block is about to be in cache
+        col2im_add(d_cols.reshape(len(x), self.ho, self.wo, self.kh, self.kw, self.c), d_x, self.pads, self.stride)
+
+    @property
+    def same_size(self) -> bool:
+        """Stride 1 with kh-1 and kw-1 pixels of padding: the input gradient is itself a 'same'
+        convolution of the output gradient, with the kernel flipped and transposed."""
+        top, bottom, left, right = self.pads
+        return self.stride == 1 and top + bottom == self.kh - 1 and left + right == self.kw - 1
+
+    def _input_gradient_by_matmul(self, part: int, g: np.ndarray, kernel_t: np.ndarray, d_x: np.ndarray) -> None:
+        """d_x = im2col(padded output gradient) @ flipped kernel: one product writing d_x, instead of
+        window gradients and kh*kw scatter-adds (col2im). Output rows cut off before pooling pad
+        with zeros like the border."""
+        n = len(d_x)
+        top, _, left, _ = self.pads
+        before_h, before_w = self.kh - 1 - top, self.kw - 1 - left
+        shape = (self.block, self.h + self.kh - 1, self.w + self.kw - 1, self.f)
+        # Zeroed once when made; only the (Ho, Wo) inside is written, so the key includes Ho and Wo.
+        padded = self.workspace.array(f"padded_grad{part}", shape, self.dtype, fill=0,
+                                      key=(self.pads, self.ho, self.wo))[:n]
+        padded[:, before_h : before_h + self.ho, before_w : before_w + self.wo, :] = g.reshape(n, self.ho, self.wo,
+                                                                                                 self.f)
+        scratch = self.workspace.array(f"grad_cols{part}", (self.block * self.h * self.w, self.kh * self.kw * self.f),
+                                       self.dtype)
+        cols = scratch[: n * self.h * self.w]
+        im2col_into(padded, self.kh, self.kw, 1, _cols_windows(cols, n, self.h, self.w, self.kh, self.kw, self.f))
+        np.matmul(cols, kernel_t, out=d_x.reshape(n * self.h * self.w, self.c))
+
+
+def _kernel_matrix(kernel: np.ndarray, bias: np.ndarray | None, workspace: Workspace) -> np.ndarray:
+    """The kernel as a (kh*kw*C [+1], F) matrix, the bias as its last row when there is one."""
+    kh, kw, c, f = kernel.shape
+    k = kh * kw * c
+    if bias is None:
+        return np.ascontiguousarray(kernel.reshape(k, f))
+    matrix = workspace.array("kernel_matrix", (k + 1, f), kernel.dtype)
+    matrix[:k] = kernel.reshape(k, f)
+    matrix[k] = bias
+    return matrix
+
+
+def conv2d_forward(
+    x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, stride: int, padding: str | int,
+    workspace: Workspace | None = None, relu: bool = False, relu_mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """(N, H, W, C) * (kh, kw, C, F) [+ bias (F,)] [then ReLU] -> (N, Ho, Wo, F).
+
+    Each engine thread takes a range of images and works through it in cache-sized blocks:
+    im2col (a (rows, kh*kw*C [+1]) matrix in ``workspace`` scratch), one matrix product with the
+    kernel (and bias) matrix, ReLU, and ``relu_mask`` (bool, like the output: output > 0, for
+    backward). No whole-batch im2col matrix is ever written: the memory traffic would cost more
+    than rebuilding each block in backward.
+    """
+    conv = _Convolution(x.shape, kernel.shape, stride, padding, bias is not None, x.dtype, workspace)
+    matrix = _kernel_matrix(kernel, bias, conv.workspace)
+    out = np.empty((conv.n * conv.rows, conv.f), x.dtype)
+    mask_rows = None if relu_mask is None else relu_mask.reshape(out.shape)
+
+    def work(part: int, start: int, stop: int) -> None:
+        for a, b, rows in conv.blocks(start, stop):
+            block_out = np.matmul(conv.cols(part, x[a:b]), matrix, out=out[rows])
+            if relu:
+                np.maximum(block_out, 0, out=block_out)
+            if mask_rows is not None:
+                np.greater(block_out, 0, out=mask_rows[rows])
+
+    parallel_for(conv.n, work)
+    return out.reshape(conv.n, conv.ho, conv.wo, conv.f)
+
+
+def conv2d_backward(
+    grad: np.ndarray,
+    x: np.ndarray,
+    kernel: np.ndarray,
+    with_bias: bool,
+    stride: int,
+    padding: str | int,
+    need_input_grad: bool = True,
+    workspace: Workspace | None = None,
+    relu_mask: np.ndarray | None = None,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """Gradients (d_input or None, d_kernel, d_bias or None) of conv2d_forward(x) for grad (N, Ho, Wo, F).
+
+    With ``relu_mask`` (a fused ReLU's output > 0) grad is first zeroed where the mask is false.
+    Each engine thread takes a range of images and works through it in cache-sized blocks:
+    rebuild the block's im2col matrix (its ones column yields d_bias in the same product), mask,
+    the block's share of the kernel gradient, its window gradients and their col2im.
+    """
+    conv = _Convolution(x.shape, kernel.shape, stride, padding, with_bias, grad.dtype, workspace)
+    g2 = np.ascontiguousarray(grad).reshape(conv.n * conv.rows, conv.f)
+    mask_rows = None if relu_mask is None else relu_mask.reshape(g2.shape)
+    kernel_t = conv.backward_kernel(kernel)
+    d_x = np.empty(x.shape, grad.dtype) if need_input_grad else None
+
+    def work(part: int, start: int, stop: int) -> np.ndarray:
+        d_matrix = np.zeros((conv.width, conv.f), grad.dtype)
+        for a, b, rows in conv.blocks(start, stop):
+            g = g2[rows]
+            if mask_rows is not None:
+                g = np.multiply(g, mask_rows[rows], out=conv.scratch("masked", part, conv.f)[: len(g)])
+            conv.backward_block(part, x[a:b], g, kernel_t, d_matrix, None if d_x is None else d_x[a:b])
+        return d_matrix
+
+    return (d_x, *_kernel_gradients(parallel_for(conv.n, work), kernel.shape, with_bias))
+
+
+def _kernel_gradients(parts: list[np.ndarray], kernel_shape: tuple[int, ...],
+                      with_bias: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """(d_kernel, d_bias or None) from the threads' partial (k [+1], F) kernel-matrix gradients."""
+    d_matrix = parts[0]
+    for other in parts[1:]:
+        d_matrix += other
+    k = int(np.prod(kernel_shape[:3]))
+    return d_matrix[:k].reshape(kernel_shape), (d_matrix[k] if with_bias else None)
+
+
+def conv2d_maxpool_forward(
+    x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, stride: int, padding: str | int, pool: int,
+    workspace: Workspace | None = None, keep_winners: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Conv2D with ReLU, then max pooling with stride == pool, as one kernel.
+
+    Returns (relu(maxpool(conv(x))) (N, Ho // pool, Wo // pool, F), winners as _tiled_max gives them
+    or None). Max and ReLU commute, so rectifying the pooled values is exact; block by block the
+    full-size convolution output exists only in cache, never in memory.
+    """
+    conv = _Convolution(x.shape, kernel.shape, stride, padding, bias is not None, x.dtype, workspace, pool)
+    matrix = _kernel_matrix(kernel, bias, conv.workspace)
+    po, qo = conv.ho // pool, conv.wo // pool
+    out = np.empty((conv.n, po, qo, conv.f), x.dtype)
+    winners = np.empty((pool * pool, *out.shape), bool) if keep_winners else None
+
+    def work(part: int, start: int, stop: int) -> None:
+        for a, b, _ in conv.blocks(start, stop):
+            z = np.matmul(conv.cols(part, x[a:b]), matrix, out=conv.scratch("z", part, conv.f)[: (b - a) * conv.rows])
+            max_pool_block(z.reshape(b - a, conv.ho, conv.wo, conv.f), pool, out[a:b],
+                            None if winners is None else winners[:, a:b])
+            np.maximum(out[a:b], 0, out=out[a:b])
+
+    parallel_for(conv.n, work)
+    return out, winners
+
+
+def conv2d_maxpool_backward(
+    grad: np.ndarray, out: np.ndarray, winners: np.ndarray, x: np.ndarray, kernel: np.ndarray, with_bias: bool,
+    stride: int, padding: str | int, pool: int, need_input_grad: bool = True, workspace: Workspace | None = None,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """Gradients (d_input or None, d_kernel, d_bias or None) of conv2d_maxpool_forward for grad like out.
+
+    Block by block the pooled gradient is masked by the ReLU (out > 0), routed to the window
+    winners of a cache-sized convolution-output gradient, and fed to the convolution's backward.
+    """
+    conv = _Convolution(x.shape, kernel.shape, stride, padding, with_bias, grad.dtype, workspace, pool)
+    kernel_t = conv.backward_kernel(kernel)
+    d_x = np.empty(x.shape, grad.dtype) if need_input_grad else None
+
+    def work(part: int, start: int, stop: int) -> np.ndarray:
+        d_matrix = np.zeros((conv.width, conv.f), grad.dtype)
+        for a, b, _ in conv.blocks(start, stop):
+            g = grad[a:b] * (out[a:b] > 0)
+            dz = conv.scratch("dz", part, conv.f)[: (b - a) * conv.rows]
+            route_block(g, winners[:, a:b], pool, dz.reshape(b - a, conv.ho, conv.wo, conv.f))
+            conv.backward_block(part, x[a:b], dz, kernel_t, d_matrix, None if d_x is None else d_x[a:b])
+        return d_matrix
+
+    return (d_x, *_kernel_gradients(parallel_for(conv.n, work), kernel.shape, with_bias))

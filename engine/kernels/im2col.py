@@ -1,0 +1,102 @@
+"""im2col and col2im on strided window views of padded (N, H, W, C) batches."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from engine.shapes import resolve_padding
+
+
+def pad_images(x: np.ndarray, pads: tuple[int, int, int, int], value: float = 0.0) -> np.ndarray:
+    """Pad a (N, H, W, C) batch by (top, bottom, left, right); returns x itself when no pads."""
+    top, bottom, left, right = pads
+    if not any(pads):
+        return x
+    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
+
+
+def window_view(xp: np.ndarray, kh: int, kw: int, stride: int) -> np.ndarray:
+    """A read-only strided view (N, Ho, Wo, kh, kw, C) of every window of a padded batch.
+
+    No data is copied; the axes are already in the (kh, kw, C) order of a reshaped kernel, so a
+    single reshape yields the im2col matrix.
+    """
+    n, h, w, c = xp.shape
+    ho = (h - kh) // stride + 1
+    wo = (w - kw) // stride + 1
+    sn, sh, sw, sc = xp.strides
+    return as_strided(
+        xp, (n, ho, wo, kh, kw, c), (sn, sh * stride, sw * stride, sh, sw, sc), writeable=False
+    )
+
+
+def im2col_into(xp: np.ndarray, kh: int, kw: int, stride: int, out: np.ndarray) -> None:
+    """Copy the windows of the padded batch xp into out (N, Ho, Wo, kh, kw, C), any strides; Ho and
+    Wo may be fewer than xp has windows (the last are left out)."""
+    n, ho, wo = out.shape[:3]
+    c = xp.shape[3]
+    if c > 1:
+        # Rows of kw * C contiguous values: one strided copy is fastest.
+        np.copyto(out, window_view(xp, kh, kw, stride)[:, :ho, :wo])
+        return
+    # One channel (a grayscale first layer): rows of kw values copy slowly, so copy one kernel
+    # offset at a time instead, each a (N, Ho, Wo, 1) slab with long rows.
+    span_h, span_w = stride * (ho - 1) + 1, stride * (wo - 1) + 1
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, :, i, j, :] = xp[:, i : i + span_h : stride, j : j + span_w : stride, :]
+
+
+def col2im(cols: np.ndarray, padded_shape: tuple[int, ...], stride: int) -> np.ndarray:
+    """Scatter-add window gradients (N, Ho, Wo, kh, kw, C) back onto a padded (N, Hp, Wp, C) grid.
+
+    One vectorised add per kernel offset (kh * kw of them): overlapping windows sum correctly
+    without np.add.at.
+    """
+    n, ho, wo, kh, kw, c = cols.shape
+    out = np.zeros(padded_shape, cols.dtype)
+    if stride >= kh and stride >= kw:
+        # Windows do not overlap: every padded pixel receives at most one contribution.
+        for i in range(kh):
+            for j in range(kw):
+                out[:, i : i + stride * ho : stride, j : j + stride * wo : stride, :] = cols[:, :, :, i, j, :]
+        return out
+    for i in range(kh):
+        for j in range(kw):
+            out[:, i : i + stride * ho : stride, j : j + stride * wo : stride, :] += cols[:, :, :, i, j, :]
+    return out
+
+
+def _inside(out_size: int, in_size: int, offset: int, pad_before: int, stride: int) -> tuple[int, int, int]:
+    """Output positions o0 <= o < o1 whose window tap at ``offset`` lands inside the input, and
+    the input position i0 of the first: i = o * stride + offset - pad_before."""
+    o0 = max(0, -((offset - pad_before) // stride))
+    o1 = min(out_size, (in_size - 1 + pad_before - offset) // stride + 1)
+    return o0, o1, o0 * stride + offset - pad_before
+
+
+def col2im_add(cols: np.ndarray, dx: np.ndarray, pads: tuple[int, int, int, int], stride: int) -> None:
+    """Add window gradients (N, Ho, Wo, kh, kw, C) into the unpadded input gradient dx (N, H, W, C).
+
+    Taps that fall on padding are skipped, so no padded grid is built and cropped.
+    """
+    _, ho, wo, kh, kw, _ = cols.shape
+    h, w = dx.shape[1:3]
+    top, _, left, _ = pads
+    for i in range(kh):
+        r0, r1, ih = _inside(ho, h, i, top, stride)
+        if r1 <= r0:
+            continue
+        for j in range(kw):
+            c0, c1, iw = _inside(wo, w, j, left, stride)
+            if c1 <= c0:
+                continue
+            target = dx[:, ih : ih + (r1 - r0 - 1) * stride + 1 : stride, iw : iw + (c1 - c0 - 1) * stride + 1 : stride]
+            target += cols[:, r0:r1, c0:c1, i, j, :]
+
+
+def conv_pads(h: int, w: int, kh: int, kw: int, stride: int, padding: str | int) -> tuple[int, int, int, int]:
+    top, bottom = resolve_padding(padding, kh, stride, h)
+    left, right = resolve_padding(padding, kw, stride, w)
+    return top, bottom, left, right

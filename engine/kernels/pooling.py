@@ -1,0 +1,168 @@
+"""Max and average pooling over (N, H, W, C), with a fast path for non-overlapping windows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.kernels.blocks import images_per_block
+from engine.kernels.im2col import col2im, conv_pads, pad_images, window_view
+from engine.parallel import parallel_for
+from engine.shapes import output_size
+
+
+def pool_forward(
+    x: np.ndarray, pool: int, stride: int, padding: str | int, mode: str, training: bool = False,
+    relu: bool = False,
+) -> tuple[np.ndarray, object]:
+    """Max or average pooling of (N, H, W, C); returns the output and what backward needs.
+
+    Average pooling counts padded zeros in the divisor (ONNX count_include_pad=1, PyTorch's
+    default); max pooling pads with -inf so padding never wins. With ``training`` the tiled max
+    path records which input wins each window while the data is in cache (backward then never
+    reads x); otherwise backward works that out from x. ``relu`` (tiled max pooling only) pools
+    max(x, 0) without making it: a ReLU layer before the pooling, fused.
+    """
+    if relu and not (mode == "max" and stride == pool and not any(conv_pads(*x.shape[1:3], pool, pool, stride,
+                                                                            padding))):
+        raise ValueError("relu fusion needs tiled max pooling (stride == pool_size, no padding)")
+    n, h, w, c = x.shape
+    pads = conv_pads(h, w, pool, pool, stride, padding)
+    ho = output_size(h, pool, stride, pads[0], pads[1])
+    wo = output_size(w, pool, stride, pads[2], pads[3])
+    tiled = stride == pool and not any(pads)
+    if tiled and mode == "max":
+        out, winners = _tiled_max(x, pool, ho, wo, keep_winners=training, relu=relu)
+        return out, (x.shape, pads, ho, wo, tiled, None if training else x, winners, out if relu else None)
+    if tiled:
+        # Non-overlapping windows: a reshape of the cropped input is the window view.
+        xr = x[:, : ho * pool, : wo * pool, :].reshape(n, ho, pool, wo, pool, c)
+        return xr.mean(axis=(2, 4), dtype=x.dtype), (x.shape, pads, ho, wo, tiled)
+    fill = -np.inf if mode == "max" else 0.0
+    windows = window_view(pad_images(x, pads, fill), pool, pool, stride)
+    if mode == "avg":
+        return windows.mean(axis=(3, 4), dtype=x.dtype), (x.shape, pads, ho, wo, tiled)
+    flat = windows.reshape(n, ho, wo, pool * pool, c)
+    arg = flat.argmax(axis=3)
+    out = np.take_along_axis(flat, arg[:, :, :, None, :], axis=3)[:, :, :, 0, :]
+    return out, (x.shape, pads, ho, wo, tiled, arg)
+
+
+def _tap(x: np.ndarray, i: int, j: int, pool: int, ho: int, wo: int) -> np.ndarray:
+    """The (N, Ho, Wo, C) strided view of tap (i, j) of every non-overlapping pool x pool window."""
+    return x[:, i : i + pool * (ho - 1) + 1 : pool, j : j + pool * (wo - 1) + 1 : pool, :]
+
+
+def _first_true(masks: list[np.ndarray]) -> list[np.ndarray]:
+    """Masks 'equals the maximum' (one per candidate, in order, all but the last) turned in place
+    into 'is the first that does', plus the last candidate's mask: none of the others."""
+    taken = masks[0].copy()
+    for mask in masks[1:]:
+        mask &= ~taken
+        taken |= mask
+    return [*masks, ~taken]
+
+
+def max_pool_block(xs: np.ndarray, pool: int, out: np.ndarray, winners: np.ndarray | None) -> None:
+    """Tiled max pooling of a few images xs (n, H, W, C) into out (n, Ho, Wo, C), and with winners
+    ((pool*pool, n, Ho, Wo, C) bool) one mask per tap: true where that tap is the window's first
+    maximum in row-major order (PyTorch's choice), i.e. the first window row whose maximum equals
+    the output, then that row's first tap equal to it. Ties, common after ReLU, route once."""
+    ho, wo = out.shape[1:3]
+    row_maxima = []
+    for i in range(pool):
+        row_max = _tap(xs, i, 0, pool, ho, wo).copy() if pool == 1 else None
+        for j in range(1, pool):
+            earlier = _tap(xs, i, 0, pool, ho, wo) if row_max is None else row_max
+            row_max = np.maximum(earlier, _tap(xs, i, j, pool, ho, wo), out=row_max)
+        row_maxima.append(row_max)
+    np.copyto(out, row_maxima[0])
+    for row_max in row_maxima[1:]:
+        np.maximum(out, row_max, out=out)
+    if winners is None:
+        return
+    if pool == 1:
+        winners[0] = True
+        return
+    rows = _first_true([row_max == out for row_max in row_maxima[:-1]])
+    for i, row_max in enumerate(row_maxima):
+        taps = _first_true([_tap(xs, i, j, pool, ho, wo) == row_max for j in range(pool - 1)])
+        for j, hit in enumerate(taps):
+            np.logical_and(hit, rows[i], out=winners[i * pool + j])
+
+
+def route_block(grad: np.ndarray, winners: np.ndarray, pool: int, d: np.ndarray) -> None:
+    """Each window's gradient (grad (n, Ho, Wo, C)) to the input that won it, into d (n, H, W, C)."""
+    ho, wo = grad.shape[1:3]
+    # Rows and columns beyond the last whole window get no gradient.
+    d[:, ho * pool :] = 0
+    d[:, :, wo * pool :] = 0
+    for i in range(pool):
+        for j in range(pool):
+            np.multiply(grad, winners[i * pool + j], out=_tap(d, i, j, pool, ho, wo))
+
+
+def _tiled_max(x: np.ndarray, pool: int, ho: int, wo: int, keep_winners: bool,
+               relu: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Max pooling with stride == pool: element-wise maxima of strided taps, no window copies.
+
+    Returns the output (N, Ho, Wo, C) and, with ``keep_winners``, the (pool*pool, N, Ho, Wo, C)
+    winner masks of max_pool_block. With ``relu`` the output is rectified, which is pooling
+    max(x, 0): max and ReLU commute.
+    """
+    n, h, w, c = x.shape
+    out = np.empty((n, ho, wo, c), x.dtype)
+    winners = np.empty((pool * pool, n, ho, wo, c), bool) if keep_winners else None
+    block = images_per_block(h * w * c * x.itemsize, n)
+
+    def work(part: int, start: int, stop: int) -> None:
+        for a in range(start, stop, block):
+            b = min(a + block, stop)
+            max_pool_block(x[a:b], pool, out[a:b], None if winners is None else winners[:, a:b])
+            if relu:
+                np.maximum(out[a:b], 0, out=out[a:b])
+
+    parallel_for(n, work)
+    return out, winners
+
+
+def _tiled_max_backward(grad: np.ndarray, winners: np.ndarray, input_shape: tuple[int, ...], pool: int,
+                        relu_output: np.ndarray | None = None) -> np.ndarray:
+    """Each window's gradient to the input that won it (winners from _tiled_max); with
+    ``relu_output`` (a rectified output) the gradient is first zeroed where it is 0."""
+    dx = np.empty(input_shape, grad.dtype)
+
+    def work(part: int, start: int, stop: int) -> None:
+        g = grad[start:stop]
+        if relu_output is not None:
+            g = g * (relu_output[start:stop] > 0)
+        route_block(g, winners[:, start:stop], pool, dx[start:stop])
+
+    parallel_for(len(grad), work)
+    return dx
+
+
+def pool_backward(grad: np.ndarray, cache: tuple, pool: int, stride: int, mode: str) -> np.ndarray:
+    """Gradient of pool_forward with respect to its input."""
+    input_shape, pads, ho, wo, tiled = cache[:5]
+    n, h, w, c = input_shape
+    if tiled and mode == "max":
+        x, winners, relu_output = cache[5:8]
+        if winners is None:
+            winners = _tiled_max(x, pool, ho, wo, keep_winners=True)[1]
+        return _tiled_max_backward(grad, winners, input_shape, pool, relu_output)
+    if tiled:
+        dx = np.zeros(input_shape, grad.dtype)
+        view = dx[:, : ho * pool, : wo * pool, :].reshape(n, ho, pool, wo, pool, c)
+        view[...] = (grad / (pool * pool))[:, :, None, :, None, :]
+        return dx
+    if mode == "avg":
+        cols = np.broadcast_to(
+            (grad / (pool * pool))[:, :, :, None, None, :], (n, ho, wo, pool, pool, c)
+        )
+    else:
+        flat = np.zeros((n, ho, wo, pool * pool, c), grad.dtype)
+        np.put_along_axis(flat, cache[5][:, :, :, None, :], grad[:, :, :, None, :], axis=3)
+        cols = flat.reshape(n, ho, wo, pool, pool, c)
+    top, bottom, left, right = pads
+    dxp = col2im(cols, (n, h + top + bottom, w + left + right, c), stride)
+    return dxp[:, top : top + h, left : left + w, :]
