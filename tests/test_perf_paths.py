@@ -181,6 +181,7 @@ def test_batch_norm_statistics_stay_accurate_far_from_zero():
 def test_thread_count_does_not_change_results(monkeypatch):
     # Every kernel splits, however small its share (normally small ones stay on one thread).
     monkeypatch.setattr(blocks, "MIN_SHARE", 1)
+    monkeypatch.setattr(blocks, "MIN_MACS", 1)
     model = Model(conv_pool_net((10, 9, 3), {"kernel_size": 3, "padding": "same"}, {"pool_size": 2}, bn=True),
                   seed=4, dtype=np.float64)
     rng = np.random.default_rng(6)

@@ -9,7 +9,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from engine.kernels.blocks import Workspace, images_per_block
 from engine.kernels.im2col import col2im_add, conv_pads, im2col_into
-from engine.kernels.pooling import max_pool_block, route_block
+from engine.kernels.pooling import max_pool_block, route_block, winner_planes
 from engine.parallel import parallel_for
 from engine.shapes import output_size
 
@@ -220,7 +220,7 @@ def conv2d_maxpool_forward(
     matrix = _kernel_matrix(kernel, bias, conv.workspace)
     po, qo = conv.ho // pool, conv.wo // pool
     out = np.empty((conv.n, po, qo, conv.f), x.dtype)
-    winners = np.empty((pool * pool, *out.shape), bool) if keep_winners else None
+    winners = np.empty((winner_planes(pool), *out.shape), bool) if keep_winners else None
 
     def work(part: int, start: int, stop: int) -> None:
         for a, b, _ in conv.blocks(start, stop):

@@ -62,11 +62,20 @@ def _first_true(masks: list[np.ndarray]) -> list[np.ndarray]:
     return [*masks, ~taken]
 
 
+def winner_planes(pool: int) -> int:
+    """How many boolean planes max_pool_block records per window: 3 choices for 2x2 windows (first
+    or second column in each row, then first or second row), else one mask per tap."""
+    return 3 if pool == 2 else pool * pool
+
+
 def max_pool_block(xs: np.ndarray, pool: int, out: np.ndarray, winners: np.ndarray | None) -> None:
-    """Tiled max pooling of a few images xs (n, H, W, C) into out (n, Ho, Wo, C), and with winners
-    ((pool*pool, n, Ho, Wo, C) bool) one mask per tap: true where that tap is the window's first
+    """Tiled max pooling of a few images xs (n, H, W, C) into out (n, Ho, Wo, C), recording in
+    winners ((winner_planes(pool), n, Ho, Wo, C) bool) which input wins each window: the first
     maximum in row-major order (PyTorch's choice), i.e. the first window row whose maximum equals
     the output, then that row's first tap equal to it. Ties, common after ReLU, route once."""
+    if pool == 2:
+        _max_pool_2x2(xs, out, winners)
+        return
     ho, wo = out.shape[1:3]
     row_maxima = []
     for i in range(pool):
@@ -90,12 +99,35 @@ def max_pool_block(xs: np.ndarray, pool: int, out: np.ndarray, winners: np.ndarr
             np.logical_and(hit, rows[i], out=winners[i * pool + j])
 
 
+def _max_pool_2x2(xs: np.ndarray, out: np.ndarray, winners: np.ndarray | None) -> None:
+    """max_pool_block for 2x2 windows: three strict comparisons record the winner (a later tap
+    wins only when greater, so ties go to the first), instead of one mask per tap."""
+    ho, wo = out.shape[1:3]
+    t00, t01, t10, t11 = (_tap(xs, i, j, 2, ho, wo) for i in (0, 1) for j in (0, 1))
+    lower = np.maximum(t10, t11)
+    np.maximum(t00, t01, out=out)
+    if winners is not None:
+        np.greater(t01, t00, out=winners[0])
+        np.greater(t11, t10, out=winners[1])
+        np.greater(lower, out, out=winners[2])
+    np.maximum(out, lower, out=out)
+
+
 def route_block(grad: np.ndarray, winners: np.ndarray, pool: int, d: np.ndarray) -> None:
     """Each window's gradient (grad (n, Ho, Wo, C)) to the input that won it, into d (n, H, W, C)."""
     ho, wo = grad.shape[1:3]
     # Rows and columns beyond the last whole window get no gradient.
     d[:, ho * pool :] = 0
     d[:, :, wo * pool :] = 0
+    if pool == 2:
+        # Split the gradient between the rows, then each row's share between its two taps:
+        # the second tap gets share * choice, the first what is left.
+        lower = np.multiply(grad, winners[2])
+        upper = np.subtract(grad, lower)
+        for i, share, second in ((0, upper, winners[0]), (1, lower, winners[1])):
+            right = np.multiply(share, second, out=_tap(d, i, 1, 2, ho, wo))
+            np.subtract(share, right, out=_tap(d, i, 0, 2, ho, wo))
+        return
     for i in range(pool):
         for j in range(pool):
             np.multiply(grad, winners[i * pool + j], out=_tap(d, i, j, pool, ho, wo))
@@ -105,13 +137,13 @@ def _tiled_max(x: np.ndarray, pool: int, ho: int, wo: int, keep_winners: bool,
                relu: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Max pooling with stride == pool: element-wise maxima of strided taps, no window copies.
 
-    Returns the output (N, Ho, Wo, C) and, with ``keep_winners``, the (pool*pool, N, Ho, Wo, C)
-    winner masks of max_pool_block. With ``relu`` the output is rectified, which is pooling
+    Returns the output (N, Ho, Wo, C) and, with ``keep_winners``, the winner planes of
+    max_pool_block. With ``relu`` the output is rectified, which is pooling
     max(x, 0): max and ReLU commute.
     """
     n, h, w, c = x.shape
     out = np.empty((n, ho, wo, c), x.dtype)
-    winners = np.empty((pool * pool, n, ho, wo, c), bool) if keep_winners else None
+    winners = np.empty((winner_planes(pool), n, ho, wo, c), bool) if keep_winners else None
     block = images_per_block(h * w * c * x.itemsize, n)
 
     def work(part: int, start: int, stop: int) -> None:
