@@ -11,7 +11,7 @@ import pytest
 from engine import Model, parallel
 from engine.kernels import blocks
 from engine.layers import BatchNorm, Conv2D, MaxPool2D
-from engine.layers.fusion import ConvMaxPool, ReluMaxPool
+from engine.layers.fusion import ConvBatchNormReluMaxPool, ConvMaxPool
 from engine.losses import softmax_cross_entropy
 from tests.engine_factories import arch
 from tests.gradcheck import check_model_gradients
@@ -55,7 +55,7 @@ def layer_by_layer(model, x, grad):
 @pytest.mark.parametrize("shape,conv,pool", FUSED_CASES)
 def test_fused_steps_compute_what_the_layers_compute(shape, conv, pool, bn):
     model = Model(conv_pool_net(shape, conv, pool, bn=bn), seed=1, dtype=np.float64)
-    fused = ReluMaxPool if bn else ConvMaxPool
+    fused = ConvBatchNormReluMaxPool if bn else ConvMaxPool
     assert any(isinstance(step, fused) for step in model._steps)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, *shape))

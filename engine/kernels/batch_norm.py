@@ -13,7 +13,7 @@ def _channel_rows(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x).reshape(-1, x.shape[-1])
 
 
-def _wide_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
+def wide_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
     """(M, C) rows viewed as (M / r, r * C), r up to 32 and dividing M, and r: per-channel
     operations then run over long rows (numpy's loops are slow on rows of a few dozen values)."""
     m, c = rows.shape
@@ -48,7 +48,7 @@ def batch_norm_forward(
     rows = _channel_rows(x)
     m, c = rows.shape
     dt = x.dtype.type
-    wide, r = _wide_rows(rows)
+    wide, r = wide_rows(rows)
     reference = rows[:256].mean(axis=0, dtype=x.dtype)
     wide_reference = np.tile(reference, r)
     ones = np.ones(len(wide), x.dtype)
@@ -90,7 +90,7 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, gamma: np.ndarray, mean
     x * a + grad * b + c per channel.
     """
     workspace = workspace if workspace is not None else Workspace()
-    g_wide, r = _wide_rows(_channel_rows(grad))
+    g_wide, r = wide_rows(_channel_rows(grad))
     x_wide = _channel_rows(x).reshape(g_wide.shape)
     c = grad.shape[-1]
     m = len(g_wide) * r

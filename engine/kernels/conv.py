@@ -20,7 +20,7 @@ def _cols_windows(cols: np.ndarray, n: int, ho: int, wo: int, kh: int, kw: int, 
     return as_strided(cols, (n, ho, wo, kh, kw, c), (ho * wo * row, wo * row, row, kw * c * item, c * item, item))
 
 
-class _Convolution:
+class Convolution:
     """One convolution's sizes, input (N, H, W, C) * kernel (kh, kw, C, F) -> (N, Ho, Wo, F), and
     the per-thread scratch its blocks of images go through."""
 
@@ -79,10 +79,11 @@ class _Convolution:
         return self.workspace.array(f"{role}{part}", (self.block * self.rows, columns), self.dtype)
 
     def backward_block(self, part: int, x: np.ndarray, g: np.ndarray, kernel_t: np.ndarray,
-                       d_matrix: np.ndarray, d_x: np.ndarray | None) -> None:
+                       d_matrix: np.ndarray, d_x: np.ndarray | None, cols: np.ndarray | None = None) -> None:
         """For the few images x and their output gradient rows g (n*Ho*Wo, F): add their kernel
-        (and bias) gradient to d_matrix, and write their input gradient into d_x unless None."""
-        d_matrix += self.cols(part, x).T @ g
+        (and bias) gradient to d_matrix, and write their input gradient into d_x unless None.
+        ``cols``: x's im2col matrix when the caller has already built it."""
+        d_matrix += (self.cols(part, x) if cols is None else cols).T @ g
         if d_x is None:
             return
         if self.same_size:
@@ -119,7 +120,7 @@ class _Convolution:
         np.matmul(cols, kernel_t, out=d_x.reshape(n * self.h * self.w, self.c))
 
 
-def _kernel_matrix(kernel: np.ndarray, bias: np.ndarray | None, workspace: Workspace) -> np.ndarray:
+def kernel_matrix(kernel: np.ndarray, bias: np.ndarray | None, workspace: Workspace) -> np.ndarray:
     """The kernel as a (kh*kw*C [+1], F) matrix, the bias as its last row when there is one."""
     kh, kw, c, f = kernel.shape
     k = kh * kw * c
@@ -143,8 +144,8 @@ def conv2d_forward(
     backward). No whole-batch im2col matrix is ever written: the memory traffic would cost more
     than rebuilding each block in backward.
     """
-    conv = _Convolution(x.shape, kernel.shape, stride, padding, bias is not None, x.dtype, workspace)
-    matrix = _kernel_matrix(kernel, bias, conv.workspace)
+    conv = Convolution(x.shape, kernel.shape, stride, padding, bias is not None, x.dtype, workspace)
+    matrix = kernel_matrix(kernel, bias, conv.workspace)
     out = np.empty((conv.n * conv.rows, conv.f), x.dtype)
     mask_rows = None if relu_mask is None else relu_mask.reshape(out.shape)
 
@@ -178,7 +179,7 @@ def conv2d_backward(
     rebuild the block's im2col matrix (its ones column yields d_bias in the same product), mask,
     the block's share of the kernel gradient, its window gradients and their col2im.
     """
-    conv = _Convolution(x.shape, kernel.shape, stride, padding, with_bias, grad.dtype, workspace)
+    conv = Convolution(x.shape, kernel.shape, stride, padding, with_bias, grad.dtype, workspace)
     g2 = np.ascontiguousarray(grad).reshape(conv.n * conv.rows, conv.f)
     mask_rows = None if relu_mask is None else relu_mask.reshape(g2.shape)
     kernel_t = conv.backward_kernel(kernel)
@@ -193,10 +194,10 @@ def conv2d_backward(
             conv.backward_block(part, x[a:b], g, kernel_t, d_matrix, None if d_x is None else d_x[a:b])
         return d_matrix
 
-    return (d_x, *_kernel_gradients(parallel_for(conv.n, work), kernel.shape, with_bias))
+    return (d_x, *kernel_gradients(parallel_for(conv.n, work), kernel.shape, with_bias))
 
 
-def _kernel_gradients(parts: list[np.ndarray], kernel_shape: tuple[int, ...],
+def kernel_gradients(parts: list[np.ndarray], kernel_shape: tuple[int, ...],
                       with_bias: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """(d_kernel, d_bias or None) from the threads' partial (k [+1], F) kernel-matrix gradients."""
     d_matrix = parts[0]
@@ -216,8 +217,8 @@ def conv2d_maxpool_forward(
     or None). Max and ReLU commute, so rectifying the pooled values is exact; block by block the
     full-size convolution output exists only in cache, never in memory.
     """
-    conv = _Convolution(x.shape, kernel.shape, stride, padding, bias is not None, x.dtype, workspace, pool)
-    matrix = _kernel_matrix(kernel, bias, conv.workspace)
+    conv = Convolution(x.shape, kernel.shape, stride, padding, bias is not None, x.dtype, workspace, pool)
+    matrix = kernel_matrix(kernel, bias, conv.workspace)
     po, qo = conv.ho // pool, conv.wo // pool
     out = np.empty((conv.n, po, qo, conv.f), x.dtype)
     winners = np.empty((winner_planes(pool), *out.shape), bool) if keep_winners else None
@@ -242,7 +243,7 @@ def conv2d_maxpool_backward(
     Block by block the pooled gradient is masked by the ReLU (out > 0), routed to the window
     winners of a cache-sized convolution-output gradient, and fed to the convolution's backward.
     """
-    conv = _Convolution(x.shape, kernel.shape, stride, padding, with_bias, grad.dtype, workspace, pool)
+    conv = Convolution(x.shape, kernel.shape, stride, padding, with_bias, grad.dtype, workspace, pool)
     kernel_t = conv.backward_kernel(kernel)
     d_x = np.empty(x.shape, grad.dtype) if need_input_grad else None
 
@@ -255,4 +256,4 @@ def conv2d_maxpool_backward(
             conv.backward_block(part, x[a:b], dz, kernel_t, d_matrix, None if d_x is None else d_x[a:b])
         return d_matrix
 
-    return (d_x, *_kernel_gradients(parallel_for(conv.n, work), kernel.shape, with_bias))
+    return (d_x, *kernel_gradients(parallel_for(conv.n, work), kernel.shape, with_bias))

@@ -1,4 +1,4 @@
-"""Layer pairs that Model runs as one kernel: a ReLU followed by non-overlapping max pooling.
+"""Layer runs that Model executes as one kernel: a ReLU followed by non-overlapping max pooling.
 
 Max pooling and ReLU commute, so pooling the raw values and rectifying the (pool*pool times
 fewer) pooled values gives exactly the two layers' output. Conv2D(activation="relu") followed by
@@ -7,6 +7,10 @@ output (the largest array of a typical network) never reaches memory, in forward
 ReLU layer followed by one pools the ReLU's input directly. The layers keep their own settings,
 parameters and gradients; ``Model.layer_outputs`` still runs them one by one, since there each
 layer's own output is wanted.
+
+Conv2D -> BatchNorm -> ReLU -> such a MaxPool2D goes further: batch statistics and pooling are
+taken from each block of the convolution's output while it is in cache, and only the pooled
+values are normalised (engine/kernels/conv_batch_norm.py says why that is exact).
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from __future__ import annotations
 import numpy as np
 
 from engine.kernels.conv import conv2d_maxpool_backward, conv2d_maxpool_forward
+from engine.kernels.conv_batch_norm import conv_bn_relu_maxpool_backward, conv_bn_relu_maxpool_forward
 from engine.kernels.pooling import pool_backward, pool_forward
 from engine.layers.activations import ReLU
 from engine.layers.base import Layer
 from engine.layers.conv import Conv2D
+from engine.layers.normalization import BatchNorm
 from engine.layers.pooling import MaxPool2D
 
 
@@ -35,7 +41,8 @@ class ConvMaxPool:
         self._cache: tuple | None = None
 
     @staticmethod
-    def fits(first: Layer, second: Layer) -> bool:
+    def fits(layers: list[Layer]) -> bool:
+        first, second = layers
         return (isinstance(first, Conv2D) and first.config["activation"] == "relu"
                 and is_tiled_max_pool(second))
 
@@ -74,7 +81,8 @@ class ReluMaxPool:
         self._cache: tuple | None = None
 
     @staticmethod
-    def fits(first: Layer, second: Layer) -> bool:
+    def fits(layers: list[Layer]) -> bool:
+        first, second = layers
         return isinstance(first, ReLU) and is_tiled_max_pool(second)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -87,19 +95,65 @@ class ReluMaxPool:
         return pool_backward(grad, self._cache, size, size, "max")
 
 
-FUSIONS = (ConvMaxPool, ReluMaxPool)
+class ConvBatchNormReluMaxPool:
+    """Conv2D without activation, BatchNorm, ReLU, then a tiled MaxPool2D."""
+
+    def __init__(self, conv: Conv2D, norm: BatchNorm, relu: ReLU, pool: MaxPool2D) -> None:
+        self.conv, self.norm, self.relu, self.pool = conv, norm, relu, pool
+        self._cache: tuple | None = None
+
+    @staticmethod
+    def fits(layers: list[Layer]) -> bool:
+        conv, norm, relu, pool = layers
+        return (isinstance(conv, Conv2D) and conv.config["activation"] is None and isinstance(norm, BatchNorm)
+                and isinstance(relu, ReLU) and is_tiled_max_pool(pool))
+
+    def _forward(self, x: np.ndarray, training: bool, keep_winners: bool):
+        conv, norm = self.conv, self.norm
+        moving = None if training else (norm.state["moving_mean"], norm.state["moving_variance"])
+        return conv_bn_relu_maxpool_forward(
+            x, conv.params["kernel"], conv.params.get("bias"), conv.config["stride"], conv.config["padding"],
+            self.pool.config["pool_size"], norm.params["gamma"], norm.params["beta"], norm.config["epsilon"],
+            moving, conv.workspace, keep_winners,
+        )
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        out, cache, batch_stats = self._forward(x, training, keep_winners=training)
+        if batch_stats is not None:
+            self.norm.update_running_statistics(*batch_stats)
+        self._cache = (x, cache)
+        return out
+
+    def backward(self, grad: np.ndarray) -> np.ndarray | None:
+        x, cache = self._cache
+        if cache.winners is None:  # backward after an inference forward (saliency)
+            cache = self._forward(x, training=False, keep_winners=True)[1]
+        conv, norm = self.conv, self.norm
+        d_x, d_kernel, d_bias, d_gamma, d_beta = conv_bn_relu_maxpool_backward(
+            grad, cache, x, conv.params["kernel"], "bias" in conv.params, conv.config["stride"],
+            conv.config["padding"], self.pool.config["pool_size"], norm.params["gamma"], conv.needs_input_grad,
+            conv.workspace,
+        )
+        conv.grads["kernel"][...] = d_kernel
+        if d_bias is not None:
+            conv.grads["bias"][...] = d_bias
+        norm.grads["gamma"][...] = d_gamma
+        norm.grads["beta"][...] = d_beta
+        return d_x
 
 
-def fuse(layers: list[Layer]) -> list[Layer | ConvMaxPool | ReluMaxPool]:
-    """The layers in order, each fusable neighbouring pair replaced by its fused step."""
-    steps: list[Layer | ConvMaxPool | ReluMaxPool] = []
+Step = Layer | ConvMaxPool | ReluMaxPool | ConvBatchNormReluMaxPool
+# Longest first: a Conv2D -> BatchNorm -> ReLU -> MaxPool2D run is not split into smaller fusions.
+FUSIONS = ((4, ConvBatchNormReluMaxPool), (2, ConvMaxPool), (2, ReluMaxPool))
+
+
+def fuse(layers: list[Layer]) -> list[Step]:
+    """The layers in order, each fusable run of neighbours replaced by its fused step."""
+    steps: list[Step] = []
     i = 0
     while i < len(layers):
-        pair = next((f for f in FUSIONS if i + 1 < len(layers) and f.fits(layers[i], layers[i + 1])), None)
-        if pair is None:
-            steps.append(layers[i])
-            i += 1
-        else:
-            steps.append(pair(layers[i], layers[i + 1]))
-            i += 2
+        size, fusion = next(((size, f) for size, f in FUSIONS if i + size <= len(layers)
+                             and f.fits(layers[i : i + size])), (1, None))
+        steps.append(layers[i] if fusion is None else fusion(*layers[i : i + size]))
+        i += size
     return steps

@@ -59,15 +59,19 @@ class BatchNorm(Layer):
             self._cache = ("inference", x, scale)
             return (x * scale + (beta - self.state["moving_mean"] * scale)).astype(x.dtype, copy=False)
         out, (mean, inv_std, var) = batch_norm_forward(x, gamma, beta, eps, self.workspace)
+        self.update_running_statistics(mean, var)
+        # x itself, not the normalised values: backward recomputes those block by block in cache.
+        self._cache = ("training", x, mean, inv_std)
+        return out
+
+    def update_running_statistics(self, mean: np.ndarray, var: np.ndarray) -> None:
+        """Fold one training batch's per-channel mean and biased variance into the running averages."""
         m = self.config["momentum"]
         # Keras convention: the running average keeps `momentum` of its old value; biased variance.
         self.state["moving_mean"] *= m
         self.state["moving_mean"] += (1 - m) * mean
         self.state["moving_variance"] *= m
         self.state["moving_variance"] += (1 - m) * var
-        # x itself, not the normalised values: backward recomputes those block by block in cache.
-        self._cache = ("training", x, mean, inv_std)
-        return out
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         if self._cache[0] == "inference":

@@ -1,0 +1,195 @@
+"""Conv2D -> BatchNorm -> ReLU -> tiled max pooling as one kernel, forward and backward.
+
+The plain layers write and re-read the full-size convolution output several times (batch
+statistics, normalisation, pooling, and again in backward). Here each block of the convolution's
+output is pooled and summed for the batch statistics while it is in cache, and only the pooled
+values are normalised; backward recomputes the block's output from the im2col matrix it rebuilds
+anyway. Two facts make that exact:
+
+* Normalisation is a per-channel map y = scale * z + offset with scale = gamma / std. Where
+  gamma >= 0 it is increasing, so max pooling commutes with it (as it does with ReLU). Channels
+  with gamma < 0 are computed negated (their kernel and bias columns flipped): normalising -z with
+  |gamma| is the same function, and every channel's map is then increasing.
+* Batch norm's gradient needs x_hat where the pooled gradient lands, at each window's winner:
+  there it is the pooled value itself.
+
+Backward routes the pooled gradient block by block, adds batch norm's terms through the batch
+mean and variance (an affine function of the convolution output) and goes on with the
+convolution's own backward while the block is in cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.kernels.batch_norm import wide_rows
+from engine.kernels.blocks import Workspace, min_rows
+from engine.kernels.conv import Convolution, kernel_gradients, kernel_matrix
+from engine.kernels.pooling import max_pool_block, route_block, winner_planes
+from engine.parallel import parallel_for
+
+
+@dataclass
+class ConvBatchNormCache:
+    """What backward needs from forward, about z': the convolution output with the channels of
+    negative gamma negated, minus a per-channel reference near its batch mean (so that sums of
+    squares do not cancel for data far from zero; the reference is 0 in inference)."""
+
+    matrix: np.ndarray  # (kh*kw*C + 1, F) the kernel and bias matrix that computes z'
+    signs: np.ndarray  # (F,) -1 where gamma < 0, else 1
+    mean: np.ndarray  # (F,) mean of z' used for normalising (the batch's or the running one)
+    inv_std: np.ndarray  # (F,) 1 / sqrt(variance + epsilon)
+    pooled: np.ndarray  # (N, Ho // pool, Wo // pool, F) max-pooled z'
+    out: np.ndarray  # (N, Ho // pool, Wo // pool, F) the step's output, relu(scale * pooled + offset)
+    winners: np.ndarray | None  # pooling's winner planes (max_pool_block); None after inference
+    training: bool  # batch statistics (their gradient flows back) or running ones
+    z: np.ndarray | None  # (N * Ho * Wo, F) z' itself when kept (training, costly to recompute)
+
+
+# Backward needs z' again (training only). Recomputing it from the im2col matrix that backward
+# rebuilds anyway costs one matrix product, kh*kw*C + 1 multiply-adds per value; keeping it costs
+# writing and reading it once. Measured on the seed network with batch norm: recomputing wins
+# for its first convolution (10 multiply-adds per value), keeping for the second (289).
+RECOMPUTE_WIDTH = 32
+
+
+def _tiled(vector: np.ndarray, wide: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A per-channel vector repeated along a wide view's rows (see wide_rows)."""
+    return np.tile(vector.astype(dtype, copy=False), wide.shape[1] // len(vector))
+
+
+def _channel_sums(rows: np.ndarray) -> np.ndarray:
+    """Per-channel sums of rows (M, C), as a BLAS product over the wide view."""
+    wide, r = wide_rows(rows)
+    return (np.ones(len(wide), rows.dtype) @ wide).reshape(r, -1).sum(axis=0)
+
+
+def _pooled_parts(n: int, width: int, work) -> list:
+    """Run work over the images of a pooled-size array with ``width`` values per image."""
+    return parallel_for(n, work, min_items=min_rows(width))
+
+
+def conv_bn_relu_maxpool_forward(
+    x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, stride: int, padding: str | int, pool: int,
+    gamma: np.ndarray, beta: np.ndarray, epsilon: float, moving: tuple[np.ndarray, np.ndarray] | None = None,
+    workspace: Workspace | None = None, keep_winners: bool = True,
+) -> tuple[np.ndarray, ConvBatchNormCache, tuple[np.ndarray, np.ndarray] | None]:
+    """relu(batch_norm(conv(x))) max-pooled with stride == pool: (N, Ho // pool, Wo // pool, F).
+
+    With ``moving`` = (running mean, running variance) batch norm uses those (inference);
+    without, the batch's own statistics, which are returned as (mean, biased variance) for the
+    running averages. Returns (output, cache for backward, batch statistics or None).
+    """
+    # Always a bias row (zeros when the layer has none): it also carries the reference.
+    conv = Convolution(x.shape, kernel.shape, stride, padding, True, x.dtype, workspace)
+    dtype, f = x.dtype, conv.f
+    signs = np.where(gamma < 0, -1, 1).astype(dtype)
+    matrix = kernel_matrix(kernel, np.zeros(f, dtype) if bias is None else bias, conv.workspace) * signs
+    training = moving is None
+    reference = np.zeros(f, dtype)
+    if training:
+        # The first image's mean, taken off the bias row: the shift costs no pass of its own.
+        reference = (conv.cols(0, x[:1]) @ matrix).mean(axis=0, dtype=np.float64).astype(dtype)
+        matrix[-1] -= reference
+    po, qo = conv.ho // pool, conv.wo // pool
+    pooled = np.empty((conv.n, po, qo, f), dtype)
+    winners = np.empty((winner_planes(pool), conv.n, po, qo, f), bool) if keep_winners else None
+    kept = np.empty((conv.n * conv.rows, f), dtype) if training and conv.width > RECOMPUTE_WIDTH else None
+
+    def work(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        first, second = np.zeros(f), np.zeros(f)
+        for a, b, rows in conv.blocks(start, stop):
+            target = conv.scratch("z", part, f)[: (b - a) * conv.rows] if kept is None else kept[rows]
+            z = np.matmul(conv.cols(part, x[a:b]), matrix, out=target)
+            max_pool_block(z.reshape(b - a, conv.ho, conv.wo, f), pool, pooled[a:b],
+                           None if winners is None else winners[:, a:b])
+            if training:
+                wide, r = wide_rows(z)
+                first += (np.ones(len(wide), dtype) @ wide).reshape(r, f).sum(axis=0)
+                second += np.einsum("ij,ij->j", wide, wide).reshape(r, f).sum(axis=0)
+        return first, second
+
+    parts = parallel_for(conv.n, work)
+    if training:
+        m = conv.n * conv.rows
+        mean = sum(first for first, _ in parts) / m
+        var = np.maximum(sum(second for _, second in parts) / m - mean * mean, 0)
+        batch_stats = ((mean + reference) * signs, var)
+    else:
+        mean, var = moving[0] * signs, moving[1]
+        batch_stats = None
+    inv_std = 1 / np.sqrt(var + epsilon)
+    scale = np.abs(gamma) * inv_std
+    out = np.empty_like(pooled)
+
+    def normalise(part: int, start: int, stop: int) -> None:
+        wide, _ = wide_rows(pooled[start:stop].reshape(-1, f))
+        wide_out = np.multiply(wide, _tiled(scale, wide, dtype), out=out[start:stop].reshape(wide.shape))
+        wide_out += _tiled(beta - mean * scale, wide, dtype)
+        np.maximum(wide_out, 0, out=wide_out)
+
+    _pooled_parts(conv.n, po * qo * f, normalise)
+    cache = ConvBatchNormCache(matrix, signs, mean.astype(dtype), inv_std.astype(dtype), pooled, out, winners,
+                               training, kept)
+    return out, cache, batch_stats
+
+
+def conv_bn_relu_maxpool_backward(
+    grad: np.ndarray, cache: ConvBatchNormCache, x: np.ndarray, kernel: np.ndarray, with_bias: bool, stride: int,
+    padding: str | int, pool: int, gamma: np.ndarray, need_input_grad: bool = True,
+    workspace: Workspace | None = None,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    """Gradients (d_input or None, d_kernel, d_bias or None, d_gamma, d_beta) of the forward step
+    for grad (N, Ho // pool, Wo // pool, F). ``cache.winners`` must be set."""
+    conv = Convolution(x.shape, kernel.shape, stride, padding, True, grad.dtype, workspace)
+    dtype, f = grad.dtype, conv.f
+    masked = np.empty_like(grad)
+
+    def sums(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        g = np.multiply(grad[start:stop], cache.out[start:stop] > 0, out=masked[start:stop])  # ReLU's mask
+        rows = g.reshape(-1, f)
+        wide, _ = wide_rows(cache.pooled[start:stop].reshape(-1, f))
+        centred = np.subtract(wide, _tiled(cache.mean, wide, dtype))  # x_hat / inv_std at the winners
+        centred *= rows.reshape(wide.shape)
+        return _channel_sums(rows), _channel_sums(centred.reshape(rows.shape))
+
+    parts = _pooled_parts(conv.n, grad[0].size, sums)
+    d_beta = sum(p[0] for p in parts)
+    d_gamma_flipped = sum(p[1] for p in parts) * cache.inv_std
+    scale = np.abs(gamma).astype(dtype) * cache.inv_std
+    # Through the batch mean and variance every z' also gets along * (z' - mean) - scale * d_beta / m,
+    # i.e. along * z' + constant (z' is centred near 0, so this does not cancel).
+    m = conv.n * conv.rows
+    along = -scale * cache.inv_std * d_gamma_flipped / m
+    constant = -scale * d_beta / m - along * cache.mean
+    kernel_t = conv.backward_kernel(kernel * cache.signs)
+    d_x = np.empty(x.shape, dtype) if need_input_grad else None
+
+    def work(part: int, start: int, stop: int) -> np.ndarray:
+        d_matrix = np.zeros((conv.width, f), dtype)
+        for a, b, rows in conv.blocks(start, stop):
+            count = (b - a) * conv.rows
+            routed, _ = wide_rows(conv.scratch("routed", part, f)[: (b - a) * po_qo].reshape(-1, f))
+            np.multiply(masked[a:b].reshape(routed.shape), _tiled(scale, routed, dtype), out=routed)
+            dz = conv.scratch("dz", part, f)[:count]
+            route_block(routed.reshape(b - a, *grad.shape[1:]), cache.winners[:, a:b], pool,
+                        dz.reshape(b - a, conv.ho, conv.wo, f))
+            cols = conv.cols(part, x[a:b])
+            if cache.training:
+                scratch = conv.scratch("z", part, f)[:count]
+                z = cache.z[rows] if cache.z is not None else np.matmul(cols, cache.matrix, out=scratch)
+                wide_z, _ = wide_rows(z)
+                term = np.multiply(wide_z, _tiled(along, wide_z, dtype), out=scratch.reshape(wide_z.shape))
+                term += _tiled(constant, wide_z, dtype)
+                dz_wide = dz.reshape(wide_z.shape)
+                dz_wide += term
+            conv.backward_block(part, x[a:b], dz, kernel_t, d_matrix, None if d_x is None else d_x[a:b], cols)
+        return d_matrix
+
+    po_qo = grad.shape[1] * grad.shape[2]
+    d_kernel, d_bias = kernel_gradients(parallel_for(conv.n, work), kernel.shape, True)
+    d_kernel *= cache.signs
+    d_gamma = (d_gamma_flipped * cache.signs).astype(dtype)
+    return d_x, d_kernel, d_bias * cache.signs if with_bias else None, d_gamma, d_beta.astype(dtype)

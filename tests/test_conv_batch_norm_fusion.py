@@ -1,0 +1,140 @@
+"""The fused Conv2D -> BatchNorm -> ReLU -> MaxPool2D step against the same four layers run one by one:
+forward, backward, running statistics, inference and saliency, for gammas of both signs, with and
+without the convolution's bias, and for data far from zero."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import Model
+from engine.layers.fusion import ConvBatchNormReluMaxPool, ReluMaxPool
+from engine.losses import softmax_cross_entropy
+from tests.engine_factories import arch
+from tests.gradcheck import check_model_gradients
+
+GEOMETRIES = [
+    # (input shape, conv settings, pool settings): even, odd (last row/column not pooled but still
+    # in the batch statistics), padded, strided, 3x3 pooling
+    ((8, 8, 1), {"kernel_size": 3, "padding": "same"}, {"pool_size": 2}),
+    ((9, 11, 2), {"kernel_size": 3}, {"pool_size": 2}),
+    ((10, 9, 3), {"kernel_size": 3, "stride": 2, "padding": 1}, {"pool_size": 2}),
+    ((9, 9, 2), {"kernel_size": 2}, {"pool_size": 3}),
+]
+
+
+def conv_bn_net(shape, conv, pool, use_bias=True, filters=4):
+    return arch({"type": "Conv2D", "filters": filters, "use_bias": use_bias, **conv}, {"type": "BatchNorm"},
+                {"type": "ReLU"}, {"type": "MaxPool2D", **pool}, {"type": "Flatten"},
+                {"type": "Dense", "units": 3, "activation": "softmax"}, shape=shape)
+
+
+def make_model(shape, conv, pool, use_bias=True, seed=0) -> Model:
+    """A float64 model whose batch norm has gammas of both signs, a non-zero beta and running
+    statistics away from their initial values."""
+    model = Model(conv_bn_net(shape, conv, pool, use_bias), seed=seed, dtype=np.float64)
+    assert isinstance(model._steps[0], ConvBatchNormReluMaxPool)
+    norm = model.layers[1]
+    norm.params["gamma"][...] = [1.3, -0.7, 0.4, -1.8]
+    norm.params["beta"][...] = [0.1, -0.2, 0.3, 0.05]
+    norm.state["moving_mean"][...] = [0.2, -0.1, 0.05, 0.3]
+    norm.state["moving_variance"][...] = [0.5, 1.5, 0.8, 2.0]
+    return model
+
+
+def plain_training_pass(model: Model, x: np.ndarray, y: np.ndarray):
+    """Forward and backward through the layers one at a time; returns (logits, d_x, gradients)."""
+    model.layers[0].needs_input_grad = True
+    h = x
+    for layer in model.layers[:-1]:
+        h = layer.forward(h, True)
+    logits = model.layers[-1].forward(h, True, logits=True)
+    g = softmax_cross_entropy(logits, y)[1]
+    for layer in reversed(model.layers):
+        g = layer.backward(g)
+    model.layers[0].needs_input_grad = False
+    return logits, g, {k: v.copy() for k, v in model.gradients().items()}
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+@pytest.mark.parametrize("shape,conv,pool", GEOMETRIES)
+def test_fused_step_trains_like_the_four_layers(shape, conv, pool, use_bias):
+    model = make_model(shape, conv, pool, use_bias)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, *shape))
+    y = rng.integers(0, 3, 6)
+    state = {k: v.copy() for k, v in model.state().items()}
+
+    plain_logits, plain_d_x, plain_grads = plain_training_pass(model, x, y)
+    plain_state = {k: v.copy() for k, v in model.state().items()}
+    model.set_weights({**model.parameters(), **state})  # running statistics back to where they were
+
+    logits = model.forward_logits(x, training=True)
+    d_x = model.backward(softmax_cross_entropy(logits, y)[1], input_grad=True)
+    np.testing.assert_allclose(logits, plain_logits, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(d_x, plain_d_x, rtol=1e-9, atol=1e-12)
+    for name, value in plain_grads.items():
+        np.testing.assert_allclose(model.gradients()[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
+    for name, value in plain_state.items():
+        np.testing.assert_allclose(model.state()[name], value, rtol=1e-11, atol=1e-12, err_msg=name)
+    assert ("conv2d_1.bias" in model.gradients()) == use_bias
+
+
+@pytest.mark.parametrize("shape,conv,pool", GEOMETRIES[:2])
+def test_fused_inference_and_saliency_match_the_layers(shape, conv, pool):
+    model = make_model(shape, conv, pool)
+    x = np.random.default_rng(1).standard_normal((3, *shape))
+    np.testing.assert_allclose(model.forward(x), model.layer_outputs(x)[-1][1], rtol=1e-12)
+    # Saliency: backward after an inference forward, through the running statistics.
+    fused, _ = model.input_gradient(x[0], class_index=2)
+    model.layers[0].needs_input_grad = True
+    h = x[:1]
+    for layer in model.layers[:-1]:
+        h = layer.forward(h, False)
+    logits = model.layers[-1].forward(h, False, logits=True)
+    g = np.zeros_like(logits)
+    g[0, 2] = 1
+    for layer in reversed(model.layers):
+        g = layer.backward(g)
+    model.layers[0].needs_input_grad = False
+    np.testing.assert_allclose(fused, g[0], rtol=1e-10, atol=1e-14)
+
+
+def test_fused_gradients_match_finite_differences():
+    model = make_model((9, 11, 2), {"kernel_size": 3}, {"pool_size": 2}, use_bias=False, seed=3)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((4, 9, 11, 2))
+    check_model_gradients(model, x, np.array([0, 2, 1, 1]), rng, per_tensor=8, rtol=1e-5)
+
+
+def test_fused_statistics_stay_accurate_far_from_zero():
+    # A constant input far from zero makes every convolution output about 1000 plus small changes:
+    # sums of squares without a reference near the mean would lose the variance to rounding.
+    shape, conv, pool = (8, 8, 1), {"kernel_size": 3}, {"pool_size": 2}
+    model = Model(conv_bn_net(shape, conv, pool), seed=5, dtype=np.float32)
+    conv_layer, norm = model.layers[0], model.layers[1]
+    norm.config["momentum"] = 0.0
+    x = (np.random.default_rng(6).standard_normal((16, *shape)) * 0.01 + 1000).astype(np.float32)
+    model.forward_logits(x, training=True)
+    z = conv_layer.forward(x.astype(np.float64), False).reshape(-1, 4)  # the convolution in float64
+    np.testing.assert_allclose(norm.state["moving_mean"], z.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(norm.state["moving_variance"], z.var(axis=0), rtol=2e-2)
+
+
+def test_relu_layer_before_pooling_still_fuses_with_the_pooling():
+    # Without batch norm, a Conv2D without activation, a ReLU layer and pooling: ReLU + pooling fuse.
+    model = Model(arch({"type": "Conv2D", "filters": 3, "kernel_size": 3}, {"type": "ReLU"},
+                       {"type": "MaxPool2D", "pool_size": 2}, {"type": "Flatten"},
+                       {"type": "Dense", "units": 3, "activation": "softmax"}, shape=(8, 8, 2)),
+                  seed=7, dtype=np.float64)
+    assert any(isinstance(step, ReluMaxPool) for step in model._steps)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4, 8, 8, 2))
+    y = rng.integers(0, 3, 4)
+    plain_logits, plain_d_x, plain_grads = plain_training_pass(model, x, y)
+    logits = model.forward_logits(x, training=True)
+    d_x = model.backward(softmax_cross_entropy(logits, y)[1], input_grad=True)
+    np.testing.assert_allclose(logits, plain_logits, rtol=1e-12)
+    np.testing.assert_allclose(d_x, plain_d_x, rtol=1e-10, atol=1e-14)
+    for name, value in plain_grads.items():
+        np.testing.assert_allclose(model.gradients()[name], value, rtol=1e-10, atol=1e-14, err_msg=name)
