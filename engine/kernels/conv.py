@@ -55,11 +55,26 @@ class Convolution:
             padded[:, top : top + self.h, left : left + self.w, :] = x
             x = padded
         ones = 1 if self.width > self.k else None
+        if self.c == 1:
+            return self._one_channel_cols(part, x, ones)
         scratch = self.workspace.array(f"cols{part}", (self.block * self.rows, self.width), self.dtype, fill=ones)
         cols = scratch[: n * self.rows]
         im2col_into(x, self.kh, self.kw, self.stride, _cols_windows(cols, n, self.ho, self.wo, self.kh, self.kw,
                                                                     self.c))
         return cols
+
+    def _one_channel_cols(self, part: int, x: np.ndarray, ones: int | None) -> np.ndarray:
+        """cols for one input channel (e.g. a grayscale first layer), built transposed: each kernel
+        offset's values are one long contiguous row of the scratch (a row-major im2col would
+        scatter them every width values, 4x slower), and BLAS takes the transpose as it is."""
+        n, rows = len(x), len(x) * self.rows
+        span_h, span_w = self.stride * (self.ho - 1) + 1, self.stride * (self.wo - 1) + 1
+        scratch = self.workspace.array(f"cols_t{part}", (self.width, self.block * self.rows), self.dtype, fill=ones)
+        for i in range(self.kh):
+            for j in range(self.kw):
+                target = scratch[i * self.kw + j, :rows].reshape(n, self.ho, self.wo)
+                target[...] = x[:, i : i + span_h : self.stride, j : j + span_w : self.stride, 0]
+        return scratch[:, :rows].T
 
     def blocks(self, start: int, stop: int) -> list[tuple[int, int, slice]]:
         """(first image, end image, their im2col rows) for cache-sized blocks of [start, stop)."""
