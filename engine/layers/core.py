@@ -6,10 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from engine.kernels.blocks import matmul
+from engine.kernels.blocks import MIN_MACS, matmul
 from engine.layers.activated import ACTIVATION_FIELD, ActivatedLayer
 from engine.layers.base import Field, Layer, Shape, require_rank
 from engine.layers.initializers import init_kernel
+from engine.parallel import parallel_for
 
 
 class Dense(ActivatedLayer):
@@ -56,10 +57,21 @@ class Dense(ActivatedLayer):
         x, out = self._cache
         if relu:
             grad = grad * (out > 0)
-        matmul(x.T, grad, out=self.grads["kernel"])
-        if "bias" in self.grads:
-            self.grads["bias"][...] = grad.sum(axis=0)
-        return matmul(grad, self.params["kernel"].T) if self.needs_input_grad else None
+        kernel = self.params["kernel"]
+        d_x = np.empty(x.shape, grad.dtype) if self.needs_input_grad else None
+
+        def products(part: int, start: int, stop: int) -> None:
+            # Product 0 is the kernel gradient, 1 the input gradient: two threads can take one each.
+            if start == 0:
+                matmul(x.T, grad, out=self.grads["kernel"])
+                if "bias" in self.grads:
+                    self.grads["bias"][...] = grad.sum(axis=0)
+            if stop == 2:
+                matmul(grad, kernel.T, out=d_x)
+
+        # Each product alone is too small to split well (at batch 64), but the two can run side by side.
+        parallel_for(1 if d_x is None else 2, products, min_items=1 if x.size * kernel.shape[1] >= MIN_MACS else 2)
+        return d_x
 
 
 class Flatten(Layer):
