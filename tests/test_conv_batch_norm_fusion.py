@@ -78,6 +78,11 @@ def test_fused_step_trains_like_the_four_layers(shape, conv, pool, use_bias):
     for name, value in plain_state.items():
         np.testing.assert_allclose(model.state()[name], value, rtol=1e-11, atol=1e-12, err_msg=name)
     assert ("conv2d_1.bias" in model.gradients()) == use_bias
+    # As in training, without the input gradient: the first layer then takes its other path.
+    model.set_weights({**model.parameters(), **state})
+    model.backward(softmax_cross_entropy(model.forward_logits(x, training=True), y)[1])
+    for name, value in plain_grads.items():
+        np.testing.assert_allclose(model.gradients()[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
 
 
 @pytest.mark.parametrize("shape,conv,pool", GEOMETRIES[:2])

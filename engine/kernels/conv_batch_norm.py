@@ -34,12 +34,13 @@ from engine.parallel import parallel_for
 @dataclass
 class ConvBatchNormCache:
     """What backward needs from forward, about z': the convolution output with the channels of
-    negative gamma negated, minus a per-channel reference near its batch mean (so that sums of
-    squares do not cancel for data far from zero; the reference is 0 in inference)."""
+    negative gamma negated, minus a per-channel reference near its mean (the first image's mean in
+    training, the running mean in inference), so that sums of squares and products do not cancel
+    for data far from zero."""
 
     matrix: np.ndarray  # (kh*kw*C + 1, F) the kernel and bias matrix that computes z'
     signs: np.ndarray  # (F,) -1 where gamma < 0, else 1
-    mean: np.ndarray  # (F,) mean of z' used for normalising (the batch's or the running one)
+    mean: np.ndarray  # (F,) mean of z' used for normalising: the batch's, or 0 in inference
     inv_std: np.ndarray  # (F,) 1 / sqrt(variance + epsilon)
     pooled: np.ndarray  # (N, Ho // pool, Wo // pool, F) max-pooled z'
     out: np.ndarray  # (N, Ho // pool, Wo // pool, F) the step's output, relu(scale * pooled + offset)
@@ -60,15 +61,9 @@ def _tiled(vector: np.ndarray, wide: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.tile(vector.astype(dtype, copy=False), wide.shape[1] // len(vector))
 
 
-def _channel_sums(rows: np.ndarray) -> np.ndarray:
-    """Per-channel sums of rows (M, C), as a BLAS product over the wide view."""
-    wide, r = wide_rows(rows)
-    return (np.ones(len(wide), rows.dtype) @ wide).reshape(r, -1).sum(axis=0)
-
-
 def _pooled_parts(n: int, width: int, work) -> list:
-    """Run work over the images of a pooled-size array with ``width`` values per image."""
-    return parallel_for(n, work, min_items=min_rows(width))
+    """Run work, a few passes over a pooled-size array of ``width`` values per image, over its images."""
+    return parallel_for(n, work, min_items=min_rows(4 * width))
 
 
 def conv_bn_relu_maxpool_forward(
@@ -88,11 +83,14 @@ def conv_bn_relu_maxpool_forward(
     signs = np.where(gamma < 0, -1, 1).astype(dtype)
     matrix = kernel_matrix(kernel, np.zeros(f, dtype) if bias is None else bias, conv.workspace) * signs
     training = moving is None
-    reference = np.zeros(f, dtype)
+    # z' is computed minus a per-channel reference near its mean (taken off the bias row, so it
+    # costs no pass): the running mean in inference, the first image's mean in training. Sums of
+    # squares and products with z' then do not cancel for data far from zero.
     if training:
-        # The first image's mean, taken off the bias row: the shift costs no pass of its own.
         reference = (conv.cols(0, x[:1]) @ matrix).mean(axis=0, dtype=np.float64).astype(dtype)
-        matrix[-1] -= reference
+    else:
+        reference = (moving[0] * signs).astype(dtype)
+    matrix[-1] -= reference
     po, qo = conv.ho // pool, conv.wo // pool
     pooled = np.empty((conv.n, po, qo, f), dtype)
     winners = np.empty((winner_planes(pool), conv.n, po, qo, f), bool) if keep_winners else None
@@ -118,7 +116,7 @@ def conv_bn_relu_maxpool_forward(
         var = np.maximum(sum(second for _, second in parts) / m - mean * mean, 0)
         batch_stats = ((mean + reference) * signs, var)
     else:
-        mean, var = moving[0] * signs, moving[1]
+        mean, var = np.zeros(f, dtype), moving[1]
         batch_stats = None
     inv_std = 1 / np.sqrt(var + epsilon)
     scale = np.abs(gamma) * inv_std
@@ -149,15 +147,16 @@ def conv_bn_relu_maxpool_backward(
 
     def sums(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         g = np.multiply(grad[start:stop], cache.out[start:stop] > 0, out=masked[start:stop])  # ReLU's mask
-        rows = g.reshape(-1, f)
-        wide, _ = wide_rows(cache.pooled[start:stop].reshape(-1, f))
-        centred = np.subtract(wide, _tiled(cache.mean, wide, dtype))  # x_hat / inv_std at the winners
-        centred *= rows.reshape(wide.shape)
-        return _channel_sums(rows), _channel_sums(centred.reshape(rows.shape))
+        wide_g, r = wide_rows(g.reshape(-1, f))
+        wide_pooled, _ = wide_rows(cache.pooled[start:stop].reshape(-1, f))
+        # Sums of g and of g * z' at the winners (z' there is the pooled value).
+        return ((np.ones(len(wide_g), dtype) @ wide_g).reshape(r, f).sum(axis=0),
+                np.einsum("ij,ij->j", wide_g, wide_pooled).reshape(r, f).sum(axis=0))
 
     parts = _pooled_parts(conv.n, grad[0].size, sums)
     d_beta = sum(p[0] for p in parts)
-    d_gamma_flipped = sum(p[1] for p in parts) * cache.inv_std
+    # x_hat = (z' - mean) * inv_std; z' is centred near 0, so the difference does not cancel.
+    d_gamma_flipped = (sum(p[1] for p in parts) - cache.mean * d_beta) * cache.inv_std
     scale = np.abs(gamma).astype(dtype) * cache.inv_std
     # Through the batch mean and variance every z' also gets along * (z' - mean) - scale * d_beta / m,
     # i.e. along * z' + constant (z' is centred near 0, so this does not cancel).
@@ -166,9 +165,15 @@ def conv_bn_relu_maxpool_backward(
     constant = -scale * d_beta / m - along * cache.mean
     kernel_t = conv.backward_kernel(kernel * cache.signs)
     d_x = np.empty(x.shape, dtype) if need_input_grad else None
+    # Without an input gradient (a first layer) and with z' not kept, the batch-statistics terms
+    # reach only the kernel gradient: cols^T (along * z' + constant) = along * (cols^T cols) matrix
+    # + constant * (cols^T 1), from the small Gram matrix of the im2col rows, so z' is neither
+    # recomputed nor touched.
+    by_gram = cache.training and d_x is None and cache.z is None
 
-    def work(part: int, start: int, stop: int) -> np.ndarray:
+    def work(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
         d_matrix = np.zeros((conv.width, f), dtype)
+        gram = np.zeros((conv.width, conv.width), dtype) if by_gram else None
         for a, b, rows in conv.blocks(start, stop):
             count = (b - a) * conv.rows
             routed, _ = wide_rows(conv.scratch("routed", part, f)[: (b - a) * po_qo].reshape(-1, f))
@@ -177,7 +182,9 @@ def conv_bn_relu_maxpool_backward(
             route_block(routed.reshape(b - a, *grad.shape[1:]), cache.winners[:, a:b], pool,
                         dz.reshape(b - a, conv.ho, conv.wo, f))
             cols = conv.cols(part, x[a:b])
-            if cache.training:
+            if by_gram:
+                gram += cols.T @ cols
+            elif cache.training:
                 scratch = conv.scratch("z", part, f)[:count]
                 z = cache.z[rows] if cache.z is not None else np.matmul(cols, cache.matrix, out=scratch)
                 wide_z, _ = wide_rows(z)
@@ -186,10 +193,16 @@ def conv_bn_relu_maxpool_backward(
                 dz_wide = dz.reshape(wide_z.shape)
                 dz_wide += term
             conv.backward_block(part, x[a:b], dz, kernel_t, d_matrix, None if d_x is None else d_x[a:b], cols)
-        return d_matrix
+        return d_matrix, gram
 
     po_qo = grad.shape[1] * grad.shape[2]
-    d_kernel, d_bias = kernel_gradients(parallel_for(conv.n, work), kernel.shape, True)
+    parts = parallel_for(conv.n, work)
+    d_matrices = [d_matrix for d_matrix, _ in parts]
+    if by_gram:
+        gram = sum(g for _, g in parts)
+        # The last im2col column is ones: the Gram matrix's last column holds the column sums.
+        d_matrices.append((gram @ cache.matrix) * along + np.outer(gram[:, -1], constant))
+    d_kernel, d_bias = kernel_gradients(d_matrices, kernel.shape, True)
     d_kernel *= cache.signs
     d_gamma = (d_gamma_flipped * cache.signs).astype(dtype)
     return d_x, d_kernel, d_bias * cache.signs if with_bias else None, d_gamma, d_beta.astype(dtype)
