@@ -34,6 +34,10 @@ FUSED_CASES = [
     ((9, 11, 2), {"kernel_size": 3}, {"pool_size": 2}),
     ((10, 9, 3), {"kernel_size": 3, "stride": 2, "padding": 1}, {"pool_size": 2}),
     ((9, 9, 2), {"kernel_size": 2}, {"pool_size": 3, "stride": 3}),
+    # One channel: the convolution's rows come window element by window element (tap-major)
+    ((9, 11, 1), {"kernel_size": 3}, {"pool_size": 2}),
+    ((10, 9, 1), {"kernel_size": 3, "stride": 2, "padding": 1}, {"pool_size": 2}),
+    ((9, 9, 1), {"kernel_size": 2}, {"pool_size": 3, "stride": 3}),
 ]
 
 
