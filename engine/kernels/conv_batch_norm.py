@@ -3,24 +3,28 @@
 The plain layers write and re-read the full-size convolution output several times (batch
 statistics, normalisation, pooling, and again in backward). Here each block of the convolution's
 output is pooled and summed for the batch statistics while it is in cache, and only the pooled
-values are normalised; backward recomputes the block's output from the im2col matrix it rebuilds
-anyway. Two facts make that exact:
+values are normalised. Two facts make that exact:
 
 * Normalisation is a per-channel map y = scale * z + offset with scale = gamma / std. Where
   gamma >= 0 it is increasing, so max pooling commutes with it (as it does with ReLU). Channels
   with gamma < 0 are computed negated (their kernel and bias columns flipped): normalising -z with
-  |gamma| is the same function, and every channel's map is then increasing.
+  |gamma| is the same function, and every channel's map is then increasing. (At gamma == 0 every
+  window ties; the winner is then the largest z, the gradient's limit for gamma -> 0+.)
 * Batch norm's gradient needs x_hat where the pooled gradient lands, at each window's winner:
   there it is the pooled value itself.
 
 Backward routes the pooled gradient block by block, adds batch norm's terms through the batch
-mean and variance (an affine function of the convolution output) and goes on with the
+mean and variance (an affine function of the convolution output: recomputed from the im2col
+matrix backward rebuilds anyway, or kept from forward when that product is costly, or for a
+first layer folded into the kernel gradient through the im2col Gram matrix) and goes on with the
 convolution's own backward while the block is in cache.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +65,7 @@ def _tiled(vector: np.ndarray, wide: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.tile(vector.astype(dtype, copy=False), wide.shape[1] // len(vector))
 
 
-def _pooled_parts(n: int, width: int, work) -> list:
+def _pooled_parts(n: int, width: int, work: Callable[[int, int, int], Any]) -> list:
     """Run work, a few passes over a pooled-size array of ``width`` values per image, over its images."""
     return parallel_for(n, work, min_items=min_rows(4 * width))
 
@@ -170,6 +174,7 @@ def conv_bn_relu_maxpool_backward(
     # + constant * (cols^T 1), from the small Gram matrix of the im2col rows, so z' is neither
     # recomputed nor touched.
     by_gram = cache.training and d_x is None and cache.z is None
+    po_qo = grad.shape[1] * grad.shape[2]
 
     def work(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
         d_matrix = np.zeros((conv.width, f), dtype)
@@ -195,7 +200,6 @@ def conv_bn_relu_maxpool_backward(
             conv.backward_block(part, x[a:b], dz, kernel_t, d_matrix, None if d_x is None else d_x[a:b], cols)
         return d_matrix, gram
 
-    po_qo = grad.shape[1] * grad.shape[2]
     parts = parallel_for(conv.n, work)
     d_matrices = [d_matrix for d_matrix, _ in parts]
     if by_gram:

@@ -1,4 +1,4 @@
-"""Layer runs that Model executes as one kernel: a ReLU followed by non-overlapping max pooling.
+"""Runs of layers that Model executes as one kernel: a ReLU followed by non-overlapping max pooling.
 
 Max pooling and ReLU commute, so pooling the raw values and rectifying the (pool*pool times
 fewer) pooled values gives exactly the two layers' output. Conv2D(activation="relu") followed by
@@ -18,7 +18,11 @@ from __future__ import annotations
 import numpy as np
 
 from engine.kernels.conv import conv2d_maxpool_backward, conv2d_maxpool_forward
-from engine.kernels.conv_batch_norm import conv_bn_relu_maxpool_backward, conv_bn_relu_maxpool_forward
+from engine.kernels.conv_batch_norm import (
+    ConvBatchNormCache,
+    conv_bn_relu_maxpool_backward,
+    conv_bn_relu_maxpool_forward,
+)
 from engine.kernels.pooling import pool_backward, pool_forward
 from engine.layers.activations import ReLU
 from engine.layers.base import Layer
@@ -108,7 +112,8 @@ class ConvBatchNormReluMaxPool:
         return (isinstance(conv, Conv2D) and conv.config["activation"] is None and isinstance(norm, BatchNorm)
                 and isinstance(relu, ReLU) and is_tiled_max_pool(pool))
 
-    def _forward(self, x: np.ndarray, training: bool, keep_winners: bool):
+    def _forward(self, x: np.ndarray, training: bool,
+                 keep_winners: bool) -> tuple[np.ndarray, ConvBatchNormCache, tuple[np.ndarray, np.ndarray] | None]:
         conv, norm = self.conv, self.norm
         moving = None if training else (norm.state["moving_mean"], norm.state["moving_variance"])
         return conv_bn_relu_maxpool_forward(
