@@ -58,3 +58,18 @@ EVERY_LAYER = arch(
     {"type": "Softmax"},
     shape=(11, 13, 3),
 )
+
+
+def layer_by_layer(model, x, grad, training: bool = True):
+    """Forward and backward through the model's layers one at a time, without any fusion; ``grad``
+    maps the logits to their gradient. Returns (logits, d_input, copies of the gradients)."""
+    model.layers[0].needs_input_grad = True
+    h = x
+    for layer in model.layers[:-1]:
+        h = layer.forward(h, training)
+    logits = model.layers[-1].forward(h, training, logits=True)
+    g = grad(logits)
+    for layer in reversed(model.layers):
+        g = layer.backward(g)
+    model.layers[0].needs_input_grad = False
+    return logits, g, {k: v.copy() for k, v in model.gradients().items()}

@@ -10,7 +10,7 @@ import pytest
 from engine import Model
 from engine.layers.fusion import ConvBatchNormReluMaxPool, ReluMaxPool
 from engine.losses import softmax_cross_entropy
-from tests.engine_factories import arch
+from tests.engine_factories import arch, layer_by_layer
 from tests.gradcheck import check_model_gradients
 
 GEOMETRIES = [
@@ -43,17 +43,8 @@ def make_model(shape, conv, pool, use_bias=True, seed=0) -> Model:
 
 
 def plain_training_pass(model: Model, x: np.ndarray, y: np.ndarray):
-    """Forward and backward through the layers one at a time; returns (logits, d_x, gradients)."""
-    model.layers[0].needs_input_grad = True
-    h = x
-    for layer in model.layers[:-1]:
-        h = layer.forward(h, True)
-    logits = model.layers[-1].forward(h, True, logits=True)
-    g = softmax_cross_entropy(logits, y)[1]
-    for layer in reversed(model.layers):
-        g = layer.backward(g)
-    model.layers[0].needs_input_grad = False
-    return logits, g, {k: v.copy() for k, v in model.gradients().items()}
+    """The four layers one at a time, as in training: (logits, d_x, gradients)."""
+    return layer_by_layer(model, x, lambda logits: softmax_cross_entropy(logits, y)[1])
 
 
 @pytest.mark.parametrize("use_bias", [True, False])
@@ -92,17 +83,14 @@ def test_fused_inference_and_saliency_match_the_layers(shape, conv, pool):
     np.testing.assert_allclose(model.forward(x), model.layer_outputs(x)[-1][1], rtol=1e-12)
     # Saliency: backward after an inference forward, through the running statistics.
     fused, _ = model.input_gradient(x[0], class_index=2)
-    model.layers[0].needs_input_grad = True
-    h = x[:1]
-    for layer in model.layers[:-1]:
-        h = layer.forward(h, False)
-    logits = model.layers[-1].forward(h, False, logits=True)
-    g = np.zeros_like(logits)
-    g[0, 2] = 1
-    for layer in reversed(model.layers):
-        g = layer.backward(g)
-    model.layers[0].needs_input_grad = False
-    np.testing.assert_allclose(fused, g[0], rtol=1e-10, atol=1e-14)
+
+    def class_2(logits: np.ndarray) -> np.ndarray:
+        g = np.zeros_like(logits)
+        g[0, 2] = 1
+        return g
+
+    plain = layer_by_layer(model, x[:1], class_2, training=False)[1]
+    np.testing.assert_allclose(fused, plain[0], rtol=1e-10, atol=1e-14)
 
 
 def test_fused_gradients_match_finite_differences():

@@ -13,7 +13,7 @@ from engine.kernels import blocks
 from engine.layers import BatchNorm, Conv2D, MaxPool2D
 from engine.layers.fusion import ConvBatchNormReluMaxPool, ConvMaxPool
 from engine.losses import softmax_cross_entropy
-from tests.engine_factories import arch
+from tests.engine_factories import arch, layer_by_layer
 from tests.gradcheck import check_model_gradients
 
 
@@ -39,20 +39,6 @@ FUSED_CASES = [
     ((10, 9, 1), {"kernel_size": 3, "stride": 2, "padding": 1}, {"pool_size": 2}),
     ((9, 9, 1), {"kernel_size": 2}, {"pool_size": 3, "stride": 3}),
 ]
-
-
-def layer_by_layer(model, x, grad):
-    """Forward and backward through the model's layers one at a time, without any fusion."""
-    model.layers[0].needs_input_grad = True
-    outputs = [x]
-    for layer in model.layers[:-1]:
-        outputs.append(layer.forward(outputs[-1], True))
-    logits = model.layers[-1].forward(outputs[-1], True, logits=True)
-    g = grad(logits)
-    for layer in reversed(model.layers):
-        g = layer.backward(g)
-    model.layers[0].needs_input_grad = False
-    return logits, g, {k: v.copy() for k, v in model.gradients().items()}
 
 
 @pytest.mark.parametrize("bn", [False, True])
