@@ -14,4 +14,7 @@ figures and what was tried):
   from step to step; arrays returned to callers are always fresh.
 - Conv2D folds its bias into the matrix product (a column of ones in the im2col matrix), so bias
   and bias gradient cost no extra pass.
+- conv_batch_norm runs Conv2D -> BatchNorm -> ReLU -> max pooling as one kernel: statistics and
+  pooling are taken from each block of the convolution's output while it is in cache, and only
+  the pooled values are normalised.
 """
