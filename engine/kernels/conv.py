@@ -68,12 +68,12 @@ class Convolution:
         offset's values are one long contiguous row of the scratch (a row-major im2col would
         scatter them every width values, 4x slower), and BLAS takes the transpose as it is."""
         n, rows = len(x), len(x) * self.rows
-        span_h, span_w = self.stride * (self.ho - 1) + 1, self.stride * (self.wo - 1) + 1
         scratch = self.workspace.array(f"cols_t{part}", (self.width, self.block * self.rows), self.dtype, fill=ones)
-        for i in range(self.kh):
-            for j in range(self.kw):
-                target = scratch[i * self.kw + j, :rows].reshape(n, self.ho, self.wo)
-                target[...] = x[:, i : i + span_h : self.stride, j : j + span_w : self.stride, 0]
+        # All kernel offsets in one copy (each numpy call takes the GIL): a (kh, kw, n, Ho, Wo) view.
+        sn, sh, sw, _ = x.strides
+        windows = as_strided(x, (self.kh, self.kw, n, self.ho, self.wo),
+                             (sh, sw, sn, sh * self.stride, sw * self.stride), writeable=False)
+        np.copyto(scratch[: self.k, :rows].reshape(windows.shape), windows)
         return scratch[:, :rows].T
 
     def blocks(self, start: int, stop: int) -> list[tuple[int, int, slice]]:

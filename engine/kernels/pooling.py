@@ -117,8 +117,10 @@ def route_block(grad: np.ndarray, winners: np.ndarray, pool: int, d: np.ndarray)
     """Each window's gradient (grad (n, Ho, Wo, C)) to the input that won it, into d (n, H, W, C)."""
     ho, wo = grad.shape[1:3]
     # Rows and columns beyond the last whole window get no gradient.
-    d[:, ho * pool :] = 0
-    d[:, :, wo * pool :] = 0
+    if d.shape[1] > ho * pool:
+        d[:, ho * pool :] = 0
+    if d.shape[2] > wo * pool:
+        d[:, :, wo * pool :] = 0
     if pool == 2:
         # Split the gradient between the rows, then each row's share between its two taps:
         # the second tap gets share * choice, the first what is left.
