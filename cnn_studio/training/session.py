@@ -60,7 +60,7 @@ class TrainingSession(QObject):
     """Starts, steers and stops training runs; keeps the latest weights, evaluation and dataset.
 
     Contract signals (GUI thread, payloads are copies):
-      started(TrainingStarted), batch_end(BatchEnd) (coalesced, <= ~20/s), epoch_end(EpochEnd),
+      started(TrainingStarted), batch_end(BatchEnd) (coalesced, <= ~10/s), epoch_end(EpochEnd),
       finished(TrainingFinished), failed(str), model_changed(), evaluation_ready(Evaluation),
       probe_ready(ProbeResult).
     Further signals:

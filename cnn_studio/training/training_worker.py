@@ -29,8 +29,10 @@ from engine.training import BatchEnd, EpochEnd, TrainConfig, Trainer, TrainingFi
 
 log = logging.getLogger(__name__)
 
-# At most this many batch updates per second reach the GUI; the rest are bundled with them.
-BATCH_EMITS_PER_SECOND = 20.0
+# At most this many batch updates per second reach the GUI; the rest are bundled with them. Each
+# update costs the engine's threads some GIL time: 10 a second kept 94-95 % of the bare engine's
+# speed with the window open (benchmarks/gui_latency.py), 20 a second 90 %.
+BATCH_EMITS_PER_SECOND = 10.0
 # Feature-map probes are computed at most this often while training runs.
 PROBES_PER_SECOND = 3.0
 
@@ -71,7 +73,7 @@ class TrainingWorker(QObject):
     """Builds the model and trainer from a snapshot of the architecture and runs epochs on request.
 
     Signals (emitted on the worker thread; connect with queued connections):
-      started(TrainingStarted), batches(tuple[BatchEnd, ...]) at most ~20 per second,
+      started(TrainingStarted), batches(tuple[BatchEnd, ...]) at most ~10 per second,
       epoch_end(EpochEnd), snapshot(WeightSnapshot), evaluation_ready(Evaluation),
       probe_ready(ProbeResult), status(str), warning(str), finished(TrainingFinished),
       failed(str), idle() (a run request returned, whatever happened).
