@@ -226,6 +226,34 @@ def test_test_set_browsing_filters_by_class(qtbot, panel, small):
     assert picker.class_filter.currentIndex() == 0 and picker.current_label() == 2
 
 
+def test_arrow_keys_browse_the_test_images(qtbot, panel, small):
+    model, dataset = small
+    panel.set_model(model, dataset)
+    picker = panel.picker
+    picker.class_filter.setCurrentIndex(2)  # "vertical" = class 1
+    expected = np.flatnonzero(dataset.y_test == 1)
+    panel.window().activateWindow()
+    qtbot.waitUntil(panel.window().isActiveWindow)
+    qtbot.mouseClick(picker.preview, Qt.MouseButton.LeftButton)
+    assert picker.hasFocus()  # a click on the picture gives the picker the focus
+    qtbot.keyClick(picker, Qt.Key.Key_Right)
+    qtbot.keyClick(picker, Qt.Key.Key_Right)
+    assert picker.current_index == expected[2]
+    qtbot.keyClick(picker, Qt.Key.Key_Left)
+    assert picker.current_index == expected[1]
+    qtbot.keyClick(picker, Qt.Key.Key_End)
+    assert picker.current_index == expected[-1]
+    qtbot.keyClick(picker, Qt.Key.Key_Right)  # past the last: back to the first, like the button
+    assert picker.current_index == expected[0]
+    qtbot.keyClick(picker, Qt.Key.Key_Right)
+    qtbot.keyClick(picker, Qt.Key.Key_Home)
+    assert picker.current_index == expected[0]
+    assert picker.index_box.value() == 1
+    # The index box keeps its arrow keys for its own cursor.
+    qtbot.keyClick(picker.index_box, Qt.Key.Key_Right)
+    assert picker.current_index == expected[0]
+
+
 def test_a_picture_file_becomes_the_sample_and_a_bad_one_shows_a_message(qtbot, panel, small, tmp_path):
     model, dataset = small
     panel.set_model(model, dataset)

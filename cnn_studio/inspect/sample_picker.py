@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -135,6 +136,9 @@ class SamplePicker(QWidget):
         self.pad.drawing_changed.connect(self._on_source_edited)
         self.sources.addTab(self.pad, "Draw")
         self.sources.currentChanged.connect(lambda _i: self._on_source_edited())
+        # Click the picture (or any part of the picker that does not use the arrow keys itself),
+        # then Left / Right browse the test images, Home / End jump to the first / last.
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
 
         top = QHBoxLayout()
         top.addWidget(self.preview)
@@ -152,11 +156,11 @@ class SamplePicker(QWidget):
         self.class_filter.currentIndexChanged.connect(self._on_filter_changed)
         self.previous_button = QToolButton()
         self.previous_button.setArrowType(Qt.ArrowType.LeftArrow)
-        self.previous_button.setToolTip("Previous image")
+        self.previous_button.setToolTip("Previous image (Left arrow key after clicking the picture)")
         self.previous_button.clicked.connect(lambda: self.step(-1))
         self.next_button = QToolButton()
         self.next_button.setArrowType(Qt.ArrowType.RightArrow)
-        self.next_button.setToolTip("Next image")
+        self.next_button.setToolTip("Next image (Right arrow key after clicking the picture)")
         self.next_button.clicked.connect(lambda: self.step(1))
         self.index_box = QSpinBox()
         self.index_box.setToolTip("Position in the (filtered) list")
@@ -309,6 +313,20 @@ class SamplePicker(QWidget):
         self.sources.blockSignals(False)
         self._sync_navigation()
         self._on_source_edited()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        # Reaches the picker when it has the focus (a click on the picture gives it), or when a
+        # child leaves the key unused; the index box keeps its arrows for its cursor.
+        moves = {Qt.Key.Key_Left: -1, Qt.Key.Key_Right: 1}
+        key = Qt.Key(event.key())
+        if self.source == SOURCE_TEST and len(self._filtered) and key in (*moves, Qt.Key.Key_Home, Qt.Key.Key_End):
+            if key in moves:
+                self.step(moves[key])
+            else:
+                self._go(0 if key == Qt.Key.Key_Home else len(self._filtered) - 1)
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def step(self, delta: int) -> None:
         if len(self._filtered):
