@@ -99,6 +99,17 @@ def set_engine_threads(threads: int) -> str:
     return line
 
 
+def import_torch(threads: int) -> Any:
+    """PyTorch set to ``threads`` threads, or None (with a line saying so) when it is not installed."""
+    try:
+        import torch
+    except ImportError:
+        print("PyTorch is not installed: engine figures only (pip install -e '.[bench]').")
+        return None
+    torch.set_num_threads(threads)
+    return torch
+
+
 def load_average() -> str:
     try:
         one, five, fifteen = os.getloadavg()
@@ -418,15 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory_child:
         engine_memory(args)
         return 0
-    have_torch = False
-    if not args.no_torch:
-        try:
-            import torch
-        except ImportError:
-            print("PyTorch is not installed: engine figures only (pip install -e '.[bench]').")
-        else:
-            torch.set_num_threads(args.threads)
-            have_torch = True
+    torch = None if args.no_torch else import_torch(args.threads)
+    have_torch = torch is not None
     for warning in environment_warnings():
         print(warning)
     print(f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs, {load_average()}")

@@ -28,7 +28,14 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from engine_vs_torch import load_average, peak_rss_mb, seed_network, set_engine_threads, torch_network  # noqa: E402
+from engine_vs_torch import (  # noqa: E402
+    import_torch,
+    load_average,
+    peak_rss_mb,
+    seed_network,
+    set_engine_threads,
+    torch_network,
+)
 
 
 def pick_dataset(name: str | None) -> str:
@@ -154,17 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     engine = EngineProcess(args)
     print(f"{args.dataset}: {engine.hello['train_size']} training and {engine.hello['test_size']} test images; "
           f"seed network, batch {args.batch}, SGD lr {args.lr} momentum {args.momentum}, float32; {load_average()}")
-    if not args.no_torch:
-        try:
-            import torch
-        except ImportError:
-            print("PyTorch is not installed: engine figures only (pip install -e '.[bench]').")
-        else:
-            torch.set_num_threads(args.threads)
-            weights = {k: np.asarray(v, np.float32) for k, v in engine.hello["weights"].items()}
-            torch_side = TorchTrainer(args, weights)
-            print(f"engine: {args.threads} worker threads (in a child process); torch {torch.__version__}: "
-                  f"{torch.get_num_threads()} threads; both start from the same weights")
+    torch = None if args.no_torch else import_torch(args.threads)
+    if torch is not None:
+        weights = {k: np.asarray(v, np.float32) for k, v in engine.hello["weights"].items()}
+        torch_side = TorchTrainer(args, weights)
+        print(f"engine: {args.threads} worker threads (in a child process); torch {torch.__version__}: "
+              f"{torch.get_num_threads()} threads; both start from the same weights")
     ours_seconds, theirs_seconds, ratios = [], [], []
     result: dict[str, Any] = {}
     try:

@@ -11,17 +11,16 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFormLayout,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
 from cnn_studio.builder import describe, style
+from cnn_studio.builder.document_view import DocumentScrollView
 from cnn_studio.builder.editor import ArchitectureEditor
 from cnn_studio.builder.field_editors import FieldEditor, editor_for
 from cnn_studio.document import ProjectDocument
@@ -33,16 +32,11 @@ def field_label(name: str) -> str:
     return name.replace("_", " ").capitalize()
 
 
-class LayerInspector(QScrollArea):
+class LayerInspector(DocumentScrollView):
     def __init__(self, document: ProjectDocument, editor: ArchitectureEditor, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.document = document
-        self.editor = editor
-        self.setWidgetResizable(True)
-        self.setFrameShape(QFrame.Shape.NoFrame)
+        super().__init__(document, editor, parent)
         self.setMinimumWidth(280)
-        body = QWidget(self)
-        self.setWidget(body)
+        body = self.body
         outer = QVBoxLayout(body)
         outer.setContentsMargins(10, 8, 10, 8)
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QMouseEvent
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from cnn_studio.builder import describe, style
+from cnn_studio.builder.document_view import DocumentScrollView
 from cnn_studio.builder.editor import ArchitectureEditor
 from cnn_studio.document import ProjectDocument
 from engine.errors import ArchitectureError
@@ -48,15 +49,10 @@ class ProblemRow(QFrame):
         super().mousePressEvent(event)
 
 
-class ProblemsPanel(QScrollArea):
+class ProblemsPanel(DocumentScrollView):
     def __init__(self, document: ProjectDocument, editor: ArchitectureEditor, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.document = document
-        self.editor = editor
-        self.setWidgetResizable(True)
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        body = QWidget(self)
-        self.setWidget(body)
+        super().__init__(document, editor, parent)
+        body = self.body
         self._layout = QVBoxLayout(body)
         self._layout.setContentsMargins(6, 6, 6, 6)
         self._layout.setSpacing(4)
