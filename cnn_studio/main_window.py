@@ -79,6 +79,8 @@ class MainWindow(QMainWindow):
         self.close_guards: list[Callable[[], bool | None]] = []
         self.menus: dict[str, QMenu] = {}
         self.docks: dict[str, QDockWidget] = {}
+        self._shown = False
+        self._pending_tabs: list[tuple[QDockWidget, QDockWidget]] = []
         self.setWindowIcon(style.icon("cnn-studio"))
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
 
@@ -142,7 +144,6 @@ class MainWindow(QMainWindow):
         self.problems_dock = self.add_dock(self.problems, "Problems", Qt.DockWidgetArea.BottomDockWidgetArea)
         self.history_dock = self.add_dock(self.history, "History", Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.problems_dock, self.history_dock)
-        self.problems_dock.raise_()
         self.canvas.block_activated.connect(lambda _id: self.inspector_dock.raise_())
 
     def _action(self, text: str, slot: Callable, shortcut: QKeySequence | str | list | None = None,
@@ -372,9 +373,26 @@ class MainWindow(QMainWindow):
             # Workspaces stack their docks under the inspector: keep the layer form readable above them.
             self.resizeDocks([self.inspector_dock, *right], [480] + [300] * len(right), Qt.Orientation.Vertical)
 
+    def tabifyDockWidget(self, first: QDockWidget, second: QDockWidget) -> None:  # noqa: N802 (Qt override)
+        """Stack ``second`` on ``first`` as tabs, ``first`` in front. Before the window is first shown this
+        waits for the show (and is dropped when a saved layout was restored): Qt 6.11 leaves a stale copy
+        of the tab bar behind, drawn where the dock area used to be, when a second group of docks is
+        tabified while the window is hidden."""
+        if self._shown:
+            super().tabifyDockWidget(first, second)
+            first.raise_()
+        else:
+            self._pending_tabs.append((first, second))
+
     def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
         super().showEvent(event)
+        if self._shown:
+            return
+        self._shown = True
+        pending, self._pending_tabs = self._pending_tabs, []
         if self._default_layout_pending:
+            for first, second in pending:
+                self.tabifyDockWidget(first, second)
             self._default_layout_pending = False
             self._apply_default_layout()
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMessageBox
+from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMessageBox, QTabBar
 
 from cnn_studio import app as studio_app
 from cnn_studio.builder.dialogs import Dialogs
@@ -36,6 +36,22 @@ def test_public_surface_for_other_workspaces(window):
     assert window.dockWidgetArea(dock) == Qt.DockWidgetArea.LeftDockWidgetArea
     assert dock.toggleViewAction() in window.menus["Panels"].actions()
     assert dock.features() & QDockWidget.DockWidgetFeature.DockWidgetMovable
+
+
+def test_tabbed_docks_have_one_tab_bar_each_that_follows_the_window(qtbot, tmp_path):
+    # Qt 6.11 leaves a stale copy of a dock group's tab bar behind when a second group is tabified
+    # before the window is shown; it was drawn in the gap beside the Inside tab.
+    window = make_window(qtbot, tmp_path)
+    qtbot.waitUntil(lambda: window.tabifiedDockWidgets(window.docks["Properties"]) != [])
+    window.resize(window.width() + 100, window.height() + 60)
+    QApplication.processEvents()
+    bars = [bar for bar in window.findChildren(QTabBar) if bar.parentWidget() is window and bar.isVisible()]
+    groups = sorted(tuple(bar.tabText(i) for i in range(bar.count())) for bar in bars)
+    assert groups == [("Problems", "History"), ("Properties", "Training")]
+    right = next(bar for bar in bars if bar.tabText(0) == "Properties")
+    assert right.geometry().right() == window.width() - 1  # moved with the resize: the live one
+    assert window.tabifiedDockWidgets(window.docks["Problems"]) == [window.docks["History"]]
+    assert not window.docks["Properties"].visibleRegion().isEmpty()  # in front, above Training
 
 
 def test_common_actions_have_shortcuts_and_tooltips(window):

@@ -232,8 +232,7 @@ class TrainingPanel(QObject):
         docks = getattr(self.window, "docks", None)
         properties = docks.get("Properties") if isinstance(docks, dict) else None
         if properties is not None and hasattr(self.window, "tabifyDockWidget"):
-            self.window.tabifyDockWidget(properties, self.dock)
-            properties.raise_()
+            self.window.tabifyDockWidget(properties, self.dock)  # the window brings properties forward
         return properties
 
     def _install_menu(self) -> None:
