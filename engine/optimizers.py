@@ -21,6 +21,7 @@ class Optimizer:
     def __init__(self, lr: float) -> None:
         self.lr = float(lr)
         self.slots: dict[str, dict[str, np.ndarray]] = {}
+        self._scratch: np.ndarray | None = None
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         for name, p in params.items():
@@ -28,6 +29,13 @@ class Optimizer:
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         raise NotImplementedError
+
+    def scratch(self, like: np.ndarray) -> np.ndarray:
+        """A scratch array shaped and typed like ``like``, shared by all parameters (one update at a time)."""
+        size, dtype = like.size, like.dtype
+        if self._scratch is None or self._scratch.size < size or self._scratch.dtype != dtype:
+            self._scratch = np.empty(size, dtype)
+        return self._scratch[:size].reshape(like.shape)
 
     def slot(self, name: str, key: str, like: np.ndarray) -> np.ndarray:
         per_param = self.slots.setdefault(name, {})
@@ -95,18 +103,26 @@ class Adam(Optimizer):
         dt = param.dtype.type
         if self.weight_decay and _decays(name):
             if self.decoupled:
-                param -= dt(self.lr * self.weight_decay) * param
+                param *= dt(1 - self.lr * self.weight_decay)
             else:
                 grad = grad + dt(self.weight_decay) * param
         m = self.slot(name, "m", param)
         v = self.slot(name, "v", param)
+        # Every pass in place or into one reused scratch array: no temporaries the size of the parameter.
+        scratch = self.scratch(param)
         m *= dt(self.beta1)
-        m += dt(1 - self.beta1) * grad
+        m += np.multiply(grad, dt(1 - self.beta1), out=scratch)
         v *= dt(self.beta2)
-        v += dt(1 - self.beta2) * grad * grad
+        squared = np.multiply(grad, grad, out=scratch)
+        squared *= dt(1 - self.beta2)
+        v += squared
         # Bias correction folded into the step size.
         step = self.lr * np.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
-        param -= dt(step) * m / (np.sqrt(v) + dt(self.epsilon))
+        denominator = np.sqrt(v, out=scratch)
+        denominator += dt(self.epsilon)
+        update = np.divide(m, denominator, out=scratch)
+        update *= dt(step)
+        param -= update
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon,

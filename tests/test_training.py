@@ -146,6 +146,34 @@ def test_optimizers_minimise_a_quadratic(cls):
     assert np.abs(p["w.kernel"]).max() < 0.05
 
 
+@pytest.mark.parametrize("cls", [Adam, AdamW])
+def test_adam_steps_match_the_formulas(cls):
+    # Adam (Kingma and Ba) with the bias correction folded into the step size, as in their paper's
+    # efficient form and Keras: epsilon is added to sqrt(v), not to sqrt(v_hat). Weight decay on
+    # kernels only: added to the gradient (Adam) or applied to the weights (AdamW, Loshchilov and Hutter).
+    rng = np.random.default_rng(3)
+    params = {"a.kernel": rng.standard_normal((4, 3)), "a.bias": rng.standard_normal(3)}
+    expected = {k: v.copy() for k, v in params.items()}
+    moments = {k: (np.zeros_like(v), np.zeros_like(v)) for k, v in params.items()}
+    lr, b1, b2, eps, wd = 0.01, 0.8, 0.95, 1e-7, 0.1
+    opt = cls(lr=lr, beta1=b1, beta2=b2, epsilon=eps, weight_decay=wd)
+    for t in range(1, 6):
+        grads = {k: rng.standard_normal(v.shape) for k, v in params.items()}
+        opt.step(params, grads)
+        for k, p in expected.items():
+            g = grads[k]
+            if k.endswith(".kernel") and cls is AdamW:
+                p *= 1 - lr * wd
+            elif k.endswith(".kernel"):
+                g = g + wd * p
+            m, v = moments[k]
+            m[...] = b1 * m + (1 - b1) * g
+            v[...] = b2 * v + (1 - b2) * g * g
+            p -= lr * np.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps)
+        for k in params:
+            np.testing.assert_allclose(params[k], expected[k], rtol=1e-12, atol=1e-14, err_msg=k)
+
+
 def test_sgd_nesterov_and_weight_decay_match_formulas():
     p = {"a.kernel": np.array([1.0]), "a.bias": np.array([1.0])}
     opt = SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.5)
