@@ -1,4 +1,4 @@
-"""The fused Conv2D -> BatchNorm -> ReLU -> MaxPool2D step against the same four layers run one by one:
+"""The fused Conv2D -> BatchNorm -> ReLU [-> MaxPool2D] steps against the same layers run one by one:
 forward, backward, running statistics, inference and saliency, for gammas of both signs, with and
 without the convolution's bias, and for data far from zero."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine import Model
-from engine.layers.fusion import ConvBatchNormReluMaxPool, ReluMaxPool
+from engine.layers.fusion import ConvBatchNormRelu, ConvBatchNormReluMaxPool, ReluMaxPool
 from engine.losses import softmax_cross_entropy
 from tests.engine_factories import arch, layer_by_layer
 from tests.gradcheck import check_model_gradients
@@ -131,3 +131,83 @@ def test_relu_layer_before_pooling_still_fuses_with_the_pooling():
     np.testing.assert_allclose(d_x, plain_d_x, rtol=1e-10, atol=1e-14)
     for name, value in plain_grads.items():
         np.testing.assert_allclose(model.gradients()[name], value, rtol=1e-10, atol=1e-14, err_msg=name)
+
+
+# -- Conv2D -> BatchNorm -> ReLU without pooling ------------------------------------------------------------------
+NO_POOL_GEOMETRIES = [
+    # (input shape, conv settings, what follows the ReLU)
+    ((8, 8, 1), {"kernel_size": 3, "padding": "same"}, []),
+    ((9, 11, 2), {"kernel_size": 3}, [{"type": "Conv2D", "filters": 2, "kernel_size": 1}]),
+    ((10, 9, 3), {"kernel_size": 3, "stride": 2, "padding": 1}, [{"type": "MaxPool2D", "pool_size": 2, "stride": 1}]),
+]
+
+
+def conv_bn_relu_model(shape, conv, tail, use_bias=True, seed=0) -> Model:
+    layers = [{"type": "Conv2D", "filters": 4, "use_bias": use_bias, **conv}, {"type": "BatchNorm"}, {"type": "ReLU"},
+              *tail, {"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}]
+    model = Model(arch(*layers, shape=shape), seed=seed, dtype=np.float64)
+    assert isinstance(model._steps[0], ConvBatchNormRelu)
+    norm = model.layers[1]
+    norm.params["gamma"][...] = [1.3, -0.7, 0.4, -1.8]
+    norm.params["beta"][...] = [0.1, -0.2, 0.3, 0.05]
+    norm.state["moving_mean"][...] = [0.2, -0.1, 0.05, 0.3]
+    norm.state["moving_variance"][...] = [0.5, 1.5, 0.8, 2.0]
+    return model
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+@pytest.mark.parametrize("shape,conv,tail", NO_POOL_GEOMETRIES)
+def test_fused_conv_bn_relu_trains_like_the_three_layers(shape, conv, tail, use_bias):
+    model = conv_bn_relu_model(shape, conv, tail, use_bias)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, *shape))
+    y = rng.integers(0, 3, 5)
+    state = {k: v.copy() for k, v in model.state().items()}
+    plain_logits, plain_d_x, plain_grads = plain_training_pass(model, x, y)
+    plain_state = {k: v.copy() for k, v in model.state().items()}
+    # With the input gradient (z kept or recomputed), and without it, as in training (a first layer's
+    # batch-norm terms then go through the im2col Gram matrix).
+    for input_grad in (True, False):
+        model.set_weights({**model.parameters(), **state})
+        logits = model.forward_logits(x, training=True)
+        d_x = model.backward(softmax_cross_entropy(logits, y)[1], input_grad=input_grad)
+        np.testing.assert_allclose(logits, plain_logits, rtol=1e-11, atol=1e-12)
+        if input_grad:
+            np.testing.assert_allclose(d_x, plain_d_x, rtol=1e-9, atol=1e-12)
+        for name, value in plain_grads.items():
+            np.testing.assert_allclose(model.gradients()[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
+        for name, value in plain_state.items():
+            np.testing.assert_allclose(model.state()[name], value, rtol=1e-11, atol=1e-12, err_msg=name)
+
+
+def test_fused_conv_bn_relu_inference_and_saliency_match_the_layers():
+    model = conv_bn_relu_model(*NO_POOL_GEOMETRIES[1])
+    x = np.random.default_rng(1).standard_normal((3, 9, 11, 2))
+    np.testing.assert_allclose(model.forward(x), model.layer_outputs(x)[-1][1], rtol=1e-12)
+    fused, _ = model.input_gradient(x[0], class_index=1)
+
+    def class_1(logits: np.ndarray) -> np.ndarray:
+        g = np.zeros_like(logits)
+        g[0, 1] = 1
+        return g
+
+    np.testing.assert_allclose(fused, layer_by_layer(model, x[:1], class_1, training=False)[1][0], rtol=1e-10,
+                               atol=1e-14)
+
+
+def test_fused_conv_bn_relu_gradients_match_finite_differences():
+    model = conv_bn_relu_model(*NO_POOL_GEOMETRIES[2], use_bias=False, seed=3)
+    rng = np.random.default_rng(4)
+    check_model_gradients(model, rng.standard_normal((4, 10, 9, 3)), np.array([0, 2, 1, 1]), rng, per_tensor=8,
+                          rtol=1e-5)
+
+
+def test_fused_conv_bn_relu_statistics_stay_accurate_far_from_zero():
+    model = Model(arch({"type": "Conv2D", "filters": 4, "kernel_size": 3}, {"type": "BatchNorm", "momentum": 0.0},
+                       {"type": "ReLU"}, {"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"},
+                       shape=(8, 8, 1)), seed=5, dtype=np.float32)
+    x = (np.random.default_rng(6).standard_normal((16, 8, 8, 1)) * 0.01 + 1000).astype(np.float32)
+    model.forward_logits(x, training=True)
+    z = model.layers[0].forward(x.astype(np.float64), False).reshape(-1, 4)
+    np.testing.assert_allclose(model.layers[1].state["moving_mean"], z.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(model.layers[1].state["moving_variance"], z.var(axis=0), rtol=2e-2)

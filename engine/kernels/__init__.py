@@ -16,5 +16,5 @@ figures and what was tried):
   and bias gradient cost no extra pass.
 - conv_batch_norm runs Conv2D -> BatchNorm -> ReLU -> max pooling as one kernel: statistics and
   pooling are taken from each block of the convolution's output while it is in cache, and only
-  the pooled values are normalised.
+  the pooled values are normalised; conv_batch_norm_relu does the same without the pooling.
 """

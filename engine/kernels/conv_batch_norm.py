@@ -60,7 +60,7 @@ class ConvBatchNormCache:
 RECOMPUTE_WIDTH = 32
 
 
-def _tiled(vector: np.ndarray, wide: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def tiled(vector: np.ndarray, wide: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """A per-channel vector repeated along a wide view's rows (see wide_rows)."""
     return np.tile(vector.astype(dtype, copy=False), wide.shape[1] // len(vector))
 
@@ -128,8 +128,8 @@ def conv_bn_relu_maxpool_forward(
 
     def normalise(part: int, start: int, stop: int) -> None:
         wide, _ = wide_rows(pooled[start:stop].reshape(-1, f))
-        wide_out = np.multiply(wide, _tiled(scale, wide, dtype), out=out[start:stop].reshape(wide.shape))
-        wide_out += _tiled(beta - mean * scale, wide, dtype)
+        wide_out = np.multiply(wide, tiled(scale, wide, dtype), out=out[start:stop].reshape(wide.shape))
+        wide_out += tiled(beta - mean * scale, wide, dtype)
         np.maximum(wide_out, 0, out=wide_out)
 
     _pooled_parts(conv.n, po * qo * f, normalise)
@@ -182,7 +182,7 @@ def conv_bn_relu_maxpool_backward(
         for a, b, rows in conv.blocks(start, stop):
             count = (b - a) * conv.rows
             routed, _ = wide_rows(conv.scratch("routed", part, f)[: (b - a) * po_qo].reshape(-1, f))
-            np.multiply(masked[a:b].reshape(routed.shape), _tiled(scale, routed, dtype), out=routed)
+            np.multiply(masked[a:b].reshape(routed.shape), tiled(scale, routed, dtype), out=routed)
             dz = conv.scratch("dz", part, f)[:count]
             route_block(routed.reshape(b - a, *grad.shape[1:]), cache.winners[:, a:b], pool,
                         dz.reshape(b - a, conv.ho, conv.wo, f))
@@ -193,8 +193,8 @@ def conv_bn_relu_maxpool_backward(
                 scratch = conv.scratch("z", part, f)[:count]
                 z = cache.z[rows] if cache.z is not None else np.matmul(cols, cache.matrix, out=scratch)
                 wide_z, _ = wide_rows(z)
-                term = np.multiply(wide_z, _tiled(along, wide_z, dtype), out=scratch.reshape(wide_z.shape))
-                term += _tiled(constant, wide_z, dtype)
+                term = np.multiply(wide_z, tiled(along, wide_z, dtype), out=scratch.reshape(wide_z.shape))
+                term += tiled(constant, wide_z, dtype)
                 dz_wide = dz.reshape(wide_z.shape)
                 dz_wide += term
             conv.backward_block(part, x[a:b], dz, kernel_t, d_matrix, None if d_x is None else d_x[a:b], cols)

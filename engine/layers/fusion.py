@@ -10,7 +10,9 @@ layer's own output is wanted.
 
 Conv2D -> BatchNorm -> ReLU -> such a MaxPool2D goes further: batch statistics and pooling are
 taken from each block of the convolution's output while it is in cache, and only the pooled
-values are normalised (engine/kernels/conv_batch_norm.py says why that is exact).
+values are normalised (engine/kernels/conv_batch_norm.py says why that is exact). Conv2D ->
+BatchNorm -> ReLU without pooling takes its statistics in cache and normalises and rectifies in
+one pass (engine/kernels/conv_batch_norm_relu.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from engine.kernels.conv_batch_norm import (
     conv_bn_relu_maxpool_backward,
     conv_bn_relu_maxpool_forward,
 )
+from engine.kernels.conv_batch_norm_relu import ConvBatchNormReluCache, conv_bn_relu_backward, conv_bn_relu_forward
 from engine.kernels.pooling import pool_backward, pool_forward
 from engine.layers.activations import ReLU
 from engine.layers.base import Layer
@@ -99,7 +102,30 @@ class ReluMaxPool:
         return pool_backward(grad, self._cache, size, size, "max")
 
 
-class ConvBatchNormReluMaxPool:
+class _ConvBatchNormStep:
+    """What the fused steps starting with Conv2D -> BatchNorm share: running statistics, gradients."""
+
+    conv: Conv2D
+    norm: BatchNorm
+    _cache: tuple | None
+
+    def _remember(self, x: np.ndarray, out: np.ndarray, cache: object,
+                  batch_stats: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+        if batch_stats is not None:
+            self.norm.update_running_statistics(*batch_stats)
+        self._cache = (x, cache)
+        return out
+
+    def _store(self, d_kernel: np.ndarray, d_bias: np.ndarray | None, d_gamma: np.ndarray,
+               d_beta: np.ndarray) -> None:
+        self.conv.grads["kernel"][...] = d_kernel
+        if d_bias is not None:
+            self.conv.grads["bias"][...] = d_bias
+        self.norm.grads["gamma"][...] = d_gamma
+        self.norm.grads["beta"][...] = d_beta
+
+
+class ConvBatchNormReluMaxPool(_ConvBatchNormStep):
     """Conv2D without activation, BatchNorm, ReLU, then a tiled MaxPool2D."""
 
     def __init__(self, conv: Conv2D, norm: BatchNorm, relu: ReLU, pool: MaxPool2D) -> None:
@@ -123,11 +149,7 @@ class ConvBatchNormReluMaxPool:
         )
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        out, cache, batch_stats = self._forward(x, training, keep_winners=training)
-        if batch_stats is not None:
-            self.norm.update_running_statistics(*batch_stats)
-        self._cache = (x, cache)
-        return out
+        return self._remember(x, *self._forward(x, training, keep_winners=training))
 
     def backward(self, grad: np.ndarray) -> np.ndarray | None:
         x, cache = self._cache
@@ -139,17 +161,50 @@ class ConvBatchNormReluMaxPool:
             conv.config["padding"], self.pool.config["pool_size"], norm.params["gamma"], conv.needs_input_grad,
             conv.workspace,
         )
-        conv.grads["kernel"][...] = d_kernel
-        if d_bias is not None:
-            conv.grads["bias"][...] = d_bias
-        norm.grads["gamma"][...] = d_gamma
-        norm.grads["beta"][...] = d_beta
+        self._store(d_kernel, d_bias, d_gamma, d_beta)
         return d_x
 
 
-Step = Layer | ConvMaxPool | ReluMaxPool | ConvBatchNormReluMaxPool
+class ConvBatchNormRelu(_ConvBatchNormStep):
+    """Conv2D without activation, BatchNorm, then ReLU (not followed by a tiled MaxPool2D)."""
+
+    def __init__(self, conv: Conv2D, norm: BatchNorm, relu: ReLU) -> None:
+        self.conv, self.norm, self.relu = conv, norm, relu
+        self._cache: tuple | None = None
+
+    @staticmethod
+    def fits(layers: list[Layer]) -> bool:
+        conv, norm, relu = layers
+        return (isinstance(conv, Conv2D) and conv.config["activation"] is None and isinstance(norm, BatchNorm)
+                and isinstance(relu, ReLU))
+
+    def _forward(self, x: np.ndarray,
+                 training: bool) -> tuple[np.ndarray, ConvBatchNormReluCache, tuple[np.ndarray, np.ndarray] | None]:
+        conv, norm = self.conv, self.norm
+        moving = None if training else (norm.state["moving_mean"], norm.state["moving_variance"])
+        return conv_bn_relu_forward(
+            x, conv.params["kernel"], conv.params.get("bias"), conv.config["stride"], conv.config["padding"],
+            norm.params["gamma"], norm.params["beta"], norm.config["epsilon"], moving, conv.workspace,
+            keep_z=conv.needs_input_grad,
+        )
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        return self._remember(x, *self._forward(x, training))
+
+    def backward(self, grad: np.ndarray) -> np.ndarray | None:
+        x, cache = self._cache
+        conv, norm = self.conv, self.norm
+        d_x, d_kernel, d_bias, d_gamma, d_beta = conv_bn_relu_backward(
+            grad, cache, x, conv.params["kernel"], "bias" in conv.params, conv.config["stride"],
+            conv.config["padding"], norm.params["gamma"], conv.needs_input_grad, conv.workspace,
+        )
+        self._store(d_kernel, d_bias, d_gamma, d_beta)
+        return d_x
+
+
+Step = Layer | ConvMaxPool | ReluMaxPool | ConvBatchNormReluMaxPool | ConvBatchNormRelu
 # Longest first: a Conv2D -> BatchNorm -> ReLU -> MaxPool2D run is not split into smaller fusions.
-FUSIONS = ((4, ConvBatchNormReluMaxPool), (2, ConvMaxPool), (2, ReluMaxPool))
+FUSIONS = ((4, ConvBatchNormReluMaxPool), (3, ConvBatchNormRelu), (2, ConvMaxPool), (2, ReluMaxPool))
 
 
 def fuse(layers: list[Layer]) -> list[Step]:
