@@ -29,11 +29,11 @@ def conv_bn_net(shape, conv, pool, use_bias=True, filters=4):
                 {"type": "Dense", "units": 3, "activation": "softmax"}, shape=shape)
 
 
-def make_model(shape, conv, pool, use_bias=True, seed=0) -> Model:
-    """A float64 model whose batch norm has gammas of both signs, a non-zero beta and running
-    statistics away from their initial values."""
-    model = Model(conv_bn_net(shape, conv, pool, use_bias), seed=seed, dtype=np.float64)
-    assert isinstance(model._steps[0], ConvBatchNormReluMaxPool)
+def fused_model(layers: list[dict], shape, fused_type: type, seed: int = 0) -> Model:
+    """A float64 model starting with a fused step of ``fused_type``, whose batch norm has gammas of
+    both signs, a non-zero beta and running statistics away from their initial values."""
+    model = Model(arch(*layers, shape=shape), seed=seed, dtype=np.float64)
+    assert isinstance(model._steps[0], fused_type)
     norm = model.layers[1]
     norm.params["gamma"][...] = [1.3, -0.7, 0.4, -1.8]
     norm.params["beta"][...] = [0.1, -0.2, 0.3, 0.05]
@@ -42,9 +42,48 @@ def make_model(shape, conv, pool, use_bias=True, seed=0) -> Model:
     return model
 
 
+def make_model(shape, conv, pool, use_bias=True, seed=0) -> Model:
+    return fused_model(conv_bn_net(shape, conv, pool, use_bias)["layers"], shape, ConvBatchNormReluMaxPool, seed)
+
+
 def plain_training_pass(model: Model, x: np.ndarray, y: np.ndarray):
-    """The four layers one at a time, as in training: (logits, d_x, gradients)."""
+    """The layers one at a time, as in training: (logits, d_x, gradients)."""
     return layer_by_layer(model, x, lambda logits: softmax_cross_entropy(logits, y)[1])
+
+
+def assert_trains_like_the_layers(model: Model, x: np.ndarray, y: np.ndarray) -> None:
+    """Fused training passes give the plain layers' logits, input gradient, gradients and running
+    statistics: with the input gradient, and without it, as in training (a first layer then takes
+    its other path)."""
+    state = {k: v.copy() for k, v in model.state().items()}
+    plain_logits, plain_d_x, plain_grads = plain_training_pass(model, x, y)
+    plain_state = {k: v.copy() for k, v in model.state().items()}
+    for input_grad in (True, False):
+        model.set_weights({**model.parameters(), **state})  # running statistics back to where they were
+        logits = model.forward_logits(x, training=True)
+        d_x = model.backward(softmax_cross_entropy(logits, y)[1], input_grad=input_grad)
+        np.testing.assert_allclose(logits, plain_logits, rtol=1e-11, atol=1e-12)
+        if input_grad:
+            np.testing.assert_allclose(d_x, plain_d_x, rtol=1e-9, atol=1e-12)
+        for name, value in plain_grads.items():
+            np.testing.assert_allclose(model.gradients()[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
+        for name, value in plain_state.items():
+            np.testing.assert_allclose(model.state()[name], value, rtol=1e-11, atol=1e-12, err_msg=name)
+
+
+def assert_inference_and_saliency_like_the_layers(model: Model, x: np.ndarray, class_index: int) -> None:
+    """Inference matches the layers' own outputs; so does saliency, a backward after an inference
+    forward, through the running statistics."""
+    np.testing.assert_allclose(model.forward(x), model.layer_outputs(x)[-1][1], rtol=1e-12)
+    fused, _ = model.input_gradient(x[0], class_index=class_index)
+
+    def one_class(logits: np.ndarray) -> np.ndarray:
+        g = np.zeros_like(logits)
+        g[0, class_index] = 1
+        return g
+
+    plain = layer_by_layer(model, x[:1], one_class, training=False)[1]
+    np.testing.assert_allclose(fused, plain[0], rtol=1e-10, atol=1e-14)
 
 
 @pytest.mark.parametrize("use_bias", [True, False])
@@ -52,45 +91,14 @@ def plain_training_pass(model: Model, x: np.ndarray, y: np.ndarray):
 def test_fused_step_trains_like_the_four_layers(shape, conv, pool, use_bias):
     model = make_model(shape, conv, pool, use_bias)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((6, *shape))
-    y = rng.integers(0, 3, 6)
-    state = {k: v.copy() for k, v in model.state().items()}
-
-    plain_logits, plain_d_x, plain_grads = plain_training_pass(model, x, y)
-    plain_state = {k: v.copy() for k, v in model.state().items()}
-    model.set_weights({**model.parameters(), **state})  # running statistics back to where they were
-
-    logits = model.forward_logits(x, training=True)
-    d_x = model.backward(softmax_cross_entropy(logits, y)[1], input_grad=True)
-    np.testing.assert_allclose(logits, plain_logits, rtol=1e-11, atol=1e-12)
-    np.testing.assert_allclose(d_x, plain_d_x, rtol=1e-9, atol=1e-12)
-    for name, value in plain_grads.items():
-        np.testing.assert_allclose(model.gradients()[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
-    for name, value in plain_state.items():
-        np.testing.assert_allclose(model.state()[name], value, rtol=1e-11, atol=1e-12, err_msg=name)
+    assert_trains_like_the_layers(model, rng.standard_normal((6, *shape)), rng.integers(0, 3, 6))
     assert ("conv2d_1.bias" in model.gradients()) == use_bias
-    # As in training, without the input gradient: the first layer then takes its other path.
-    model.set_weights({**model.parameters(), **state})
-    model.backward(softmax_cross_entropy(model.forward_logits(x, training=True), y)[1])
-    for name, value in plain_grads.items():
-        np.testing.assert_allclose(model.gradients()[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
 
 
 @pytest.mark.parametrize("shape,conv,pool", GEOMETRIES[:2])
 def test_fused_inference_and_saliency_match_the_layers(shape, conv, pool):
     model = make_model(shape, conv, pool)
-    x = np.random.default_rng(1).standard_normal((3, *shape))
-    np.testing.assert_allclose(model.forward(x), model.layer_outputs(x)[-1][1], rtol=1e-12)
-    # Saliency: backward after an inference forward, through the running statistics.
-    fused, _ = model.input_gradient(x[0], class_index=2)
-
-    def class_2(logits: np.ndarray) -> np.ndarray:
-        g = np.zeros_like(logits)
-        g[0, 2] = 1
-        return g
-
-    plain = layer_by_layer(model, x[:1], class_2, training=False)[1]
-    np.testing.assert_allclose(fused, plain[0], rtol=1e-10, atol=1e-14)
+    assert_inference_and_saliency_like_the_layers(model, np.random.default_rng(1).standard_normal((3, *shape)), 2)
 
 
 def test_fused_gradients_match_finite_differences():
@@ -145,14 +153,7 @@ NO_POOL_GEOMETRIES = [
 def conv_bn_relu_model(shape, conv, tail, use_bias=True, seed=0) -> Model:
     layers = [{"type": "Conv2D", "filters": 4, "use_bias": use_bias, **conv}, {"type": "BatchNorm"}, {"type": "ReLU"},
               *tail, {"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}]
-    model = Model(arch(*layers, shape=shape), seed=seed, dtype=np.float64)
-    assert isinstance(model._steps[0], ConvBatchNormRelu)
-    norm = model.layers[1]
-    norm.params["gamma"][...] = [1.3, -0.7, 0.4, -1.8]
-    norm.params["beta"][...] = [0.1, -0.2, 0.3, 0.05]
-    norm.state["moving_mean"][...] = [0.2, -0.1, 0.05, 0.3]
-    norm.state["moving_variance"][...] = [0.5, 1.5, 0.8, 2.0]
-    return model
+    return fused_model(layers, shape, ConvBatchNormRelu, seed)
 
 
 @pytest.mark.parametrize("use_bias", [True, False])
@@ -160,39 +161,13 @@ def conv_bn_relu_model(shape, conv, tail, use_bias=True, seed=0) -> Model:
 def test_fused_conv_bn_relu_trains_like_the_three_layers(shape, conv, tail, use_bias):
     model = conv_bn_relu_model(shape, conv, tail, use_bias)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((5, *shape))
-    y = rng.integers(0, 3, 5)
-    state = {k: v.copy() for k, v in model.state().items()}
-    plain_logits, plain_d_x, plain_grads = plain_training_pass(model, x, y)
-    plain_state = {k: v.copy() for k, v in model.state().items()}
-    # With the input gradient (z kept or recomputed), and without it, as in training (a first layer's
-    # batch-norm terms then go through the im2col Gram matrix).
-    for input_grad in (True, False):
-        model.set_weights({**model.parameters(), **state})
-        logits = model.forward_logits(x, training=True)
-        d_x = model.backward(softmax_cross_entropy(logits, y)[1], input_grad=input_grad)
-        np.testing.assert_allclose(logits, plain_logits, rtol=1e-11, atol=1e-12)
-        if input_grad:
-            np.testing.assert_allclose(d_x, plain_d_x, rtol=1e-9, atol=1e-12)
-        for name, value in plain_grads.items():
-            np.testing.assert_allclose(model.gradients()[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
-        for name, value in plain_state.items():
-            np.testing.assert_allclose(model.state()[name], value, rtol=1e-11, atol=1e-12, err_msg=name)
+    assert_trains_like_the_layers(model, rng.standard_normal((5, *shape)), rng.integers(0, 3, 5))
+    assert ("conv2d_1.bias" in model.gradients()) == use_bias
 
 
 def test_fused_conv_bn_relu_inference_and_saliency_match_the_layers():
     model = conv_bn_relu_model(*NO_POOL_GEOMETRIES[1])
-    x = np.random.default_rng(1).standard_normal((3, 9, 11, 2))
-    np.testing.assert_allclose(model.forward(x), model.layer_outputs(x)[-1][1], rtol=1e-12)
-    fused, _ = model.input_gradient(x[0], class_index=1)
-
-    def class_1(logits: np.ndarray) -> np.ndarray:
-        g = np.zeros_like(logits)
-        g[0, 1] = 1
-        return g
-
-    np.testing.assert_allclose(fused, layer_by_layer(model, x[:1], class_1, training=False)[1][0], rtol=1e-10,
-                               atol=1e-14)
+    assert_inference_and_saliency_like_the_layers(model, np.random.default_rng(1).standard_normal((3, 9, 11, 2)), 1)
 
 
 def test_fused_conv_bn_relu_gradients_match_finite_differences():
