@@ -155,13 +155,9 @@ class EngineRunner:
         self.optimizer = SGD(lr=lr, momentum=momentum)
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
-        from engine.losses import softmax_cross_entropy
+        from engine.training import train_step
 
-        logits = self.model.forward_logits(x, training=True)
-        loss, grad, _ = softmax_cross_entropy(logits, y)
-        self.model.backward(grad)
-        self.optimizer.step(self.model.parameters(), self.model.gradients())
-        return loss
+        return train_step(self.model, self.optimizer, x, y)[0]
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         return self.model.forward(x, training=False)
@@ -395,17 +391,20 @@ def engine_memory(args: argparse.Namespace) -> None:
         for i in range(3):
             engine.train_step(xs[i % 2], ys[i % 2])
             engine.infer(xs_inf[0])
-    print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
+    from engine import replica
+
+    print(json.dumps({"peak_rss_mb": peak_rss_mb(), "replica_rss_mb": replica.peak_rss_mb()}))
 
 
-def measure_engine_memory(args: argparse.Namespace) -> float | None:
+def measure_engine_memory(args: argparse.Namespace) -> dict[str, float | None] | None:
+    """Peak RSS in MB of the engine's process ("peak_rss_mb") and of its replica process, if one ran."""
     command = [sys.executable, os.path.abspath(__file__), "--memory-child", "--threads", str(args.threads),
                "--batch", str(args.batch), "--inference-batch", str(args.inference_batch), "--nets", *args.nets]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         print(done.stderr.strip(), file=sys.stderr)
         return None
-    return json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -442,9 +441,11 @@ def main(argv: list[str] | None = None) -> int:
           f"steps per side, {args.pause} s rest before each\n")
     for name in args.nets:
         bench_network(name, args, have_torch)
-    peak = measure_engine_memory(args)
-    if peak is not None:
-        print(f"\nengine peak RSS (separate process without torch, all networks above): {peak:.0f} MB")
+    memory = measure_engine_memory(args)
+    if memory is not None:
+        other = memory.get("replica_rss_mb")
+        print(f"\nengine peak RSS (separate process without torch, all networks above): {memory['peak_rss_mb']:.0f} MB"
+              + (f" + {other:.0f} MB its replica process = {memory['peak_rss_mb'] + other:.0f} MB" if other else ""))
     print(f"finished, {load_average()}")
     return 0
 

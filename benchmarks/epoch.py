@@ -51,6 +51,7 @@ def pick_dataset(name: str | None) -> str:
 # -- the engine, in a child process driven over stdin/stdout ---------------------------------------------
 def engine_child(args: argparse.Namespace) -> None:
     """Answers each "epoch" line with one JSON line: seconds of training, test accuracy."""
+    from engine import replica
     from engine.data import load_dataset
     from engine.model import Model
     from engine.training import TrainConfig, Trainer, TrainingFinished
@@ -74,7 +75,7 @@ def engine_child(args: argparse.Namespace) -> None:
         seconds = time.perf_counter() - start
         accuracy = trainer.evaluate("test").accuracy
         print(json.dumps({"seconds": seconds, "accuracy": accuracy, "reason": finished.reason,
-                          "peak_rss_mb": peak_rss_mb()}), flush=True)
+                          "peak_rss_mb": peak_rss_mb(), "replica_rss_mb": replica.peak_rss_mb()}), flush=True)
 
 
 class EngineProcess:
@@ -190,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         summary += (f", torch {statistics.median(theirs_seconds):.2f}; median time ratio ours/torch "
                     f"{statistics.median(ratios):.2f}")
     print(summary)
-    print(f"engine peak RSS (its own process): {result.get('peak_rss_mb', float('nan')):.0f} MB; {load_average()}")
+    own, other = result.get("peak_rss_mb", float("nan")), result.get("replica_rss_mb")
+    memory = f"{own:.0f} MB" + (f" + {other:.0f} MB its replica process = {own + other:.0f} MB" if other else "")
+    print(f"engine peak RSS (its own process): {memory}; {load_average()}")
     return 0
 
 

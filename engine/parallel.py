@@ -98,6 +98,8 @@ class _Pool:
 
 _lock = threading.Lock()
 _pool = _Pool(_default_threads())
+# Set while this context's kernels must stay on the calling thread (see ``serial``).
+_serial: contextvars.ContextVar[bool] = contextvars.ContextVar("cnn_engine_serial", default=False)
 
 
 def set_num_threads(threads: int) -> None:
@@ -112,6 +114,23 @@ def get_num_threads() -> int:
     """The number of threads the engine's kernels use."""
     with _lock:
         return _get_pool().ready_threads()
+
+
+class serial:
+    """``with serial():`` runs the engine's kernels on the calling thread only, e.g. while another
+    process (a model replica) has the other cores. Cheaper than ``set_num_threads``, which
+    re-checks BLAS's thread pools, and limited to the calling context."""
+
+    def __enter__(self) -> None:
+        self._token = _serial.set(True)
+
+    def __exit__(self, *exc: object) -> None:
+        _serial.reset(self._token)
+
+
+def is_serial() -> bool:
+    """Whether kernels run on the calling thread alone here (inside ``serial``, or one thread)."""
+    return _serial.get() or _pool.threads <= 1
 
 
 def _get_pool() -> _Pool:
@@ -141,7 +160,7 @@ def parallel_for(n: int, work: Callable[[int, int, int], Result], min_items: int
     with _lock:
         pool = _get_pool()
         threads = pool.ready_threads()
-    parts = min(threads, max(1, n // max(min_items, 1)))
+    parts = 1 if _serial.get() else min(threads, max(1, n // max(min_items, 1)))
     if parts <= 1 or not pool.busy.acquire(blocking=False):
         return [work(0, 0, n)] if n > 0 else []
     try:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import replica
 from engine.architecture import check_classifier
 from engine.data import Augmentation, Dataset
 from engine.errors import TrainingError
@@ -119,6 +120,23 @@ class History:
     finished: TrainingFinished | None = None
 
 
+def train_step(model: Model, optimizer: Optimizer, x: np.ndarray, y: np.ndarray,
+               label_smoothing: float = 0.0) -> tuple[float, float]:
+    """One optimisation step of ``model`` on the batch x (N, H, W, C), y (N,) integer labels;
+    returns (loss, accuracy) on the batch."""
+    # Overflow on the way to a NaN loss is reported once, as divergence, not as NumPy warnings.
+    with np.errstate(over="ignore", invalid="ignore"):
+        # Forward and backward on two processes when the network is large enough (see replica).
+        result = replica.train_gradients(model, x, y, label_smoothing)
+        if result is None:
+            logits = model.forward_logits(x, training=True)
+            loss, grad, probs = softmax_cross_entropy(logits, y, label_smoothing)
+            model.backward(grad)
+            result = loss, float((probs.argmax(axis=1) == y).mean())
+        optimizer.step(model.parameters(), model.gradients())
+    return result
+
+
 class Trainer:
     """Trains ``model`` on ``dataset``'s training part, holding out a seeded validation split."""
 
@@ -192,13 +210,7 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------------------
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """One optimisation step; returns (loss, accuracy) on the batch."""
-        # Overflow on the way to a NaN loss is reported once, as divergence, not as NumPy warnings.
-        with np.errstate(over="ignore", invalid="ignore"):
-            logits = self.model.forward_logits(x, training=True)
-            loss, grad, probs = softmax_cross_entropy(logits, y, self.config.label_smoothing)
-            self.model.backward(grad)
-            self.optimizer.step(self.model.parameters(), self.model.gradients())
-        return loss, float((probs.argmax(axis=1) == y).mean())
+        return train_step(self.model, self.optimizer, x, y, self.config.label_smoothing)
 
     def run(self, epochs: int | None = None) -> Iterator[Event]:
         """Train for ``epochs`` more epochs (the configured number by default), yielding events.

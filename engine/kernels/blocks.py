@@ -6,13 +6,17 @@ from typing import Any
 
 import numpy as np
 
-from engine.parallel import parallel_for
+from engine.parallel import is_serial, parallel_for
 
 # Kernels work through their images in blocks of about this many bytes of im2col matrix (or of
 # rows): small enough to stay in a core's cache between the steps of a block, large enough that
 # the numpy calls per block (each taking the GIL for a moment) stay few, so that the engine's
 # threads do not queue for the GIL. Measured on a 2-core machine: 4 MiB beats 1 MiB by a third.
 BLOCK_BYTES = 4 << 20
+# A thread that has its process to itself (see engine.parallel.serial) shares no GIL, and smaller
+# blocks stay in its cache: 1 MiB against 4 MiB, seed network 3 % and VGG-style network 7 % faster
+# per step.
+SERIAL_BLOCK_BYTES = 1 << 20
 # A thread's share of an element-wise kernel must hold at least this many values, and its share of
 # a matrix product at least this many multiply-adds: handing work to a helper thread and getting
 # the result back costs 50-100 microseconds (two thread wake-ups), about what one core needs for
@@ -72,4 +76,5 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
 
 
 def images_per_block(bytes_per_image: int, n: int) -> int:
-    return max(1, min(n, BLOCK_BYTES // max(bytes_per_image, 1)))
+    budget = SERIAL_BLOCK_BYTES if is_serial() else BLOCK_BYTES
+    return max(1, min(n, budget // max(bytes_per_image, 1)))

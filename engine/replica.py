@@ -1,0 +1,237 @@
+"""Training steps split across two processes: this one and a replica of the model in another.
+
+numpy releases the GIL inside each operation but takes it back between them, so the engine's
+threads spend much of a step waiting for each other (two threads reach about 1.5x of one on the
+seed network). A second process has no GIL to share: it holds a copy of the model and, each
+step, runs forward and backward on the second half of the batch while this process runs the
+first half on one thread. Parameters go to it and its gradients come back through one block of
+shared memory (see ``engine.replica_protocol``); a step costs two pipe messages and a few
+copies of the parameters' size. The gradients are then exactly the whole batch's (each half's
+mean gradient weighted by its share of the batch), up to float rounding.
+
+Networks with batch normalisation stay in one process: their statistics must see the whole batch.
+One replica process serves the whole program (started on first use, reused by every model);
+if it cannot start or stops, steps run in this process again and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import subprocess
+import sys
+import threading
+import warnings
+from multiprocessing import shared_memory
+from typing import Any
+
+import numpy as np
+
+from engine import parallel
+from engine.losses import softmax_cross_entropy
+from engine.model import Model
+from engine.replica_protocol import BUILD, STEP, Layout, ProtocolError, SharedArrays, read_reply, send
+
+# A step is split only when it has at least this many multiply-adds (forward, whole batch): below
+# that, the pipe messages and copies (about 0.1 ms) cost more than the second core saves.
+MIN_STEP_MACS = 1 << 26
+MIN_ROWS = 8  # each process's share of the batch, at least
+_ENVIRONMENT = "CNN_ENGINE_PROCESSES"  # "1": never start a replica process
+
+
+class ReplicaError(RuntimeError):
+    """The replica process could not start, failed a command or stopped."""
+
+
+def wanted(model: Model, batch_size: int) -> bool:
+    """Whether steps of ``model`` at ``batch_size`` are worth splitting with a replica process."""
+    if os.environ.get(_ENVIRONMENT, "").strip() == "1" or _disabled.is_set():
+        return False
+    if any(layer.state for layer in model.layers):  # batch statistics need the whole batch
+        return False
+    if batch_size < 2 * MIN_ROWS or model.analysis.macs * batch_size < MIN_STEP_MACS:
+        return False
+    return parallel.get_num_threads() >= 2
+
+
+class ReplicaProcess:
+    """The replica process, its pipes and the shared block of the model it holds."""
+
+    def __init__(self) -> None:
+        env = dict(os.environ)
+        # One thread in the replica: BLAS limited before numpy loads, the engine's own threads off.
+        env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CNN_ENGINE_THREADS="1")
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+        try:
+            self.process = subprocess.Popen([sys.executable, "-m", "engine.replica_process"], stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, env=env, bufsize=0)
+        except OSError as error:
+            raise ReplicaError(f"the replica process did not start: {error}") from error
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.commands = self.process.stdin.fileno()
+        self.replies = self.process.stdout.fileno()
+        self.block: shared_memory.SharedMemory | None = None
+        self.shared: SharedArrays | None = None
+        self.model_key: tuple[Any, ...] | None = None
+
+    # -- commands ---------------------------------------------------------------------------------
+    def _check(self, what: str) -> None:
+        try:
+            message = read_reply(self.replies)
+        except (ProtocolError, OSError) as error:
+            raise ReplicaError(f"the replica process stopped during {what} (exit code {self.process.poll()})") \
+                from error
+        if message is not None:
+            raise ReplicaError(f"the replica process failed {what}: {message}")
+
+    def hold(self, model: Model, rows: int) -> SharedArrays:
+        """Make the replica a copy of ``model``'s architecture with room for ``rows`` images."""
+        layout_key = (json.dumps(model.architecture, sort_keys=True), model.dtype.str, model.seed)
+        if self.model_key is not None and self.model_key[0] == layout_key and self.model_key[1] >= rows:
+            assert self.shared is not None
+            return self.shared
+        layout = Layout({k: v.shape for k, v in model.parameters().items()}, model.dtype, model.input_shape, rows)
+        self._release_block()
+        self.block = shared_memory.SharedMemory(create=True, size=layout.nbytes)
+        self.shared = layout.arrays(self.block.buf)
+        spec = json.dumps({"architecture": model.architecture, "seed": model.seed, "layout": layout.to_dict(),
+                           "block": self.block.name}).encode()
+        self.model_key = None
+        try:
+            send(self.commands, BUILD, len(spec), payload=spec)
+        except OSError as error:
+            raise ReplicaError("the replica process stopped before it got the model") from error
+        self._check("to build the model")
+        self.model_key = (layout_key, rows)
+        return self.shared
+
+    def start_step(self, rows: int, label_smoothing: float) -> None:
+        try:
+            send(self.commands, STEP, rows, label_smoothing)
+        except OSError as error:
+            raise ReplicaError("the replica process stopped before a step") from error
+
+    def finish_step(self) -> tuple[float, float]:
+        """Wait for the step; returns the replica's (loss, correct count)."""
+        self._check("a training step")
+        assert self.shared is not None
+        return float(self.shared.results[0]), float(self.shared.results[1])
+
+    # -- lifetime ---------------------------------------------------------------------------------
+    def _release_block(self) -> None:
+        self.shared = None
+        if self.block is not None:
+            self.block.close()
+            self.block.unlink()
+            self.block = None
+
+    def peak_rss_mb(self) -> float | None:
+        """The replica's peak resident memory in MB, where /proc tells (Linux)."""
+        try:
+            with open(f"/proc/{self.process.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return None
+
+    def close(self) -> None:
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                pipe.close()
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._release_block()
+
+
+_lock = threading.Lock()  # one step at a time uses the replica; others run in-process
+_replica: ReplicaProcess | None = None
+_disabled = threading.Event()  # set after the replica failed: this program then trains in-process
+
+
+def _get() -> ReplicaProcess:
+    global _replica
+    if _replica is None:
+        _replica = ReplicaProcess()
+    elif _replica.process.poll() is not None:
+        raise ReplicaError(f"the replica process stopped (exit code {_replica.process.returncode})")
+    return _replica
+
+
+def shutdown() -> None:
+    """Stop the replica process (it is started again when next needed)."""
+    global _replica
+    with _lock:
+        if _replica is not None:
+            _replica.close()
+            _replica = None
+
+
+atexit.register(shutdown)
+
+
+def peak_rss_mb() -> float | None:
+    """The replica process's peak resident memory in MB, or None (none running, or unknown)."""
+    return None if _replica is None else _replica.peak_rss_mb()
+
+
+def train_gradients(model: Model, x: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0
+                    ) -> tuple[float, float] | None:
+    """Forward and backward of one training batch, split with the replica process.
+
+    Fills ``model``'s gradients with the whole batch's and returns (loss, accuracy), as a
+    one-process step would; returns None, having done nothing, when the replica is busy or was
+    not wanted (the caller then runs the step itself).
+    """
+    if not wanted(model, len(x)) or not _lock.acquire(blocking=False):
+        return None
+    try:
+        return _split_step(model, x, y, label_smoothing)
+    except ReplicaError as error:
+        # Train on in one process; the replica is not tried again in this program.
+        _disabled.set()
+        global _replica
+        if _replica is not None:
+            _replica.close()
+            _replica = None
+        warnings.warn(f"{error}; training goes on in one process", RuntimeWarning, stacklevel=2)
+        return None
+    finally:
+        _lock.release()
+
+
+def _split_step(model: Model, x: np.ndarray, y: np.ndarray, label_smoothing: float) -> tuple[float, float]:
+    n = len(x)
+    own = n // 2
+    rows = n - own
+    replica = _get()
+    shared = replica.hold(model, rows)
+    params = model.parameters()
+    for name, param in params.items():
+        np.copyto(shared.params[name], param)
+    np.copyto(shared.x[:rows], x[own:], casting="same_kind")
+    shared.labels[:rows] = y[own:]
+    replica.start_step(rows, label_smoothing)
+    try:
+        with parallel.serial(), np.errstate(over="ignore", invalid="ignore"):
+            logits = model.forward_logits(x[:own], training=True)
+            loss, grad, probs = softmax_cross_entropy(logits, y[:own], label_smoothing)
+            model.backward(grad)
+        correct = float(np.count_nonzero(probs.argmax(axis=1) == y[:own]))
+    finally:
+        # Always collect the reply, so that the next step never reads this one's.
+        other_loss, other_correct = replica.finish_step()
+    # Each half's gradient is its own mean: the batch's is their average weighted by size.
+    own_weight, other_weight = model.dtype.type(own / n), model.dtype.type(rows / n)
+    for name, g in model.gradients().items():
+        g *= own_weight
+        other = shared.grads[name]
+        other *= other_weight  # the replica's copy, rewritten at its next step
+        g += other
+    return (own * loss + rows * other_loss) / n, (correct + other_correct) / n

@@ -1,0 +1,130 @@
+"""The replica process: ``python -m engine.replica_process``, started by ``engine.replica``.
+
+It holds a copy of the training process's model and, for each step, runs forward and backward on
+its share of the batch with the parameters the training process left in shared memory, writing
+its gradients, loss and correct count back there. Commands come on stdin, replies go to stdout
+(see ``engine.replica_protocol``); it exits when stdin closes, i.e. when the training process
+ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from multiprocessing import shared_memory
+from typing import Any
+
+import numpy as np
+
+from engine import parallel
+from engine.losses import softmax_cross_entropy
+from engine.model import Model
+from engine.replica_protocol import (
+    BUILD,
+    OK,
+    STEP,
+    Layout,
+    ProtocolError,
+    SharedArrays,
+    read_exact,
+    receive,
+    reply_failed,
+    write_all,
+)
+
+
+def attach(name: str) -> shared_memory.SharedMemory:
+    """Open the training process's block without adopting it: the training process unlinks it.
+
+    Before Python 3.13 every attach registers the block with this process's resource tracker,
+    which would unlink it (and warn) when this process exits; registration is skipped instead.
+    """
+    try:
+        return shared_memory.SharedMemory(name, track=False)  # type: ignore[call-arg]
+    except TypeError:
+        from multiprocessing import resource_tracker
+
+        register = resource_tracker.register
+        resource_tracker.register = lambda *args, **kwargs: None  # type: ignore[assignment]
+        try:
+            return shared_memory.SharedMemory(name)
+        finally:
+            resource_tracker.register = register  # type: ignore[assignment]
+
+
+class Replica:
+    """The model copy and the shared arrays it works on."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.model = Model(spec["architecture"], seed=spec["seed"], dtype=spec["layout"]["dtype"])
+        # The replica's dropout masks must not repeat the training process's.
+        for index, layer in enumerate(self.model.layers):
+            if hasattr(layer, "rng"):
+                layer.rng = np.random.default_rng([spec["seed"], 1, index])
+        self.layout = Layout.from_dict(spec["layout"])
+        own = {k: tuple(v.shape) for k, v in self.model.parameters().items()}
+        if own != self.layout.shapes:
+            raise ValueError(f"the replica's parameters {own} differ from the shared layout {self.layout.shapes}")
+        self.block = attach(spec["block"])
+        self.shared: SharedArrays = self.layout.arrays(self.block.buf)
+        self.params = self.model.parameters()
+
+    def step(self, rows: int, label_smoothing: float) -> None:
+        shared = self.shared
+        for name, param in self.params.items():
+            np.copyto(param, shared.params[name])
+        x, y = shared.x[:rows], shared.labels[:rows]
+        with np.errstate(over="ignore", invalid="ignore"):
+            logits = self.model.forward_logits(x, training=True)
+            loss, grad, probs = softmax_cross_entropy(logits, y, label_smoothing)
+            self.model.backward(grad)
+        for name, g in self.model.gradients().items():
+            np.copyto(shared.grads[name], g)
+        shared.results[0] = loss
+        shared.results[1] = np.count_nonzero(probs.argmax(axis=1) == y)
+
+    def close(self) -> None:
+        del self.shared, self.params
+        self.block.close()
+
+
+def serve(commands: int, replies: int) -> None:
+    replica: Replica | None = None
+    try:
+        while True:
+            try:
+                command, number, value = receive(commands)
+            except ProtocolError:
+                return
+            try:
+                if command == BUILD:
+                    spec = json.loads(read_exact(commands, number))
+                    if replica is not None:
+                        replica.close()
+                        replica = None
+                    replica = Replica(spec)
+                elif command == STEP:
+                    if replica is None:
+                        raise RuntimeError("a step came before the model")
+                    replica.step(number, value)
+                else:
+                    raise RuntimeError(f"unknown command {command}")
+            except Exception as error:  # reported to the training process, which carries on without us
+                reply_failed(replies, f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
+                continue
+            write_all(replies, OK)
+    finally:
+        if replica is not None:
+            replica.close()
+
+
+def main() -> None:
+    # The other cores are the training process's: one thread here (BLAS was limited by the
+    # environment before numpy loaded).
+    parallel.set_num_threads(1)
+    serve(sys.stdin.fileno(), sys.stdout.fileno())
+
+
+if __name__ == "__main__":
+    main()

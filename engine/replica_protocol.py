@@ -1,0 +1,130 @@
+"""What a training process and its replica process exchange: messages over a pipe and one
+shared-memory block.
+
+Messages are a fixed header (command, two numbers) with an optional payload; replies are one
+byte, ``OK`` or ``FAILED`` followed by an error message. The shared block holds, in the model's
+dtype: the parameters (written by the training process before each step), the replica's
+gradients (written by the replica), the replica's share of the batch; then its labels (int64)
+and two float64 results (the share's loss and its count of correct predictions). Both
+processes build the same ``Layout`` from the same model description, so each sees the same named
+arrays at the same offsets.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+BUILD, STEP = 1, 2  # commands
+OK, FAILED = b"K", b"E"  # replies
+_HEADER = struct.Struct("<qqd")  # command, an integer (rows or payload bytes), a float (label smoothing)
+_LENGTH = struct.Struct("<q")
+
+
+class ProtocolError(ConnectionError):
+    """The other process closed its end of the pipe (it stopped or crashed)."""
+
+
+def read_exact(fd: int, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            raise ProtocolError("the pipe was closed")
+        data += chunk
+    return data
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def send(fd: int, command: int, number: int = 0, value: float = 0.0, payload: bytes = b"") -> None:
+    write_all(fd, _HEADER.pack(command, number, value) + payload)
+
+
+def receive(fd: int) -> tuple[int, int, float]:
+    return _HEADER.unpack(read_exact(fd, _HEADER.size))
+
+
+def reply_failed(fd: int, message: str) -> None:
+    data = message.encode("utf-8", "replace")
+    write_all(fd, FAILED + _LENGTH.pack(len(data)) + data)
+
+
+def read_reply(fd: int) -> str | None:
+    """None for OK, else the error message the replica sent."""
+    status = read_exact(fd, 1)
+    if status == OK:
+        return None
+    (size,) = _LENGTH.unpack(read_exact(fd, _LENGTH.size))
+    return read_exact(fd, size).decode("utf-8", "replace")
+
+
+ALIGN = 64  # each region starts on a cache line
+
+
+def _aligned(offset: int) -> int:
+    return -(-offset // ALIGN) * ALIGN
+
+
+@dataclass(frozen=True)
+class SharedArrays:
+    """Views of one shared block: parameters and gradients by name, the batch share (max_rows,
+    *input_shape), its labels (max_rows,) and the results (loss, correct count)."""
+
+    params: dict[str, np.ndarray]
+    grads: dict[str, np.ndarray]
+    x: np.ndarray
+    labels: np.ndarray
+    results: np.ndarray
+
+
+class Layout:
+    """Where each array lies in the block, from the parameters' names and shapes."""
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]], dtype: Any, input_shape: tuple[int, ...],
+                 max_rows: int) -> None:
+        self.shapes = {name: tuple(int(d) for d in shape) for name, shape in shapes.items()}
+        self.dtype = np.dtype(dtype)
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.max_rows = int(max_rows)
+        offset = 0
+        self._params: dict[str, int] = {}
+        self._grads: dict[str, int] = {}
+        for table in (self._params, self._grads):
+            for name, shape in self.shapes.items():
+                table[name] = offset
+                offset = _aligned(offset + int(np.prod(shape)) * self.dtype.itemsize)
+        self._x = offset
+        offset = _aligned(offset + self.max_rows * int(np.prod(self.input_shape)) * self.dtype.itemsize)
+        self._labels = offset
+        offset = _aligned(offset + self.max_rows * 8)
+        self._results = offset
+        self.nbytes = offset + 2 * 8
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shapes": {k: list(v) for k, v in self.shapes.items()}, "dtype": self.dtype.str,
+                "input_shape": list(self.input_shape), "max_rows": self.max_rows}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Layout:
+        return cls({k: tuple(v) for k, v in d["shapes"].items()}, d["dtype"], tuple(d["input_shape"]), d["max_rows"])
+
+    def arrays(self, buffer: Any) -> SharedArrays:
+        def at(offset: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+            return np.ndarray(shape, dtype, buffer=buffer, offset=offset)
+
+        return SharedArrays(
+            params={k: at(o, self.shapes[k], self.dtype) for k, o in self._params.items()},
+            grads={k: at(o, self.shapes[k], self.dtype) for k, o in self._grads.items()},
+            x=at(self._x, (self.max_rows, *self.input_shape), self.dtype),
+            labels=at(self._labels, (self.max_rows,), np.int64),
+            results=at(self._results, (2,), np.float64),
+        )
