@@ -157,10 +157,12 @@ def parallel_for(n: int, work: Callable[[int, int, int], Result], min_items: int
     ``errstate`` applies to them too. An exception in any range is re-raised here after all
     ranges finished.
     """
+    if _serial.get():
+        return [work(0, 0, n)] if n > 0 else []
     with _lock:
         pool = _get_pool()
         threads = pool.ready_threads()
-    parts = 1 if _serial.get() else min(threads, max(1, n // max(min_items, 1)))
+    parts = min(threads, max(1, n // max(min_items, 1)))
     if parts <= 1 or not pool.busy.acquire(blocking=False):
         return [work(0, 0, n)] if n > 0 else []
     try:

@@ -81,8 +81,7 @@ class ReplicaProcess:
         try:
             message = read_reply(self.replies)
         except (ProtocolError, OSError) as error:
-            raise ReplicaError(f"the replica process stopped during {what} (exit code {self.process.poll()})") \
-                from error
+            raise ReplicaError(f"the replica process stopped {what} (exit code {self.process.poll()})") from error
         if message is not None:
             raise ReplicaError(f"the replica process failed {what}: {message}")
 
@@ -103,7 +102,7 @@ class ReplicaProcess:
             send(self.commands, BUILD, len(spec), payload=spec)
         except OSError as error:
             raise ReplicaError("the replica process stopped before it got the model") from error
-        self._check("to build the model")
+        self._check("while building the model")
         self.model_key = (layout_key, rows)
         return self.shared
 
@@ -115,7 +114,7 @@ class ReplicaProcess:
 
     def finish_step(self) -> tuple[float, float]:
         """Wait for the step; returns the replica's (loss, correct count)."""
-        self._check("a training step")
+        self._check("during a training step")
         assert self.shared is not None
         return float(self.shared.results[0]), float(self.shared.results[1])
 

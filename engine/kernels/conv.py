@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from engine.kernels.blocks import Workspace, images_per_block
-from engine.kernels.im2col import col2im_add, conv_pads, im2col_into
+from engine.kernels.im2col import col2im_add, conv_pads, im2col_into, strided_view
 from engine.kernels.pooling import max_pool_block, route_block, winner_planes
 from engine.parallel import parallel_for
 from engine.shapes import output_size
@@ -17,7 +16,7 @@ from engine.shapes import output_size
 def _cols_windows(cols: np.ndarray, n: int, ho: int, wo: int, kh: int, kw: int, c: int) -> np.ndarray:
     """The first kh*kw*C columns of an im2col matrix (rows may be longer) as (N, Ho, Wo, kh, kw, C)."""
     row, item = cols.strides[0], cols.itemsize
-    return as_strided(cols, (n, ho, wo, kh, kw, c), (ho * wo * row, wo * row, row, kw * c * item, c * item, item))
+    return strided_view(cols, (n, ho, wo, kh, kw, c), (ho * wo * row, wo * row, row, kw * c * item, c * item, item))
 
 
 class Convolution:
@@ -71,8 +70,8 @@ class Convolution:
         scratch = self.workspace.array(f"cols_t{part}", (self.width, self.block * self.rows), self.dtype, fill=ones)
         # All kernel offsets in one copy (each numpy call takes the GIL): a (kh, kw, n, Ho, Wo) view.
         sn, sh, sw, _ = x.strides
-        windows = as_strided(x, (self.kh, self.kw, n, self.ho, self.wo),
-                             (sh, sw, sn, sh * self.stride, sw * self.stride), writeable=False)
+        windows = strided_view(x, (self.kh, self.kw, n, self.ho, self.wo),
+                               (sh, sw, sn, sh * self.stride, sw * self.stride), writeable=False)
         np.copyto(scratch[: self.k, :rows].reshape(windows.shape), windows)
         return scratch[:, :rows].T
 

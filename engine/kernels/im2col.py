@@ -16,6 +16,19 @@ def pad_images(x: np.ndarray, pads: tuple[int, int, int, int], value: float = 0.
     return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
 
 
+def strided_view(a: np.ndarray, shape: tuple[int, ...], strides: tuple[int, ...],
+                 writeable: bool = True) -> np.ndarray:
+    """``as_strided(a, shape, strides)``, checked against a's memory, and without as_strided's cost
+    (several microseconds a call; kernels that work block by block make many calls) when a is
+    contiguous."""
+    if not a.flags.c_contiguous:
+        return as_strided(a, shape, strides, writeable=writeable)
+    view = np.ndarray(shape, a.dtype, buffer=a, strides=strides)  # raises if the view leaves a
+    if not writeable:
+        view.flags.writeable = False
+    return view
+
+
 def window_view(xp: np.ndarray, kh: int, kw: int, stride: int) -> np.ndarray:
     """A read-only strided view (N, Ho, Wo, kh, kw, C) of every window of a padded batch.
 
@@ -26,9 +39,7 @@ def window_view(xp: np.ndarray, kh: int, kw: int, stride: int) -> np.ndarray:
     ho = (h - kh) // stride + 1
     wo = (w - kw) // stride + 1
     sn, sh, sw, sc = xp.strides
-    return as_strided(
-        xp, (n, ho, wo, kh, kw, c), (sn, sh * stride, sw * stride, sh, sw, sc), writeable=False
-    )
+    return strided_view(xp, (n, ho, wo, kh, kw, c), (sn, sh * stride, sw * stride, sh, sw, sc), writeable=False)
 
 
 def im2col_into(xp: np.ndarray, kh: int, kw: int, stride: int, out: np.ndarray) -> None:
