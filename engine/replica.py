@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import warnings
+import weakref
 from multiprocessing import shared_memory
 from typing import Any
 
@@ -74,7 +75,10 @@ class ReplicaProcess:
         self.replies = self.process.stdout.fileno()
         self.block: shared_memory.SharedMemory | None = None
         self.shared: SharedArrays | None = None
+        # The model the replica copies: its architecture's key, the last model object, and rows.
         self.model_key: tuple[Any, ...] | None = None
+        self.model_ref: weakref.ref[Model] | None = None
+        self.capacity = 0
 
     # -- commands ---------------------------------------------------------------------------------
     def _check(self, what: str) -> None:
@@ -87,9 +91,13 @@ class ReplicaProcess:
 
     def hold(self, model: Model, rows: int) -> SharedArrays:
         """Make the replica a copy of ``model``'s architecture with room for ``rows`` images."""
-        layout_key = (json.dumps(model.architecture, sort_keys=True), model.dtype.str, model.seed)
-        if self.model_key is not None and self.model_key[0] == layout_key and self.model_key[1] >= rows:
+        if self.model_ref is not None and self.model_ref() is model and self.capacity >= rows:
             assert self.shared is not None
+            return self.shared  # the same model as last step (its architecture never changes)
+        layout_key = (json.dumps(model.architecture, sort_keys=True), model.dtype.str, model.seed)
+        if self.model_key == layout_key and self.capacity >= rows:
+            assert self.shared is not None
+            self.model_ref = weakref.ref(model)
             return self.shared
         layout = Layout({k: v.shape for k, v in model.parameters().items()}, model.dtype, model.input_shape, rows)
         self._release_block()
@@ -97,18 +105,19 @@ class ReplicaProcess:
         self.shared = layout.arrays(self.block.buf)
         spec = json.dumps({"architecture": model.architecture, "seed": model.seed, "layout": layout.to_dict(),
                            "block": self.block.name}).encode()
-        self.model_key = None
+        self.model_key, self.model_ref, self.capacity = None, None, 0
         try:
             send(self.commands, BUILD, len(spec), payload=spec)
         except OSError as error:
             raise ReplicaError("the replica process stopped before it got the model") from error
         self._check("while building the model")
-        self.model_key = (layout_key, rows)
+        self.model_key, self.model_ref, self.capacity = layout_key, weakref.ref(model), rows
         return self.shared
 
-    def start_step(self, rows: int, label_smoothing: float) -> None:
+    def start_step(self, rows: int, label_smoothing: float, weight: float) -> None:
+        """Start forward and backward of the shared batch share; its gradients come back times ``weight``."""
         try:
-            send(self.commands, STEP, rows, label_smoothing)
+            send(self.commands, STEP, rows, (label_smoothing, weight))
         except OSError as error:
             raise ReplicaError("the replica process stopped before a step") from error
 
@@ -216,7 +225,7 @@ def _split_step(model: Model, x: np.ndarray, y: np.ndarray, label_smoothing: flo
         np.copyto(shared.params[name], param)
     np.copyto(shared.x[:rows], x[own:], casting="same_kind")
     shared.labels[:rows] = y[own:]
-    replica.start_step(rows, label_smoothing)
+    replica.start_step(rows, label_smoothing, rows / n)
     try:
         with parallel.serial(), np.errstate(over="ignore", invalid="ignore"):
             logits = model.forward_logits(x[:own], training=True)
@@ -226,11 +235,10 @@ def _split_step(model: Model, x: np.ndarray, y: np.ndarray, label_smoothing: flo
     finally:
         # Always collect the reply, so that the next step never reads this one's.
         other_loss, other_correct = replica.finish_step()
-    # Each half's gradient is its own mean: the batch's is their average weighted by size.
-    own_weight, other_weight = model.dtype.type(own / n), model.dtype.type(rows / n)
+    # Each half's gradient is its own mean: the batch's is their average weighted by size (the
+    # replica has weighted its own).
+    own_weight = model.dtype.type(own / n)
     for name, g in model.gradients().items():
         g *= own_weight
-        other = shared.grads[name]
-        other *= other_weight  # the replica's copy, rewritten at its next step
-        g += other
+        g += shared.grads[name]
     return (own * loss + rows * other_loss) / n, (correct + other_correct) / n

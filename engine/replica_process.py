@@ -70,7 +70,8 @@ class Replica:
         self.shared: SharedArrays = self.layout.arrays(self.block.buf)
         self.params = self.model.parameters()
 
-    def step(self, rows: int, label_smoothing: float) -> None:
+    def step(self, rows: int, label_smoothing: float, weight: float) -> None:
+        """Forward and backward of the shared batch share; gradients written times ``weight``."""
         shared = self.shared
         for name, param in self.params.items():
             np.copyto(param, shared.params[name])
@@ -79,8 +80,9 @@ class Replica:
             logits = self.model.forward_logits(x, training=True)
             loss, grad, probs = softmax_cross_entropy(logits, y, label_smoothing)
             self.model.backward(grad)
+        weight = self.model.dtype.type(weight)
         for name, g in self.model.gradients().items():
-            np.copyto(shared.grads[name], g)
+            np.multiply(g, weight, out=shared.grads[name])
         shared.results[0] = loss
         shared.results[1] = np.count_nonzero(probs.argmax(axis=1) == y)
 
@@ -94,7 +96,7 @@ def serve(commands: int, replies: int) -> None:
     try:
         while True:
             try:
-                command, number, value = receive(commands)
+                command, number, value, weight = receive(commands)
             except ProtocolError:
                 return
             try:
@@ -107,7 +109,7 @@ def serve(commands: int, replies: int) -> None:
                 elif command == STEP:
                     if replica is None:
                         raise RuntimeError("a step came before the model")
-                    replica.step(number, value)
+                    replica.step(number, value, weight)
                 else:
                     raise RuntimeError(f"unknown command {command}")
             except Exception as error:  # reported to the training process, which carries on without us

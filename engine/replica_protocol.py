@@ -1,13 +1,13 @@
 """What a training process and its replica process exchange: messages over a pipe and one
 shared-memory block.
 
-Messages are a fixed header (command, two numbers) with an optional payload; replies are one
+Messages are a fixed header (command, three numbers) with an optional payload; replies are one
 byte, ``OK`` or ``FAILED`` followed by an error message. The shared block holds, in the model's
 dtype: the parameters (written by the training process before each step), the replica's
-gradients (written by the replica), the replica's share of the batch; then its labels (int64)
-and two float64 results (the share's loss and its count of correct predictions). Both
-processes build the same ``Layout`` from the same model description, so each sees the same named
-arrays at the same offsets.
+gradients, already weighted by its share of the batch (written by the replica), the replica's
+share of the batch; then its labels (int64) and two float64 results (the share's loss and its
+count of correct predictions). Both processes build the same ``Layout`` from the same model
+description, so each sees the same named arrays at the same offsets.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import numpy as np
 
 BUILD, STEP = 1, 2  # commands
 OK, FAILED = b"K", b"E"  # replies
-_HEADER = struct.Struct("<qqd")  # command, an integer (rows or payload bytes), a float (label smoothing)
+# command, an integer (rows or payload bytes), two floats (label smoothing, gradient weight)
+_HEADER = struct.Struct("<qqdd")
 _LENGTH = struct.Struct("<q")
 
 
@@ -45,11 +46,12 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def send(fd: int, command: int, number: int = 0, value: float = 0.0, payload: bytes = b"") -> None:
-    write_all(fd, _HEADER.pack(command, number, value) + payload)
+def send(fd: int, command: int, number: int = 0, values: tuple[float, float] = (0.0, 0.0),
+         payload: bytes = b"") -> None:
+    write_all(fd, _HEADER.pack(command, number, *values) + payload)
 
 
-def receive(fd: int) -> tuple[int, int, float]:
+def receive(fd: int) -> tuple[int, int, float, float]:
     return _HEADER.unpack(read_exact(fd, _HEADER.size))
 
 

@@ -149,7 +149,7 @@ def test_a_stopped_replica_leaves_training_in_this_process():
 def test_replica_reports_its_errors_by_message():
     process = replica.ReplicaProcess()
     try:
-        process.start_step(4, 0.0)
+        process.start_step(4, 0.0, 1.0)
         with pytest.raises(replica.ReplicaError, match="a step came before the model"):
             process.finish_step()
     finally:
