@@ -79,6 +79,8 @@ class ReplicaProcess:
         self.model_key: tuple[Any, ...] | None = None
         self.model_ref: weakref.ref[Model] | None = None
         self.capacity = 0
+        # A step was sent and its reply not read (the wait was interrupted): the pipe is out of step.
+        self.in_flight = False
 
     # -- commands ---------------------------------------------------------------------------------
     def _check(self, what: str) -> None:
@@ -120,10 +122,12 @@ class ReplicaProcess:
             send(self.commands, STEP, rows, (label_smoothing, weight))
         except OSError as error:
             raise ReplicaError("the replica process stopped before a step") from error
+        self.in_flight = True
 
     def finish_step(self) -> tuple[float, float]:
         """Wait for the step; returns the replica's (loss, correct count)."""
         self._check("during a training step")
+        self.in_flight = False
         assert self.shared is not None
         return float(self.shared.results[0]), float(self.shared.results[1])
 
@@ -165,6 +169,10 @@ _disabled = threading.Event()  # set after the replica failed: this program then
 
 def _get() -> ReplicaProcess:
     global _replica
+    if _replica is not None and _replica.in_flight:
+        # An interrupted step (e.g. Ctrl+C while waiting) left a reply unread: start afresh.
+        _replica.close()
+        _replica = None
     if _replica is None:
         _replica = ReplicaProcess()
     elif _replica.process.poll() is not None:

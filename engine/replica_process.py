@@ -10,6 +10,8 @@ ends, however it ends.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import traceback
 from multiprocessing import shared_memory
@@ -125,7 +127,14 @@ def main() -> None:
     # The other cores are the training process's: one thread here (BLAS was limited by the
     # environment before numpy loaded).
     parallel.set_num_threads(1)
-    serve(sys.stdin.fileno(), sys.stdout.fileno())
+    # Ctrl+C in a terminal reaches the whole process group: the training process decides, and
+    # this one ends when its stdin closes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Replies get stdout's pipe to themselves: anything printed goes to stderr instead.
+    replies = os.dup(sys.stdout.fileno())
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    serve(sys.stdin.fileno(), replies)
 
 
 if __name__ == "__main__":

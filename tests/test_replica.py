@@ -3,6 +3,8 @@ the same training, and a clean fall-back when the replica cannot serve."""
 
 from __future__ import annotations
 
+import signal
+import sys
 import warnings
 from multiprocessing import shared_memory
 
@@ -196,3 +198,25 @@ def test_serial_keeps_kernels_on_the_calling_thread():
     parts.clear()
     parallel.parallel_for(100, lambda part, start, stop: parts.append((part, start, stop)))
     assert len(parts) == 2
+
+
+def test_an_interrupted_step_starts_a_fresh_replica():
+    model = Model(NET, seed=0, dtype=np.float64)
+    x, y = batch(20)
+    replica.train_gradients(model, x, y)
+    stale = replica._replica
+    stale.start_step(10, 0.0, 0.5)  # as if Ctrl+C had struck before the reply was read
+    expected_loss, _ = one_process_step(model, x, y, 0.0)
+    assert replica.train_gradients(model, x, y)[0] == pytest.approx(expected_loss, rel=1e-12)
+    assert replica._replica is not stale and stale.process.returncode is not None
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_the_replica_ignores_ctrl_c():
+    model = Model(NET, seed=0)
+    x, y = batch(16, np.float32)
+    replica.train_gradients(model, x, y)
+    process = replica._replica.process
+    process.send_signal(signal.SIGINT)
+    assert replica.train_gradients(model, x, y) is not None
+    assert process.poll() is None
