@@ -19,6 +19,10 @@ def _cols_windows(cols: np.ndarray, n: int, ho: int, wo: int, kh: int, kw: int, 
     return strided_view(cols, (n, ho, wo, kh, kw, c), (ho * wo * row, wo * row, row, kw * c * item, c * item, item))
 
 
+# Up to this many input channels, im2col is built transposed (see Convolution._few_channel_cols).
+FEW_CHANNELS = 4
+
+
 class Convolution:
     """One convolution's sizes, input (N, H, W, C) * kernel (kh, kw, C, F) -> (N, Ho, Wo, F), and
     the per-thread scratch its blocks of images go through."""
@@ -46,6 +50,9 @@ class Convolution:
     def cols(self, part: int, x: np.ndarray) -> np.ndarray:
         """The im2col matrix (n*Ho*Wo, k [+1]) of the few images x, in thread ``part``'s scratch."""
         n = len(x)
+        ones = 1 if self.width > self.k else None
+        if self.c <= FEW_CHANNELS:
+            return self._few_channel_cols(part, x, ones)
         if any(self.pads):
             top, bottom, left, right = self.pads
             shape = (self.block, self.h + top + bottom, self.w + left + right, self.c)
@@ -53,25 +60,31 @@ class Convolution:
             padded = self.workspace.array(f"padded{part}", shape, self.dtype, fill=0, key=self.pads)[:n]
             padded[:, top : top + self.h, left : left + self.w, :] = x
             x = padded
-        ones = 1 if self.width > self.k else None
-        if self.c == 1:
-            return self._one_channel_cols(part, x, ones)
         scratch = self.workspace.array(f"cols{part}", (self.block * self.rows, self.width), self.dtype, fill=ones)
         cols = scratch[: n * self.rows]
         im2col_into(x, self.kh, self.kw, self.stride, _cols_windows(cols, n, self.ho, self.wo, self.kh, self.kw,
                                                                     self.c))
         return cols
 
-    def _one_channel_cols(self, part: int, x: np.ndarray, ones: int | None) -> np.ndarray:
-        """cols for one input channel (e.g. a grayscale first layer), built transposed: each kernel
-        offset's values are one long contiguous row of the scratch (a row-major im2col would
-        scatter them every width values, 4x slower), and BLAS takes the transpose as it is."""
+    def _few_channel_cols(self, part: int, x: np.ndarray, ones: int | None) -> np.ndarray:
+        """cols for a few input channels (a grayscale or RGB first layer), built transposed from
+        channels-first planes: each (kernel offset, channel) is one long row of the scratch, copied
+        in runs of Wo values, where a row-major im2col copies runs of kw*C values (3 or 9), several
+        times slower; BLAS takes the transpose as it is."""
         n, rows = len(x), len(x) * self.rows
+        top, bottom, left, right = self.pads
+        if self.c == 1 and not any(self.pads):
+            planes = x.reshape(n, 1, self.h, self.w)
+        else:
+            shape = (self.block, self.c, self.h + top + bottom, self.w + left + right)
+            # The border is zeroed once, when the scratch is made; only the inside is written.
+            planes = self.workspace.array(f"planes{part}", shape, self.dtype, fill=0, key=self.pads)[:n]
+            planes[:, :, top : top + self.h, left : left + self.w] = x.transpose(0, 3, 1, 2)
         scratch = self.workspace.array(f"cols_t{part}", (self.width, self.block * self.rows), self.dtype, fill=ones)
-        # All kernel offsets in one copy (each numpy call takes the GIL): a (kh, kw, n, Ho, Wo) view.
-        sn, sh, sw, _ = x.strides
-        windows = strided_view(x, (self.kh, self.kw, n, self.ho, self.wo),
-                               (sh, sw, sn, sh * self.stride, sw * self.stride), writeable=False)
+        # Every (offset, channel) row in one copy (numpy calls are few): a (kh, kw, C, n, Ho, Wo) view.
+        sn, sc, sh, sw = planes.strides
+        windows = strided_view(planes, (self.kh, self.kw, self.c, n, self.ho, self.wo),
+                               (sh, sw, sc, sn, sh * self.stride, sw * self.stride), writeable=False)
         np.copyto(scratch[: self.k, :rows].reshape(windows.shape), windows)
         return scratch[:, :rows].T
 
