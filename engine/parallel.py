@@ -134,11 +134,25 @@ def is_serial() -> bool:
 
 
 def _get_pool() -> _Pool:
-    global _pool
-    # A forked child inherits the pool object but not its threads.
-    if _pool.pid != os.getpid():
+    global _pool, _forked
+    # A forked child inherits the pool object but not its threads. os.getpid is a system call
+    # (about a microsecond here), so where the platform reports forks, a flag says when to look.
+    if (_forked or not hasattr(os, "register_at_fork")) and _pool.pid != os.getpid():
         _pool = _Pool(_pool.threads)
+    _forked = False
     return _pool
+
+
+_forked = False
+
+
+def _mark_forked() -> None:
+    global _forked
+    _forked = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_mark_forked)
 
 
 def split(n: int, parts: int) -> list[tuple[int, int]]:

@@ -3,6 +3,7 @@ the same training, and a clean fall-back when the replica cannot serve."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import warnings
@@ -220,3 +221,24 @@ def test_the_replica_ignores_ctrl_c():
     process.send_signal(signal.SIGINT)
     assert replica.train_gradients(model, x, y) is not None
     assert process.poll() is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork")
+def test_a_forked_child_gets_its_own_engine_threads():
+    a, b = np.ones((4096, 64), np.float32), np.ones((64, 64), np.float32)
+    from engine.kernels.blocks import matmul
+
+    assert matmul(a, b)[0, 0] == 64
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the inherited pool's helper threads do not exist here
+        try:
+            ok = matmul(a, b)[0, 0] == 64 and parallel._pool.pid == os.getpid()
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert answer == b"1"
