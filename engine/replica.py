@@ -6,10 +6,14 @@ seed network). A second process has no GIL to share: it holds a copy of the mode
 step, runs forward and backward on the second half of the batch while this process runs the
 first half on one thread. Parameters go to it and its gradients come back through one block of
 shared memory (see ``engine.replica_protocol``); a step costs two pipe messages and a few
-copies of the parameters' size. The gradients are then exactly the whole batch's (each half's
-mean gradient weighted by its share of the batch), up to float rounding.
+copies of the parameters' size. Each half's loss gradient is weighted by its share of the batch,
+so the two halves' gradients add up to exactly the whole batch's, up to float rounding.
 
-Networks with batch normalisation stay in one process: their statistics must see the whole batch.
+Batch normalisation must see the whole batch: its kernels swap their per-channel sums with the
+other process in the middle of the step (``engine.kernels.batch_sync``; one more pipe message
+each way per batch-norm layer and direction), so the statistics, and the gradients through
+them, are the whole batch's as well.
+
 One replica process serves the whole program (started on first use, reused by every model);
 if it cannot start or stops, steps run in this process again and nothing is lost.
 """
@@ -17,6 +21,7 @@ if it cannot start or stops, steps run in this process again and nothing is lost
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import os
 import subprocess
@@ -30,9 +35,11 @@ from typing import Any
 import numpy as np
 
 from engine import parallel
+from engine.kernels import batch_sync
+from engine.layers.normalization import BatchNorm
 from engine.losses import softmax_cross_entropy
 from engine.model import Model
-from engine.replica_protocol import BUILD, STEP, Layout, ProtocolError, SharedArrays, read_reply, send
+from engine.replica_protocol import BUILD, STEP, Layout, ProtocolError, SharedArrays, exchange, read_reply, send
 
 # A step is split only when it has at least this many multiply-adds (forward, whole batch): below
 # that, the pipe messages and copies (about 0.1 ms) cost more than the second core saves.
@@ -45,11 +52,20 @@ class ReplicaError(RuntimeError):
     """The replica process could not start, failed a command or stopped."""
 
 
+def sync_values(model: Model) -> int:
+    """Room in each sync slot for batch_sync's largest exchange: a count and three vectors per
+    channel of the widest batch-norm layer."""
+    return 1 + 3 * max((layer.params["gamma"].size for layer in model.layers if isinstance(layer, BatchNorm)),
+                       default=0)
+
+
 def wanted(model: Model, batch_size: int) -> bool:
     """Whether steps of ``model`` at ``batch_size`` are worth splitting with a replica process."""
     if os.environ.get(_ENVIRONMENT, "").strip() == "1" or _disabled.is_set():
         return False
-    if any(layer.state for layer in model.layers):  # batch statistics need the whole batch
+    # Batch norm shares its batch sums between the processes (batch_sync); any other layer with
+    # state could not.
+    if any(layer.state and not isinstance(layer, BatchNorm) for layer in model.layers):
         return False
     if batch_size < 2 * MIN_ROWS or model.analysis.macs * batch_size < MIN_STEP_MACS:
         return False
@@ -81,6 +97,7 @@ class ReplicaProcess:
         self.capacity = 0
         # A step was sent and its reply not read (the wait was interrupted): the pipe is out of step.
         self.in_flight = False
+        self.exchanges = itertools.count()  # batch_sync's exchanges in this step, as the replica counts them
 
     # -- commands ---------------------------------------------------------------------------------
     def _check(self, what: str) -> None:
@@ -101,7 +118,8 @@ class ReplicaProcess:
             assert self.shared is not None
             self.model_ref = weakref.ref(model)
             return self.shared
-        layout = Layout({k: v.shape for k, v in model.parameters().items()}, model.dtype, model.input_shape, rows)
+        layout = Layout({k: v.shape for k, v in model.parameters().items()}, model.dtype, model.input_shape, rows,
+                        sync_values(model))
         self._release_block()
         self.block = shared_memory.SharedMemory(create=True, size=layout.nbytes)
         self.shared = layout.arrays(self.block.buf)
@@ -123,6 +141,18 @@ class ReplicaProcess:
         except OSError as error:
             raise ReplicaError("the replica process stopped before a step") from error
         self.in_flight = True
+        self.exchanges = itertools.count()
+
+    def exchange(self, mine: np.ndarray) -> np.ndarray:
+        """Swap batch-norm sums with the replica in the middle of a step (see batch_sync)."""
+        assert self.shared is not None
+        try:
+            return exchange(mine, self.shared.sync, next(self.exchanges), 0, self.commands, self.replies)
+        except (ProtocolError, OSError) as error:
+            raise ReplicaError(f"the replica process stopped during a training step (exit code "
+                               f"{self.process.poll()})") from error
+        except RuntimeError as error:
+            raise ReplicaError(f"the replica process failed during a training step: {error}") from error
 
     def finish_step(self) -> tuple[float, float]:
         """Wait for the step; returns the replica's (loss, correct count)."""
@@ -234,19 +264,17 @@ def _split_step(model: Model, x: np.ndarray, y: np.ndarray, label_smoothing: flo
     np.copyto(shared.x[:rows], x[own:], casting="same_kind")
     shared.labels[:rows] = y[own:]
     replica.start_step(rows, label_smoothing, rows / n)
-    try:
-        with parallel.serial(), np.errstate(over="ignore", invalid="ignore"):
-            logits = model.forward_logits(x[:own], training=True)
-            loss, grad, probs = softmax_cross_entropy(logits, y[:own], label_smoothing)
-            model.backward(grad)
-        correct = float(np.count_nonzero(probs.argmax(axis=1) == y[:own]))
-    finally:
-        # Always collect the reply, so that the next step never reads this one's.
-        other_loss, other_correct = replica.finish_step()
-    # Each half's gradient is its own mean: the batch's is their average weighted by size (the
-    # replica has weighted its own).
-    own_weight = model.dtype.type(own / n)
+    # If this half fails, the replica stays in flight (it may be waiting for batch-norm sums):
+    # the next step replaces it (see _get).
+    with parallel.serial(), np.errstate(over="ignore", invalid="ignore"), batch_sync.synchronised(replica.exchange):
+        logits = model.forward_logits(x[:own], training=True)
+        loss, grad, probs = softmax_cross_entropy(logits, y[:own], label_smoothing)
+        # Each half's loss is its own mean: weighted by its share of the batch, the two halves'
+        # gradients (and batch norm's sums over both) add up to the whole batch's.
+        grad *= grad.dtype.type(own / n)
+        model.backward(grad)
+    correct = float(np.count_nonzero(probs.argmax(axis=1) == y[:own]))
+    other_loss, other_correct = replica.finish_step()
     for name, g in model.gradients().items():
-        g *= own_weight
         g += shared.grads[name]
     return (own * loss + rows * other_loss) / n, (correct + other_correct) / n

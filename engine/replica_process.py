@@ -9,6 +9,7 @@ ends, however it ends.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from engine import parallel
+from engine.kernels import batch_sync
 from engine.losses import softmax_cross_entropy
 from engine.model import Model
 from engine.replica_protocol import (
@@ -29,6 +31,7 @@ from engine.replica_protocol import (
     Layout,
     ProtocolError,
     SharedArrays,
+    exchange,
     read_exact,
     receive,
     reply_failed,
@@ -72,19 +75,26 @@ class Replica:
         self.shared: SharedArrays = self.layout.arrays(self.block.buf)
         self.params = self.model.parameters()
 
-    def step(self, rows: int, label_smoothing: float, weight: float) -> None:
-        """Forward and backward of the shared batch share; gradients written times ``weight``."""
+    def step(self, rows: int, label_smoothing: float, weight: float, commands: int, replies: int) -> None:
+        """Forward and backward of the shared batch share, the loss's gradient times ``weight``
+        (the share's part of the whole batch), so that the training process adds the gradients up."""
         shared = self.shared
         for name, param in self.params.items():
             np.copyto(param, shared.params[name])
         x, y = shared.x[:rows], shared.labels[:rows]
-        with np.errstate(over="ignore", invalid="ignore"):
+
+        exchanges = itertools.count()
+
+        def swap(mine: np.ndarray) -> np.ndarray:
+            return exchange(mine, shared.sync, next(exchanges), 1, replies, commands)
+
+        with np.errstate(over="ignore", invalid="ignore"), batch_sync.synchronised(swap):
             logits = self.model.forward_logits(x, training=True)
             loss, grad, probs = softmax_cross_entropy(logits, y, label_smoothing)
+            grad *= grad.dtype.type(weight)
             self.model.backward(grad)
-        weight = self.model.dtype.type(weight)
         for name, g in self.model.gradients().items():
-            np.multiply(g, weight, out=shared.grads[name])
+            np.copyto(shared.grads[name], g)
         shared.results[0] = loss
         shared.results[1] = np.count_nonzero(probs.argmax(axis=1) == y)
 
@@ -111,9 +121,11 @@ def serve(commands: int, replies: int) -> None:
                 elif command == STEP:
                     if replica is None:
                         raise RuntimeError("a step came before the model")
-                    replica.step(number, value, weight)
+                    replica.step(number, value, weight, commands, replies)
                 else:
                     raise RuntimeError(f"unknown command {command}")
+            except ProtocolError:
+                return  # the training process went away in the middle of a step
             except Exception as error:  # reported to the training process, which carries on without us
                 reply_failed(replies, f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
                 continue

@@ -21,6 +21,7 @@ import numpy as np
 
 BUILD, STEP = 1, 2  # commands
 OK, FAILED = b"K", b"E"  # replies
+SYNC = b"S"  # either way, during a step: my batch-norm sums are in my sync slot (see batch_sync)
 # command, an integer (rows or payload bytes), two floats (label smoothing, gradient weight)
 _HEADER = struct.Struct("<qqdd")
 _LENGTH = struct.Struct("<q")
@@ -60,11 +61,13 @@ def reply_failed(fd: int, message: str) -> None:
     write_all(fd, FAILED + _LENGTH.pack(len(data)) + data)
 
 
-def read_reply(fd: int) -> str | None:
-    """None for OK, else the error message the replica sent."""
+def read_reply(fd: int, expected: bytes = OK) -> str | None:
+    """None for the ``expected`` byte, else the error message the replica sent."""
     status = read_exact(fd, 1)
-    if status == OK:
+    if status == expected:
         return None
+    if status != FAILED:
+        return f"the replica process is out of step (sent {status!r}, expected {expected!r})"
     (size,) = _LENGTH.unpack(read_exact(fd, _LENGTH.size))
     return read_exact(fd, size).decode("utf-8", "replace")
 
@@ -79,24 +82,28 @@ def _aligned(offset: int) -> int:
 @dataclass(frozen=True)
 class SharedArrays:
     """Views of one shared block: parameters and gradients by name, the batch share (max_rows,
-    *input_shape), its labels (max_rows,) and the results (loss, correct count)."""
+    *input_shape), its labels (max_rows,), the results (loss, correct count) and float64 slots
+    for batch-norm sums, (2, 2, sync_values): two sets used in turn, each with the training
+    process's slot, then the replica's (see ``exchange``)."""
 
     params: dict[str, np.ndarray]
     grads: dict[str, np.ndarray]
     x: np.ndarray
     labels: np.ndarray
     results: np.ndarray
+    sync: np.ndarray
 
 
 class Layout:
     """Where each array lies in the block, from the parameters' names and shapes."""
 
     def __init__(self, shapes: dict[str, tuple[int, ...]], dtype: Any, input_shape: tuple[int, ...],
-                 max_rows: int) -> None:
+                 max_rows: int, sync_values: int = 0) -> None:
         self.shapes = {name: tuple(int(d) for d in shape) for name, shape in shapes.items()}
         self.dtype = np.dtype(dtype)
         self.input_shape = tuple(int(d) for d in input_shape)
         self.max_rows = int(max_rows)
+        self.sync_values = int(sync_values)
         offset = 0
         self._params: dict[str, int] = {}
         self._grads: dict[str, int] = {}
@@ -109,15 +116,17 @@ class Layout:
         self._labels = offset
         offset = _aligned(offset + self.max_rows * 8)
         self._results = offset
-        self.nbytes = offset + 2 * 8
+        self._sync = _aligned(offset + 2 * 8)
+        self.nbytes = self._sync + 4 * self.sync_values * 8
 
     def to_dict(self) -> dict[str, Any]:
         return {"shapes": {k: list(v) for k, v in self.shapes.items()}, "dtype": self.dtype.str,
-                "input_shape": list(self.input_shape), "max_rows": self.max_rows}
+                "input_shape": list(self.input_shape), "max_rows": self.max_rows, "sync_values": self.sync_values}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Layout:
-        return cls({k: tuple(v) for k, v in d["shapes"].items()}, d["dtype"], tuple(d["input_shape"]), d["max_rows"])
+        return cls({k: tuple(v) for k, v in d["shapes"].items()}, d["dtype"], tuple(d["input_shape"]), d["max_rows"],
+                   d["sync_values"])
 
     def arrays(self, buffer: Any) -> SharedArrays:
         def at(offset: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -129,4 +138,23 @@ class Layout:
             x=at(self._x, (self.max_rows, *self.input_shape), self.dtype),
             labels=at(self._labels, (self.max_rows,), np.int64),
             results=at(self._results, (2,), np.float64),
+            sync=at(self._sync, (2, 2, self.sync_values), np.float64),
         )
+
+
+def exchange(mine: np.ndarray, slots: np.ndarray, count: int, own: int, send_fd: int, receive_fd: int) -> np.ndarray:
+    """The ``count``-th exchange of a step: put ``mine`` in slot ``own`` of one set of ``slots``,
+    tell the other process, wait for its word and return a copy of its slot. Raises
+    ProtocolError if the pipe closes, RuntimeError with the other process's message if it failed.
+
+    The sets alternate: once the other's word has come, this process may go on to its next
+    exchange while the other is still copying this one's slot, so the next write goes to the
+    other set, and the one after that only follows the other's next word, sent after its copy.
+    """
+    slot = slots[count % 2]
+    slot[own, : len(mine)] = mine
+    write_all(send_fd, SYNC)
+    message = read_reply(receive_fd, SYNC)
+    if message is not None:
+        raise RuntimeError(message)
+    return slot[1 - own, : len(mine)].copy()

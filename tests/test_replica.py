@@ -115,10 +115,7 @@ def test_training_with_the_replica_matches_one_process(monkeypatch):
     assert [e.train_accuracy for e in history.epochs] == pytest.approx(accuracies, abs=0.02)
 
 
-def test_batch_norm_and_small_steps_stay_in_one_process(monkeypatch):
-    with_norm = arch({"type": "Conv2D", "filters": 4, "kernel_size": 3}, {"type": "BatchNorm"}, {"type": "ReLU"},
-                     {"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"})
-    assert not replica.wanted(Model(with_norm), 64)
+def test_small_steps_stay_in_one_process(monkeypatch):
     model = Model(NET)
     assert replica.wanted(model, 64)
     assert not replica.wanted(model, 2 * replica.MIN_ROWS - 1)
@@ -127,6 +124,56 @@ def test_batch_norm_and_small_steps_stay_in_one_process(monkeypatch):
     monkeypatch.setattr(replica, "MIN_STEP_MACS", 0)
     parallel.set_num_threads(1)
     assert not replica.wanted(model, 64)
+
+
+def conv_bn(filters: int, padding: str = "valid") -> list[dict]:
+    return [{"type": "Conv2D", "filters": filters, "kernel_size": 3, "padding": padding}, {"type": "BatchNorm"},
+            {"type": "ReLU"}]
+
+
+# Every batch-norm path: fused with a pooled first convolution (its sums through the im2col Gram
+# matrix), fused without pooling with z recomputed or kept, fused and pooled with an input
+# gradient, the plain layer after a convolution and after a dense layer.
+BN_NETS = {
+    "pooled first": arch(*conv_bn(3), {"type": "MaxPool2D", "pool_size": 2}, *conv_bn(8, "same"), *conv_bn(8),
+                         {"type": "MaxPool2D", "pool_size": 2}, {"type": "Flatten"},
+                         {"type": "Dense", "units": 16}, {"type": "BatchNorm"}, {"type": "ReLU"},
+                         {"type": "Dense", "units": 3, "activation": "softmax"}),
+    "unpooled first": arch(*conv_bn(4), {"type": "Conv2D", "filters": 5, "kernel_size": 3, "activation": "relu"},
+                           {"type": "BatchNorm"}, {"type": "MaxPool2D", "pool_size": 2}, {"type": "Flatten"},
+                           {"type": "Dense", "units": 3, "activation": "softmax"}),
+}
+
+
+@pytest.mark.parametrize("n", [32, 19])
+@pytest.mark.parametrize("net", list(BN_NETS))
+def test_batch_norm_statistics_and_gradients_cover_the_whole_batch(net, n):
+    split, alone = Model(BN_NETS[net], seed=2, dtype=np.float64), Model(BN_NETS[net], seed=2, dtype=np.float64)
+    for model in (split, alone):  # both signs of gamma (the fused kernels flip channels with gamma < 0)
+        for name, gamma in model.parameters().items():
+            if name.endswith("gamma"):
+                gamma[::2] *= -0.5
+    x, y = batch(n)
+    x += 50  # far from zero: each process's sums are about its own reference
+    assert replica.wanted(split, n)
+    expected_loss, expected_accuracy = one_process_step(alone, x, y, 0.0)
+    loss, accuracy = replica.train_gradients(split, x, y)
+    assert loss == pytest.approx(expected_loss, rel=1e-10)
+    assert accuracy == expected_accuracy
+    for name, g in split.gradients().items():
+        np.testing.assert_allclose(g, alone.gradients()[name], rtol=1e-8, atol=1e-12, err_msg=name)
+    for name, value in split.state().items():
+        np.testing.assert_allclose(value, alone.state()[name], rtol=1e-10, err_msg=name)
+
+
+def test_training_with_batch_norm_matches_one_process(monkeypatch):
+    dataset = stripes_dataset(n_train=160, n_test=32)
+    config = TrainConfig(epochs=2, batch_size=32, optimizer="adam", learning_rate=0.01, validation_split=0.0, seed=0)
+    net = BN_NETS["pooled first"]
+    history = Trainer(Model(net, seed=0), dataset, config).fit()
+    monkeypatch.setenv("CNN_ENGINE_PROCESSES", "1")
+    alone = Trainer(Model(net, seed=0), dataset, config).fit()
+    assert [b.loss for b in history.batches] == pytest.approx([b.loss for b in alone.batches], rel=1e-3)
 
 
 def test_a_stopped_replica_leaves_training_in_this_process():
@@ -242,3 +289,25 @@ def test_a_forked_child_gets_its_own_engine_threads():
     os.waitpid(pid, 0)
     os.close(read)
     assert answer == b"1"
+
+
+def test_a_failure_in_this_half_leaves_no_replica_waiting(monkeypatch):
+    model = Model(BN_NETS["pooled first"], seed=0, dtype=np.float64)
+    x, y = batch(20)
+    replica.train_gradients(model, x, y)
+    stale = replica._replica
+
+    def broken(grad, input_grad=False):
+        raise MemoryError("out of memory in backward")
+
+    # The replica is then waiting for this half's batch-norm sums of backward.
+    monkeypatch.setattr(model, "backward", broken)
+    with pytest.raises(MemoryError):
+        replica.train_gradients(model, x, y)
+    monkeypatch.undo()
+    monkeypatch.setattr(replica, "MIN_STEP_MACS", 0)
+    alone = Model(BN_NETS["pooled first"], seed=0, dtype=np.float64)
+    alone.set_weights(model.get_weights())
+    expected_loss, _ = one_process_step(alone, x, y, 0.0)
+    assert replica.train_gradients(model, x, y)[0] == pytest.approx(expected_loss, rel=1e-10)
+    assert replica._replica is not stale and stale.process.returncode is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.kernels import batch_sync
 from engine.kernels.blocks import BLOCK_BYTES, Workspace, min_rows
 from engine.parallel import parallel_for
 
@@ -35,10 +36,11 @@ def _row_blocks(start: int, stop: int, width: int, itemsize: int) -> list[tuple[
 
 def batch_norm_forward(
     x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, epsilon: float, workspace: Workspace | None = None
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
     """Normalise over every axis but the last with the batch's own statistics.
 
-    Returns (output shaped like x, (mean, inv_std, var)), all per channel. Two passes over the
+    Returns (output shaped like x, (mean, inv_std, var, count)): per channel, and the number of
+    values per channel they come from (the whole batch's when a step is split, see batch_sync). Two passes over the
     data, each thread taking a range of rows in cache-sized blocks: one for the sums (BLAS
     products with a ones vector), one writing x * scale + offset. The sums are of x minus a
     per-channel reference close to the mean (the mean of the first rows), so the variance
@@ -63,8 +65,10 @@ def batch_norm_forward(
         return first, second
 
     parts = parallel_for(len(wide), sums, min_items=min_rows(r * c))
-    shift = sum(p[0] for p in parts).reshape(r, c).sum(axis=0) / dt(m)
-    var = np.maximum(sum(p[1] for p in parts).reshape(r, c).sum(axis=0) / dt(m) - shift * shift, 0)
+    m, first, second = batch_sync.moments(reference, m, sum(p[0] for p in parts).reshape(r, c).sum(axis=0),
+                                          sum(p[1] for p in parts).reshape(r, c).sum(axis=0))
+    shift = (first / m).astype(x.dtype)
+    var = np.maximum(second / m - shift.astype(np.float64) ** 2, 0).astype(x.dtype)
     mean = reference + shift
     inv_std = 1 / np.sqrt(var + dt(epsilon))
     scale = np.tile((gamma * inv_std).astype(x.dtype, copy=False), r)
@@ -77,12 +81,13 @@ def batch_norm_forward(
             block += offset
 
     parallel_for(len(wide), normalise, min_items=min_rows(r * c))
-    return out.reshape(x.shape), (mean, inv_std, var)
+    return out.reshape(x.shape), (mean, inv_std, var, m)
 
 
 def batch_norm_backward(grad: np.ndarray, x: np.ndarray, gamma: np.ndarray, mean: np.ndarray,
-                        inv_std: np.ndarray, workspace: Workspace | None = None):
-    """Returns (d_x, d_gamma, d_beta) for batch_norm_forward(x) in training mode.
+                        inv_std: np.ndarray, workspace: Workspace | None = None, count: int | None = None):
+    """Returns (d_x, d_gamma, d_beta) for batch_norm_forward(x) in training mode (``count``: the
+    forward's, when the statistics covered more than x; d_gamma and d_beta are then x's share).
 
     With x_hat = (x - mean) * inv_std: d_x = gamma * inv_std * (grad - d_beta / m - x_hat * d_gamma / m),
     the full derivative through the batch mean and variance. Two passes over grad and x in
@@ -93,7 +98,7 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, gamma: np.ndarray, mean
     g_wide, r = wide_rows(_channel_rows(grad))
     x_wide = _channel_rows(x).reshape(g_wide.shape)
     c = grad.shape[-1]
-    m = len(g_wide) * r
+    m = len(g_wide) * r if count is None else count
     wide_mean = np.tile(mean.astype(grad.dtype, copy=False), r)
     ones = np.ones(len(g_wide), grad.dtype)
 
@@ -107,10 +112,13 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, gamma: np.ndarray, mean
 
     parts = parallel_for(len(g_wide), sums, min_items=min_rows(r * c))
     d_beta = sum(p[0] for p in parts).reshape(r, c).sum(axis=0)
-    d_gamma = sum(p[1] for p in parts).reshape(r, c).sum(axis=0) * inv_std
+    along = sum(p[1] for p in parts).reshape(r, c).sum(axis=0)
+    d_gamma = along * inv_std
+    # The combination takes the whole batch's sums (see batch_sync; the same mean in every share).
+    batch_beta, batch_along = batch_sync.products(mean, d_beta, along)
     scale = gamma * inv_std
-    along_centred = -scale * inv_std * d_gamma / m
-    offset = -scale * d_beta / m
+    along_centred = -scale * inv_std * batch_along * inv_std / m
+    offset = -scale * batch_beta / m
     along_centred, along_grad, offset = (np.tile(v.astype(grad.dtype, copy=False), r)
                                          for v in (along_centred, scale, offset))
     d_x = np.empty_like(g_wide)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.kernels import batch_sync
 from engine.kernels.batch_norm import wide_rows
 from engine.kernels.blocks import Workspace, min_rows
 from engine.kernels.conv import Convolution, kernel_gradients, kernel_matrix
@@ -51,6 +52,8 @@ class ConvBatchNormCache:
     winners: np.ndarray | None  # pooling's winner planes (max_pool_block); None after inference
     training: bool  # batch statistics (their gradient flows back) or running ones
     z: np.ndarray | None  # (N * Ho * Wo, F) z' itself when kept (training, costly to recompute)
+    reference: np.ndarray  # (F,) what z' is minus, in z's sign-flipped coordinates
+    count: int  # values per channel behind the batch statistics (the whole batch's, see batch_sync)
 
 
 # Backward needs z' again (training only). Recomputing it from the im2col matrix that backward
@@ -114,10 +117,12 @@ def conv_bn_relu_maxpool_forward(
         return first, second
 
     parts = parallel_for(conv.n, work)
+    m = conv.n * conv.rows
     if training:
-        m = conv.n * conv.rows
-        mean = sum(first for first, _ in parts) / m
-        var = np.maximum(sum(second for _, second in parts) / m - mean * mean, 0)
+        m, first, second = batch_sync.moments(reference, m, sum(first for first, _ in parts),
+                                              sum(second for _, second in parts))
+        mean = first / m
+        var = np.maximum(second / m - mean * mean, 0)
         batch_stats = ((mean + reference) * signs, var)
     else:
         mean, var = np.zeros(f, dtype), moving[1]
@@ -134,7 +139,7 @@ def conv_bn_relu_maxpool_forward(
 
     _pooled_parts(conv.n, po * qo * f, normalise)
     cache = ConvBatchNormCache(matrix, signs, mean.astype(dtype), inv_std.astype(dtype), pooled, out, winners,
-                               training, kept)
+                               training, kept, reference, m)
     return out, cache, batch_stats
 
 
@@ -163,10 +168,14 @@ def conv_bn_relu_maxpool_backward(
     d_gamma_flipped = (sum(p[1] for p in parts) - cache.mean * d_beta) * cache.inv_std
     scale = np.abs(gamma).astype(dtype) * cache.inv_std
     # Through the batch mean and variance every z' also gets along * (z' - mean) - scale * d_beta / m,
-    # i.e. along * z' + constant (z' is centred near 0, so this does not cancel).
-    m = conv.n * conv.rows
-    along = -scale * cache.inv_std * d_gamma_flipped / m
-    constant = -scale * d_beta / m - along * cache.mean
+    # i.e. along * z' + constant (z' is centred near 0, so this does not cancel). The sums are the
+    # whole batch's; d_gamma and d_beta themselves stay this share's (a split step adds them up).
+    batch_beta, batch_gz = batch_sync.products(cache.reference, d_beta, sum(p[1] for p in parts)) \
+        if cache.training else (d_beta, None)
+    batch_gamma = (batch_gz - cache.mean * batch_beta) * cache.inv_std if cache.training else d_gamma_flipped
+    m = cache.count
+    along = -scale * cache.inv_std * batch_gamma / m
+    constant = -scale * batch_beta / m - along * cache.mean
     kernel_t = conv.backward_kernel(kernel * cache.signs)
     d_x = np.empty(x.shape, dtype) if need_input_grad else None
     # Without an input gradient (a first layer) and with z' not kept, the batch-statistics terms

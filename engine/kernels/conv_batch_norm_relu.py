@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.kernels import batch_sync
 from engine.kernels.batch_norm import wide_rows
 from engine.kernels.blocks import Workspace, min_rows
 from engine.kernels.conv import Convolution, kernel_gradients, kernel_matrix
@@ -38,6 +39,8 @@ class ConvBatchNormReluCache:
     out: np.ndarray  # (N, Ho, Wo, F) the step's output (its sign is ReLU's mask)
     training: bool  # batch statistics (their gradient flows back) or running ones
     z: np.ndarray | None  # (N * Ho * Wo, F) z itself when kept; else recomputed when needed
+    reference: np.ndarray  # (F,) what z is minus
+    count: int  # values per channel behind the batch statistics (the whole batch's, see batch_sync)
 
 
 def _z(conv: Convolution, part: int, cols: np.ndarray, matrix: np.ndarray, kept: np.ndarray | None,
@@ -84,11 +87,13 @@ def conv_bn_relu_forward(
             second += np.einsum("ij,ij->j", wide, wide).reshape(r, f).sum(axis=0)
         return first, second
 
+    m = conv.n * conv.rows
     if training:
         parts = parallel_for(conv.n, statistics)
-        m = conv.n * conv.rows
-        mean = sum(first for first, _ in parts) / m
-        var = np.maximum(sum(second for _, second in parts) / m - mean * mean, 0)
+        m, first, second = batch_sync.moments(reference, m, sum(first for first, _ in parts),
+                                              sum(second for _, second in parts))
+        mean = first / m
+        var = np.maximum(second / m - mean * mean, 0)
         batch_stats = (mean + reference, var)
     else:
         mean, var = np.zeros(f, dtype), moving[1]
@@ -107,7 +112,7 @@ def conv_bn_relu_forward(
 
     parallel_for(conv.n, normalise)
     cache = ConvBatchNormReluCache(matrix, mean.astype(dtype), inv_std.astype(dtype),
-                                   out.reshape(conv.n, conv.ho, conv.wo, f), training, kept)
+                                   out.reshape(conv.n, conv.ho, conv.wo, f), training, kept, reference, m)
     return cache.out, cache, batch_stats
 
 
@@ -119,9 +124,10 @@ def conv_bn_relu_backward(
     """Gradients (d_input or None, d_kernel, d_bias or None, d_gamma, d_beta) of the forward step
     for grad (N, Ho, Wo, F)."""
     conv = Convolution(x.shape, kernel.shape, stride, padding, True, grad.dtype, workspace)
-    dtype, f, m = grad.dtype, conv.f, conv.n * conv.rows
-    grad_rows, out_rows = grad.reshape(m, f), cache.out.reshape(m, f)
-    masked = np.empty((m, f), dtype)  # grad where ReLU passed it, filled block by block below
+    dtype, f, rows_total = grad.dtype, conv.f, conv.n * conv.rows
+    grad_rows, out_rows = grad.reshape(rows_total, f), cache.out.reshape(rows_total, f)
+    m = cache.count
+    masked = np.empty((rows_total, f), dtype)  # grad where ReLU passed it, filled block by block below
     scale = gamma.astype(dtype) * cache.inv_std
     d_x = np.empty(x.shape, dtype) if need_input_grad else None
     matrix = cache.matrix
@@ -145,9 +151,12 @@ def conv_bn_relu_backward(
         parts = parallel_for(conv.n, products)
         d_rows, gram = sum(p[0] for p in parts), sum(p[1] for p in parts)
         d_beta = d_rows[-1]  # the ones column: the sums of g
-        d_gamma = ((matrix * d_rows).sum(axis=0) - cache.mean * d_beta) * cache.inv_std
-        along = -scale * cache.inv_std * d_gamma / m
-        constant = -scale * d_beta / m - along * cache.mean
+        gz = (matrix * d_rows).sum(axis=0)
+        d_gamma = (gz - cache.mean * d_beta) * cache.inv_std
+        # The whole batch's sums (see batch_sync); d_gamma and d_beta stay this share's.
+        batch_beta, batch_gz = batch_sync.products(cache.reference, d_beta, gz)
+        along = -scale * cache.inv_std * (batch_gz - cache.mean * batch_beta) * cache.inv_std / m
+        constant = -scale * batch_beta / m - along * cache.mean
         return finish(d_rows * scale + (gram @ matrix) * along + np.outer(gram[:, -1], constant), d_gamma, d_beta)
 
     def sums(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
@@ -164,9 +173,14 @@ def conv_bn_relu_backward(
     d_beta = sum(p[0] for p in parts)
     # x_hat = (z - mean) * inv_std; z is centred near 0, so the difference does not cancel.
     d_gamma = (sum(p[1] for p in parts) - cache.mean * d_beta) * cache.inv_std
-    # Through the batch mean and variance every z also gets along * z + constant (training only).
-    along = -scale * cache.inv_std * d_gamma / m if cache.training else np.zeros(f)
-    constant = -scale * d_beta / m - along * cache.mean if cache.training else np.zeros(f)
+    # Through the batch mean and variance every z also gets along * z + constant (training only),
+    # from the whole batch's sums (see batch_sync); d_gamma and d_beta stay this share's.
+    if cache.training:
+        batch_beta, batch_gz = batch_sync.products(cache.reference, d_beta, sum(p[1] for p in parts))
+        along = -scale * cache.inv_std * (batch_gz - cache.mean * batch_beta) * cache.inv_std / m
+        constant = -scale * batch_beta / m - along * cache.mean
+    else:
+        along, constant = np.zeros(f), np.zeros(f)
     kernel_t = conv.backward_kernel(kernel)
 
     def work(part: int, start: int, stop: int) -> np.ndarray:

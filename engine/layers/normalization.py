@@ -58,10 +58,10 @@ class BatchNorm(Layer):
             # Inference is a per-channel affine map; its backward (for saliency) needs x and the scale.
             self._cache = ("inference", x, scale)
             return (x * scale + (beta - self.state["moving_mean"] * scale)).astype(x.dtype, copy=False)
-        out, (mean, inv_std, var) = batch_norm_forward(x, gamma, beta, eps, self.workspace)
+        out, (mean, inv_std, var, count) = batch_norm_forward(x, gamma, beta, eps, self.workspace)
         self.update_running_statistics(mean, var)
         # x itself, not the normalised values: backward recomputes those block by block in cache.
-        self._cache = ("training", x, mean, inv_std)
+        self._cache = ("training", x, mean, inv_std, count)
         return out
 
     def update_running_statistics(self, mean: np.ndarray, var: np.ndarray) -> None:
@@ -81,8 +81,9 @@ class BatchNorm(Layer):
             self.grads["gamma"][...] = (grad * x_hat).sum(axis=axes)
             self.grads["beta"][...] = grad.sum(axis=axes)
             return (grad * scale).astype(grad.dtype, copy=False)
-        _, x, mean, inv_std = self._cache
-        d_x, d_gamma, d_beta = batch_norm_backward(grad, x, self.params["gamma"], mean, inv_std, self.workspace)
+        _, x, mean, inv_std, count = self._cache
+        d_x, d_gamma, d_beta = batch_norm_backward(grad, x, self.params["gamma"], mean, inv_std, self.workspace,
+                                                   count)
         self.grads["gamma"][...] = d_gamma
         self.grads["beta"][...] = d_beta
         return d_x
