@@ -291,7 +291,7 @@ def test_a_forked_child_gets_its_own_engine_threads():
     assert answer == b"1"
 
 
-def test_a_failure_in_this_half_leaves_no_replica_waiting(monkeypatch):
+def test_a_failure_in_this_half_leaves_no_replica_waiting():
     model = Model(BN_NETS["pooled first"], seed=0, dtype=np.float64)
     x, y = batch(20)
     replica.train_gradients(model, x, y)
@@ -301,11 +301,10 @@ def test_a_failure_in_this_half_leaves_no_replica_waiting(monkeypatch):
         raise MemoryError("out of memory in backward")
 
     # The replica is then waiting for this half's batch-norm sums of backward.
-    monkeypatch.setattr(model, "backward", broken)
-    with pytest.raises(MemoryError):
-        replica.train_gradients(model, x, y)
-    monkeypatch.undo()
-    monkeypatch.setattr(replica, "MIN_STEP_MACS", 0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(model, "backward", broken)
+        with pytest.raises(MemoryError):
+            replica.train_gradients(model, x, y)
     alone = Model(BN_NETS["pooled first"], seed=0, dtype=np.float64)
     alone.set_weights(model.get_weights())
     expected_loss, _ = one_process_step(alone, x, y, 0.0)
