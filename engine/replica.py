@@ -237,10 +237,14 @@ def train_gradients(model: Model, x: np.ndarray, y: np.ndarray, label_smoothing:
     """
     if not wanted(model, len(x)) or not _lock.acquire(blocking=False):
         return None
+    # Batch norm's running statistics, as they were: a failed split step must leave no trace.
+    state = {name: value.copy() for name, value in model.state().items()}
     try:
         return _split_step(model, x, y, label_smoothing)
     except ReplicaError as error:
         # Train on in one process; the replica is not tried again in this program.
+        for name, value in model.state().items():
+            value[...] = state[name]
         _disabled.set()
         global _replica
         if _replica is not None:

@@ -104,6 +104,7 @@ class Replica:
 
 
 def serve(commands: int, replies: int) -> None:
+    """Answer commands until the training process closes the pipe (or stops reading replies)."""
     replica: Replica | None = None
     try:
         while True:
@@ -124,12 +125,14 @@ def serve(commands: int, replies: int) -> None:
                     replica.step(number, value, weight, commands, replies)
                 else:
                     raise RuntimeError(f"unknown command {command}")
-            except ProtocolError:
-                return  # the training process went away in the middle of a step
+                write_all(replies, OK)
+            except (ProtocolError, BrokenPipeError):
+                return  # the training process went away, or gave this replica up, mid-command
             except Exception as error:  # reported to the training process, which carries on without us
-                reply_failed(replies, f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
-                continue
-            write_all(replies, OK)
+                try:
+                    reply_failed(replies, f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
+                except BrokenPipeError:
+                    return
     finally:
         if replica is not None:
             replica.close()

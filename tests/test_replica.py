@@ -310,3 +310,31 @@ def test_a_failure_in_this_half_leaves_no_replica_waiting():
     expected_loss, _ = one_process_step(alone, x, y, 0.0)
     assert replica.train_gradients(model, x, y)[0] == pytest.approx(expected_loss, rel=1e-10)
     assert replica._replica is not stale and stale.process.returncode is not None
+
+
+def test_a_replica_lost_mid_step_leaves_the_statistics_as_one_step_would(monkeypatch):
+    model = Model(BN_NETS["pooled first"], seed=0, dtype=np.float64)
+    optimizer = SGD(lr=0.1)
+    x, y = batch(20)
+    train_step(model, optimizer, x, y)
+    alone = Model(BN_NETS["pooled first"], seed=0, dtype=np.float64)
+    alone.set_weights(model.get_weights())
+    one_process_step(alone, x, y, 0.0)
+
+    swap = replica.ReplicaProcess.exchange
+    calls = []
+
+    def dying(self, mine):  # the replica dies after the first batch-norm layer's forward
+        calls.append(len(mine))
+        if len(calls) == 2:
+            self.process.kill()
+            self.process.wait()
+        return swap(self, mine)
+
+    monkeypatch.setattr(replica.ReplicaProcess, "exchange", dying)
+    with pytest.warns(RuntimeWarning, match="replica process stopped during a training step"):
+        train_step(model, SGD(lr=0.0), x, y)
+    for name, value in model.state().items():
+        np.testing.assert_allclose(value, alone.state()[name], rtol=1e-12, err_msg=name)
+    for name, g in model.gradients().items():
+        np.testing.assert_allclose(g, alone.gradients()[name], rtol=1e-9, atol=1e-12, err_msg=name)
