@@ -206,6 +206,37 @@ def test_warnings_in_the_worker_reach_the_gui_once(qtbot, session, data, monkeyp
     assert not [w for w in leaked if "looks odd" in str(w.message)]
 
 
+def test_a_lost_replica_process_is_a_warning_and_training_completes(qtbot, session, data, monkeypatch):
+    from engine import parallel, replica
+
+    monkeypatch.setattr(replica, "MIN_STEP_MACS", 0)  # split even this small network's steps
+    monkeypatch.delenv("CNN_ENGINE_PROCESSES", raising=False)
+    threads = parallel.get_num_threads()
+    parallel.set_num_threads(2)
+    original, steps = Trainer.train_batch, []
+
+    def killing(self, x, y):
+        steps.append(replica._replica)
+        if len(steps) == 3:  # as if the system had killed it
+            steps[-1].process.kill()
+            steps[-1].process.wait()
+        return original(self, x, y)
+
+    monkeypatch.setattr(Trainer, "train_batch", killing)
+    got = record(session.warning)
+    try:
+        with qtbot.waitSignal(session.finished, timeout=WAIT_MS) as done:
+            session.start(SMALL_CNN, data, TrainConfig(epochs=2, batch_size=32))
+    finally:
+        parallel.set_num_threads(threads)
+        replica.shutdown()
+        disabled = replica._disabled.is_set()
+        replica._disabled.clear()
+    assert done.args[0].reason == "completed" and session.epochs_completed == 2
+    assert steps[1] is not None, "the replica process never served"
+    assert disabled and len(got) == 1 and "training goes on in one process" in got[0]
+
+
 def test_start_refuses_what_cannot_train_before_any_thread_starts(session, data):
     ten_classes = arch(*SMALL_CNN["layers"][:3], {"type": "Dense", "units": 10, "activation": "softmax"})
     with pytest.raises(ArchitectureError, match="10 outputs but the dataset has 3 classes"):
