@@ -119,8 +119,13 @@ def test_small_steps_stay_in_one_process(monkeypatch):
     model = Model(NET)
     assert replica.wanted(model, 64)
     assert not replica.wanted(model, 2 * replica.MIN_ROWS - 1)
-    monkeypatch.setattr(replica, "MIN_STEP_MACS", model.analysis.macs * 64 + 1)
-    assert not replica.wanted(model, 64)
+    monkeypatch.setattr(replica, "MIN_STEP_MACS", 1 << 26)
+    assert not replica.wanted(model, 64)  # few multiply-adds and few outputs
+    # Few multiply-adds but many outputs to pass over (like LeNet-5's tanh and average pooling).
+    wide = Model(arch({"type": "Conv2D", "filters": 2, "kernel_size": 3, "padding": "same", "activation": "tanh"},
+                      {"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}, shape=(64, 64, 1)))
+    assert wide.analysis.macs * 64 < replica.MIN_STEP_MACS
+    assert replica.wanted(wide, 64)
     monkeypatch.setattr(replica, "MIN_STEP_MACS", 0)
     parallel.set_num_threads(1)
     assert not replica.wanted(model, 64)
