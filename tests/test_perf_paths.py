@@ -238,3 +238,16 @@ def test_helpers_follow_the_callers_numpy_error_state():
         parallel.set_num_threads(before)
     with pytest.raises(ValueError, match="at least 1"):
         parallel.set_num_threads(0)
+
+
+@pytest.mark.parametrize("n, ho, wo, kh, kw, c", [(3, 10, 10, 3, 3, 32), (2, 4, 7, 2, 5, 3), (1, 1, 1, 3, 3, 1)])
+def test_rows_first_col2im_adds_what_col2im_adds(n, ho, wo, kh, kw, c):
+    from engine.kernels.im2col import col2im_add, col2im_add_rows_first
+
+    rng = np.random.default_rng(0)
+    cols = rng.standard_normal((n, ho, wo, kh, kw, c))
+    start = rng.standard_normal((n, ho + kh - 1 + 1, wo + kw - 1 + 2, c))  # wider than the windows reach
+    expected, got = start.copy(), start.copy()
+    col2im_add(cols, expected, (0, 0, 0, 0), 1)
+    col2im_add_rows_first(cols, got, np.full((n, ho + kh - 1, wo, kw * c), np.nan))
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from engine.kernels.blocks import Workspace, images_per_block
-from engine.kernels.im2col import col2im_add, conv_pads, im2col_into, strided_view
+from engine.kernels.im2col import col2im_add, col2im_add_rows_first, conv_pads, im2col_into, strided_view
 from engine.kernels.pooling import max_pool_block, route_block, winner_planes
 from engine.parallel import parallel_for
 from engine.shapes import output_size
@@ -118,7 +118,12 @@ class Convolution:
             return
         d_cols = np.matmul(g, kernel_t, out=self.scratch("d_cols", part, self.k)[: len(g)])
         d_x[...] = 0  # here, not np.zeros up front: this block is about to be in cache
-        col2im_add(d_cols.reshape(len(x), self.ho, self.wo, self.kh, self.kw, self.c), d_x, self.pads, self.stride)
+        windows = d_cols.reshape(len(x), self.ho, self.wo, self.kh, self.kw, self.c)
+        if self.stride == 1 and not any(self.pads):
+            shape = (self.block, self.ho + self.kh - 1, self.wo, self.kw * self.c)
+            col2im_add_rows_first(windows, d_x, self.workspace.array(f"col2im_rows{part}", shape, self.dtype)[: len(x)])
+        else:
+            col2im_add(windows, d_x, self.pads, self.stride)
 
     @property
     def same_size(self) -> bool:
