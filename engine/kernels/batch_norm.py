@@ -40,11 +40,11 @@ def batch_norm_forward(
     """Normalise over every axis but the last with the batch's own statistics.
 
     Returns (output shaped like x, (mean, inv_std, var, count)): per channel, and the number of
-    values per channel they come from (the whole batch's when a step is split, see batch_sync). Two passes over the
-    data, each thread taking a range of rows in cache-sized blocks: one for the sums (BLAS
-    products with a ones vector), one writing x * scale + offset. The sums are of x minus a
-    per-channel reference close to the mean (the mean of the first rows), so the variance
-    E[d^2] - E[d]^2 does not cancel for data far from zero.
+    values per channel they come from (the whole batch's when a step is split, see batch_sync).
+    Two passes over the data, each thread taking a range of rows in cache-sized blocks: one for
+    the sums (BLAS products with a ones vector), one writing x * scale + offset. The sums are of
+    x minus a per-channel reference close to the mean (the mean of the first rows), so the
+    variance E[d^2] - E[d]^2 does not cancel for data far from zero.
     """
     workspace = workspace if workspace is not None else Workspace()
     rows = _channel_rows(x)
