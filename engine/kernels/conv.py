@@ -8,7 +8,7 @@ import numpy as np
 
 from engine.kernels.blocks import Workspace, images_per_block
 from engine.kernels.im2col import col2im_add, col2im_add_rows_first, conv_pads, im2col_into, strided_view
-from engine.kernels.pooling import max_pool_block, route_block, winner_planes
+from engine.kernels.pooling import max_pool_block, max_pool_taps, route_block, route_taps, winner_planes
 from engine.parallel import parallel_for
 from engine.shapes import output_size
 
@@ -39,6 +39,7 @@ class Convolution:
         # an odd-sized output is never computed (its gradient would be 0 anyway).
         self.ho = output_size(self.h, self.kh, stride, top, bottom) // pool * pool
         self.wo = output_size(self.w, self.kw, stride, left, right) // pool * pool
+        self.pool = pool
         self.rows = self.ho * self.wo  # im2col rows per image
         self.k = self.kh * self.kw * self.c
         # A last column of ones makes the bias one more row of the kernel matrix.
@@ -47,12 +48,16 @@ class Convolution:
         self.workspace = workspace if workspace is not None else Workspace()
         self.block = images_per_block(self.rows * max(self.width, self.f) * self.dtype.itemsize, self.n)
 
-    def cols(self, part: int, x: np.ndarray) -> np.ndarray:
-        """The im2col matrix (n*Ho*Wo, k [+1]) of the few images x, in thread ``part``'s scratch."""
+    def cols(self, part: int, x: np.ndarray, pool_major: bool = False) -> np.ndarray:
+        """The im2col matrix (n*Ho*Wo, k [+1]) of the few images x, in thread ``part``'s scratch.
+
+        ``pool_major`` (few channels only, see pool_major): the rows ordered by pooling tap
+        first, (pool, pool, n, Ho / pool, Wo / pool), so that the product's rows for each tap of
+        the pooling windows form one contiguous slab."""
         n = len(x)
         ones = 1 if self.width > self.k else None
         if self.c <= FEW_CHANNELS:
-            return self._few_channel_cols(part, x, ones)
+            return self._few_channel_cols(part, x, ones, pool_major)
         if any(self.pads):
             top, bottom, left, right = self.pads
             shape = (self.block, self.h + top + bottom, self.w + left + right, self.c)
@@ -66,7 +71,13 @@ class Convolution:
                                                                     self.c))
         return cols
 
-    def _few_channel_cols(self, part: int, x: np.ndarray, ones: int | None) -> np.ndarray:
+    @property
+    def pool_major(self) -> bool:
+        """Whether cols can be ordered by pooling tap (see cols): for few channels, where the
+        transposed im2col is built from a strided view whose order costs nothing to change."""
+        return self.c <= FEW_CHANNELS and self.pool > 1
+
+    def _few_channel_cols(self, part: int, x: np.ndarray, ones: int | None, pool_major: bool = False) -> np.ndarray:
         """cols for a few input channels (a grayscale or RGB first layer), built transposed from
         channels-first planes: each (kernel offset, channel) is one long row of the scratch, copied
         in runs of Wo values, where a row-major im2col copies runs of kw*C values (3 or 9), several
@@ -83,8 +94,14 @@ class Convolution:
         scratch = self.workspace.array(f"cols_t{part}", (self.width, self.block * self.rows), self.dtype, fill=ones)
         # Every (offset, channel) row in one copy (numpy calls are few): a (kh, kw, C, n, Ho, Wo) view.
         sn, sc, sh, sw = planes.strides
-        windows = strided_view(planes, (self.kh, self.kw, self.c, n, self.ho, self.wo),
-                               (sh, sw, sc, sn, sh * self.stride, sw * self.stride), writeable=False)
+        step_h, step_w = sh * self.stride, sw * self.stride
+        if pool_major:
+            p = self.pool
+            windows = strided_view(planes, (self.kh, self.kw, self.c, p, p, n, self.ho // p, self.wo // p),
+                                   (sh, sw, sc, step_h, step_w, sn, step_h * p, step_w * p), writeable=False)
+        else:
+            windows = strided_view(planes, (self.kh, self.kw, self.c, n, self.ho, self.wo),
+                                   (sh, sw, sc, sn, step_h, step_w), writeable=False)
         np.copyto(scratch[: self.k, :rows].reshape(windows.shape), windows)
         return scratch[:, :rows].T
 
@@ -257,9 +274,13 @@ def conv2d_maxpool_forward(
 
     def work(part: int, start: int, stop: int) -> None:
         for a, b, _ in conv.blocks(start, stop):
-            z = np.matmul(conv.cols(part, x[a:b]), matrix, out=conv.scratch("z", part, conv.f)[: (b - a) * conv.rows])
-            max_pool_block(z.reshape(b - a, conv.ho, conv.wo, conv.f), pool, out[a:b],
-                            None if winners is None else winners[:, a:b])
+            z = np.matmul(conv.cols(part, x[a:b], conv.pool_major), matrix,
+                          out=conv.scratch("z", part, conv.f)[: (b - a) * conv.rows])
+            block_winners = None if winners is None else winners[:, a:b]
+            if conv.pool_major:  # each pooling tap one contiguous slab: pooling runs over long rows
+                max_pool_taps(list(z.reshape(pool * pool, b - a, po, qo, conv.f)), pool, out[a:b], block_winners)
+            else:
+                max_pool_block(z.reshape(b - a, conv.ho, conv.wo, conv.f), pool, out[a:b], block_winners)
             np.maximum(out[a:b], 0, out=out[a:b])
 
     parallel_for(conv.n, work)
@@ -279,11 +300,19 @@ def conv2d_maxpool_backward(
     kernel_t = conv.backward_kernel(kernel)
     d_x = np.empty(x.shape, grad.dtype) if need_input_grad else None
 
+    # Without an input gradient (a first layer), a pool-major block needs only the kernel gradient,
+    # which does not care in which order the rows come.
+    pool_major = conv.pool_major and d_x is None
+
     def work(part: int, start: int, stop: int) -> np.ndarray:
         d_matrix = np.zeros((conv.width, conv.f), grad.dtype)
         for a, b, _ in conv.blocks(start, stop):
             g = grad[a:b] * (out[a:b] > 0)
             dz = conv.scratch("dz", part, conv.f)[: (b - a) * conv.rows]
+            if pool_major:
+                route_taps(g, winners[:, a:b], pool, list(dz.reshape(pool * pool, b - a, *grad.shape[1:])))
+                d_matrix += conv.cols(part, x[a:b], pool_major=True).T @ dz
+                continue
             route_block(g, winners[:, a:b], pool, dz.reshape(b - a, conv.ho, conv.wo, conv.f))
             conv.backward_block(part, x[a:b], dz, kernel_t, d_matrix, None if d_x is None else d_x[a:b])
         return d_matrix

@@ -73,16 +73,22 @@ def max_pool_block(xs: np.ndarray, pool: int, out: np.ndarray, winners: np.ndarr
     winners ((winner_planes(pool), n, Ho, Wo, C) bool) which input wins each window: the first
     maximum in row-major order (PyTorch's choice), i.e. the first window row whose maximum equals
     the output, then that row's first tap equal to it. Ties, common after ReLU, route once."""
-    if pool == 2:
-        _max_pool_2x2(xs, out, winners)
-        return
     ho, wo = out.shape[1:3]
+    max_pool_taps([_tap(xs, i, j, pool, ho, wo) for i in range(pool) for j in range(pool)], pool, out, winners)
+
+
+def max_pool_taps(taps: list[np.ndarray], pool: int, out: np.ndarray, winners: np.ndarray | None) -> None:
+    """max_pool_block from the windows' taps: taps[i * pool + j] (n, Ho, Wo, C) holds tap (i, j)
+    of every window (strided views of the input, or contiguous slabs of a tap-major layout)."""
+    if pool == 2:
+        _max_pool_2x2(*taps, out, winners)
+        return
     row_maxima = []
     for i in range(pool):
-        row_max = _tap(xs, i, 0, pool, ho, wo).copy() if pool == 1 else None
+        row_max = taps[i * pool].copy() if pool == 1 else None
         for j in range(1, pool):
-            earlier = _tap(xs, i, 0, pool, ho, wo) if row_max is None else row_max
-            row_max = np.maximum(earlier, _tap(xs, i, j, pool, ho, wo), out=row_max)
+            earlier = taps[i * pool] if row_max is None else row_max
+            row_max = np.maximum(earlier, taps[i * pool + j], out=row_max)
         row_maxima.append(row_max)
     np.copyto(out, row_maxima[0])
     for row_max in row_maxima[1:]:
@@ -94,16 +100,15 @@ def max_pool_block(xs: np.ndarray, pool: int, out: np.ndarray, winners: np.ndarr
         return
     rows = _first_true([row_max == out for row_max in row_maxima[:-1]])
     for i, row_max in enumerate(row_maxima):
-        taps = _first_true([_tap(xs, i, j, pool, ho, wo) == row_max for j in range(pool - 1)])
-        for j, hit in enumerate(taps):
+        hits = _first_true([taps[i * pool + j] == row_max for j in range(pool - 1)])
+        for j, hit in enumerate(hits):
             np.logical_and(hit, rows[i], out=winners[i * pool + j])
 
 
-def _max_pool_2x2(xs: np.ndarray, out: np.ndarray, winners: np.ndarray | None) -> None:
-    """max_pool_block for 2x2 windows: three strict comparisons record the winner (a later tap
+def _max_pool_2x2(t00: np.ndarray, t01: np.ndarray, t10: np.ndarray, t11: np.ndarray, out: np.ndarray,
+                  winners: np.ndarray | None) -> None:
+    """max_pool_taps for 2x2 windows: three strict comparisons record the winner (a later tap
     wins only when greater, so ties go to the first), instead of one mask per tap."""
-    ho, wo = out.shape[1:3]
-    t00, t01, t10, t11 = (_tap(xs, i, j, 2, ho, wo) for i in (0, 1) for j in (0, 1))
     lower = np.maximum(t10, t11)
     np.maximum(t00, t01, out=out)
     if winners is not None:
@@ -121,18 +126,23 @@ def route_block(grad: np.ndarray, winners: np.ndarray, pool: int, d: np.ndarray)
         d[:, ho * pool :] = 0
     if d.shape[2] > wo * pool:
         d[:, :, wo * pool :] = 0
+    route_taps(grad, winners, pool, [_tap(d, i, j, pool, ho, wo) for i in range(pool) for j in range(pool)])
+
+
+def route_taps(grad: np.ndarray, winners: np.ndarray, pool: int, taps: list[np.ndarray]) -> None:
+    """route_block into the windows' taps: taps[i * pool + j] (n, Ho, Wo, C) receives tap (i, j)'s
+    gradient (strided views of the input gradient, or contiguous slabs of a tap-major layout)."""
     if pool == 2:
         # Split the gradient between the rows, then each row's share between its two taps:
         # the second tap gets share * choice, the first what is left.
         lower = np.multiply(grad, winners[2])
         upper = np.subtract(grad, lower)
         for i, share, second in ((0, upper, winners[0]), (1, lower, winners[1])):
-            right = np.multiply(share, second, out=_tap(d, i, 1, 2, ho, wo))
-            np.subtract(share, right, out=_tap(d, i, 0, 2, ho, wo))
+            right = np.multiply(share, second, out=taps[2 * i + 1])
+            np.subtract(share, right, out=taps[2 * i])
         return
-    for i in range(pool):
-        for j in range(pool):
-            np.multiply(grad, winners[i * pool + j], out=_tap(d, i, j, pool, ho, wo))
+    for i in range(pool * pool):
+        np.multiply(grad, winners[i], out=taps[i])
 
 
 def _tiled_max(x: np.ndarray, pool: int, ho: int, wo: int, keep_winners: bool,
