@@ -9,6 +9,8 @@ ends, however it ends.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import json
 import os
@@ -73,14 +75,23 @@ class Replica:
             raise ValueError(f"the replica's parameters {own} differ from the shared layout {self.layout.shapes}")
         self.block = attach(spec["block"])
         self.shared: SharedArrays = self.layout.arrays(self.block.buf)
-        self.params = self.model.parameters()
+        # The layers work on the shared arrays themselves: parameters as the training process
+        # wrote them, gradients where it reads them (every layer reads its parameters when it
+        # runs and writes its gradients in place). step() checks that and copies if not.
+        for name, layer in zip(self.model.names, self.model.layers):
+            for key in layer.params:
+                shared_param = self.shared.params[f"{name}.{key}"]
+                shared_param[...] = layer.params[key]
+                layer.params[key] = shared_param
+                layer.grads[key] = self.shared.grads[f"{name}.{key}"]
 
     def step(self, rows: int, label_smoothing: float, weight: float, commands: int, replies: int) -> None:
         """Forward and backward of the shared batch share, the loss's gradient times ``weight``
         (the share's part of the whole batch), so that the training process adds the gradients up."""
         shared = self.shared
-        for name, param in self.params.items():
-            np.copyto(param, shared.params[name])
+        for name, param in self.model.parameters().items():
+            if param is not shared.params[name]:  # a layer replaced its array: copy instead
+                np.copyto(param, shared.params[name])
         x, y = shared.x[:rows], shared.labels[:rows]
 
         exchanges = itertools.count()
@@ -94,13 +105,21 @@ class Replica:
             grad *= grad.dtype.type(weight)
             self.model.backward(grad)
         for name, g in self.model.gradients().items():
-            np.copyto(shared.grads[name], g)
+            if g is not shared.grads[name]:
+                np.copyto(shared.grads[name], g)
         shared.results[0] = loss
         shared.results[1] = np.count_nonzero(probs.argmax(axis=1) == y)
 
     def close(self) -> None:
-        del self.shared, self.params
-        self.block.close()
+        # Views of the block must be gone before it can close; a view kept alive elsewhere only
+        # keeps this process's mapping until it exits (the training process unlinks the block).
+        del self.shared, self.model
+        try:
+            self.block.close()
+        except BufferError:
+            gc.collect()
+            with contextlib.suppress(BufferError):
+                self.block.close()
 
 
 def serve(commands: int, replies: int) -> None:
