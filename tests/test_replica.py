@@ -4,6 +4,7 @@ the same training, and a clean fall-back when the replica cannot serve."""
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
 import warnings
@@ -290,9 +291,14 @@ def test_a_forked_child_gets_its_own_engine_threads():
         finally:
             os._exit(0)
     os.close(write)
-    answer = os.read(read, 1)
-    os.waitpid(pid, 0)
-    os.close(read)
+    try:
+        ready = select.select([read], [], [], 60)[0]  # a hung child must fail the test, not hang it
+        answer = os.read(read, 1) if ready else b"timeout"
+    finally:
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(read)
     assert answer == b"1"
 
 
