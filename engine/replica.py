@@ -48,6 +48,8 @@ from engine.replica_protocol import BUILD, STEP, Layout, ProtocolError, SharedAr
 MIN_STEP_MACS = 1 << 26
 MIN_STEP_VALUES = 1 << 18
 MIN_ROWS = 8  # each process's share of the batch, at least
+# A replica that has not answered for this long is given up (a step takes milliseconds to seconds).
+REPLY_TIMEOUT = 300.0
 _ENVIRONMENT = "CNN_ENGINE_PROCESSES"  # "1": never start a replica process
 
 
@@ -107,9 +109,10 @@ class ReplicaProcess:
     # -- commands ---------------------------------------------------------------------------------
     def _check(self, what: str) -> None:
         try:
-            message = read_reply(self.replies)
+            message = read_reply(self.replies, timeout=REPLY_TIMEOUT)
         except (ProtocolError, OSError) as error:
-            raise ReplicaError(f"the replica process stopped {what} (exit code {self.process.poll()})") from error
+            raise ReplicaError(f"the replica process stopped {what} ({error}; exit code "
+                               f"{self.process.poll()})") from error
         if message is not None:
             raise ReplicaError(f"the replica process failed {what}: {message}")
 
@@ -152,9 +155,10 @@ class ReplicaProcess:
         """Swap batch-norm sums with the replica in the middle of a step (see batch_sync)."""
         assert self.shared is not None
         try:
-            return exchange(mine, self.shared.sync, next(self.exchanges), 0, self.commands, self.replies)
+            return exchange(mine, self.shared.sync, next(self.exchanges), 0, self.commands, self.replies,
+                            REPLY_TIMEOUT)
         except (ProtocolError, OSError) as error:
-            raise ReplicaError(f"the replica process stopped during a training step (exit code "
+            raise ReplicaError(f"the replica process stopped during a training step ({error}; exit code "
                                f"{self.process.poll()})") from error
         except RuntimeError as error:
             raise ReplicaError(f"the replica process failed during a training step: {error}") from error

@@ -13,6 +13,7 @@ description, so each sees the same named arrays at the same offsets.
 from __future__ import annotations
 
 import os
+import select
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -31,9 +32,13 @@ class ProtocolError(ConnectionError):
     """The other process closed its end of the pipe (it stopped or crashed)."""
 
 
-def read_exact(fd: int, size: int) -> bytes:
+def read_exact(fd: int, size: int, timeout: float | None = None) -> bytes:
+    """``size`` bytes from the pipe; ProtocolError if it closes first or (POSIX, with ``timeout``)
+    if nothing comes for ``timeout`` seconds."""
     data = b""
     while len(data) < size:
+        if timeout is not None and os.name == "posix" and not select.select([fd], [], [], timeout)[0]:
+            raise ProtocolError(f"no answer within {timeout:g} s")
         chunk = os.read(fd, size - len(data))
         if not chunk:
             raise ProtocolError("the pipe was closed")
@@ -61,9 +66,9 @@ def reply_failed(fd: int, message: str) -> None:
     write_all(fd, FAILED + _LENGTH.pack(len(data)) + data)
 
 
-def read_reply(fd: int, expected: bytes = OK) -> str | None:
+def read_reply(fd: int, expected: bytes = OK, timeout: float | None = None) -> str | None:
     """None for the ``expected`` byte, else the error message the replica sent."""
-    status = read_exact(fd, 1)
+    status = read_exact(fd, 1, timeout)
     if status == expected:
         return None
     if status != FAILED:
@@ -142,7 +147,8 @@ class Layout:
         )
 
 
-def exchange(mine: np.ndarray, slots: np.ndarray, count: int, own: int, send_fd: int, receive_fd: int) -> np.ndarray:
+def exchange(mine: np.ndarray, slots: np.ndarray, count: int, own: int, send_fd: int, receive_fd: int,
+             timeout: float | None = None) -> np.ndarray:
     """The ``count``-th exchange of a step: put ``mine`` in slot ``own`` of one set of ``slots``,
     tell the other process, wait for its word and return a copy of its slot. Raises
     ProtocolError if the pipe closes, RuntimeError with the other process's message if it failed.
@@ -154,7 +160,7 @@ def exchange(mine: np.ndarray, slots: np.ndarray, count: int, own: int, send_fd:
     slot = slots[count % 2]
     slot[own, : len(mine)] = mine
     write_all(send_fd, SYNC)
-    message = read_reply(receive_fd, SYNC)
+    message = read_reply(receive_fd, SYNC, timeout)
     if message is not None:
         raise RuntimeError(message)
     return slot[1 - own, : len(mine)].copy()

@@ -349,3 +349,18 @@ def test_a_replica_lost_mid_step_leaves_the_statistics_as_one_step_would(monkeyp
         np.testing.assert_allclose(value, alone.state()[name], rtol=1e-12, err_msg=name)
     for name, g in model.gradients().items():
         np.testing.assert_allclose(g, alone.gradients()[name], rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_replica_that_stops_answering_is_given_up(monkeypatch):
+    model = Model(NET, seed=0, dtype=np.float64)
+    x, y = batch(20)
+    replica.train_gradients(model, x, y)
+    monkeypatch.setattr(replica, "REPLY_TIMEOUT", 0.5)
+    stuck = replica._replica.process
+    stuck.send_signal(signal.SIGSTOP)  # alive, but never answers
+    expected_loss, _ = one_process_step(model, x, y, 0.0)
+    with pytest.warns(RuntimeWarning, match="no answer within 0.5 s.*training goes on in one process"):
+        loss, _ = train_step(model, SGD(lr=0.0), x, y)
+    assert loss == pytest.approx(expected_loss, rel=1e-12)
+    assert stuck.returncode is not None  # killed, not left behind
