@@ -38,6 +38,10 @@ FUSED_CASES = [
     ((9, 11, 1), {"kernel_size": 3}, {"pool_size": 2}),
     ((10, 9, 1), {"kernel_size": 3, "stride": 2, "padding": 1}, {"pool_size": 2}),
     ((9, 9, 1), {"kernel_size": 2}, {"pool_size": 3, "stride": 3}),
+    # More channels: row-major im2col, its rows still ordered by pooling tap in forward (and in a
+    # backward without input gradient)
+    ((9, 10, 6), {"kernel_size": 3, "padding": "same"}, {"pool_size": 2}),
+    ((11, 9, 5), {"kernel_size": 2, "stride": 2, "padding": 1}, {"pool_size": 3, "stride": 3}),
 ]
 
 

@@ -51,9 +51,9 @@ class Convolution:
     def cols(self, part: int, x: np.ndarray, pool_major: bool = False) -> np.ndarray:
         """The im2col matrix (n*Ho*Wo, k [+1]) of the few images x, in thread ``part``'s scratch.
 
-        ``pool_major`` (few channels only, see pool_major): the rows ordered by pooling tap
-        first, (pool, pool, n, Ho / pool, Wo / pool), so that the product's rows for each tap of
-        the pooling windows form one contiguous slab."""
+        ``pool_major``: the rows ordered by pooling tap first, (pool, pool, n, Ho / pool,
+        Wo / pool), so that the product's rows for each tap of the pooling windows form one
+        contiguous slab (the copy costs the same in either order)."""
         n = len(x)
         ones = 1 if self.width > self.k else None
         if self.c <= FEW_CHANNELS:
@@ -67,15 +67,31 @@ class Convolution:
             x = padded
         scratch = self.workspace.array(f"cols{part}", (self.block * self.rows, self.width), self.dtype, fill=ones)
         cols = scratch[: n * self.rows]
-        im2col_into(x, self.kh, self.kw, self.stride, _cols_windows(cols, n, self.ho, self.wo, self.kh, self.kw,
-                                                                    self.c))
+        if pool_major:
+            self._pool_major_windows(x, cols)
+        else:
+            im2col_into(x, self.kh, self.kw, self.stride, _cols_windows(cols, n, self.ho, self.wo, self.kh, self.kw,
+                                                                        self.c))
         return cols
+
+    def _pool_major_windows(self, xp: np.ndarray, cols: np.ndarray) -> None:
+        """Copy the windows of the padded images xp into cols's rows in pooling-tap order: output
+        (pool * p + a, pool * q + b) of image m goes to row (((a * pool + b) * n + m) * Po + p) * Qo + q."""
+        n, p = len(xp), self.pool
+        po, qo = self.ho // p, self.wo // p
+        row, item = cols.strides[0], cols.itemsize
+        target = strided_view(cols, (p, p, n, po, qo, self.kh, self.kw, self.c),
+                              (p * n * po * qo * row, n * po * qo * row, po * qo * row, qo * row, row,
+                               self.kw * self.c * item, self.c * item, item))
+        sn, sh, sw, sc = xp.strides
+        step_h, step_w = sh * self.stride, sw * self.stride
+        np.copyto(target, strided_view(xp, target.shape, (step_h, step_w, sn, step_h * p, step_w * p, sh, sw, sc),
+                                       writeable=False))
 
     @property
     def pool_major(self) -> bool:
-        """Whether cols can be ordered by pooling tap (see cols): for few channels, where the
-        transposed im2col is built from a strided view whose order costs nothing to change."""
-        return self.c <= FEW_CHANNELS and self.pool > 1
+        """Whether cols can be ordered by pooling tap (see cols): before tiled pooling."""
+        return self.pool > 1
 
     def _few_channel_cols(self, part: int, x: np.ndarray, ones: int | None, pool_major: bool = False) -> np.ndarray:
         """cols for a few input channels (a grayscale or RGB first layer), built transposed from
