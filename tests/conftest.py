@@ -1,10 +1,16 @@
-"""Suite-wide test settings: Qt runs offscreen, and no test may leave a thread running or a window open."""
+"""Suite-wide test settings: Qt runs offscreen, and no test may leave a thread running or a window open.
+
+Two rooms: tests/engine imports no Qt (it runs with numpy, Pillow, threadpoolctl and pytest alone);
+tests/studio drives the app with pytest-qt. tests/helpers holds what both use."""
 
 from __future__ import annotations
 
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Subprocesses (the CLI, benchmarks, the replica) find the project even where it is not installed.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH", "")) if p)
 
 import sys  # noqa: E402
 import threading  # noqa: E402

@@ -1,0 +1,31 @@
+"""The benchmark scripts still run (engine alone, a few steps): speed is measured there, not here."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def run(script: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_engine_vs_torch_prints_each_network_and_the_peak_memory():
+    out = run("engine_vs_torch.py", "--no-torch", "--rounds", "1", "--steps", "1", "--nets", "seed", "seed+bn")
+    for label in ("seed train b64", "seed infer b256", "seed+bn train b64", "seed+bn infer b256"):
+        assert re.search(rf"{re.escape(label)}\s+ours\s+\d+ img/s", out), out
+    assert re.search(r"engine peak RSS .*: \d+ MB", out), out
+
+
+def test_epoch_benchmark_trains_an_epoch_and_reports_accuracy():
+    out = run("epoch.py", "--no-torch", "--epochs", "1", "--dataset", "fashion-mnist-mini", "--pause", "0")
+    accuracy = float(re.search(r"epoch 1: ours\s+[\d.]+ s \(test accuracy ([\d.]+)\)", out).group(1))
+    assert accuracy > 0.6, out  # one epoch of the seed network on the bundled subset (chance: 0.1)
+    assert re.search(r"engine peak RSS \(its own process\): \d+ MB", out), out

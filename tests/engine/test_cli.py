@@ -1,0 +1,75 @@
+"""cnn-engine from the command line: figures on success, one-line errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from engine.cli import main
+from tests.helpers.engine_factories import SMALL_CNN, stripes_dataset
+
+
+@pytest.fixture
+def files(tmp_path):
+    data = stripes_dataset(128, 32)
+    npz = tmp_path / "stripes.npz"
+    np.savez(npz, x=data.x_train[..., 0], y=data.y_train, x_test=data.x_test[..., 0], y_test=data.y_test,
+             class_names=np.array(data.class_names))
+    arch = tmp_path / "small.json"
+    arch.write_text(json.dumps(SMALL_CNN))
+    return tmp_path, arch, npz
+
+
+def test_summary_prints_the_table(files, capsys):
+    _, arch, _ = files
+    assert main(["summary", str(arch)]) == 0
+    out = capsys.readouterr().out
+    assert "conv2d_1 (Conv2D)" in out and "Total params: 343" in out
+
+
+def test_train_then_evaluate(files, capsys):
+    tmp, arch, npz = files
+    weights = tmp / "w.npz"
+    assert main(["train", str(arch), "--data", str(npz), "--epochs", "2", "--batch-size", "16",
+                 "--lr", "0.05", "--out", str(weights)]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 1/2" in out and "epoch 2/2" in out and "test accuracy" in out and weights.exists()
+    assert main(["evaluate", str(weights), "--data", str(npz)]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "horizontal" in out
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["summary", "missing.json"], "missing.json: no such file"),
+        (["train", "{arch}", "--data", "/no/such/place"], "/no/such/place"),
+        (["train", "{arch}", "--data", "{npz}", "--epochs", "0"], "--epochs must be at least 1"),
+        (["train", "{arch}", "--data", "{npz}", "--lr", "-1"], "--lr must be positive"),
+        (["evaluate", "{npz}", "--data", "{npz}"], "not a CNN Studio weight file"),
+    ],
+)
+def test_errors_are_one_line(files, argv, message):
+    tmp, arch, npz = files
+    argv = [a.format(arch=arch, npz=npz) for a in argv]
+    proc = subprocess.run([sys.executable, "-m", "engine", *argv], capture_output=True, text=True, cwd=tmp)
+    assert proc.returncode != 0
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_engine_never_imports_qt():
+    code = ("import sys, engine, engine.cli, engine.training, engine.data, engine.weights, engine.metrics, "
+            "engine.functional; import pkgutil, importlib\n"
+            "for m in pkgutil.walk_packages(engine.__path__, 'engine.'):\n"
+            "    # __main__ runs the CLI; *_template files are code generated for users (e.g. PyTorch code).\n"
+            "    if m.name != 'engine.__main__' and not m.name.endswith('_template'):\n"
+            "        importlib.import_module(m.name)\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'pyqtgraph', 'cnn_studio')]\n"
+            "print(bad); assert not bad")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

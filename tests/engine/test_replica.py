@@ -1,0 +1,366 @@
+"""Training steps split with a replica process (engine.replica): the same gradients as one process,
+the same training, and a clean fall-back when the replica cannot serve."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+import warnings
+from multiprocessing import shared_memory
+
+import numpy as np
+import pytest
+
+from engine import parallel, replica
+from engine.losses import softmax_cross_entropy
+from engine.model import Model
+from engine.optimizers import SGD
+from engine.replica_process import Replica
+from engine.replica_protocol import Layout
+from engine.training import TrainConfig, Trainer, train_step
+from tests.helpers.engine_factories import arch, stripes_dataset
+
+NET = arch(
+    {"type": "Conv2D", "filters": 6, "kernel_size": 3, "activation": "relu"},
+    {"type": "MaxPool2D", "pool_size": 2},
+    {"type": "Conv2D", "filters": 8, "kernel_size": 3, "padding": "same", "activation": "relu"},
+    {"type": "Flatten"},
+    {"type": "Dense", "units": 16, "activation": "relu"},
+    {"type": "Dropout", "rate": 0.0},
+    {"type": "Dense", "units": 3, "activation": "softmax"},
+)
+
+
+@pytest.fixture(autouse=True)
+def small_steps_split(monkeypatch):
+    """Split even these small test steps, on two engine threads whatever the machine has."""
+    monkeypatch.setattr(replica, "MIN_STEP_MACS", 0)
+    monkeypatch.delenv("CNN_ENGINE_PROCESSES", raising=False)
+    threads = parallel.get_num_threads()
+    parallel.set_num_threads(2)
+    yield
+    parallel.set_num_threads(threads)
+    replica.shutdown()
+    replica._disabled.clear()
+
+
+def batch(n: int, dtype=np.float64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 12, 12, 1)).astype(dtype), rng.integers(0, 3, n)
+
+
+def one_process_step(model: Model, x: np.ndarray, y: np.ndarray, smoothing: float) -> tuple[float, float]:
+    logits = model.forward_logits(x, training=True)
+    loss, grad, probs = softmax_cross_entropy(logits, y, smoothing)
+    model.backward(grad)
+    return loss, float((probs.argmax(axis=1) == y).mean())
+
+
+@pytest.mark.parametrize("n, smoothing", [(32, 0.0), (17, 0.1), (40, 0.0)])
+def test_split_step_gives_the_whole_batch_gradient(n, smoothing):
+    model = Model(NET, seed=3, dtype=np.float64)
+    x, y = batch(n)
+    expected_loss, expected_accuracy = one_process_step(model, x, y, smoothing)
+    expected = {k: v.copy() for k, v in model.gradients().items()}
+    for g in model.gradients().values():
+        g[...] = np.nan  # nothing of the one-process step may survive
+    result = replica.train_gradients(model, x, y, smoothing)
+    assert result is not None, "the step was not split"
+    loss, accuracy = result
+    assert loss == pytest.approx(expected_loss, rel=1e-12)
+    assert accuracy == expected_accuracy
+    for name, g in model.gradients().items():
+        np.testing.assert_allclose(g, expected[name], rtol=1e-10, atol=1e-14, err_msg=name)
+
+
+def test_replica_follows_parameter_changes_and_new_architectures():
+    model = Model(NET, seed=0, dtype=np.float64)
+    x, y = batch(20)
+    replica.train_gradients(model, x, y)
+    for p in model.parameters().values():
+        p *= 1.5
+    expected_loss, _ = one_process_step(model, x, y, 0.0)
+    expected = {k: v.copy() for k, v in model.gradients().items()}
+    loss, _ = replica.train_gradients(model, x, y)
+    assert loss == pytest.approx(expected_loss, rel=1e-12)
+    for name, g in model.gradients().items():
+        np.testing.assert_allclose(g, expected[name], rtol=1e-10, atol=1e-14, err_msg=name)
+
+    wider = arch({"type": "Conv2D", "filters": 5, "kernel_size": 3, "activation": "relu"}, {"type": "Flatten"},
+                 {"type": "Dense", "units": 3, "activation": "softmax"})
+    other = Model(wider, seed=1, dtype=np.float64)
+    expected_loss, _ = one_process_step(other, x, y, 0.0)
+    assert replica.train_gradients(other, x, y)[0] == pytest.approx(expected_loss, rel=1e-12)
+
+
+def test_training_with_the_replica_matches_one_process(monkeypatch):
+    dataset = stripes_dataset(n_train=192, n_test=32)
+    config = TrainConfig(epochs=2, batch_size=32, optimizer="sgd", learning_rate=0.05, momentum=0.9,
+                         validation_split=0.0, seed=0)
+    calls = []
+    split = replica.train_gradients
+    monkeypatch.setattr(replica, "train_gradients", lambda *a, **k: calls.append(split(*a, **k)) or calls[-1])
+    history = Trainer(Model(NET, seed=0), dataset, config).fit()
+    assert calls and all(result is not None for result in calls), "training did not use the replica"
+
+    monkeypatch.setenv("CNN_ENGINE_PROCESSES", "1")
+    calls.clear()
+    alone = Trainer(Model(NET, seed=0), dataset, config).fit()
+    assert calls and all(result is None for result in calls)
+    losses = [b.loss for b in history.batches]
+    assert losses == pytest.approx([b.loss for b in alone.batches], rel=1e-4)
+    assert losses[-1] < losses[0]
+    accuracies = [e.train_accuracy for e in alone.epochs]
+    assert [e.train_accuracy for e in history.epochs] == pytest.approx(accuracies, abs=0.02)
+
+
+def test_small_steps_stay_in_one_process(monkeypatch):
+    model = Model(NET)
+    assert replica.wanted(model, 64)
+    assert not replica.wanted(model, 2 * replica.MIN_ROWS - 1)
+    monkeypatch.setattr(replica, "MIN_STEP_MACS", 1 << 26)
+    assert not replica.wanted(model, 64)  # few multiply-adds and few outputs
+    # Few multiply-adds but many outputs to pass over (like LeNet-5's tanh and average pooling).
+    wide = Model(arch({"type": "Conv2D", "filters": 2, "kernel_size": 3, "padding": "same", "activation": "tanh"},
+                      {"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}, shape=(64, 64, 1)))
+    assert wide.analysis.macs * 64 < replica.MIN_STEP_MACS
+    assert replica.wanted(wide, 64)
+    monkeypatch.setattr(replica, "MIN_STEP_MACS", 0)
+    parallel.set_num_threads(1)
+    assert not replica.wanted(model, 64)
+
+
+def conv_bn(filters: int, padding: str = "valid") -> list[dict]:
+    return [{"type": "Conv2D", "filters": filters, "kernel_size": 3, "padding": padding}, {"type": "BatchNorm"},
+            {"type": "ReLU"}]
+
+
+# Every batch-norm path: fused with a pooled first convolution (its sums through the im2col Gram
+# matrix), fused without pooling with z recomputed or kept, fused and pooled with an input
+# gradient, the plain layer after a convolution and after a dense layer.
+BN_NETS = {
+    "pooled first": arch(*conv_bn(3), {"type": "MaxPool2D", "pool_size": 2}, *conv_bn(8, "same"), *conv_bn(8),
+                         {"type": "MaxPool2D", "pool_size": 2}, {"type": "Flatten"},
+                         {"type": "Dense", "units": 16}, {"type": "BatchNorm"}, {"type": "ReLU"},
+                         {"type": "Dense", "units": 3, "activation": "softmax"}),
+    "unpooled first": arch(*conv_bn(4), {"type": "Conv2D", "filters": 5, "kernel_size": 3, "activation": "relu"},
+                           {"type": "BatchNorm"}, {"type": "MaxPool2D", "pool_size": 2}, {"type": "Flatten"},
+                           {"type": "Dense", "units": 3, "activation": "softmax"}),
+}
+
+
+@pytest.mark.parametrize("n", [32, 19])
+@pytest.mark.parametrize("net", list(BN_NETS))
+def test_batch_norm_statistics_and_gradients_cover_the_whole_batch(net, n):
+    split, alone = Model(BN_NETS[net], seed=2, dtype=np.float64), Model(BN_NETS[net], seed=2, dtype=np.float64)
+    for model in (split, alone):  # both signs of gamma (the fused kernels flip channels with gamma < 0)
+        for name, gamma in model.parameters().items():
+            if name.endswith("gamma"):
+                gamma[::2] *= -0.5
+    x, y = batch(n)
+    x += 50  # far from zero: each process's sums are about its own reference
+    assert replica.wanted(split, n)
+    expected_loss, expected_accuracy = one_process_step(alone, x, y, 0.0)
+    loss, accuracy = replica.train_gradients(split, x, y)
+    assert loss == pytest.approx(expected_loss, rel=1e-10)
+    assert accuracy == expected_accuracy
+    for name, g in split.gradients().items():
+        np.testing.assert_allclose(g, alone.gradients()[name], rtol=1e-8, atol=1e-12, err_msg=name)
+    for name, value in split.state().items():
+        np.testing.assert_allclose(value, alone.state()[name], rtol=1e-10, err_msg=name)
+
+
+def test_training_with_batch_norm_matches_one_process(monkeypatch):
+    dataset = stripes_dataset(n_train=160, n_test=32)
+    config = TrainConfig(epochs=2, batch_size=32, optimizer="adam", learning_rate=0.01, validation_split=0.0, seed=0)
+    net = BN_NETS["pooled first"]
+    history = Trainer(Model(net, seed=0), dataset, config).fit()
+    monkeypatch.setenv("CNN_ENGINE_PROCESSES", "1")
+    alone = Trainer(Model(net, seed=0), dataset, config).fit()
+    assert [b.loss for b in history.batches] == pytest.approx([b.loss for b in alone.batches], rel=1e-3)
+
+
+def test_a_stopped_replica_leaves_training_in_this_process():
+    model = Model(NET, seed=0, dtype=np.float64)
+    optimizer = SGD(lr=0.1)
+    x, y = batch(24)
+    train_step(model, optimizer, x, y)
+    replica._replica.process.kill()
+    replica._replica.process.wait()
+
+    expected_model = Model(NET, seed=0, dtype=np.float64)
+    expected_model.set_weights(model.get_weights())
+    expected_loss, _ = one_process_step(expected_model, x, y, 0.0)
+    with pytest.warns(RuntimeWarning, match="replica process stopped.*training goes on in one process"):
+        loss, _ = train_step(model, optimizer, x, y)
+    assert loss == pytest.approx(expected_loss, rel=1e-12)
+    assert not replica.wanted(model, 24)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train_step(model, optimizer, x, y)  # quietly in this process from now on
+
+
+def test_replica_reports_its_errors_by_message():
+    process = replica.ReplicaProcess()
+    try:
+        process.start_step(4, 0.0, 1.0)
+        with pytest.raises(replica.ReplicaError, match="a step came before the model"):
+            process.finish_step()
+    finally:
+        process.close()
+    assert process.process.returncode == 0
+
+
+def test_shutdown_stops_the_process_and_frees_the_shared_block():
+    model = Model(NET, seed=0)
+    x, y = batch(16, np.float32)
+    replica.train_gradients(model, x, y)
+    process = replica._replica
+    name = process.block.name
+    replica.shutdown()
+    assert process.process.returncode == 0
+    with pytest.raises(FileNotFoundError):
+        shared_memory.SharedMemory(name)
+
+
+def test_replica_dropout_masks_are_its_own():
+    dropout = arch({"type": "Flatten"}, {"type": "Dropout", "rate": 0.5}, {"type": "Dense", "units": 3,
+                                                                          "activation": "softmax"})
+    model = Model(dropout, seed=0)
+    layout = Layout({k: v.shape for k, v in model.parameters().items()}, model.dtype, model.input_shape, 4)
+    block = shared_memory.SharedMemory(create=True, size=layout.nbytes)
+    try:
+        copy = Replica({"architecture": dropout, "seed": 0, "layout": layout.to_dict(), "block": block.name})
+        try:
+            ours, theirs = model.layers[1].rng.random(8), copy.model.layers[1].rng.random(8)
+            assert not np.allclose(ours, theirs)
+        finally:
+            copy.close()
+    finally:
+        block.close()
+        block.unlink()
+
+
+def test_serial_keeps_kernels_on_the_calling_thread():
+    parts = []
+    with parallel.serial():
+        assert parallel.is_serial()
+        parallel.parallel_for(100, lambda part, start, stop: parts.append((part, start, stop)))
+    assert parts == [(0, 0, 100)]
+    parts.clear()
+    parallel.parallel_for(100, lambda part, start, stop: parts.append((part, start, stop)))
+    assert len(parts) == 2
+
+
+def test_an_interrupted_step_starts_a_fresh_replica():
+    model = Model(NET, seed=0, dtype=np.float64)
+    x, y = batch(20)
+    replica.train_gradients(model, x, y)
+    stale = replica._replica
+    stale.start_step(10, 0.0, 0.5)  # as if Ctrl+C had struck before the reply was read
+    expected_loss, _ = one_process_step(model, x, y, 0.0)
+    assert replica.train_gradients(model, x, y)[0] == pytest.approx(expected_loss, rel=1e-12)
+    assert replica._replica is not stale and stale.process.returncode is not None
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_the_replica_ignores_ctrl_c():
+    model = Model(NET, seed=0)
+    x, y = batch(16, np.float32)
+    replica.train_gradients(model, x, y)
+    process = replica._replica.process
+    process.send_signal(signal.SIGINT)
+    assert replica.train_gradients(model, x, y) is not None
+    assert process.poll() is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork")
+def test_a_forked_child_gets_its_own_engine_threads():
+    a, b = np.ones((4096, 64), np.float32), np.ones((64, 64), np.float32)
+    from engine.kernels.blocks import matmul
+
+    assert matmul(a, b)[0, 0] == 64
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the inherited pool's helper threads do not exist here
+        try:
+            ok = matmul(a, b)[0, 0] == 64 and parallel._pool.pid == os.getpid()
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        ready = select.select([read], [], [], 60)[0]  # a hung child must fail the test, not hang it
+        answer = os.read(read, 1) if ready else b"timeout"
+    finally:
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(read)
+    assert answer == b"1"
+
+
+def test_a_failure_in_this_half_leaves_no_replica_waiting():
+    model = Model(BN_NETS["pooled first"], seed=0, dtype=np.float64)
+    x, y = batch(20)
+    replica.train_gradients(model, x, y)
+    stale = replica._replica
+
+    def broken(grad, input_grad=False):
+        raise MemoryError("out of memory in backward")
+
+    # The replica is then waiting for this half's batch-norm sums of backward.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(model, "backward", broken)
+        with pytest.raises(MemoryError):
+            replica.train_gradients(model, x, y)
+    alone = Model(BN_NETS["pooled first"], seed=0, dtype=np.float64)
+    alone.set_weights(model.get_weights())
+    expected_loss, _ = one_process_step(alone, x, y, 0.0)
+    assert replica.train_gradients(model, x, y)[0] == pytest.approx(expected_loss, rel=1e-10)
+    assert replica._replica is not stale and stale.process.returncode is not None
+
+
+def test_a_replica_lost_mid_step_leaves_the_statistics_as_one_step_would(monkeypatch):
+    model = Model(BN_NETS["pooled first"], seed=0, dtype=np.float64)
+    optimizer = SGD(lr=0.1)
+    x, y = batch(20)
+    train_step(model, optimizer, x, y)
+    alone = Model(BN_NETS["pooled first"], seed=0, dtype=np.float64)
+    alone.set_weights(model.get_weights())
+    one_process_step(alone, x, y, 0.0)
+
+    swap = replica.ReplicaProcess.exchange
+    calls = []
+
+    def dying(self, mine):  # the replica dies after the first batch-norm layer's forward
+        calls.append(len(mine))
+        if len(calls) == 2:
+            self.process.kill()
+            self.process.wait()
+        return swap(self, mine)
+
+    monkeypatch.setattr(replica.ReplicaProcess, "exchange", dying)
+    with pytest.warns(RuntimeWarning, match="replica process stopped during a training step"):
+        train_step(model, SGD(lr=0.0), x, y)
+    for name, value in model.state().items():
+        np.testing.assert_allclose(value, alone.state()[name], rtol=1e-12, err_msg=name)
+    for name, g in model.gradients().items():
+        np.testing.assert_allclose(g, alone.gradients()[name], rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_replica_that_stops_answering_is_given_up(monkeypatch):
+    model = Model(NET, seed=0, dtype=np.float64)
+    x, y = batch(20)
+    replica.train_gradients(model, x, y)
+    monkeypatch.setattr(replica, "REPLY_TIMEOUT", 0.5)
+    stuck = replica._replica.process
+    stuck.send_signal(signal.SIGSTOP)  # alive, but never answers
+    expected_loss, _ = one_process_step(model, x, y, 0.0)
+    with pytest.warns(RuntimeWarning, match="no answer within 0.5 s.*training goes on in one process"):
+        loss, _ = train_step(model, SGD(lr=0.0), x, y)
+    assert loss == pytest.approx(expected_loss, rel=1e-12)
+    assert stuck.returncode is not None  # killed, not left behind
