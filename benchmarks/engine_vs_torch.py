@@ -78,6 +78,13 @@ NETWORKS: dict[str, Callable[[], dict[str, Any]]] = {
 
 
 # -- threads and environment ----------------------------------------------------------------------
+def processes_option(text: str) -> int | str:
+    """--processes: 1, 2 or auto (engine.training.TrainConfig.processes)."""
+    if text not in ("1", "2", "auto"):
+        raise argparse.ArgumentTypeError(f"choose 1, 2 or auto, not {text!r}")
+    return text if text == "auto" else int(text)
+
+
 def set_engine_threads(threads: int) -> str:
     """Give the engine ``threads`` worker threads; returns a line describing them and numpy's BLAS.
 
@@ -147,17 +154,18 @@ def peak_rss_mb() -> float:
 class EngineRunner:
     """One training step exactly as engine.training.Trainer.train_batch does it, and inference."""
 
-    def __init__(self, architecture: dict[str, Any], lr: float, momentum: float) -> None:
+    def __init__(self, architecture: dict[str, Any], lr: float, momentum: float, processes: Any = "auto") -> None:
         from engine.model import Model
         from engine.optimizers import SGD
 
         self.model = Model.from_architecture(architecture, seed=0)
         self.optimizer = SGD(lr=lr, momentum=momentum)
+        self.processes = processes
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
         from engine.training import train_step
 
-        return train_step(self.model, self.optimizer, x, y)[0]
+        return train_step(self.model, self.optimizer, x, y, processes=self.processes)[0]
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         return self.model.forward(x, training=False)
@@ -335,7 +343,7 @@ def check_agreement(engine: EngineRunner, torch_side: TorchRunner, x: np.ndarray
 
 def bench_network(name: str, args: argparse.Namespace, have_torch: bool) -> list[Comparison]:
     architecture = NETWORKS[name]()
-    engine = EngineRunner(architecture, args.lr, args.momentum)
+    engine = EngineRunner(architecture, args.lr, args.momentum, args.processes)
     shape = tuple(engine.model.input_shape)
     classes = engine.model.output_shape[-1]
     # Many distinct batches: a few repeated ones are soon fitted, and the tiny gradients that
@@ -384,7 +392,7 @@ def bench_network(name: str, args: argparse.Namespace, have_torch: bool) -> list
 def engine_memory(args: argparse.Namespace) -> None:
     """Run in a child process without PyTorch: peak RSS of the engine alone over every network."""
     for name in args.nets:
-        engine = EngineRunner(NETWORKS[name](), args.lr, args.momentum)
+        engine = EngineRunner(NETWORKS[name](), args.lr, args.momentum, args.processes)
         shape, classes = tuple(engine.model.input_shape), engine.model.output_shape[-1]
         xs, ys = make_batches(shape, args.batch, 2, classes)
         xs_inf, _ = make_batches(shape, args.inference_batch, 1, classes)
@@ -399,7 +407,8 @@ def engine_memory(args: argparse.Namespace) -> None:
 def measure_engine_memory(args: argparse.Namespace) -> dict[str, float | None] | None:
     """Peak RSS in MB of the engine's process ("peak_rss_mb") and of its replica process, if one ran."""
     command = [sys.executable, os.path.abspath(__file__), "--memory-child", "--threads", str(args.threads),
-               "--batch", str(args.batch), "--inference-batch", str(args.inference_batch), "--nets", *args.nets]
+               "--batch", str(args.batch), "--inference-batch", str(args.inference_batch), "--nets", *args.nets,
+               "--processes", str(args.processes)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         print(done.stderr.strip(), file=sys.stderr)
@@ -415,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--inference-batch", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2, help="threads for both the engine and PyTorch")
+    parser.add_argument("--processes", type=processes_option, default="auto",
+                        help="processes per engine training step: 1, 2 or auto (default, as the CLI and studio)")
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--pause", type=float, default=0.01,

@@ -32,6 +32,7 @@ from engine_vs_torch import (  # noqa: E402
     import_torch,
     load_average,
     peak_rss_mb,
+    processes_option,
     seed_network,
     set_engine_threads,
     torch_network,
@@ -60,7 +61,7 @@ def engine_child(args: argparse.Namespace) -> None:
     dataset = load_dataset(args.dataset)
     model = Model.from_architecture(seed_network(), seed=0)
     config = TrainConfig(epochs=1, batch_size=args.batch, optimizer="sgd", learning_rate=args.lr,
-                         momentum=args.momentum, validation_split=0.0, seed=0)
+                         momentum=args.momentum, validation_split=0.0, seed=0, processes=args.processes)
     trainer = Trainer(model, dataset, config)
     print(json.dumps({"ready": True, "train_size": len(trainer.train_idx), "test_size": len(dataset.y_test),
                       "weights": {k: v.tolist() for k, v in model.get_weights().items()}}), flush=True)
@@ -82,7 +83,7 @@ class EngineProcess:
     def __init__(self, args: argparse.Namespace) -> None:
         command = [sys.executable, os.path.abspath(__file__), "--engine-child", "--dataset", args.dataset,
                    "--threads", str(args.threads), "--batch", str(args.batch), "--lr", str(args.lr),
-                   "--momentum", str(args.momentum)]
+                   "--momentum", str(args.momentum), "--processes", str(args.processes)]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.hello = self._reply()
 
@@ -147,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="threads for both the engine and PyTorch")
+    parser.add_argument("--processes", type=processes_option, default="auto",
+                        help="processes per engine training step: 1, 2 or auto (default, as the CLI and studio)")
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--pause", type=float, default=1.0, help="seconds of rest before each epoch")

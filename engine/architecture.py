@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import ArchitectureError
+from engine.errors import ArchitectureError, ClassCountError, ClassifierHeadError
 from engine.layers import LAYER_TYPES, Layer, Shape
 
 FORMAT = "cnn-studio.architecture/1"
@@ -244,20 +244,9 @@ def check_classifier(analysis: Analysis, num_classes: int | None) -> None:
         raise analysis.problems[0]
     last = analysis.layers[-1]
     if len(out) != 1:
-        raise ArchitectureError(
-            f"the network ends in a {'x'.join(map(str, out))} feature map, not a vector of class scores",
-            layer_index=last.index, layer_type=last.type,
-            hint=f"The network ends in a {'x'.join(map(str, out))} feature map, but a classifier must end in "
-            "one score per class. Add Flatten and a Dense layer with "
-            + (f"{num_classes} units" if num_classes else "one unit per class") + " at the end.",
-            fix="append_classifier",
-        )
+        raise ClassifierHeadError(out, num_classes, layer_index=last.index, layer_type=last.type)
     if num_classes is not None and out[0] != num_classes:
-        raise ArchitectureError(
-            f"has {out[0]} outputs but the dataset has {num_classes} classes",
-            layer_index=last.index, layer_type=last.type, field="units", value=out[0],
-            hint=f"Set the last layer's units to {num_classes}.", fix="set_output_units",
-        )
+        raise ClassCountError(out[0], num_classes, layer_index=last.index, layer_type=last.type)
 
 
 def with_input_shape(doc: dict[str, Any], shape: Shape) -> dict[str, Any]:

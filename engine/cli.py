@@ -74,28 +74,41 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _processes(text: str) -> int | str:
+    if text not in ("1", "2", "auto"):
+        raise argparse.ArgumentTypeError(f"choose 1, 2 or auto, not {text!r}")
+    return text if text == "auto" else int(text)
+
+
+# The options that set each TrainConfig field, for messages about settings.
+_OPTIONS = {"learning_rate": "--lr"}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from engine.architecture import load_architecture_file, with_input_shape
-    from engine.model import Model
-    from engine.training import TrainConfig, Trainer
+    from engine.errors import InputShapeError
+    from engine.training import TrainConfig, prepare
     from engine.weights import save_weights
 
+    config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+        learning_rate=args.lr if args.lr is not None else (0.01 if args.optimizer == "sgd" else 0.001),
+        momentum=args.momentum, validation_split=args.validation_split, seed=args.seed,
+        augment_shift=args.augment_shift, augment_hflip=args.augment_hflip, processes=args.processes,
+    )
+    _check_settings(config)  # before the dataset loads
     dataset = _load_data(args)
     if args.limit:
         dataset = dataset.subset(min(args.limit, len(dataset.y_train)), len(dataset.y_test), seed=args.seed)
     doc = load_architecture_file(args.architecture)
     if doc.get("input", {}).get("shape") != list(dataset.input_shape) and args.adapt_input:
         doc = with_input_shape(doc, dataset.input_shape)
-    model = Model.from_architecture(doc, seed=args.seed)
-    config = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-        learning_rate=args.lr if args.lr is not None else (0.01 if args.optimizer == "sgd" else 0.001),
-        momentum=args.momentum, validation_split=args.validation_split, seed=args.seed,
-        augment_shift=args.augment_shift, augment_hflip=args.augment_hflip,
-    )
     print(f"dataset {dataset.name}: {len(dataset.y_train)} train / {len(dataset.y_test)} test images, "
           f"{'x'.join(map(str, dataset.input_shape))}, {dataset.num_classes} classes")
-    trainer = Trainer(model, dataset, config)
+    try:
+        model, trainer = prepare(doc, dataset, config)
+    except InputShapeError as exc:
+        raise EngineError(f"{exc} (--adapt-input gives the network the dataset's shape)") from None
     history = trainer.fit(ProgressPrinter(sys.stdout))
     result = trainer.evaluate()
     print(f"test accuracy {result.accuracy:.2%} ({len(result.labels)} images)")
@@ -103,6 +116,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         save_weights(model, args.out)
         print(f"weights saved to {args.out}")
     return 0 if history.finished and history.finished.reason == "completed" else 3
+
+
+def _check_settings(config: object) -> None:
+    """The engine's check of the settings, with the options' names in its messages."""
+    from engine.errors import SettingError
+    from engine.preflight import check_settings
+
+    try:
+        check_settings(config)
+    except SettingError as exc:
+        option = _OPTIONS.get(exc.field, "--" + exc.field.replace("_", "-"))
+        raise EngineError(f"{option} {exc.requirement}, not {exc.value}") from None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -153,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment-hflip", action="store_true", help="random horizontal flips")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="train on at most N images (a quick run)")
+    p.add_argument("--processes", type=_processes, default="auto", metavar="{1,2,auto}",
+                   help="processes per training step: 2 splits each step with a helper process, auto (default) "
+                        "when the step is large enough to gain")
     p.add_argument("--adapt-input", action="store_true",
                    help="use the dataset's image shape as the network's input shape")
     p.add_argument("--out", help="where to save the trained weights (.npz)")
@@ -169,24 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _validate_args(args: argparse.Namespace) -> None:
-    for name in ("epochs", "batch_size"):
-        value = getattr(args, name, None)
-        if value is not None and value < 1:
-            raise EngineError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
-    split = getattr(args, "validation_split", None)
-    if split is not None and not 0 <= split < 1:
-        raise EngineError(f"--validation-split must be in [0, 1), not {split}")
-    lr = getattr(args, "lr", None)
-    if lr is not None and not lr > 0:
-        raise EngineError(f"--lr must be positive, not {lr}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        _validate_args(args)
         return args.func(args)
     except (EngineError, ValueError) as exc:
         print(f"cnn-engine: error: {exc}", file=sys.stderr)

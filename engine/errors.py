@@ -38,12 +38,95 @@ class ArchitectureError(EngineError):
         self.fix = fix
 
 
+class ClassifierHeadError(ArchitectureError):
+    """The network does not end in a vector of class scores (``output_shape``: what it ends in)."""
+
+    def __init__(self, output_shape: tuple[int, ...], num_classes: int | None, *, layer_index: int,
+                 layer_type: str) -> None:
+        shape = "x".join(map(str, output_shape))
+        units = f"{num_classes} units" if num_classes else "one unit per class"
+        super().__init__(
+            f"the network ends in a {shape} feature map, not a vector of class scores",
+            layer_index=layer_index, layer_type=layer_type,
+            hint=f"The network ends in a {shape} feature map, but a classifier must end in one score per class. "
+            f"Add Flatten and a Dense layer with {units} at the end.",
+            fix="append_classifier",
+        )
+        self.output_shape = tuple(output_shape)
+        self.num_classes = num_classes
+
+
+class ClassCountError(ArchitectureError):
+    """The network's output count (``outputs``) differs from the dataset's class count (``classes``)."""
+
+    def __init__(self, outputs: int, classes: int, *, layer_index: int, layer_type: str) -> None:
+        super().__init__(
+            f"has {outputs} outputs but the dataset has {classes} classes",
+            layer_index=layer_index, layer_type=layer_type, field="units", value=outputs,
+            hint=f"Set the last layer's units to {classes}.", fix="set_output_units",
+        )
+        self.outputs = outputs
+        self.classes = classes
+
+
 class WeightsError(EngineError):
     """A weight file that is unreadable or does not fit the architecture."""
 
 
 class TrainingError(EngineError):
-    """Training cannot go on (e.g. the loss diverged)."""
+    """Training cannot start or go on (e.g. the loss diverged).
+
+    ``fix`` names an automatic fix a caller can offer, as for ArchitectureError.
+    """
+
+    fix: str | None = None
+
+
+class SettingError(TrainingError):
+    """A training setting out of range: ``field`` names the TrainConfig field, ``value`` what it held,
+    ``requirement`` what it must be ("must be at least 1")."""
+
+    def __init__(self, field: str, value: object, requirement: str) -> None:
+        super().__init__(f"{field} {requirement}, not {value!r}")
+        self.field = field
+        self.value = value
+        self.requirement = requirement
+
+
+class InputShapeError(TrainingError):
+    """The network's input shape differs from the dataset's images; adapting the input fixes it."""
+
+    fix = "adapt_input"
+
+    def __init__(self, network_shape: tuple[int, ...], dataset_shape: tuple[int, ...], dataset_name: str) -> None:
+        super().__init__(f"the network's input is {'x'.join(map(str, network_shape))} but the dataset "
+                         f"{dataset_name!r} has {'x'.join(map(str, dataset_shape))} images")
+        self.network_shape = tuple(network_shape)
+        self.dataset_shape = tuple(dataset_shape)
+        self.dataset_name = dataset_name
+
+
+class SoftmaxHeadError(TrainingError):
+    """The network does not end in a softmax, which training as a classifier needs."""
+
+    fix = "softmax_output"
+
+    def __init__(self, layer_index: int, layer_type: str) -> None:
+        super().__init__("the network must end in a softmax (Dense with activation 'softmax', or a Softmax layer) "
+                         "to be trained as a classifier")
+        self.layer_index = layer_index
+        self.layer_type = layer_type
+
+
+class NoTrainingImagesError(TrainingError):
+    """The validation split leaves no training images (``train_size`` images, ``validation_split`` held out)."""
+
+    def __init__(self, dataset_name: str, train_size: int, validation_split: float) -> None:
+        super().__init__(f"the dataset {dataset_name!r} leaves no training images after the validation split "
+                         f"({validation_split:g} of {train_size})")
+        self.dataset_name = dataset_name
+        self.train_size = train_size
+        self.validation_split = validation_split
 
 
 class DataError(EngineError):

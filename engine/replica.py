@@ -50,7 +50,7 @@ MIN_STEP_VALUES = 1 << 18
 MIN_ROWS = 8  # each process's share of the batch, at least
 # A replica that has not answered for this long is given up (a step takes milliseconds to seconds).
 REPLY_TIMEOUT = 300.0
-_ENVIRONMENT = "CNN_ENGINE_PROCESSES"  # "1": never start a replica process
+_ENVIRONMENT = "CNN_ENGINE_PROCESSES"  # "1": processes "auto" means one process
 
 
 class ReplicaError(RuntimeError):
@@ -64,13 +64,18 @@ def sync_values(model: Model) -> int:
                        default=0)
 
 
-def wanted(model: Model, batch_size: int) -> bool:
-    """Whether steps of ``model`` at ``batch_size`` are worth splitting with a replica process."""
-    if os.environ.get(_ENVIRONMENT, "").strip() == "1" or _disabled.is_set():
+def wanted(model: Model, batch_size: int, always: bool = False) -> bool:
+    """Whether steps of ``model`` at ``batch_size`` are split with a replica process: whenever they
+    can be with ``always``, else only when they are worth it (and the environment allows)."""
+    if _disabled.is_set():
         return False
     # Batch norm shares its batch sums between the processes (batch_sync); any other layer with
     # state could not.
     if any(layer.state and not isinstance(layer, BatchNorm) for layer in model.layers):
+        return False
+    if always:
+        return batch_size >= 2
+    if os.environ.get(_ENVIRONMENT, "").strip() == "1":
         return False
     analysis = model.analysis
     if batch_size < 2 * MIN_ROWS or (analysis.macs * batch_size < MIN_STEP_MACS
@@ -236,15 +241,15 @@ def peak_rss_mb() -> float | None:
     return None if _replica is None else _replica.peak_rss_mb()
 
 
-def train_gradients(model: Model, x: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0
-                    ) -> tuple[float, float] | None:
+def train_gradients(model: Model, x: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0,
+                    always: bool = False) -> tuple[float, float] | None:
     """Forward and backward of one training batch, split with the replica process.
 
     Fills ``model``'s gradients with the whole batch's and returns (loss, accuracy), as a
-    one-process step would; returns None, having done nothing, when the replica is busy or was
-    not wanted (the caller then runs the step itself).
+    one-process step would; returns None, having done nothing, when the replica is busy or the
+    split was not wanted (see ``wanted``; the caller then runs the step itself).
     """
-    if not wanted(model, len(x)) or not _lock.acquire(blocking=False):
+    if not wanted(model, len(x), always) or not _lock.acquire(blocking=False):
         return None
     # Batch norm's running statistics, as they were: a failed split step must leave no trace.
     state = {name: value.copy() for name, value in model.state().items()}

@@ -1,29 +1,35 @@
 """The training loop: epochs of shuffled mini-batches, reported as small immutable events.
 
-A ``Trainer`` can be driven as a generator (``for event in trainer.run(): ...``) or with a
-callback (``trainer.fit(callback)``). ``pause``, ``resume``, ``stop`` and the hyper-parameter
-setters are safe to call from another thread; they take effect between batches.
+``prepare(architecture, dataset, config)`` checks everything once (engine.preflight) and builds
+the model and its trainer. A ``Trainer`` can be driven as a generator (``for event in
+trainer.run(): ...``) or with a callback (``trainer.fit(callback)``). ``pause``, ``resume``,
+``stop`` and the hyper-parameter setters are safe to call from another thread; they take effect
+between batches.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from engine import replica
-from engine.architecture import check_classifier
+from engine.architecture import analyze, load_architecture_file
 from engine.data import Augmentation, Dataset
-from engine.errors import TrainingError
 from engine.losses import softmax_cross_entropy
 from engine.metrics import Evaluation, evaluate
 from engine.model import Model
 from engine.optimizers import Optimizer, make_optimizer
+from engine.preflight import check_training
 from engine.schedules import Schedule
+
+# How many processes a training step runs on: 1; 2 (the second one a replica of the model,
+# engine.replica) whenever the step can be split; "auto": 2 when the step is large enough to gain.
+Processes = Literal[1, 2, "auto"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class TrainConfig:
     augment_hflip: bool = False
     augment_rotation: float = 0.0
     standardize: bool = False
+    # One process unless the caller asks for more: a library user gets no helper process unasked.
+    processes: Processes = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,14 +128,36 @@ class History:
     finished: TrainingFinished | None = None
 
 
+def prepare(architecture: dict[str, Any] | str | os.PathLike, dataset: Dataset, config: TrainConfig | None = None,
+            *, weights: dict[str, np.ndarray] | None = None) -> tuple[Model, Trainer]:
+    """Check that ``architecture`` (a document or its file) can train on ``dataset`` with ``config``,
+    then build the model (seeded with ``config.seed``; starting from ``weights`` when given) and
+    its trainer.
+
+    Raises the first problem found (see engine.preflight.training_problems) before any weight is
+    allocated: a SettingError, an ArchitectureError (ClassifierHeadError, ClassCountError, ...),
+    InputShapeError, SoftmaxHeadError or NoTrainingImagesError.
+    """
+    config = config or TrainConfig()
+    doc = load_architecture_file(architecture) if isinstance(architecture, (str, os.PathLike)) else architecture
+    check_training(analyze(doc), dataset, config)
+    model = Model(doc, seed=config.seed)
+    if weights is not None:
+        model.set_weights(weights)
+    return model, Trainer(model, dataset, config, _checked=True)
+
+
 def train_step(model: Model, optimizer: Optimizer, x: np.ndarray, y: np.ndarray,
-               label_smoothing: float = 0.0) -> tuple[float, float]:
-    """One optimisation step of ``model`` on the batch x (N, H, W, C), y (N,) integer labels;
-    returns (loss, accuracy) on the batch."""
+               label_smoothing: float = 0.0, processes: Processes = 1) -> tuple[float, float]:
+    """One optimisation step of ``model`` on the batch x (N, H, W, C), y (N,) integer labels, on
+    ``processes`` processes (see TrainConfig.processes); returns (loss, accuracy) on the batch."""
     # Overflow on the way to a NaN loss is reported once, as divergence, not as NumPy warnings.
     with np.errstate(over="ignore", invalid="ignore"):
-        # Forward and backward on two processes when the network is large enough (see replica).
-        result = replica.train_gradients(model, x, y, label_smoothing)
+        result = None
+        if processes != 1:
+            from engine import replica  # only a split step needs the inter-process machinery
+
+            result = replica.train_gradients(model, x, y, label_smoothing, always=processes == 2)
         if result is None:
             logits = model.forward_logits(x, training=True)
             loss, grad, probs = softmax_cross_entropy(logits, y, label_smoothing)
@@ -140,23 +170,15 @@ def train_step(model: Model, optimizer: Optimizer, x: np.ndarray, y: np.ndarray,
 class Trainer:
     """Trains ``model`` on ``dataset``'s training part, holding out a seeded validation split."""
 
-    def __init__(self, model: Model, dataset: Dataset, config: TrainConfig | None = None) -> None:
+    def __init__(self, model: Model, dataset: Dataset, config: TrainConfig | None = None, *,
+                 _checked: bool = False) -> None:
         self.config = config or TrainConfig()
-        check_classifier(model.analysis, dataset.num_classes)
-        if tuple(model.input_shape) != tuple(dataset.input_shape):
-            raise TrainingError(
-                f"the network's input is {'x'.join(map(str, model.input_shape))} but the dataset "
-                f"{dataset.name!r} has {'x'.join(map(str, dataset.input_shape))} images"
-            )
-        if not model.softmax_head:
-            raise TrainingError("the network must end in a softmax (Dense with activation 'softmax', "
-                                "or a Softmax layer) to be trained as a classifier")
+        if not _checked:  # prepare() has checked already
+            check_training(model.analysis, dataset, self.config)
         self.model = model
         self.dataset = dataset.standardized() if self.config.standardize else dataset
         model.preprocessing = self.dataset.normalization.to_dict()
         self.train_idx, self.val_idx = self.dataset.split(self.config.validation_split, self.config.seed)
-        if len(self.train_idx) == 0:
-            raise TrainingError(f"the dataset {dataset.name!r} leaves no training images after the validation split")
         self.optimizer = self.config.make_optimizer()
         self.rng = np.random.default_rng(self.config.seed)
         self.batches_per_epoch = -(-len(self.train_idx) // self.config.batch_size)
@@ -210,7 +232,7 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------------------
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """One optimisation step; returns (loss, accuracy) on the batch."""
-        return train_step(self.model, self.optimizer, x, y, self.config.label_smoothing)
+        return train_step(self.model, self.optimizer, x, y, self.config.label_smoothing, self.config.processes)
 
     def run(self, epochs: int | None = None) -> Iterator[Event]:
         """Train for ``epochs`` more epochs (the configured number by default), yielding events.

@@ -50,16 +50,47 @@ def test_train_then_evaluate(files, capsys):
         (["train", "{arch}", "--data", "/no/such/place"], "/no/such/place"),
         (["train", "{arch}", "--data", "{npz}", "--epochs", "0"], "--epochs must be at least 1"),
         (["train", "{arch}", "--data", "{npz}", "--lr", "-1"], "--lr must be positive"),
+        (["train", "{arch}", "--data", "{npz}", "--batch-size", "0"], "--batch-size must be at least 1"),
+        (["train", "{arch}", "--data", "{npz}", "--validation-split", "1"], "--validation-split must be in [0, 1)"),
+        (["train", "{wide}", "--data", "{npz}"], "the network's input is 16x16x1 but the dataset 'stripes' has "
+                                                 "12x12x1 images (--adapt-input gives the network the dataset's"),
         (["evaluate", "{npz}", "--data", "{npz}"], "not a CNN Studio weight file"),
     ],
 )
 def test_errors_are_one_line(files, argv, message):
     tmp, arch, npz = files
-    argv = [a.format(arch=arch, npz=npz) for a in argv]
+    wide = tmp / "wide.json"
+    wide.write_text(json.dumps({**SMALL_CNN, "input": {"shape": [16, 16, 1]}}))
+    argv = [a.format(arch=arch, npz=npz, wide=wide) for a in argv]
     proc = subprocess.run([sys.executable, "-m", "engine", *argv], capture_output=True, text=True, cwd=tmp)
     assert proc.returncode != 0
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+@pytest.mark.parametrize("processes", ["1", "2", "auto"])
+def test_train_on_one_or_two_processes(files, capsys, processes):
+    from engine import replica
+
+    _, arch, npz = files
+    try:
+        assert main(["train", str(arch), "--data", str(npz), "--epochs", "1", "--batch-size", "16",
+                     "--processes", processes]) == 0
+        split = replica._replica is not None
+    finally:
+        replica.shutdown()
+    assert "test accuracy" in capsys.readouterr().out
+    if processes == "2":
+        assert split
+    elif processes == "1":
+        assert not split
+
+
+def test_processes_must_be_one_two_or_auto(files, capsys):
+    _, arch, npz = files
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", str(arch), "--data", str(npz), "--processes", "3"])
+    assert exit_info.value.code == 2 and "choose 1, 2 or auto, not '3'" in capsys.readouterr().err
 
 
 def test_engine_never_imports_qt():

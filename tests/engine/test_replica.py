@@ -3,9 +3,12 @@ the same training, and a clean fall-back when the replica cannot serve."""
 
 from __future__ import annotations
 
+import dataclasses
+import multiprocessing
 import os
 import select
 import signal
+import subprocess
 import sys
 import warnings
 from multiprocessing import shared_memory
@@ -98,17 +101,16 @@ def test_replica_follows_parameter_changes_and_new_architectures():
 def test_training_with_the_replica_matches_one_process(monkeypatch):
     dataset = stripes_dataset(n_train=192, n_test=32)
     config = TrainConfig(epochs=2, batch_size=32, optimizer="sgd", learning_rate=0.05, momentum=0.9,
-                         validation_split=0.0, seed=0)
+                         validation_split=0.0, seed=0, processes="auto")
     calls = []
     split = replica.train_gradients
     monkeypatch.setattr(replica, "train_gradients", lambda *a, **k: calls.append(split(*a, **k)) or calls[-1])
     history = Trainer(Model(NET, seed=0), dataset, config).fit()
     assert calls and all(result is not None for result in calls), "training did not use the replica"
 
-    monkeypatch.setenv("CNN_ENGINE_PROCESSES", "1")
     calls.clear()
-    alone = Trainer(Model(NET, seed=0), dataset, config).fit()
-    assert calls and all(result is None for result in calls)
+    alone = Trainer(Model(NET, seed=0), dataset, dataclasses.replace(config, processes=1)).fit()
+    assert not calls
     losses = [b.loss for b in history.batches]
     assert losses == pytest.approx([b.loss for b in alone.batches], rel=1e-4)
     assert losses[-1] < losses[0]
@@ -130,6 +132,45 @@ def test_small_steps_stay_in_one_process(monkeypatch):
     monkeypatch.setattr(replica, "MIN_STEP_MACS", 0)
     parallel.set_num_threads(1)
     assert not replica.wanted(model, 64)
+
+
+def test_two_processes_split_every_step_that_can_be_split(monkeypatch):
+    model = Model(NET, seed=0, dtype=np.float64)
+    monkeypatch.setattr(replica, "MIN_STEP_MACS", 1 << 40)  # "auto" would never split
+    parallel.set_num_threads(1)
+    assert not replica.wanted(model, 64)
+    assert replica.wanted(model, 2, always=True) and not replica.wanted(model, 1, always=True)
+    x, y = batch(6)
+    expected_loss, _ = one_process_step(Model(NET, seed=0, dtype=np.float64), x, y, 0.0)
+    loss, _ = train_step(model, SGD(lr=0.0), x, y, processes=2)
+    assert replica._replica is not None, "the step was not split"
+    assert loss == pytest.approx(expected_loss, rel=1e-12)
+
+
+def test_the_environment_can_keep_auto_in_one_process(monkeypatch):
+    model = Model(NET)
+    monkeypatch.setenv("CNN_ENGINE_PROCESSES", "1")
+    assert not replica.wanted(model, 64)
+    assert replica.wanted(model, 64, always=True)  # an explicit 2 is the caller's choice
+
+
+def test_a_trainer_with_the_default_config_starts_no_process(monkeypatch):
+    """Everything here would make "auto" split (see the fixture); the library default is one process."""
+    started = []
+    popen = subprocess.Popen.__init__
+    monkeypatch.setattr(subprocess.Popen, "__init__",
+                        lambda self, *args, **kwargs: started.append(args) or popen(self, *args, **kwargs))
+    monkeypatch.setattr(multiprocessing.Process, "start", lambda self: started.append(self))
+    if hasattr(os, "fork"):
+        monkeypatch.setattr(os, "fork", lambda: started.append("fork") or pytest.fail("forked"))
+    dataset = stripes_dataset(n_train=192, n_test=32)
+    assert TrainConfig().processes == 1
+    history = Trainer(Model(NET, seed=0), dataset).fit()
+    assert history.finished.reason == "completed"
+    assert started == [] and replica._replica is None
+    # The spy sees a process when one is asked for.
+    Trainer(Model(NET, seed=0), dataset, TrainConfig(epochs=1, processes="auto")).fit()
+    assert started and replica._replica is not None
 
 
 def conv_bn(filters: int, padding: str = "valid") -> list[dict]:
@@ -174,11 +215,12 @@ def test_batch_norm_statistics_and_gradients_cover_the_whole_batch(net, n):
 
 def test_training_with_batch_norm_matches_one_process(monkeypatch):
     dataset = stripes_dataset(n_train=160, n_test=32)
-    config = TrainConfig(epochs=2, batch_size=32, optimizer="adam", learning_rate=0.01, validation_split=0.0, seed=0)
+    config = TrainConfig(epochs=2, batch_size=32, optimizer="adam", learning_rate=0.01, validation_split=0.0, seed=0,
+                         processes="auto")
     net = BN_NETS["pooled first"]
     history = Trainer(Model(net, seed=0), dataset, config).fit()
-    monkeypatch.setenv("CNN_ENGINE_PROCESSES", "1")
-    alone = Trainer(Model(net, seed=0), dataset, config).fit()
+    assert replica._replica is not None, "training did not use the replica"
+    alone = Trainer(Model(net, seed=0), dataset, dataclasses.replace(config, processes=1)).fit()
     assert [b.loss for b in history.batches] == pytest.approx([b.loss for b in alone.batches], rel=1e-3)
 
 
@@ -186,7 +228,7 @@ def test_a_stopped_replica_leaves_training_in_this_process():
     model = Model(NET, seed=0, dtype=np.float64)
     optimizer = SGD(lr=0.1)
     x, y = batch(24)
-    train_step(model, optimizer, x, y)
+    train_step(model, optimizer, x, y, processes="auto")
     replica._replica.process.kill()
     replica._replica.process.wait()
 
@@ -194,12 +236,12 @@ def test_a_stopped_replica_leaves_training_in_this_process():
     expected_model.set_weights(model.get_weights())
     expected_loss, _ = one_process_step(expected_model, x, y, 0.0)
     with pytest.warns(RuntimeWarning, match="replica process stopped.*training goes on in one process"):
-        loss, _ = train_step(model, optimizer, x, y)
+        loss, _ = train_step(model, optimizer, x, y, processes="auto")
     assert loss == pytest.approx(expected_loss, rel=1e-12)
     assert not replica.wanted(model, 24)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        train_step(model, optimizer, x, y)  # quietly in this process from now on
+        train_step(model, optimizer, x, y, processes="auto")  # quietly in this process from now on
 
 
 def test_replica_reports_its_errors_by_message():
@@ -327,7 +369,7 @@ def test_a_replica_lost_mid_step_leaves_the_statistics_as_one_step_would(monkeyp
     model = Model(BN_NETS["pooled first"], seed=0, dtype=np.float64)
     optimizer = SGD(lr=0.1)
     x, y = batch(20)
-    train_step(model, optimizer, x, y)
+    train_step(model, optimizer, x, y, processes="auto")
     alone = Model(BN_NETS["pooled first"], seed=0, dtype=np.float64)
     alone.set_weights(model.get_weights())
     one_process_step(alone, x, y, 0.0)
@@ -344,7 +386,7 @@ def test_a_replica_lost_mid_step_leaves_the_statistics_as_one_step_would(monkeyp
 
     monkeypatch.setattr(replica.ReplicaProcess, "exchange", dying)
     with pytest.warns(RuntimeWarning, match="replica process stopped during a training step"):
-        train_step(model, SGD(lr=0.0), x, y)
+        train_step(model, SGD(lr=0.0), x, y, processes="auto")
     for name, value in model.state().items():
         np.testing.assert_allclose(value, alone.state()[name], rtol=1e-12, err_msg=name)
     for name, g in model.gradients().items():
@@ -361,6 +403,6 @@ def test_a_replica_that_stops_answering_is_given_up(monkeypatch):
     stuck.send_signal(signal.SIGSTOP)  # alive, but never answers
     expected_loss, _ = one_process_step(model, x, y, 0.0)
     with pytest.warns(RuntimeWarning, match="no answer within 0.5 s.*training goes on in one process"):
-        loss, _ = train_step(model, SGD(lr=0.0), x, y)
+        loss, _ = train_step(model, SGD(lr=0.0), x, y, processes="auto")
     assert loss == pytest.approx(expected_loss, rel=1e-12)
     assert stuck.returncode is not None  # killed, not left behind

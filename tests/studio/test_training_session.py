@@ -226,7 +226,7 @@ def test_a_lost_replica_process_is_a_warning_and_training_completes(qtbot, sessi
     got = record(session.warning)
     try:
         with qtbot.waitSignal(session.finished, timeout=WAIT_MS) as done:
-            session.start(SMALL_CNN, data, TrainConfig(epochs=2, batch_size=32))
+            session.start(SMALL_CNN, data, TrainConfig(epochs=2, batch_size=32, processes="auto"))
     finally:
         parallel.set_num_threads(threads)
         replica.shutdown()
