@@ -12,12 +12,14 @@ from engine.shapes import output_size
 
 def pool_forward(
     x: np.ndarray, pool: int, stride: int, padding: str | int, mode: str, training: bool = False,
-    relu: bool = False,
+    relu: bool = False, count_include_pad: bool = True,
 ) -> tuple[np.ndarray, object]:
     """Max or average pooling of (N, H, W, C); returns the output and what backward needs.
 
-    Average pooling counts padded zeros in the divisor (ONNX count_include_pad=1, PyTorch's
-    default); max pooling pads with -inf so padding never wins. With ``training`` the tiled max
+    Average pooling counts padded zeros in the divisor by default (ONNX count_include_pad=1,
+    PyTorch's default); with ``count_include_pad`` False each window is divided by the number of
+    real pixels it covers (ONNX's default, Keras and TensorFlow). Max pooling pads with -inf so
+    padding never wins. With ``training`` the tiled max
     path records which input wins each window while the data is in cache (backward then never
     reads x); otherwise backward works that out from x. ``relu`` (tiled max pooling only) pools
     max(x, 0) without making it: a ReLU layer before the pooling, fused.
@@ -40,11 +42,25 @@ def pool_forward(
     fill = -np.inf if mode == "max" else 0.0
     windows = window_view(pad_images(x, pads, fill), pool, pool, stride)
     if mode == "avg":
-        return windows.mean(axis=(3, 4), dtype=x.dtype), (x.shape, pads, ho, wo, tiled)
+        divisor = pool * pool if count_include_pad or not any(pads) else window_counts(h, w, pool, stride, pads)
+        out = windows.sum(axis=(3, 4), dtype=x.dtype)
+        out /= divisor if np.isscalar(divisor) else divisor.astype(x.dtype)
+        return out, (x.shape, pads, ho, wo, tiled, divisor)
     flat = windows.reshape(n, ho, wo, pool * pool, c)
     arg = flat.argmax(axis=3)
     out = np.take_along_axis(flat, arg[:, :, :, None, :], axis=3)[:, :, :, 0, :]
     return out, (x.shape, pads, ho, wo, tiled, arg)
+
+
+def window_counts(h: int, w: int, pool: int, stride: int, pads: tuple[int, int, int, int]) -> np.ndarray:
+    """How many real (unpadded) pixels each pooling window covers: (Ho, Wo, 1), for broadcasting."""
+    top, bottom, left, right = pads
+
+    def along(size: int, before: int, after: int) -> np.ndarray:
+        starts = np.arange(output_size(size, pool, stride, before, after)) * stride - before
+        return np.minimum(starts + pool, size) - np.maximum(starts, 0)
+
+    return (along(h, top, bottom)[:, None] * along(w, left, right)[None, :])[:, :, None]
 
 
 def _tap(x: np.ndarray, i: int, j: int, pool: int, ho: int, wo: int) -> np.ndarray:
@@ -200,9 +216,9 @@ def pool_backward(grad: np.ndarray, cache: tuple, pool: int, stride: int, mode: 
         view[...] = (grad / (pool * pool))[:, :, None, :, None, :]
         return dx
     if mode == "avg":
-        cols = np.broadcast_to(
-            (grad / (pool * pool))[:, :, :, None, None, :], (n, ho, wo, pool, pool, c)
-        )
+        divisor = cache[5]
+        share = grad / (divisor if np.isscalar(divisor) else divisor.astype(grad.dtype))
+        cols = np.broadcast_to(share[:, :, :, None, None, :], (n, ho, wo, pool, pool, c))
     else:
         flat = np.zeros((n, ho, wo, pool * pool, c), grad.dtype)
         np.put_along_axis(flat, cache[5][:, :, :, None, :], grad[:, :, :, None, :], axis=3)

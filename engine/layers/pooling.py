@@ -61,7 +61,8 @@ class _Pool2D(Layer):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         out, self._cache = pool_forward(
-            x, self.config["pool_size"], self.stride, self.config["padding"], self.mode, training
+            x, self.config["pool_size"], self.stride, self.config["padding"], self.mode, training,
+            count_include_pad=self.config.get("count_include_pad", True),
         )
         return out
 
@@ -81,7 +82,16 @@ class MaxPool2D(_Pool2D):
 class AvgPool2D(_Pool2D):
     type_name = "AvgPool2D"
     mode = "avg"
-    description = "Replaces each window by its average (padding counts as zeros), shrinking the feature maps."
+    description = (
+        "Replaces each window by its average, shrinking the feature maps. Padded pixels count as zeros "
+        "in the average unless count_include_pad is off."
+    )
+    fields = (
+        *_Pool2D.fields,
+        Field("count_include_pad", "bool", True,
+              "Divide by the whole window, padded zeros included (PyTorch's default); off divides by the "
+              "real pixels only (Keras, TensorFlow)."),
+    )
 
 
 class GlobalAvgPool2D(Layer):

@@ -98,6 +98,14 @@ def test_pool_gradients(cls, shape, pool, stride, padding, contiguous):
     check_layer_gradients(layer, images(rng, (2, *shape), contiguous), rng)
 
 
+@pytest.mark.parametrize("contiguous", [True, False])
+@pytest.mark.parametrize("shape,pool,stride,padding", [c for c in POOL_CASES if c[3] != "valid"])
+def test_avg_pool_without_padded_zeros_gradients(shape, pool, stride, padding, contiguous):
+    rng = np.random.default_rng(4)
+    layer = built(AvgPool2D(pool_size=pool, stride=stride, padding=padding, count_include_pad=False), shape)
+    check_layer_gradients(layer, images(rng, (2, *shape), contiguous), rng)
+
+
 def test_max_pool_routes_tied_gradient_once():
     layer = MaxPool2D(pool_size=2)
     x = np.zeros((1, 2, 2, 1))

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from engine import functional
-from engine.layers import BatchNorm, Conv2D, MaxPool2D
+from engine.layers import AvgPool2D, BatchNorm, Conv2D, MaxPool2D
+from engine.shapes import resolve_padding
 
 
 def seed_conv2d(input, filters, stride=1, padding=0):
@@ -75,6 +76,39 @@ def test_max_pooling_matches_seed_loops(shape, pool, stride):
     np.testing.assert_array_equal(functional.max_pooling(x, pool, stride), expected.astype(np.float32))
     layer = MaxPool2D(pool_size=pool, stride=stride)
     np.testing.assert_array_equal(layer.forward(x[None])[0], expected.astype(np.float32))
+
+
+def loop_average_pooling(input, pool_size, stride, pads, count_include_pad):
+    """Average pooling by loops over every window, in the seed's style: the padded zeros are in
+    each window's sum; the divisor is the whole window or only the pixels inside the image."""
+    top, bottom, left, right = pads
+    height, width, depth = input.shape
+    padded = np.pad(input, ((top, bottom), (left, right), (0, 0)), mode="constant")
+    inside = np.pad(np.ones((height, width)), ((top, bottom), (left, right)), mode="constant")
+    output_height = (padded.shape[0] - pool_size) // stride + 1
+    output_width = (padded.shape[1] - pool_size) // stride + 1
+    output = np.zeros((output_height, output_width, depth))
+    for i in range(output_height):
+        for j in range(output_width):
+            rows = slice(i * stride, i * stride + pool_size)
+            cols = slice(j * stride, j * stride + pool_size)
+            count = pool_size * pool_size if count_include_pad else inside[rows, cols].sum()
+            for k in range(depth):
+                output[i, j, k] = padded[rows, cols, k].sum() / count
+    return output
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("shape,pool,stride,padding", [((8, 8, 3), 2, 2, "valid"), ((7, 7, 2), 3, 2, "same"),
+                                                       ((6, 5, 1), 3, 1, 1), ((9, 8, 2), 2, 2, "same"),
+                                                       ((5, 6, 2), 5, 2, 2), ((6, 6, 1), 4, 3, "same")])
+def test_average_pooling_matches_loops(shape, pool, stride, padding, count_include_pad):
+    x = np.random.default_rng(7).standard_normal(shape)
+    pads = (*resolve_padding(padding, pool, stride, shape[0]), *resolve_padding(padding, pool, stride, shape[1]))
+    expected = loop_average_pooling(x, pool, stride, pads, count_include_pad)
+    layer = AvgPool2D(pool_size=pool, stride=stride, padding=padding, count_include_pad=count_include_pad)
+    np.testing.assert_allclose(layer.forward(x[None])[0], expected, rtol=1e-12)
+    np.testing.assert_allclose(layer.forward(x[None].astype(np.float32))[0], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_batch_normalization_matches_seed_formula():
