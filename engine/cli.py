@@ -192,8 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     from engine.export.cli import add_export_parser
+    from engine.onnx_import.cli import add_import_parser
 
     add_export_parser(sub)
+    add_import_parser(sub)
     return parser
 
 

@@ -1,0 +1,131 @@
+"""Importing convolutional networks from ONNX files (PyTorch's ``torch.onnx.export``, Keras via tf2onnx).
+
+    from engine.onnx_import import import_onnx, write_imported
+    imported = import_onnx("resnet.onnx")          # refuses, naming every unsupported node
+    model = imported.model()                       # an ordinary engine Model, weights loaded
+    write_imported(imported, "resnet.npz")         # the engine's weight file, architecture inside
+
+The network becomes an ordinary architecture document (a graph where the ONNX graph branches) with
+its tensors in the engine's layout: kernels (kh, kw, in, out) from ONNX's (out, in, kh, kw), Dense
+kernels (in, out) with the rows after a channels-first Flatten put in the engine's (H, W, C) order.
+The engine's input is always (N, H, W, C): ``predict`` on a batch gives what the ONNX model gives on
+the same values transposed to its own layout (``input_layout``, "NCHW" for PyTorch, "NHWC" for a
+Keras model). The weight file's preprocessing record says how raw pixels become those values; the
+ONNX file does not say, so it is scaling to [0, 1] unless given (or unless the file was exported by
+CNN Studio, whose metadata says).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.data.normalization import Normalization
+from engine.errors import DataError, EngineError
+from engine.export.formats import require
+from engine.onnx_import.convert import Converted, Converter
+from engine.onnx_import.loading import OnnxImportError, load_onnx, opset_version
+
+__all__ = ["ImportedNetwork", "OnnxImportError", "check_against_onnx", "import_onnx", "write_imported"]
+
+
+@dataclass
+class ImportedNetwork:
+    """An ONNX network as the engine holds it: the document, tensors by "<layer>.<param>", and facts."""
+
+    source: Path
+    architecture: dict[str, Any]
+    tensors: dict[str, np.ndarray]
+    preprocessing: dict[str, Any]
+    input_layout: str  # "NCHW" or "NHWC": how the ONNX model takes its input
+    opset: int
+    producer: str
+    notes: list[str] = field(default_factory=list)
+
+    def model(self) -> Any:
+        """The engine Model, tensors loaded (raises WeightsError if the document does not build)."""
+        from engine.weights import build_model
+
+        return build_model(self.architecture, self.preprocessing, self.tensors, source=self.source)
+
+    def to_onnx_layout(self, x: np.ndarray) -> np.ndarray:
+        """An engine (N, H, W, C) batch in the layout the ONNX model takes."""
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if self.input_layout == "NCHW" else x)
+
+
+def import_onnx(path: str | os.PathLike, preprocessing: dict[str, Any] | None = None) -> ImportedNetwork:
+    """Read an ONNX file into an engine network, or raise OnnxImportError with one line: a file that
+    is not ONNX, or every node that cannot be imported (operator, name and why)."""
+    path = Path(path)
+    proto = load_onnx(path)
+    result = Converter(proto).run()
+    if not isinstance(result, Converted):
+        listing = "; ".join(str(p) for p in result)
+        count = f"{len(result)} node{'s' if len(result) != 1 else ''}"
+        raise OnnxImportError(f"{path}: cannot import {count}: {listing}")
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    chosen = preprocessing if preprocessing is not None else _recorded_preprocessing(metadata)
+    try:
+        chosen = Normalization.from_dict(chosen).to_dict()
+    except DataError as exc:
+        raise OnnxImportError(f"preprocessing: {exc}") from None
+    imported = ImportedNetwork(
+        source=path, architecture=result.architecture, tensors=result.tensors, preprocessing=chosen,
+        input_layout=result.input_layout, opset=opset_version(proto),
+        producer=" ".join(p for p in (proto.producer_name, proto.producer_version) if p) or "unknown",
+        notes=list(result.notes),
+    )
+    try:
+        imported.model()
+    except EngineError as exc:
+        raise OnnxImportError(f"{path}: the imported network does not build: {exc}") from None
+    return imported
+
+
+def _recorded_preprocessing(metadata: dict[str, str]) -> dict[str, Any]:
+    """What CNN Studio's own ONNX export records; otherwise scaling pixels to [0, 1]."""
+    try:
+        recorded = json.loads(metadata.get("preprocessing", "null"))
+        Normalization.from_dict(recorded)
+        return recorded
+    except (json.JSONDecodeError, DataError):
+        return Normalization().to_dict()
+
+
+def check_against_onnx(imported: ImportedNetwork, samples: int = 4, seed: int = 0) -> float | None:
+    """Largest difference between ONNX Runtime's outputs and the engine's on random inputs, scaled by
+    the outputs' size (max |a - b| / max(1, max |a|)); None when onnxruntime is not installed."""
+    try:
+        ort = require("onnxruntime", "Checking an import", "pip install onnxruntime")
+    except EngineError:
+        return None
+    model = imported.model()
+    x = np.random.default_rng(seed).standard_normal((samples, *model.input_shape)).astype(np.float32)
+    try:
+        session = ort.InferenceSession(str(imported.source), providers=["CPUExecutionProvider"])
+        graph_input = session.get_inputs()[0]
+        # A model exported with a fixed batch size runs on batches of exactly that size.
+        step = graph_input.shape[0] if isinstance(graph_input.shape[0], int) and graph_input.shape[0] > 0 else samples
+        x = x[: max(step, samples - samples % step)]
+        expected = np.concatenate([session.run(None, {graph_input.name: imported.to_onnx_layout(x[i : i + step])})[0]
+                                   for i in range(0, len(x), step)])
+    except Exception as exc:  # onnxruntime's exceptions have no stable importable names
+        raise OnnxImportError(f"{imported.source}: ONNX Runtime cannot run it to check the import "
+                              f"({' '.join(str(exc).split())[:160]})") from None
+    got = model.predict(x)
+    if got.ndim == 4 and imported.input_layout == "NCHW" and expected.ndim == 4:
+        got = got.transpose(0, 3, 1, 2)
+    expected = expected.reshape(got.shape)
+    return float(np.max(np.abs(got - expected)) / max(1.0, float(np.max(np.abs(expected)))))
+
+
+def write_imported(imported: ImportedNetwork, out: str | os.PathLike) -> Path:
+    """Write the engine's weight file (architecture inside) atomically; returns its path."""
+    from engine.weights import save_weights
+
+    return save_weights(imported.model(), out)

@@ -1,0 +1,70 @@
+"""Reading an ONNX file into a ``ModelProto``, with one clear line for anything that is not one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError
+from engine.export.formats import require
+
+INSTALL = "pip install onnx onnxruntime"
+# The opsets whose operator definitions the importer reads (attributes moved to inputs at 13 and 18).
+OPSETS = range(7, 22)
+
+
+class OnnxImportError(EngineError):
+    """An ONNX file that cannot become an engine network; the message is one line naming the culprit."""
+
+
+def load_onnx(path: str | os.PathLike) -> Any:
+    """The file's ``onnx.ModelProto`` (external tensor data beside it loaded too), or OnnxImportError."""
+    onnx = require("onnx", "Importing ONNX models", INSTALL)
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise OnnxImportError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise OnnxImportError(f"{path}: is a folder, not an ONNX file") from None
+    except OSError as exc:
+        raise OnnxImportError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if not data:
+        raise OnnxImportError(f"{path}: the file is empty, not an ONNX model")
+    try:
+        model = onnx.ModelProto()
+        model.ParseFromString(data)
+    except Exception as exc:  # protobuf's DecodeError and friends: a truncated or foreign file
+        raise OnnxImportError(f"{path}: not an ONNX model, or the file is truncated ({_short(exc)})") from None
+    if not model.HasField("graph") or not model.graph.node or not model.graph.output:
+        raise OnnxImportError(f"{path}: not an ONNX model, or the file is truncated (it has no graph)")
+    if any(_external(t) for t in model.graph.initializer):
+        try:
+            from onnx.external_data_helper import load_external_data_for_model
+
+            load_external_data_for_model(model, str(path.parent))
+        except Exception as exc:
+            raise OnnxImportError(f"{path}: its external weight data cannot be read ({_short(exc)})") from None
+    version = opset_version(model)
+    if version not in OPSETS:
+        raise OnnxImportError(f"{path}: opset {version} is not supported (opsets {OPSETS.start} to "
+                              f"{OPSETS.stop - 1} are)")
+    return model
+
+
+def opset_version(model: Any) -> int:
+    """The version of the default ('' or 'ai.onnx') operator set the model was written for."""
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    return 1
+
+
+def _external(tensor: Any) -> bool:
+    return tensor.data_location == 1  # TensorProto.EXTERNAL
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
