@@ -9,10 +9,10 @@ shared memory (see ``engine.replica_protocol``); a step costs two pipe messages 
 copies of the parameters' size. Each half's loss gradient is weighted by its share of the batch,
 so the two halves' gradients add up to exactly the whole batch's, up to float rounding.
 
-Batch normalisation must see the whole batch: its kernels swap their per-channel sums with the
-other process in the middle of the step (``engine.kernels.batch_sync``; one more pipe message
-each way per batch-norm layer and direction), so the statistics, and the gradients through
-them, are the whole batch's as well.
+Batch normalisation must see the whole batch: for the length of a split step its layers swap
+their per-channel sums with the other process (``engine.batch_sync``; one more pipe message each
+way per batch-norm layer and direction), so the statistics, and the gradients through them, are
+the whole batch's as well.
 
 One replica process serves the whole program (started on first use, reused by every model);
 if it cannot start or stops, steps run in this process again and nothing is lost.
@@ -34,8 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from engine import parallel
-from engine.kernels import batch_sync
+from engine import batch_sync, parallel
 from engine.layers.normalization import BatchNorm
 from engine.losses import softmax_cross_entropy
 from engine.model import Model
@@ -284,7 +283,7 @@ def _split_step(model: Model, x: np.ndarray, y: np.ndarray, label_smoothing: flo
     replica.start_step(rows, label_smoothing, rows / n)
     # If this half fails, the replica stays in flight (it may be waiting for batch-norm sums):
     # the next step replaces it (see _get).
-    with parallel.serial(), np.errstate(over="ignore", invalid="ignore"), batch_sync.synchronised(replica.exchange):
+    with parallel.serial(), np.errstate(over="ignore", invalid="ignore"), batch_sync.exchanged(model, replica.exchange):
         logits = model.forward_logits(x[:own], training=True)
         loss, grad, probs = softmax_cross_entropy(logits, y[:own], label_smoothing)
         # Each half's loss is its own mean: weighted by its share of the batch, the two halves'

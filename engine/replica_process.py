@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from engine import parallel
-from engine.kernels import batch_sync
+from engine import batch_sync, parallel
 from engine.losses import softmax_cross_entropy
 from engine.model import Model
 from engine.replica_protocol import (
@@ -99,7 +98,7 @@ class Replica:
         def swap(mine: np.ndarray) -> np.ndarray:
             return exchange(mine, shared.sync, next(exchanges), 1, replies, commands)
 
-        with np.errstate(over="ignore", invalid="ignore"), batch_sync.synchronised(swap):
+        with np.errstate(over="ignore", invalid="ignore"), batch_sync.exchanged(self.model, swap):
             logits = self.model.forward_logits(x, training=True)
             loss, grad, probs = softmax_cross_entropy(logits, y, label_smoothing)
             grad *= grad.dtype.type(weight)

@@ -4,9 +4,31 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.kernels import batch_sync
 from engine.kernels.blocks import BLOCK_BYTES, Workspace, min_rows
 from engine.parallel import parallel_for
+
+
+class StatsReducer:
+    """How the batch-norm kernels' per-channel sums over their part of the batch become the whole
+    batch's. This one returns them as they are: the kernel's input is the whole batch. A training
+    step split across processes passes one that adds the other part's sums (engine.batch_sync).
+
+    Every sum is of values minus a per-channel ``reference`` near the mean (sums of z - r stay
+    accurate for data far from zero); a reducer needs it to combine sums about different references.
+    """
+
+    def moments(self, reference: np.ndarray, count: int, first: np.ndarray, second: np.ndarray
+                ) -> tuple[int, np.ndarray, np.ndarray]:
+        """(count, sum(z - reference), sum((z - reference)^2)) per channel, over the whole batch."""
+        return count, first, second
+
+    def products(self, reference: np.ndarray, sum_g: np.ndarray, sum_gz: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """(sum(g), sum(g (z - reference))) per channel, over the whole batch."""
+        return sum_g, sum_gz
+
+
+WHOLE_BATCH = StatsReducer()
 
 
 def _channel_rows(x: np.ndarray) -> np.ndarray:
@@ -35,12 +57,13 @@ def _row_blocks(start: int, stop: int, width: int, itemsize: int) -> list[tuple[
 
 
 def batch_norm_forward(
-    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, epsilon: float, workspace: Workspace | None = None
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, epsilon: float, workspace: Workspace | None = None,
+    reducer: StatsReducer = WHOLE_BATCH,
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
     """Normalise over every axis but the last with the batch's own statistics.
 
     Returns (output shaped like x, (mean, inv_std, var, count)): per channel, and the number of
-    values per channel they come from (the whole batch's when a step is split, see batch_sync).
+    values per channel they come from (the whole batch's, through ``reducer``, when x is a part).
     Two passes over the data, each thread taking a range of rows in cache-sized blocks: one for
     the sums (BLAS products with a ones vector), one writing x * scale + offset. The sums are of
     x minus a per-channel reference close to the mean (the mean of the first rows), so the
@@ -65,8 +88,8 @@ def batch_norm_forward(
         return first, second
 
     parts = parallel_for(len(wide), sums, min_items=min_rows(r * c))
-    m, first, second = batch_sync.moments(reference, m, sum(p[0] for p in parts).reshape(r, c).sum(axis=0),
-                                          sum(p[1] for p in parts).reshape(r, c).sum(axis=0))
+    m, first, second = reducer.moments(reference, m, sum(p[0] for p in parts).reshape(r, c).sum(axis=0),
+                                       sum(p[1] for p in parts).reshape(r, c).sum(axis=0))
     shift = (first / m).astype(x.dtype)
     var = np.maximum(second / m - shift.astype(np.float64) ** 2, 0).astype(x.dtype)
     mean = reference + shift
@@ -85,9 +108,11 @@ def batch_norm_forward(
 
 
 def batch_norm_backward(grad: np.ndarray, x: np.ndarray, gamma: np.ndarray, mean: np.ndarray,
-                        inv_std: np.ndarray, workspace: Workspace | None = None, count: int | None = None):
-    """Returns (d_x, d_gamma, d_beta) for batch_norm_forward(x) in training mode (``count``: the
-    forward's, when the statistics covered more than x; d_gamma and d_beta are then x's share).
+                        inv_std: np.ndarray, workspace: Workspace | None = None, count: int | None = None,
+                        reducer: StatsReducer = WHOLE_BATCH):
+    """Returns (d_x, d_gamma, d_beta) for batch_norm_forward(x) in training mode (``count`` and
+    ``reducer``: the forward's, when the statistics covered more than x; d_gamma and d_beta are
+    then x's share).
 
     With x_hat = (x - mean) * inv_std: d_x = gamma * inv_std * (grad - d_beta / m - x_hat * d_gamma / m),
     the full derivative through the batch mean and variance. Two passes over grad and x in
@@ -114,8 +139,8 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, gamma: np.ndarray, mean
     d_beta = sum(p[0] for p in parts).reshape(r, c).sum(axis=0)
     along = sum(p[1] for p in parts).reshape(r, c).sum(axis=0)
     d_gamma = along * inv_std
-    # The combination takes the whole batch's sums (see batch_sync; the same mean in every share).
-    batch_beta, batch_along = batch_sync.products(mean, d_beta, along)
+    # The combination takes the whole batch's sums (the same mean in every part).
+    batch_beta, batch_along = reducer.products(mean, d_beta, along)
     scale = gamma * inv_std
     along_centred = -scale * inv_std * batch_along * inv_std / m
     offset = -scale * batch_beta / m

@@ -28,8 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.kernels import batch_sync
-from engine.kernels.batch_norm import wide_rows
+from engine.kernels.batch_norm import WHOLE_BATCH, StatsReducer, wide_rows
 from engine.kernels.blocks import Workspace, min_rows
 from engine.kernels.conv import Convolution, kernel_gradients, kernel_matrix
 from engine.kernels.pooling import max_pool_block, route_block, winner_planes
@@ -53,7 +52,8 @@ class ConvBatchNormCache:
     training: bool  # batch statistics (their gradient flows back) or running ones
     z: np.ndarray | None  # (N * Ho * Wo, F) z' itself when kept (training, costly to recompute)
     reference: np.ndarray  # (F,) what z' is minus, in z's sign-flipped coordinates
-    count: int  # values per channel behind the batch statistics (the whole batch's, see batch_sync)
+    count: int  # values per channel behind the batch statistics (the whole batch's, see StatsReducer)
+    reducer: StatsReducer  # the forward's: backward's sums cover the same batch
 
 
 # Backward needs z' again (training only). Recomputing it from the im2col matrix that backward
@@ -76,13 +76,14 @@ def _pooled_parts(n: int, width: int, work: Callable[[int, int, int], Any]) -> l
 def conv_bn_relu_maxpool_forward(
     x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, stride: int, padding: str | int, pool: int,
     gamma: np.ndarray, beta: np.ndarray, epsilon: float, moving: tuple[np.ndarray, np.ndarray] | None = None,
-    workspace: Workspace | None = None, keep_winners: bool = True,
+    workspace: Workspace | None = None, keep_winners: bool = True, reducer: StatsReducer = WHOLE_BATCH,
 ) -> tuple[np.ndarray, ConvBatchNormCache, tuple[np.ndarray, np.ndarray] | None]:
     """relu(batch_norm(conv(x))) max-pooled with stride == pool: (N, Ho // pool, Wo // pool, F).
 
     With ``moving`` = (running mean, running variance) batch norm uses those (inference);
-    without, the batch's own statistics, which are returned as (mean, biased variance) for the
-    running averages. Returns (output, cache for backward, batch statistics or None).
+    without, the batch's own statistics (through ``reducer`` when x is part of the batch), which
+    are returned as (mean, biased variance) for the running averages. Returns (output, cache for
+    backward, batch statistics or None).
     """
     # Always a bias row (zeros when the layer has none): it also carries the reference.
     conv = Convolution(x.shape, kernel.shape, stride, padding, True, x.dtype, workspace)
@@ -119,8 +120,8 @@ def conv_bn_relu_maxpool_forward(
     parts = parallel_for(conv.n, work)
     m = conv.n * conv.rows
     if training:
-        m, first, second = batch_sync.moments(reference, m, sum(first for first, _ in parts),
-                                              sum(second for _, second in parts))
+        m, first, second = reducer.moments(reference, m, sum(first for first, _ in parts),
+                                           sum(second for _, second in parts))
         mean = first / m
         var = np.maximum(second / m - mean * mean, 0)
         batch_stats = ((mean + reference) * signs, var)
@@ -139,7 +140,7 @@ def conv_bn_relu_maxpool_forward(
 
     _pooled_parts(conv.n, po * qo * f, normalise)
     cache = ConvBatchNormCache(matrix, signs, mean.astype(dtype), inv_std.astype(dtype), pooled, out, winners,
-                               training, kept, reference, m)
+                               training, kept, reference, m, reducer)
     return out, cache, batch_stats
 
 
@@ -169,8 +170,8 @@ def conv_bn_relu_maxpool_backward(
     scale = np.abs(gamma).astype(dtype) * cache.inv_std
     # Through the batch mean and variance every z' also gets along * (z' - mean) - scale * d_beta / m,
     # i.e. along * z' + constant (z' is centred near 0, so this does not cancel). The sums are the
-    # whole batch's; d_gamma and d_beta themselves stay this share's (a split step adds them up).
-    batch_beta, batch_gz = batch_sync.products(cache.reference, d_beta, sum(p[1] for p in parts)) \
+    # whole batch's; d_gamma and d_beta themselves stay this part's (a split step adds them up).
+    batch_beta, batch_gz = cache.reducer.products(cache.reference, d_beta, sum(p[1] for p in parts)) \
         if cache.training else (d_beta, None)
     batch_gamma = (batch_gz - cache.mean * batch_beta) * cache.inv_std if cache.training else d_gamma_flipped
     m = cache.count

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.kernels import batch_sync
-from engine.kernels.batch_norm import wide_rows
+from engine.kernels.batch_norm import WHOLE_BATCH, StatsReducer, wide_rows
 from engine.kernels.blocks import Workspace, min_rows
 from engine.kernels.conv import Convolution, kernel_gradients, kernel_matrix
 from engine.kernels.conv_batch_norm import RECOMPUTE_WIDTH, tiled
@@ -40,7 +39,8 @@ class ConvBatchNormReluCache:
     training: bool  # batch statistics (their gradient flows back) or running ones
     z: np.ndarray | None  # (N * Ho * Wo, F) z itself when kept; else recomputed when needed
     reference: np.ndarray  # (F,) what z is minus
-    count: int  # values per channel behind the batch statistics (the whole batch's, see batch_sync)
+    count: int  # values per channel behind the batch statistics (the whole batch's, see StatsReducer)
+    reducer: StatsReducer  # the forward's: backward's sums cover the same batch
 
 
 def _z(conv: Convolution, part: int, cols: np.ndarray, matrix: np.ndarray, kept: np.ndarray | None,
@@ -54,15 +54,15 @@ def _z(conv: Convolution, part: int, cols: np.ndarray, matrix: np.ndarray, kept:
 def conv_bn_relu_forward(
     x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, stride: int, padding: str | int,
     gamma: np.ndarray, beta: np.ndarray, epsilon: float, moving: tuple[np.ndarray, np.ndarray] | None = None,
-    workspace: Workspace | None = None, keep_z: bool = True,
+    workspace: Workspace | None = None, keep_z: bool = True, reducer: StatsReducer = WHOLE_BATCH,
 ) -> tuple[np.ndarray, ConvBatchNormReluCache, tuple[np.ndarray, np.ndarray] | None]:
     """relu(batch_norm(conv(x))): (N, Ho, Wo, F).
 
     With ``moving`` = (running mean, running variance) batch norm uses those (inference);
-    without, the batch's own statistics, returned as (mean, biased variance) for the running
-    averages. ``keep_z``: keep the convolution output for backward even where it is cheap to
-    recompute (a backward with the input gradient needs it). Returns (output, cache, batch
-    statistics or None).
+    without, the batch's own statistics (through ``reducer`` when x is part of the batch),
+    returned as (mean, biased variance) for the running averages. ``keep_z``: keep the
+    convolution output for backward even where it is cheap to recompute (a backward with the
+    input gradient needs it). Returns (output, cache, batch statistics or None).
     """
     # Always a bias row (zeros when the layer has none): it also carries the reference.
     conv = Convolution(x.shape, kernel.shape, stride, padding, True, x.dtype, workspace)
@@ -90,8 +90,8 @@ def conv_bn_relu_forward(
     m = conv.n * conv.rows
     if training:
         parts = parallel_for(conv.n, statistics)
-        m, first, second = batch_sync.moments(reference, m, sum(first for first, _ in parts),
-                                              sum(second for _, second in parts))
+        m, first, second = reducer.moments(reference, m, sum(first for first, _ in parts),
+                                           sum(second for _, second in parts))
         mean = first / m
         var = np.maximum(second / m - mean * mean, 0)
         batch_stats = (mean + reference, var)
@@ -112,7 +112,8 @@ def conv_bn_relu_forward(
 
     parallel_for(conv.n, normalise)
     cache = ConvBatchNormReluCache(matrix, mean.astype(dtype), inv_std.astype(dtype),
-                                   out.reshape(conv.n, conv.ho, conv.wo, f), training, kept, reference, m)
+                                   out.reshape(conv.n, conv.ho, conv.wo, f), training, kept, reference, m,
+                                   reducer)
     return cache.out, cache, batch_stats
 
 
@@ -153,8 +154,8 @@ def conv_bn_relu_backward(
         d_beta = d_rows[-1]  # the ones column: the sums of g
         gz = (matrix * d_rows).sum(axis=0)
         d_gamma = (gz - cache.mean * d_beta) * cache.inv_std
-        # The whole batch's sums (see batch_sync); d_gamma and d_beta stay this share's.
-        batch_beta, batch_gz = batch_sync.products(cache.reference, d_beta, gz)
+        # The whole batch's sums (see StatsReducer); d_gamma and d_beta stay this part's.
+        batch_beta, batch_gz = cache.reducer.products(cache.reference, d_beta, gz)
         along = -scale * cache.inv_std * (batch_gz - cache.mean * batch_beta) * cache.inv_std / m
         constant = -scale * batch_beta / m - along * cache.mean
         return finish(d_rows * scale + (gram @ matrix) * along + np.outer(gram[:, -1], constant), d_gamma, d_beta)
@@ -174,9 +175,9 @@ def conv_bn_relu_backward(
     # x_hat = (z - mean) * inv_std; z is centred near 0, so the difference does not cancel.
     d_gamma = (sum(p[1] for p in parts) - cache.mean * d_beta) * cache.inv_std
     # Through the batch mean and variance every z also gets along * z + constant (training only),
-    # from the whole batch's sums (see batch_sync); d_gamma and d_beta stay this share's.
+    # from the whole batch's sums (see StatsReducer); d_gamma and d_beta stay this part's.
     if cache.training:
-        batch_beta, batch_gz = batch_sync.products(cache.reference, d_beta, sum(p[1] for p in parts))
+        batch_beta, batch_gz = cache.reducer.products(cache.reference, d_beta, sum(p[1] for p in parts))
         along = -scale * cache.inv_std * (batch_gz - cache.mean * batch_beta) * cache.inv_std / m
         constant = -scale * batch_beta / m - along * cache.mean
     else:

@@ -145,7 +145,7 @@ class ConvBatchNormReluMaxPool(_ConvBatchNormStep):
         return conv_bn_relu_maxpool_forward(
             x, conv.params["kernel"], conv.params.get("bias"), conv.config["stride"], conv.config["padding"],
             self.pool.config["pool_size"], norm.params["gamma"], norm.params["beta"], norm.config["epsilon"],
-            moving, conv.workspace, keep_winners,
+            moving, conv.workspace, keep_winners, norm.stats_reducer,
         )
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -185,7 +185,7 @@ class ConvBatchNormRelu(_ConvBatchNormStep):
         return conv_bn_relu_forward(
             x, conv.params["kernel"], conv.params.get("bias"), conv.config["stride"], conv.config["padding"],
             norm.params["gamma"], norm.params["beta"], norm.config["epsilon"], moving, conv.workspace,
-            keep_z=conv.needs_input_grad,
+            keep_z=conv.needs_input_grad, reducer=norm.stats_reducer,
         )
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.kernels.batch_norm import batch_norm_backward, batch_norm_forward
+from engine.kernels.batch_norm import WHOLE_BATCH, StatsReducer, batch_norm_backward, batch_norm_forward
 from engine.kernels.blocks import Workspace
 from engine.layers.base import ConfigError, Field, Layer, Shape
 
@@ -29,6 +29,9 @@ class BatchNorm(Layer):
         super().__init__(**config)
         # Per-thread scratch blocks, reused from step to step.
         self.workspace = Workspace()
+        # Where training statistics come from: this batch (a step split across processes installs
+        # one that adds the other process's part, see engine.batch_sync; the fused steps use it too).
+        self.stats_reducer: StatsReducer = WHOLE_BATCH
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) not in (1, 3):
@@ -58,10 +61,11 @@ class BatchNorm(Layer):
             # Inference is a per-channel affine map; its backward (for saliency) needs x and the scale.
             self._cache = ("inference", x, scale)
             return (x * scale + (beta - self.state["moving_mean"] * scale)).astype(x.dtype, copy=False)
-        out, (mean, inv_std, var, count) = batch_norm_forward(x, gamma, beta, eps, self.workspace)
+        reducer = self.stats_reducer
+        out, (mean, inv_std, var, count) = batch_norm_forward(x, gamma, beta, eps, self.workspace, reducer)
         self.update_running_statistics(mean, var)
         # x itself, not the normalised values: backward recomputes those block by block in cache.
-        self._cache = ("training", x, mean, inv_std, count)
+        self._cache = ("training", x, mean, inv_std, count, reducer)
         return out
 
     def update_running_statistics(self, mean: np.ndarray, var: np.ndarray) -> None:
@@ -81,9 +85,9 @@ class BatchNorm(Layer):
             self.grads["gamma"][...] = (grad * x_hat).sum(axis=axes)
             self.grads["beta"][...] = grad.sum(axis=axes)
             return (grad * scale).astype(grad.dtype, copy=False)
-        _, x, mean, inv_std, count = self._cache
+        _, x, mean, inv_std, count, reducer = self._cache
         d_x, d_gamma, d_beta = batch_norm_backward(grad, x, self.params["gamma"], mean, inv_std, self.workspace,
-                                                   count)
+                                                   count, reducer)
         self.grads["gamma"][...] = d_gamma
         self.grads["beta"][...] = d_beta
         return d_x

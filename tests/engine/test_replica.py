@@ -10,13 +10,16 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import warnings
 from multiprocessing import shared_memory
 
 import numpy as np
 import pytest
 
-from engine import parallel, replica
+from engine import batch_sync, parallel, replica
+from engine.kernels.batch_norm import WHOLE_BATCH
+from engine.layers.normalization import BatchNorm
 from engine.losses import softmax_cross_entropy
 from engine.model import Model
 from engine.optimizers import SGD
@@ -211,6 +214,67 @@ def test_batch_norm_statistics_and_gradients_cover_the_whole_batch(net, n):
         np.testing.assert_allclose(g, alone.gradients()[name], rtol=1e-8, atol=1e-12, err_msg=name)
     for name, value in split.state().items():
         np.testing.assert_allclose(value, alone.state()[name], rtol=1e-10, err_msg=name)
+
+
+@pytest.mark.parametrize("net", list(BN_NETS))
+def test_the_batch_norm_hook_gives_two_parts_the_whole_batch_statistics(net):
+    """The hook alone, without processes: two models in two threads, each on part of the batch,
+    their batch-norm layers swapping sums through batch_sync.exchanged, add up to one model on it all."""
+    models = [Model(BN_NETS[net], seed=2, dtype=np.float64) for _ in range(3)]
+    for model in models:
+        for name, gamma in model.parameters().items():
+            if name.endswith("gamma"):
+                gamma[::2] *= -0.5
+    x, y = batch(23)
+    x += 50
+    parts = [slice(0, 9), slice(9, 23)]
+    slots: list = [None, None]
+    meet = threading.Barrier(2, timeout=60)
+
+    def exchange(side: int):
+        def swap(mine: np.ndarray) -> np.ndarray:
+            slots[side] = mine.copy()
+            meet.wait()
+            theirs = slots[1 - side].copy()
+            meet.wait()  # both have read before either writes again
+            return theirs
+        return swap
+
+    results: list = [None, None]
+
+    def part(side: int) -> None:
+        model, rows = models[side], parts[side]
+        with parallel.serial(), batch_sync.exchanged(model, exchange(side)):
+            logits = model.forward_logits(x[rows], training=True)
+            loss, grad, _ = softmax_cross_entropy(logits, y[rows])
+            model.backward(grad * (len(y[rows]) / len(y)))
+        results[side] = loss
+
+    threads = [threading.Thread(target=part, args=(side,)) for side in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results[0] is not None and results[1] is not None
+    whole = models[2]
+    one_process_step(whole, x, y, 0.0)
+    for name, g in whole.gradients().items():
+        np.testing.assert_allclose(models[0].gradients()[name] + models[1].gradients()[name], g, rtol=1e-8,
+                                   atol=1e-12, err_msg=name)
+    for model in models[:2]:
+        for name, value in model.state().items():
+            np.testing.assert_allclose(value, whole.state()[name], rtol=1e-10, err_msg=name)
+        # Outside the step every layer is back to its own batch.
+        assert all(layer.stats_reducer is WHOLE_BATCH for layer in model.layers if isinstance(layer, BatchNorm))
+
+
+def test_the_kernels_need_nothing_of_the_inter_process_layer():
+    code = ("import sys, pkgutil, importlib, engine.kernels as kernels\n"
+            "for module in pkgutil.iter_modules(kernels.__path__):\n"
+            "    importlib.import_module('engine.kernels.' + module.name)\n"
+            "print([m for m in sys.modules if m.startswith(('engine.replica', 'engine.batch_sync', 'engine.layers'))])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
 
 
 def test_training_with_batch_norm_matches_one_process(monkeypatch):
