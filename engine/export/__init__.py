@@ -51,13 +51,16 @@ def export_model(
     format: str | None = None,
     weights: dict[str, np.ndarray] | None = None,
     class_names: list[str] | None = None,
+    train_settings: dict[str, Any] | None = None,
 ) -> list[Path]:
     """Export ``model`` (or the given snapshot of its tensors) and return the files written.
 
     ``format`` is a key of FORMATS or None to take it from the path's suffix. For the folder formats
-    ("predictor", "pytorch") ``path`` is a folder, created if needed, that receives ``predict.py`` or
-    ``model.py`` plus ``weights.npz``. ``class_names`` label the outputs where a format can carry them.
-    Raises MissingDependency, ExportError (naming the file and the reason) or WeightsError.
+    ("predictor", "pytorch", "pytorch-train") ``path`` is a folder, created if needed, that receives
+    ``predict.py`` or ``model.py`` (and ``train.py``) plus ``weights.npz``. ``class_names`` label the
+    outputs where a format can carry them; ``train_settings`` (TrainConfig's keys; defaults for the
+    rest) are what "pytorch-train" trains with. Raises MissingDependency, ExportError (naming the file
+    and the reason) or WeightsError.
     """
     fmt = format_for_path(path, format)
     missing = fmt.missing_packages()
@@ -68,7 +71,7 @@ def export_model(
                 for name, value in (weights if weights is not None else model.tensors()).items()}
     path = Path(path)
     try:
-        written = (_export_folder(model, path, fmt, snapshot, class_names) if fmt.folder
+        written = (_export_folder(model, path, fmt, snapshot, class_names, train_settings) if fmt.folder
                    else [_export_file(model, path, fmt, snapshot, class_names)])
         for file in written:
             _usual_permissions(file)
@@ -94,7 +97,7 @@ def _export_file(model: Model, path: Path, fmt: ExportFormat, snapshot: dict[str
 
 
 def _export_folder(model: Model, folder: Path, fmt: ExportFormat, snapshot: dict[str, np.ndarray],
-                   class_names: list[str] | None) -> list[Path]:
+                   class_names: list[str] | None, train_settings: dict[str, Any] | None = None) -> list[Path]:
     """Write every file into a hidden staging folder first, then move them in: all or nothing."""
     if folder.exists() and not folder.is_dir():
         raise ExportError(f"{folder}: is a file; {fmt.label} is written into a folder")
@@ -107,11 +110,15 @@ def _export_folder(model: Model, folder: Path, fmt: ExportFormat, snapshot: dict
             from engine.export.predictor_codegen import generate_predictor as generate
         else:
             from engine.export.torch_codegen import generate_torch_module as generate
-        code = generate(model, class_names, WEIGHTS_FILE_NAME)
+        names = [WEIGHTS_FILE_NAME]
+        if fmt.name == "pytorch-train":
+            names += _training_project(model, stage, class_names, train_settings)
+        else:
+            write_text_atomic(stage / fmt.main_file, generate(model, class_names, WEIGHTS_FILE_NAME))
+            names.append(fmt.main_file)
         save_weights(model, stage / WEIGHTS_FILE_NAME, snapshot)
-        write_text_atomic(stage / fmt.main_file, code)
         written = []
-        for name in (WEIGHTS_FILE_NAME, fmt.main_file):
+        for name in names:
             os.replace(stage / name, folder / name)
             written.append(folder / name)
         return written[::-1]
@@ -121,6 +128,23 @@ def _export_folder(model: Model, folder: Path, fmt: ExportFormat, snapshot: dict
         if created and not any(folder.iterdir()):
             with contextlib.suppress(OSError):
                 folder.rmdir()
+
+
+def _training_project(model: Model, stage: Path, class_names: list[str] | None,
+                      train_settings: dict[str, Any] | None) -> list[str]:
+    """Write model.py, train.py, the README and initial.npz into ``stage``; returns their names."""
+    from engine.export import torch_train
+    from engine.export.torch_codegen import generate_torch_module
+    from engine.training import TrainConfig
+
+    settings = TrainConfig.from_dict(train_settings or {}).to_dict()
+    settings.pop("processes", None)  # the engine's own process split; torchrun decides here
+    frozen = torch_train.frozen_tensors(model)
+    write_text_atomic(stage / "model.py", generate_torch_module(model, class_names, WEIGHTS_FILE_NAME))
+    write_text_atomic(stage / "train.py", torch_train.generate_train_script(settings, frozen))
+    write_text_atomic(stage / torch_train.README_NAME, torch_train.generate_readme(model, settings, frozen))
+    save_weights(model, stage / torch_train.INITIAL_WEIGHTS, torch_train.initial_weights(model, settings["seed"]))
+    return [torch_train.INITIAL_WEIGHTS, torch_train.README_NAME, "model.py", "train.py"]
 
 
 def _usual_permissions(path: Path) -> None:

@@ -70,6 +70,10 @@ FORMATS: dict[str, ExportFormat] = {
         ExportFormat("pytorch", "PyTorch code (model.py)", "",
                      "A PyTorch nn.Module mirroring the architecture with a weight loader, plus weights.npz.",
                      main_file="model.py"),
+        ExportFormat("pytorch-train", "PyTorch training project (train.py)", "",
+                     "model.py, train.py and a README: trains the network with the same settings under "
+                     "PyTorch, alone or with torchrun on many processes, and writes weights CNN Studio opens.",
+                     main_file="train.py"),
     )
 }
 
@@ -82,6 +86,8 @@ def format_for_path(path: str | os.PathLike, format: str | None = None) -> Expor
         key = format.lower().lstrip(".")
         if key in ("torch", "py"):
             key = "pytorch"
+        if key in ("pytorch_train", "torch-train", "train"):
+            key = "pytorch-train"
         if key not in FORMATS:
             raise ExportError(f"unknown export format {format!r}; known formats: {', '.join(FORMATS)}")
         return FORMATS[key]
