@@ -44,6 +44,8 @@ _USAGE = {
             "Open it with ONNX Runtime, OpenCV's dnn module or Netron.",
     "predictor": "Run it with:  python predict.py picture.png  (needs only NumPy).",
     "pytorch": "In Python:  from model import load_npz;  net = load_npz()  — then train on with PyTorch.",
+    "pytorch-train": "Train with:  torchrun --nproc_per_node=N train.py --data DATA  (or python train.py ...); "
+                     "it writes trained.safetensors for File > Import Weights. See README.md there.",
 }
 
 
@@ -208,8 +210,10 @@ class ExportController(QObject):
         self.directory = path.parent if not fmt.folder else path
         self._status(f"Exporting {fmt.label} to {path}…")
 
+        settings = dict(getattr(self.window.document, "training", None) or {}) if fmt.name == "pytorch-train" else None
+
         def work() -> tuple[list[Path], str]:
-            written = export_model(model, path, fmt.name, class_names=class_names)
+            written = export_model(model, path, fmt.name, class_names=class_names, train_settings=settings)
             return written, self._verify_onnx(model, written[0], *check_images) if check_images is not None else ""
 
         def done(result: tuple[list[Path], str]) -> None:

@@ -116,9 +116,10 @@ def export_and_wait(qtbot, controller: ExportController, name: str, path) -> lis
 def test_menus_hold_every_format_and_the_import_action(setup) -> None:
     window, _, _, controller = setup
     labels = [a.text() for a in window.menus["Export"].actions() if not a.isSeparator()]
-    assert len(labels) == len(FORMATS) == 5
+    assert len(labels) == len(FORMATS) == 6
     assert any("ONNX" in t for t in labels) and any("predict.py" in t for t in labels)
     assert any("model.py" in t for t in labels) and any(".safetensors" in t for t in labels)
+    assert any("train.py" in t for t in labels)
     file_actions = window.menus["File"].actions()
     importer = file_actions.index(controller.import_action)
     assert file_actions[importer + 1] is window.menus["Export"].menuAction()
@@ -198,6 +199,16 @@ def test_folder_exports_ask_before_replacing_files(qtbot, setup, tmp_path, name,
     dialogs.answer = True
     export_and_wait(qtbot, controller, name, folder)
     assert dialogs.asked == ["Replace files?", "Replace files?"]
+
+
+def test_training_project_takes_the_projects_training_settings(qtbot, setup, tmp_path) -> None:
+    window, _, _, controller = setup
+    window.document.training = {"epochs": 12, "batch_size": 48, "optimizer": "adamw"}
+    written = export_and_wait(qtbot, controller, "pytorch-train", tmp_path / "job")
+    assert sorted(Path(p).name for p in written) == ["README.md", "initial.npz", "model.py", "train.py",
+                                                      "weights.npz"]
+    text = (tmp_path / "job" / "train.py").read_text()
+    assert "'epochs': 12" in text and "'batch_size': 48" in text and "'optimizer': 'adamw'" in text
 
 
 def test_untrained_network_is_exported_only_after_asking(qtbot, tmp_path) -> None:
