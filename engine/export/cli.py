@@ -26,6 +26,14 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
                    help="pytorch-train: the training settings, from a project (.cnnproj) or a JSON object of "
                         "settings (epochs, batch_size, optimizer, learning_rate, ...); the engine's defaults "
                         "otherwise")
+    p.add_argument("--quantize", choices=("int8",),
+                   help="onnx: write an int8 model (static quantization calibrated on --data's training images) "
+                        "and report its size and test accuracy beside the float model's")
+    p.add_argument("--data", help="--quantize: the dataset (name or path, as for train) to calibrate and test on")
+    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="resize image folders")
+    p.add_argument("--color", choices=("grayscale", "rgb"), help="colour mode for image folders")
+    p.add_argument("--calibration-images", type=int, default=300, metavar="N",
+                   help="--quantize: training images to calibrate on (default 300)")
     p.set_defaults(func=run_export)
     return p
 
@@ -37,6 +45,8 @@ def run_export(args: argparse.Namespace) -> int:
 
     model = load_weight_file(args.weights)
     names = [n.strip() for n in args.class_names.split(",")] if args.class_names else None
+    if getattr(args, "quantize", None):
+        return _run_quantize(args, model, names)
     settings = read_train_settings(args.train_settings) if getattr(args, "train_settings", None) else None
     written = export_model(model, Path(args.out), args.format, class_names=names, train_settings=settings)
     for path in written:
@@ -65,3 +75,24 @@ def read_train_settings(path: str) -> dict[str, Any]:
         return TrainConfig.from_dict(settings).to_dict()
     except (TypeError, ValueError) as exc:
         raise ExportError(f"{path}: {exc}") from None
+
+
+def _run_quantize(args: argparse.Namespace, model: Any, names: list[str] | None) -> int:
+    from engine.data import load_dataset
+    from engine.export.formats import format_for_path
+    from engine.export.quantize import quantize_for_dataset
+
+    if format_for_path(args.out, args.format).name != "onnx":
+        raise ExportError("--quantize int8 writes an ONNX model: end --out in .onnx")
+    if not args.data:
+        raise ExportError("--quantize int8 needs --data: the training images calibrate it, the test images "
+                          "measure its accuracy")
+    if args.calibration_images < 1:
+        raise ExportError(f"--calibration-images must be at least 1, not {args.calibration_images}")
+    size = tuple(args.image_size) if args.image_size else None
+    dataset = load_dataset(args.data, image_size=size, color_mode=args.color)
+    report = quantize_for_dataset(model, args.out, dataset, args.calibration_images, names)
+    print(f"wrote {report.path}")
+    for line in report.lines():
+        print(f"  {line}")
+    return 0
