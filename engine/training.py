@@ -254,7 +254,10 @@ class Trainer:
             losses, accs, sizes = [], [], []
             batches = self.dataset.batches(self.train_idx, c.batch_size, rng=self.rng, augmentation=augmentation)
             for b, (x, y) in enumerate(batches, start=1):
-                self._running.wait()
+                if not self._running.is_set():
+                    paused_at = time.perf_counter()
+                    self._running.wait()
+                    start += time.perf_counter() - paused_at  # paused time counts in no rate, elapsed or ETA
                 if self._stop:
                     yield TrainingFinished("stopped", self.epoch, f"stopped during epoch {epoch}")
                     return
