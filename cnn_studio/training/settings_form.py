@@ -11,7 +11,8 @@ import os
 from dataclasses import fields
 from pathlib import Path
 
-from PySide6.QtCore import QSignalBlocker, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QCheckBox,
@@ -55,8 +56,40 @@ def dataset_title(ref: str) -> str:
     return f"{Path(ref).name or ref} ({Path(ref).parent})" if os.sep in ref else ref
 
 
+class _WheelOnlyWithFocus:
+    """A field that the mouse wheel changes only once it has the keyboard focus: scrolling the panel over
+    it scrolls the panel (the wheel event goes on to the scroll area) instead of changing a setting."""
+
+    def init_focus(self) -> None:
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # a wheel turn alone does not focus it
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 (Qt override)
+        if self.hasFocus():
+            super().wheelEvent(event)
+        else:
+            event.ignore()
+
+
+class SpinBox(_WheelOnlyWithFocus, QSpinBox):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.init_focus()
+
+
+class DoubleSpinBox(_WheelOnlyWithFocus, QDoubleSpinBox):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.init_focus()
+
+
+class ComboBox(_WheelOnlyWithFocus, QComboBox):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.init_focus()
+
+
 def _double(minimum: float, maximum: float, decimals: int, step: float, tip: str) -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
+    box = DoubleSpinBox()
     box.setRange(minimum, maximum)
     box.setDecimals(decimals)
     box.setSingleStep(step)
@@ -66,7 +99,7 @@ def _double(minimum: float, maximum: float, decimals: int, step: float, tip: str
 
 
 def _int(minimum: int, maximum: int, tip: str) -> QSpinBox:
-    box = QSpinBox()
+    box = SpinBox()
     box.setRange(minimum, maximum)
     box.setKeyboardTracking(False)
     box.setToolTip(tip)
@@ -84,7 +117,7 @@ class TrainingSettingsForm(QWidget):
         self._updating = False
 
         # Data ---------------------------------------------------------------------------------------
-        self.dataset_combo = QComboBox()
+        self.dataset_combo = ComboBox()
         self.dataset_combo.setToolTip("The images to train on. The network's input shape follows the dataset.")
         self.dataset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.dataset_combo.setMinimumContentsLength(10)
@@ -103,7 +136,7 @@ class TrainingSettingsForm(QWidget):
                                     "instead of only scaling pixels to [0, 1].")
 
         # Optimizer ----------------------------------------------------------------------------------
-        self.optimizer = QComboBox()
+        self.optimizer = ComboBox()
         for text, key in (("SGD", "sgd"), ("Adam", "adam"), ("AdamW", "adamw")):
             self.optimizer.addItem(text, key)
         self.optimizer.setToolTip("SGD: plain gradient steps with momentum. Adam/AdamW: per-weight adaptive steps.")
@@ -122,7 +155,7 @@ class TrainingSettingsForm(QWidget):
         self.weight_decay.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
 
         # Schedule -------------------------------------------------------------------------------------
-        self.schedule = QComboBox()
+        self.schedule = ComboBox()
         for text, key in (("Constant", "constant"), ("Step decay", "step"), ("Cosine", "cosine")):
             self.schedule.addItem(text, key)
         self.schedule.setToolTip("How the learning rate changes over the run.")
