@@ -95,7 +95,7 @@ def gui_rate(app, panel, config: TrainConfig, recorder: TickRecorder) -> tuple[f
     reason = panel.history.current.outcome
     if reason != "completed":
         raise SystemExit(f"the GUI run ended with {reason!r}: {panel.history.current.message}")
-    return panel.session.last_batch.images_per_second, share
+    return panel.session.runner.last_batch.images_per_second, share
 
 
 def main(argv: list[str] | None = None) -> int:

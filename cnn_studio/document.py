@@ -1,8 +1,11 @@
-"""The project document: the one object that owns the architecture and the project's settings.
+"""The project document: the one object that owns the architecture, the project's settings and what
+was trained for it.
 
 Palette, canvas, inspector, problems list, totals bar and training panel are views of it. Edits
 go through QUndoCommands on ``undo_stack`` that call the primitive mutators below; each mutator
 emits ``changed``. Layers carry a stable ``id`` so views can address blocks across edits.
+What was trained belongs to the project: ``trained`` (the latest weights and their evaluation) and
+``runs`` (every run's curves and outcome) are cleared when the project is replaced.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 from shiboken6 import isValid
 
+from cnn_studio.training.run_history import RunHistory
+from cnn_studio.training.trained import TrainedNetwork
 from engine.architecture import FORMAT, Analysis, analyze, check_classifier
 from engine.errors import ArchitectureError
 
@@ -41,6 +46,7 @@ class ProjectDocument(QObject):
       modified_changed(bool)    unsaved changes appeared or were saved
       edit_refused(str)         an edit was pushed while locked; the payload says why it was refused
       path_changed(str)         the project file the document is saved in changed ("" = untitled)
+      project_replaced()        New, Open or New from Template replaced everything (after the signals above)
     """
 
     changed = Signal()
@@ -49,6 +55,7 @@ class ProjectDocument(QObject):
     modified_changed = Signal(bool)
     edit_refused = Signal(str)
     path_changed = Signal(str)
+    project_replaced = Signal()
 
     def __init__(self, architecture: dict[str, Any] | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -62,6 +69,8 @@ class ProjectDocument(QObject):
         self._lock_reason = ""
         self._settings_dirty = False
         self._file_path: Path | None = None
+        self.trained = TrainedNetwork(self)  # the network trained (or imported) for this project
+        self.runs = RunHistory(self)  # every training run of this project
         self.undo_stack.cleanChanged.connect(self._clean_changed)
 
     @staticmethod
@@ -202,15 +211,19 @@ class ProjectDocument(QObject):
     # -- whole project ----------------------------------------------------------------------------------
     def load_project(self, architecture: dict[str, Any], dataset_ref: str, training: dict[str, Any],
                      path: str | Path | None = None) -> None:
-        """Replace everything (New, Open, New from template): clears undo history and the modified flag."""
+        """Replace everything (New, Open, New from template): clears undo history, the modified flag and
+        what was trained for the previous project."""
         self._arch = self._with_ids(architecture)
         self.dataset_ref = dataset_ref
         self.training = copy.deepcopy(training)
         self.undo_stack.clear()
+        self.trained.clear()
+        self.runs.clear()
         self._changed()
         self.settings_changed.emit()
         self.set_file_path(path)
         self.mark_saved()
+        self.project_replaced.emit()
 
     @property
     def file_path(self) -> Path | None:

@@ -1,9 +1,9 @@
 """File > Export and File > Import Weights: taking the trained network away, and bringing weights back.
 
-``install_export(window)`` adds one action per export format (weights .npz and .safetensors, ONNX, a
-standalone NumPy predictor, PyTorch code) and an import action. Exports read the training session's
-latest weight snapshot (``window.training_session.model()``), copy it on the GUI thread and write
-on a background thread, so training may go on meanwhile and the window never freezes. Every file is
+``install_export(window, session)`` adds one action per export format (weights .npz and .safetensors,
+ONNX, a standalone NumPy predictor, PyTorch code) and an import action. Exports read the project's
+trained network (``session.trained.model()``: the latest weight snapshot), copy it on the GUI thread
+and write on a background thread, so training may go on meanwhile and the window never freezes. Every file is
 written atomically by the engine; failures and missing optional packages are reported in a message
 box naming the file and what to do.
 """
@@ -126,7 +126,8 @@ def _same_design(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 class ExportController(QObject):
-    """The File > Export actions and File > Import Weights, wired to the window's document and session.
+    """The File > Export actions and File > Import Weights, wired to the window's document and training
+    session (its trained network, its runner and its dataset).
 
     Signals (GUI thread): ``export_finished(list of written paths)``, ``import_finished(str path)``,
     ``failed(str message)``; useful for tests and for other views that list exported files.
@@ -136,9 +137,10 @@ class ExportController(QObject):
     import_finished = Signal(str)
     failed = Signal(str)
 
-    def __init__(self, window: Any, dialogs: ExportDialogs | None = None) -> None:
+    def __init__(self, window: Any, session: Any, dialogs: ExportDialogs | None = None) -> None:
         super().__init__(window)
         self.window = window
+        self.session = session
         self.dialogs = dialogs if dialogs is not None else ExportDialogs(window)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
@@ -154,8 +156,10 @@ class ExportController(QObject):
     def busy(self) -> bool:
         return self._busy
 
-    def session(self) -> Any:
-        return getattr(self.window, "training_session", None)
+    def _dataset(self, model: Model | None = None) -> Any:
+        """The dataset that goes with ``model``: the one it was trained on, else the project's."""
+        trained = self.session.trained.dataset() if model is not None else None
+        return trained or self.session.datasets.current
 
     def wait(self, timeout_ms: int = 30000) -> bool:
         """Block until a running export or import has finished writing (used when the window closes)."""
@@ -173,8 +177,7 @@ class ExportController(QObject):
             action.setStatusTip(tip.replace("\n", " "))
             action.setEnabled(not self._busy)
         if self.import_action is not None:
-            session = self.session()
-            running = bool(session is not None and session.running)
+            running = self.session.runner.running
             self.import_action.setEnabled(not running and not self._busy)
             tip = ("Stop training before importing weights" if running else
                    "Load a .npz or .safetensors weight file into the current architecture")
@@ -229,8 +232,7 @@ class ExportController(QObject):
 
     def _model_to_export(self) -> tuple[Model, str] | None:
         """A private copy of the trained network (or, if the user agrees, a fresh one) and a note about it."""
-        session = self.session()
-        trained = session.model() if session is not None else None
+        trained = self.session.trained.model()
         document = self.window.document
         if trained is not None:
             # A private copy made on this thread: training may replace the session's model meanwhile.
@@ -252,14 +254,13 @@ class ExportController(QObject):
             return None
         seed = int((getattr(document, "training", None) or {}).get("seed", 0))
         model = Model.from_architecture(document.architecture(), seed=seed)
-        dataset = session.dataset() if session is not None else None
+        dataset = self._dataset()
         if dataset is not None and tuple(dataset.input_shape) == tuple(model.input_shape):
             model.preprocessing = dataset.normalization.to_dict()
         return model, "These weights are untrained (freshly initialised)."
 
     def _class_names(self, model: Model) -> list[str] | None:
-        session = self.session()
-        dataset = session.dataset() if session is not None else None
+        dataset = self._dataset(model)
         if dataset is not None and model.output_shape and len(dataset.class_names) == model.output_shape[-1]:
             return list(dataset.class_names)
         return None
@@ -267,8 +268,7 @@ class ExportController(QObject):
     def _onnx_check_images(self, model: Model) -> tuple[np.ndarray, str]:
         """Up to 64 normalized test images to compare ONNX Runtime with the engine, and what they are;
         random inputs when no loaded dataset fits the network."""
-        session = self.session()
-        dataset = session.dataset() if session is not None else None
+        dataset = self._dataset(model)
         if dataset is not None and tuple(dataset.input_shape) == tuple(model.input_shape) and len(dataset.x_test):
             from engine.data import Normalization
 
@@ -344,20 +344,17 @@ class ExportController(QObject):
             return model
 
         def done(model: Model) -> None:
-            session = self.session()
-            if session is not None:
-                try:
-                    session.set_model(model)
-                except EngineError as exc:
-                    self._fail("Weights not imported", f"{path}: {exc}")
-                    return
+            if self.session.runner.running:  # started while the file was read
+                self._fail("Weights not imported", f"{path}: training is running; stop it first")
+                return
+            self.session.trained.adopt(model)
             self.imported_model = model
             count = len(model.tensors())
             self._status(f"Imported {count} tensors from {path.name}")
             self.dialogs.info("Weights imported", f"Loaded {count} tensors from {path} into the current "
                                                   "architecture.",
-                              "Look inside the network, evaluate it or export it; the training session now "
-                              "holds these weights.")
+                              "Look inside the network, evaluate it or export it; Start trains on from these "
+                              "weights.")
             self.import_finished.emit(str(path))
 
         self._run(work, done, "Weights not imported", path, hint=(
@@ -400,8 +397,7 @@ class ExportController(QObject):
         return self._busy
 
     def _refuse_while_training(self) -> bool:
-        session = self.session()
-        if session is not None and session.running:
+        if self.session.runner.running:
             self._fail("Weights not imported", "Training is running.",
                        "Stop training before importing weights: the run would overwrite them.")
             return True
@@ -425,10 +421,10 @@ def _export_menu(window: Any) -> QMenu:
     return menus["Export"]
 
 
-def install_export(window: Any, dialogs: ExportDialogs | None = None) -> ExportController:
-    """Add File > Export items and File > Import Weights to ``window``; returns the controller."""
-    controller = ExportController(window, dialogs)
-    window.export_controller = controller
+def install_export(window: Any, session: Any, dialogs: ExportDialogs | None = None) -> ExportController:
+    """Add File > Export items and File > Import Weights to ``window``, exporting what ``session`` (the
+    window's TrainingSession) trained; returns the controller."""
+    controller = ExportController(window, session, dialogs)
     menu = _export_menu(window)
     menu.setToolTipsVisible(True)
     for name in FORMATS:
@@ -447,8 +443,6 @@ def install_export(window: Any, dialogs: ExportDialogs | None = None) -> ExportC
     menu.aboutToShow.connect(controller.update_actions)
     window.menus["File"].aboutToShow.connect(controller.update_actions)
     controller.update_actions()
-    guards = getattr(window, "close_guards", None)
-    if isinstance(guards, list):
-        # An export in flight finishes (it is small and atomic) before the window goes away.
-        guards.append(lambda: controller.wait(30000) or True)
+    # An export in flight finishes (it is small and atomic) before the window goes away.
+    window.close_guards.append(lambda: controller.wait(30000) or True)
     return controller

@@ -1,11 +1,15 @@
 """The studio's main window: the Design workspace (palette, canvas, inspector, problems, totals),
-menus, project files and the small public surface other workspaces install themselves through:
+menus, project files, and the other workspaces wired from here.
+
+The window makes the one ``TrainingSession`` (on the document's trained network and run history) and
+hands it to the workspaces that follow training: ``training_panel``, ``inside_panel`` and
+``export_controller``. They install themselves through the window's small public surface:
 
     window.document       the ProjectDocument
     window.tabs           central QTabWidget ("Design" first; workspaces add "Train", "Inside", ...)
-    window.add_dock(widget, title, area) -> QDockWidget
+    window.add_dock(widget, title, area) -> QDockWidget; window.docks {title: QDockWidget}
     window.menus          {"File", "Edit", "View", "Train", "Help", "Export" (under File)}: QMenu
-    window.close_guards   callables returning False to keep the window open
+    window.close_guards   callables returning False to keep the window open (after the questions)
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from cnn_studio.builder.templates import list_templates, seed_architecture
 from cnn_studio.builder.totals import TotalsBar
 from cnn_studio.document import ProjectDocument
 from cnn_studio.panels import install_panels
+from cnn_studio.training.session import TrainingSession
 from engine.layers import CATEGORIES, LAYER_TYPES
 
 APP_TITLE = "CNN Studio"
@@ -80,6 +85,7 @@ class MainWindow(QMainWindow):
         self.menus: dict[str, QMenu] = {}
         self.docks: dict[str, QDockWidget] = {}
         self._shown = False
+        self._locked = False
         self._pending_tabs: list[tuple[QDockWidget, QDockWidget]] = []
         self.setWindowIcon(style.icon("cnn-studio"))
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
@@ -92,7 +98,11 @@ class MainWindow(QMainWindow):
         self._update_title()
         self._update_undo_actions()
         self.statusBar().showMessage("Drag layers from the palette onto the canvas; select a block to edit it.", 8000)
-        install_panels(self)
+        self.training_session = TrainingSession(self.document.trained, self.document.runs, self)
+        workspaces = install_panels(self, self.training_session)
+        self.training_panel = workspaces.training
+        self.inside_panel = workspaces.inside
+        self.export_controller = workspaces.export
         self._restore_layout()
 
     # -- public surface for workspaces -------------------------------------------------------------------------
@@ -286,6 +296,7 @@ class MainWindow(QMainWindow):
         self.problems_dock.setWindowTitle(f"Problems ({n})" if n else "Problems")
 
     def _lock_changed(self, locked: bool, reason: str) -> None:
+        was_locked, self._locked = self._locked, locked
         self.layer_palette.set_editable(not locked)
         self.history.setEnabled(not locked)
         for action in (self.new_action, self.open_action, self.templates_menu.menuAction(),
@@ -293,6 +304,8 @@ class MainWindow(QMainWindow):
             action.setEnabled(not locked)
         self._update_undo_actions()
         self._update_block_actions()
+        if locked == was_locked:
+            return  # only the reason changed (e.g. training paused): the banner says it
         if locked:
             self.statusBar().showMessage(f"Architecture locked: {reason}", 6000)
         else:
@@ -319,8 +332,13 @@ class MainWindow(QMainWindow):
         self.editor.insert_layer(type_name, None if index is None else index + 1)
 
     def _new_from_template(self, template, _checked: bool = False) -> None:
+        before = self.statusBar().currentMessage()
         if self.project.new_project(template):
-            self.statusBar().showMessage(f"New project from template “{template.name}”.", 5000)
+            # Opening it may have said something already (e.g. its input now follows the dataset): keep that.
+            said = self.statusBar().currentMessage()
+            extra = f" {said}" if said and said != before else ""
+            self.statusBar().showMessage(f"New project from template “{template.name}”.{extra}",
+                                         10000 if extra else 5000)
 
     def _focus_palette(self) -> None:
         self.palette_dock.show()
@@ -397,7 +415,9 @@ class MainWindow(QMainWindow):
             self._apply_default_layout()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
-        if not self.project.confirm_discard():
+        # A running training is asked about first: whether to save the project only matters once the
+        # user has chosen to stop it.
+        if not self.training_panel.confirm_close() or not self.project.confirm_discard():
             event.ignore()
             return
         for guard in list(self.close_guards):

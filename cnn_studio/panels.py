@@ -1,19 +1,36 @@
-"""Installs the optional workspaces (training, inspection, export) into the main window.
+"""Installs the workspaces that follow training (Train, Inside, Export) into the main window.
 
-Each installer takes the MainWindow and adds its docks, tabs, menus and close guards through
-the window's small public surface (document, tabs, add_dock, menus, close_guards).
+The window makes the one ``TrainingSession`` and hands it here; each workspace receives it (or the pieces
+of it it follows) when it is built, and adds its docks, tabs, menus and close guards through the window's
+small public surface (document, tabs, add_dock, docks, menus, close_guards, design_tab).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from cnn_studio.export_actions import install_export
-from cnn_studio.inspect import install_inside
-from cnn_studio.training import install_training
+from PySide6.QtCore import QCoreApplication
+
+from cnn_studio.export_actions import ExportController, install_export
+from cnn_studio.inspect import InsidePanel, install_inside
+from cnn_studio.training.panel import TrainingPanel
+from cnn_studio.training.session import TrainingSession
 
 
-def install_panels(window: Any) -> None:
-    install_training(window)
-    install_inside(window)
-    install_export(window)
+@dataclass(frozen=True)
+class Workspaces:
+    training: TrainingPanel
+    inside: InsidePanel
+    export: ExportController
+
+
+def install_panels(window: Any, session: TrainingSession) -> Workspaces:
+    training = TrainingPanel(window, session)
+    inside = install_inside(window, session)
+    export = install_export(window, session)
+    app = QCoreApplication.instance()
+    if app is not None:
+        # Quitting without closing the window (e.g. Ctrl+Q from elsewhere) must still join the threads.
+        app.aboutToQuit.connect(training.shutdown)
+    return Workspaces(training, inside, export)

@@ -53,22 +53,22 @@ def live_screenshot(app: QApplication, folder: Path) -> int:
     window.show()
     panel = window.inside_panel
     window.tabs.setCurrentWidget(panel)
-    session = window.training_session
+    runner = window.training_session.runner
     dataset = load_dataset("fashion-mnist-mini")
     config = TrainConfig(epochs=3, batch_size=32, learning_rate=0.02, momentum=0.9, validation_split=0.1)
-    session.start(window.document.architecture(), dataset, config)
-    wait_until(app, lambda: panel.probes_received >= 12 and session.last_batch is not None, timeout_s=120)
+    runner.start(window.document.architecture(), dataset, config)
+    wait_until(app, lambda: panel.probes_received >= 12 and runner.last_batch is not None, timeout_s=120)
     panel.feature_maps.select_layer("conv2d_2")
     wait_until(app, lambda: True)
     folder.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(folder / "live.png"))
-    batch = session.last_batch
+    batch = runner.last_batch
     print(f"grabbed mid-training: epoch {batch.epoch}, batch {batch.batch}/{batch.batches}, "
           f"{panel.probes_received} probes drawn")
-    session.stop()
-    wait_until(app, lambda: not session.running, timeout_s=120)
+    runner.stop()
+    wait_until(app, lambda: not runner.running, timeout_s=120)
     panel.shutdown()
-    session.shutdown(30_000)
+    window.training_session.shutdown(30_000)
     window.close()
     return 0
 

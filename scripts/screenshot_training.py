@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     panel.form.set_config(TrainConfig(epochs=2, batch_size=64, optimizer="adam", learning_rate=0.001))
     panel.start()
     wait_until(app, lambda: panel.history.current is not None and panel.history.current.outcome != "running"
-               and not panel.session.running)
+               and not panel.session.runner.running)
 
     panel.form.set_config(TrainConfig(epochs=5, batch_size=64, optimizer="sgd", learning_rate=0.05, momentum=0.9))
     panel.start()
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     settle(app)
     if args.live:
         window.grab().save(str(args.live))
-    wait_until(app, lambda: not panel.session.running and panel.results.evaluation is not None)
+    wait_until(app, lambda: not panel.session.runner.running and panel.results.evaluation is not None)
     panel.plots.batch_readout.show_at(300, 2.2)  # what hovering the loss curve shows
     settle(app)
     window.grab().save(str(args.out))

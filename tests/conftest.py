@@ -33,8 +33,8 @@ def _new_python_threads(before: set[int]) -> list[threading.Thread]:
 
 
 def _live_qthreads() -> list:
-    session = sys.modules.get("cnn_studio.training.session")
-    return session.live_threads() if session is not None else []
+    threads = sys.modules.get("cnn_studio.training.threads")
+    return threads.live_threads() if threads is not None else []
 
 
 def _process_events() -> None:

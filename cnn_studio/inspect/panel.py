@@ -2,8 +2,9 @@
 
 Idle, ``set_model(model, dataset)`` and ``set_evaluation(evaluation)`` drive everything: the
 panel's background worker (its own model copy) computes feature maps, prediction, saliency and
-statistics. While a training session runs, the panel hands the current sample to
-``session.set_probe`` and draws the ProbeResults the training worker computes on its snapshots.
+statistics. Attached to a training session, it follows the session's trained network (weights and
+evaluation); while a run goes on it hands the current sample to ``session.runner.set_probe`` and
+draws the ProbeResults the training worker computes on its snapshots.
 """
 
 from __future__ import annotations
@@ -183,29 +184,34 @@ class InsidePanel(QWidget):
 
     # -- live API (training session) ----------------------------------------------------------------------
     def attach_session(self, session: Any) -> None:
-        """Follow a TrainingSession: draw its probes while it trains, adopt each new weight snapshot."""
+        """Follow a TrainingSession: draw its runner's probes while it trains, look inside each new weight
+        snapshot of its trained network, list the mistakes of its evaluation. When the trained network is
+        cleared (another project) every view empties."""
         self._session = session
-        session.started.connect(self._on_training_started)
-        session.probe_ready.connect(self._on_probe)
-        session.model_changed.connect(self._on_session_model)
-        session.evaluation_ready.connect(self.set_evaluation)
-        session.finished.connect(self._on_training_ended)
-        session.failed.connect(self._on_training_ended)
-        if hasattr(session, "epoch_end"):
-            session.epoch_end.connect(self._on_epoch_end)
-        if hasattr(session, "dataset_changed"):
-            session.dataset_changed.connect(self._on_session_dataset)
-        if getattr(session, "running", False):
+        runner, trained = session.runner, session.trained
+        runner.started.connect(self._on_training_started)
+        runner.probe_ready.connect(self._on_probe)
+        runner.epoch_end.connect(self._on_epoch_end)
+        runner.finished.connect(self._on_training_ended)
+        runner.failed.connect(self._on_training_ended)
+        trained.model_changed.connect(self._on_session_model)
+        trained.evaluation_changed.connect(self._on_session_evaluation)
+        session.datasets.changed.connect(self._on_session_dataset)
+        if runner.running:
             self._on_training_started(None)
-        elif session.model() is not None:
+        elif trained.model() is not None:
             self._on_session_model()
+
+    def _session_dataset(self) -> Any:
+        """The images that go with the session's network: its run's dataset, else the project's."""
+        session = self._session
+        return session.trained.dataset() or session.runner.dataset or session.datasets.current
 
     def _on_training_started(self, _event: Any) -> None:
         self._live = True
         self._epoch_text = ""
-        session = self._session
-        model = session.model()
-        dataset = session.dataset()
+        model = self._session.trained.model()
+        dataset = self._session_dataset()
         if model is not None:
             self.set_model(model, dataset)
         elif dataset is not None:
@@ -223,30 +229,40 @@ class InsidePanel(QWidget):
         if self._session is not None:
             self._probe_sent = None
             self._safe_session_call("set_probe", None)
-            model = self._session.model()
+            model = self._session.trained.model()
             if model is not None and model is not self._model:
-                self.set_model(model, self._session.dataset())
+                self.set_model(model, self._session_dataset())
                 return
         self._on_sample_changed()
         self._update_status()
 
     def _on_session_model(self) -> None:
         session = self._session
+        running = session.runner.running
         # The first snapshot (the untrained network) arrives before ``started``: follow the run from here.
-        if getattr(session, "running", False) and not self._live:
+        if running and not self._live:
             self._live = True
             self._epoch_text = ""
-        model = session.model()
-        if model is not None:
-            # New weights from elsewhere (e.g. imported) come without an evaluation: the last run's accuracy
-            # and mistakes belong to other weights and must not be shown as theirs.
-            evaluation = getattr(session, "evaluation", None)
-            if callable(evaluation) and evaluation() is None and self._evaluation is not None:
-                self.set_evaluation(None)
-            self.set_model(model, session.dataset())
+        model = session.trained.model()
+        if model is None:
+            # Another project: nothing of the previous network may remain.
+            self._live = running
+            self._evaluation = None
+            self.mistakes.clear("Mistakes appear after the network is evaluated on the test set.")
+            self.set_model(None)
+            self._update_status()
+            return
+        self.set_model(model, self._session_dataset())
+
+    def _on_session_evaluation(self) -> None:
+        evaluation = self._session.trained.evaluation()
+        # New weights from elsewhere (e.g. imported) come without an evaluation: the last run's accuracy and
+        # mistakes belong to other weights and must not be shown as theirs.
+        if evaluation is not None or self._evaluation is not None:
+            self.set_evaluation(evaluation)
 
     def _on_session_dataset(self) -> None:
-        dataset = self._session.dataset()
+        dataset = self._session.datasets.current
         if dataset is not None and not self._live and self._model is not None:
             self.set_model(self._model, dataset)
 
@@ -280,7 +296,7 @@ class InsidePanel(QWidget):
 
     def _safe_session_call(self, method: str, *args: Any) -> None:
         try:
-            getattr(self._session, method)(*args)
+            getattr(self._session.runner, method)(*args)
         except RuntimeError:  # the session's thread is already gone while the app closes
             pass
 

@@ -7,7 +7,7 @@ import traceback
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from cnn_studio.training.thread_warnings import warnings_to
+from cnn_studio.training.thread_warnings import forget_shown_warnings, warnings_to
 from cnn_studio.training.training_worker import describe_exception
 from engine.data import load_dataset
 
@@ -17,13 +17,12 @@ log = logging.getLogger(__name__)
 class DatasetLoader(QObject):
     """Lives in a worker thread; ``run()`` (connected to the thread's ``started``) loads ``ref`` there.
 
-    Signals: loaded(ref, Dataset), failed(ref, message), warning(text); skipped files and other
-    loader warnings arrive as ``warning`` lines instead of going to stderr.
+    Signals: loaded(ref, Dataset, warnings), failed(ref, message). ``warnings`` is a tuple of one-line
+    texts: the files the loader skipped and anything else it warned about, every time it loads.
     """
 
-    loaded = Signal(str, object)
+    loaded = Signal(str, object, object)
     failed = Signal(str, str)
-    warning = Signal(str)
 
     def __init__(self, ref: str) -> None:
         super().__init__()
@@ -32,14 +31,18 @@ class DatasetLoader(QObject):
     @Slot()
     def run(self) -> None:
         ref = self.ref
+        said: list[str] = []
         try:
-            with warnings_to(self.warning.emit):
+            # Python shows a warning once per place in the code: a folder loaded again must list its skipped
+            # files again.
+            forget_shown_warnings()
+            with warnings_to(said.append):
                 dataset = load_dataset(ref)
         except Exception as exc:  # every failure becomes a message naming the dataset
             log.info("dataset %s failed to load:\n%s", ref, traceback.format_exc())
             self.failed.emit(ref, describe_exception(exc))
         else:
-            self.loaded.emit(ref, dataset)
+            self.loaded.emit(ref, dataset, tuple(said))
         finally:
             # One load per thread: end it from inside, so it never waits for the GUI thread to tell it.
             QThread.currentThread().quit()

@@ -22,6 +22,10 @@ TRAIN_COLOR = "#1f77b4"
 VAL_COLOR = "#e8710a"
 RAW_COLOR = (31, 119, 180, 70)  # the raw per-batch loss is drawn faint under its smoothed curve
 MARKER_COLOR = "#b35900"
+# The hover readout names a point only when the mouse is this close to it (steps, epochs): where nothing
+# is drawn (past the last batch so far, between runs' ends) it says nothing.
+STEP_REACH = 1.0
+EPOCH_REACH = 0.5
 
 
 def make_plot(title: str, x_label: str, y_label: str, legend_at_bottom: bool = False, grid: bool = True
@@ -145,7 +149,6 @@ class TrainingPlots(QWidget):
         layout.addWidget(self.batch_plot, 3)
         layout.addLayout(bottom, 2)
 
-
     @staticmethod
     def _epoch_curve(widget: pg.PlotWidget, color: str, name: str, symbol: str) -> pg.PlotDataItem:
         style = Qt.PenStyle.SolidLine if name == "train" else Qt.PenStyle.DashLine
@@ -177,6 +180,26 @@ class TrainingPlots(QWidget):
 
     def end_run(self) -> None:
         self.redraw()
+
+    def clear(self) -> None:
+        """No run at all (the project was replaced): empty curves, no markers, no overlays."""
+        self.record = None
+        for number in list(self._overlays):
+            for item in self._overlays.pop(number):
+                self._remove(item)
+        for line in self._markers:
+            self.batch_plot.removeItem(line)
+        self._markers.clear()
+        for curve in (self.raw_curve, self.smooth_curve, self.train_loss_curve, self.val_loss_curve,
+                      self.train_acc_curve, self.val_acc_curve):
+            curve.setData([], [])
+        self._drawn, self._loss_top, self._dirty = (0, 0), None, False
+        for readout in (self.batch_readout, self.loss_readout, self.accuracy_readout):
+            readout.hide()
+        # Axes as before the first run: nothing of the previous project's scale remains.
+        for widget in (self.batch_plot, self.loss_plot):
+            widget.getPlotItem().setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        self.accuracy_plot.getPlotItem().setXRange(0, 1, padding=0)
 
     def data_changed(self) -> None:
         """New batches or epochs were added to the current record: ``refresh`` draws them."""
@@ -304,23 +327,30 @@ class TrainingPlots(QWidget):
 
     # -- hover text ------------------------------------------------------------------------------------------
     def _describe_batch(self, x: float) -> tuple[float, str] | None:
+        step: float | None = None
+        lines: list[str] = []
         r = self.record
         i = r.batch_loss.nearest(x) if r is not None else None
-        if r is None or i is None:
-            return None
-        step = r.batch_loss.x[i]
-        lines = [f"step {step:.0f}", f"loss {r.batch_loss.y[i]:.4f}", f"smoothed {r.smoothed_loss.y[i]:.4f}"]
+        if r is not None and i is not None and abs(r.batch_loss.x[i] - x) <= STEP_REACH:
+            step = float(r.batch_loss.x[i])
+            lines = [f"step {step:.0f}", f"loss {r.batch_loss.y[i]:.4f}", f"smoothed {r.smoothed_loss.y[i]:.4f}"]
         for other in self._overlay_records():
-            j = other.smoothed_loss.nearest(x)
-            if j is not None and abs(other.smoothed_loss.x[j] - step) < 1:
-                lines.append(f"run {other.number}: {other.smoothed_loss.y[j]:.4f}")
-        return float(step), "\n".join(lines)
+            j = other.smoothed_loss.nearest(x if step is None else step)
+            if j is None or abs(other.smoothed_loss.x[j] - (x if step is None else step)) > STEP_REACH:
+                continue
+            if step is None:  # past the current run's end, only earlier runs are drawn here
+                step = float(other.smoothed_loss.x[j])
+                lines.append(f"step {step:.0f}")
+            lines.append(f"run {other.number}: {other.smoothed_loss.y[j]:.4f}")
+        return None if step is None else (step, "\n".join(lines))
 
     def _describe_epoch(self, x: float, what: str) -> tuple[float, str] | None:
         r = self.record
         if r is None or not r.epochs:
             return None
         e = min(r.epochs, key=lambda ev: abs(ev.epoch - x))
+        if abs(e.epoch - x) > EPOCH_REACH:
+            return None
         if what == "loss":
             train, val, fmt = e.train_loss, e.val_loss, "{:.4f}"
         else:

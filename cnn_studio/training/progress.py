@@ -71,6 +71,13 @@ class TrainingProgress(QWidget):
         elif paused:
             self.label.setText("Paused · " + self.label.text())
 
+    def reset(self) -> None:
+        """Nothing to show (another project)."""
+        self._last = None
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.label.setText("")
+
     def busy(self, text: str) -> None:
         """An indeterminate bar (e.g. while a dataset loads)."""
         self.bar.setRange(0, 0)

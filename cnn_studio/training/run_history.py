@@ -1,19 +1,45 @@
-"""The session's run history: each run's curves and outcome, and a list view to overlay earlier runs."""
+"""The project's run history: each run's curves, settings and outcome, and the recorder that fills it.
+
+``RunHistory`` is owned by the project document (``ProjectDocument.runs``) and cleared with it when the
+project is replaced. ``RunRecorder`` writes what a ``TrainingRunner`` reports into the history's
+current run; views (plots, the run list) only read the history and follow its signals.
+"""
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import QListWidget, QListWidgetItem, QWidget
+from PySide6.QtCore import QObject, Signal
 
 from cnn_studio.training.series import GrowingSeries, SmoothedSeries
-from engine.training import BatchEnd, EpochEnd, TrainConfig
+from engine.architecture import analyze
+from engine.training import BatchEnd, EpochEnd, TrainConfig, TrainingFinished, TrainingStarted
 
 # Colours for earlier runs' overlay curves (the current run uses the plots' own blue/orange).
 OVERLAY_COLORS = ("#8e44ad", "#16a085", "#c0392b", "#7f8c8d", "#d35400", "#2c3e50", "#27ae60", "#b7950b")
+# Layer kinds a network is summed up by, in this order ("2 conv, 2 dense, 225k params").
+SUMMARY_KINDS = (("Conv2D", "conv"), ("BatchNorm", "batch norm"), ("Dense", "dense"))
+
+
+def describe_network(architecture: dict[str, Any]) -> str:
+    """A short name for a network: its main layers and parameter count, e.g. '2 conv, 2 dense, 225k params'."""
+    counts = Counter(spec.get("type") for spec in architecture.get("layers", []) if isinstance(spec, dict))
+    parts = [f"{counts[kind]} {word}" for kind, word in SUMMARY_KINDS if counts[kind]]
+    analysis = analyze(architecture)
+    params = analysis.trainable_params + analysis.non_trainable_params
+    if params:
+        parts.append(f"{_compact(params)} params")
+    return ", ".join(parts) or "empty network"
+
+
+def _compact(n: int) -> str:
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if n >= scale:
+            return f"{n / scale:.3g}{suffix}"
+    return str(n)
 
 
 @dataclass
@@ -23,6 +49,7 @@ class RunRecord:
     number: int
     config: TrainConfig
     dataset_name: str
+    network: str = ""  # what was trained, in a few words (describe_network)
     batch_loss: GrowingSeries = field(default_factory=GrowingSeries)
     smoothed_loss: SmoothedSeries = field(default_factory=SmoothedSeries)
     epochs: list[EpochEnd] = field(default_factory=list)
@@ -33,16 +60,24 @@ class RunRecord:
 
     @property
     def label(self) -> str:
+        """'run 2: sgd lr 0.05 bs 32'; a learning rate changed during the run reads 'lr 0.05→0.005'."""
         c = self.config
-        return f"run {self.number}: {c.optimizer} lr {c.learning_rate:g} bs {c.batch_size}"
+        lr = f"{c.learning_rate:g}"
+        changed = [value for _step, kind, value in self.rate_changes if kind == "lr"]
+        if changed and changed[-1] != c.learning_rate:
+            lr += f"→{changed[-1]:g}"
+        return f"run {self.number}: {c.optimizer} lr {lr} bs {c.batch_size}"
 
     @property
     def color(self) -> str:
         return OVERLAY_COLORS[(self.number - 1) % len(OVERLAY_COLORS)]
 
     def describe(self) -> str:
-        """The label plus what the run reached, for the history list."""
-        parts = [self.label, f"{len(self.epochs)} epoch{'s' if len(self.epochs) != 1 else ''}"]
+        """The label, the network and what the run reached, for the history list."""
+        parts = [self.label]
+        if self.network:
+            parts.append(self.network)
+        parts.append(f"{len(self.epochs)} epoch{'s' if len(self.epochs) != 1 else ''}")
         if self.epochs and not math.isnan(self.epochs[-1].val_accuracy):
             parts.append(f"val {self.epochs[-1].val_accuracy:.1%}")
         if self.test_accuracy is not None:
@@ -63,10 +98,16 @@ class RunRecord:
 
 
 class RunHistory(QObject):
-    """Every run of this session, oldest first. Signals: run_added(RunRecord), run_changed(RunRecord)."""
+    """Every run of the project, oldest first.
+
+    Signals: run_added(RunRecord), run_changed(RunRecord) (outcome, epochs, accuracy or label changed),
+    batches_added(RunRecord) (new points on its loss curve), cleared() (the project was replaced).
+    """
 
     run_added = Signal(object)
     run_changed = Signal(object)
+    batches_added = Signal(object)
+    cleared = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -76,8 +117,8 @@ class RunHistory(QObject):
     def current(self) -> RunRecord | None:
         return self.runs[-1] if self.runs else None
 
-    def new_run(self, config: TrainConfig, dataset_name: str) -> RunRecord:
-        record = RunRecord(len(self.runs) + 1, config, dataset_name)
+    def new_run(self, config: TrainConfig, dataset_name: str, network: str = "") -> RunRecord:
+        record = RunRecord(len(self.runs) + 1, config, dataset_name, network)
         self.runs.append(record)
         self.run_added.emit(record)
         return record
@@ -85,81 +126,87 @@ class RunHistory(QObject):
     def changed(self, record: RunRecord) -> None:
         self.run_changed.emit(record)
 
-
-def _swatch(color: str) -> QIcon:
-    pixmap = QPixmap(14, 14)
-    pixmap.fill(QColor(color))
-    return QIcon(pixmap)
+    def clear(self) -> None:
+        self.runs.clear()
+        self.cleared.emit()
 
 
-class RunHistoryList(QListWidget):
-    """Runs with check boxes; checked earlier runs are overlaid on the plots (overlays_changed)."""
+class RunRecorder(QObject):
+    """Writes what a TrainingRunner reports into the history: a new record for each fresh run, then its
+    batches, epochs, rate changes, outcome and (from the trained network) test accuracy."""
 
-    overlays_changed = Signal(list)
-
-    def __init__(self, history: RunHistory, parent: QWidget | None = None) -> None:
+    def __init__(self, history: RunHistory, runner: Any, trained: Any, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.history = history
-        self.setToolTip("Each training run of this session. Tick an earlier run to overlay its curves.")
-        history.run_added.connect(self._on_run_added)
-        history.run_changed.connect(self._refresh_item)
-        self.itemChanged.connect(self._on_item_changed)
+        self.runner = runner
+        self.trained = trained
+        self._recording = False
+        runner.began.connect(self._on_began)
+        runner.started.connect(self._on_started)
+        runner.batches.connect(self._on_batches)
+        runner.epoch_end.connect(self._on_epoch_end)
+        runner.rate_changed.connect(self._on_rate_changed)
+        runner.finished.connect(self._on_finished)
+        runner.failed.connect(self._on_failed)
+        trained.evaluation_changed.connect(self._on_evaluation)
+        trained.replaced.connect(self._stop_recording)
 
-    def _item_for(self, record: RunRecord) -> QListWidgetItem | None:
-        for i in range(self.count()):
-            item = self.item(i)
-            if item.data(Qt.ItemDataRole.UserRole) == record.number:
-                return item
-        return None
+    def _on_began(self, fresh: bool) -> None:
+        record = self.history.current
+        if fresh or record is None:
+            dataset = self.runner.dataset
+            architecture = self.trained.architecture() or {}
+            self.history.new_run(self.runner.config, dataset.name if dataset is not None else "",
+                                 describe_network(architecture))
+        else:  # "+1 epoch": the current run goes on
+            record.outcome = "running"
+            self.history.changed(record)
+        self._recording = True
 
-    def _on_run_added(self, record: RunRecord) -> None:
-        self.blockSignals(True)
-        # The run before the new one becomes an overlay candidate; the newest is always drawn.
-        for i in range(self.count()):
-            item = self.item(i)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
-            if item.checkState() not in (Qt.CheckState.Checked, Qt.CheckState.Unchecked):
-                item.setCheckState(Qt.CheckState.Unchecked)
-        item = QListWidgetItem(record.describe())
-        item.setData(Qt.ItemDataRole.UserRole, record.number)
-        item.setIcon(_swatch("#1f77b4"))
-        item.setFlags(Qt.ItemFlag.ItemIsEnabled)
-        item.setToolTip("The current run (always drawn)")
-        self.insertItem(0, item)
-        self.blockSignals(False)
-        for i in range(1, self.count()):
-            self._refresh_item(self._record(self.item(i)))
-        self.overlays_changed.emit(self.overlays())
+    def _current(self) -> RunRecord | None:
+        return self.history.current if self._recording else None
 
-    def _record(self, item: QListWidgetItem) -> RunRecord:
-        number = item.data(Qt.ItemDataRole.UserRole)
-        return self.history.runs[number - 1]
+    def _stop_recording(self) -> None:
+        self._recording = False
 
-    def _refresh_item(self, record: RunRecord) -> None:
-        item = self._item_for(record)
-        if item is None:
-            return
-        self.blockSignals(True)
-        item.setText(record.describe())
-        if record is not self.history.current:
-            item.setIcon(_swatch(record.color))
-            item.setToolTip(f"{record.label} on {record.dataset_name}; tick to overlay its curves")
-        self.blockSignals(False)
+    def _on_started(self, event: TrainingStarted) -> None:
+        record = self._current()
+        if record is not None:
+            record.set_smoothing(event.batches_per_epoch)
 
-    def _on_item_changed(self, _item: QListWidgetItem) -> None:
-        self.overlays_changed.emit(self.overlays())
+    def _on_batches(self, events: tuple[BatchEnd, ...]) -> None:
+        record = self._current()
+        if record is not None:
+            record.add_batches(events)
+            self.history.batches_added.emit(record)
 
-    def overlays(self) -> list[RunRecord]:
-        """The earlier runs that are ticked, oldest first."""
-        out = []
-        for i in range(self.count()):
-            item = self.item(i)
-            record = self._record(item)
-            if record is not self.history.current and item.checkState() == Qt.CheckState.Checked:
-                out.append(record)
-        return sorted(out, key=lambda r: r.number)
+    def _on_epoch_end(self, event: EpochEnd) -> None:
+        record = self._current()
+        if record is not None:
+            record.epochs.append(event)
+            self.history.changed(record)
 
-    def set_overlay(self, record: RunRecord, shown: bool) -> None:
-        item = self._item_for(record)
-        if item is not None and record is not self.history.current:
-            item.setCheckState(Qt.CheckState.Checked if shown else Qt.CheckState.Unchecked)
+    def _on_rate_changed(self, kind: str, value: float, step: int) -> None:
+        record = self._current()
+        if record is not None:
+            record.rate_changes.append((step, kind, value))
+            self.history.changed(record)
+
+    def _on_finished(self, event: TrainingFinished) -> None:
+        record = self._current()
+        if record is not None:
+            record.outcome, record.message = event.reason, event.message
+            self.history.changed(record)
+
+    def _on_failed(self, message: str) -> None:
+        record = self._current()
+        if record is not None:
+            record.outcome, record.message = "failed", message
+            self.history.changed(record)
+
+    def _on_evaluation(self) -> None:
+        record = self._current()
+        evaluation = self.trained.evaluation()
+        if record is not None and evaluation is not None:
+            record.test_accuracy = evaluation.accuracy
+            self.history.changed(record)

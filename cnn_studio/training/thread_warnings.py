@@ -7,6 +7,7 @@ Warnings from other threads (the GUI thread, pytest) go on to whatever handler w
 
 from __future__ import annotations
 
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -49,3 +50,16 @@ def warnings_to(sink: WarningSink) -> Iterator[None]:
             if not _sinks and warnings.showwarning is _dispatch:
                 warnings.showwarning = _previous
                 _previous = None
+
+
+def forget_shown_warnings(prefixes: tuple[str, ...] = ("engine", "cnn_studio")) -> None:
+    """Forget which warnings the modules under ``prefixes`` have shown, so each shows again.
+
+    Python keeps a ``__warningregistry__`` per module and, by default, shows a given warning from a
+    given line only once per process: a dataset loaded a second time would skip its bad files silently.
+    """
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] in prefixes:
+            registry = getattr(module, "__warningregistry__", None)
+            if isinstance(registry, dict):
+                registry.clear()

@@ -1,10 +1,10 @@
 """The object that runs the engine's trainer on a worker QThread.
 
-It lives in the worker thread (``moveToThread``); the session starts a run by a queued signal to
+It lives in the worker thread (``moveToThread``); the runner starts a run by a queued signal to
 ``run``. While the loop runs, the worker thread is busy, so the controls (pause, resume, stop, rates,
 probe sample) are plain thread-safe methods called from the GUI thread; they forward to the trainer's
-own thread-safe methods. Everything sent out is a copy or an immutable event: the GUI never sees the
-live arrays the optimizer is updating.
+own thread-safe methods. Everything sent out goes through one signal, ``event``, as a copy or an
+immutable event: the GUI never sees the live arrays the optimizer is updating.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from cnn_studio.training.thread_warnings import warnings_to
+from cnn_studio.training.trained import WeightSnapshot
 from engine.data import Dataset
 from engine.errors import EngineError
 from engine.layers.activations import softmax
 from engine.model import Model
-from engine.training import BatchEnd, EpochEnd, TrainConfig, Trainer, TrainingFinished, TrainingStarted
+from engine.training import BatchEnd, EpochEnd, TrainConfig, Trainer, TrainingFinished
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,31 @@ class ProbeResult:
 
 
 @dataclass(frozen=True)
-class WeightSnapshot:
-    """A copy of every tensor after ``epochs_completed`` epochs, with the preprocessing used."""
+class Batches:
+    """Every batch since the previous bundle (bundles reach the GUI at most ~10 times a second)."""
 
-    weights: dict[str, np.ndarray]
-    preprocessing: dict[str, Any]
-    epochs_completed: int
+    events: tuple[BatchEnd, ...]
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the worker is doing now, in words ("Evaluating on the test set…")."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class WorkerWarning:
+    """A warning raised while training, as one line."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class RunFailed:
+    """The run ended with an error, as one line for a message box."""
+
+    message: str
 
 
 def compute_probe(model: Model, x: np.ndarray) -> ProbeResult:
@@ -72,24 +92,13 @@ def describe_exception(exc: BaseException) -> str:
 class TrainingWorker(QObject):
     """Builds the model and trainer from a snapshot of the architecture and runs epochs on request.
 
-    Signals (emitted on the worker thread; connect with queued connections):
-      started(TrainingStarted), batches(tuple[BatchEnd, ...]) at most ~10 per second,
-      epoch_end(EpochEnd), snapshot(WeightSnapshot), evaluation_ready(Evaluation),
-      probe_ready(ProbeResult), status(str), warning(str), finished(TrainingFinished),
-      failed(str), idle() (a run request returned, whatever happened).
+    Signal ``event(object)`` (emitted on the worker thread; connect with a queued connection) carries,
+    in order: TrainingStarted, Batches, EpochEnd, WeightSnapshot (the untrained network, then one per
+    epoch), ProbeResult, Status, WorkerWarning, Evaluation (test set, after the run), and last either
+    TrainingFinished or RunFailed.
     """
 
-    started = Signal(object)
-    batches = Signal(object)
-    epoch_end = Signal(object)
-    snapshot = Signal(object)
-    evaluation_ready = Signal(object)
-    probe_ready = Signal(object)
-    status = Signal(str)
-    warning = Signal(str)
-    finished = Signal(object)
-    failed = Signal(str)
-    idle = Signal()
+    event = Signal(object)
 
     def __init__(self, architecture: dict[str, Any], dataset: Dataset, config: TrainConfig,
                  *, batch_emit_interval: float = 1.0 / BATCH_EMITS_PER_SECOND,
@@ -162,7 +171,8 @@ class TrainingWorker(QObject):
     # -- the run: executes on the worker thread ----------------------------------------------------------
     @Slot(int)
     def run(self, epochs: int) -> None:
-        """Train ``epochs`` more epochs (0: the configured number). Always ends with ``idle``."""
+        """Train ``epochs`` more epochs (0: the configured number); the last event is TrainingFinished or
+        RunFailed, whatever happened."""
         try:
             with warnings_to(self._send_warning):
                 self._run(epochs or None)
@@ -171,12 +181,10 @@ class TrainingWorker(QObject):
                 log.info("training stopped by a user-fixable problem: %s", exc)
             else:
                 log.error("training failed:\n%s", traceback.format_exc())
-            self.failed.emit(describe_exception(exc))
-        finally:
-            self.idle.emit()
+            self.event.emit(RunFailed(describe_exception(exc)))
 
     def _build_trainer(self) -> Trainer:
-        self.status.emit("Building the network…")
+        self.event.emit(Status("Building the network…"))
         model = Model.from_architecture(self.architecture, seed=self.config.seed)
         if self.initial_weights is not None:
             model.set_weights(self.initial_weights)
@@ -210,7 +218,7 @@ class TrainingWorker(QObject):
                 now = time.perf_counter()
                 if (now - last_emit >= self.batch_emit_interval or event.batch == event.batches
                         or trainer.paused or self._stop_requested):
-                    self.batches.emit(tuple(pending))
+                    self.event.emit(Batches(tuple(pending)))
                     pending = []
                     last_emit = now
                 if self._probe_x is not None and (self._probe_dirty or now - last_probe >= self.probe_interval):
@@ -218,15 +226,14 @@ class TrainingWorker(QObject):
                     last_probe = time.perf_counter()
                 # Hand the GIL over between batches so the GUI thread never waits long for it.
                 time.sleep(0)
-            elif isinstance(event, EpochEnd):
-                self._emit_snapshot(trainer)
-                self.epoch_end.emit(event)
-            elif isinstance(event, TrainingStarted):
-                self.started.emit(event)
             elif isinstance(event, TrainingFinished):
                 finished = event
+            else:
+                if isinstance(event, EpochEnd):
+                    self._emit_snapshot(trainer)  # the weights first: views showing the epoch find them
+                self.event.emit(event)
         if pending:
-            self.batches.emit(tuple(pending))
+            self.event.emit(Batches(tuple(pending)))
         if finished is None:  # the engine always finishes with an event; guard against a silent end
             finished = TrainingFinished("stopped", trainer.epoch, "training ended without a final event")
         if finished.reason != "completed" or self.last_snapshot is None \
@@ -236,14 +243,14 @@ class TrainingWorker(QObject):
         if self._probe_x is not None:
             self._emit_probe(trainer.model)
         if not self._skip_evaluation and len(self.dataset.y_test):
-            self.status.emit("Evaluating on the test set…")
-            self.evaluation_ready.emit(trainer.evaluate("test"))
-        self.finished.emit(finished)
+            self.event.emit(Status("Evaluating on the test set…"))
+            self.event.emit(trainer.evaluate("test"))
+        self.event.emit(finished)
 
     def _emit_snapshot(self, trainer: Trainer) -> None:
         snap = WeightSnapshot(trainer.model.get_weights(), copy.deepcopy(trainer.model.preprocessing), trainer.epoch)
         self.last_snapshot = snap
-        self.snapshot.emit(snap)
+        self.event.emit(snap)
 
     def _emit_probe(self, model: Model) -> None:
         with self._lock:
@@ -251,7 +258,7 @@ class TrainingWorker(QObject):
         if x is None:
             return
         try:
-            self.probe_ready.emit(compute_probe(model, x))
+            self.event.emit(compute_probe(model, x))
         except (ValueError, EngineError) as exc:  # a sample of the wrong shape must not end the run
             self._send_warning(f"probe sample skipped: {exc}")
             with self._lock:
@@ -261,4 +268,4 @@ class TrainingWorker(QObject):
     def _send_warning(self, text: str) -> None:
         if text not in self._warnings_sent:  # the same warning each batch would flood the GUI
             self._warnings_sent.add(text)
-            self.warning.emit(text)
+            self.event.emit(WorkerWarning(text))

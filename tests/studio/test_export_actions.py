@@ -7,15 +7,16 @@ import errno
 import importlib.util
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtCore import QObject, QSettings
 from PySide6.QtWidgets import QMainWindow
 
 from cnn_studio.document import ProjectDocument
 from cnn_studio.export_actions import ExportController, install_export
-from engine.errors import TrainingError
+from cnn_studio.training.trained import TrainedNetwork
 from engine.export import FORMATS, export_model, load_weight_file
 from engine.export import formats as formats_module
 from engine.model import Model
@@ -28,29 +29,18 @@ ARCH = ARCHITECTURES["gray_odd_every_kind"]
 
 
 class FakeSession(QObject):
-    """The documented surface of TrainingSession that the export actions use."""
-
-    model_changed = Signal()
+    """The pieces of a TrainingSession the export actions use: its trained network (a real one), a runner
+    that is or is not running, and the project's dataset."""
 
     def __init__(self, model: Model | None = None, dataset=None) -> None:
         super().__init__()
-        self._model = model
-        self._dataset = dataset
-        self.running = False
-        self.adopted: list[Model] = []
-
-    def model(self) -> Model | None:
-        return self._model
-
-    def dataset(self):
-        return self._dataset
-
-    def set_model(self, model: Model, dataset=None) -> None:
-        if self.running:
-            raise TrainingError("stop training before replacing the model")
-        self._model = model
-        self.adopted.append(model)
-        self.model_changed.emit()
+        self.trained = TrainedNetwork(self)
+        if model is not None:
+            self.trained.adopt(model)
+        self.runner = SimpleNamespace(running=False)
+        self.datasets = SimpleNamespace(current=dataset)
+        self.adopted: list[Model] = []  # what File > Import Weights handed over
+        self.trained.replaced.connect(lambda: self.adopted.append(self.trained.model()))
 
 
 class FakeDialogs:
@@ -86,23 +76,21 @@ class FakeDialogs:
 class StandInWindow(QMainWindow):
     """A window with the public surface of MainWindow that the installer relies on."""
 
-    def __init__(self, session: FakeSession | None) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self.document = ProjectDocument(ARCH)
         self.menus = {"File": self.menuBar().addMenu("&File")}
         self.menus["Export"] = self.menus["File"].addMenu("&Export")
         self.close_guards: list = []
-        if session is not None:
-            self.training_session = session
 
 
 @pytest.fixture
 def setup(qtbot):
     session = FakeSession(randomized_model("gray_odd_every_kind"))
-    window = StandInWindow(session)
+    window = StandInWindow()
     qtbot.addWidget(window)
     dialogs = FakeDialogs()
-    controller = install_export(window, dialogs)
+    controller = install_export(window, session, dialogs)
     yield window, session, dialogs, controller
     controller.wait()
 
@@ -123,7 +111,7 @@ def test_menus_hold_every_format_and_the_import_action(setup) -> None:
     file_actions = window.menus["File"].actions()
     importer = file_actions.index(controller.import_action)
     assert file_actions[importer + 1] is window.menus["Export"].menuAction()
-    assert window.export_controller is controller and len(window.close_guards) == 1
+    assert len(window.close_guards) == 1
 
 
 @pytest.mark.parametrize("name", ["npz", "safetensors"])
@@ -136,7 +124,7 @@ def test_exported_weights_are_the_sessions_trained_weights(qtbot, setup, tmp_pat
     written = Path(blocker.args[0][0])
     assert written.name == f"trained.{name}"
     back = load_weight_file(written)
-    for key, value in session.model().tensors().items():
+    for key, value in session.trained.model().tensors().items():
         assert np.array_equal(back.tensors()[key], value)
     assert dialogs.infos and str(written) in dialogs.infos[-1][1]
     assert not controller.busy
@@ -144,11 +132,11 @@ def test_exported_weights_are_the_sessions_trained_weights(qtbot, setup, tmp_pat
 
 def test_export_keeps_the_snapshot_taken_when_asked_even_if_training_moves_on(qtbot, setup, tmp_path) -> None:
     _, session, _, controller = setup
-    expected = session.model().get_weights()
+    expected = session.trained.model().get_weights()
     with qtbot.waitSignal(controller.export_finished, timeout=20000):
         assert controller.export_to("npz", tmp_path / "w.npz")
         # The live model changes right after the click, while the export is being written.
-        for value in session.model().tensors().values():
+        for value in session.trained.model().tensors().values():
             value += 1.0
     back = load_weight_file(tmp_path / "w.npz")
     assert all(np.array_equal(back.tensors()[k], v) for k, v in expected.items())
@@ -162,7 +150,7 @@ def test_onnx_export_is_checked_against_the_engine_and_reported(qtbot, setup, tm
     assert "Checked with ONNX Runtime on 8 random inputs: it matches the engine" in details
     import onnxruntime as ort
 
-    model = session.model()
+    model = session.trained.model()
     x = normalized(model, raw_batch(model, 3))
     got = ort.InferenceSession(written[0], providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     assert np.max(np.abs(got - model.predict(x))) < 1e-4
@@ -174,8 +162,8 @@ def test_exports_use_the_sessions_dataset_for_class_names_and_the_onnx_check(qtb
     from engine.data import Dataset
 
     _, session, dialogs, controller = setup
-    raw = raw_batch(session.model(), 12)
-    session._dataset = Dataset.from_arrays(raw, np.arange(12) % 5, raw, np.arange(12) % 5,
+    raw = raw_batch(session.trained.model(), 12)
+    session.datasets.current = Dataset.from_arrays(raw, np.arange(12) % 5, raw, np.arange(12) % 5,
                                            ["cat", "dog", "owl", "eel", "bee"], name="animals")
     written = export_and_wait(qtbot, controller, "onnx", tmp_path / "net.onnx")
     assert "Checked with ONNX Runtime on 12 test images of animals: it matches" in dialogs.infos[-1][2]
@@ -212,10 +200,10 @@ def test_training_project_takes_the_projects_training_settings(qtbot, setup, tmp
 
 
 def test_untrained_network_is_exported_only_after_asking(qtbot, tmp_path) -> None:
-    window = StandInWindow(FakeSession(None))
+    window = StandInWindow()
     qtbot.addWidget(window)
     dialogs = FakeDialogs()
-    controller = install_export(window, dialogs)
+    controller = install_export(window, FakeSession(None), dialogs)
     dialogs.answer = False
     assert not controller.export_to("npz", tmp_path / "fresh.npz")
     assert dialogs.asked == ["Export an untrained network?"] and not (tmp_path / "fresh.npz").exists()
@@ -229,12 +217,12 @@ def test_untrained_network_is_exported_only_after_asking(qtbot, tmp_path) -> Non
 
 
 def test_broken_architecture_without_trained_model_is_refused_with_the_problem_named(qtbot, tmp_path) -> None:
-    window = StandInWindow(None)
+    window = StandInWindow()
     qtbot.addWidget(window)
     broken = dict(ARCH, layers=[{"type": "Dense", "units": 3}])  # Dense straight on an image
     window.document.replace_architecture(broken)
     dialogs = FakeDialogs()
-    controller = install_export(window, dialogs)
+    controller = install_export(window, FakeSession(None), dialogs)
     assert not controller.export_to("onnx", tmp_path / "x.onnx")
     title, text, _ = dialogs.errors[-1]
     assert title == "Nothing to export" and "Dense" in text
@@ -301,7 +289,7 @@ def test_import_of_another_architecture_is_refused_naming_the_tensor(qtbot, setu
 
 def test_import_is_refused_while_training_runs(setup, tmp_path) -> None:
     _, session, dialogs, controller = setup
-    session.running = True
+    session.runner.running = True
     controller.update_actions()
     assert not controller.import_action.isEnabled()
     assert "Stop training" in controller.import_action.toolTip()
@@ -322,15 +310,13 @@ def test_real_window_exports_a_snapshot_while_training_runs(qtbot, tmp_path) -> 
     dialogs = controller.dialogs = FakeDialogs()
     assert [a.objectName() for a in window.menus["Export"].actions() if a.objectName()] == [
         f"export_{name}" for name in FORMATS]
-    session = getattr(window, "training_session", None)
-    if session is None:
-        pytest.skip("the training workspace is not installed in this window")
+    session = window.training_session
     try:
-        with qtbot.waitSignal(session.model_changed, timeout=30000):
-            session.start(SMALL_CNN, stripes_dataset(512, 32), TrainConfig(epochs=200, batch_size=16,
-                                                                             validation_split=0.0))
-        assert session.running  # the export below happens in the middle of the run
-        expected = session.model().get_weights()
+        with qtbot.waitSignal(session.trained.model_changed, timeout=30000):
+            session.runner.start(SMALL_CNN, stripes_dataset(512, 32), TrainConfig(epochs=200, batch_size=16,
+                                                                                    validation_split=0.0))
+        assert session.runner.running  # the export below happens in the middle of the run
+        expected = session.trained.model().get_weights()
         with qtbot.waitSignal(controller.export_finished, timeout=30000):
             controller.export_to("npz", tmp_path / "mid-training.npz")
         back = load_weight_file(tmp_path / "mid-training.npz")

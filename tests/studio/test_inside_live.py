@@ -39,9 +39,9 @@ def panel(qtbot, session):
 def test_live_updates_arrive_during_training_and_stop_when_it_stops(qtbot, session, panel):
     dataset = stripes_dataset(n_train=400, n_test=30)
     assert panel.probes_received == 0 and not panel.live
-    session.start(SMALL_CNN, dataset, LONG_RUN)
+    session.runner.start(SMALL_CNN, dataset, LONG_RUN)
     qtbot.waitUntil(lambda: panel.probes_received >= 3, timeout=30_000)
-    assert panel.live and session.running
+    assert panel.live and session.runner.running
     assert "Live" in panel.status.text()
     # The probes are drawn: every layer, one tile per channel of the chosen one.
     view = panel.feature_maps
@@ -54,15 +54,15 @@ def test_live_updates_arrive_during_training_and_stop_when_it_stops(qtbot, sessi
     panel.picker.step(1)
     qtbot.waitUntil(lambda: panel.probes_received >= before + 2, timeout=30_000)
 
-    session.stop()
-    qtbot.waitUntil(lambda: not session.running, timeout=30_000)
+    session.runner.stop()
+    qtbot.waitUntil(lambda: not session.runner.running, timeout=30_000)
     assert not panel.live
     arrived = panel.probes_received
     qtbot.wait(1200)  # several probe intervals: nothing more may arrive once training stopped
     assert panel.probes_received == arrived
     # Idle again: the panel computes on demand from the final weights.
     qtbot.waitUntil(lambda: not panel.worker.busy, timeout=10_000)
-    final = session.model()
+    final = session.trained.model()
     assert final is not None
     x = panel.picker.current_input()
     np.testing.assert_allclose(panel.prediction.probabilities, final.predict(x[None])[0], rtol=1e-4, atol=1e-6)
@@ -71,12 +71,12 @@ def test_live_updates_arrive_during_training_and_stop_when_it_stops(qtbot, sessi
     assert panel.filters.layer_names() == ["conv2d_1"]
     np.testing.assert_array_equal(panel.filters._kernels["conv2d_1"], final.parameters()["conv2d_1.kernel"])
     # The session's test-set evaluation fills the gallery with exactly its mistakes.
-    qtbot.waitUntil(lambda: session.evaluation() is not None, timeout=10_000)
-    assert sorted(panel.mistakes.shown_indices()) == session.evaluation().mistakes.tolist()
+    qtbot.waitUntil(lambda: session.trained.evaluation() is not None, timeout=10_000)
+    assert sorted(panel.mistakes.shown_indices()) == session.trained.evaluation().mistakes.tolist()
 
 
 def test_a_hidden_tab_asks_for_no_probes_and_catches_up_when_shown(qtbot, session, panel):
-    session.start(SMALL_CNN, stripes_dataset(n_train=400, n_test=10), LONG_RUN)
+    session.runner.start(SMALL_CNN, stripes_dataset(n_train=400, n_test=10), LONG_RUN)
     qtbot.waitUntil(lambda: panel.probes_received >= 1, timeout=30_000)
     panel.hide()
     qtbot.wait(100)
@@ -85,16 +85,16 @@ def test_a_hidden_tab_asks_for_no_probes_and_catches_up_when_shown(qtbot, sessio
     assert panel.probes_received == hidden_at
     panel.show()
     qtbot.waitUntil(lambda: panel.probes_received > hidden_at, timeout=30_000)
-    session.stop()
-    qtbot.waitUntil(lambda: not session.running, timeout=30_000)
+    session.runner.stop()
+    qtbot.waitUntil(lambda: not session.runner.running, timeout=30_000)
 
 
 def test_statistics_follow_each_epoch_of_a_run(qtbot, session, panel):
     dataset = stripes_dataset(n_train=64, n_test=16)
-    session.start(SMALL_CNN, dataset, TrainConfig(epochs=2, batch_size=16, validation_split=0.0))
-    qtbot.waitUntil(lambda: not session.running, timeout=30_000)
+    session.runner.start(SMALL_CNN, dataset, TrainConfig(epochs=2, batch_size=16, validation_split=0.0))
+    qtbot.waitUntil(lambda: not session.runner.running, timeout=30_000)
     qtbot.waitUntil(lambda: not panel.worker.busy and bool(panel.stats.statistics), timeout=10_000)
-    final = session.model()
+    final = session.trained.model()
     expected = layer_statistics(final, Normalization.from_dict(final.preprocessing).apply(dataset.x_test))
     assert [s.dead_units for s in panel.stats.statistics] == [s.dead_units for s in expected]
     np.testing.assert_array_equal(panel.stats.statistics[0].weights.counts, expected[0].weights.counts)
@@ -103,19 +103,18 @@ def test_statistics_follow_each_epoch_of_a_run(qtbot, session, panel):
 class WindowDouble(QObject):
     """The main window's public surface, as far as install_inside uses it."""
 
-    def __init__(self, session: TrainingSession) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self.host = QWidget()
         self.tabs = QTabWidget(self.host)
         self.menus = {"View": QMenu("View", self.host)}
         self.close_guards: list = []
-        self.training_session = session
 
 
 def test_install_inside_adds_the_tab_a_view_action_and_follows_the_session(qtbot, session):
-    window = WindowDouble(session)
+    window = WindowDouble()
     qtbot.addWidget(window.host)
-    panel = install_inside(window)
+    panel = install_inside(window, session)
     try:
         assert window.tabs.tabText(window.tabs.indexOf(panel)) == "Inside"
         assert panel.session is session
@@ -143,13 +142,13 @@ def test_adopted_weights_drop_the_last_runs_accuracy_and_mistakes(qtbot, session
     from engine.model import Model
 
     dataset = stripes_dataset(n_train=64, n_test=30)
-    with qtbot.waitSignal(session.evaluation_ready, timeout=30_000):
-        session.start(SMALL_CNN, dataset, TrainConfig(epochs=1, batch_size=16, validation_split=0.0))
-    qtbot.waitUntil(lambda: not session.running, timeout=30_000)
+    with qtbot.waitSignal(session.trained.evaluation_changed, timeout=30_000):
+        session.runner.start(SMALL_CNN, dataset, TrainConfig(epochs=1, batch_size=16, validation_split=0.0))
+    qtbot.waitUntil(lambda: not session.runner.running, timeout=30_000)
     assert "test accuracy" in panel.status.text()
     other = Model.from_architecture(SMALL_CNN, seed=7)  # e.g. File > Import Weights
     other.preprocessing = dataset.normalization.to_dict()
-    session.set_model(other)
+    session.trained.adopt(other)
     assert panel.model is other
     assert "test accuracy" not in panel.status.text()
     assert "evaluated" in panel.mistakes.summary.text()

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
 
+import cnn_studio.training.closing as closing_module
 import cnn_studio.training.panel as panel_module
 import cnn_studio.training.settings_form as form_module
 from cnn_studio.main_window import MainWindow
-from cnn_studio.training.session import live_threads
+from cnn_studio.training.threads import live_threads
 from engine.metrics import evaluate
 from engine.model import Model
 from engine.training import TrainConfig
@@ -55,7 +56,7 @@ def configure(panel, **settings) -> TrainConfig:
 
 def start_long_run(qtbot, panel) -> None:
     configure(panel, epochs=1000, batch_size=8)
-    with qtbot.waitSignal(panel.session.batch_end, timeout=WAIT_MS):
+    with qtbot.waitSignal(panel.session.runner.batches, timeout=WAIT_MS):
         panel.start_action.trigger()
 
 
@@ -68,7 +69,7 @@ def test_a_run_fills_the_plots_progress_and_results(qtbot, window, data):
     record = panel.history.current
     assert record.outcome == "completed" and len(record.epochs) == 2
     x, y = panel.plots.raw_curve.getData()
-    assert len(x) == len(record.batch_loss) == record.epochs[-1].epoch * panel.session.last_batch.batches
+    assert len(x) == len(record.batch_loss) == record.epochs[-1].epoch * panel.session.runner.last_batch.batches
     np.testing.assert_array_equal(y, record.batch_loss.y)
     assert len(panel.plots.smooth_curve.getData()[0]) == len(x)
     assert len(panel.plots.train_loss_curve.getData()[0]) == 2
@@ -83,7 +84,7 @@ def test_confusion_matrix_matches_the_engines_evaluate(qtbot, window, data):
     configure(panel, epochs=3)
     with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS):
         panel.start_action.trigger()
-    expected = evaluate(panel.session.model(), data.normalized("test"), data.y_test)
+    expected = evaluate(panel.session.trained.model(), data.normalized("test"), data.y_test)
     view = panel.results.confusion
     np.testing.assert_array_equal(view.matrix(), expected.confusion)
     assert view.class_names() == data.class_names
@@ -117,7 +118,7 @@ def test_start_is_disabled_while_the_architecture_has_problems(qtbot, window):
     assert not panel.start_action.isEnabled() and not panel.start_button.isEnabled()
     assert "layer 1 (Conv2D)" in panel.problem_notice.text()
     panel.start()
-    assert not panel.session.running and live_threads() == []
+    assert not panel.session.runner.running and live_threads() == []
     window.document.replace_architecture(SMALL_CNN)
     assert panel.start_action.isEnabled() and not panel.problem_notice.isVisible()
 
@@ -127,7 +128,7 @@ def test_a_network_with_the_wrong_number_of_outputs_is_explained(qtbot, window, 
     window.document.replace_architecture(arch(*SMALL_CNN["layers"][:3], {"type": "Dense", "units": 10,
                                                                           "activation": "softmax"}))
     panel.start()
-    assert not panel.session.running
+    assert not panel.session.runner.running
     kind, title, text = messages[-1]
     assert title == "The network does not fit the dataset"
     assert "10 outputs but the dataset has 3 classes" in text and "units to 3" in text
@@ -151,9 +152,9 @@ def test_settings_are_stored_in_the_document(qtbot, window):
 def test_learning_rate_change_mid_run_is_applied_and_marked(qtbot, window):
     panel = window.training_panel
     start_long_run(qtbot, panel)
-    with qtbot.waitSignal(panel.session.rate_changed, timeout=WAIT_MS):
+    with qtbot.waitSignal(panel.session.runner.rate_changed, timeout=WAIT_MS):
         panel.form.learning_rate.setValue(0.005)
-    qtbot.waitUntil(lambda: panel.session.last_batch.learning_rate == pytest.approx(0.005), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: panel.session.runner.last_batch.learning_rate == pytest.approx(0.005), timeout=WAIT_MS)
     assert [label for _step, label in panel.plots.markers] == ["lr 0.005"]
     step, kind, value = panel.history.current.rate_changes[0]
     assert kind == "lr" and value == pytest.approx(0.005) and panel.plots.markers[0][0] == step
@@ -165,18 +166,18 @@ def test_pause_resume_stop_and_one_more_epoch(qtbot, window):
     panel = window.training_panel
     start_long_run(qtbot, panel)
     panel.pause_button.click()
-    assert panel.session.paused and panel.resume_button.isEnabled() and not panel.pause_button.isEnabled()
+    assert panel.session.runner.paused and panel.resume_button.isEnabled() and not panel.pause_button.isEnabled()
     assert panel.pause_action.text() == "Resume"
     qtbot.waitUntil(lambda: panel.status_progress.label.text().startswith("Paused"), timeout=WAIT_MS)
     panel.pause_action.trigger()  # F6 toggles back
-    assert not panel.session.paused and panel.pause_action.text() == "Pause"
+    assert not panel.session.runner.paused and panel.pause_action.text() == "Pause"
     with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS):
         panel.stop_button.click()
-    done = panel.session.epochs_completed
+    done = panel.session.trained.epochs_completed
     assert panel.continue_action.isEnabled()
     with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS) as ended:
         panel.continue_button.click()
-    assert ended.args == ["completed"] and panel.session.epochs_completed == done + 1
+    assert ended.args == ["completed"] and panel.session.trained.epochs_completed == done + 1
     assert panel.history.current.epochs[-1].epoch == done + 1 and len(panel.history.runs) == 1
     assert f"Finished at epoch {done + 1}" in panel.status_progress.label.text()
     assert "for the last 1 epoch" in panel.status_progress.label.text()
@@ -187,8 +188,8 @@ def test_divergence_stops_with_advice_and_keeps_good_weights(qtbot, window, mess
     configure(panel, epochs=1)
     with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS):
         panel.start()
-    good = panel.session.weights()
-    panel.session.set_learning_rate(1e12)
+    good = panel.session.trained.weights()
+    panel.session.runner.set_learning_rate(1e12)
     with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS) as ended:
         panel.continue_action.trigger()
     assert ended.args == ["diverged"]
@@ -196,7 +197,7 @@ def test_divergence_stops_with_advice_and_keeps_good_weights(qtbot, window, mess
     assert (kind, title) == ("warning", "Training diverged") and "lower learning rate" in text
     assert panel.message.isVisible() and "lower learning rate" in panel.message.text()
     assert panel.history.current.outcome == "diverged"
-    kept = panel.session.weights()
+    kept = panel.session.trained.weights()
     assert all(np.array_equal(good[k], kept[k]) for k in good)
 
 
@@ -234,29 +235,29 @@ def test_hover_readouts_describe_the_nearest_point(qtbot, window):
 def test_closing_mid_run_can_keep_the_weights(qtbot, window, tmp_path, monkeypatch):
     panel = window.training_panel
     target = tmp_path / "kept.npz"
-    monkeypatch.setattr(panel_module, "ask_stop_training", lambda parent: panel_module.KEEP)
-    monkeypatch.setattr(panel_module, "ask_weights_path", lambda parent, suggested: str(target))
+    monkeypatch.setattr(closing_module, "ask_stop_training", lambda parent: closing_module.KEEP)
+    monkeypatch.setattr(closing_module, "ask_weights_path", lambda parent, suggested: str(target))
     start_long_run(qtbot, panel)
     window.document.mark_saved()
     window.close()
-    assert not window.isVisible() and not panel.session.running and live_threads() == []
+    assert not window.isVisible() and not panel.session.runner.running and live_threads() == []
     model = load_weights(target)
-    assert model.names == panel.session.model().names
-    saved, latest = model.get_weights(), panel.session.model().get_weights()
+    assert model.names == panel.session.trained.model().names
+    saved, latest = model.get_weights(), panel.session.trained.model().get_weights()
     assert all(np.array_equal(saved[k], latest[k]) for k in latest)
 
 
 def test_closing_mid_run_can_be_cancelled_or_discard(qtbot, window, monkeypatch):
     panel = window.training_panel
-    answers = [panel_module.CANCEL, panel_module.DISCARD]
-    monkeypatch.setattr(panel_module, "ask_stop_training", lambda parent: answers.pop(0))
-    monkeypatch.setattr(panel_module, "ask_weights_path", lambda parent, suggested: pytest.fail("not asked"))
+    answers = [closing_module.CANCEL, closing_module.DISCARD]
+    monkeypatch.setattr(closing_module, "ask_stop_training", lambda parent: answers.pop(0))
+    monkeypatch.setattr(closing_module, "ask_weights_path", lambda parent, suggested: pytest.fail("not asked"))
     start_long_run(qtbot, panel)
     window.document.mark_saved()
     window.close()
-    assert window.isVisible() and panel.session.running  # cancelled: training goes on
+    assert window.isVisible() and panel.session.runner.running  # cancelled: training goes on
     window.close()
-    assert not window.isVisible() and not panel.session.running and live_threads() == []
+    assert not window.isVisible() and not panel.session.runner.running and live_threads() == []
 
 
 def test_a_dataset_chosen_from_a_file_sets_the_input_shape(qtbot, window, tmp_path, monkeypatch):
@@ -266,7 +267,7 @@ def test_a_dataset_chosen_from_a_file_sets_the_input_shape(qtbot, window, tmp_pa
     np.savez(path, x=rng.integers(0, 255, (30, 9, 9, 3), dtype=np.uint8), y=np.arange(30) % 3)
     monkeypatch.setattr(form_module, "choose_dataset_file", lambda parent: str(path))
     combo = panel.form.dataset_combo
-    with qtbot.waitSignal(panel.session.dataset_loaded, timeout=WAIT_MS):
+    with qtbot.waitSignal(panel.session.datasets.loaded, timeout=WAIT_MS):
         combo.activated.emit(combo.findData(form_module.OPEN_FILE))
     assert window.document.dataset_ref == str(path)
     assert window.document.input_shape == (9, 9, 3)
@@ -280,7 +281,7 @@ def test_a_dataset_that_cannot_load_is_reported(qtbot, window, tmp_path, monkeyp
     empty.mkdir()
     monkeypatch.setattr(form_module, "choose_dataset_folder", lambda parent: str(empty))
     combo = panel.form.dataset_combo
-    with qtbot.waitSignal(panel.session.dataset_failed, timeout=WAIT_MS):
+    with qtbot.waitSignal(panel.session.datasets.failed, timeout=WAIT_MS):
         combo.activated.emit(combo.findData(form_module.OPEN_FOLDER))
     kind, title, text = messages[-1]
     assert kind == "error" and str(empty) in text and "folder is empty" in text
@@ -310,7 +311,7 @@ def test_start_loads_the_projects_dataset_in_the_background_first(qtbot, window,
         panel.start()
         assert panel.form.dataset_busy.isVisibleTo(panel.form) and not panel.start_action.isEnabled()
     assert ended.args == ["completed"]
-    assert str(path) in panel.session.dataset().source and len(panel.session.dataset().y_train) == 72
+    assert str(path) in panel.session.trained.dataset().source and len(panel.session.trained.dataset().y_train) == 72
     assert window.tabs.currentWidget() is panel.tab
     assert not panel.form.dataset_busy.isVisibleTo(panel.form)
 
@@ -335,7 +336,7 @@ def test_a_design_that_breaks_on_the_datasets_images_says_why(qtbot, window, mes
     big_kernel = {"type": "Conv2D", "filters": 4, "kernel_size": 13, "activation": "relu"}
     window.document.replace_architecture(arch(big_kernel, *SMALL_CNN["layers"][1:], shape=(32, 32, 3)))
     panel.start()
-    assert not panel.session.running
+    assert not panel.session.runner.running
     kind, title, text = messages[-1]
     assert title == "The network does not fit the dataset"
     assert text.startswith("The network's input is now 12×12×1") and "(it was 32×32×3)" in text
@@ -363,12 +364,12 @@ def test_imported_weights_mark_the_last_results_stale_and_start_trains_on_from_t
         panel.start_button.click()
     assert panel.results.evaluation is not None
     imported = Model(SMALL_CNN, seed=99)
-    panel.session.set_model(imported, data)
+    panel.session.trained.adopt(imported, data)
     assert "not to the imported weights" in panel.results.headline.text()
     configure(panel, epochs=1, learning_rate=1e-6, momentum=0.0)  # the form's smallest rate: weights barely move
     with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS):
         panel.start_button.click()
-    trained = panel.session.model().get_weights()
+    trained = panel.session.trained.model().get_weights()
     fresh = Model(SMALL_CNN, seed=0).get_weights()
     for name, value in imported.get_weights().items():
         np.testing.assert_allclose(trained[name], value, atol=1e-4)
