@@ -12,7 +12,14 @@ class ArchitectureError(EngineError):
 
     ``layer_index`` is 1-based (as shown to users) or ``None`` for document-level problems.
     ``hint`` is a longer, teaching explanation (formula with the user's numbers and what to do);
-    ``fix`` names an automatic fix the studio can offer, e.g. ``"insert_flatten_before"``.
+    ``fix`` names an automatic fix the studio can offer, e.g. ``"insert_flatten_before"``, and
+    ``fix_data`` holds what the fix needs beyond the culprit (e.g. which input gets a projection,
+    with how many filters and which stride).
+
+    In a branching network ``layer_id`` is the culprit layer's id; a problem with a connection
+    (a wire) also names its ``source_id`` (the input's id, "input" for the network's input) and
+    ``target_id`` (the layer receiving it). ``severity`` is "error", or "warning" for something
+    that works but is probably a mistake (a branch whose output nothing uses).
     """
 
     def __init__(
@@ -25,6 +32,11 @@ class ArchitectureError(EngineError):
         value: object = None,
         hint: str = "",
         fix: str | None = None,
+        fix_data: dict[str, object] | None = None,
+        layer_id: str | None = None,
+        source_id: str | None = None,
+        target_id: str | None = None,
+        severity: str = "error",
     ) -> None:
         if layer_index is not None:
             message = f"layer {layer_index} ({layer_type}): {message}"
@@ -36,6 +48,15 @@ class ArchitectureError(EngineError):
         self.value = value
         self.hint = hint
         self.fix = fix
+        self.fix_data: dict[str, object] = dict(fix_data or {})
+        self.layer_id = layer_id
+        self.source_id = source_id
+        self.target_id = target_id
+        self.severity = severity
+
+    @property
+    def is_warning(self) -> bool:
+        return self.severity == "warning"
 
 
 class ClassifierHeadError(ArchitectureError):

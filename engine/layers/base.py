@@ -38,7 +38,15 @@ class Field:
 
 
 class ConfigError(ArchitectureError):
-    """A bad layer setting, raised before the layer knows its position; the architecture adds it."""
+    """A bad layer setting, raised before the layer knows its position; the architecture adds it.
+
+    A merge layer's problem with one of its inputs sets ``input_index`` (its position in the
+    layer's inputs), so the architecture can name that input's id and mark the wire.
+    """
+
+    def __init__(self, message: str, *, input_index: int | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.input_index = input_index
 
 
 class Layer:
@@ -48,6 +56,9 @@ class Layer:
     category: ClassVar[str] = "Core"
     description: ClassVar[str] = ""
     fields: ClassVar[tuple[Field, ...]] = ()
+    # How many inputs the layer takes (None: any number); only merge layers take more than one.
+    min_inputs: ClassVar[int] = 1
+    max_inputs: ClassVar[int | None] = 1
 
     def __init__(self, **config: Any) -> None:
         known = {f.name: f for f in self.fields}

@@ -73,3 +73,45 @@ def layer_by_layer(model, x, grad, training: bool = True):
         g = layer.backward(g)
     model.layers[0].needs_input_grad = False
     return logits, g, {k: v.copy() for k, v in model.gradients().items()}
+
+
+# Branching networks (format 2). RESIDUAL: two residual blocks, the second with a strided 1x1
+# projection shortcut; CONCAT: the input feeds two layers, the stem feeds three branches joined by
+# a Concatenate (and an Add with a skip), vectors are concatenated too.
+RESIDUAL = arch(
+    {"id": "stem", "type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"},
+    {"id": "a1", "type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same", "use_bias": False},
+    {"id": "bn1", "type": "BatchNorm"},
+    {"id": "r1", "type": "ReLU"},
+    {"id": "a2", "type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same"},
+    {"id": "add1", "type": "Add", "inputs": ["a2", "stem"]},
+    {"id": "r2", "type": "ReLU"},
+    {"id": "b1", "type": "Conv2D", "filters": 6, "kernel_size": 3, "stride": 2, "padding": "same",
+     "activation": "relu"},
+    {"id": "b2", "type": "Conv2D", "filters": 6, "kernel_size": 3, "padding": "same"},
+    {"id": "proj", "type": "Conv2D", "filters": 6, "kernel_size": 1, "stride": 2, "inputs": ["r2"]},
+    {"id": "add2", "type": "Add", "inputs": ["b2", "proj"]},
+    {"id": "r3", "type": "ReLU"},
+    {"id": "gap", "type": "GlobalAvgPool2D"},
+    {"id": "out", "type": "Dense", "units": 3, "activation": "softmax"},
+    shape=(8, 8, 3),
+)
+
+CONCAT = arch(
+    {"id": "stem", "type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"},
+    {"id": "b1", "type": "Conv2D", "filters": 3, "kernel_size": 1, "inputs": ["stem"]},
+    {"id": "b2", "type": "Conv2D", "filters": 3, "kernel_size": 3, "padding": "same", "activation": "tanh",
+     "inputs": ["stem"]},
+    {"id": "b3", "type": "MaxPool2D", "pool_size": 3, "stride": 1, "padding": "same", "inputs": ["stem"]},
+    {"id": "cat", "type": "Concatenate", "inputs": ["b1", "b2", "b3"]},
+    {"id": "skip", "type": "Conv2D", "filters": 10, "kernel_size": 1, "inputs": ["input"]},
+    {"id": "sum", "type": "Add", "inputs": ["cat", "skip"]},
+    {"id": "pool", "type": "MaxPool2D", "pool_size": 2},
+    {"id": "flat", "type": "Flatten"},
+    {"id": "da", "type": "Dense", "units": 5, "activation": "elu", "inputs": ["flat"]},
+    {"id": "db", "type": "Dense", "units": 4, "inputs": ["flat"]},
+    {"id": "vcat", "type": "Concatenate", "inputs": ["da", "db", "da"]},
+    {"id": "head", "type": "Dense", "units": 3},
+    {"id": "probs", "type": "Softmax"},
+    shape=(9, 9, 2),
+)
