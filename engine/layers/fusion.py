@@ -209,11 +209,16 @@ FUSIONS = ((4, ConvBatchNormReluMaxPool), (3, ConvBatchNormRelu), (2, ConvMaxPoo
 
 def fuse(layers: list[Layer]) -> list[Step]:
     """The layers in order, each fusable run of neighbours replaced by its fused step."""
-    steps: list[Step] = []
+    return [step for step, _ in fuse_counted(layers)]
+
+
+def fuse_counted(layers: list[Layer]) -> list[tuple[Step, int]]:
+    """Like fuse, with the number of layers each step runs."""
+    steps: list[tuple[Step, int]] = []
     i = 0
     while i < len(layers):
         size, fusion = next(((size, f) for size, f in FUSIONS if i + size <= len(layers)
                              and f.fits(layers[i : i + size])), (1, None))
-        steps.append(layers[i] if fusion is None else fusion(*layers[i : i + size]))
+        steps.append((layers[i] if fusion is None else fusion(*layers[i : i + size]), size))
         i += size
     return steps
