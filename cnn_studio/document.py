@@ -22,7 +22,7 @@ from shiboken6 import isValid
 
 from cnn_studio.training.run_history import RunHistory
 from cnn_studio.training.trained import TrainedNetwork
-from engine.architecture import FORMAT, Analysis, analyze, check_classifier
+from engine.architecture import FORMAT, Analysis, analyze, check_classifier, upgrade
 from engine.errors import ArchitectureError
 
 DEFAULT_DATASET = "fashion-mnist-mini"
@@ -75,7 +75,9 @@ class ProjectDocument(QObject):
 
     @staticmethod
     def _with_ids(architecture: dict[str, Any]) -> dict[str, Any]:
-        arch = copy.deepcopy(architecture)
+        # Format 2, with the ids the engine makes up where missing (a hand-written graph's inputs
+        # may name layers by them).
+        arch = upgrade(architecture)
         for spec in arch.get("layers", []):
             if isinstance(spec, dict) and not spec.get("id"):
                 spec["id"] = new_layer_id()

@@ -1,13 +1,14 @@
 """Project files (``.cnnproj``): the architecture, the dataset reference and the training settings.
 
     {"format": "cnn-studio.project/1",
-     "architecture": {"format": "cnn-studio.architecture/1", "input": {...}, "layers": [...]},
+     "architecture": {"format": "cnn-studio.architecture/2", "input": {...}, "layers": [...]},
      "dataset": "fashion-mnist-mini",
      "training": {"epochs": 5, "batch_size": 64, ...}}
 
 Reading validates everything before anything is returned, so a broken or foreign file changes
 nothing; every error names the file and what is wrong. Writing is atomic. A bare architecture
-document (``cnn-studio.architecture/1``) is read too, as a project with default settings.
+document (format 1 or 2) is read too, as a project with default settings; format 1 designs
+become format 2 (the chain they describe) and are saved so.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.architecture import FORMAT as ARCHITECTURE_FORMAT
-from engine.architecture import analyze
+from engine.architecture import KNOWN_FORMATS as ARCHITECTURE_FORMATS
+from engine.architecture import analyze, upgrade
 from engine.atomic import write_text_atomic
 from engine.errors import EngineError
 from engine.layers import LAYER_TYPES
@@ -91,7 +92,7 @@ def parse_project(doc: Any, source: str = "project") -> ProjectData:
     if not isinstance(doc, dict):
         raise bad(f"not a CNN Studio project (the file holds a JSON {type(doc).__name__}, not an object)")
     fmt = doc.get("format")
-    if fmt == ARCHITECTURE_FORMAT:
+    if fmt in ARCHITECTURE_FORMATS:
         return ProjectData(_checked_architecture(doc, bad), architecture_only=True)
     if not isinstance(fmt, str) or not fmt.startswith("cnn-studio.project/"):
         found = "no \"format\" key" if fmt is None else f"format {fmt!r}"
@@ -134,7 +135,8 @@ def _checked_architecture(arch: Any, bad: Callable[[str], ProjectFileError]) -> 
         layers.append(spec)
     # Settings and shape problems are kept: a design in progress is saved and reopened as it is,
     # and the builder shows its problems.
-    return {"format": arch["format"], "input": {"shape": list(arch["input"]["shape"])}, "layers": layers}
+    # Format 1 designs open as the chain they describe and are saved as format 2.
+    return upgrade({"format": arch["format"], "input": {"shape": list(arch["input"]["shape"])}, "layers": layers})
 
 
 def _check_training(training: dict[str, Any], bad: Callable[[str], ProjectFileError]) -> None:

@@ -13,7 +13,27 @@ from typing import TextIO
 
 import numpy as np
 
-from engine.errors import EngineError
+from engine.errors import ArchitectureError, EngineError
+
+
+class ArchitectureProblems(EngineError):
+    """Every problem of an architecture, printed one per line."""
+
+    def __init__(self, problems: Sequence[ArchitectureError]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = list(problems)
+
+
+def checked_architecture(doc_or_path: object):
+    """The analysis of an architecture; warnings go to stderr, problems raise ArchitectureProblems."""
+    from engine.architecture import analyze
+
+    analysis = analyze(doc_or_path)
+    for warning in analysis.warnings:
+        print(f"cnn-engine: warning: {warning}", file=sys.stderr)
+    if analysis.problems:
+        raise ArchitectureProblems(analysis.problems)
+    return analysis
 
 
 def _bar(done: int, total: int, width: int = 28) -> str:
@@ -70,7 +90,7 @@ def _load_data(args: argparse.Namespace):
 def cmd_summary(args: argparse.Namespace) -> int:
     from engine.architecture import summary
 
-    print(summary(args.architecture))
+    print(summary(checked_architecture(args.architecture)))
     return 0
 
 
@@ -103,6 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     doc = load_architecture_file(args.architecture)
     if doc.get("input", {}).get("shape") != list(dataset.input_shape) and args.adapt_input:
         doc = with_input_shape(doc, dataset.input_shape)
+    checked_architecture(doc)
     print(f"dataset {dataset.name}: {len(dataset.y_train)} train / {len(dataset.y_test)} test images, "
           f"{'x'.join(map(str, dataset.input_shape))}, {dataset.num_classes} classes")
     try:
@@ -204,6 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except ArchitectureProblems as exc:
+        for problem in exc.problems:
+            print(f"cnn-engine: error: {problem}", file=sys.stderr)
+        return 2
     except (EngineError, ValueError) as exc:
         print(f"cnn-engine: error: {exc}", file=sys.stderr)
         return 2

@@ -104,3 +104,40 @@ def test_engine_never_imports_qt():
             "print(bad); assert not bad")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_graph_summary_shows_connections(tmp_path, capsys):
+    from tests.helpers.engine_factories import RESIDUAL
+
+    path = tmp_path / "residual.json"
+    path.write_text(json.dumps(RESIDUAL))
+    assert main(["summary", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Connected to" in out
+    assert any(line.startswith("add_1 (Add)") and line.endswith("conv2d_3, conv2d_1") for line in out.splitlines())
+
+
+def test_every_graph_problem_is_one_line_and_warnings_are_printed(tmp_path, capsys):
+    from tests.helpers.engine_factories import arch
+
+    doc = arch(
+        {"id": "a", "type": "Conv2D", "filters": 4, "kernel_size": 3},
+        {"id": "lost", "type": "ReLU", "inputs": ["a"]},
+        {"type": "Add", "inputs": ["a", "nowhere"]},
+        {"type": "Conv2D", "filters": 2, "kernel_size": 1, "inputs": ["a", "a"]},
+        {"type": "Concatenate", "inputs": ["a"]},
+        {"type": "Flatten"},
+        {"type": "Dense", "units": 3, "activation": "softmax"},
+    )
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(doc))
+    assert main(["summary", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    errors = [line for line in err if line.startswith("cnn-engine: error: ")]
+    assert errors == [
+        "cnn-engine: error: layer 3 (Add): input 'nowhere' is not the id of any layer",
+        "cnn-engine: error: layer 4 (Conv2D): takes one input but is given 2: conv2d_1, conv2d_1",
+        "cnn-engine: error: layer 5 (Concatenate): Concatenate joins two or more inputs but is given 1 (conv2d_1)",
+    ]
+    assert any(line.startswith("cnn-engine: warning: layer 2 (ReLU): the output of relu_1 is used by no layer")
+               for line in err)

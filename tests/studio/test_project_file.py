@@ -133,7 +133,9 @@ def test_design_problems_are_kept_and_bad_ids_repaired():
         "layers": [{"type": "Conv2D", "kernel_size": 9, "id": "a"}, {"type": "Dense", "id": "a"},
                    {"type": "Flatten", "id": 7}]}})
     layers = data.architecture["layers"]
-    assert layers[0]["id"] == "a" and "id" not in layers[1] and "id" not in layers[2]
+    # A repeated or odd id is replaced by a fresh one (the engine's, made from the layer's name).
+    assert [spec["id"] for spec in layers] == ["a", "dense_1", "flatten_1"]
+    assert data.architecture["format"] == "cnn-studio.architecture/2"
     assert data.architecture["layers"][0]["kernel_size"] == 9  # a design in progress stays as it was
 
 
