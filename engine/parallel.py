@@ -136,7 +136,7 @@ def is_serial() -> bool:
 def _get_pool() -> _Pool:
     global _pool, _forked
     # A forked child inherits the pool object but not its threads. os.getpid is a system call
-    # (about a microsecond here), so where the platform reports forks, a flag says when to look.
+    # (paid on every kernel call), so where the platform reports forks, a flag says when to look.
     if (_forked or not hasattr(os, "register_at_fork")) and _pool.pid != os.getpid():
         _pool = _Pool(_pool.threads)
     _forked = False

@@ -1,8 +1,8 @@
 """Training steps split across two processes: this one and a replica of the model in another.
 
 numpy releases the GIL inside each operation but takes it back between them, so the engine's
-threads spend much of a step waiting for each other (two threads reach about 1.5x of one on the
-seed network). A second process has no GIL to share: it holds a copy of the model and, each
+threads spend much of a step waiting for each other (two threads gain far less than a second
+core could give). A second process has no GIL to share: it holds a copy of the model and, each
 step, runs forward and backward on the second half of the batch while this process runs the
 first half on one thread. Parameters go to it and its gradients come back through one block of
 shared memory (see ``engine.replica_protocol``); a step costs two pipe messages and a few
@@ -40,16 +40,19 @@ from engine.losses import softmax_cross_entropy
 from engine.model import Model
 from engine.replica_protocol import BUILD, STEP, Layout, ProtocolError, SharedArrays, exchange, read_reply, send
 
-# A step is split only when it has at least this many multiply-adds or this many layer outputs
-# (forward, whole batch): below both, the pipe messages and copies (0.1-0.3 ms) cost more than
-# the second core saves. Measured at batch 64: the seed network (168 M multiply-adds) 1.5x faster
-# split, LeNet-5 (27 M, but 0.6 M outputs to pass over) 1.4x, a small MLP (15 M, 0.09 M) 15 % slower.
+# With processes "auto", a step is split only when it has at least this many multiply-adds or
+# this many layer outputs (forward, whole batch): below both, the pipe messages and copies cost
+# more than the second core saves (benchmarks/README.md: the networks measured on each side).
 MIN_STEP_MACS = 1 << 26
 MIN_STEP_VALUES = 1 << 18
 MIN_ROWS = 8  # each process's share of the batch, at least
 # A replica that has not answered for this long is given up (a step takes milliseconds to seconds).
 REPLY_TIMEOUT = 300.0
 _ENVIRONMENT = "CNN_ENGINE_PROCESSES"  # "1": processes "auto" means one process
+
+
+# How the replica process is started (tests start one with faults of their own).
+COMMAND = (sys.executable, "-m", "engine.replica_process")
 
 
 class ReplicaError(RuntimeError):
@@ -93,8 +96,8 @@ class ReplicaProcess:
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
         try:
-            self.process = subprocess.Popen([sys.executable, "-m", "engine.replica_process"], stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, env=env, bufsize=0)
+            self.process = subprocess.Popen(list(COMMAND), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                            bufsize=0)
         except OSError as error:
             raise ReplicaError(f"the replica process did not start: {error}") from error
         assert self.process.stdin is not None and self.process.stdout is not None

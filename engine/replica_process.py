@@ -147,8 +147,10 @@ def serve(commands: int, replies: int) -> None:
             except (ProtocolError, BrokenPipeError):
                 return  # the training process went away, or gave this replica up, mid-command
             except Exception as error:  # reported to the training process, which carries on without us
+                # The message becomes the user's one-line warning; the traceback goes to stderr.
+                traceback.print_exc()
                 try:
-                    reply_failed(replies, f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
+                    reply_failed(replies, f"{type(error).__name__}: {error}")
                 except BrokenPipeError:
                     return
     finally:

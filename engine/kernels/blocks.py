@@ -11,18 +11,16 @@ from engine.parallel import is_serial, parallel_for
 # Kernels work through their images in blocks of about this many bytes of im2col matrix (or of
 # rows): small enough to stay in a core's cache between the steps of a block, large enough that
 # the numpy calls per block (each taking the GIL for a moment) stay few, so that the engine's
-# threads do not queue for the GIL. Measured on a 2-core machine: 4 MiB beats 1 MiB by a third.
+# threads do not queue for the GIL (benchmarks/README.md has the measurements behind each size
+# and threshold here).
 BLOCK_BYTES = 4 << 20
 # A thread that has its process to itself (see engine.parallel.serial) shares no GIL, and smaller
-# blocks stay in its cache: 1 MiB against 4 MiB, seed network 3 % and VGG-style network 7 % faster
-# per step.
+# blocks stay in its cache.
 SERIAL_BLOCK_BYTES = 1 << 20
 # A thread's share of an element-wise kernel must hold at least this many values, and its share of
 # a matrix product at least this many multiply-adds: handing work to a helper thread and getting
-# the result back costs 50-100 microseconds (two thread wake-ups), about what one core needs for
-# 2**18 float32 values of an element-wise pass or 2**23 multiply-adds of BLAS. Smaller jobs run
-# faster on the calling thread alone (measured: a 64 x 1600 x 128 product, 197 us on one thread,
-# took 246 us split in two).
+# the result back (two thread wake-ups) costs about what one core needs for that much work, so
+# smaller jobs run faster on the calling thread alone.
 MIN_SHARE = 1 << 18
 MIN_MACS = 1 << 23
 

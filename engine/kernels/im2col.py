@@ -19,7 +19,7 @@ def pad_images(x: np.ndarray, pads: tuple[int, int, int, int], value: float = 0.
 def strided_view(a: np.ndarray, shape: tuple[int, ...], strides: tuple[int, ...],
                  writeable: bool = True) -> np.ndarray:
     """``as_strided(a, shape, strides)``, checked against a's memory, and without as_strided's cost
-    (several microseconds a call; kernels that work block by block make many calls) when a is
+    (its checks, paid on every call; kernels that work block by block make many calls) when a is
     contiguous."""
     if not a.flags.c_contiguous:
         return as_strided(a, shape, strides, writeable=writeable)
@@ -111,7 +111,7 @@ def col2im_add_rows_first(cols: np.ndarray, dx: np.ndarray, rows: np.ndarray) ->
     """col2im_add for stride 1 and no padding, in two stages with longer runs: each window row
     kh adds a (n, Ho, Wo, kw*C) slab into ``rows`` scratch (n, Ho + kh - 1, Wo, kw*C), runs of
     kw*C values where col2im_add's are C; then each kernel column adds its (n, Ho + kh - 1, Wo, C)
-    part into dx. About a quarter faster for 32 channels."""
+    part into dx."""
     n, ho, wo, kh, kw, c = cols.shape
     rows[:, :ho] = cols[:, :, :, 0].reshape(n, ho, wo, kw * c)
     rows[:, ho:] = 0

@@ -457,6 +457,109 @@ def test_a_replica_lost_mid_step_leaves_the_statistics_as_one_step_would(monkeyp
         np.testing.assert_allclose(g, alone.gradients()[name], rtol=1e-9, atol=1e-12, err_msg=name)
 
 
+@pytest.mark.parametrize("command, message", [
+    (("/no/such/python",), "the replica process did not start"),
+    ((sys.executable, "-c", "raise SystemExit(3)"), "the replica process stopped"),
+])
+def test_a_replica_that_cannot_start_leaves_training_in_this_process(monkeypatch, command, message):
+    monkeypatch.setattr(replica, "COMMAND", command)
+    model, alone = Model(NET, seed=0, dtype=np.float64), Model(NET, seed=0, dtype=np.float64)
+    x, y = batch(20)
+    expected_loss, _ = one_process_step(alone, x, y, 0.0)
+    with pytest.warns(RuntimeWarning, match=f"^{message}.*; training goes on in one process$"):
+        loss, _ = train_step(model, SGD(lr=0.0), x, y, processes="auto")
+    assert loss == pytest.approx(expected_loss, rel=1e-12)
+    for name, g in model.gradients().items():
+        np.testing.assert_allclose(g, alone.gradients()[name], rtol=1e-12, err_msg=name)
+    assert replica._replica is None and not replica.wanted(model, 20, always=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train_step(model, SGD(lr=0.0), x, y, processes=2)  # quietly in this process from now on
+
+
+def faulty(where: str, nth: int) -> tuple[str, ...]:
+    """The command of a replica that raises in its nth step or at its nth batch-norm exchange."""
+    return sys.executable, "-m", "tests.helpers.faulty_replica", where, str(nth)
+
+
+def test_an_error_inside_the_replica_is_reported_and_the_step_redone_here(monkeypatch):
+    monkeypatch.setattr(replica, "COMMAND", faulty("step", 2))
+    model = Model(NET, seed=0, dtype=np.float64)
+    x, y = batch(20)
+    train_step(model, SGD(lr=0.1), x, y, processes="auto")
+    process = replica._replica.process
+    alone = Model(NET, seed=0, dtype=np.float64)
+    alone.set_weights(model.get_weights())
+    expected_loss, _ = one_process_step(alone, x, y, 0.0)
+    with pytest.warns(RuntimeWarning) as caught:
+        loss, _ = train_step(model, SGD(lr=0.0), x, y, processes="auto")
+    assert [str(w.message) for w in caught] == [
+        "the replica process failed during a training step: RuntimeError: injected fault in step 2; "
+        "training goes on in one process"]
+    assert loss == pytest.approx(expected_loss, rel=1e-12)
+    for name, g in model.gradients().items():
+        np.testing.assert_allclose(g, alone.gradients()[name], rtol=1e-10, atol=1e-14, err_msg=name)
+    assert process.returncode is not None and replica._replica is None  # closed, not left behind
+
+
+def test_an_error_inside_the_replica_mid_batch_norm_leaves_the_statistics_as_one_step_would(monkeypatch):
+    net = BN_NETS["pooled first"]  # four batch-norm layers: eight exchanges per step
+    monkeypatch.setattr(replica, "COMMAND", faulty("exchange", 8 + 2))  # after the second step's first layer
+    model = Model(net, seed=0, dtype=np.float64)
+    x, y = batch(20)
+    train_step(model, SGD(lr=0.1), x, y, processes="auto")
+    alone = Model(net, seed=0, dtype=np.float64)
+    alone.set_weights(model.get_weights())
+    one_process_step(alone, x, y, 0.0)
+    with pytest.warns(RuntimeWarning, match="failed during a training step: RuntimeError: injected fault at exchange"):
+        train_step(model, SGD(lr=0.0), x, y, processes="auto")
+    for name, value in model.state().items():
+        np.testing.assert_allclose(value, alone.state()[name], rtol=1e-12, err_msg=name)
+    for name, g in model.gradients().items():
+        np.testing.assert_allclose(g, alone.gradients()[name], rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_a_busy_replica_leaves_the_step_to_this_process():
+    model, alone = Model(NET, seed=0, dtype=np.float64), Model(NET, seed=0, dtype=np.float64)
+    x, y = batch(20)
+    expected_loss, _ = one_process_step(alone, x, y, 0.0)
+    assert replica._lock.acquire(blocking=False)  # as when another trainer's step holds the replica
+    try:
+        assert replica.train_gradients(model, x, y, always=True) is None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            loss, _ = train_step(model, SGD(lr=0.0), x, y, processes=2)
+    finally:
+        replica._lock.release()
+    assert loss == pytest.approx(expected_loss, rel=1e-12) and replica._replica is None
+
+
+def test_two_trainers_at_once_share_the_replica_and_both_train_right():
+    """Steps of two models in two threads: whichever finds the replica busy runs in its own process."""
+    x, y = batch(24)
+    expected = []
+    for seed in (0, 1):
+        alone = Model(NET, seed=seed, dtype=np.float64)
+        expected.append([train_step(alone, SGD(lr=0.05), x, y)[0] for _ in range(6)])
+    losses: list[list[float]] = [[], []]
+
+    def train(seed: int) -> None:
+        model, optimizer = Model(NET, seed=seed, dtype=np.float64), SGD(lr=0.05)
+        for _ in range(6):
+            losses[seed].append(train_step(model, optimizer, x, y, processes=2)[0])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        threads = [threading.Thread(target=train, args=(seed,)) for seed in (0, 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    assert replica._replica is not None
+    for seed in (0, 1):
+        assert losses[seed] == pytest.approx(expected[seed], rel=1e-9)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_a_replica_that_stops_answering_is_given_up(monkeypatch):
     model = Model(NET, seed=0, dtype=np.float64)
