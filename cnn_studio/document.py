@@ -3,7 +3,9 @@ was trained for it.
 
 Palette, canvas, inspector, problems list, totals bar and training panel are views of it. Edits
 go through QUndoCommands on ``undo_stack`` that call the primitive mutators below; each mutator
-emits ``changed``. Layers carry a stable ``id`` so views can address blocks across edits.
+emits ``changed``. Layers carry a stable ``id`` so views can address blocks across edits, and an
+explicit ``inputs`` list (the network is a graph; see ``cnn_studio.graph``). Documents of the first
+format (chains) are read as chains and kept in the current format from then on.
 What was trained belongs to the project: ``trained`` (the latest weights and their evaluation) and
 ``runs`` (every run's curves and outcome) are cleared when the project is replaced.
 """
@@ -20,6 +22,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 from shiboken6 import isValid
 
+from cnn_studio.graph import with_explicit_inputs
 from cnn_studio.training.run_history import RunHistory
 from cnn_studio.training.trained import TrainedNetwork
 from engine.architecture import FORMAT, Analysis, analyze, check_classifier, upgrade
@@ -75,12 +78,18 @@ class ProjectDocument(QObject):
 
     @staticmethod
     def _with_ids(architecture: dict[str, Any]) -> dict[str, Any]:
-        # Format 2, with the ids the engine makes up where missing (a hand-written graph's inputs
-        # may name layers by them).
+        """The document as the studio keeps it: format 2, every layer with an id and its inputs.
+
+        Ids the engine makes up where missing are kept (a hand-written graph's inputs may name
+        layers by them); a missing "inputs" is written out (the layer before it).
+        """
         arch = upgrade(architecture)
-        for spec in arch.get("layers", []):
-            if isinstance(spec, dict) and not spec.get("id"):
-                spec["id"] = new_layer_id()
+        layers = arch.get("layers")
+        if isinstance(layers, list):
+            for spec in layers:
+                if isinstance(spec, dict) and not spec.get("id"):
+                    spec["id"] = new_layer_id()
+            arch["layers"] = with_explicit_inputs(layers)
         return arch
 
     def _clean_changed(self, _clean: bool) -> None:
@@ -162,21 +171,9 @@ class ProjectDocument(QObject):
         self._analysis = None
         self.changed.emit()
 
-    def insert_layer(self, index: int, spec: dict[str, Any]) -> str:
-        spec = copy.deepcopy(spec)
-        spec.setdefault("id", new_layer_id())
-        self._arch["layers"].insert(index, spec)
-        self._changed()
-        return spec["id"]
-
-    def remove_layer(self, index: int) -> dict[str, Any]:
-        spec = self._arch["layers"].pop(index)
-        self._changed()
-        return spec
-
-    def move_layer(self, source: int, target: int) -> None:
-        spec = self._arch["layers"].pop(source)
-        self._arch["layers"].insert(target, spec)
+    def set_layers(self, layers: list[dict[str, Any]]) -> None:
+        """Replace the whole layer list (structural edits: every spec has an id and its inputs)."""
+        self._arch["layers"] = copy.deepcopy(list(layers))
         self._changed()
 
     def set_layer(self, index: int, spec: dict[str, Any]) -> None:

@@ -54,13 +54,15 @@ DEFAULT_SIZE = (1400, 900)
 SHORTCUTS_HELP = """<table cellspacing=4>
 <tr><td><b>Ctrl+N / Ctrl+O / Ctrl+S</b></td><td>New, open, save project (Ctrl+Shift+S: save as)</td></tr>
 <tr><td><b>Ctrl+Z / Ctrl+Shift+Z</b></td><td>Undo / redo (also Ctrl+Y)</td></tr>
-<tr><td><b>Delete</b></td><td>Delete the selected block</td></tr>
+<tr><td><b>Delete</b></td><td>Delete the selected block (its neighbours are joined up) or wire</td></tr>
 <tr><td><b>Ctrl+D</b></td><td>Duplicate the selected block</td></tr>
-<tr><td><b>Alt+Up / Alt+Down</b></td><td>Move the selected block</td></tr>
+<tr><td><b>Alt+Up / Alt+Down</b></td><td>Move the selected block along its path</td></tr>
 <tr><td><b>Up / Down</b></td><td>Select the previous / next block (canvas focused)</td></tr>
 <tr><td><b>Ctrl+F</b></td><td>Filter the layer palette; Enter appends the chosen layer</td></tr>
 <tr><td><b>Ctrl++ / Ctrl+- / Ctrl+0</b></td><td>Zoom in / out / fit the network (Ctrl+wheel zooms too)</td></tr>
 <tr><td><b>Ctrl+1</b></td><td>Canvas at actual size (100%)</td></tr>
+<tr><td><b>Ctrl+L</b></td><td>Tidy: lay the network out again</td></tr>
+<tr><td><b>Drag a port</b></td><td>From a block's output port (bottom) onto another block: connect them</td></tr>
 <tr><td><b>F5 / Shift+F5</b></td><td>Start / stop training</td></tr>
 <tr><td><b>F6</b></td><td>Pause or resume training</td></tr>
 <tr><td><b>F7</b></td><td>Train one more epoch (+1 epoch)</td></tr>
@@ -144,6 +146,7 @@ class MainWindow(QMainWindow):
     def _build_docks(self) -> None:
         self.layer_palette = LayerPalette(self)
         self.layer_palette.layer_chosen.connect(self.editor.append_layer)
+        self.layer_palette.composite_chosen.connect(self.editor.append_composite)
         self.inspector = LayerInspector(self.document, self.editor, self)
         self.problems = ProblemsPanel(self.document, self.editor, self)
         self.history = QUndoView(self.document.undo_stack, self)
@@ -155,6 +158,8 @@ class MainWindow(QMainWindow):
         self.history_dock = self.add_dock(self.history, "History", Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.problems_dock, self.history_dock)
         self.canvas.block_activated.connect(lambda _id: self.inspector_dock.raise_())
+        self.canvas.hint.connect(self._show_hint)
+        self.editor.notice.connect(lambda text: self.statusBar().showMessage(text, 6000))
 
     def _action(self, text: str, slot: Callable, shortcut: QKeySequence | str | list | None = None,
                 tip: str = "") -> QAction:
@@ -245,7 +250,10 @@ class MainWindow(QMainWindow):
         self.fit_action = self._action("&Fit Network", self.canvas.fit_all, "Ctrl+0",
                                        "Scale the canvas so the whole network is visible")
         self.actual_size_action = self._action("&Actual Size", self.canvas.reset_zoom, "Ctrl+1", "Zoom to 100%")
-        view.addActions([self.zoom_in_action, self.zoom_out_action, self.fit_action, self.actual_size_action])
+        self.tidy_action = self._action("&Tidy Layout", self.canvas.tidy, "Ctrl+L",
+                                        "Lay the network out again, undoing blocks moved by hand")
+        view.addActions([self.zoom_in_action, self.zoom_out_action, self.fit_action, self.actual_size_action,
+                         self.tidy_action])
         view.addSeparator()
         self.menus["Panels"] = view.addMenu("&Panels")
 
@@ -328,8 +336,13 @@ class MainWindow(QMainWindow):
             self.document.undo_stack.redo()
 
     def _insert_after_selection(self, type_name: str) -> None:
-        index = self.selection.index()
-        self.editor.insert_layer(type_name, None if index is None else index + 1)
+        self.editor.insert_after_selection(type_name)
+
+    def _show_hint(self, text: str) -> None:
+        if text:
+            self.statusBar().showMessage(text)
+        else:
+            self.statusBar().clearMessage()
 
     def _new_from_template(self, template, _checked: bool = False) -> None:
         before = self.statusBar().currentMessage()

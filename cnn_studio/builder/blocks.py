@@ -1,8 +1,8 @@
-"""Graphics items of the architecture canvas: layer blocks, the input and output ends, the arrows
-between them (labelled with the tensor shape) and the insertion marker shown while dragging.
+"""Graphics items of the node editor: blocks with input and output ports, the wires between them
+(labelled with the tensor shape they carry), the wire being dragged, and the drop marker.
 
-Items only draw what they are given (a ``BlockContent``); the canvas decides what that is.
-Edges join blocks by id, so the scene can hold any graph, not just a chain.
+Items only draw what they are given (a ``BlockContent``, a path and a label); the canvas decides
+what that is and handles the mouse.
 """
 
 from __future__ import annotations
@@ -10,20 +10,46 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPolygonF
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QPainter,
+    QPainterPath,
+    QPainterPathStroker,
+    QPen,
+    QPolygonF,
+)
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from cnn_studio.builder import style
+from cnn_studio.graph import Wire
 
-BLOCK_WIDTH = 330.0
-BLOCK_HEIGHT = 54.0
+BLOCK_WIDTH = 264.0
+BLOCK_HEIGHT = 58.0
 END_HEIGHT = 46.0  # input and output blocks
-ICON_SIZE = 26
+ICON_SIZE = 24
+PORT_RADIUS = 7.0  # drawn size; the canvas accepts presses a good deal further out
+MERGE_PORT_WIDTH = 64.0  # the least width of the input port of blocks that take several inputs
+ARRIVAL_SPACING = 52.0  # between the ends of the wires into such a port
+BADGE_SIZE = 16.0
+WIRE_COLOUR = "#7b8794"
+WIRE_UNKNOWN = "#b8c0ca"
+WARNING_ACCENT = "#b26a00"
+WARNING_FILL = "#fff4e0"
+VALID_TARGET = "#2e9d4a"
 
 
 @dataclass(frozen=True)
 class BlockContent:
-    """What one block shows. ``kind`` is 'layer', 'input' or 'output'; ``state`` 'ok', 'error' or 'unknown'."""
+    """What one block shows.
+
+    ``kind`` is 'layer', 'input' or 'output'; ``state`` 'ok', 'error', 'warning' or 'unknown'.
+    ``many_inputs`` draws the wide input port of Add and Concatenate. ``badges`` are small
+    markers drawn in the block's top-right corner (icon names from assets/icons, e.g. a lock on
+    a frozen layer); unknown names are drawn as short text.
+    """
 
     key: str
     kind: str
@@ -35,6 +61,9 @@ class BlockContent:
     icon_name: str = ""
     state: str = "ok"
     tooltip: str = ""
+    many_inputs: bool = False
+    input_count: int = 1
+    badges: tuple[str, ...] = ()
 
 
 def _font(point_size: float, bold: bool = False) -> QFont:
@@ -45,30 +74,58 @@ def _font(point_size: float, bold: bool = False) -> QFont:
 
 
 class Block(QGraphicsItem):
-    """A rounded box with a category stripe, an icon, a title line and a settings line."""
+    """A rounded box with a category stripe, an icon, a title line, a settings line and its ports.
+
+    The item's origin is the middle of its top edge, where the input port sits; the output port
+    is the middle of the bottom edge.
+    """
 
     def __init__(self, content: BlockContent) -> None:
         super().__init__()
-        self.content = content
         self.selected = False
-        self.drop_target = False
+        self.hover_port: str | None = None  # "in" or "out" while the pointer is over that port
+        self.port_role: dict[str, str] = {}  # "in"/"out" -> "candidate", "target" or "blocked" while wiring
+        self.drop_edge: str | None = None  # "top" or "bottom": where a dropped layer would go
+        self._hover = False
+        self.setAcceptHoverEvents(True)
+        self.content = content
+        self.set_content(content)
+
+    def set_content(self, content: BlockContent) -> None:
+        self.prepareGeometryChange()
+        self.content = content
         height = BLOCK_HEIGHT if content.kind == "layer" else END_HEIGHT
         self._rect = QRectF(-BLOCK_WIDTH / 2, 0, BLOCK_WIDTH, height)
         self.setToolTip(content.tooltip)
-        self.setAcceptHoverEvents(True)
-        self._hover = False
         self.setCursor(Qt.CursorShape.OpenHandCursor if content.kind == "layer" else Qt.CursorShape.ArrowCursor)
+        self.update()
 
+    # -- geometry ---------------------------------------------------------------------------------------
     @property
     def layer_id(self) -> str | None:
         return self.content.key if self.content.kind == "layer" else None
 
     @property
+    def key(self) -> str:
+        return self.content.key
+
+    @property
     def has_error(self) -> bool:
         return self.content.state == "error"
 
+    @property
+    def has_input_port(self) -> bool:
+        return self.content.kind != "input"
+
+    @property
+    def has_output_port(self) -> bool:
+        return self.content.kind != "output"
+
     def height(self) -> float:
         return self._rect.height()
+
+    def rect_in_scene(self) -> QRectF:
+        return self.mapRectToScene(self._rect)
 
     def top_center(self) -> QPointF:
         return self.mapToScene(QPointF(0, 0))
@@ -76,13 +133,43 @@ class Block(QGraphicsItem):
     def bottom_center(self) -> QPointF:
         return self.mapToScene(QPointF(0, self._rect.height()))
 
+    def input_port(self) -> QPointF:
+        return self.top_center()
+
+    def input_port_width(self) -> float:
+        """How wide the input port is drawn: wires into a merge block end side by side on it."""
+        if not self.content.many_inputs:
+            return 2 * PORT_RADIUS
+        return max(MERGE_PORT_WIDTH, arrival_span(self.content.input_count) + 2 * PORT_RADIUS + 8)
+
+    def output_port(self) -> QPointF:
+        return self.bottom_center()
+
     def set_selected(self, selected: bool) -> None:
         if selected != self.selected:
             self.selected = selected
             self.update()
 
+    def set_hover_port(self, port: str | None) -> None:
+        if port != self.hover_port:
+            self.hover_port = port
+            self.update()
+
+    def set_port_role(self, port: str, role: str | None) -> None:
+        if self.port_role.get(port) != role:
+            if role is None:
+                self.port_role.pop(port, None)
+            else:
+                self.port_role[port] = role
+            self.update()
+
+    def set_drop_edge(self, edge: str | None) -> None:
+        if edge != self.drop_edge:
+            self.drop_edge = edge
+            self.update()
+
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt override)
-        return self._rect.adjusted(-4, -4, 4, 4)
+        return self._rect.adjusted(-14, -14, 14, 14)
 
     def shape(self) -> QPainterPath:
         path = QPainterPath()
@@ -97,20 +184,26 @@ class Block(QGraphicsItem):
         self._hover = False
         self.update()
 
+    # -- painting ------------------------------------------------------------------------------------------
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         c = self.content
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = self._rect
-        error = c.state == "error"
-        accent = QColor(style.ERROR_ACCENT) if error else style.accent(c.category)
-        body = QColor(style.ERROR_FILL) if error else (style.fill(c.category) if c.kind == "layer" else
-                                                       QColor("#ffffff"))
+        error, warning = c.state == "error", c.state == "warning"
+        if error:
+            accent = QColor(style.ERROR_ACCENT)
+        elif warning:
+            accent = QColor(WARNING_ACCENT)
+        else:
+            accent = style.accent(c.category)
+        body = QColor(style.ERROR_FILL) if error else QColor(WARNING_FILL) if warning else (
+            style.fill(c.category) if c.kind == "layer" else QColor("#ffffff"))
         if c.state == "unknown":
             body = QColor("#f7f7f7")
         if self._hover and not self.selected:
-            body = body.darker(103)
-        border = QColor(style.SELECTION) if self.selected else (accent if error else QColor("#c5ccd6"))
-        painter.setPen(QPen(border, 2.5 if self.selected or error else 1.2))
+            body = body.darker(104)
+        border = QColor(style.SELECTION) if self.selected else (accent if error or warning else QColor("#c5ccd6"))
+        painter.setPen(QPen(border, 2.5 if self.selected or error or warning else 1.2))
         painter.setBrush(QBrush(body))
         painter.drawRoundedRect(rect, 8, 8)
 
@@ -125,116 +218,298 @@ class Block(QGraphicsItem):
 
         icon = style.icon(c.icon_name or c.category or "core")
         top = rect.top() + (rect.height() - ICON_SIZE) / 2
-        icon.paint(painter, int(rect.left() + 14), int(top), ICON_SIZE, ICON_SIZE)
+        icon.paint(painter, int(rect.left() + 13), int(top), ICON_SIZE, ICON_SIZE)
 
-        left = rect.left() + 14 + ICON_SIZE + 10
-        right = rect.right() - 12
+        left = rect.left() + 13 + ICON_SIZE + 9
+        right = rect.right() - 10 - self._badges_width()
         title_font = _font(10.5, bold=True)
         small = _font(9)
         painter.setFont(title_font)
         painter.setPen(QColor(style.TEXT))
         title_metrics = QFontMetricsF(title_font)
-        first_line = rect.top() + (17 if c.kind == "layer" else 14)
+        first_line = rect.top() + (18 if c.kind == "layer" else 15)
         baseline = first_line + title_metrics.ascent() / 2
         painter.drawText(QPointF(left, baseline), c.title)
-        x = left + title_metrics.horizontalAdvance(c.title) + 8
+        x = left + title_metrics.horizontalAdvance(c.title) + 7
 
         painter.setFont(small)
         metrics = QFontMetricsF(small)
+        right_limit = right
         if c.params:
+            painter.setFont(_font(8.5))
+            metrics = QFontMetricsF(_font(8.5))
             painter.setPen(QColor(style.MUTED_TEXT))
             width = metrics.horizontalAdvance(c.params)
-            painter.drawText(QPointF(right - width, baseline), c.params)
-            right_limit = right - width - 8
-        else:
-            right_limit = right
+            if x + width + 40 < right:  # the name matters more than the count when room is short
+                painter.drawText(QPointF(right - width, baseline), c.params)
+                right_limit = right - width - 8
+            painter.setFont(small)
+            metrics = QFontMetricsF(small)
         if c.subtitle:
             painter.setPen(QColor(style.MUTED_TEXT))
             text = metrics.elidedText(c.subtitle, Qt.TextElideMode.ElideRight, max(0.0, right_limit - x))
             painter.drawText(QPointF(x, baseline), text)
 
         if c.settings:
-            painter.setFont(_font(9.5))
+            settings_font = _font(9.5)
+            painter.setFont(settings_font)
             painter.setPen(QColor(style.ERROR_ACCENT) if error else QColor(style.TEXT))
-            settings_metrics = QFontMetricsF(_font(9.5))
-            second = rect.bottom() - (14 if c.kind == "layer" else 12)
-            text = settings_metrics.elidedText(c.settings, Qt.TextElideMode.ElideRight, right - left)
+            settings_metrics = QFontMetricsF(settings_font)
+            second = rect.bottom() - (15 if c.kind == "layer" else 12)
+            text = settings_metrics.elidedText(c.settings, Qt.TextElideMode.ElideRight,
+                                               rect.right() - 10 - left)
             painter.drawText(QPointF(left, second + settings_metrics.ascent() / 2), text)
 
-        if error:
+        self.paint_badges(painter, rect)
+        if error or warning:
             badge = QRectF(rect.right() - 11, rect.top() - 9, 20, 20)
             painter.setPen(QPen(QColor("#ffffff"), 1.5))
-            painter.setBrush(QColor(style.ERROR_ACCENT))
+            painter.setBrush(accent)
             painter.drawEllipse(badge)
             painter.setFont(_font(10, bold=True))
             painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, "!")
+        self._paint_ports(painter, accent)
+        self._paint_drop_edge(painter)
+
+    def _badges_width(self) -> float:
+        return len(self.content.badges) * (BADGE_SIZE + 3)
+
+    def paint_badges(self, painter: QPainter, rect: QRectF) -> None:
+        """Small markers (``content.badges``) in the top-right corner, right to left."""
+        x = rect.right() - 8 - BADGE_SIZE
+        for name in self.content.badges:
+            area = QRectF(x, rect.top() + 6, BADGE_SIZE, BADGE_SIZE)
+            icon = style.icon(name)
+            if not icon.isNull():
+                icon.paint(painter, area.toRect())
+            else:
+                painter.setFont(_font(7, bold=True))
+                painter.setPen(QColor(style.MUTED_TEXT))
+                painter.drawText(area, Qt.AlignmentFlag.AlignCenter, name[:3])
+            x -= BADGE_SIZE + 3
+
+    def _paint_ports(self, painter: QPainter, accent: QColor) -> None:
+        if self.has_input_port:
+            self._paint_port(painter, "in", QPointF(0, 0), accent, wide=self.content.many_inputs)
+        if self.has_output_port:
+            self._paint_port(painter, "out", QPointF(0, self._rect.height()), accent, wide=False)
+
+    def _paint_port(self, painter: QPainter, port: str, centre: QPointF, accent: QColor, wide: bool) -> None:
+        role = self.port_role.get(port)
+        hovered = self.hover_port == port or role == "target"
+        radius = PORT_RADIUS + (2.5 if hovered else 0)
+        colour = QColor(VALID_TARGET) if role in ("candidate", "target") else QColor(accent)
+        if role == "blocked":
+            colour = QColor("#c9ced6")
+        fill = colour if hovered else QColor("#ffffff")
+        painter.setPen(QPen(colour, 2.2 if role in ("candidate", "target") or hovered else 1.6))
+        painter.setBrush(fill)
+        if wide:
+            half = self.input_port_width() / 2 + (3 if hovered else 0)
+            painter.drawRoundedRect(QRectF(centre.x() - half, centre.y() - radius, 2 * half, 2 * radius),
+                                    radius, radius)
+            painter.setPen(QPen(QColor("#ffffff") if hovered else colour, 1.6))
+            for dx in (-half / 2, 0.0, half / 2):  # three dots: room for several wires
+                painter.drawPoint(QPointF(centre.x() + dx, centre.y()))
+        else:
+            painter.drawEllipse(centre, radius, radius)
+        if role == "target":
+            painter.setPen(QPen(QColor(VALID_TARGET), 1.2, Qt.PenStyle.DashLine))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(self._rect.adjusted(-5, -5, 5, 5), 11, 11)
+
+    def _paint_drop_edge(self, painter: QPainter) -> None:
+        if self.drop_edge is None:
+            return
+        y = self._rect.top() - 6 if self.drop_edge == "top" else self._rect.bottom() + 6
+        colour = QColor(style.SELECTION)
+        painter.setPen(QPen(colour, 3, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
+        painter.drawLine(QPointF(self._rect.left() + 8, y), QPointF(self._rect.right() - 8, y))
 
 
-class Edge(QGraphicsItem):
-    """An arrow from one block's bottom to another's top, labelled with the tensor shape it carries."""
+class WireItem(QGraphicsItem):
+    """A wire drawn along ``path`` with an arrowhead at its end and the tensor shape it carries.
 
-    def __init__(self, source: Block, target: Block, label: str, known: bool = True) -> None:
+    ``state`` is 'ok', 'unknown' (shape not known until an earlier problem is fixed), 'error' or
+    'warning'. ``label_at`` is where the shape label is centred.
+    """
+
+    def __init__(self, wire: Wire, path: QPainterPath, label: str, label_at: QPointF, state: str = "ok",
+                 tooltip: str = "") -> None:
         super().__init__()
-        self.source_key = source.content.key
-        self.target_key = target.content.key
+        self.wire = wire
         self.label = label
-        self.known = known
-        self._start = source.bottom_center()
-        self._end = target.top_center()
+        self.state = state
+        self.known = state != "unknown"
+        self.selected = False
+        self.highlighted = False  # a dragged layer would be inserted here
+        self._hover = False
+        self.setAcceptHoverEvents(True)
         self.setZValue(-1)
-        self.setToolTip(f"Tensor shape per image: {label}" if known else
-                        "Shape unknown until the problem above is fixed")
+        self.setToolTip(tooltip)
+        self.set_path(path, label_at)
+
+    @property
+    def source_key(self) -> str:
+        return self.wire.source
+
+    @property
+    def target_key(self) -> str:
+        return self.wire.target
+
+    def set_path(self, path: QPainterPath, label_at: QPointF) -> None:
+        self.prepareGeometryChange()
+        self.path = path
+        self.label_at = label_at
+        metrics = QFontMetricsF(_font(8.5))
+        width = metrics.horizontalAdvance(self.label) + 12
+        self.label_rect = QRectF(label_at.x() - width / 2, label_at.y() - metrics.height() / 2 - 2,
+                                 width, metrics.height() + 4)
+        stroker = QPainterPathStroker()
+        stroker.setWidth(14)
+        self._shape = stroker.createStroke(path)
+        self._shape.addRect(self.label_rect)
+        self._bounds = self._shape.boundingRect().adjusted(-8, -8, 8, 8)
+        self.update()
+
+    def end_point(self) -> QPointF:
+        return self.path.pointAtPercent(1.0)
+
+    def set_selected(self, selected: bool) -> None:
+        if selected != self.selected:
+            self.selected = selected
+            self.setZValue(0 if selected else -1)
+            self.update()
+
+    def set_highlighted(self, highlighted: bool) -> None:
+        if highlighted != self.highlighted:
+            self.highlighted = highlighted
+            self.update()
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt override)
-        metrics = QFontMetricsF(_font(9))
-        width = metrics.horizontalAdvance(self.label) + 30
-        return QRectF(self._start.x() - 10, self._start.y(), width + 20, self._end.y() - self._start.y())
+        return self._bounds
+
+    def shape(self) -> QPainterPath:
+        return self._shape
+
+    def hoverEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self._hover = True
+        self.update()
+
+    def hoverLeaveEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self._hover = False
+        self.update()
+
+    def colour(self) -> QColor:
+        if self.selected or self.highlighted:
+            return QColor(style.SELECTION)
+        if self.state == "error":
+            return QColor(style.ERROR_ACCENT)
+        if self.state == "warning":
+            return QColor(WARNING_ACCENT)
+        if self.state == "unknown":
+            return QColor(WIRE_UNKNOWN)
+        return QColor("#4f5b69") if self._hover else QColor(WIRE_COLOUR)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        colour = QColor("#7b8794") if self.known else QColor("#c0c6ce")
-        pen = QPen(colour, 1.6)
-        if not self.known:
+        colour = self.colour()
+        width = 3.0 if self.selected or self.highlighted or self.state == "error" else (
+            2.2 if self._hover else 1.6)
+        pen = QPen(colour, width)
+        if self.state == "unknown":
             pen.setStyle(Qt.PenStyle.DashLine)
         painter.setPen(pen)
-        tip = QPointF(self._end.x(), self._end.y() - 1)
-        painter.drawLine(self._start, QPointF(tip.x(), tip.y() - 6))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawPath(self.path)
+        tip = self.end_point()
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(colour)
-        painter.drawPolygon(QPolygonF([tip, QPointF(tip.x() - 5, tip.y() - 8), QPointF(tip.x() + 5, tip.y() - 8)]))
+        painter.drawPolygon(QPolygonF([QPointF(tip.x(), tip.y() - 1), QPointF(tip.x() - 5, tip.y() - 10),
+                                       QPointF(tip.x() + 5, tip.y() - 10)]))
+        if not self.label:
+            return
+        error = self.state == "error"
+        painter.setBrush(QColor(style.ERROR_FILL) if error else QColor("#ffffff"))
+        painter.setPen(QPen(colour if error or self.selected else QColor("#d5dae1"), 1))
+        painter.drawRoundedRect(self.label_rect, 4, 4)
+        painter.setFont(_font(8.5))
+        painter.setPen(QColor(style.ERROR_ACCENT) if error else
+                       QColor(style.TEXT) if self.known else QColor(style.MUTED_TEXT))
+        painter.drawText(self.label_rect, Qt.AlignmentFlag.AlignCenter, self.label)
 
-        font = _font(9)
-        metrics = QFontMetricsF(font)
-        mid_y = (self._start.y() + self._end.y()) / 2
-        box = QRectF(self._start.x() + 10, mid_y - metrics.height() / 2 - 2,
-                     metrics.horizontalAdvance(self.label) + 12, metrics.height() + 4)
-        painter.setBrush(QColor("#ffffff"))
-        painter.setPen(QPen(QColor("#d5dae1"), 1))
-        painter.drawRoundedRect(box, 4, 4)
-        painter.setFont(font)
-        painter.setPen(QColor(style.TEXT) if self.known else QColor(style.MUTED_TEXT))
-        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, self.label)
+
+class PendingWire(QGraphicsItem):
+    """The wire that follows the pointer while the user drags from a port."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setZValue(20)
+        self.setVisible(False)
+        self.start = QPointF()
+        self.end = QPointF()
+        self.downward = True  # dragging from an output port (the wire runs start -> end)
+        self.valid = False
+
+    def set_ends(self, start: QPointF, end: QPointF, valid: bool) -> None:
+        self.prepareGeometryChange()
+        self.start, self.end, self.valid = start, end, valid
+        self.update()
+
+    def path(self) -> QPainterPath:
+        top, bottom = (self.start, self.end) if self.downward else (self.end, self.start)
+        return s_curve(top, bottom)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt override)
+        return self.path().boundingRect().adjusted(-10, -10, 10, 10)
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        colour = QColor(VALID_TARGET) if self.valid else QColor(style.SELECTION)
+        pen = QPen(colour, 2.5, Qt.PenStyle.DashLine if not self.valid else Qt.PenStyle.SolidLine)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawPath(self.path())
+        painter.setBrush(colour)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.drawEllipse(self.end, 5, 5)
 
 
 class InsertionMarker(QGraphicsItem):
-    """The line that shows where a dragged layer will land."""
+    """The bar that shows where a dragged layer will land (centred on a wire)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.setZValue(10)
         self.setVisible(False)
-        self.gap: int | None = None
+        self.target = None  # what a drop here would do (the canvas's DropTarget)
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt override)
-        return QRectF(-BLOCK_WIDTH / 2 - 16, -8, BLOCK_WIDTH + 32, 16)
+        return QRectF(-70, -9, 140, 18)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         colour = QColor(style.SELECTION)
         painter.setPen(QPen(colour, 3, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
-        half = BLOCK_WIDTH / 2 + 6
-        painter.drawLine(QPointF(-half, 0), QPointF(half, 0))
+        painter.drawLine(QPointF(-60, 0), QPointF(60, 0))
         painter.setBrush(colour)
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.drawEllipse(QPointF(-half, 0), 5, 5)
-        painter.drawEllipse(QPointF(half, 0), 5, 5)
+        painter.drawEllipse(QPointF(-60, 0), 5, 5)
+        painter.drawEllipse(QPointF(60, 0), 5, 5)
+
+
+def arrival_spacing(count: int) -> float:
+    return min(ARRIVAL_SPACING, (BLOCK_WIDTH - 70) / (count - 1)) if count > 1 else 0.0
+
+
+def arrival_span(count: int) -> float:
+    """The width the ends of ``count`` wires into one port take."""
+    return arrival_spacing(count) * (count - 1)
+
+
+def s_curve(top: QPointF, bottom: QPointF) -> QPainterPath:
+    """A smooth curve leaving ``top`` downwards and arriving at ``bottom`` from above."""
+    path = QPainterPath(top)
+    bend = max(40.0, (bottom.y() - top.y()) / 2)
+    path.cubicTo(QPointF(top.x(), top.y() + bend), QPointF(bottom.x(), bottom.y() - bend), bottom)
+    return path

@@ -1,89 +1,75 @@
-"""The architecture canvas: the network as a vertical chain of blocks from input to output.
+"""The architecture canvas: a node editor for the network graph.
 
-Drop a palette entry to insert a layer where it lands (a marker shows the spot); drag a block to
-move it; Delete removes the selected block; Up/Down walk the selection; Alt+Up/Down move it.
-Blocks are addressed by layer id; the scene is rebuilt from the document after every change.
+Blocks have an input port (top) and an output port (bottom). Drag from an output port to a block
+to connect them (or from an input port back to a source); click a wire to select it and press
+Delete to disconnect it; drop a palette entry on a wire to insert it there (near a block: before
+or after it; below everything: at the end); drag a block onto a wire to move it there, anywhere
+else to just place it. Up/Down walk the selection, Alt+Up/Down move a block along its path,
+Ctrl+wheel zooms, dragging the background pans.
+
+The layout is automatic (``layout.layered_layout``) whenever the graph's structure changes; a
+block placed by hand stays put until the structure changes or Tidy is chosen. Blocks are
+addressed by layer id; blocks are reused across rebuilds, wires are redrawn.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPoint, QPointF, Qt, Signal
-from PySide6.QtGui import QDrag, QKeyEvent, QMouseEvent, QPainter, QPixmap, QWheelEvent
+import math
+from dataclasses import dataclass
+
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter, QPainterPath, QWheelEvent
 from PySide6.QtWidgets import QApplication, QFrame, QGraphicsScene, QGraphicsView, QMenu, QWidget
 
-from cnn_studio.builder import describe, style
-from cnn_studio.builder.blocks import BLOCK_HEIGHT, Block, BlockContent, Edge, InsertionMarker
-from cnn_studio.builder.editor import ArchitectureEditor
-from cnn_studio.builder.mime import block_id_from, block_mime, layer_type_from
+from cnn_studio import graph
+from cnn_studio.builder import composites, fixes, scene_content, style, wiring
+from cnn_studio.builder.blocks import (
+    BLOCK_HEIGHT,
+    BLOCK_WIDTH,
+    END_HEIGHT,
+    PORT_RADIUS,
+    Block,
+    InsertionMarker,
+    PendingWire,
+    WireItem,
+)
+from cnn_studio.builder.editor import ArchitectureEditor, DropTarget
+from cnn_studio.builder.layout import Layout, layered_layout, main_path
+from cnn_studio.builder.mime import block_id_from, composite_from, layer_type_from
 from cnn_studio.document import ProjectDocument
-from engine.architecture import Analysis, LayerInfo
-from engine.layers import LAYER_TYPES
+from cnn_studio.graph import INPUT, OUTPUT, Wire
+from engine.layers import CATEGORIES, LAYER_TYPES
 
-GAP = 36.0  # vertical space between blocks, where the shape labels sit
-MIN_ZOOM, MAX_ZOOM = 0.4, 2.5
-MIN_AUTO_ZOOM = 0.75  # below this, fitting makes text too small: scroll instead
+MIN_ZOOM, MAX_ZOOM = 0.15, 2.5
+MIN_AUTO_ZOOM = 0.75  # below this, the first view of a network makes text too small: scroll instead
+PORT_HIT = 15.0  # scene distance from a port's centre that still counts as the port
+PORT_HIT_SCREEN = 11.0  # ... and at least this many pixels on screen when zoomed out
+SNAP_DISTANCE = 70.0  # a drop this close to a wire lands on it
+SCENE_MARGIN = 90.0
 
-
-def layer_content(info: LayerInfo, spec: dict, upstream_failed: bool) -> BlockContent:
-    category = style.category_of(info.type)
-    params = describe.format_params(info.params) if info.output_shape is not None else ""
-    if info.error is not None:
-        state, settings = "error", describe.problem_summary(info.error)
-    else:
-        state, settings = ("unknown" if upstream_failed else "ok"), describe.settings_text(spec)
-    cls = LAYER_TYPES.get(info.type)
-    lines = [f"<b>{info.type} {info.index}</b> — {info.name}"]
-    if info.error is not None:
-        lines.append(f"<span style='color:{style.ERROR_ACCENT}'>{describe.problem_text(info.error)}</span>")
-    lines.append(f"Settings: {describe.settings_text(spec)}")
-    shapes = f"In: {describe.format_shape(info.input_shape)} &nbsp; Out: {describe.format_shape(info.output_shape)}"
-    lines.append(shapes)
-    if info.output_shape is not None:
-        lines.append(f"Parameters: {info.trainable_params:,} trainable, {info.non_trainable_params:,} not; "
-                     f"multiply-adds: {info.macs:,}")
-    if upstream_failed and info.error is None:
-        lines.append("<i>Shapes unknown until the problem above is fixed.</i>")
-    if cls is not None:
-        lines.append(f"<small>{cls.description}</small>")
-    return BlockContent(
-        key=spec.get("id") or f"layer-{info.index}", kind="layer", title=info.type, subtitle=info.name,
-        settings=settings, params=params, category=category, state=state, tooltip="<br>".join(lines),
-    )
+HINT_PORT_OUT = "Drag from this output port onto another block to connect them."
+HINT_PORT_IN = "Drag from this input port onto the block that should feed it."
 
 
-def input_content(analysis: Analysis, document: ProjectDocument) -> BlockContent:
-    shape = describe.format_shape(document.input_shape)
-    return BlockContent(
-        key="__input__", kind="input", title="Input", subtitle=document.dataset_ref,
-        settings=f"{shape} image", icon_name="input",
-        tooltip=f"<b>Input</b>: one image of {shape} (height × width × channels), "
-        f"from the dataset {document.dataset_ref}.",
-    )
-
-
-def output_content(analysis: Analysis) -> BlockContent:
-    out = analysis.output_shape
-    if not analysis.ok:
-        count = len(analysis.problems)
-        text = f"{count} problem{'s' if count != 1 else ''} to fix"
-        tip = "The network cannot run until the problems listed below are fixed."
-        state = "unknown"
-    elif len(out) == 1:
-        text = f"{out[0]} scores (one per class)"
-        tip = f"The network ends in a vector of {out[0]} values: a classifier needs one per class."
-        state = "ok"
-    else:
-        text = f"{describe.format_shape(out)} feature map — add Flatten and Dense to classify"
-        tip = "A classifier must end in a vector of class scores."
-        state = "ok"
-    return BlockContent(key="__output__", kind="output", title="Output", settings=text, icon_name="output",
-                        state=state, tooltip=tip)
+@dataclass
+class _Gesture:
+    kind: str  # "press", "connect", "move", "pan"
+    start: QPoint
+    key: str | None = None  # the pressed block, or the block whose port started a wire
+    from_output: bool = True
+    allowed: frozenset[str] = frozenset()
+    target: str | None = None
+    wire: Wire | None = None  # the wire a moved block would land on
+    grab: QPointF | None = None  # where the block was grabbed, relative to its origin
+    moved: bool = False
 
 
 class ArchitectureCanvas(QGraphicsView):
-    """Signals: ``block_activated(str)`` on a double-click (the window focuses the inspector)."""
+    """Signals: ``block_activated(str)`` on a double-click (the window focuses the inspector);
+    ``hint(str)`` a line for the status bar ("" clears it) while the pointer explains a gesture."""
 
     block_activated = Signal(str)
+    hint = Signal(str)
 
     def __init__(self, document: ProjectDocument, editor: ArchitectureEditor, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -91,70 +77,152 @@ class ArchitectureCanvas(QGraphicsView):
         self.editor = editor
         self.selection = editor.selection
         self.setScene(QGraphicsScene(self))
+        self.scene().setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
         self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
         self.setAcceptDrops(True)
         self.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setBackgroundBrush(Qt.GlobalColor.white)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMouseTracking(True)
         self.setToolTip("")
         self.blocks: dict[str, Block] = {}
         self.order: list[str] = []
-        self.edges: list[Edge] = []
+        self.edges: list[WireItem] = []
         self.input_block: Block | None = None
         self.output_block: Block | None = None
+        self.layout_result: Layout | None = None
         self.marker = InsertionMarker()
-        self._press: tuple[QPoint, str] | None = None
-        self.auto_fit = True  # keep the whole network in view until the user zooms by hand
+        self.pending = PendingWire()
+        self.selected_wire: Wire | None = None
+        self._manual: dict[str, QPointF] = {}
+        self._structure: tuple | None = None
+        self._gesture: _Gesture | None = None
+        self._drop_block: Block | None = None
+        self._hint = ""
+        self.auto_fit: str | None = "readable"  # None once the user zooms by hand; "all" after Fit
+        self.scene().addItem(self.marker)
+        self.scene().addItem(self.pending)
         document.changed.connect(self.rebuild)
         document.settings_changed.connect(self.rebuild)
         self.selection.changed.connect(self._show_selection)
         self.rebuild()
 
-    # -- building the scene ---------------------------------------------------------------------------
+    # -- building the scene -------------------------------------------------------------------------------
     def rebuild(self) -> None:
-        scene = self.scene()
-        self.marker.setVisible(False)
-        if self.marker.scene() is scene:
-            scene.removeItem(self.marker)
-        scene.clear()
-        scene.addItem(self.marker)
+        self._cancel_gesture()
+        self._clear_drop_feedback()
         analysis = self.document.analysis()
         layers = self.document.layers()
-        self.blocks, self.order, self.edges = {}, [], []
-        y = 0.0
-        self.input_block = self._place(Block(input_content(analysis, self.document)), y)
-        y += self.input_block.height() + GAP
-        failed = False
-        chain = [self.input_block]
+        marks = scene_content.problem_marks(analysis, layers)
+        shapes = scene_content.output_shapes(analysis)
+        contents = {INPUT: scene_content.input_content(self.document)}
+        self.order = []
         for info, spec in zip(analysis.layers, layers):
-            block = self._place(Block(layer_content(info, spec, failed)), y)
-            failed = failed or info.error is not None
-            self.blocks[block.content.key] = block
-            self.order.append(block.content.key)
-            chain.append(block)
-            y += block.height() + GAP
-        self.output_block = self._place(Block(output_content(analysis)), y)
-        chain.append(self.output_block)
-        shapes = [analysis.input_shape] + [info.output_shape for info in analysis.layers]
-        for source, target, shape in zip(chain, chain[1:], shapes):
-            edge = Edge(source, target, describe.format_shape(shape), known=shape is not None)
-            scene.addItem(edge)
-            self.edges.append(edge)
-        rect = scene.itemsBoundingRect().adjusted(-120, -14, 120, 14)
-        scene.setSceneRect(rect)
+            key = spec["id"]
+            state = marks.blocks.get(key) or ("unknown" if info.output_shape is None else "ok")
+            contents[key] = scene_content.layer_content(info, spec, state,
+                                                        scene_content.input_shapes_of(spec, shapes))
+            self.order.append(key)
+        contents[OUTPUT] = scene_content.output_content(analysis)
+
+        for key in [k for k in self.blocks if k not in contents]:
+            self.scene().removeItem(self.blocks.pop(key))
+        for key, content in contents.items():
+            block = self.blocks.get(key)
+            if block is None:
+                block = Block(content)
+                self.blocks[key] = block
+                self.scene().addItem(block)
+            elif block.content != content:
+                block.set_content(content)
+        self.input_block, self.output_block = self.blocks[INPUT], self.blocks[OUTPUT]
+
+        wires = graph.wires(layers) if layers else [Wire(INPUT, OUTPUT, 0)]
+        structure = (tuple(self.order), tuple(wires))
+        if structure != self._structure:
+            self._structure = structure
+            self._manual = {}  # a new structure: lay everything out afresh
+            self.layout_result = self._compute_layout(wires)
+        self._place_blocks()
+        self._build_wires(wires, analysis, layers, shapes, marks)
+        self._update_scene_rect()
         if self.auto_fit:
-            self.fit_all()
+            self._fit(self.auto_fit)
         self._show_selection(self.selection.layer_id or "")
+        if self.selected_wire not in {item.wire for item in self.edges}:
+            self.selected_wire = None
+        self._show_wire_selection()
 
-    def _place(self, block: Block, y: float) -> Block:
-        self.scene().addItem(block)
-        block.setPos(0, y)
-        return block
+    def _compute_layout(self, wires: list[Wire]) -> Layout:
+        sizes = {key: (BLOCK_WIDTH, block.height()) for key, block in self.blocks.items()}
+        edges = [(w.source, w.target) for w in wires]
+        nodes = [INPUT, *self.order, OUTPUT]
+        return layered_layout(sizes, edges, main_path(nodes, edges, OUTPUT))
 
-    # -- queries (tests and other views) --------------------------------------------------------------
+    def _place_blocks(self) -> None:
+        layout = self.layout_result
+        for key, block in self.blocks.items():
+            if key in self._manual:
+                block.setPos(self._manual[key])
+            elif layout is not None and key in layout.positions:
+                x, y = layout.positions[key]
+                block.setPos(x, y)
+
+    def _build_wires(self, wires, analysis, layers, shapes, marks) -> None:
+        for item in self.edges:
+            self.scene().removeItem(item)
+        self.edges = []
+        names = scene_content.node_names(analysis, layers)
+        problems = scene_content.wire_problems(analysis)
+        many = {spec["id"] for spec in layers if graph.takes_many(spec)}
+        for wire in wires:
+            shape = shapes.get(wire.source) if wire.source in shapes else None
+            state = marks.wires.get((wire.source, wire.target)) or ("ok" if shape is not None else "unknown")
+            tip = scene_content.wire_tooltip(wire, shape, names, problems.get((wire.source, wire.target)),
+                                             wire.target in many)
+            item = WireItem(wire, QPainterPath(), scene_content.wire_label(shape), QPointF(), state, tip)
+            self.scene().addItem(item)
+            self.edges.append(item)
+        self._route_wires()
+
+    def _route_wires(self, only: set[str] | None = None) -> None:
+        """(Re)draw the wires (only those touching ``only``'s blocks when given)."""
+        manual = set(self._manual)
+        by_target: dict[str, list[WireItem]] = {}
+        for item in self.edges:
+            by_target.setdefault(item.wire.target, []).append(item)
+        for target, items in by_target.items():
+            if only is not None and target not in only and not any(i.wire.source in only for i in items):
+                continue
+            departures = {i.wire: wiring.departure_x(i.wire, self.blocks, self.layout_result, manual)
+                          for i in items}
+            ends = wiring.arrival_points([i.wire for i in items], departures, self.blocks[target])
+            for item in items:
+                path, last = wiring.route(item.wire, self.blocks, self.layout_result, ends[item.wire], manual)
+                item.set_path(path, last.pointAtPercent(0.5))
+
+    def _update_scene_rect(self) -> None:
+        rect = QRectF()
+        for block in self.blocks.values():
+            rect = rect.united(block.rect_in_scene())
+        for item in self.edges:
+            rect = rect.united(item.path.boundingRect())
+        self.scene().setSceneRect(rect.adjusted(-SCENE_MARGIN, -30, SCENE_MARGIN, 30))
+
+    # -- queries (tests and other views) --------------------------------------------------------------------
     def block(self, layer_id: str) -> Block:
         return self.blocks[layer_id]
+
+    def wire_item(self, wire: Wire) -> WireItem:
+        for item in self.edges:
+            if item.wire == wire:
+                return item
+        raise KeyError(wire)
+
+    def wires_between(self, source: str, target: str) -> list[WireItem]:
+        return [item for item in self.edges if item.wire.source == source and item.wire.target == target]
 
     def block_at(self, view_pos: QPoint) -> Block | None:
         for item in self.items(view_pos):
@@ -162,29 +230,79 @@ class ArchitectureCanvas(QGraphicsView):
                 return item
         return None
 
-    def gap_at(self, scene_pos: QPointF) -> int:
-        """The insertion gap under a scene point: 0 = before the first layer, n = after the last."""
-        return sum(1 for key in self.order if self.blocks[key].pos().y() + BLOCK_HEIGHT / 2 < scene_pos.y())
+    def any_block_at(self, scene_pos: QPointF, margin: float = 0.0) -> Block | None:
+        for block in self.blocks.values():
+            if block.rect_in_scene().adjusted(-margin, -margin, margin, margin).contains(scene_pos):
+                return block
+        return None
 
-    def gap_y(self, gap: int) -> float:
-        """Scene y of the middle of a gap (between blocks gap-1 and gap)."""
-        above = self.blocks[self.order[gap - 1]] if gap > 0 else self.input_block
-        return above.pos().y() + above.height() + GAP / 2
+    def wire_at(self, scene_pos: QPointF, exclude: str | None = None) -> WireItem | None:
+        for item in self.scene().items(scene_pos):
+            if isinstance(item, WireItem) and exclude not in (item.wire.source, item.wire.target):
+                return item
+        return None
+
+    def port_at(self, scene_pos: QPointF) -> tuple[str, str] | None:
+        """("out" or "in", block key) of the port under a scene point, nearest first."""
+        reach = max(PORT_HIT, PORT_HIT_SCREEN / max(self.zoom_level(), 1e-6))
+        best: tuple[float, str, str] | None = None
+        for key, block in self.blocks.items():
+            if block.has_output_port:
+                d = _distance(block.output_port(), scene_pos)
+                if d <= reach and (best is None or d < best[0]):
+                    best = (d, "out", key)
+            if block.has_input_port:
+                port = block.input_port()
+                half = block.input_port_width() / 2 - PORT_RADIUS
+                dx = max(0.0, abs(scene_pos.x() - port.x()) - half)
+                d = math.hypot(dx, scene_pos.y() - port.y())
+                if d <= reach and (best is None or d < best[0]):
+                    best = (d, "in", key)
+        return (best[1], best[2]) if best else None
+
+    def output_port_pos(self, key: str) -> QPoint:
+        """The viewport point of a block's output port (tests press the mouse there)."""
+        return self.mapFromScene(self.blocks[key].output_port())
+
+    def input_port_pos(self, key: str) -> QPoint:
+        return self.mapFromScene(self.blocks[key].input_port())
+
+    def wire_center(self, wire: Wire) -> QPoint:
+        """The viewport point of a wire's shape label: a click or a drop there hits the wire."""
+        return self.mapFromScene(self.wire_item(wire).label_at)
 
     def gap_center(self, gap: int) -> QPoint:
-        """A viewport point inside a gap: where a drop lands to insert at ``gap``."""
-        return self.mapFromScene(QPointF(0, self.gap_y(gap)))
+        """Chain view: the point on the wire into layer ``gap`` (0-based), or into the output at the end."""
+        if gap >= len(self.order):
+            return self.wire_center(next(i.wire for i in self.edges if i.wire.target == OUTPUT))
+        target = self.order[gap]
+        return self.wire_center(next(i.wire for i in self.edges if i.wire.target == target))
 
     def block_center(self, layer_id: str) -> QPoint:
         block = self.blocks[layer_id]
         return self.mapFromScene(block.pos() + QPointF(0, block.height() / 2))
 
-    # -- selection ------------------------------------------------------------------------------------------
+    def zoom_level(self) -> float:
+        return self.transform().m11()
+
+    # -- selection ----------------------------------------------------------------------------------------------
     def _show_selection(self, layer_id: str) -> None:
         for key, block in self.blocks.items():
             block.set_selected(key == layer_id)
+        if layer_id:
+            self.select_wire(None)
         if layer_id in self.blocks:
             self.ensureVisible(self.blocks[layer_id], 20, 40)
+
+    def select_wire(self, wire: Wire | None) -> None:
+        self.selected_wire = wire
+        if wire is not None:
+            self.selection.select(None)
+        self._show_wire_selection()
+
+    def _show_wire_selection(self) -> None:
+        for item in self.edges:
+            item.set_selected(item.wire == self.selected_wire)
 
     def _step_selection(self, delta: int) -> None:
         if not self.order:
@@ -193,15 +311,66 @@ class ArchitectureCanvas(QGraphicsView):
         index = self.order.index(current) + delta if current in self.order else (0 if delta > 0 else -1)
         self.selection.select(self.order[max(0, min(index, len(self.order) - 1))])
 
-    # -- drag and drop ----------------------------------------------------------------------------------------
-    def _accepts(self, mime) -> bool:
+    # -- hints ------------------------------------------------------------------------------------------------------
+    def _say(self, text: str) -> None:
+        if text != self._hint:
+            self._hint = text
+            self.hint.emit(text)
+
+    # -- drag and drop from the palette (and of blocks) ---------------------------------------------------
+    def _payload(self, mime) -> tuple[str, str] | None:
         type_name = layer_type_from(mime)
         if type_name is not None:
-            return type_name in LAYER_TYPES
-        return block_id_from(mime) in self.blocks
+            return ("layer", type_name) if type_name in LAYER_TYPES else None
+        key = composite_from(mime)
+        if key is not None:
+            return ("composite", key) if key in composites.COMPOSITES else None
+        block_id = block_id_from(mime)
+        if block_id is not None and block_id in self.order:
+            return ("block", block_id)
+        return None
+
+    def drop_target(self, view_pos: QPoint, moving: str | None = None) -> DropTarget | None:
+        """What a layer dropped at ``view_pos`` would be inserted on (``moving``: a block being moved)."""
+        scene_pos = self.mapToScene(view_pos)
+        item = self.wire_at(scene_pos, exclude=moving)
+        if item is not None:
+            return DropTarget("wire", wire=item.wire)
+        block = self.any_block_at(scene_pos)
+        if block is not None and block.key != moving:
+            if block.key == INPUT:
+                return DropTarget("after", node=INPUT)
+            if block.key == OUTPUT:
+                return DropTarget("wire", wire=self._output_wire())
+            upper = scene_pos.y() < block.pos().y() + block.height() / 2
+            if upper and not block.content.many_inputs:
+                return DropTarget("before", node=block.key)
+            return DropTarget("after", node=block.key)
+        nearest = self._nearest_wire(scene_pos, exclude=moving)
+        if nearest is not None:
+            return DropTarget("wire", wire=nearest.wire)
+        lowest = max(b.rect_in_scene().bottom() for b in self.blocks.values())
+        if scene_pos.y() > lowest and moving is None:
+            return DropTarget("wire", wire=self._output_wire())
+        return None
+
+    def _output_wire(self) -> Wire:
+        return next(item.wire for item in self.edges if item.wire.target == OUTPUT)
+
+    def _nearest_wire(self, scene_pos: QPointF, exclude: str | None) -> WireItem | None:
+        area = QRectF(scene_pos.x() - SNAP_DISTANCE, scene_pos.y() - SNAP_DISTANCE, 2 * SNAP_DISTANCE,
+                      2 * SNAP_DISTANCE)
+        best: tuple[float, WireItem] | None = None
+        for item in self.scene().items(area):
+            if not isinstance(item, WireItem) or exclude in (item.wire.source, item.wire.target):
+                continue
+            d = _path_distance(item.path, scene_pos)
+            if d <= SNAP_DISTANCE and (best is None or d < best[0]):
+                best = (d, item)
+        return best[1] if best else None
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        if not self._accepts(event.mimeData()):
+        if self._payload(event.mimeData()) is None:
             event.ignore()
             return
         if self.document.locked:
@@ -209,92 +378,369 @@ class ArchitectureCanvas(QGraphicsView):
             event.ignore()
             return
         event.acceptProposedAction()
-        self._show_marker(event.position().toPoint())
+        self._show_drop_feedback(event.position().toPoint(), event.mimeData())
 
     def dragMoveEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        if not self._accepts(event.mimeData()) or self.document.locked:
+        if self._payload(event.mimeData()) is None or self.document.locked:
             event.ignore()
             return
-        event.acceptProposedAction()
-        self._show_marker(event.position().toPoint())
-
-    def dragLeaveEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        self.marker.setVisible(False)
-        event.accept()
-
-    def dropEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        self.marker.setVisible(False)
-        mime = event.mimeData()
-        gap = self.gap_at(self.mapToScene(event.position().toPoint()))
-        type_name = layer_type_from(mime)
-        if type_name in LAYER_TYPES:
-            done = self.editor.insert_layer(type_name, gap) is not None
-        elif (layer_id := block_id_from(mime)) in self.blocks:
-            done = self.editor.move_to_gap(layer_id, gap)
-        else:
-            done = False
-        if done:
+        if self._show_drop_feedback(event.position().toPoint(), event.mimeData()):
             event.acceptProposedAction()
         else:
             event.ignore()
 
-    def _show_marker(self, view_pos: QPoint) -> None:
-        gap = self.gap_at(self.mapToScene(view_pos))
-        self.marker.gap = gap
-        self.marker.setPos(0, self.gap_y(gap))
-        self.marker.setVisible(True)
+    def dragLeaveEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self._clear_drop_feedback()
+        self._say("")
+        event.accept()
 
-    # -- mouse and keyboard -------------------------------------------------------------------------------------
+    def dropEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self._clear_drop_feedback()
+        self._say("")
+        payload = self._payload(event.mimeData())
+        moving = payload[1] if payload and payload[0] == "block" else None
+        target = self.drop_target(event.position().toPoint(), moving=moving) if payload else None
+        done = False
+        if payload is not None and target is not None:
+            kind, value = payload
+            if kind == "layer":
+                done = self.editor.insert_at_target(value, target) is not None
+            elif kind == "composite":
+                done = self.editor.insert_composite(value, target) is not None
+            elif target.kind == "wire":
+                done = self.editor.move_onto_wire(value, target.wire)
+            else:
+                done = self.editor.move_next_to(value, target.kind, target.node)
+        if done:
+            self.setFocus(Qt.FocusReason.OtherFocusReason)
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def _show_drop_feedback(self, view_pos: QPoint, mime=None, moving: str | None = None) -> bool:
+        if mime is not None:
+            payload = self._payload(mime)
+            moving = payload[1] if payload and payload[0] == "block" else moving
+        target = self.drop_target(view_pos, moving=moving)
+        self._clear_drop_feedback()
+        if target is None:
+            self._say("Drop the layer on a wire (or just above or below a block) to insert it there.")
+            return False
+        self.marker.target = target
+        if target.kind == "wire":
+            item = self.wire_item(target.wire)
+            item.set_highlighted(True)
+            self.marker.setPos(item.label_at)
+            self._say(f"Insert on the wire {self._wire_words(target.wire)}.")
+        else:
+            block = self.blocks[target.node]
+            self._drop_block = block
+            edge = "top" if target.kind == "before" else "bottom"
+            block.set_drop_edge(edge)
+            y = block.pos().y() + (-14 if edge == "top" else block.height() + 14)
+            self.marker.setPos(block.pos().x(), y)
+            where = "before" if target.kind == "before" else "after"
+            self._say(f"Insert {where} {self._node_words(target.node)}.")
+        self.marker.setVisible(True)
+        return True
+
+    def _clear_drop_feedback(self) -> None:
+        self.marker.setVisible(False)
+        self.marker.target = None
+        for item in self.edges:
+            item.set_highlighted(False)
+        if self._drop_block is not None:
+            self._drop_block.set_drop_edge(None)
+            self._drop_block = None
+
+    def _node_words(self, key: str) -> str:
+        if key == INPUT:
+            return "the input"
+        if key == OUTPUT:
+            return "the output"
+        block = self.blocks.get(key)
+        return f"{block.content.title} {self.order.index(key) + 1}" if block else key
+
+    def _wire_words(self, wire: Wire) -> str:
+        return f"{self._node_words(wire.source)} → {self._node_words(wire.target)}"
+
+    # -- mouse -------------------------------------------------------------------------------------------------
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
-        block = self.block_at(event.position().toPoint())
         # Focus first: an inspector field being typed in finishes its edit on the layer it belongs to.
         self.setFocus(Qt.FocusReason.MouseFocusReason)
-        if event.button() == Qt.MouseButton.LeftButton:
-            self.selection.select(block.layer_id if block else None)
-            self._press = (event.position().toPoint(), block.layer_id) if block else None
+        view_pos = event.position().toPoint()
+        scene_pos = self.mapToScene(view_pos)
+        if event.button() == Qt.MouseButton.MiddleButton:
+            self._gesture = _Gesture("pan", view_pos)
+            self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
+            event.accept()
+            return
+        if event.button() != Qt.MouseButton.LeftButton:
+            event.accept()
+            return
+        port = self.port_at(scene_pos)
+        if port is not None:
+            self._start_connect(port, view_pos, scene_pos)
+            event.accept()
+            return
+        block = self.any_block_at(scene_pos)
+        if block is not None:
+            self.selection.select(block.layer_id)
+            if block.layer_id is None:
+                self.select_wire(None)
+            grab = scene_pos - block.pos()
+            self._gesture = _Gesture("press", view_pos, key=block.key, grab=grab)
+            event.accept()
+            return
+        wire = self.wire_at(scene_pos)
+        if wire is not None:
+            self.select_wire(wire.wire)
+            self._gesture = None
+            event.accept()
+            return
+        self.selection.select(None)
+        self.select_wire(None)
+        self._gesture = _Gesture("press", view_pos)
         event.accept()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
-        if self._press and event.buttons() & Qt.MouseButton.LeftButton:
-            start, layer_id = self._press
-            if (event.position().toPoint() - start).manhattanLength() >= QApplication.startDragDistance():
-                self._press = None
-                self._drag_block(layer_id)
+        view_pos = event.position().toPoint()
+        scene_pos = self.mapToScene(view_pos)
+        gesture = self._gesture
+        if gesture is None or not event.buttons() & (Qt.MouseButton.LeftButton | Qt.MouseButton.MiddleButton):
+            if gesture is not None:
+                self._cancel_gesture()
+            self._hover(scene_pos)
+            super().mouseMoveEvent(event)
+            return
+        if gesture.kind == "press":
+            if (view_pos - gesture.start).manhattanLength() < QApplication.startDragDistance():
                 return
-        super().mouseMoveEvent(event)
+            if gesture.key is None:
+                gesture.kind = "pan"
+                self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
+            elif gesture.key in self.order:
+                gesture.kind = "move"
+                self.blocks[gesture.key].setZValue(5)
+                self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
+            else:
+                self._gesture = None
+                return
+        if gesture.kind == "pan":
+            delta = view_pos - gesture.start
+            gesture.start = view_pos
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - delta.x())
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - delta.y())
+        elif gesture.kind == "connect":
+            self._update_connect(scene_pos)
+        elif gesture.kind == "move":
+            self._update_move(view_pos, scene_pos)
+        event.accept()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
-        self._press = None
-        super().mouseReleaseEvent(event)
+        gesture, self._gesture = self._gesture, None
+        self.viewport().unsetCursor()
+        if gesture is None:
+            super().mouseReleaseEvent(event)
+            return
+        if gesture.kind == "connect":
+            self._finish_connect(gesture)
+        elif gesture.kind == "move":
+            self._finish_move(gesture)
+        event.accept()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
         block = self.block_at(event.position().toPoint())
         if block is not None:
             self.block_activated.emit(block.layer_id)
 
-    def _drag_block(self, layer_id: str) -> None:
+    def leaveEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        for block in self.blocks.values():
+            block.set_hover_port(None)
+        if self._gesture is None:
+            self._say("")
+        super().leaveEvent(event)
+
+    def _hover(self, scene_pos: QPointF) -> None:
+        port = self.port_at(scene_pos)
+        for key, block in self.blocks.items():
+            block.set_hover_port(port[0] if port and port[1] == key else None)
+        if port is not None:
+            self.viewport().setCursor(Qt.CursorShape.CrossCursor)
+            self._say(HINT_PORT_OUT if port[0] == "out" else HINT_PORT_IN)
+        else:
+            self.viewport().unsetCursor()
+            self._say("")
+
+    # -- connecting -----------------------------------------------------------------------------------------
+    def _start_connect(self, port: tuple[str, str], view_pos: QPoint, scene_pos: QPointF) -> None:
+        side, key = port
         if self.document.locked:
             self.document.edit_refused.emit(self.document.lock_reason)
             return
-        block = self.blocks[layer_id]
-        pixmap = QPixmap(int(block.boundingRect().width()), int(block.boundingRect().height()))
-        pixmap.fill(Qt.GlobalColor.transparent)
-        painter = QPainter(pixmap)
-        painter.translate(-block.boundingRect().topLeft())
-        painter.setOpacity(0.85)
-        block.paint(painter, None)
-        painter.end()
-        drag = QDrag(self)
-        drag.setMimeData(block_mime(layer_id))
-        drag.setPixmap(pixmap)
-        drag.setHotSpot(QPoint(pixmap.width() // 2, pixmap.height() // 2))
-        drag.exec(Qt.DropAction.MoveAction)
+        layers = self.document.layers()
+        if side == "out":
+            allowed = graph.connectable_targets(layers, key)
+        else:
+            allowed = graph.connectable_sources(layers, key)
+        self._gesture = _Gesture("connect", view_pos, key=key, from_output=side == "out",
+                                 allowed=frozenset(allowed))
+        for other, block in self.blocks.items():
+            port_name = "in" if side == "out" else "out"
+            if (port_name == "in" and not block.has_input_port) or (port_name == "out" and not block.has_output_port):
+                continue
+            if other == key:
+                continue
+            block.set_port_role(port_name, "candidate" if other in allowed else "blocked")
+        self.pending.downward = side == "out"
+        start = self.blocks[key].output_port() if side == "out" else self.blocks[key].input_port()
+        self.pending.set_ends(start, scene_pos, False)
+        self.pending.setVisible(True)
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor)
+        self._say(f"Connecting {self._node_words(key)}: release over a block with a green port "
+                  "(Esc cancels).")
+
+    def _update_connect(self, scene_pos: QPointF) -> None:
+        gesture = self._gesture
+        block = self.any_block_at(scene_pos, margin=PORT_HIT)
+        port = self.port_at(scene_pos)
+        if port is not None:
+            block = self.blocks[port[1]]
+        target = block.key if block is not None and block.key != gesture.key else None
+        port_name = "in" if gesture.from_output else "out"
+        if gesture.target is not None and gesture.target != target:
+            previous = self.blocks.get(gesture.target)
+            if previous is not None:
+                previous.set_port_role(port_name, "candidate" if gesture.target in gesture.allowed else "blocked")
+        gesture.target = target
+        valid = target in gesture.allowed
+        end = scene_pos
+        if target is not None and valid:
+            self.blocks[target].set_port_role(port_name, "target")
+            end = self.blocks[target].input_port() if gesture.from_output else self.blocks[target].output_port()
+        start = (self.blocks[gesture.key].output_port() if gesture.from_output
+                 else self.blocks[gesture.key].input_port())
+        self.pending.set_ends(start, end, valid)
+        if target is None:
+            self._say(f"Connecting {self._node_words(gesture.key)}: release over a block with a green port "
+                      "(Esc cancels).")
+        elif valid:
+            source, sink = (gesture.key, target) if gesture.from_output else (target, gesture.key)
+            if sink == OUTPUT:
+                self._say(f"Release to make {self._node_words(source)} the network's output.")
+            else:
+                self._say(f"Release to connect {self._node_words(source)} → {self._node_words(sink)}.")
+        else:
+            self._say(self._why_not(gesture, target))
+
+    def _why_not(self, gesture: _Gesture, target: str) -> str:
+        source, sink = (gesture.key, target) if gesture.from_output else (target, gesture.key)
+        if sink == INPUT or source == OUTPUT:
+            return "Wires run downwards: from an output port (bottom) to an input port (top)."
+        try:
+            graph.connect(self.document.layers(), source, sink)
+        except graph.GraphEditError as problem:
+            return f"Cannot connect: {problem}."
+        return ""
+
+    def _finish_connect(self, gesture: _Gesture) -> None:
+        target = gesture.target
+        self._end_connect_feedback()
+        if target is None or target not in gesture.allowed:
+            if target is not None:
+                self._say(self._why_not(gesture, target))
+            else:
+                self._say("")
+            return
+        self._say("")
+        source, sink = (gesture.key, target) if gesture.from_output else (target, gesture.key)
+        self.editor.connect(source, sink)
+
+    def _end_connect_feedback(self) -> None:
+        self.pending.setVisible(False)
+        for block in self.blocks.values():
+            block.set_port_role("in", None)
+            block.set_port_role("out", None)
+
+    # -- moving blocks -------------------------------------------------------------------------------------------
+    def _update_move(self, view_pos: QPoint, scene_pos: QPointF) -> None:
+        gesture = self._gesture
+        block = self.blocks[gesture.key]
+        block.setPos(scene_pos - gesture.grab)
+        gesture.moved = True
+        self._manual[gesture.key] = block.pos()
+        self._route_wires(only={gesture.key})
+        for item in self.edges:
+            item.set_highlighted(False)
+        item = self.wire_at(scene_pos, exclude=gesture.key)
+        gesture.wire = item.wire if item is not None and not self.document.locked else None
+        if item is not None and gesture.wire is not None:
+            item.set_highlighted(True)
+            self._say(f"Release to move {self._node_words(gesture.key)} onto the wire "
+                      f"{self._wire_words(item.wire)}; elsewhere it just stays where you put it.")
+        else:
+            self._say("Drop the block on a wire to move it there in the network; elsewhere it just stays where "
+                      "you put it (Tidy lays everything out again).")
+
+    def _finish_move(self, gesture: _Gesture) -> None:
+        block = self.blocks.get(gesture.key)
+        if block is not None:
+            block.setZValue(0)
+        for item in self.edges:
+            item.set_highlighted(False)
+        self._say("")
+        if gesture.wire is not None:
+            self._manual.pop(gesture.key, None)
+            if not self.editor.move_onto_wire(gesture.key, gesture.wire):
+                self.tidy_block(gesture.key)
+            return
+        self._update_scene_rect()
+
+    def tidy_block(self, key: str) -> None:
+        self._manual.pop(key, None)
+        self._place_blocks()
+        self._route_wires()
+
+    def tidy(self) -> None:
+        """Forget blocks placed by hand and lay the whole network out again."""
+        self._manual.clear()
+        self._structure = None
+        self.rebuild()
+
+    @property
+    def has_manual_positions(self) -> bool:
+        return bool(self._manual)
+
+    def _cancel_gesture(self) -> None:
+        gesture, self._gesture = self._gesture, None
+        if gesture is None:
+            return
+        if gesture.kind == "connect":
+            self._end_connect_feedback()
+        elif gesture.kind == "move" and gesture.key in self.blocks:
+            self.blocks[gesture.key].setZValue(0)
+            for item in self.edges:
+                item.set_highlighted(False)
+        self.viewport().unsetCursor()
+        self._say("")
+
+    # -- keyboard ----------------------------------------------------------------------------------------------
+    def event(self, event) -> bool:
+        # With a wire selected, Delete belongs to the canvas (the window's Delete removes blocks).
+        if (event.type() == QEvent.Type.ShortcutOverride and self.selected_wire is not None
+                and event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace)):
+            event.accept()
+            return True
+        return super().event(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
         key, mods = event.key(), event.modifiers()
         alt = bool(mods & Qt.KeyboardModifier.AltModifier)
         if key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
-            self.editor.remove()
+            if self.selected_wire is not None:
+                self.editor.disconnect(self.selected_wire)
+            else:
+                self.editor.remove()
         elif key == Qt.Key.Key_D and mods & Qt.KeyboardModifier.ControlModifier:
             self.editor.duplicate()
         elif key in (Qt.Key.Key_Up, Qt.Key.Key_Down):
@@ -304,7 +750,11 @@ class ArchitectureCanvas(QGraphicsView):
             else:
                 self._step_selection(delta)
         elif key == Qt.Key.Key_Escape:
-            self.selection.select(None)
+            if self._gesture is not None:
+                self._cancel_gesture()
+            else:
+                self.selection.select(None)
+                self.select_wire(None)
         else:
             super().keyPressEvent(event)
             return
@@ -312,52 +762,110 @@ class ArchitectureCanvas(QGraphicsView):
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 (Qt override)
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
             self.zoom(1.15 if event.angleDelta().y() > 0 else 1 / 1.15)
+            self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
             event.accept()
         else:
             super().wheelEvent(event)
 
+    # -- context menus --------------------------------------------------------------------------------------------
     def contextMenuEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        block = self.block_at(event.pos())
-        if block is None:
-            return
-        self.selection.select(block.layer_id)
+        scene_pos = self.mapToScene(event.pos())
+        block = self.any_block_at(scene_pos)
         menu = QMenu(self)
-        menu.addAction("Duplicate", self.editor.duplicate)
-        menu.addAction("Move up", lambda: self.editor.move_by(-1))
-        menu.addAction("Move down", lambda: self.editor.move_by(1))
-        menu.addSeparator()
-        menu.addAction("Delete", self.editor.remove)
-        info = self.document.analysis().layers[self.document.index_of(block.layer_id)]
-        if info.error is not None and info.error.fix:
-            menu.addSeparator()
-            menu.addAction(f"Fix: {describe.fix_label(info.error.fix)}", lambda: self.editor.apply_fix(info.error))
+        menu.setToolTipsVisible(True)
+        if block is not None and block.layer_id:
+            self._block_menu(menu, block.layer_id)
+        elif (wire := self.wire_at(scene_pos)) is not None:
+            self.select_wire(wire.wire)
+            self._wire_menu(menu, wire.wire)
+        else:
+            menu.addAction("Tidy Layout", self.tidy)
+            menu.addAction("Fit Network", self.fit_all)
         menu.exec(event.globalPos())
+
+    def _block_menu(self, menu: QMenu, layer_id: str) -> None:
+        self.selection.select(layer_id)
+        locked = self.document.locked
+        for text, slot in (("Duplicate", self.editor.duplicate), ("Move up", lambda: self.editor.move_by(-1)),
+                           ("Move down", lambda: self.editor.move_by(1))):
+            menu.addAction(text, slot).setEnabled(not locked)
+        layers = self.document.layers()
+        if layer_id != graph.output_id(layers) and not graph.consumers(layers).get(layer_id):
+            action = menu.addAction("Make It the Network's Output", lambda: self.editor.connect(layer_id, OUTPUT))
+            action.setEnabled(not locked)
+        menu.addSeparator()
+        menu.addAction("Delete", self.editor.remove).setEnabled(not locked)
+        analysis = self.document.analysis()
+        info = analysis.layers[self.document.index_of(layer_id)]
+        if info.error is not None and fixes.fix_name(self.document, info.error):
+            menu.addSeparator()
+            label = fixes.fix_label(self.document, info.error, self.editor.num_classes)
+            menu.addAction(f"Fix: {label}", lambda: self.editor.apply_fix(info.error)).setEnabled(not locked)
+
+    def _wire_menu(self, menu: QMenu, wire: Wire) -> None:
+        locked = self.document.locked
+        insert = menu.addMenu("Insert Layer Here")
+        for category in CATEGORIES:
+            sub = insert.addMenu(style.category_icon(category), category)
+            for type_name, cls in LAYER_TYPES.items():
+                if cls.category == category:
+                    sub.addAction(type_name, lambda t=type_name: self.editor.insert_at_target(
+                        t, DropTarget("wire", wire=wire)))
+        blocks = menu.addMenu("Insert Block Here")
+        for key, composite in composites.COMPOSITES.items():
+            blocks.addAction(composite.title, lambda k=key: self.editor.insert_composite(
+                k, DropTarget("wire", wire=wire)))
+        insert.setEnabled(not locked)
+        blocks.setEnabled(not locked)
+        menu.addSeparator()
+        action = menu.addAction("Disconnect", lambda: self.editor.disconnect(wire))
+        action.setEnabled(not locked and wire.target != OUTPUT)
 
     # -- zoom -------------------------------------------------------------------------------------------------
     def zoom(self, factor: float) -> None:
-        self.auto_fit = False
-        current = self.transform().m11()
+        self.auto_fit = None
+        current = self.zoom_level()
         factor = max(MIN_ZOOM / current, min(MAX_ZOOM / current, factor))
         self.scale(factor, factor)
 
     def reset_zoom(self) -> None:
-        self.auto_fit = False
+        self.auto_fit = None
         self.resetTransform()
 
     def fit_all(self) -> None:
-        """Scale so the whole network is visible, between MIN_AUTO_ZOOM and 100%; keep fitting on resize."""
-        self.auto_fit = True
+        """Scale so the whole network is visible (never above 100%); keep fitting on resize and edits."""
+        self._fit("all")
+
+    def _fit(self, mode: str) -> None:
+        self.auto_fit = mode
         rect = self.scene().sceneRect()
         view = self.viewport().rect()
         if rect.isEmpty() or view.isEmpty():
             return
         factor = min(view.width() / rect.width(), view.height() / rect.height(), 1.0)
-        factor = max(factor, MIN_AUTO_ZOOM)
+        # The first view keeps text readable: a long network scrolls instead of shrinking.
+        factor = max(factor, MIN_AUTO_ZOOM if mode == "readable" else MIN_ZOOM)
         self.resetTransform()
         self.scale(factor, factor)
+        if rect.width() * factor > view.width():
+            # Too wide to fit: start with the main path (x = 0) in the middle.
+            middle = self.mapToScene(self.viewport().rect().center())
+            self.centerOn(QPointF(0.0, middle.y()))
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         super().resizeEvent(event)
         if self.auto_fit:
-            self.fit_all()
+            self._fit(self.auto_fit)
+
+
+def _distance(a: QPointF, b: QPointF) -> float:
+    return math.hypot(a.x() - b.x(), a.y() - b.y())
+
+
+def _path_distance(path: QPainterPath, point: QPointF, samples: int = 48) -> float:
+    return min(_distance(path.pointAtPercent(i / samples), point) for i in range(samples + 1))
+
+
+__all__ = ["ArchitectureCanvas", "BLOCK_HEIGHT", "BLOCK_WIDTH", "END_HEIGHT", "DropTarget"]

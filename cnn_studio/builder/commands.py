@@ -1,7 +1,8 @@
 """Undoable edits of the architecture. Each calls the document's primitive mutators.
 
 Commands address layers by their stable id, never by a remembered index, so they stay correct
-however the undo stack is replayed. Rapid edits of one field of one layer (a spin box being
+however the undo stack is replayed. Structural edits (``GraphEditCommand``: insert, delete,
+connect, ...) keep only what they change. Rapid edits of one field of one layer (a spin box being
 scrolled) merge into one undo step.
 """
 
@@ -10,67 +11,101 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtGui import QUndoCommand
 
+from cnn_studio import graph
 from cnn_studio.document import ProjectDocument, new_layer_id
 
 SET_FIELD_ID = 4101  # QUndoCommand.id() shared by mergeable field edits
 MERGE_SECONDS = 1.5
 
 
-class InsertLayerCommand(QUndoCommand):
-    """Insert one layer at ``index`` (0-based). The spec gets a fresh id unless it has one."""
+@dataclass(frozen=True)
+class LayersChange:
+    """What a structural edit changes: the order of layer ids, and the specs that differ (None: absent)."""
+
+    order_before: tuple[str, ...]
+    order_after: tuple[str, ...]
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+    @classmethod
+    def between(cls, old: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]]) -> LayersChange:
+        old_by_id = {spec["id"]: spec for spec in old}
+        new_by_id = {spec["id"]: spec for spec in new}
+        changed = [key for key in {**old_by_id, **new_by_id} if old_by_id.get(key) != new_by_id.get(key)]
+        return cls(tuple(old_by_id), tuple(new_by_id),
+                   {key: copy.deepcopy(old_by_id.get(key)) for key in changed},
+                   {key: copy.deepcopy(new_by_id.get(key)) for key in changed})
+
+    def apply(self, current: Sequence[dict[str, Any]], forward: bool = True) -> list[dict[str, Any]]:
+        by_id = {spec["id"]: spec for spec in current}
+        for key, spec in (self.after if forward else self.before).items():
+            if spec is None:
+                by_id.pop(key, None)
+            else:
+                by_id[key] = copy.deepcopy(spec)
+        return [by_id[key] for key in (self.order_after if forward else self.order_before)]
+
+
+class GraphEditCommand(QUndoCommand):
+    """A structural edit of the network (insert, delete, connect, ...): the document's layers become
+    ``new_layers``. Only the difference is kept, addressed by layer id."""
+
+    def __init__(self, document: ProjectDocument, text: str, new_layers: Sequence[dict[str, Any]]) -> None:
+        super().__init__(text)
+        self._doc = document
+        self._change = LayersChange.between(document.layers(), new_layers)
+
+    @property
+    def change(self) -> LayersChange:
+        return self._change
+
+    def redo(self) -> None:
+        self._doc.set_layers(self._change.apply(self._doc.layers(), forward=True))
+
+    def undo(self) -> None:
+        self._doc.set_layers(self._change.apply(self._doc.layers(), forward=False))
+
+
+class InsertLayerCommand(GraphEditCommand):
+    """Insert one layer before the layer now at ``index`` (0-based; at the end: after the output).
+
+    The spec gets a fresh id unless it has one.
+    """
 
     def __init__(self, document: ProjectDocument, index: int, spec: dict[str, Any], text: str = "") -> None:
-        self._spec = copy.deepcopy(spec)
-        self._spec.setdefault("id", new_layer_id())
-        super().__init__(text or f"Insert {self._spec.get('type', 'layer')}")
-        self._doc = document
-        self._index = index
+        spec = copy.deepcopy(spec)
+        spec.setdefault("id", new_layer_id())
+        self._id = spec["id"]
+        super().__init__(document, text or f"Insert {spec.get('type', 'layer')}",
+                         graph.insert_at(document.layers(), [spec], index))
 
     @property
     def layer_id(self) -> str:
-        return self._spec["id"]
-
-    def redo(self) -> None:
-        self._doc.insert_layer(min(self._index, len(self._doc.layers())), self._spec)
-
-    def undo(self) -> None:
-        self._doc.remove_layer(self._doc.index_of(self.layer_id))
+        return self._id
 
 
-class RemoveLayerCommand(QUndoCommand):
+class RemoveLayerCommand(GraphEditCommand):
+    """Delete a layer; the layers it fed take its input instead."""
+
     def __init__(self, document: ProjectDocument, layer_id: str) -> None:
-        self._doc = document
-        self._index = document.index_of(layer_id)
-        self._spec = document.layer(self._index)
-        super().__init__(f"Delete {self._spec.get('type', 'layer')} {self._index + 1}")
-
-    def redo(self) -> None:
-        self._doc.remove_layer(self._doc.index_of(self._spec["id"]))
-
-    def undo(self) -> None:
-        self._doc.insert_layer(self._index, self._spec)
+        index = document.index_of(layer_id)
+        spec = document.layer(index)
+        super().__init__(document, f"Delete {spec.get('type', 'layer')} {index + 1}",
+                         graph.remove(document.layers(), layer_id))
 
 
-class MoveLayerCommand(QUndoCommand):
-    """Move a layer so that it ends up at ``target`` (0-based position after the move)."""
+class MoveLayerCommand(GraphEditCommand):
+    """Chain-style move: take a layer out and put it before the layer at ``target`` of the rest (0-based)."""
 
     def __init__(self, document: ProjectDocument, layer_id: str, target: int) -> None:
-        self._doc = document
-        self._id = layer_id
-        self._source = document.index_of(layer_id)
-        self._target = target
-        spec = document.layer(self._source)
-        super().__init__(f"Move {spec.get('type', 'layer')} to position {target + 1}")
-
-    def redo(self) -> None:
-        self._doc.move_layer(self._doc.index_of(self._id), self._target)
-
-    def undo(self) -> None:
-        self._doc.move_layer(self._doc.index_of(self._id), self._source)
+        spec = document.layer(document.index_of(layer_id))
+        super().__init__(document, f"Move {spec.get('type', 'layer')} to position {target + 1}",
+                         graph.move_to_index(document.layers(), layer_id, target))
 
 
 class SetLayerCommand(QUndoCommand):
@@ -83,6 +118,8 @@ class SetLayerCommand(QUndoCommand):
         self._old = document.layer(document.index_of(layer_id))
         self._new = copy.deepcopy(new_spec)
         self._new["id"] = layer_id
+        if "inputs" in self._old:  # a settings edit never rewires the layer
+            self._new["inputs"] = copy.deepcopy(self._old["inputs"])
         self._field = field
         self._stamp = time.monotonic()
         label = text or (f"Set {self._old.get('type', 'layer')} {field}" if field else
@@ -110,7 +147,8 @@ class SetLayerCommand(QUndoCommand):
 
 
 class CompositeCommand(QUndoCommand):
-    """Several commands as one undo step (e.g. a fix that appends Flatten and Dense)."""
+    """Several commands as one undo step. Structural commands compute their result when created, so
+    only the first of them may be structural (or combine the structural edits in one GraphEditCommand)."""
 
     def __init__(self, text: str, commands: Sequence[QUndoCommand]) -> None:
         super().__init__(text)
@@ -126,7 +164,8 @@ class CompositeCommand(QUndoCommand):
 
 
 def duplicate_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a layer for Ctrl+D: a new id, and no custom name (weight names must stay unique)."""
-    clone = {k: copy.deepcopy(v) for k, v in spec.items() if k not in ("id", "name")}
+    """A copy of a layer for Ctrl+D: a new id, no custom name (weight names must stay unique), and no
+    wiring (the editor places it)."""
+    clone = {k: copy.deepcopy(v) for k, v in spec.items() if k not in ("id", "name", "inputs")}
     clone["id"] = new_layer_id()
     return clone

@@ -13,6 +13,8 @@ FIX_LABELS = {
     "padding_same": "Use padding 'same'",
     "append_classifier": "Append a classifier",
     "set_output_units": "Set units to the class count",
+    "project_shortcut": "Insert a 1x1 Conv2D projection",
+    "insert_pooling": "Insert pooling",
 }
 
 _LOCATION_PREFIX = re.compile(r"^layer \d+ \([^)]*\): ")
@@ -88,6 +90,10 @@ def settings_text(spec: dict[str, Any]) -> str:
         return "feature maps → vector"
     if t == "GlobalAvgPool2D":
         return "mean of each feature map"
+    if t in ("Add", "Concatenate"):
+        count = len(spec.get("inputs") or [])
+        inputs = f"{count} input{'s' if count != 1 else ''}"
+        return f"sum of {inputs}" if t == "Add" else f"stacks {inputs}"
     if t in LAYER_TYPES:
         return "element-wise"
     return ""
@@ -96,7 +102,7 @@ def settings_text(spec: dict[str, Any]) -> str:
 def _with_defaults(spec: dict[str, Any]) -> dict[str, Any]:
     cls = LAYER_TYPES.get(spec.get("type"))
     cfg = {f.name: f.default for f in cls.fields} if cls else {}
-    cfg.update({k: v for k, v in spec.items() if k not in ("type", "name", "id")})
+    cfg.update({k: v for k, v in spec.items() if k not in ("type", "name", "id", "inputs", "trainable")})
     return cfg
 
 

@@ -1,26 +1,26 @@
 """The builder's edit operations: each builds an undo command and pushes it through the document.
 
 Views (palette, canvas, inspector, problems list, menus) call these instead of touching the
-document; a locked document refuses them and says why (``ProjectDocument.edit_refused``).
+document; a locked document refuses them and says why (``ProjectDocument.edit_refused``); an edit
+the graph does not allow (a loop, a layer's last input) is refused with ``notice(str)``.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 
-from cnn_studio.builder.commands import (
-    InsertLayerCommand,
-    MoveLayerCommand,
-    RemoveLayerCommand,
-    SetLayerCommand,
-    duplicate_spec,
-)
+from cnn_studio import graph
+from cnn_studio.builder import composites
+from cnn_studio.builder.commands import GraphEditCommand, SetLayerCommand, duplicate_spec
 from cnn_studio.builder.fixes import make_fix_command
 from cnn_studio.builder.selection import BlockSelection
-from cnn_studio.document import ProjectDocument
+from cnn_studio.document import ProjectDocument, new_layer_id
+from cnn_studio.graph import INPUT, OUTPUT, GraphEditError, Wire
 from engine.errors import ArchitectureError
 from engine.layers import LAYER_TYPES
 
@@ -41,7 +41,20 @@ def new_layer_spec(type_name: str) -> dict[str, Any]:
     return spec
 
 
+@dataclass(frozen=True)
+class DropTarget:
+    """Where new layers go: on ``wire``, or "before"/"after" the node ``node``."""
+
+    kind: str  # "wire", "before" or "after"
+    wire: Wire | None = None
+    node: str | None = None
+
+
 class ArchitectureEditor(QObject):
+    """Signals: ``notice(str)`` when an edit cannot be made, saying why (for the status bar)."""
+
+    notice = Signal(str)
+
     def __init__(self, document: ProjectDocument, selection: BlockSelection, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.document = document
@@ -52,57 +65,145 @@ class ArchitectureEditor(QObject):
         """The dataset's class count, when the training workspace has told the document."""
         return self.document.num_classes
 
+    # -- the one way structural edits are made ------------------------------------------------------------
+    def _edit(self, text: str, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+              select: str | None = None) -> bool:
+        if self.document.locked:
+            self.document.edit_refused.emit(self.document.lock_reason or "the architecture is locked")
+            return False
+        layers = self.document.layers()
+        try:
+            after = edit(layers)
+        except GraphEditError as problem:
+            self.notice.emit(f"{text}: not possible, {problem}.")
+            return False
+        if after == layers:
+            return False
+        if not self.document.push(GraphEditCommand(self.document, text, after)):
+            return False
+        if select is not None:
+            self.selection.select(select)
+        return True
+
+    def _name(self, node: str) -> str:
+        return graph.label(self.document.layers(), node)
+
     # -- inserting -----------------------------------------------------------------------------------
     def insert_layer(self, type_name: str, index: int | None = None) -> str | None:
-        """Insert a new layer of ``type_name`` at ``index`` (0-based; None = append). Returns its id."""
+        """A new layer of ``type_name`` before the layer at ``index`` (0-based; None: append). Returns its id."""
         if type_name not in LAYER_TYPES:
             return None
         return self.insert_spec(new_layer_spec(type_name), index)
 
     def insert_spec(self, spec: dict[str, Any], index: int | None = None) -> str | None:
+        spec = copy.deepcopy(spec)
+        spec["id"] = spec.get("id") or new_layer_id()
         count = len(self.document.layers())
         index = count if index is None else max(0, min(index, count))
-        command = InsertLayerCommand(self.document, index, spec)
-        if not self.document.push(command):
-            return None
-        self.selection.select(command.layer_id)
-        return command.layer_id
+        done = self._edit(f"Insert {spec.get('type', 'layer')}", lambda layers: graph.insert_at(layers, [spec], index),
+                          select=spec["id"])
+        return spec["id"] if done else None
 
     def append_layer(self, type_name: str) -> str | None:
         return self.insert_layer(type_name, None)
 
+    def insert_after_selection(self, type_name: str) -> str | None:
+        """A new layer after the selected block (between it and everything it feeds), else at the end."""
+        layer_id = self.selection.layer_id
+        if layer_id is None or type_name not in LAYER_TYPES:
+            return self.append_layer(type_name)
+        return self.insert_at_target(type_name, DropTarget("after", node=layer_id))
+
+    def insert_at_target(self, type_name: str, target: DropTarget) -> str | None:
+        """A new layer of ``type_name`` where ``target`` says (on a wire, before or after a block)."""
+        if type_name not in LAYER_TYPES:
+            return None
+        spec = new_layer_spec(type_name)
+        spec["id"] = new_layer_id()
+        return self.insert_group([spec], target, f"Insert {type_name}")
+
+    def insert_composite(self, key: str, target: DropTarget) -> str | None:
+        """A composite block (see ``composites.COMPOSITES``) as one edit; returns its first layer's id."""
+        composite = composites.COMPOSITES.get(key)
+        if composite is None:
+            return None
+        group = composite.build(self._incoming_shape(target))
+        return self.insert_group(group, target, f"Insert {composite.title}")
+
+    def append_composite(self, key: str) -> str | None:
+        layers = self.document.layers()
+        return self.insert_composite(key, DropTarget("after", node=graph.output_id(layers) or INPUT))
+
+    def insert_group(self, group: list[dict[str, Any]], target: DropTarget, text: str) -> str | None:
+        def edit(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            if target.kind == "wire":
+                return graph.insert_on_wire(layers, group, target.wire)
+            if target.kind == "before":
+                return graph.insert_before(layers, group, target.node)
+            return graph.insert_after(layers, group, target.node)
+
+        first = group[0]["id"]
+        return first if self._edit(text, edit, select=first) else None
+
+    def _incoming_shape(self, target: DropTarget) -> tuple[int, ...] | None:
+        """The shape of the tensor a block inserted at ``target`` would receive."""
+        layers = self.document.layers()
+        if target.kind == "wire":
+            source = target.wire.source
+        elif target.kind == "after":
+            source = target.node
+        else:
+            inputs = graph.inputs_of(graph.spec_by_id(layers, target.node))
+            source = inputs[0] if inputs else INPUT
+        analysis = self.document.analysis()
+        if source == INPUT:
+            return analysis.input_shape
+        for info in analysis.layers:
+            if info.id == source:
+                return info.output_shape
+        return None
+
     def duplicate(self, layer_id: str | None = None) -> str | None:
-        """Insert a copy right after the layer (default: the selected one)."""
+        """Insert a copy right after the layer (default: the selected one), feeding what it fed."""
         layer_id = layer_id or self.selection.layer_id
         if layer_id is None:
             return None
-        index = self.document.index_of(layer_id)
-        return self.insert_spec(duplicate_spec(self.document.layer(index)), index + 1)
+        spec = duplicate_spec(self.document.layer(self.document.index_of(layer_id)))
+        done = self._edit(f"Duplicate {spec.get('type', 'layer')}",
+                          lambda layers: graph.insert_after(layers, [spec], layer_id), select=spec["id"])
+        return spec["id"] if done else None
 
     # -- removing and moving -----------------------------------------------------------------------
     def remove(self, layer_id: str | None = None) -> bool:
+        """Delete a layer (default: the selected one); what it fed takes its input instead."""
         layer_id = layer_id or self.selection.layer_id
         if layer_id is None:
             return False
+        layers = self.document.layers()
         index = self.document.index_of(layer_id)
-        if not self.document.push(RemoveLayerCommand(self.document, layer_id)):
+        spec = layers[index]
+        heirs = graph.consumers(layers).get(layer_id, [])
+        inputs = graph.inputs_of(spec)
+        text = f"Delete {spec.get('type', 'layer')} {index + 1}"
+        if not self._edit(text, lambda current: graph.remove(current, layer_id)):
             return False
         # Keep a selection so Delete can be pressed repeatedly: the block that took its place.
-        layers = self.document.layers()
-        if layers:
-            self.selection.select(layers[min(index, len(layers) - 1)]["id"])
+        remaining = [s["id"] for s in self.document.layers()]
+        for candidate in [*heirs, *inputs, *(remaining[min(index, len(remaining) - 1):] if remaining else [])]:
+            if candidate in remaining:
+                self.selection.select(candidate)
+                break
         return True
 
     def move(self, layer_id: str, target: int) -> bool:
-        """Move a layer to 0-based position ``target`` (its index after the move)."""
+        """Chain-style move: take the layer out and put it before the layer at ``target`` of the rest."""
         count = len(self.document.layers())
         target = max(0, min(target, count - 1))
         if self.document.index_of(layer_id) == target:
             return False
-        if not self.document.push(MoveLayerCommand(self.document, layer_id, target)):
-            return False
-        self.selection.select(layer_id)
-        return True
+        spec = self.document.layer(self.document.index_of(layer_id))
+        return self._edit(f"Move {spec.get('type', 'layer')} to position {target + 1}",
+                          lambda layers: graph.move_to_index(layers, layer_id, target), select=layer_id)
 
     def move_to_gap(self, layer_id: str, gap: int) -> bool:
         """Move a layer into the gap before position ``gap`` (0 = first, count = after the last)."""
@@ -110,10 +211,45 @@ class ArchitectureEditor(QObject):
         return self.move(layer_id, gap - 1 if gap > source else gap)
 
     def move_by(self, delta: int, layer_id: str | None = None) -> bool:
+        """Alt+Up/Down: swap the layer with its neighbour on its path."""
         layer_id = layer_id or self.selection.layer_id
         if layer_id is None:
             return False
-        return self.move(layer_id, self.document.index_of(layer_id) + delta)
+        spec = self.document.layer(self.document.index_of(layer_id))
+        direction = "up" if delta < 0 else "down"
+        return self._edit(f"Move {spec.get('type', 'layer')} {direction}",
+                          lambda layers: graph.move_in_chain(layers, layer_id, delta), select=layer_id)
+
+    def move_onto_wire(self, layer_id: str, wire: Wire) -> bool:
+        """Take a layer out (reconnecting around it) and insert it on ``wire``."""
+        name = self._name(layer_id)
+        return self._edit(f"Move {name}", lambda layers: graph.move_onto_wire(layers, layer_id, wire),
+                          select=layer_id)
+
+    def move_next_to(self, layer_id: str, where: str, node: str) -> bool:
+        """Take a layer out and put it "before" or "after" ``node``."""
+        if node == layer_id:
+            return False
+
+        def edit(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            spec = {k: v for k, v in graph.spec_by_id(layers, layer_id).items() if k != "inputs"}
+            rest = graph.remove(layers, layer_id)
+            return (graph.insert_before if where == "before" else graph.insert_after)(rest, [spec], node)
+
+        return self._edit(f"Move {self._name(layer_id)}", edit, select=layer_id)
+
+    # -- wiring ------------------------------------------------------------------------------------------
+    def connect(self, source: str, target: str) -> bool:
+        """Wire ``source``'s output to ``target`` (OUTPUT: make ``source`` the network's output)."""
+        if target == OUTPUT:
+            text = f"Make {self._name(source)} the output"
+        else:
+            text = f"Connect {self._name(source)} to {self._name(target)}"
+        return self._edit(text, lambda layers: graph.connect(layers, source, target))
+
+    def disconnect(self, wire: Wire) -> bool:
+        text = f"Disconnect {self._name(wire.source)} from {self._name(wire.target)}"
+        return self._edit(text, lambda layers: graph.disconnect(layers, wire))
 
     # -- settings --------------------------------------------------------------------------------------
     def set_field(self, layer_id: str, field: str, value: Any) -> bool:

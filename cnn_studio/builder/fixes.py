@@ -1,56 +1,230 @@
-"""Turns a problem's ``fix`` into an undoable command that repairs the design."""
+"""Turns a problem into an undoable command that repairs the design, and names that fix for buttons.
+
+Most fixes are named by the analysis (``problem.fix``, with ``problem.fix_data`` holding numbers
+such as a projection's filters and stride). One is found here: when the branches into a Concatenate
+shrank their maps with 'valid' padding, 'same' padding along them, offered only when that really
+makes the sizes match.
+"""
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 from PySide6.QtGui import QUndoCommand
 
-from cnn_studio.builder.commands import CompositeCommand, InsertLayerCommand, SetLayerCommand
-from cnn_studio.document import ProjectDocument
+from cnn_studio import graph
+from cnn_studio.builder import describe
+from cnn_studio.builder.commands import GraphEditCommand, SetLayerCommand
+from cnn_studio.document import ProjectDocument, new_layer_id
+from cnn_studio.graph import INPUT, GraphEditError, Wire
+from engine.architecture import analyze
 from engine.errors import ArchitectureError
 
 DEFAULT_CLASSES = 10
+PAD_BRANCH = "pad_branch"  # the fix this module finds itself
+WINDOWED = ("Conv2D", "MaxPool2D", "AvgPool2D")
+
+
+def culprit_id(document: ProjectDocument, problem: ArchitectureError) -> str | None:
+    layer_id = getattr(problem, "layer_id", None)
+    layers = document.layers()
+    if layer_id and any(spec["id"] == layer_id for spec in layers):
+        return layer_id
+    index = problem.layer_index
+    if index is not None and 0 < index <= len(layers):
+        return layers[index - 1]["id"]
+    return None
+
+
+def problem_wire(document: ProjectDocument, problem: ArchitectureError) -> Wire | None:
+    """The wire a problem is about, when it names one that exists."""
+    source, target = getattr(problem, "source_id", None), getattr(problem, "target_id", None)
+    if not source or not target:
+        return None
+    for spec in document.layers():
+        if spec["id"] == target:
+            inputs = graph.inputs_of(spec)
+            if source in inputs:
+                return Wire(source, target, inputs.index(source))
+    return None
+
+
+def fix_name(document: ProjectDocument, problem: ArchitectureError) -> str | None:
+    """The fix a problem offers: the analysis's, else one found here (None: no automatic fix)."""
+    if problem.fix:
+        return problem.fix
+    if _branch_padding(document, problem) is not None:
+        return PAD_BRANCH
+    return None
+
+
+def _layer_name(document: ProjectDocument, layer_id: str | None) -> str:
+    for info in document.analysis().layers:
+        if info.id == layer_id:
+            return info.name
+    return str(layer_id)
+
+
+def fix_label(document: ProjectDocument, problem: ArchitectureError, num_classes: int | None = None) -> str:
+    """The button text for a problem's fix ("" when there is none)."""
+    name = fix_name(document, problem)
+    data: dict[str, Any] = dict(getattr(problem, "fix_data", None) or {})
+    if name == "project_shortcut" and "filters" in data:
+        stride = int(data.get("stride", 1))
+        return f"Insert a 1x1 Conv2D ({data['filters']} filters{f', stride {stride}' if stride != 1 else ''})"
+    if name == "insert_pooling" and "pool_size" in data:
+        return f"Insert MaxPool2D {data['pool_size']}x{data['pool_size']}"
+    if name == "padding_same_on_input":
+        return f"Use padding 'same' on {_layer_name(document, data.get('layer'))}"
+    if name == PAD_BRANCH:
+        return "Use padding 'same' in its branches"
+    if name == "replace_input" and "with" in data:
+        return f"Take {_layer_name(document, data['with'])} instead"
+    if name == "remove_input":
+        return "Remove that input"
+    if name == "reorder_layers":
+        return "Put the layers in order"
+    if name == "merge_inputs" and data.get("merge"):
+        return f"Join the inputs with {data['merge']}"
+    if name == "remove_merge":
+        return f"Remove the {problem.layer_type or 'merge'}"
+    return describe.fix_label(name, num_classes)
 
 
 def make_fix_command(document: ProjectDocument, problem: ArchitectureError,
                      num_classes: int | None = None) -> QUndoCommand | None:
-    """The command for ``problem.fix``, or None when the problem has no automatic fix.
+    """The command for the problem's fix, or None when the problem has no automatic fix.
 
     ``num_classes`` (the dataset's class count) sizes the classifier for append_classifier and
     set_output_units; it defaults to 10.
     """
+    try:
+        return _fix_command(document, problem, num_classes)
+    except (GraphEditError, KeyError, ValueError, TypeError):
+        return None  # the fix's data no longer fits the design (it changed since the problem was found)
+
+
+def _fix_command(document: ProjectDocument, problem: ArchitectureError,
+                 num_classes: int | None) -> QUndoCommand | None:
+    name = fix_name(document, problem)
     layers = document.layers()
-    index = (problem.layer_index or 0) - 1  # 0-based position of the culprit
-    if problem.fix is None or not 0 <= index < len(layers):
-        return None
-    spec = layers[index]
-    where = f"{problem.layer_type} {problem.layer_index}"
+    culprit = culprit_id(document, problem)
     classes = num_classes or DEFAULT_CLASSES
-    if problem.fix == "insert_flatten_before":
-        return InsertLayerCommand(document, index, {"type": "Flatten"}, text=f"Fix: insert Flatten before {where}")
-    if problem.fix == "padding_same":
-        return SetLayerCommand(document, spec["id"], {**spec, "padding": "same"},
-                               text=f"Fix: padding 'same' on {where}")
-    if problem.fix == "set_output_units":
-        dense = _last_dense_at_or_before(layers, index)
-        if dense is None:
-            return None
-        target = layers[dense]
-        return SetLayerCommand(document, target["id"], {**target, "units": classes},
-                               text=f"Fix: {classes} output units")
-    if problem.fix == "append_classifier":
+    data: dict[str, Any] = dict(getattr(problem, "fix_data", None) or {})
+    where = f"{problem.layer_type} {problem.layer_index}" if problem.layer_index else "the network"
+    if name == "append_classifier":
         analysis = document.analysis()
         out = analysis.layers[-1].output_shape if analysis.layers else analysis.input_shape
-        steps = []
-        if out is not None and len(out) != 1:
-            steps.append(InsertLayerCommand(document, len(layers), {"type": "Flatten"}))
-        steps.append(InsertLayerCommand(document, len(layers) + len(steps),
-                                        {"type": "Dense", "units": classes, "activation": "softmax"}))
-        return CompositeCommand(f"Fix: append a {classes}-class classifier", steps)
+        group = [] if out is None or len(out) == 1 else [{"id": new_layer_id(), "type": "Flatten"}]
+        group.append({"id": new_layer_id(), "type": "Dense", "units": classes, "activation": "softmax"})
+        return GraphEditCommand(document, f"Fix: append a {classes}-class classifier",
+                                graph.insert_after(layers, group, graph.output_id(layers) or INPUT))
+    if name == PAD_BRANCH:
+        fixed = _branch_padding(document, problem)
+        return GraphEditCommand(document, "Fix: padding 'same' in the branch", fixed) if fixed else None
+    if name == "padding_same_on_input":
+        target = graph.spec_by_id(layers, data["layer"])
+        return SetLayerCommand(document, target["id"], {**target, "padding": "same"},
+                               text=f"Fix: padding 'same' on {_layer_name(document, target['id'])}")
+    if name in ("project_shortcut", "insert_pooling"):
+        wire = problem_wire(document, problem)
+        if wire is None:
+            return None
+        if name == "project_shortcut":
+            spec = {"id": new_layer_id(), "type": "Conv2D", "filters": int(data["filters"]),
+                    "kernel_size": int(data.get("kernel_size", 1)), "stride": int(data.get("stride", 1)),
+                    "padding": "same", "activation": None}
+            text = "Fix: 1x1 projection on the shortcut"
+        else:
+            size = int(data["pool_size"])
+            spec = {"id": new_layer_id(), "type": "MaxPool2D", "pool_size": size}
+            text = f"Fix: insert MaxPool2D {size}x{size}"
+        return GraphEditCommand(document, text, graph.insert_on_wire(layers, [spec], wire))
+    if name == "reorder_layers":
+        order = [str(i) for i in data["order"]]
+        by_id = {spec["id"]: spec for spec in layers}
+        if sorted(order) != sorted(by_id):
+            return None
+        return GraphEditCommand(document, "Fix: put the layers in order", [by_id[i] for i in order])
+    if culprit is None:
+        return None
+    spec = graph.spec_by_id(layers, culprit)
+    if name == "insert_flatten_before":
+        return GraphEditCommand(document, f"Fix: insert Flatten before {where}",
+                                graph.insert_before(layers, [{"id": new_layer_id(), "type": "Flatten"}], culprit))
+    if name == "padding_same":
+        return SetLayerCommand(document, culprit, {**spec, "padding": "same"},
+                               text=f"Fix: padding 'same' on {where}")
+    if name == "set_output_units":
+        dense = _dense_on_path(layers, culprit)
+        if dense is None:
+            return None
+        target = graph.spec_by_id(layers, dense)
+        return SetLayerCommand(document, dense, {**target, "units": classes}, text=f"Fix: {classes} output units")
+    if name in ("replace_input", "remove_input"):
+        inputs = graph.inputs_of(spec)
+        if name == "replace_input":
+            inputs = [data["with"] if i == data["input"] else i for i in inputs]
+        else:
+            inputs = [i for i in inputs if i != data["input"]]
+        if not inputs:
+            return None
+        changed = [{**s, "inputs": inputs} if s["id"] == culprit else s for s in layers]
+        return GraphEditCommand(document, f"Fix: inputs of {where}", graph.ordered(changed, graph.output_id(layers)))
+    if name == "merge_inputs" and data.get("merge"):
+        merge = {"id": new_layer_id(), "type": data["merge"], "inputs": list(graph.inputs_of(spec))}
+        changed = [{**s, "inputs": [merge["id"]]} if s["id"] == culprit else s for s in layers]
+        at = [s["id"] for s in changed].index(culprit)
+        return GraphEditCommand(document, f"Fix: join the inputs of {where} with {data['merge']}",
+                                graph.ordered(changed[:at] + [merge] + changed[at:], graph.output_id(layers)))
+    if name == "remove_merge":
+        return GraphEditCommand(document, f"Fix: remove {where}", graph.remove(layers, culprit))
     return None
 
 
-def _last_dense_at_or_before(layers: list[dict], index: int) -> int | None:
-    for i in range(index, -1, -1):
-        if layers[i].get("type") == "Dense":
-            return i
+def _dense_on_path(layers: list[dict[str, Any]], start: str) -> str | None:
+    """The nearest Dense at or above ``start``, following first inputs."""
+    node = start
+    while node != INPUT:
+        spec = graph.spec_by_id(layers, node)
+        if spec.get("type") == "Dense":
+            return node
+        inputs = graph.inputs_of(spec)
+        if not inputs:
+            return None
+        node = inputs[0]
     return None
+
+
+def _branch_padding(document: ProjectDocument, problem: ArchitectureError) -> list[dict[str, Any]] | None:
+    """Layers with 'same' padding along a Concatenate's branches, if that makes their sizes match.
+
+    Each branch is followed up from the Concatenate to where it starts (a layer whose output also
+    feeds other layers); convolutions and poolings with 'valid' padding on the way get 'same'.
+    """
+    wire = problem_wire(document, problem)
+    layers = document.layers()
+    if wire is None or graph.spec_by_id(layers, wire.target).get("type") != "Concatenate":
+        return None
+    fed = graph.consumers(layers)
+    changed = copy.deepcopy(layers)
+    by_id = {spec["id"]: spec for spec in changed}
+    touched = 0
+    for node in graph.inputs_of(by_id[wire.target]):
+        while node != INPUT and node in by_id:
+            spec = by_id[node]
+            if spec.get("type") in WINDOWED and spec.get("padding", "valid") == "valid":
+                spec["padding"] = "same"
+                touched += 1
+            inputs = graph.inputs_of(spec)
+            if len(inputs) != 1 or len(fed.get(inputs[0], [])) > 1:
+                break  # the branch starts here: what comes before is shared with the other branches
+            node = inputs[0]
+    if not touched:
+        return None
+    after = analyze({**document.architecture(), "layers": changed})
+    for other in after.problems:
+        if getattr(other, "target_id", None) == wire.target or getattr(other, "layer_id", None) == wire.target:
+            return None
+    return changed

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnn_studio.builder import describe, style
+from cnn_studio.builder import describe, fixes, style
 from cnn_studio.builder.document_view import DocumentScrollView
 from cnn_studio.builder.editor import ArchitectureEditor
 from cnn_studio.builder.field_editors import FieldEditor, editor_for
@@ -162,13 +162,14 @@ class LayerInspector(DocumentScrollView):
                                "Output shape and parameters appear once the problem is fixed.")
 
     def _show_problem(self, problem) -> None:
-        self._fix_problem = problem if problem is not None and problem.fix else None
+        has_fix = problem is not None and fixes.fix_name(self.document, problem) is not None
+        self._fix_problem = problem if has_fix else None
         self.problem.setVisible(problem is not None)
         if problem is not None:
             self.problem.setText(describe.problem_text(problem))
         self.fix_button.setVisible(self._fix_problem is not None)
         if self._fix_problem is not None:
-            self.fix_button.setText(f"Fix: {describe.fix_label(problem.fix, self.editor.num_classes)}")
+            self.fix_button.setText(f"Fix: {fixes.fix_label(self.document, problem, self.editor.num_classes)}")
 
     def _show_network(self) -> None:
         self._clear_form()

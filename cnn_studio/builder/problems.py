@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from cnn_studio.builder import describe, style
+from cnn_studio.builder import describe, fixes, style
 from cnn_studio.builder.document_view import DocumentScrollView
 from cnn_studio.builder.editor import ArchitectureEditor
 from cnn_studio.document import ProjectDocument
@@ -73,7 +73,7 @@ class ProblemsPanel(DocumentScrollView):
         problems = self.document.analysis().problems
         self.all_clear.setVisible(not problems)
         for position, problem in enumerate(problems):
-            fix_text = describe.fix_label(problem.fix, self.editor.num_classes) if problem.fix else ""
+            fix_text = fixes.fix_label(self.document, problem, self.editor.num_classes)
             row = ProblemRow(problem, fix_text, self.widget())
             row.clicked.connect(lambda p=problem: self._select(p))
             if row.fix_button is not None:

@@ -18,6 +18,7 @@ CATEGORY_COLORS: dict[str, tuple[str, str]] = {
     "Regularization": ("#5d6b7a", "#f1f3f5"),
     "Core": ("#b3245a", "#fcedf2"),
     "Merge": ("#8e3fb8", "#f6eefb"),
+    "Blocks": ("#3d5a99", "#eef1f8"),
 }
 NEUTRAL = ("#4a5868", "#f4f6f8")
 ERROR_ACCENT = "#c62828"

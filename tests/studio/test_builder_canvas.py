@@ -137,7 +137,10 @@ def test_ctrl_d_duplicates_after_the_original_with_a_new_id(window, qtbot):
     assert len(layers) == len(ids) + 1
     copy = layers[1]
     assert copy["id"] not in ids and "name" not in copy  # a repeated custom name would clash
-    assert {k: v for k, v in copy.items() if k != "id"} == {k: v for k, v in doc_before[0].items() if k != "id"}
+    wiring = ("id", "inputs")
+    assert {k: v for k, v in copy.items() if k not in wiring} == {
+        k: v for k, v in doc_before[0].items() if k not in wiring}
+    assert copy["inputs"] == [ids[0]] and layers[2]["inputs"] == [copy["id"]]  # the copy sits between them
     assert window.selection.layer_id == copy["id"]
     window.undo_action.trigger()
     assert layer_ids(doc) == ids

@@ -95,7 +95,7 @@ def test_edit_menu_names_the_action_to_undo_and_redo(window):
 
 def test_palette_groups_every_layer_with_tooltips(window):
     palette = window.layer_palette
-    assert palette.categories() == list(CATEGORIES)
+    assert palette.categories() == [*CATEGORIES, "Blocks"]
     assert sorted(palette.visible_types()) == sorted(LAYER_TYPES)
     for type_name, cls in LAYER_TYPES.items():
         item = palette.item_for(type_name)
