@@ -265,6 +265,7 @@ class FeatureMapsView(QWidget):
         super().__init__(parent)
         self._outputs: list[tuple[str, np.ndarray]] = []
         self._types: dict[str, str] = {}
+        self._inputs: dict[str, list[str]] = {}
         self._channel = 0
         self.layer_list = QListWidget()
         self.layer_list.setMinimumWidth(170)
@@ -326,6 +327,13 @@ class FeatureMapsView(QWidget):
         """Layer name -> type name, shown in the list."""
         self._types = dict(types)
 
+    def set_layer_inputs(self, inputs: dict[str, list[str]]) -> None:
+        """Layer name -> the names of the layers it takes ("input" for the image): where a network
+        branches, a row says what it takes ("← conv2d_2 + max_pool2d_1")."""
+        self._inputs = {name: list(names) for name, names in inputs.items()}
+        if self._outputs:
+            self._rebuild_list()
+
     def set_outputs(self, outputs: list[tuple[str, np.ndarray]]) -> None:
         """Each layer's output for one sample: (H, W, C) maps or (U,) vectors (a leading batch axis of 1 is dropped)."""
         cleaned = []
@@ -354,11 +362,20 @@ class FeatureMapsView(QWidget):
         current = self.current_layer
         self.layer_list.blockSignals(True)
         self.layer_list.clear()
+        previous = "input"
         for name, out in self._outputs:
             kind = self._types.get(name, "")
-            item = QListWidgetItem(f"{name}   {shape_text(out.shape)}")
-            item.setToolTip(f"{name} ({kind or 'layer'}): output {shape_text(out.shape)}")
+            text = f"{name}   {shape_text(out.shape)}"
+            tip = f"{name} ({kind or 'layer'}): output {shape_text(out.shape)}"
+            takes = self._inputs.get(name)
+            if takes and takes != [previous]:
+                # Not simply the row above: a branch starts or branches join here.
+                text += "\n   ← " + " + ".join(takes)
+                tip += "<br>takes " + ", ".join(takes)
+            item = QListWidgetItem(text)
+            item.setToolTip(tip)
             self.layer_list.addItem(item)
+            previous = name
         names = [n for n, _ in self._outputs]
         row = names.index(current) if current in names else (0 if names else -1)
         self.layer_list.setCurrentRow(row)

@@ -40,6 +40,16 @@ NO_MODEL = ("No trained network yet. Train one on the Train tab (or import weigh
             "the views update live while it trains.")
 
 
+def layer_inputs(model: Model) -> dict[str, list[str]]:
+    """Layer name -> the names of what it takes ("input": the image); a chain when the model keeps no graph."""
+    ids = getattr(model, "ids", None)
+    inputs = getattr(model, "inputs", None)
+    if ids is None or inputs is None:
+        return {name: [previous] for previous, name in zip(["input", *model.names], model.names)}
+    name_of = {"input": "input", **dict(zip(ids, model.names))}
+    return {name: [name_of.get(ref, ref) for ref in refs] for name, refs in zip(model.names, inputs)}
+
+
 class InsidePanel(QWidget):
     """Sample picker and prediction on the left; feature maps, saliency, filters, statistics, mistakes."""
 
@@ -138,6 +148,7 @@ class InsidePanel(QWidget):
         else:
             self._class_names = [str(i) for i in range(k)]
         self.feature_maps.set_layer_types({n: layer.type_name for n, layer in zip(model.names, model.layers)})
+        self.feature_maps.set_layer_inputs(layer_inputs(model))
         self.filters.set_model(model)
         self.saliency.set_class_names(self._class_names)
         if self._evaluation is not None and not self._evaluation_fits(self._evaluation):

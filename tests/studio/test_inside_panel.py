@@ -525,3 +525,34 @@ def test_the_drawing_pad_keeps_its_room_above_the_prediction(qtbot, small):
     assert pad.height() >= pad.minimumSizeHint().height()
     assert widget.prediction.height() >= widget.prediction.plot.minimumHeight()
     widget.shutdown()
+
+
+def test_every_node_of_a_branching_network_has_its_feature_maps_and_says_what_it_takes(qtbot, panel):
+    from engine.architecture import FORMAT
+
+    branching = {"format": FORMAT, "input": {"shape": [12, 12, 1]}, "layers": [
+        {"id": "stem", "type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same"},
+        {"id": "a", "type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same"},
+        {"id": "add", "type": "Add", "inputs": ["a", "stem"]},
+        {"id": "b", "type": "Conv2D", "filters": 2, "kernel_size": 1, "inputs": ["stem"]},
+        {"id": "cat", "type": "Concatenate", "inputs": ["add", "b"]},
+        {"id": "gap", "type": "GlobalAvgPool2D"},
+        {"id": "out", "type": "Dense", "units": 3, "activation": "softmax"}]}
+    dataset = stripes_dataset(n_train=30, n_test=20)
+    model = Model.from_architecture(branching, seed=0)
+    panel.set_model(model, dataset)
+    settle(qtbot, panel)
+    view = panel.feature_maps
+    rows = [view.layer_list.item(i).text() for i in range(view.layer_list.count())]
+    assert [row.split()[0] for row in rows] == model.names  # merges and the side branch included
+    by_name = dict(zip(model.names, rows))
+    assert "\u2190 conv2d_2 + conv2d_1" in by_name["add_1"]
+    assert "\u2190 conv2d_1" in by_name["conv2d_3"]  # a branch that starts further up
+    assert "\u2190" not in by_name["conv2d_2"]  # the row above feeds it: nothing to say
+    outputs = dict(model.layer_outputs(current_x(panel)))
+    for name in ("add_1", "concatenate_1"):
+        view.select_layer(name)
+        channels = view.shown_channels()
+        assert len(channels) == outputs[name].shape[2]
+        np.testing.assert_allclose(channels[0], outputs[name][:, :, 0], rtol=1e-5, atol=1e-6)
+    assert outputs["concatenate_1"].shape == (12, 12, 6)
