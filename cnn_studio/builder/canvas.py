@@ -113,6 +113,8 @@ class ArchitectureCanvas(QGraphicsView):
     def rebuild(self) -> None:
         self._cancel_gesture()
         self._clear_drop_feedback()
+        for block in self.blocks.values():
+            block.set_hover_port(None)
         analysis = self.document.analysis()
         layers = self.document.layers()
         marks = scene_content.problem_marks(analysis, layers)
@@ -592,6 +594,8 @@ class ArchitectureCanvas(QGraphicsView):
             if other == key:
                 continue
             block.set_port_role(port_name, "candidate" if other in allowed else "blocked")
+        for block in self.blocks.values():
+            block.set_hover_port(None)
         self.pending.downward = side == "out"
         start = self.blocks[key].output_port() if side == "out" else self.blocks[key].input_port()
         self.pending.set_ends(start, scene_pos, False)

@@ -1,9 +1,9 @@
 """Turns a problem into an undoable command that repairs the design, and names that fix for buttons.
 
 Most fixes are named by the analysis (``problem.fix``, with ``problem.fix_data`` holding numbers
-such as a projection's filters and stride). One is found here: when the branches into a Concatenate
-shrank their maps with 'valid' padding, 'same' padding along them, offered only when that really
-makes the sizes match.
+such as a projection's filters and stride). One is found here: when the branches into an Add or a
+Concatenate shrank their maps with 'valid' padding, 'same' padding along them, offered only when
+that really makes the sizes match.
 """
 
 from __future__ import annotations
@@ -198,33 +198,36 @@ def _dense_on_path(layers: list[dict[str, Any]], start: str) -> str | None:
 
 
 def _branch_padding(document: ProjectDocument, problem: ArchitectureError) -> list[dict[str, Any]] | None:
-    """Layers with 'same' padding along a Concatenate's branches, if that makes their sizes match.
+    """Layers with 'same' padding along the branches into an Add or a Concatenate, if that helps.
 
-    Each branch is followed up from the Concatenate to where it starts (a layer whose output also
-    feeds other layers); convolutions and poolings with 'valid' padding on the way get 'same'.
+    Each branch is followed up from the merge to where it starts (a layer whose output also feeds
+    other layers, which is left alone); convolutions and poolings with 'valid' padding on the way
+    get 'same'. Offered when the merge's inputs then agree in height and width: any problem left
+    at the merge must have a fix of its own (an Add still needing a projection, say).
     """
     wire = problem_wire(document, problem)
     layers = document.layers()
-    if wire is None or graph.spec_by_id(layers, wire.target).get("type") != "Concatenate":
+    if wire is None or graph.spec_by_id(layers, wire.target).get("type") not in ("Add", "Concatenate"):
         return None
     fed = graph.consumers(layers)
     changed = copy.deepcopy(layers)
     by_id = {spec["id"]: spec for spec in changed}
     touched = 0
     for node in graph.inputs_of(by_id[wire.target]):
-        while node != INPUT and node in by_id:
+        while node != INPUT and node in by_id and len(fed.get(node, [])) == 1:
             spec = by_id[node]
             if spec.get("type") in WINDOWED and spec.get("padding", "valid") == "valid":
                 spec["padding"] = "same"
                 touched += 1
             inputs = graph.inputs_of(spec)
-            if len(inputs) != 1 or len(fed.get(inputs[0], [])) > 1:
-                break  # the branch starts here: what comes before is shared with the other branches
+            if len(inputs) != 1:
+                break
             node = inputs[0]
     if not touched:
         return None
     after = analyze({**document.architecture(), "layers": changed})
     for other in after.problems:
-        if getattr(other, "target_id", None) == wire.target or getattr(other, "layer_id", None) == wire.target:
+        at_merge = wire.target in (getattr(other, "target_id", None), getattr(other, "layer_id", None))
+        if at_merge and not other.fix:
             return None
     return changed

@@ -86,7 +86,7 @@ def output_shapes(analysis: Analysis) -> dict[str, tuple[int, ...] | None]:
 
 def layer_content(info: LayerInfo, spec: dict, state: str, input_shapes: list) -> BlockContent:
     category = style.category_of(info.type)
-    params = describe.format_params(info.params) if info.output_shape is not None else ""
+    params = describe.format_params(info.params) if info.output_shape is not None and info.params else ""
     problem = info.error
     if problem is not None and state in ("error", "warning"):
         settings = describe.problem_summary(problem)
