@@ -154,6 +154,12 @@ class Model:
         return dict(self.analysis.consumers)
 
     @property
+    def live_layers(self) -> tuple[int, ...]:
+        """Indices of the layers the output depends on; the others are unused branches, which
+        forward and backward skip (``layer_outputs`` still shows them)."""
+        return tuple(self._live)
+
+    @property
     def frozen_layers(self) -> tuple[str, ...]:
         """Names of the layers the document marks ``"trainable": false``."""
         return tuple(info.name for info in self.analysis.layers if not info.trainable)

@@ -3,7 +3,8 @@
 The graph takes the engine's input: "input", (N, H, W, C) float32 already normalized as the model's
 ``preprocessing`` says (kept in the model's metadata), with a symbolic batch dimension "N". It
 transposes once to the NCHW layout ONNX operators expect, and back to (H, W, C) order before a
-Flatten so Dense weights line up exactly as in the engine. The output is "probabilities" (N, K)
+Flatten so Dense weights line up exactly as in the engine. Each layer's nodes come from its
+export rules (engine/export/rules.py); branches become Add and Concat nodes. The output is "probabilities" (N, K)
 when the network ends in a softmax, else "outputs" with the engine's output shape.
 """
 
@@ -17,10 +18,12 @@ from typing import Any
 import numpy as np
 
 import engine
+from engine.architecture import INPUT_ID
 from engine.atomic import atomic_write
 from engine.errors import EngineError
 from engine.export.formats import ExportError, require
-from engine.export.plan import LayerStep, build_plan, ends_in_softmax
+from engine.export.plan import build_plan, ends_in_softmax
+from engine.export.rules import rules_for
 from engine.model import Model
 
 OPSET = 17
@@ -30,105 +33,55 @@ _TO_NHWC = [0, 2, 3, 1]
 _ELEMENTWISE = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
 
 
-class _GraphBuilder:
-    """Collects nodes and initializers while walking the layers; tracks the current tensor's layout."""
+class OnnxGraph:
+    """Collects nodes and initializers while the layers' rules (engine/export/rules.py) add theirs.
+
+    Tensors are named by the node that makes them; feature maps are (N, C, H, W), vectors (N, F).
+    """
 
     def __init__(self, helper: Any, numpy_helper: Any) -> None:
         self.helper = helper
         self.numpy_helper = numpy_helper
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
-        self.current = "input"
-        self.nchw = False  # True while the current tensor is a (N, C, H, W) feature map
+        self._names: set[str] = set()
 
-    def tensor(self, name: str, value: np.ndarray) -> str:
+    def initializer(self, name: str, value: np.ndarray) -> str:
         array = np.ascontiguousarray(np.asarray(value, dtype=np.float32))
         self.initializers.append(self.numpy_helper.from_array(array, name))
         return name
 
-    def node(self, op: str, name: str, inputs: list[str], **attributes: Any) -> str:
-        """Append one node reading ``inputs`` (the current tensor first); returns its output name."""
-        output = f"{name}:{op}"
+    def node(self, op: str, layer: str, inputs: list[str], **attributes: Any) -> str:
+        """Append one node of ``layer`` reading ``inputs``; returns its output's name."""
+        output, n = f"{layer}:{op}", 2
+        while output in self._names:
+            output, n = f"{layer}:{op}_{n}", n + 1
+        self._names.add(output)
         self.nodes.append(self.helper.make_node(op, inputs, [output], name=output, **attributes))
-        self.current = output
         return output
 
-    def to_nchw(self, name: str) -> None:
-        if not self.nchw:
-            self.node("Transpose", name, [self.current], perm=_TO_NCHW)
-            self.nchw = True
+    def to_nchw(self, layer: str, x: str) -> str:
+        return self.node("Transpose", layer, [x], perm=_TO_NCHW)
 
-    def to_nhwc(self, name: str) -> None:
-        if self.nchw:
-            self.node("Transpose", name, [self.current], perm=_TO_NHWC)
-            self.nchw = False
+    def to_nhwc(self, layer: str, x: str) -> str:
+        return self.node("Transpose", layer, [x], perm=_TO_NHWC)
 
-    def activation(self, name: str, kind: str | None, alpha: float | None = None) -> None:
+    def activation(self, layer: str, x: str, kind: str | None, alpha: float | None = None, rank: int = 1,
+                   alone: bool = False) -> str:
+        """``kind`` applied to ``x`` (a tensor of ``rank`` engine axes); ``alone``: an activation layer,
+        which with no activation still needs a node of its own."""
         if kind is None:
-            return
+            return self.node("Identity", layer, [x]) if alone else x
         if kind in _ELEMENTWISE:
-            self.node(_ELEMENTWISE[kind], name, [self.current])
-        elif kind == "leaky_relu":
-            self.node("LeakyRelu", name, [self.current], alpha=float(0.01 if alpha is None else alpha))
-        elif kind == "elu":
-            self.node("Elu", name, [self.current], alpha=float(1.0 if alpha is None else alpha))
-        elif kind == "softmax":
+            return self.node(_ELEMENTWISE[kind], layer, [x])
+        if kind == "leaky_relu":
+            return self.node("LeakyRelu", layer, [x], alpha=float(0.01 if alpha is None else alpha))
+        if kind == "elu":
+            return self.node("Elu", layer, [x], alpha=float(1.0 if alpha is None else alpha))
+        if kind == "softmax":
             # The engine's softmax runs over the last axis: channels, which sit on axis 1 in NCHW.
-            self.node("Softmax", name, [self.current], axis=1 if self.nchw else -1)
-        else:
-            raise ExportError(f"layer {name}: activation {kind!r} has no ONNX form")
-
-
-def _onnx_pads(pads: tuple[int, int, int, int]) -> list[int]:
-    top, bottom, left, right = pads
-    return [top, left, bottom, right]  # ONNX: all begins, then all ends
-
-
-def _add_layer(g: _GraphBuilder, step: LayerStep) -> None:
-    name, cfg, t = step.name, step.config, step.tensors
-    if step.spatial and step.type != "Flatten":
-        g.to_nchw(name)
-    if step.type == "Conv2D":
-        inputs = [g.current, g.tensor(f"{name}.weight", t["kernel"].transpose(3, 2, 0, 1))]  # OIHW
-        if "bias" in t:
-            inputs.append(g.tensor(f"{name}.bias", t["bias"]))
-        k = cfg["kernel_size"]
-        g.node("Conv", name, inputs, kernel_shape=[k, k], strides=[step.stride] * 2, pads=_onnx_pads(step.pads))
-        g.activation(name, step.activation)
-    elif step.type in ("MaxPool2D", "AvgPool2D"):
-        k = cfg["pool_size"]
-        attributes: dict[str, Any] = dict(kernel_shape=[k, k], strides=[step.stride] * 2,
-                                          pads=_onnx_pads(step.pads), ceil_mode=0)
-        if step.type == "AvgPool2D":
-            # The engine divides by the full window, padded zeros included.
-            g.node("AveragePool", name, [g.current], count_include_pad=1, **attributes)
-        else:
-            g.node("MaxPool", name, [g.current], **attributes)
-    elif step.type == "GlobalAvgPool2D":
-        g.node("GlobalAveragePool", name, [g.current])
-        g.node("Flatten", name, [g.current], axis=1)
-        g.nchw = False
-    elif step.type == "Flatten":
-        g.to_nhwc(name)  # the engine flattens in (H, W, C) order
-        g.node("Flatten", name, [g.current], axis=1)
-    elif step.type == "Dense":
-        inputs = [g.current, g.tensor(f"{name}.weight", t["kernel"].T)]  # (units, in) for transB
-        if "bias" in t:
-            inputs.append(g.tensor(f"{name}.bias", t["bias"]))
-        g.node("Gemm", name, inputs, transB=1)
-        g.activation(name, step.activation)
-    elif step.type == "BatchNorm":
-        inputs = [g.current] + [
-            g.tensor(f"{name}.{key}", t[key]) for key in ("gamma", "beta", "moving_mean", "moving_variance")
-        ]
-        g.node("BatchNormalization", name, inputs, epsilon=float(cfg["epsilon"]))
-    elif step.type == "Dropout":
-        g.node("Identity", name, [g.current])  # inference: dropout does nothing
-    elif step.type in ("ReLU", "Sigmoid", "Tanh", "Softmax", "LeakyReLU", "ELU"):
-        kind = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu"}.get(step.type, step.type.lower())
-        g.activation(name, kind, cfg.get("alpha"))
-    else:
-        raise ExportError(f"layer {name}: {step.type} has no ONNX form yet")
+            return self.node("Softmax", layer, [x], axis=1 if rank == 3 else -1)
+        raise ExportError(f"layer {layer}: activation {kind!r} has no ONNX form")
 
 
 def build_onnx_model(
@@ -137,13 +90,17 @@ def build_onnx_model(
     """The ``onnx.ModelProto`` of ``model`` (with the given tensor snapshot), checked by onnx's checker."""
     onnx = require("onnx", "Exporting ONNX", _INSTALL)
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
-    g = _GraphBuilder(helper, numpy_helper)
+    g = OnnxGraph(helper, numpy_helper)
     steps = build_plan(model, weights)
+    tensors = {INPUT_ID: g.to_nchw("input", "input")}
     for step in steps:
-        _add_layer(g, step)
-    g.to_nhwc("output")
+        if step.live:  # a branch the output does not use has nothing to contribute
+            tensors[step.id] = rules_for(step.type).onnx(g, step, [tensors[i] for i in step.inputs])
+    result = tensors[steps[-1].id]
+    if len(model.output_shape) == 3:
+        result = g.to_nhwc("output", result)
     output_name = "probabilities" if ends_in_softmax(steps) else "outputs"
-    g.nodes.append(helper.make_node("Identity", [g.current], [output_name], name="output"))
+    g.nodes.append(helper.make_node("Identity", [result], [output_name], name="output"))
     graph = helper.make_graph(
         g.nodes,
         "cnn_studio_model",

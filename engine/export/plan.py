@@ -1,8 +1,9 @@
 """A model described layer by layer with every static number an exporter needs.
 
 The ONNX graph, the PyTorch code and the checks all read the same plan, so they agree on the
-padding the engine resolves for 'same' (odd pixel after), on pooling strides and on which tensors
-each layer owns. Shapes exclude the batch axis and are in the engine's (H, W, C) order.
+padding the engine resolves for 'same' (odd pixel after), on pooling strides, on which tensors
+each layer owns and on which layers feed which. Shapes exclude the batch axis and are in the
+engine's (H, W, C) order.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ class LayerStep:
     ``pads`` is the explicit (top, bottom, left, right) padding for Conv2D and pooling layers
     (zeros elsewhere); ``stride`` is the resolved stride (a pooling layer's defaults to pool_size);
     ``activation`` is the fused activation of Conv2D/Dense or None; ``tensors`` maps each parameter
-    name ("kernel", "bias", "gamma", ...) to its array in the engine's layout.
+    name ("kernel", "bias", "gamma", ...) to its array in the engine's layout. ``inputs`` are the
+    ids of the layers it takes ("input" for the network's input) and ``input_shapes`` their
+    shapes (``input_shape`` is the first); ``live`` is False for a branch the output does not use.
     """
 
     index: int
@@ -40,6 +43,10 @@ class LayerStep:
     stride: int
     activation: str | None
     tensors: dict[str, np.ndarray]
+    id: str = ""
+    inputs: tuple[str, ...] = ()
+    input_shapes: tuple[tuple[int, ...], ...] = ()
+    live: bool = True
 
     @property
     def spatial(self) -> bool:
@@ -50,6 +57,7 @@ class LayerStep:
 def build_plan(model: Model, weights: dict[str, np.ndarray] | None = None) -> list[LayerStep]:
     """One LayerStep per layer of ``model``; tensors come from ``weights`` (a snapshot) if given."""
     source = weights if weights is not None else model.tensors()
+    live = set(model.live_layers)
     steps = []
     for i, (name, layer, info) in enumerate(zip(model.names, model.layers, model.analysis.layers)):
         tensors = {key: np.asarray(source[f"{name}.{key}"]) for key in (*layer.params, *layer.state)}
@@ -65,6 +73,10 @@ def build_plan(model: Model, weights: dict[str, np.ndarray] | None = None) -> li
                 stride=_stride(layer),
                 activation=layer.config.get("activation") if isinstance(layer, ActivatedLayer) else None,
                 tensors=tensors,
+                id=str(info.id),
+                inputs=tuple(info.inputs),
+                input_shapes=tuple(tuple(s) for s in info.input_shapes),
+                live=i in live,
             )
         )
     return steps

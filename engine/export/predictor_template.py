@@ -132,11 +132,15 @@ def pool2d(x: np.ndarray, cfg: dict, mode: str) -> np.ndarray:
         ho, wo = h // size, w // size
         xr = x[:, : ho * size, : wo * size, :].reshape(n, ho, size, wo, size, c)
         return xr.mean(axis=(2, 4), dtype=x.dtype) if mode == "avg" else xr.max(axis=(2, 4))
-    # Max pooling pads with -inf so padding never wins; average pooling counts padded zeros.
+    # Max pooling pads with -inf so padding never wins; average pooling counts padded zeros
+    # unless count_include_pad is off (then each window is divided by the pixels it covers).
     view = windows(pad_images(x, pads, -np.inf if mode == "max" else 0.0), size, stride)
-    if mode == "avg":
+    if mode == "max":
+        return view.reshape(*view.shape[:3], size * size, c).max(axis=3)
+    if cfg.get("count_include_pad", True):
         return view.mean(axis=(3, 4), dtype=x.dtype)
-    return view.reshape(*view.shape[:3], size * size, c).max(axis=3)
+    ones = windows(pad_images(np.ones((1, h, w, 1), x.dtype), pads), size, stride)
+    return (view.sum(axis=(3, 4), dtype=x.dtype) / ones.sum(axis=(3, 4), dtype=x.dtype)).astype(x.dtype)
 
 
 def dense(x: np.ndarray, t: dict) -> np.ndarray:
@@ -179,37 +183,58 @@ ACTIVATION_TYPES = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu", "Si
                     "Tanh": "tanh", "Softmax": "softmax"}
 
 
+# -- the layers: one function per layer type, (inputs, settings, tensors) -> output -------------------
+# --- generated layers: begin
+LAYERS: dict = {}
+# --- generated layers: end
+
+
+def layer_ids(architecture: dict, names: list[str]) -> list[str]:
+    """Each layer's id: its own "id", else its name (made unique), as the engine makes them up."""
+    given = [spec.get("id") if isinstance(spec.get("id"), str) and spec.get("id") else None
+             for spec in architecture["layers"]]
+    taken = {i for i in given if i} | {"input"}
+    ids = []
+    for own, name in zip(given, names):
+        if own is None:
+            own, n = name, 2
+            while own in taken:
+                own, n = f"{name}_{n}", n + 1
+            taken.add(own)
+        ids.append(own)
+    return ids
+
+
 class Network:
-    """The layers of a weight file's architecture, run in inference mode on (N, H, W, C) float32."""
+    """The layers of a weight file's architecture, run in inference mode on (N, H, W, C) float32.
+
+    A layer takes the layers its "inputs" name ("input": the network's input), or the layer before
+    it; the last layer is the output. Each output is dropped once the last layer reading it has run.
+    """
 
     def __init__(self, architecture: dict, tensors: dict[str, np.ndarray]) -> None:
         self.input_shape = tuple(architecture["input"]["shape"])
+        names = layer_names(architecture)
         self.layers = []
-        for name, spec in zip(layer_names(architecture), architecture["layers"]):
+        previous = "input"
+        for name, layer_id, spec in zip(names, layer_ids(architecture, names), architecture["layers"]):
+            if spec["type"] not in LAYERS:
+                raise PredictError(f"unknown layer type {spec['type']!r}")
             prefix = name + "."
             own = {key[len(prefix):]: value.astype(np.float32, copy=False) for key, value in tensors.items()
                    if key.startswith(prefix) and "." not in key[len(prefix):]}
-            self.layers.append((spec["type"], spec, own))
+            self.layers.append((layer_id, LAYERS[spec["type"]], list(spec.get("inputs") or [previous]), spec, own))
+            previous = layer_id
+        self.last_reader = {source: i for i, (_, _, inputs, _, _) in enumerate(self.layers) for source in inputs}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        for kind, cfg, t in self.layers:
-            if kind == "Conv2D":
-                x = activate(conv2d(x, t, cfg), cfg.get("activation"))
-            elif kind == "Dense":
-                x = activate(dense(x, t), cfg.get("activation"))
-            elif kind in ("MaxPool2D", "AvgPool2D"):
-                x = pool2d(x, cfg, "max" if kind == "MaxPool2D" else "avg")
-            elif kind == "GlobalAvgPool2D":
-                x = x.mean(axis=(1, 2), dtype=x.dtype)
-            elif kind == "BatchNorm":
-                x = batch_norm(x, t, cfg)
-            elif kind == "Flatten":
-                x = x.reshape(x.shape[0], -1)
-            elif kind in ACTIVATION_TYPES:
-                x = activate(x, ACTIVATION_TYPES[kind], cfg.get("alpha"))
-            elif kind != "Dropout":  # dropout does nothing at inference
-                raise PredictError(f"unknown layer type {kind!r}")
-        return x
+        values = {"input": x}
+        for i, (layer_id, run, inputs, cfg, t) in enumerate(self.layers):
+            values[layer_id] = run([values[source] for source in inputs], cfg, t)
+            for source in inputs:
+                if self.last_reader[source] == i:
+                    values.pop(source, None)
+        return values[self.layers[-1][0]]
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Normalized (N, H, W, C) inputs -> outputs (N, K), in the engine's batches."""

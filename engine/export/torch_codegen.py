@@ -2,8 +2,10 @@
 
 The file is ``torch_template.py`` (loaders, ``save_npz``, ``preprocess``) with two marked blocks
 replaced: the constants (architecture, preprocessing, class names, the engine-tensor -> module map)
-and the ``Net`` class written out layer by layer, so users read and edit plain PyTorch. Generating
-needs no PyTorch; running the result does.
+and the ``Net`` class written out layer by layer (each layer's code comes from its export rules in
+engine/export/rules.py), so users read and edit plain PyTorch. A chain passes ``x`` along; a
+branching network names each layer's output after the layer. Generating needs no PyTorch;
+running the result does.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import pprint
 import re
 from pathlib import Path
 
+from engine.architecture import INPUT_ID
 from engine.export.formats import WEIGHTS_FILE_NAME, ExportError
 from engine.export.plan import LayerStep, build_plan, ends_in_softmax
+from engine.export.rules import rules_for
 from engine.model import Model
 
 TEMPLATE = Path(__file__).with_name("torch_template.py")
@@ -42,43 +46,38 @@ def _attribute_names(names: list[str]) -> list[str]:
     return out
 
 
-def _activation(kind: str | None, spatial: bool, alpha: float | None = None) -> str | None:
-    """The PyTorch expression applying an engine activation to ``x``."""
-    if kind is None:
-        return None
+def _activation(kind: str, x: str, spatial: bool, alpha: float | None = None) -> str:
+    """The PyTorch expression applying an engine activation to the variable ``x``."""
     return {
-        "relu": "F.relu(x)",
-        "leaky_relu": f"F.leaky_relu(x, {0.01 if alpha is None else alpha!r})",
-        "elu": f"F.elu(x, {1.0 if alpha is None else alpha!r})",
-        "sigmoid": "torch.sigmoid(x)",
-        "tanh": "torch.tanh(x)",
+        "relu": f"F.relu({x})",
+        "leaky_relu": f"F.leaky_relu({x}, {0.01 if alpha is None else alpha!r})",
+        "elu": f"F.elu({x}, {1.0 if alpha is None else alpha!r})",
+        "sigmoid": f"torch.sigmoid({x})",
+        "tanh": f"torch.tanh({x})",
         # The engine's softmax runs over the last axis: channels, which sit on dim 1 in NCHW.
-        "softmax": f"torch.softmax(x, dim={1 if spatial else -1})",
+        "softmax": f"torch.softmax({x}, dim={1 if spatial else -1})",
     }[kind]
 
 
-def _symmetric(pads: tuple[int, int, int, int]) -> bool:
-    return pads[0] == pads[1] and pads[2] == pads[3]
+class TorchWriter:
+    """Collects Net's modules, forward lines and the engine-tensor map while the layers' rules
+    (engine/export/rules.py) write theirs."""
 
-
-def _padding_argument(pads: tuple[int, int, int, int]) -> str:
-    """The built-in padding of a layer with symmetric pads (asymmetric ones get an explicit F.pad)."""
-    if not _symmetric(pads):
-        return "0"
-    return str(pads[0]) if pads[0] == pads[2] else f"({pads[0]}, {pads[2]})"
-
-
-def _pad_line(pads: tuple[int, int, int, int], value: str = "") -> str:
-    top, bottom, left, right = pads
-    fill = f", value={value}" if value else ""
-    return f"x = F.pad(x, ({left}, {right}, {top}, {bottom}){fill})  # the engine's 'same': odd pixel after"
-
-
-class _Writer:
-    def __init__(self) -> None:
+    def __init__(self, attributes: dict[str, str], output: str) -> None:
+        self.attributes = attributes  # layer name -> its module attribute
+        self.output = output  # the layer name of the network's output
         self.init: list[str] = []
         self.forward: list[str] = []
         self.tensors: dict[str, tuple[str, str, str]] = {}
+
+    def module(self, step: LayerStep, constructor: str) -> str:
+        """Declare the layer's module in __init__; returns its attribute name."""
+        attribute = self.attributes[step.name]
+        self.init.append(f"self.{attribute} = {constructor}")
+        return attribute
+
+    def line(self, code: str) -> None:
+        self.forward.append(code)
 
     def map(self, step: LayerStep, attribute: str, pairs: dict[str, str], layout: str = "") -> None:
         for key, target in pairs.items():
@@ -86,74 +85,42 @@ class _Writer:
                 own_layout = layout if key == "kernel" else ""
                 self.tensors[f"{step.name}.{key}"] = (attribute, target, own_layout)
 
-
-def _layer(w: _Writer, step: LayerStep, attr: str, last: bool) -> None:
-    cfg, pads = step.config, step.pads
-    w.forward.append(f"# {step.name}: {step.type} -> {step.output_shape}")
-    if step.type == "Conv2D":
-        k, f, cin = cfg["kernel_size"], cfg["filters"], step.input_shape[2]
-        padding = _padding_argument(pads)
-        if not _symmetric(pads):
-            w.forward.append(_pad_line(pads))
-        w.init.append(f"self.{attr} = nn.Conv2d({cin}, {f}, {k}, stride={step.stride}, padding={padding}, "
-                      f"bias={cfg['use_bias']})")
-        w.forward.append(f"x = self.{attr}(x)")
-        w.map(step, attr, {"kernel": "weight", "bias": "bias"}, "conv")
-    elif step.type in ("MaxPool2D", "AvgPool2D"):
-        k, s = cfg["pool_size"], step.stride
-        padding = _padding_argument(pads)
-        if not _symmetric(pads):
-            w.forward.append(_pad_line(pads, 'float("-inf")' if step.type == "MaxPool2D" else ""))
-        if step.type == "MaxPool2D":
-            w.init.append(f"self.{attr} = nn.MaxPool2d({k}, stride={s}, padding={padding})")
-        else:  # the engine divides by the whole window, padded zeros included
-            w.init.append(f"self.{attr} = nn.AvgPool2d({k}, stride={s}, padding={padding}, count_include_pad=True)")
-        w.forward.append(f"x = self.{attr}(x)")
-    elif step.type == "GlobalAvgPool2D":
-        w.forward.append("x = x.mean(dim=(2, 3))")
-    elif step.type == "Flatten":
-        if step.spatial:
-            w.forward.append("x = x.permute(0, 2, 3, 1).flatten(1)  # (H, W, C) order, as the engine flattens")
+    def activation(self, step: LayerStep, out: str, kind: str | None, alpha: float | None = None,
+                   source: str | None = None) -> None:
+        """``out = kind(source)`` (``source`` defaults to ``out``); a final softmax only without logits."""
+        source = source or out
+        if kind is None:
+            if source != out:
+                self.line(f"{out} = {source}")
+            return
+        expression = _activation(kind, source, len(step.output_shape) == 3, alpha)
+        if step.name == self.output and kind == "softmax":
+            if source != out:
+                self.line(f"{out} = {source}")
+            self.line(f"if not logits:  # the final softmax; skip it to get logits for training\n"
+                      f"    {out} = {_activation(kind, out, len(step.output_shape) == 3, alpha)}")
         else:
-            w.forward.append("x = x.flatten(1)")
-    elif step.type == "Dense":
-        w.init.append(f"self.{attr} = nn.Linear({step.input_shape[0]}, {cfg['units']}, bias={cfg['use_bias']})")
-        w.forward.append(f"x = self.{attr}(x)")
-        w.map(step, attr, {"kernel": "weight", "bias": "bias"}, "dense")
-    elif step.type == "BatchNorm":
-        kind = "BatchNorm2d" if step.spatial else "BatchNorm1d"
-        w.init.append(f"self.{attr} = nn.{kind}({step.input_shape[-1]}, eps={cfg['epsilon']!r}, "
-                      f"momentum={round(1.0 - cfg['momentum'], 12)!r})")
-        w.forward.append(f"x = self.{attr}(x)")
-        w.map(step, attr, {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
-                           "moving_variance": "running_var"})
-    elif step.type == "Dropout":
-        w.init.append(f"self.{attr} = nn.Dropout(p={cfg['rate']!r})")
-        w.forward.append(f"x = self.{attr}(x)")
-    elif step.type in ("ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Softmax"):
-        kind = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu"}.get(step.type, step.type.lower())
-        _activation_line(w, kind, step.spatial, cfg.get("alpha"), last)
-        return
-    else:
-        raise ExportError(f"layer {step.name}: {step.type} has no PyTorch form yet")
-    if step.activation:
-        _activation_line(w, step.activation, len(step.output_shape) == 3, None, last)
-
-
-def _activation_line(w: _Writer, kind: str, spatial: bool, alpha: float | None, last: bool) -> None:
-    expression = _activation(kind, spatial, alpha)
-    if last and kind == "softmax":
-        w.forward.append(f"if not logits:  # the final softmax; skip it to get logits for training\n"
-                         f"    x = {expression}")
-    else:
-        w.forward.append(f"x = {expression}")
+            self.line(f"{out} = {expression}")
 
 
 def _network_block(model: Model, steps: list[LayerStep]) -> tuple[str, dict[str, tuple[str, str, str]]]:
-    w = _Writer()
-    attributes = _attribute_names([s.name for s in steps])
-    for i, (step, attr) in enumerate(zip(steps, attributes)):
-        _layer(w, step, attr, last=i == len(steps) - 1)
+    attributes = dict(zip((s.name for s in steps), _attribute_names([s.name for s in steps])))
+    w = TorchWriter(attributes, steps[-1].name)
+    # A chain passes one tensor along as ``x``; a branching network names each layer's output
+    # after its layer, so every branch reads what it takes.
+    chain = model.is_chain
+    variables = {INPUT_ID: "x"}
+    for step in steps:
+        out = "x" if chain else attributes[step.name]
+        if not step.live:  # an unused branch: its modules exist (their weights load), it never runs
+            before = len(w.forward)
+            rules_for(step.type).torch(w, step, [variables.get(i, "x") for i in step.inputs], out)
+            del w.forward[before:]
+            continue
+        w.line(f"# {step.name}: {step.type} -> {step.output_shape}")
+        rules_for(step.type).torch(w, step, [variables[i] for i in step.inputs], out)
+        variables[step.id] = out
+    result = variables[steps[-1].id]
     h, wd, c = model.input_shape
     output = "probabilities" if ends_in_softmax(steps) else "outputs"
     output_shape = ", ".join(map(str, model.output_shape))
@@ -172,8 +139,8 @@ def _network_block(model: Model, steps: list[LayerStep]) -> tuple[str, dict[str,
     for line in w.forward:
         lines += [f"        {part}" for part in line.split("\n")]
     if len(model.output_shape) == 3:
-        lines.append("        x = x.permute(0, 2, 3, 1)  # feature maps back to the engine's (N, H, W, C)")
-    lines.append("        return x")
+        lines.append(f"        {result} = {result}.permute(0, 2, 3, 1)  # maps back to the engine's (N, H, W, C)")
+    lines.append(f"        return {result}")
     return "\n".join(lines) + "\n", w.tensors
 
 
