@@ -11,7 +11,8 @@ from engine.architecture import load_architecture_file
 from engine.resources import asset_path
 
 # Shown first, in this order; any other template file follows alphabetically.
-PREFERRED_ORDER = ("seed_sample", "seed_sample_batchnorm", "lenet5", "small_vgg", "mlp_baseline")
+PREFERRED_ORDER = ("seed_sample", "seed_sample_batchnorm", "lenet5", "small_vgg", "mlp_baseline", "resnet8",
+                   "inception_lite")
 DESCRIPTIVE_KEYS = ("name", "description")
 
 

@@ -11,7 +11,7 @@ from engine.model import Model
 from engine.resources import asset_path
 from tests.studio.builder_helpers import layer_types, make_window
 
-EXPECTED = ["seed_sample", "seed_sample_batchnorm", "lenet5", "small_vgg", "mlp_baseline"]
+EXPECTED = ["seed_sample", "seed_sample_batchnorm", "lenet5", "small_vgg", "mlp_baseline", "resnet8", "inception_lite"]
 
 
 def test_templates_are_listed_in_teaching_order_with_descriptions():
