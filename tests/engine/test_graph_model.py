@@ -240,3 +240,19 @@ def test_frozen_layers_are_reported():
     assert model.frozen_layers == ("conv2d_1",)
     assert model.analysis.frozen_params == 20 and model.analysis.trainable_params == 18 * 2 + 2
     assert model.analysis.non_trainable_params == 20 and "(frozen)" in model.summary()
+
+
+def test_inspection_of_a_graph_covers_every_node():
+    from engine.inspection import layer_statistics, probe, saliency
+
+    model = Model(CONCAT, seed=1)
+    x = np.random.default_rng(0).random((4, 9, 9, 2), dtype=np.float32)
+    stats = layer_statistics(model, x)
+    assert [s.name for s in stats] == model.names
+    merged = {s.name: s for s in stats if s.type in ("Add", "Concatenate")}
+    assert merged["concatenate_1"].output_shape == (9, 9, 10) and merged["add_1"].output_shape == (9, 9, 10)
+    assert merged["concatenate_2"].units == 14 and merged["concatenate_2"].samples == 4
+    seen = probe(model, x[0])
+    assert len(seen.layer_outputs) == len(model.layers) and seen.probabilities.shape == (3,)
+    result = saliency(model, x[0])
+    assert result.gradient.shape == (9, 9, 2) and result.magnitude.max() == pytest.approx(1.0)
