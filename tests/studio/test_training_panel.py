@@ -164,7 +164,11 @@ def test_learning_rate_change_mid_run_is_applied_and_marked(qtbot, window):
 
 def test_pause_resume_stop_and_one_more_epoch(qtbot, window):
     panel = window.training_panel
-    start_long_run(qtbot, panel)
+    configure(panel, epochs=1000, batch_size=8)
+    # A whole epoch first, so "+1 epoch" below continues after at least one (a loaded machine may deliver
+    # the first batches long before the first epoch ends).
+    with qtbot.waitSignal(panel.session.runner.epoch_end, timeout=WAIT_MS):
+        panel.start_action.trigger()
     panel.pause_button.click()
     assert panel.session.runner.paused and panel.resume_button.isEnabled() and not panel.pause_button.isEnabled()
     assert panel.pause_action.text() == "Resume"
