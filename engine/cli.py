@@ -1,4 +1,4 @@
-"""``cnn-engine``: summary, train, evaluate (and export) from the command line.
+"""``cnn-engine``: summary, train, resume, runs, sweep, evaluate (and export) from the command line.
 
 Every error a user can cause is printed as one line on stderr with a non-zero exit; no tracebacks.
 """
@@ -6,10 +6,13 @@ Every error a user can cause is printed as one line on stderr with a non-zero ex
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
-from collections.abc import Sequence
-from typing import TextIO
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -76,8 +79,11 @@ class ProgressPrinter:
                 f"  val_loss {event.val_loss:.4f}  val_acc {event.val_accuracy:.2%}")
             print(f"epoch {event.epoch}/{event.epochs}  loss {event.train_loss:.4f}  acc {event.train_accuracy:.2%}"
                   f"{val}  {_duration(event.elapsed)} elapsed", file=self.stream)
-        elif isinstance(event, TrainingFinished) and event.reason != "completed":
-            print(f"training {event.reason}: {event.message}", file=self.stream)
+            if event.note:
+                print(f"  {event.note}", file=self.stream)
+        elif isinstance(event, TrainingFinished) and (event.reason != "completed" or event.message):
+            print(f"training {'stopped early' if event.stopped_early else event.reason}: {event.message}",
+                  file=self.stream)
 
 
 def _load_data(args: argparse.Namespace):
@@ -101,42 +107,7 @@ def _processes(text: str) -> int | str:
 
 
 # The options that set each TrainConfig field, for messages about settings.
-_OPTIONS = {"learning_rate": "--lr"}
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from engine.architecture import load_architecture_file, with_input_shape
-    from engine.errors import InputShapeError
-    from engine.training import TrainConfig, prepare
-    from engine.weights import save_weights
-
-    config = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-        learning_rate=args.lr if args.lr is not None else (0.01 if args.optimizer == "sgd" else 0.001),
-        momentum=args.momentum, validation_split=args.validation_split, seed=args.seed,
-        augment_shift=args.augment_shift, augment_hflip=args.augment_hflip, processes=args.processes,
-    )
-    _check_settings(config)  # before the dataset loads
-    dataset = _load_data(args)
-    if args.limit:
-        dataset = dataset.subset(min(args.limit, len(dataset.y_train)), len(dataset.y_test), seed=args.seed)
-    doc = load_architecture_file(args.architecture)
-    if doc.get("input", {}).get("shape") != list(dataset.input_shape) and args.adapt_input:
-        doc = with_input_shape(doc, dataset.input_shape)
-    checked_architecture(doc)
-    print(f"dataset {dataset.name}: {len(dataset.y_train)} train / {len(dataset.y_test)} test images, "
-          f"{'x'.join(map(str, dataset.input_shape))}, {dataset.num_classes} classes")
-    try:
-        model, trainer = prepare(doc, dataset, config)
-    except InputShapeError as exc:
-        raise EngineError(f"{exc} (--adapt-input gives the network the dataset's shape)") from None
-    history = trainer.fit(ProgressPrinter(sys.stdout))
-    result = trainer.evaluate()
-    print(f"test accuracy {result.accuracy:.2%} ({len(result.labels)} images)")
-    if args.out:
-        save_weights(model, args.out)
-        print(f"weights saved to {args.out}")
-    return 0 if history.finished and history.finished.reason == "completed" else 3
+_OPTIONS = {"learning_rate": "--lr", "early_stopping": "--early-stopping", "restore_best": "--no-restore-best"}
 
 
 def _check_settings(config: object) -> None:
@@ -149,6 +120,224 @@ def _check_settings(config: object) -> None:
     except SettingError as exc:
         option = _OPTIONS.get(exc.field, "--" + exc.field.replace("_", "-"))
         raise EngineError(f"{option} {exc.requirement}, not {exc.value}") from None
+
+
+def _limited(dataset: Any, args: argparse.Namespace) -> Any:
+    if args.limit:
+        return dataset.subset(min(args.limit, len(dataset.y_train)), len(dataset.y_test), seed=args.seed)
+    return dataset
+
+
+def _architecture(args: argparse.Namespace, dataset: Any) -> dict[str, Any]:
+    from engine.architecture import load_architecture_file, with_input_shape
+
+    doc = load_architecture_file(args.architecture)
+    if doc.get("input", {}).get("shape") != list(dataset.input_shape) and args.adapt_input:
+        doc = with_input_shape(doc, dataset.input_shape)
+    checked_architecture(doc)
+    return doc
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from engine.training import TrainConfig
+
+    return TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+        learning_rate=args.lr if args.lr is not None else (0.01 if args.optimizer == "sgd" else 0.001),
+        momentum=args.momentum, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+        schedule=args.schedule, validation_split=args.validation_split, seed=args.seed,
+        augment_shift=args.augment_shift, augment_hflip=args.augment_hflip,
+        monitor=args.monitor, min_delta=args.min_delta, early_stopping=args.early_stopping,
+        restore_best=not args.no_restore_best, plateau_patience=args.plateau_patience,
+        plateau_factor=args.plateau_factor, processes=args.processes,
+    )
+
+
+def _dataset_ref(dataset: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from engine.runs import dataset_reference
+
+    return dataset_reference(dataset, args.data, image_size=tuple(args.image_size) if args.image_size else None,
+                             color=args.color, limit=args.limit, limit_seed=args.seed)
+
+
+def _describe(dataset: Any) -> None:
+    print(f"dataset {dataset.name}: {len(dataset.y_train)} train / {len(dataset.y_test)} test images, "
+          f"{'x'.join(map(str, dataset.input_shape))}, {dataset.num_classes} classes")
+
+
+def _refuse_existing_run(run_dir: Path, doc: dict[str, Any]) -> None:
+    from engine.architecture_diff import diff_architectures, same_network
+    from engine.runs import RunFolder, is_run
+
+    if not is_run(run_dir):
+        return
+    existing = RunFolder.open(run_dir)
+    if not same_network(existing.record["architecture"], doc):
+        difference = diff_architectures(existing.record["architecture"], doc).describe()
+        raise EngineError(f"{run_dir} holds a run of another network ({difference}); "
+                          "choose another --run-dir")
+    raise EngineError(f"{run_dir} already holds a run of this network ({existing.status}, epoch "
+                      f"{existing.epochs_completed}/{existing.epochs_planned}); continue it with "
+                      f"`cnn-engine resume {run_dir}` or choose another --run-dir")
+
+
+def _finish_run(outcome: Any, out: str | None) -> int:
+    from engine.weights import save_weights
+
+    folder = outcome.folder
+    if outcome.evaluation is not None:
+        print(f"test accuracy {outcome.evaluation.accuracy:.2%} ({len(outcome.evaluation.labels)} images)")
+    if out:
+        save_weights(outcome.trainer.model, out)
+        print(f"weights saved to {out}")
+    print(f"run {folder.status}: {folder.path}")
+    finished = outcome.history.finished
+    return 0 if finished and finished.reason == "completed" else 3
+
+
+def _prepare(doc: dict[str, Any], dataset: Any, config: Any) -> tuple[Any, Any]:
+    from engine.errors import InputShapeError
+    from engine.training import prepare
+
+    try:
+        return prepare(doc, dataset, config)
+    except InputShapeError as exc:
+        raise EngineError(f"{exc} (--adapt-input gives the network the dataset's shape)") from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from engine.weights import save_weights
+
+    config = _config(args)
+    _check_settings(config)  # before the dataset loads
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    dataset = _limited(_load_data(args), args)
+    doc = _architecture(args, dataset)
+    if run_dir is not None:
+        _refuse_existing_run(run_dir, doc)
+    _describe(dataset)
+    model, trainer = _prepare(doc, dataset, config)
+    printer = ProgressPrinter(sys.stdout)
+    if run_dir is not None:
+        from engine.runs import new_run, train_in_folder
+        from engine.runs.session import architecture_name
+
+        folder, trainer = new_run(run_dir, model, dataset, config, _dataset_ref(dataset, args), retention=args.keep,
+                                  name=args.name or "", architecture_name=architecture_name(args.architecture, doc),
+                                  trainer=trainer)
+        print(f"run folder {folder.path}")
+        with _interrupted_hint(run_dir):
+            outcome = train_in_folder(folder, trainer, printer)
+        return _finish_run(outcome, args.out)
+    history = trainer.fit(printer)
+    result = trainer.evaluate()
+    print(f"test accuracy {result.accuracy:.2%} ({len(result.labels)} images)")
+    if args.out:
+        save_weights(model, args.out)
+        print(f"weights saved to {args.out}")
+    return 0 if history.finished and history.finished.reason == "completed" else 3
+
+
+@contextlib.contextmanager
+def _interrupted_hint(run_dir: Path) -> Iterator[None]:
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(f"cnn-engine: interrupted; continue with `cnn-engine resume {run_dir}`", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def _resumable_run(path: Path) -> Path:
+    """``path`` if it is a run, else the one run in it that can be resumed."""
+    from engine.runs import RunFolder, is_run, runs_in
+
+    if is_run(path):
+        return path
+    candidates = [p for p in runs_in(path) if RunFolder.open(p).resumable]
+    if not candidates:
+        raise EngineError(f"{path} holds no interrupted run")
+    if len(candidates) > 1:
+        raise EngineError(f"{path} holds {len(candidates)} interrupted runs; name one: "
+                          + ", ".join(str(p) for p in candidates))
+    return candidates[0]
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from engine.runs import prepare_resume, train_in_folder
+
+    path = _resumable_run(Path(args.run))
+    dataset = None
+    if args.data:
+        from engine.runs import RunFolder
+
+        ref = RunFolder.open(path).record["dataset"]
+        dataset = _load_data(args)
+        limit = ref.get("limit")
+        if limit:
+            dataset = dataset.subset(min(int(limit["train"]), len(dataset.y_train)), len(dataset.y_test),
+                                     seed=int(limit.get("seed", 0)))
+    folder, trainer = prepare_resume(path, dataset, epochs=args.epochs)
+    start = trainer.epoch
+    print(f"resuming {folder.path} after epoch {start} of {trainer.config.epochs}"
+          + ("" if start else " (from the start: no checkpoint)"))
+    with _interrupted_hint(folder.path):
+        outcome = train_in_folder(folder, trainer, ProgressPrinter(sys.stdout))
+    return _finish_run(outcome, args.out)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from engine.runs import list_runs, runs_table
+
+    runs = list_runs(args.folder)
+    if args.json:
+        import json
+
+        print(json.dumps([{k: v for k, v in vars(r).items() if k != "record"} | {"path": str(r.path)}
+                          for r in runs], indent=1, default=str))
+        return 0
+    if not runs:
+        print(f"no runs in {args.folder}")
+        return 0
+    print(runs_table(runs))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from engine.runs.session import architecture_name
+    from engine.runs.sweep import Sweep, label, parse_axis, sweep_points
+
+    config = _config(args)
+    _check_settings(config)
+    dataset = _limited(_load_data(args), args)
+    doc = _architecture(args, dataset)
+    _prepare(doc, dataset, config)  # the network fits the data (each point is checked again)
+    axes = [parse_axis(text, doc) for text in args.grid]
+    points = sweep_points(axes, args.random, seed=args.seed)
+    sweep = Sweep(Path(args.out), doc, config, axes, points, retention=args.keep,
+                  architecture_name=architecture_name(args.architecture, doc))
+    _describe(dataset)
+    print(f"sweep of {len(points)} runs into {args.out}")
+    printer = ProgressPrinter(sys.stdout)
+    total = len(points)
+
+    def on_start(run: Any) -> None:
+        print(f"\nrun {run.index + 1}/{total}: {label(run.point)}")
+
+    def on_done(run: Any, outcome: Any) -> None:
+        if run.error:
+            print(f"  failed: {run.error}")
+        elif outcome is None and run.summary is not None:
+            print("  already completed")
+
+    with _interrupted_hint(Path(args.out)):
+        sweep.run(dataset, _dataset_ref(dataset, args), on_start=on_start, on_event=lambda run, e: printer(e),
+                  on_done=on_done)
+    print()
+    print(sweep.table())
+    best = sweep.ranked()[0] if sweep.runs else None
+    if best is not None and best.summary is not None:
+        print(f"best: {label(best.point)} ({best.path})")
+    return 0 if all(r.summary and r.summary.status == "completed" for r in sweep.runs) else 3
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -172,6 +361,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from engine.schedules import MONITORS, SCHEDULES
+
     parser = argparse.ArgumentParser(prog="cnn-engine", description="Train and inspect CNNs with the NumPy engine.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -186,26 +377,73 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="resize image folders")
         p.add_argument("--color", choices=("grayscale", "rgb"), help="colour mode for image folders")
 
+    def add_settings(p: argparse.ArgumentParser, epochs: int = 1) -> None:
+        p.add_argument("architecture", help="architecture JSON file")
+        add_data(p)
+        p.add_argument("--epochs", type=int, default=epochs)
+        p.add_argument("--batch-size", type=int, default=64)
+        p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd")
+        p.add_argument("--lr", type=float, help="learning rate (default 0.01 for sgd, 0.001 for adam)")
+        p.add_argument("--momentum", type=float, default=0.9)
+        p.add_argument("--weight-decay", type=float, default=0.0)
+        p.add_argument("--label-smoothing", type=float, default=0.0)
+        p.add_argument("--schedule", choices=SCHEDULES, default="constant",
+                       help="learning-rate schedule; plateau lowers it when the monitored metric stalls")
+        p.add_argument("--validation-split", type=float, default=0.1)
+        p.add_argument("--augment-shift", type=int, default=0, help="random shifts of up to N pixels")
+        p.add_argument("--augment-hflip", action="store_true", help="random horizontal flips")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--limit", type=int, help="train on at most N images (a quick run)")
+        p.add_argument("--processes", type=_processes, default="auto", metavar="{1,2,auto}",
+                       help="processes per training step: 2 splits each step with a helper process, auto "
+                            "(default) when the step is large enough to gain")
+        p.add_argument("--adapt-input", action="store_true",
+                       help="use the dataset's image shape as the network's input shape")
+        p.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
+                       help="stop after PATIENCE epochs without improvement of --monitor (0: off)")
+        p.add_argument("--monitor", choices=MONITORS, default="val_loss",
+                       help="what early stopping, the plateau schedule and the best epoch follow")
+        p.add_argument("--min-delta", type=float, default=0.0, help="smallest change that counts as an improvement")
+        p.add_argument("--no-restore-best", action="store_true",
+                       help="after early stopping keep the last epoch's weights, not the best epoch's")
+        p.add_argument("--plateau-patience", type=int, default=2,
+                       help="--schedule plateau: epochs without improvement before the rate drops")
+        p.add_argument("--plateau-factor", type=float, default=0.5,
+                       help="--schedule plateau: factor applied to the learning rate")
+        p.add_argument("--keep", default=None, metavar="all|best|N",
+                       help="checkpoints to keep in a run folder: every epoch (all, the default for train), "
+                            "the best and the last (best, the default for sweep), or the last N")
+
     p = sub.add_parser("train", help="train an architecture on a dataset")
-    p.add_argument("architecture", help="architecture JSON file")
-    add_data(p)
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd")
-    p.add_argument("--lr", type=float, help="learning rate (default 0.01 for sgd, 0.001 for adam)")
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--validation-split", type=float, default=0.1)
-    p.add_argument("--augment-shift", type=int, default=0, help="random shifts of up to N pixels")
-    p.add_argument("--augment-hflip", action="store_true", help="random horizontal flips")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, help="train on at most N images (a quick run)")
-    p.add_argument("--processes", type=_processes, default="auto", metavar="{1,2,auto}",
-                   help="processes per training step: 2 splits each step with a helper process, auto (default) "
-                        "when the step is large enough to gain")
-    p.add_argument("--adapt-input", action="store_true",
-                   help="use the dataset's image shape as the network's input shape")
+    add_settings(p)
     p.add_argument("--out", help="where to save the trained weights (.npz)")
+    p.add_argument("--run-dir", metavar="DIR",
+                   help="keep the run in this folder: record, a checkpoint per epoch, final weights")
+    p.add_argument("--name", help="a label for the run (with --run-dir)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("resume", help="continue an interrupted run to its planned number of epochs")
+    p.add_argument("run", metavar="DIR", help="the run folder (or a folder holding one interrupted run)")
+    p.add_argument("--out", help="also save the final weights here (.npz)")
+    p.add_argument("--epochs", type=int, help="train on to this many epochs in all (more than planned)")
+    p.add_argument("--data", help="where the run's dataset is now, if it moved (it must be the same data)")
+    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="resize image folders")
+    p.add_argument("--color", choices=("grayscale", "rgb"), help="colour mode for image folders")
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("runs", help="list the runs in a folder")
+    p.add_argument("folder", metavar="DIR", help="a folder of runs (or one run)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("sweep", help="train one run per point of a grid or random search")
+    add_settings(p, epochs=1)
+    p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2|KEY=LOW..HIGH",
+                   help="a setting and its values, e.g. lr=0.1,0.03, batch_size=32,64, dropout_1.rate=0.2,0.5, "
+                        "conv2d_2.filters=16,32; a range LOW..HIGH with --random (repeatable)")
+    p.add_argument("--random", type=int, metavar="N", help="random search: N runs drawn from the axes")
+    p.add_argument("--out", required=True, metavar="DIR", help="the sweep's folder (one run folder per point)")
+    p.set_defaults(func=cmd_sweep, keep_default="best")
 
     p = sub.add_parser("evaluate", help="evaluate saved weights on a dataset's test part")
     p.add_argument("weights", help="weight file (.npz)")
@@ -220,11 +458,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _validate_args(args: argparse.Namespace) -> None:
+    """Options the training settings' check does not cover."""
+    random = getattr(args, "random", None)
+    if random is not None and random < 1:
+        raise EngineError(f"--random must be at least 1, not {random}")
+    if hasattr(args, "keep"):
+        from engine.runs import Retention
+
+        if args.keep is None:
+            args.keep = getattr(args, "keep_default", "all")
+        try:
+            Retention.parse(args.keep)
+        except ValueError as exc:
+            raise EngineError(f"--keep: {exc}") from None
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    print(f"cnn-engine: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        _validate_args(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except ArchitectureProblems as exc:
         for problem in exc.problems:
             print(f"cnn-engine: error: {problem}", file=sys.stderr)

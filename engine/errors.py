@@ -152,3 +152,7 @@ class NoTrainingImagesError(TrainingError):
 
 class DataError(EngineError):
     """A dataset that cannot be loaded; the message names the file and what is wrong."""
+
+
+class RunError(EngineError):
+    """A run folder that cannot be created, read, resumed or written as asked."""

@@ -46,6 +46,26 @@ class Optimizer:
     def hyperparameters(self) -> dict[str, Any]:
         return {"lr": self.lr}
 
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(settings and counters as JSON-safe values, slot arrays as ``"<param>/<slot>"`` copies):
+        everything a later step depends on, so a restored optimizer steps bit-identically."""
+        arrays = {f"{name}/{key}": value.copy() for name, slots in self.slots.items() for key, value in slots.items()}
+        return {"name": self.name, **self.hyperparameters(), **self._counters()}, arrays
+
+    def load_state_dict(self, settings: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        if settings.get("name") != self.name:
+            raise ValueError(f"optimizer state of {settings.get('name')!r} cannot load into {self.name!r}")
+        for key, value in settings.items():
+            if key != "name":
+                setattr(self, key, value)
+        self.slots = {}
+        for key, value in arrays.items():
+            name, _, slot = key.rpartition("/")
+            self.slots.setdefault(name, {})[slot] = np.array(value, copy=True)
+
+    def _counters(self) -> dict[str, Any]:
+        return {}
+
 
 class SGD(Optimizer):
     name = "sgd"
@@ -127,6 +147,9 @@ class Adam(Optimizer):
     def hyperparameters(self) -> dict[str, Any]:
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon,
                 "weight_decay": self.weight_decay}
+
+    def _counters(self) -> dict[str, Any]:
+        return {"t": self.t}
 
 
 class AdamW(Adam):

@@ -25,7 +25,7 @@ from engine.errors import (
     SoftmaxHeadError,
 )
 from engine.optimizers import OPTIMIZERS
-from engine.schedules import SCHEDULES
+from engine.schedules import MONITORS, SCHEDULES
 
 if TYPE_CHECKING:
     from engine.data import Dataset
@@ -88,6 +88,13 @@ RULES = {
     "augment_rotation": _not_negative(),
     "standardize": _flag(),
     "processes": _one_of(PROCESSES),
+    "monitor": _one_of(MONITORS),
+    "min_delta": _not_negative(),
+    "early_stopping": _at_least(0),
+    "restore_best": _flag(),
+    "plateau_patience": _at_least(1),
+    "plateau_factor": ((lambda v: _number(v) and 0 < v < 1), "must be between 0 and 1"),
+    "plateau_min_lr": _not_negative(),
 }
 
 

@@ -35,10 +35,22 @@ from typing import Any
 import numpy as np
 
 from engine import batch_sync, parallel
+from engine.layers import Dropout
 from engine.layers.normalization import BatchNorm
 from engine.losses import softmax_cross_entropy
 from engine.model import Model
-from engine.replica_protocol import BUILD, STEP, Layout, ProtocolError, SharedArrays, exchange, read_reply, send
+from engine.replica_protocol import (
+    BUILD,
+    STEP,
+    Layout,
+    ProtocolError,
+    SharedArrays,
+    exchange,
+    pack_generator,
+    read_reply,
+    send,
+    unpack_generator,
+)
 
 # With processes "auto", a step is split only when it has at least this many multiply-adds or
 # this many layer outputs (forward, whole batch): below both, the pipe messages and copies cost
@@ -134,7 +146,7 @@ class ReplicaProcess:
             self.model_ref = weakref.ref(model)
             return self.shared
         layout = Layout({k: v.shape for k, v in model.parameters().items()}, model.dtype, model.input_shape, rows,
-                        sync_values(model))
+                        sync_values(model), len(replica_generators(model)))
         self._release_block()
         self.block = shared_memory.SharedMemory(create=True, size=layout.nbytes)
         self.shared = layout.arrays(self.block.buf)
@@ -283,6 +295,9 @@ def _split_step(model: Model, x: np.ndarray, y: np.ndarray, label_smoothing: flo
         np.copyto(shared.params[name], param)
     np.copyto(shared.x[:rows], x[own:], casting="same_kind")
     shared.labels[:rows] = y[own:]
+    generators = list(replica_generators(model).values())
+    for words, rng in zip(shared.generators, generators):
+        pack_generator(rng, words)
     replica.start_step(rows, label_smoothing, rows / n)
     # If this half fails, the replica stays in flight (it may be waiting for batch-norm sums):
     # the next step replaces it (see _get).
@@ -295,6 +310,38 @@ def _split_step(model: Model, x: np.ndarray, y: np.ndarray, label_smoothing: flo
         model.backward(grad)
     correct = float(np.count_nonzero(probs.argmax(axis=1) == y[:own]))
     other_loss, other_correct = replica.finish_step()
+    for words, rng in zip(shared.generators, generators):
+        unpack_generator(words, rng)
     for name, g in model.gradients().items():
         g += shared.grads[name]
     return (own * loss + rows * other_loss) / n, (correct + other_correct) / n
+
+
+# The generators the replica's Dropout layers draw from, kept here per model: each split step
+# lends their states to the replica and takes them back advanced, so a model's checkpoint (see
+# generator_states) holds them however often the replica process is replaced.
+_generators: weakref.WeakKeyDictionary[Model, dict[str, np.random.Generator]] = weakref.WeakKeyDictionary()
+
+
+def replica_generators(model: Model) -> dict[str, np.random.Generator]:
+    """The replica's dropout generators for ``model``, by layer name, in layer order. Seeded apart
+    from the model's own, so the two halves of a batch never draw the same masks."""
+    generators = _generators.get(model)
+    if generators is None:
+        layers = enumerate(zip(model.names, model.layers))
+        generators = {name: np.random.default_rng([model.seed, 1, index])
+                      for index, (name, layer) in layers if isinstance(layer, Dropout)}
+        _generators[model] = generators
+    return generators
+
+
+def generator_states(model: Model) -> dict[str, Any]:
+    """The states of the replica's dropout generators for ``model`` (JSON-safe), by layer name."""
+    return {name: json.loads(json.dumps(rng.bit_generator.state)) for name, rng in replica_generators(model).items()}
+
+
+def set_generator_states(model: Model, states: dict[str, Any]) -> None:
+    """Give the replica's dropout generators for ``model`` these states (see generator_states)."""
+    for name, rng in replica_generators(model).items():
+        if name in states:
+            rng.bit_generator.state = states[name]

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from engine import batch_sync, parallel
+from engine.layers import Dropout
 from engine.losses import softmax_cross_entropy
 from engine.model import Model
 from engine.replica_protocol import (
@@ -33,9 +34,11 @@ from engine.replica_protocol import (
     ProtocolError,
     SharedArrays,
     exchange,
+    pack_generator,
     read_exact,
     receive,
     reply_failed,
+    unpack_generator,
     write_all,
 )
 
@@ -64,9 +67,11 @@ class Replica:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.model = Model(spec["architecture"], seed=spec["seed"], dtype=spec["layout"]["dtype"])
-        # The replica's dropout masks must not repeat the training process's.
+        # The replica's dropout masks must not repeat the training process's: its generators'
+        # states come with each step (the training process keeps them; see replica_generators).
+        self.dropouts = [layer for layer in self.model.layers if isinstance(layer, Dropout)]
         for index, layer in enumerate(self.model.layers):
-            if hasattr(layer, "rng"):
+            if isinstance(layer, Dropout):
                 layer.rng = np.random.default_rng([spec["seed"], 1, index])
         self.layout = Layout.from_dict(spec["layout"])
         own = {k: tuple(v.shape) for k, v in self.model.parameters().items()}
@@ -92,6 +97,8 @@ class Replica:
             if param is not shared.params[name]:  # a layer replaced its array: copy instead
                 np.copyto(param, shared.params[name])
         x, y = shared.x[:rows], shared.labels[:rows]
+        for words, layer in zip(shared.generators, self.dropouts):
+            unpack_generator(words, layer.rng)
 
         exchanges = itertools.count()
 
@@ -108,6 +115,8 @@ class Replica:
                 np.copyto(shared.grads[name], g)
         shared.results[0] = loss
         shared.results[1] = np.count_nonzero(probs.argmax(axis=1) == y)
+        for words, layer in zip(shared.generators, self.dropouts):
+            pack_generator(layer.rng, words)
 
     def close(self) -> None:
         # Views of the block must be gone before it can close; a view kept alive elsewhere only

@@ -5,9 +5,12 @@ Messages are a fixed header (command, three numbers) with an optional payload; r
 byte, ``OK`` or ``FAILED`` followed by an error message. The shared block holds, in the model's
 dtype: the parameters (written by the training process before each step), the replica's
 gradients, already weighted by its share of the batch (written by the replica), the replica's
-share of the batch; then its labels (int64) and two float64 results (the share's loss and its
-count of correct predictions). Both processes build the same ``Layout`` from the same model
-description, so each sees the same named arrays at the same offsets.
+share of the batch; then its labels (int64), two float64 results (the share's loss and its
+count of correct predictions), the batch-norm sync slots, and the states of the replica's dropout
+generators (uint64 words, see ``pack_generator``: the training process owns them and lends them
+for each step, so its checkpoints hold every random state of a run). Both processes build the
+same ``Layout`` from the same model description, so each sees the same named arrays at the same
+offsets.
 """
 
 from __future__ import annotations
@@ -78,6 +81,24 @@ def read_reply(fd: int, expected: bytes = OK, timeout: float | None = None) -> s
 
 
 ALIGN = 64  # each region starts on a cache line
+GENERATOR_WORDS = 6  # a PCG64 state: state and increment (128 bits each), has_uint32, uinteger
+_LOW = (1 << 64) - 1
+
+
+def pack_generator(rng: np.random.Generator, out: np.ndarray) -> None:
+    """Write a PCG64 generator's whole state into ``out`` (GENERATOR_WORDS uint64)."""
+    state = rng.bit_generator.state
+    if state["bit_generator"] != "PCG64":
+        raise ValueError(f"only PCG64 generators travel between processes, not {state['bit_generator']}")
+    s, inc = state["state"]["state"], state["state"]["inc"]
+    out[:] = (s & _LOW, s >> 64, inc & _LOW, inc >> 64, state["has_uint32"], state["uinteger"])
+
+
+def unpack_generator(words: np.ndarray, rng: np.random.Generator) -> None:
+    """Give ``rng`` (PCG64) the state pack_generator wrote."""
+    w = [int(v) for v in words]
+    state = {"state": w[0] | w[1] << 64, "inc": w[2] | w[3] << 64}
+    rng.bit_generator.state = {"bit_generator": "PCG64", "state": state, "has_uint32": w[4], "uinteger": w[5]}
 
 
 def _aligned(offset: int) -> int:
@@ -97,18 +118,20 @@ class SharedArrays:
     labels: np.ndarray
     results: np.ndarray
     sync: np.ndarray
+    generators: np.ndarray  # (generators, GENERATOR_WORDS) uint64
 
 
 class Layout:
     """Where each array lies in the block, from the parameters' names and shapes."""
 
     def __init__(self, shapes: dict[str, tuple[int, ...]], dtype: Any, input_shape: tuple[int, ...],
-                 max_rows: int, sync_values: int = 0) -> None:
+                 max_rows: int, sync_values: int = 0, generators: int = 0) -> None:
         self.shapes = {name: tuple(int(d) for d in shape) for name, shape in shapes.items()}
         self.dtype = np.dtype(dtype)
         self.input_shape = tuple(int(d) for d in input_shape)
         self.max_rows = int(max_rows)
         self.sync_values = int(sync_values)
+        self.generators = int(generators)
         offset = 0
         self._params: dict[str, int] = {}
         self._grads: dict[str, int] = {}
@@ -122,16 +145,18 @@ class Layout:
         offset = _aligned(offset + self.max_rows * 8)
         self._results = offset
         self._sync = _aligned(offset + 2 * 8)
-        self.nbytes = self._sync + 4 * self.sync_values * 8
+        self._generators = _aligned(self._sync + 4 * self.sync_values * 8)
+        self.nbytes = self._generators + self.generators * GENERATOR_WORDS * 8
 
     def to_dict(self) -> dict[str, Any]:
         return {"shapes": {k: list(v) for k, v in self.shapes.items()}, "dtype": self.dtype.str,
-                "input_shape": list(self.input_shape), "max_rows": self.max_rows, "sync_values": self.sync_values}
+                "input_shape": list(self.input_shape), "max_rows": self.max_rows, "sync_values": self.sync_values,
+                "generators": self.generators}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Layout:
         return cls({k: tuple(v) for k, v in d["shapes"].items()}, d["dtype"], tuple(d["input_shape"]), d["max_rows"],
-                   d["sync_values"])
+                   d["sync_values"], d.get("generators", 0))
 
     def arrays(self, buffer: Any) -> SharedArrays:
         def at(offset: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -144,6 +169,7 @@ class Layout:
             labels=at(self._labels, (self.max_rows,), np.int64),
             results=at(self._results, (2,), np.float64),
             sync=at(self._sync, (2, 2, self.sync_values), np.float64),
+            generators=at(self._generators, (self.generators, GENERATOR_WORDS), np.uint64),
         )
 
 

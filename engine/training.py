@@ -9,6 +9,7 @@ between batches.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -18,14 +19,19 @@ from typing import Any, Literal
 
 import numpy as np
 
+from engine import training_state
 from engine.architecture import analyze, load_architecture_file
 from engine.data import Augmentation, Dataset
+from engine.early_stopping import EarlyStopping
+from engine.errors import TrainingError
+from engine.layers import Dropout
 from engine.losses import softmax_cross_entropy
 from engine.metrics import Evaluation, evaluate
 from engine.model import Model
 from engine.optimizers import Optimizer, make_optimizer
 from engine.preflight import check_training
-from engine.schedules import Schedule
+from engine.schedules import ReduceOnPlateau, Schedule
+from engine.training_state import TrainerState, TrainingLog
 
 # How many processes a training step runs on: 1; 2 (the second one a replica of the model,
 # engine.replica) whenever the step can be split; "auto": 2 when the step is large enough to gain.
@@ -56,6 +62,15 @@ class TrainConfig:
     standardize: bool = False
     # One process unless the caller asks for more: a library user gets no helper process unasked.
     processes: Processes = 1
+    # What early stopping, the plateau schedule and "best epoch" follow: "val_loss" or
+    # "val_accuracy" (the training metric stands in when there is no validation split).
+    monitor: str = "val_loss"
+    min_delta: float = 0.0  # smaller changes of the monitored metric do not count as improvements
+    early_stopping: int = 0  # patience in epochs; 0 turns early stopping off
+    restore_best: bool = True  # an early-stopped run ends with its best epoch's weights
+    plateau_patience: int = 2  # schedule "plateau": epochs without improvement before the rate drops
+    plateau_factor: float = 0.5
+    plateau_min_lr: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,6 +124,7 @@ class EpochEnd:
     val_accuracy: float
     learning_rate: float
     elapsed: float
+    note: str = ""  # e.g. the plateau schedule lowered the learning rate after this epoch
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,8 @@ class TrainingFinished:
     reason: str  # "completed" | "stopped" | "diverged"
     epochs_completed: int
     message: str = ""
+    stopped_early: bool = False  # completed before the planned epochs by early stopping
+    best_epoch: int = 0  # the epoch whose weights the model holds after early stopping (0: the last)
 
 
 Event = TrainingStarted | BatchEnd | EpochEnd | TrainingFinished
@@ -188,8 +206,18 @@ class Trainer:
             step_size=c.step_epochs * self.batches_per_epoch, gamma=c.step_gamma,
             total_steps=c.epochs * self.batches_per_epoch,
         )
+        self.plateau = (ReduceOnPlateau(c.monitor, c.plateau_factor, c.plateau_patience, c.min_delta,
+                                        c.plateau_min_lr) if c.schedule == "plateau" else None)
+        self.early_stopping = (EarlyStopping(c.monitor, c.early_stopping, c.min_delta, c.restore_best)
+                               if c.early_stopping else None)
         self.epoch = 0  # epochs completed
         self.step = 0
+        self.log = TrainingLog()  # every epoch's metrics and every batch's loss so far
+        # Called with each EpochEnd once the epoch's state is final (state_dict() may be taken),
+        # before the event is yielded: e.g. a run folder writing its checkpoint.
+        self.epoch_hooks: list[Callable[[EpochEnd], None]] = []
+        self._in_epoch = False
+        self._ended_early = False
         self._lock = threading.Lock()
         self._running = threading.Event()
         self._running.set()
@@ -241,6 +269,10 @@ class Trainer:
         """
         epochs = self.config.epochs if epochs is None else epochs
         self._stop = False
+        if self._ended_early and self.early_stopping is not None:
+            # Asked for more epochs after stopping early: give them their own patience.
+            self.early_stopping.wait = 0
+        self._ended_early = False
         target = self.epoch + epochs
         c = self.config
         yield TrainingStarted(epochs, self.batches_per_epoch, len(self.train_idx), len(self.val_idx))
@@ -250,9 +282,14 @@ class Trainer:
         done_batches = 0
         augmentation = c.augmentation if c.augmentation.active else None
         while self.epoch < target:
+            if self.early_stopping is not None and self.early_stopping.triggered:
+                # (a state restored after the stopping epoch's checkpoint: stop as the run did)
+                yield self._stop_early()
+                return
             epoch = self.epoch + 1
             losses, accs, sizes = [], [], []
             batches = self.dataset.batches(self.train_idx, c.batch_size, rng=self.rng, augmentation=augmentation)
+            self._in_epoch = True
             for b, (x, y) in enumerate(batches, start=1):
                 if not self._running.is_set():
                     paused_at = time.perf_counter()
@@ -262,7 +299,7 @@ class Trainer:
                     yield TrainingFinished("stopped", self.epoch, f"stopped during epoch {epoch}")
                     return
                 self._apply_pending()
-                lr = self.schedule.lr(self.step)
+                lr = self.schedule.lr(self.step) * (self.plateau.scale if self.plateau else 1.0)
                 self.optimizer.lr = lr
                 loss, acc = self.train_batch(x, y)
                 if not np.isfinite(loss):
@@ -275,6 +312,9 @@ class Trainer:
                     )
                     return
                 self.step += 1
+                self.log.batch_loss.append(float(loss))
+                self.log.batch_accuracy.append(float(acc))
+                self.log.batch_lr.append(float(lr))
                 done_batches += 1
                 images += len(y)
                 losses.append(loss)
@@ -288,10 +328,120 @@ class Trainer:
             self.epoch = epoch
             self._good_weights = self.model.get_weights()
             w = np.asarray(sizes, np.float64)
-            yield EpochEnd(epoch, target, float(np.dot(losses, w) / w.sum()), float(np.dot(accs, w) / w.sum()),
-                           val.loss if val else float("nan"), val.accuracy if val else float("nan"),
-                           self.optimizer.lr, time.perf_counter() - start)
+            event = EpochEnd(epoch, target, float(np.dot(losses, w) / w.sum()), float(np.dot(accs, w) / w.sum()),
+                             val.loss if val else float("nan"), val.accuracy if val else float("nan"),
+                             self.optimizer.lr, time.perf_counter() - start)
+            event = self._end_epoch(event)
+            yield event
+            if self.early_stopping is not None and self.early_stopping.triggered and self.epoch < target:
+                yield self._stop_early()
+                return
         yield TrainingFinished("completed", self.epoch)
+
+    # -- epoch ends: monitored metric, plateau, early stopping, hooks --------------------------------
+    def monitored_value(self, event: EpochEnd) -> float:
+        """The epoch's value of ``config.monitor`` (its training counterpart without validation)."""
+        value = getattr(event, self.config.monitor)
+        if math.isnan(value):
+            value = getattr(event, self.config.monitor.replace("val_", "train_"))
+        return float(value)
+
+    def _end_epoch(self, event: EpochEnd) -> EpochEnd:
+        value = self.monitored_value(event)
+        note = ""
+        if self.plateau is not None and self.plateau.update(value, self.schedule.base_lr):
+            lowered = self.schedule.lr(self.step) * self.plateau.scale
+            note = (f"learning rate lowered to {lowered:.4g}: {self.config.monitor} did not improve for "
+                    f"{self.plateau.patience} epoch{'s' if self.plateau.patience != 1 else ''}")
+            event = EpochEnd(**{**asdict(event), "note": note})
+        if self.early_stopping is not None:
+            self.early_stopping.update(value, event.epoch, self._good_weights)
+        self._in_epoch = False
+        self.log.epochs.append(asdict(event))
+        for hook in list(self.epoch_hooks):
+            hook(event)
+        return event
+
+    def _stop_early(self) -> TrainingFinished:
+        stopper = self.early_stopping
+        assert stopper is not None
+        message = stopper.reason(self.epoch)
+        best = 0
+        if stopper.restore_best and stopper.best_weights is not None:
+            self.model.set_weights(stopper.best_weights)
+            self._good_weights = self.model.get_weights()
+            best = stopper.best_epoch
+        self._ended_early = True
+        return TrainingFinished("completed", self.epoch, message, stopped_early=True, best_epoch=best)
+
+    # -- complete state between epochs (checkpoints, resume) ------------------------------------------
+    def state_dict(self) -> TrainerState:
+        """Everything the next epochs depend on, as copies (see engine.training_state).
+
+        Only between epochs: before the first, after any, or in an epoch hook.
+        """
+        if self._in_epoch:
+            raise TrainingError("a trainer's state can only be taken between epochs")
+        settings, slots = self.optimizer.state_dict()
+        stopper = self.early_stopping
+        best = None
+        if stopper is not None and stopper.best_weights is not None and stopper.best_epoch != self.epoch:
+            best = {k: v.copy() for k, v in stopper.best_weights.items()}
+        return TrainerState(
+            epoch=self.epoch, step=self.step, architecture=dict(self.model.architecture),
+            preprocessing=dict(self.model.preprocessing), config=self.config.to_dict(),
+            weights=self.model.get_weights(), optimizer=settings, optimizer_slots=slots,
+            rngs=self._generator_states(), schedule={
+                "base_lr": self.schedule.base_lr, "plateau": self.plateau.state_dict() if self.plateau else None},
+            early_stopping=stopper.state_dict() if stopper is not None else None, best_weights=best,
+            log=self.log.copy(),
+        )
+
+    def load_state_dict(self, state: TrainerState) -> None:
+        """Continue from ``state``: the next epoch is state.epoch + 1, bit-identical to the run
+        that saved it. Raises TrainingError for a state of another network or other settings."""
+        from engine.architecture_diff import diff_architectures, same_network
+
+        if not same_network(state.architecture, self.model.architecture):
+            difference = diff_architectures(state.architecture, self.model.architecture).describe()
+            raise TrainingError(f"the saved training state belongs to another network ({difference})")
+        training_state.check_binding_settings(state.config, self.config.to_dict())
+        self.model.set_weights(state.weights)
+        self.model.preprocessing = dict(state.preprocessing)
+        self.optimizer.load_state_dict(state.optimizer, state.optimizer_slots)
+        self._set_generator_states(state.rngs)
+        self.schedule.base_lr = float(state.schedule["base_lr"])
+        if self.plateau is not None and state.schedule.get("plateau"):
+            self.plateau.load_state_dict(state.schedule["plateau"])
+        if self.early_stopping is not None and state.early_stopping:
+            best = state.best_weights
+            if best is None and int(state.early_stopping["best_epoch"]) == state.epoch:
+                best = {k: v.copy() for k, v in state.weights.items()}
+            self.early_stopping.load_state_dict(state.early_stopping, best if self.config.restore_best else None)
+        self.epoch, self.step = state.epoch, state.step
+        self.log = state.log.copy()
+        self._good_weights = self.model.get_weights()
+        self._ended_early = False
+
+    def _generator_states(self) -> dict[str, Any]:
+        dropout = {name: training_state.generator_state(layer.rng)
+                   for name, layer in zip(self.model.names, self.model.layers) if isinstance(layer, Dropout)}
+        states = {"trainer": training_state.generator_state(self.rng), "dropout": dropout}
+        if self.config.processes != 1:
+            from engine import replica  # the replica's dropout generators live there
+
+            states["replica"] = replica.generator_states(self.model)
+        return states
+
+    def _set_generator_states(self, states: dict[str, Any]) -> None:
+        training_state.set_generator_state(self.rng, states["trainer"])
+        for name, layer in zip(self.model.names, self.model.layers):
+            if isinstance(layer, Dropout):
+                training_state.set_generator_state(layer.rng, states["dropout"][name])
+        if states.get("replica"):
+            from engine import replica
+
+            replica.set_generator_states(self.model, states["replica"])
 
     def fit(self, callback: Callable[[Event], None] | None = None, epochs: int | None = None) -> History:
         history = History()
