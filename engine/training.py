@@ -333,10 +333,10 @@ class Trainer:
                              self.optimizer.lr, time.perf_counter() - start)
             event = self._end_epoch(event)
             yield event
-            if self.early_stopping is not None and self.early_stopping.triggered and self.epoch < target:
+            if self.early_stopping is not None and self.early_stopping.triggered:
                 yield self._stop_early()
                 return
-        yield TrainingFinished("completed", self.epoch)
+        yield self._complete()
 
     # -- epoch ends: monitored metric, plateau, early stopping, hooks --------------------------------
     def monitored_value(self, event: EpochEnd) -> float:
@@ -357,10 +357,22 @@ class Trainer:
         if self.early_stopping is not None:
             self.early_stopping.update(value, event.epoch, self._good_weights)
         self._in_epoch = False
-        self.log.epochs.append(asdict(event))
+        # The log keeps what the training computed; times and the span of this run() call vary.
+        self.log.epochs.append({k: v for k, v in asdict(event).items() if k not in ("elapsed", "epochs")})
         for hook in list(self.epoch_hooks):
             hook(event)
         return event
+
+    def _complete(self) -> TrainingFinished:
+        stopper = self.early_stopping
+        if (stopper is None or not stopper.restore_best or stopper.best_weights is None
+                or stopper.best_epoch in (0, self.epoch)):
+            return TrainingFinished("completed", self.epoch)
+        # With early stopping on, a run ends on its best epoch even when patience never ran out.
+        self.model.set_weights(stopper.best_weights)
+        self._good_weights = self.model.get_weights()
+        return TrainingFinished("completed", self.epoch, f"the weights of epoch {stopper.best_epoch}, the best by "
+                                f"{stopper.monitor}, were restored", best_epoch=stopper.best_epoch)
 
     def _stop_early(self) -> TrainingFinished:
         stopper = self.early_stopping

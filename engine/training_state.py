@@ -31,8 +31,8 @@ BINDING_SETTINGS = ("batch_size", "seed", "validation_split", "optimizer", "stan
 
 @dataclass
 class TrainingLog:
-    """Every finished epoch's metrics (dicts, EpochEnd's fields) and every batch's loss,
-    accuracy and learning rate, in order."""
+    """Every finished epoch's metrics (dicts of EpochEnd's fields but its times and the span of
+    the run() call) and every batch's loss, accuracy and learning rate, in order."""
 
     epochs: list[dict[str, Any]] = field(default_factory=list)
     batch_loss: list[float] = field(default_factory=list)

@@ -10,9 +10,11 @@ The zip format checks each member's CRC on reading, so a damaged file is noticed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,46 +42,40 @@ def save_checkpoint(path: str | os.PathLike, state: TrainerState) -> Path:
     return path
 
 
-def _open(path: Path) -> tuple[np.lib.npyio.NpzFile, dict[str, Any]]:
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """The checkpoint's arrays (read lazily) and its state description, the file closed after."""
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise CheckpointError(f"{path.name} is damaged or truncated ({exc})") from None
-    try:
-        if str(data["__format__"]) != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path.name} is not a CNN Studio checkpoint")
-        meta = json.loads(str(data["__state__"]))
-    except CheckpointError:
-        data.close()
-        raise
-    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        data.close()
-        raise CheckpointError(f"{path.name} is damaged ({exc})") from None
-    return data, meta
+    # The file is opened here, not by np.load, so that a damaged one is closed again too.
+    with open(path, "rb") as handle:
+        try:
+            data = np.load(handle, allow_pickle=False)
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+            raise CheckpointError(f"{path.name} is damaged or truncated ({exc})") from None
+        with data:
+            try:
+                if str(data["__format__"]) != CHECKPOINT_FORMAT:
+                    raise CheckpointError(f"{path.name} is not a CNN Studio checkpoint")
+                meta = json.loads(str(data["__state__"]))
+            except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+                raise CheckpointError(f"{path.name} is damaged ({exc})") from None
+            try:
+                yield data, meta
+            except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as exc:
+                raise CheckpointError(f"{path.name} is damaged ({type(exc).__name__}: {exc})") from None
 
 
 def load_checkpoint(path: str | os.PathLike) -> TrainerState:
     """The state in a checkpoint file; CheckpointError (naming the file) if it cannot be trusted."""
-    path = Path(path)
-    data, meta = _open(path)
-    try:
-        with data:
-            arrays = {key: data[key] for key in data.files if not key.startswith("__")}
+    with _opened(Path(path)) as (data, meta):
+        arrays = {key: data[key] for key in data.files if not key.startswith("__")}
         return TrainerState.from_file_parts(meta, arrays)
-    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(f"{path.name} is damaged ({type(exc).__name__}: {exc})") from None
 
 
 def load_checkpoint_weights(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
     """(architecture, preprocessing, tensors) of a checkpoint, reading only the weights: what a
     viewer of an epoch needs (see engine.weights.build_model)."""
-    path = Path(path)
-    data, meta = _open(path)
-    try:
-        with data:
-            tensors = {name: data[f"weights/{name}"] for name in meta["weights"]}
+    with _opened(Path(path)) as (data, meta):
+        tensors = {name: data[f"weights/{name}"] for name in meta["weights"]}
         return meta["architecture"], meta["preprocessing"], tensors
-    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(f"{path.name} is damaged ({type(exc).__name__}: {exc})") from None

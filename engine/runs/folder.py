@@ -103,8 +103,7 @@ class RunFolder:
         self.path = Path(path)
         self.record = record
         self._lock = RunLock(self.path / LOCK)
-        self.write_failed = False  # the last write failed (checkpointing paused)
-        self._warned = False
+        self._failing: set[str] = set()  # kinds of file whose last write failed
 
     # -- making and opening -----------------------------------------------------------------------
     @classmethod
@@ -255,7 +254,7 @@ class RunFolder:
 
     def _take_log(self, state: TrainerState) -> None:
         rec = self.record
-        rec["history"] = [json_safe({k: v for k, v in e.items() if k != "elapsed"}) for e in state.log.epochs]
+        rec["history"] = [json_safe(e) for e in state.log.epochs]
         rec["batches"] = {"loss": _finite(state.log.batch_loss), "accuracy": _finite(state.log.batch_accuracy),
                           "learning_rate": _finite(state.log.batch_lr)}
         rec["epochs_completed"] = state.epoch
@@ -274,7 +273,7 @@ class RunFolder:
         if state.early_stopping is not None:
             rec["early_stopping"] = {**(rec.get("early_stopping") or {}), **json_safe(state.early_stopping)}
         ok = self._write(lambda: save_checkpoint(self.checkpoint_path(state.epoch), state),
-                         f"the checkpoint of epoch {state.epoch}", mkdir=self.path / CHECKPOINTS)
+                         f"the checkpoint of epoch {state.epoch}", "checkpoint", mkdir=self.path / CHECKPOINTS)
         if ok:
             self._prune()
         rec["checkpoints"] = [e for e, _ in self.checkpoints()]
@@ -311,7 +310,7 @@ class RunFolder:
         if model is not None:
             from engine.weights import save_weights
 
-            if self._write(lambda: save_weights(model, self.path / WEIGHTS), "the final weights"):
+            if self._write(lambda: save_weights(model, self.path / WEIGHTS), "the final weights", "weights"):
                 self.record["weights"] = WEIGHTS
         self.write_record()
 
@@ -329,25 +328,33 @@ class RunFolder:
         if strict:
             atomic.write_text_atomic(self.path / RECORD, text)
             return True
-        return self._write(lambda: atomic.write_text_atomic(self.path / RECORD, text), "the run record")
+        return self._write(lambda: atomic.write_text_atomic(self.path / RECORD, text), "the run record", "record")
 
-    def _write(self, write: Any, what: str, mkdir: Path | None = None) -> bool:
+    def _write(self, write: Any, what: str, kind: str, mkdir: Path | None = None) -> bool:
+        """Run ``write``; on an OSError return False, with a warning when it is the first failure
+        (one warning while the disk stays full, not one per file)."""
         try:
             if mkdir is not None:
                 mkdir.mkdir(parents=True, exist_ok=True)
             write()
         except OSError as exc:
-            if not self.write_failed:
+            if not self._failing:
                 text = (f"{self.id}: could not write {what} ({exc.strerror or exc}); checkpointing stops, "
                         "training goes on (nothing in memory is lost)")
                 warnings.warn(text, RunWriteWarning, stacklevel=3)
-            self.write_failed = True
+            self._failing.add(kind)
             return False
-        if self.write_failed:
-            self.write_failed = False
-            warnings.warn(f"{self.id}: {what} was written again; checkpointing goes on", RunWriteWarning,
-                          stacklevel=3)
+        if kind in self._failing:
+            self._failing.discard(kind)
+            if not self._failing:
+                warnings.warn(f"{self.id}: {what} was written again; the run folder is kept up to date again",
+                              RunWriteWarning, stacklevel=3)
         return True
+
+    @property
+    def write_failed(self) -> bool:
+        """Whether the last write of some kind of file failed (checkpointing is paused)."""
+        return bool(self._failing)
 
 
 def _finite(values: list[float]) -> list[float | None]:

@@ -11,8 +11,8 @@
     config            every training setting (TrainConfig.to_dict()); seed (its seed, repeated)
     retention         "all", "best" or N (the last N checkpoints)
     epochs_planned, epochs_completed
-    history           per epoch: epoch, epochs, train_loss, train_accuracy, val_loss,
-                      val_accuracy, learning_rate, note
+    history           per epoch: epoch, train_loss, train_accuracy, val_loss, val_accuracy,
+                      learning_rate, note
     batches           per batch: loss, accuracy, learning_rate (lists)
     best              {"epoch", "monitor", "value", "val_accuracy", "val_loss"} by config.monitor
     early_stopping    {"best", "best_epoch", "wait", "stopped_early", "restored_epoch", "message"} or null

@@ -1,0 +1,215 @@
+"""Run folders: the record, one checkpoint per epoch and retention, resuming in-process, a damaged
+checkpoint passed over, a folder of another network refused, a full disk survived, listing."""
+
+from __future__ import annotations
+
+import errno
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from engine import atomic
+from engine.errors import RunError
+from engine.model import Model
+from engine.runs import (
+    CheckpointFallbackWarning,
+    Retention,
+    RunFolder,
+    RunWriteWarning,
+    dataset_reference,
+    list_runs,
+    new_run,
+    prepare_resume,
+    runs_table,
+    train_in_folder,
+)
+from engine.runs.checkpoint import CheckpointError, load_checkpoint
+from engine.runs.lock import RunLock
+from engine.training import TrainConfig
+from tests.helpers.engine_factories import arch, stripes_dataset
+
+NET = arch(
+    {"type": "Conv2D", "filters": 4, "kernel_size": 3, "activation": "relu"},
+    {"type": "MaxPool2D", "pool_size": 2},
+    {"type": "Flatten"},
+    {"type": "Dropout", "rate": 0.25},
+    {"type": "Dense", "units": 3, "activation": "softmax"},
+)
+CONFIG = TrainConfig(epochs=3, batch_size=16, learning_rate=0.05, augment_shift=1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return stripes_dataset(96, 24)
+
+
+def train(path, data, config=CONFIG, retention=None, net=NET):
+    folder, trainer = new_run(path, Model(net, seed=config.seed), data, config, dataset_reference(data, None),
+                              retention=retention, architecture_name="net")
+    return train_in_folder(folder, trainer)
+
+
+def test_a_run_folder_holds_record_checkpoints_results_and_weights(tmp_path, data):
+    outcome = train(tmp_path / "run", data)
+    folder = RunFolder.open(tmp_path / "run")
+    rec = folder.record
+    assert folder.status == "completed" and rec["format"] == "cnn-studio.run/1"
+    assert rec["architecture"] == NET and rec["config"] == CONFIG.to_dict() and rec["seed"] == 0
+    assert rec["dataset"]["fingerprint"] and rec["dataset"]["class_names"] == ["horizontal", "vertical", "blob"]
+    assert [e["epoch"] for e in rec["history"]] == [1, 2, 3] and rec["epochs_completed"] == 3
+    assert set(rec["history"][0]) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                                      "learning_rate", "note"}
+    assert len(rec["batches"]["loss"]) == 3 * outcome.trainer.batches_per_epoch
+    assert rec["best"]["epoch"] in (1, 2, 3) and rec["best"]["monitor"] == "val_loss"
+    results = rec["results"]
+    assert results["test_accuracy"] == pytest.approx(outcome.evaluation.accuracy)
+    assert np.array(results["confusion"]).sum() == 24 and len(results["predictions"]) == 24
+    assert len(rec["timings"]["epoch_seconds"]) == 3 and rec["timings"]["finished"]
+    assert [e for e, _ in folder.checkpoints()] == [1, 2, 3] == rec["checkpoints"]
+    state = load_checkpoint(folder.checkpoint_path(2))
+    assert state.epoch == 2 and state.step == 2 * outcome.trainer.batches_per_epoch
+    assert set(state.rngs) == {"trainer", "dropout", "replica"} and "dropout_1" in state.rngs["dropout"]
+    from engine.weights import load_weights
+
+    final = load_weights(folder.weights_path())
+    for name, value in outcome.trainer.model.tensors().items():
+        np.testing.assert_array_equal(final.tensors()[name], value)
+    json.loads((tmp_path / "run" / "run.json").read_text())  # strict JSON
+
+
+@pytest.mark.parametrize("keep, expected", [("all", [1, 2, 3, 4]), ("2", [3, 4]), ("best", [2, 4])])
+def test_retention(tmp_path, data, keep, expected, monkeypatch):
+    from engine.runs import record
+
+    monkeypatch.setattr(record, "best_epoch", lambda rec: {"epoch": 2} if rec["history"] else None)
+    train(tmp_path / "run", data, TrainConfig(epochs=4, batch_size=32), retention=keep)
+    assert [e for e, _ in RunFolder.open(tmp_path / "run").checkpoints()] == expected
+    assert Retention.parse("last:3") == Retention("last", 3)
+    with pytest.raises(ValueError):
+        Retention.parse("some")
+
+
+def test_resuming_an_interrupted_run_gives_the_uninterrupted_result(tmp_path, data):
+    whole = train(tmp_path / "whole", data)
+    # The same run, its process gone after epoch 1's checkpoint: the record says "running".
+    folder, trainer = new_run(tmp_path / "cut", Model(NET), data, CONFIG, dataset_reference(data, None))
+    with folder.training():
+        folder.start_session(3, None, {})
+        trainer.epoch_hooks.append(lambda event: folder.save_epoch(trainer.state_dict(), 0.1))
+        trainer.fit(epochs=1)
+        folder.record["status"] = "running"
+        folder.write_record()
+        folder.record["status"] = "killed"  # (leaves the context without marking it interrupted)
+    assert RunFolder.open(tmp_path / "cut").status == "interrupted"
+    folder, trainer = prepare_resume(tmp_path / "cut", data)
+    assert trainer.epoch == 1
+    outcome = train_in_folder(folder, trainer)
+    assert outcome.status == "completed"
+    for name, value in whole.trainer.model.tensors().items():
+        np.testing.assert_array_equal(outcome.trainer.model.tensors()[name], value, err_msg=name)
+    a, b = RunFolder.open(tmp_path / "whole").record, RunFolder.open(tmp_path / "cut").record
+    assert a["history"] == b["history"] and a["batches"] == b["batches"]
+    assert a["results"] == b["results"]
+    assert [s["from_epoch"] for s in b["sessions"]] == [0, 1]
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path, data):
+    train(tmp_path / "run", data)
+    folder = RunFolder.open(tmp_path / "run")
+    last = folder.checkpoint_path(3)
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # truncated
+    middle = folder.checkpoint_path(2)
+    raw = bytearray(middle.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # one flipped byte inside the arrays
+    middle.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="epoch-0003.npz is damaged or truncated"):
+        load_checkpoint(last)
+    with pytest.raises(CheckpointError, match="epoch-0002.npz is damaged"):
+        load_checkpoint(middle)
+    with pytest.warns(CheckpointFallbackWarning) as caught:
+        state = folder.latest_state()
+    assert state.epoch == 1
+    assert "epoch-0003.npz" in str(caught[0].message) and "epoch-0002.npz" in str(caught[1].message)
+    # Resuming goes on from epoch 1 and ends as the run did.
+    folder.record["status"] = "interrupted"
+    folder.write_record()
+    with pytest.warns(CheckpointFallbackWarning):
+        folder, trainer = prepare_resume(tmp_path / "run", data)
+    assert trainer.epoch == 1
+    train_in_folder(folder, trainer)
+    assert RunFolder.open(tmp_path / "run").record["epochs_completed"] == 3
+
+
+def test_a_run_folder_of_another_network_is_refused(tmp_path, data):
+    train(tmp_path / "run", data)
+    state = RunFolder.open(tmp_path / "run").latest_state()
+    other = arch(*NET["layers"][:4], {"type": "Dense", "units": 3, "activation": "softmax", "use_bias": False})
+    from engine.errors import TrainingError
+    from engine.training import Trainer
+
+    with pytest.raises(TrainingError, match=r"another network \(dense_1 \(Dense\): use_bias true -> false; -3 param"):
+        Trainer(Model(other), data, CONFIG).load_state_dict(state)
+    with pytest.raises(RunError, match="already holds a run"):
+        train(tmp_path / "run", data, net=other)
+
+
+def test_the_dataset_must_be_the_same(tmp_path, data):
+    train(tmp_path / "run", data, TrainConfig(epochs=1, batch_size=32))
+    folder = RunFolder.open(tmp_path / "run")
+    folder.record["status"], folder.record["epochs_planned"] = "stopped", 2
+    folder.write_record()
+    with pytest.raises(RunError, match="not the one the run was trained on"):
+        prepare_resume(tmp_path / "run", stripes_dataset(96, 24, seed=1))
+    with pytest.raises(RunError, match="given as arrays"):
+        prepare_resume(tmp_path / "run")
+
+
+def test_a_full_disk_stops_checkpointing_while_training_goes_on(tmp_path, data, monkeypatch):
+    whole = train(tmp_path / "whole", data)
+    real = atomic.atomic_write
+    full = {"now": False}
+
+    def full_disk(path, *args, **kwargs):
+        if full["now"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        full["now"] = "epoch-0001" in str(path)  # the disk fills up once epoch 1's checkpoint is written
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(atomic, "atomic_write", full_disk)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outcome = train(tmp_path / "full", data)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RunWriteWarning)]
+    assert len(messages) == 1 and "No space left on device" in messages[0]
+    assert "checkpointing stops, training goes on" in messages[0]
+    assert outcome.history.finished.reason == "completed" and outcome.trainer.epoch == 3
+    for name, value in whole.trainer.model.tensors().items():
+        np.testing.assert_array_equal(outcome.trainer.model.tensors()[name], value, err_msg=name)
+    assert outcome.evaluation.accuracy == whole.evaluation.accuracy
+    assert [e for e, _ in RunFolder(tmp_path / "full", {}).checkpoints()] == [1]
+    assert not list((tmp_path / "full" / "checkpoints").glob(".*.tmp"))  # no half-written files left
+
+
+def test_status_follows_the_lock_and_the_listing(tmp_path, data):
+    train(tmp_path / "runs" / "a", data, TrainConfig(epochs=1, batch_size=32))
+    folder, _ = new_run(tmp_path / "runs" / "b", Model(NET), data, TrainConfig(epochs=2, batch_size=32),
+                        dataset_reference(data, None))
+    assert RunFolder.open(tmp_path / "runs" / "b").status == "interrupted"  # "running", but no process
+    lock = RunLock(tmp_path / "runs" / "b" / "run.lock")
+    assert lock.acquire()
+    try:
+        assert RunFolder.open(tmp_path / "runs" / "b").status == "running"
+        with pytest.raises(RunError, match="being trained"):
+            prepare_resume(tmp_path / "runs" / "b", data)
+    finally:
+        lock.release()
+    runs = list_runs(tmp_path / "runs")
+    assert [(r.id, r.status, r.epochs_completed) for r in runs] == [("a", "completed", 1), ("b", "interrupted", 0)]
+    table = runs_table(runs)
+    assert table.splitlines()[0].split() == ["run", "network", "params", "optimizer", "lr", "batch", "epochs", "best",
+                                             "val", "acc", "test", "acc", "time", "status"]
+    assert "completed" in table and "interrupted" in table and "0/2" in table
+    with pytest.raises(RunError, match="has already completed"):
+        prepare_resume(tmp_path / "runs" / "a", data)
