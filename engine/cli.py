@@ -314,7 +314,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     axes = [parse_axis(text, doc) for text in args.grid]
     points = sweep_points(axes, args.random, seed=args.seed)
     sweep = Sweep(Path(args.out), doc, config, axes, points, retention=args.keep,
-                  architecture_name=architecture_name(args.architecture, doc))
+                  architecture_name=architecture_name(args.architecture, doc),
+                  lr_defaults=None if args.lr is not None else {"sgd": 0.01, "adam": 0.001, "adamw": 0.001})
     _describe(dataset)
     print(f"sweep of {len(points)} runs into {args.out}")
     printer = ProgressPrinter(sys.stdout)

@@ -169,18 +169,24 @@ def sweep_points(axes: list[Axis], random: int | None = None, seed: int = 0) -> 
         raise RunError(f"sweep: --random needs a number of runs of at least 1, not {random}")
     rng = np.random.default_rng(seed)
     if all(not a.is_range for a in axes):
+        # Lists only: distinct points; asking for more than the grid holds gives the grid.
         grid = [dict(zip(keys, combo)) for combo in itertools.product(*(a.values for a in axes))]
-        if random <= len(grid):
-            chosen = rng.choice(len(grid), size=random, replace=False)
-            return [grid[i] for i in sorted(chosen)]
+        chosen = rng.choice(len(grid), size=min(random, len(grid)), replace=False)
+        return [grid[i] for i in sorted(chosen)]
     return [{a.key: a.draw(rng) for a in axes} for _ in range(random)]
 
 
-def apply_point(architecture: dict[str, Any], config: TrainConfig, point: dict[str, Any]
-                ) -> tuple[dict[str, Any], TrainConfig]:
-    """The architecture and settings of one point; RunError when they cannot work together."""
+def apply_point(architecture: dict[str, Any], config: TrainConfig, point: dict[str, Any],
+                lr_defaults: dict[str, float] | None = None) -> tuple[dict[str, Any], TrainConfig]:
+    """The architecture and settings of one point; RunError when they cannot work together.
+
+    ``lr_defaults`` (optimizer -> learning rate): the rate for a swept optimizer when the sweep
+    sets no rate of its own (the CLI's defaults differ between SGD and Adam).
+    """
     doc = copy.deepcopy(architecture)
     settings = config.to_dict()
+    if lr_defaults and "optimizer" in point and "learning_rate" not in point:
+        settings["learning_rate"] = lr_defaults.get(point["optimizer"], settings["learning_rate"])
     for key, value in point.items():
         if "." in key:
             index, name, _ = _layer_field(doc, key)
@@ -230,11 +236,13 @@ class Sweep:
     points: list[dict[str, Any]]
     architecture_name: str = ""
     retention: Any = None
+    lr_defaults: dict[str, float] | None = None
     runs: list[SweepRun] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
-        self.plans = [apply_point(self.architecture, self.config, p) for p in self.points]  # fail before training
+        # Every point is checked before anything trains.
+        self.plans = [apply_point(self.architecture, self.config, p, self.lr_defaults) for p in self.points]
         width = len(str(len(self.points)))
         self.runs = [SweepRun(i, p, self.out / _folder_name(i + 1, width, p)) for i, p in enumerate(self.points)]
 
