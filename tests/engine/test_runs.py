@@ -70,7 +70,7 @@ def test_a_run_folder_holds_record_checkpoints_results_and_weights(tmp_path, dat
     assert [e for e, _ in folder.checkpoints()] == [1, 2, 3] == rec["checkpoints"]
     state = load_checkpoint(folder.checkpoint_path(2))
     assert state.epoch == 2 and state.step == 2 * outcome.trainer.batches_per_epoch
-    assert set(state.rngs) == {"trainer", "dropout", "replica"} and "dropout_1" in state.rngs["dropout"]
+    assert set(state.rngs) == {"trainer", "dropout"} and "dropout_1" in state.rngs["dropout"]
     from engine.weights import load_weights
 
     final = load_weights(folder.weights_path())

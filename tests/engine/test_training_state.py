@@ -107,8 +107,7 @@ def test_batch_norm_statistics_come_back_too():
 
 @pytest.fixture
 def split_steps(monkeypatch):
-    """Every step split with the replica process, on two engine threads."""
-    monkeypatch.setattr(replica, "MIN_STEP_MACS", 0)
+    """Steps split with the replica process (processes=2), on two engine threads."""
     monkeypatch.delenv("CNN_ENGINE_PROCESSES", raising=False)
     threads = parallel.get_num_threads()
     parallel.set_num_threads(2)
@@ -120,10 +119,11 @@ def split_steps(monkeypatch):
 
 def test_split_training_continues_bit_identically_with_a_new_replica(split_steps):
     data = stripes_dataset(96, 24)
-    config = TrainConfig(epochs=3, batch_size=32, optimizer="adam", learning_rate=0.01)
+    config = TrainConfig(epochs=3, batch_size=32, optimizer="adam", learning_rate=0.01, processes=2)
     whole = Trainer(Model(NET, seed=1), data, config)
     whole.fit()
     assert replica._replica is not None, "the steps were not split"
+    assert set(whole.state_dict().rngs["replica"]) == {"dropout_1", "dropout_2"}
     state = state_after(NET, data, config, 1)
     replica.shutdown()  # as after a crash: a fresh replica process for the resumed run
     resumed = Trainer(Model(NET, seed=1), data, config)
