@@ -26,7 +26,7 @@ class LayerSummary:
     name: str
     type: str
     settings: dict[str, Any]
-    inputs: tuple[str, ...] | None
+    inputs: tuple[str, ...]
     params: int
     id: str | None = None
 
@@ -104,12 +104,16 @@ def _shape(shape: tuple[int, ...] | None) -> str:
 def summarize(doc: dict[str, Any]) -> tuple[tuple[int, ...] | None, list[LayerSummary]]:
     """(input shape, one summary per layer with settings defaults filled in)."""
     analysis = analyze(doc)
-    specs = doc.get("layers", []) if isinstance(doc, dict) else []
+    # What each layer takes, by layer name: the same wiring reads the same however ids were given.
+    names = {info.id: info.name for info in analysis.layers}
     layers = []
+    specs = doc.get("layers", []) if isinstance(doc, dict) else []
     for info, spec in zip(analysis.layers, specs):
-        inputs = spec.get("inputs") if isinstance(spec, dict) else None
-        layers.append(LayerSummary(info.name, info.type, dict(info.config),
-                                   tuple(inputs) if isinstance(inputs, list) else None, info.params, info.id))
+        inputs = tuple(names.get(ref, ref) for ref in getattr(info, "inputs", ()))
+        settings = dict(info.config)
+        if isinstance(spec, dict) and spec.get("trainable") is False:
+            settings["trainable"] = False  # a frozen layer trains differently
+        layers.append(LayerSummary(info.name, info.type, settings, inputs, info.params, info.id))
     shape = tuple(analysis.input_shape) if analysis.input_shape is not None else None
     return shape, layers
 
@@ -126,22 +130,28 @@ def diff_architectures(before: dict[str, Any], after: dict[str, Any]) -> Archite
     shape_b, b = summarize(after)
     changes: list[LayerChange] = []
     ids_a, ids_b = [x.id for x in a], [x.id for x in b]
-    if all(ids_a) and all(ids_b) and set(ids_a) & set(ids_b):
+    # Block ids line layers up when they are real handles (the studio's); ids a loader made up from
+    # the layer names would only repeat the names, which shift when a layer is added earlier.
+    handles = any(x.id != x.name for x in a) and any(y.id != y.name for y in b)
+    if handles and all(ids_a) and all(ids_b) and set(ids_a) & set(ids_b):
         pairs = _align_by_id(a, b)
     else:
         pairs = _align_by_content(a, b)
+    # In two chains each layer takes the one before it: an insertion rewires its successor, which
+    # is no change of its own.
+    wiring = not (_is_chain(a) and _is_chain(b))
     for x, y in pairs:
         if x is None:
             changes.append(LayerChange("added", None, y))
         elif y is None:
             changes.append(LayerChange("removed", x, None))
-        elif _content(x) != _content(y) or x.inputs != y.inputs:
+        elif _content(x) != _content(y) or (wiring and x.inputs != y.inputs):
             # (a name that only shifted because a layer of its type was added earlier is no change)
             keys = list(dict.fromkeys([*x.settings, *y.settings]))
             settings = {k: (x.settings.get(k), y.settings.get(k)) for k in keys
                         if x.settings.get(k) != y.settings.get(k)}
-            if x.inputs != y.inputs:
-                settings["inputs"] = (list(x.inputs or ()), list(y.inputs or ()))
+            if wiring and x.inputs != y.inputs:
+                settings["inputs"] = (list(x.inputs), list(y.inputs))
             if x.type != y.type:
                 settings = {"type": (x.type, y.type), **settings}
             changes.append(LayerChange("changed", x, y, settings))
@@ -149,14 +159,19 @@ def diff_architectures(before: dict[str, Any], after: dict[str, Any]) -> Archite
 
 
 def _align_by_id(a: list[LayerSummary], b: list[LayerSummary]) -> list[tuple[LayerSummary | None, LayerSummary | None]]:
-    by_id = {x.id: x for x in a}
+    position = {x.id: i for i, x in enumerate(a)}
     kept = {y.id for y in b}
     pairs: list[tuple[LayerSummary | None, LayerSummary | None]] = []
-    for x in a:
-        if x.id not in kept:
-            pairs.append((x, None))
+    done = 0  # layers of ``a`` before this index are listed already
     for y in b:
-        pairs.append((by_id.get(y.id), y))
+        if y.id in position:
+            # Removed layers of ``a`` come where they stood, before the next layer both keep.
+            pairs += [(x, None) for x in a[done:position[y.id]] if x.id not in kept]
+            done = max(done, position[y.id] + 1)
+            pairs.append((a[position[y.id]], y))
+        else:
+            pairs.append((None, y))
+    pairs += [(x, None) for x in a[done:] if x.id not in kept]
     return pairs
 
 
@@ -179,6 +194,15 @@ def _align_by_content(a: list[LayerSummary], b: list[LayerSummary]
                 pairs += [(x, None) for x in left[k1:k2]]
                 pairs += [(None, y) for y in right[m1:m2]]
     return pairs
+
+
+def _is_chain(layers: list[LayerSummary]) -> bool:
+    previous = "input"
+    for layer in layers:
+        if layer.inputs not in ((previous,), ()):
+            return False
+        previous = layer.name
+    return True
 
 
 def _content(x: LayerSummary) -> str:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from engine import atomic
+from engine.architecture_diff import same_network
 from engine.errors import RunError
 from engine.model import Model
 from engine.runs import (
@@ -56,7 +57,7 @@ def test_a_run_folder_holds_record_checkpoints_results_and_weights(tmp_path, dat
     folder = RunFolder.open(tmp_path / "run")
     rec = folder.record
     assert folder.status == "completed" and rec["format"] == "cnn-studio.run/1"
-    assert rec["architecture"] == NET and rec["config"] == CONFIG.to_dict() and rec["seed"] == 0
+    assert same_network(rec["architecture"], NET) and rec["config"] == CONFIG.to_dict() and rec["seed"] == 0
     assert rec["dataset"]["fingerprint"] and rec["dataset"]["class_names"] == ["horizontal", "vertical", "blob"]
     assert [e["epoch"] for e in rec["history"]] == [1, 2, 3] and rec["epochs_completed"] == 3
     assert set(rec["history"][0]) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",

@@ -72,3 +72,21 @@ def test_points_that_break_the_network_or_need_random_search():
         sweep_points([parse_axis("lr=0.001..0.1", NET)])
     with pytest.raises(RunError, match="one --grid only"):
         sweep_points([parse_axis("lr=0.1", NET), parse_axis("learning_rate=0.2", NET)])
+
+
+def test_architecture_differences_are_named():
+    from engine.architecture_diff import diff_architectures, same_network
+
+    wider = arch(*NET["layers"][:1], {"type": "BatchNorm"}, *NET["layers"][1:3],
+                 {"type": "Dense", "units": 3, "activation": "softmax"})
+    diff = diff_architectures(NET, wider)
+    assert [c.kind for c in diff.changes] == ["added", "removed"]
+    assert diff.describe() == "batch_norm_1 (BatchNorm) added; dropout_1 (Dropout) removed; +16 parameters"
+    assert diff.params_delta == 16 and not diff.same and not same_network(NET, wider)
+    renamed_ids = arch(*({**spec, "id": f"block{i}"} for i, spec in enumerate(NET["layers"])))
+    assert same_network(NET, renamed_ids) and diff_architectures(NET, renamed_ids).same
+    plain = arch(*({k: v for k, v in spec.items() if k != "id"} for spec in NET["layers"]))
+    inserted = arch(*plain["layers"][:1], {"type": "Conv2D", "filters": 2, "kernel_size": 1}, *plain["layers"][1:])
+    assert diff_architectures(plain, inserted).describe() == "conv2d_2 (Conv2D) added; -140 parameters"
+    changed = arch(*NET["layers"][:3], {"type": "Dropout", "rate": 0.5}, NET["layers"][4])
+    assert diff_architectures(NET, changed).describe() == "dropout_1 (Dropout): rate 0.3 -> 0.5"
