@@ -19,19 +19,18 @@ warnings: branches whose output nothing uses); ``validate`` raises the first pro
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import functools
-import json
+import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from engine.errors import ArchitectureError, ClassCountError, ClassifierHeadError
+from engine.errors import ArchitectureError, ClassCountError, ClassifierHeadError, shown
+from engine.json_files import read_json
 from engine.layers import LAYER_TYPES, Layer, MergeLayer, Shape
 from engine.layers.base import ConfigError
 
@@ -146,7 +145,7 @@ class Analysis:
     def activation_bytes(self) -> int:
         """float32 bytes of the input and every layer output for one image (forward pass)."""
         shapes = [self.input_shape] + [info.output_shape for info in self.layers]
-        return 4 * sum(int(np.prod(s)) for s in shapes if s is not None)
+        return 4 * sum(math.prod(s) for s in shapes if s is not None)
 
 
 def default_name(type_name: str, count: int) -> str:
@@ -156,20 +155,27 @@ def default_name(type_name: str, count: int) -> str:
 
 def load_architecture_file(path: str | os.PathLike) -> dict[str, Any]:
     """Read an architecture JSON file; also accepts a project or weight file's embedded document."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ArchitectureError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArchitectureError(f"{path}: cannot read it ({exc})") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ArchitectureError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    doc = read_json(path, ArchitectureError, "architecture file")
     if isinstance(doc, dict) and "architecture" in doc and "layers" not in doc:
         doc = doc["architecture"]
+    if not isinstance(doc, dict):
+        raise ArchitectureError(f"{path}: an architecture must be a JSON object, not {_json_type(doc)}")
     return doc
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true or false", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def in_source(exc: ArchitectureError, source: object) -> ArchitectureError:
+    """The same problem with its message prefixed by the file it was found in."""
+    if not source or exc.message.startswith(f"{source}:"):
+        return exc
+    located = copy.copy(exc)
+    located.message = f"{source}: {exc.message}"
+    located.args = (located.message,)
+    return located
 
 
 def _coerce(doc_or_path: dict[str, Any] | str | os.PathLike) -> dict[str, Any]:
@@ -180,15 +186,15 @@ def _coerce(doc_or_path: dict[str, Any] | str | os.PathLike) -> dict[str, Any]:
 
 def _check_document(doc: Any) -> Shape:
     if not isinstance(doc, dict):
-        raise ArchitectureError(f"an architecture must be a JSON object, not {type(doc).__name__}")
+        raise ArchitectureError(f"an architecture must be a JSON object, not {_json_type(doc)}")
     fmt = doc.get("format")
     if fmt is None:
         raise ArchitectureError(f'missing "format" (expected "{FORMAT}")', field="format")
     if not isinstance(fmt, str) or not fmt.startswith("cnn-studio.architecture/"):
-        raise ArchitectureError(f'format {fmt!r} is not a CNN Studio architecture ("{FORMAT}")', field="format",
+        raise ArchitectureError(f'format {shown(fmt)} is not a CNN Studio architecture ("{FORMAT}")', field="format",
                                 value=fmt)
     if fmt not in KNOWN_FORMATS:
-        raise ArchitectureError(f"format {fmt!r} is newer than this version understands ({FORMAT})",
+        raise ArchitectureError(f"format {shown(fmt)} is newer than this version understands ({FORMAT})",
                                 field="format", value=fmt)
     shape = (doc.get("input") or {}).get("shape") if isinstance(doc.get("input"), dict) else None
     if (
@@ -197,7 +203,7 @@ def _check_document(doc: Any) -> Shape:
         or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
     ):
         raise ArchitectureError(
-            f'input shape {shape!r} must be [height, width, channels] of positive whole numbers',
+            f'input shape {shown(shape)} must be [height, width, channels] of positive whole numbers',
             field="input.shape", value=shape,
         )
     if not isinstance(doc.get("layers"), list):
@@ -211,11 +217,11 @@ def build_layer(spec: Any, index: int) -> Layer:
         raise ArchitectureError(f"layer {index} must be a JSON object, not {type(spec).__name__}",
                                 layer_index=None)
     type_name = spec.get("type")
-    if type_name not in LAYER_TYPES:
+    if not isinstance(type_name, str) or type_name not in LAYER_TYPES:
         close = difflib.get_close_matches(str(type_name), LAYER_TYPES, n=1)
         suggestion = f" (did you mean {close[0]}?)" if close else ""
         raise ArchitectureError(
-            f"unknown type {type_name!r}{suggestion}; known types: {', '.join(LAYER_TYPES)}",
+            f"unknown type {shown(type_name)}{suggestion}; known types: {', '.join(LAYER_TYPES)}",
             layer_index=index, layer_type=str(type_name), field="type", value=type_name,
         )
     settings = {k: v for k, v in spec.items() if k not in META_KEYS}
@@ -238,7 +244,8 @@ def layer_names(doc: dict[str, Any]) -> list[str]:
     counts: dict[str, int] = {}
     names = []
     for spec in doc.get("layers", []):
-        type_name = spec.get("type", "Layer") if isinstance(spec, dict) else "Layer"
+        type_name = spec.get("type") if isinstance(spec, dict) else None
+        type_name = type_name if isinstance(type_name, str) and type_name else "Layer"
         counts[type_name] = counts.get(type_name, 0) + 1
         name = spec.get("name") if isinstance(spec, dict) else None
         names.append(name if isinstance(name, str) and name else default_name(type_name, counts[type_name]))
@@ -347,9 +354,17 @@ def analyze(doc_or_path: dict[str, Any] | str | os.PathLike, input_shape: Shape 
     shape, nor do the layers fed by it; their settings are still checked.
     """
     doc = _coerce(doc_or_path)
+    if isinstance(doc_or_path, (str, os.PathLike)):
+        found = _analyze_document(doc, input_shape)
+        return dataclasses.replace(found, problems=tuple(in_source(p, doc_or_path) for p in found.problems))
+    return _analyze_document(doc, input_shape)
+
+
+def _analyze_document(doc: Any, input_shape: Shape | None) -> Analysis:
+    if input_shape is not None and isinstance(doc, dict):
+        doc = {**doc, "input": {"shape": list(input_shape)}}
     try:
-        network_shape: Shape = _check_document(doc) if input_shape is None else (
-            _check_document({**doc, "input": {"shape": list(input_shape)}}))
+        network_shape: Shape = _check_document(doc)
     except ArchitectureError as exc:
         return Analysis(None, (), (exc,))
     specs = doc["layers"]
@@ -363,7 +378,8 @@ def analyze(doc_or_path: dict[str, Any] | str | os.PathLike, input_shape: Shape 
     seen_names: set[str] = set()
     for position, (spec, name, layer_id, inputs) in enumerate(zip(specs, names, ids, refs)):
         index = position + 1
-        type_name = spec.get("type", "?") if isinstance(spec, dict) else "?"
+        type_name = spec.get("type") if isinstance(spec, dict) else None
+        type_name = type_name if isinstance(type_name, str) else "?"
         fail = functools.partial(ArchitectureError, layer_index=index, layer_type=type_name, layer_id=layer_id)
 
         found: list[ArchitectureError] = []
@@ -372,11 +388,13 @@ def analyze(doc_or_path: dict[str, Any] | str | os.PathLike, input_shape: Shape 
         in_shapes = tuple(shapes.get(ref) for ref in in_ids)
         trainable = spec.get("trainable", True) if isinstance(spec, dict) else True
         if name in seen_names:
-            found.append(fail(f"name {name!r} is used twice; weight names must be unique", field="name", value=name))
+            found.append(fail(f"name {shown(name)} is used twice; weight names must be unique", field="name",
+                              value=name))
         seen_names.add(name)
         found += _id_problems(spec, layer_id, position, graph, fail)
         if not isinstance(trainable, bool):
-            found.append(fail(f"trainable {trainable!r} must be true or false", field="trainable", value=trainable))
+            found.append(fail(f"trainable {shown(trainable)} must be true or false", field="trainable",
+                              value=trainable))
             trainable = True
         try:
             layer = build_layer(spec, index)
@@ -384,7 +402,7 @@ def analyze(doc_or_path: dict[str, Any] | str | os.PathLike, input_shape: Shape 
             exc.layer_id = layer_id
             found.append(exc)
         if inputs is None:
-            found.append(fail(f"inputs {spec.get('inputs')!r} must be a list of layer ids (\"input\" for the "
+            found.append(fail(f"inputs {shown(spec.get('inputs'))} must be a list of layer ids (\"input\" for the "
                               "network's input)", field="inputs", value=spec.get("inputs")))
         else:
             found += _reference_problems(in_ids, position, graph, name_of, fail)
@@ -396,8 +414,8 @@ def analyze(doc_or_path: dict[str, Any] | str | os.PathLike, input_shape: Shape 
             try:
                 out_shape = _infer(layer, in_ids, in_shapes, name_of, graph, specs, shapes)
                 param_shapes = layer.param_shapes(in_shapes[0])
-                params = sum(int(np.prod(s)) for s in param_shapes.values())
-                state = sum(int(np.prod(s)) for s in layer.state_shapes(in_shapes[0]).values())
+                params = sum(math.prod(s) for s in param_shapes.values())
+                state = sum(math.prod(s) for s in layer.state_shapes(in_shapes[0]).values())
                 macs = layer.macs(in_shapes[0])
             except ArchitectureError as exc:
                 found.extend(_locate(e, index, type_name, layer_id, target_id=layer_id if e.source_id else None)
@@ -431,7 +449,7 @@ def _id_problems(spec: Any, layer_id: str, position: int, graph: _Graph, fail: A
         return []
     raw = spec["id"]
     if not isinstance(raw, str) or not raw:
-        return [fail(f"id {raw!r} must be a non-empty string", field="id", value=raw)]
+        return [fail(f"id {shown(raw)} must be a non-empty string", field="id", value=raw)]
     if raw == INPUT_ID:
         return [fail('id "input" is reserved for the network\'s input; give the layer another id',
                      field="id", value=raw)]

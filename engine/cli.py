@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 import warnings
@@ -20,23 +21,33 @@ from engine.errors import ArchitectureError, EngineError
 
 
 class ArchitectureProblems(EngineError):
-    """Every problem of an architecture, printed one per line."""
+    """Every problem of an architecture, in one line: the first, then the others after semicolons."""
 
-    def __init__(self, problems: Sequence[ArchitectureError]) -> None:
-        super().__init__("\n".join(str(p) for p in problems))
+    def __init__(self, problems: Sequence[ArchitectureError], source: object = "") -> None:
+        prefix = f"{source}: " if source else ""
+        texts = [_one_line(p)[len(prefix):] if prefix and str(p).startswith(prefix) else _one_line(p)
+                 for p in problems]
+        many = f"{len(texts)} problems: " if len(texts) > 1 else ""
+        super().__init__(prefix + many + "; ".join(texts))
         self.problems = list(problems)
 
 
-def checked_architecture(doc_or_path: object):
-    """The analysis of an architecture; warnings go to stderr, problems raise ArchitectureProblems."""
-    from engine.architecture import analyze
+def checked_architecture(doc_or_path: object, source: object = ""):
+    """The analysis of an architecture; problems raise ArchitectureProblems (one line, naming ``source``
+    or the file), warnings of a sound architecture go to stderr."""
+    from engine.architecture import analyze, in_source
 
     analysis = analyze(doc_or_path)
-    for warning in analysis.warnings:
-        print(f"cnn-engine: warning: {warning}", file=sys.stderr)
+    source = source or (doc_or_path if isinstance(doc_or_path, (str, os.PathLike)) else "")
     if analysis.problems:
-        raise ArchitectureProblems(analysis.problems)
+        raise ArchitectureProblems([in_source(p, source) for p in analysis.problems], source)
+    for warning in analysis.warnings:
+        print(f"cnn-engine: warning: {_one_line(warning)}", file=sys.stderr)
     return analysis
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
 
 
 def _bar(done: int, total: int, width: int = 28) -> str:
@@ -95,8 +106,16 @@ def _load_data(args: argparse.Namespace):
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from engine.architecture import summary
+    from engine.memory import available_memory, estimate_model, estimate_training, format_bytes
 
-    print(summary(checked_architecture(args.architecture)))
+    analysis = checked_architecture(args.architecture)
+    print(summary(analysis))
+    build, train = estimate_model(analysis), estimate_training(analysis, 64)
+    free = available_memory()
+    print(f"Memory to build: about {format_bytes(build.total)}; to train at batch size 64: about "
+          f"{format_bytes(train.total)}" + (f" ({format_bytes(free)} available)" if free is not None else ""))
+    if free is not None and train.total > free:
+        print(f"Will not fit: {train.culprit}; {train.advice}")
     return 0
 
 
@@ -128,13 +147,23 @@ def _limited(dataset: Any, args: argparse.Namespace) -> Any:
     return dataset
 
 
+def _refuse_oversized(args: argparse.Namespace) -> None:
+    """Refuse a network whose weights would not fit in memory before any data is read."""
+    from engine.architecture import analyze
+    from engine.memory import check_model
+
+    analysis = analyze(args.architecture)
+    if analysis.ok:
+        check_model(analysis, args.architecture)
+
+
 def _architecture(args: argparse.Namespace, dataset: Any) -> dict[str, Any]:
-    from engine.architecture import load_architecture_file, with_input_shape
+    from engine.architecture import analyze, load_architecture_file, with_input_shape
 
     doc = load_architecture_file(args.architecture)
-    if doc.get("input", {}).get("shape") != list(dataset.input_shape) and args.adapt_input:
+    if args.adapt_input and analyze(doc).input_shape != tuple(dataset.input_shape):
         doc = with_input_shape(doc, dataset.input_shape)
-    checked_architecture(doc)
+    checked_architecture(doc, args.architecture)
     return doc
 
 
@@ -210,6 +239,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = _config(args)
     _check_settings(config)  # before the dataset loads
+    _refuse_oversized(args)
     run_dir = Path(args.run_dir) if args.run_dir else None
     dataset = _limited(_load_data(args), args)
     doc = _architecture(args, dataset)
@@ -308,6 +338,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     config = _config(args)
     _check_settings(config)
+    _refuse_oversized(args)
     dataset = _limited(_load_data(args), args)
     doc = _architecture(args, dataset)
     _prepare(doc, dataset, config)  # the network fits the data (each point is checked again)
@@ -477,7 +508,8 @@ def _validate_args(args: argparse.Namespace) -> None:
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: TextIO | None = None, line: str | None = None) -> None:
-    print(f"cnn-engine: warning: {message}", file=sys.stderr)
+    # One line each (a network that takes most of the memory, skipped files), no source line.
+    print(f"cnn-engine: warning: {_one_line(message)}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -488,19 +520,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             return args.func(args)
-    except ArchitectureProblems as exc:
-        for problem in exc.problems:
-            print(f"cnn-engine: error: {problem}", file=sys.stderr)
-        return 2
     except (EngineError, ValueError) as exc:
-        print(f"cnn-engine: error: {exc}", file=sys.stderr)
+        print(f"cnn-engine: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cnn-engine: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:
-        print(f"cnn-engine: error: {exc}", file=sys.stderr)
+        print(f"cnn-engine: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print("cnn-engine: error: out of memory (the computer has too little free memory for this network, "
+              "batch size or dataset)", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: still one line, and said to be one
+        print(f"cnn-engine: internal error: {type(exc).__name__}: {_one_line(exc)} (please report this)",
+              file=sys.stderr)
+        return 70
 
 
 if __name__ == "__main__":

@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
+import reprlib
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 60
+_SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = 4
+_SHORT.maxlevel = 2
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` cut to a readable length, for messages that quote what a file held."""
+    try:
+        return _SHORT.repr(value)
+    except ValueError:  # an integer of more digits than Python converts to text
+        return "a number of thousands of digits"
+
 
 class EngineError(Exception):
     """Base class for every error the engine raises on purpose."""
@@ -39,7 +55,7 @@ class ArchitectureError(EngineError):
         severity: str = "error",
     ) -> None:
         if layer_index is not None:
-            message = f"layer {layer_index} ({layer_type}): {message}"
+            message = f"layer {layer_index} ({shown(layer_type)[1:-1]}): {message}"
         super().__init__(message)
         self.message = message
         self.layer_index = layer_index
@@ -156,3 +172,7 @@ class DataError(EngineError):
 
 class RunError(EngineError):
     """A run folder that cannot be created, read, resumed or written as asked."""
+
+
+class ResourceError(EngineError):
+    """A network, training run or dataset that would not fit in this computer's memory."""

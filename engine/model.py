@@ -20,6 +20,7 @@ from engine.layers import Dropout, Layer, MergeLayer, Softmax
 from engine.layers.activated import ActivatedLayer
 from engine.layers.activations import softmax
 from engine.layers.fusion import Step, fuse_counted
+from engine.memory import check_model
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class Model:
 
     def __init__(self, architecture: dict[str, Any], seed: int = 0, dtype: Any = np.float32) -> None:
         self.analysis: Analysis = validate(architecture)
+        # Refused here, before a single array is made, when the weights would not fit in memory.
+        check_model(self.analysis)
         # Format 2, ids filled in: what weight files and exports record.
         self.architecture = upgrade(architecture)
         self.dtype = np.dtype(dtype)
@@ -88,10 +91,18 @@ class Model:
     def from_architecture(
         cls, doc_or_path: dict[str, Any] | str | os.PathLike, seed: int = 0, dtype: Any = np.float32
     ) -> Model:
-        from engine.architecture import load_architecture_file
+        from engine.architecture import in_source, load_architecture_file
+        from engine.errors import ArchitectureError, ResourceError
 
-        doc = load_architecture_file(doc_or_path) if isinstance(doc_or_path, (str, os.PathLike)) else doc_or_path
-        return cls(doc, seed=seed, dtype=dtype)
+        if not isinstance(doc_or_path, (str, os.PathLike)):
+            return cls(doc_or_path, seed=seed, dtype=dtype)
+        doc = load_architecture_file(doc_or_path)
+        try:
+            return cls(doc, seed=seed, dtype=dtype)
+        except ArchitectureError as exc:
+            raise in_source(exc, doc_or_path) from None
+        except ResourceError as exc:
+            raise ResourceError(f"{doc_or_path}: {exc}") from None
 
     # -- the run plan ---------------------------------------------------------------------------------
     def _ancestors_of_output(self) -> list[int]:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from engine import training_state
+from engine import memory, training_state
 from engine.architecture import analyze, load_architecture_file
 from engine.data import Augmentation, Dataset
 from engine.early_stopping import EarlyStopping
@@ -158,7 +158,11 @@ def prepare(architecture: dict[str, Any] | str | os.PathLike, dataset: Dataset, 
     """
     config = config or TrainConfig()
     doc = load_architecture_file(architecture) if isinstance(architecture, (str, os.PathLike)) else architecture
-    check_training(analyze(doc), dataset, config)
+    analysis = analyze(doc)
+    check_training(analysis, dataset, config)
+    # Refused before any weight is allocated: the model, its optimizer state and a batch's activations
+    # must fit in the memory left beside the dataset.
+    memory.check_training(analysis, config.batch_size, config.optimizer, config.momentum)
     model = Model(doc, seed=config.seed)
     if weights is not None:
         model.set_weights(weights)
@@ -193,6 +197,9 @@ class Trainer:
         self.config = config or TrainConfig()
         if not _checked:  # prepare() has checked already
             check_training(model.analysis, dataset, self.config)
+            # The model and the dataset exist already: refused here is what training would add to them.
+            memory.check_training(model.analysis, self.config.batch_size, self.config.optimizer,
+                                  self.config.momentum, built=True)
         self.model = model
         self.dataset = dataset.standardized() if self.config.standardize else dataset
         model.preprocessing = self.dataset.normalization.to_dict()

@@ -18,6 +18,23 @@ import time  # noqa: E402
 
 import pytest  # noqa: E402
 
+try:  # hypothesis is a test extra; tests/engine also runs without it (the fuzz tests then skip)
+    from hypothesis import HealthCheck, settings
+except ImportError:  # pragma: no cover - bare environment
+    settings = None
+if settings is not None:
+    # The fuzz tests scale their example counts from the profile's max_examples (tests/helpers/fuzz.py).
+    # "ci" (the default, the normal suite): a few hundred per reader, the same examples every run, so a
+    # shared machine's suite is repeatable. "long": `pytest -m fuzz --hypothesis-profile=long`, thousands,
+    # freshly drawn each run, failures remembered in .hypothesis/.
+    _quiet = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
+              HealthCheck.large_base_example]
+    settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True, database=None,
+                              suppress_health_check=_quiet, print_blob=True)
+    settings.register_profile("long", max_examples=3000, deadline=None, suppress_health_check=_quiet,
+                              print_blob=True)
+    settings.load_profile("ci")
+
 # How long a test's threads get to wind down after it ends before they count as left running.
 GRACE_SECONDS = 3.0
 # Process-wide pools that live as long as the interpreter by design (the engine's kernel threads).

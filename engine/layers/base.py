@@ -11,12 +11,13 @@ forward must never modify its input in place (its own fresh output it may).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-from engine.errors import ArchitectureError
+from engine.errors import ArchitectureError, shown
 
 Shape = tuple[int, ...]
 
@@ -65,7 +66,7 @@ class Layer:
         unknown = sorted(set(config) - set(known))
         if unknown:
             raise ConfigError(
-                f"unknown setting {unknown[0]!r} (known: {', '.join(known) or 'none'})",
+                f"unknown setting {shown(unknown[0])} (known: {', '.join(known) or 'none'})",
                 field=unknown[0],
                 value=config[unknown[0]],
             )
@@ -101,16 +102,17 @@ class Layer:
         """Create parameters for this input shape (shapes were validated by output_shape)."""
         self.output_shape(input_shape)
         for name, shape in self.param_shapes(input_shape).items():
-            self.params[name] = self.init_param(name, shape, rng).astype(dtype)
+            # Initialisers draw float32 (no float64 temporaries): a float32 model takes them as they are.
+            self.params[name] = self.init_param(name, shape, rng).astype(dtype, copy=False)
             self.grads[name] = np.zeros(shape, dtype)
         for name, shape in self.state_shapes(input_shape).items():
-            self.state[name] = self.init_state(name, shape).astype(dtype)
+            self.state[name] = self.init_state(name, shape).astype(dtype, copy=False)
 
     def init_param(self, name: str, shape: Shape, rng: np.random.Generator) -> np.ndarray:
-        return np.zeros(shape)
+        return np.zeros(shape, np.float32)
 
     def init_state(self, name: str, shape: Shape) -> np.ndarray:
-        return np.zeros(shape)
+        return np.zeros(shape, np.float32)
 
     # -- computation ---------------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -129,7 +131,7 @@ class Layer:
 
 def _check_field(f: Field, value: Any) -> Any:
     def bad(why: str) -> ConfigError:
-        return ConfigError(f"{f.name} {value!r} {why}", field=f.name, value=value)
+        return ConfigError(f"{f.name} {shown(value)} {why}", field=f.name, value=value)
 
     if value is None:
         if f.optional:
@@ -179,7 +181,7 @@ def require_rank(layer: Layer, input_shape: Shape, rank: int, what: str) -> None
             value=input_shape,
             hint=f"{layer.type_name} works on {what}. Insert a Flatten (or GlobalAvgPool2D) layer "
             f"before it to turn the {shown} feature map into a vector of "
-            f"{int(np.prod(input_shape))} values.",
+            f"{math.prod(input_shape)} values.",
             fix="insert_flatten_before",
         )
     raise ConfigError(

@@ -70,7 +70,7 @@ class Conv2D(ActivatedLayer):
 
     def init_param(self, name: str, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         if name == "bias":
-            return np.zeros(shape)
+            return np.zeros(shape, np.float32)
         kh, kw, c, f = shape
         return init_kernel(shape, kh * kw * c, kh * kw * f, self.config["activation"], rng)
 

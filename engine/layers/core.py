@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,7 @@ class Dense(ActivatedLayer):
 
     def init_param(self, name: str, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         if name == "bias":
-            return np.zeros(shape)
+            return np.zeros(shape, np.float32)
         return init_kernel(shape, shape[0], shape[1], self.config["activation"], rng)
 
     def linear_forward(self, x: np.ndarray, training: bool, relu: bool) -> np.ndarray:
@@ -80,7 +81,7 @@ class Flatten(Layer):
     description = "Unrolls feature maps (H, W, C) into one vector of H*W*C values, e.g. before Dense layers."
 
     def output_shape(self, input_shape: Shape) -> Shape:
-        return (int(np.prod(input_shape)),)
+        return (math.prod(input_shape),)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self._cache = x.shape

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -45,13 +46,13 @@ class BatchNorm(Layer):
         return {"moving_mean": (input_shape[-1],), "moving_variance": (input_shape[-1],)}
 
     def macs(self, input_shape: Shape) -> int:
-        return int(np.prod(input_shape))
+        return math.prod(input_shape)
 
     def init_param(self, name: str, shape: Shape, rng: np.random.Generator) -> np.ndarray:
-        return np.ones(shape) if name == "gamma" else np.zeros(shape)
+        return np.ones(shape, np.float32) if name == "gamma" else np.zeros(shape, np.float32)
 
     def init_state(self, name: str, shape: Shape) -> np.ndarray:
-        return np.ones(shape) if name == "moving_variance" else np.zeros(shape)
+        return np.ones(shape, np.float32) if name == "moving_variance" else np.zeros(shape, np.float32)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         gamma, beta = self.params["gamma"], self.params["beta"]

@@ -117,7 +117,7 @@ def test_graph_summary_shows_connections(tmp_path, capsys):
     assert any(line.startswith("add_1 (Add)") and line.endswith("conv2d_3, conv2d_1") for line in out.splitlines())
 
 
-def test_every_graph_problem_is_one_line_and_warnings_are_printed(tmp_path, capsys):
+def test_every_graph_problem_is_named_in_one_line(tmp_path, capsys):
     from tests.helpers.engine_factories import arch
 
     doc = arch(
@@ -132,12 +132,27 @@ def test_every_graph_problem_is_one_line_and_warnings_are_printed(tmp_path, caps
     path = tmp_path / "broken.json"
     path.write_text(json.dumps(doc))
     assert main(["summary", str(path)]) == 2
+    # A failing command says so in one line (scripts read one line); every problem is in it.
     err = capsys.readouterr().err.splitlines()
-    errors = [line for line in err if line.startswith("cnn-engine: error: ")]
-    assert errors == [
-        "cnn-engine: error: layer 3 (Add): input 'nowhere' is not the id of any layer",
-        "cnn-engine: error: layer 4 (Conv2D): takes one input but is given 2: conv2d_1, conv2d_1",
-        "cnn-engine: error: layer 5 (Concatenate): Concatenate joins two or more inputs but is given 1 (conv2d_1)",
+    assert err == [
+        f"cnn-engine: error: {path}: 3 problems: layer 3 (Add): input 'nowhere' is not the id of any layer; "
+        "layer 4 (Conv2D): takes one input but is given 2: conv2d_1, conv2d_1; "
+        "layer 5 (Concatenate): Concatenate joins two or more inputs but is given 1 (conv2d_1)"
     ]
+
+
+def test_warnings_of_a_sound_graph_are_printed(tmp_path, capsys):
+    from tests.helpers.engine_factories import arch
+
+    doc = arch(
+        {"id": "a", "type": "Conv2D", "filters": 4, "kernel_size": 3},
+        {"id": "lost", "type": "ReLU", "inputs": ["a"]},
+        {"type": "Flatten", "inputs": ["a"]},
+        {"type": "Dense", "units": 3, "activation": "softmax"},
+    )
+    path = tmp_path / "branch.json"
+    path.write_text(json.dumps(doc))
+    assert main(["summary", str(path)]) == 0
+    err = capsys.readouterr().err.splitlines()
     assert any(line.startswith("cnn-engine: warning: layer 2 (ReLU): the output of relu_1 is used by no layer")
                for line in err)
