@@ -19,6 +19,12 @@ def shown(value: object) -> str:
         return "a number of thousands of digits"
 
 
+def brief(exc: BaseException, limit: int = 200) -> str:
+    """A library exception's message as one short line (some span lines, some quote whole files)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class EngineError(Exception):
     """Base class for every error the engine raises on purpose."""
 

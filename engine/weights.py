@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from engine.atomic import atomic_write
-from engine.errors import ArchitectureError, WeightsError
+from engine.data.normalization import Normalization
+from engine.errors import ArchitectureError, DataError, ResourceError, WeightsError, shown
+from engine.json_files import parse_json
 from engine.model import Model
+from engine.npz_archive import read_npz
 
 WEIGHTS_FORMAT = "cnn-studio.weights/1"
 
@@ -40,22 +42,40 @@ def save_weights(model: Model, path: str | os.PathLike, weights: dict[str, np.nd
 def read_weight_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
     """Return (architecture, preprocessing, tensors) from a weight file, or raise WeightsError."""
     path = Path(path)
-    if not path.exists():
-        raise WeightsError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            contents = {key: data[key] for key in data.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise WeightsError(f"{path}: not a CNN Studio weight file ({exc})") from None
-    if str(contents.get("__format__", "")) != WEIGHTS_FORMAT:
+    contents = read_npz(path, WeightsError)
+    marker = contents.pop("__format__", None)
+    if marker is None or marker.shape != () or marker.dtype.kind != "U" or str(marker) != WEIGHTS_FORMAT:
         raise WeightsError(f"{path}: not a CNN Studio weight file (no {WEIGHTS_FORMAT!r} marker)")
+    architecture = _json_record(contents.pop("__architecture__", None), path, "architecture")
+    preprocessing = _json_record(contents.pop("__preprocessing__", None), path, "preprocessing", optional=True)
+    return architecture, checked_preprocessing(preprocessing, path), contents
+
+
+def _json_record(value: np.ndarray | None, path: Path, what: str, optional: bool = False) -> Any:
+    """A JSON text record of a weight file (an architecture or preprocessing object)."""
+    if value is None:
+        if optional:
+            return {}
+        raise WeightsError(f"{path}: the weight file has no {what} record")
+    if value.shape != () or value.dtype.kind != "U":
+        raise WeightsError(f"{path}: the {what} record is damaged (expected text, found a {value.dtype} array "
+                           f"of shape {value.shape})")
+    record = parse_json(str(value), f"{path}: the {what} record", WeightsError)
+    if optional and record is None:
+        return {}
+    if not isinstance(record, dict):
+        raise WeightsError(f"{path}: the {what} record is damaged (expected a JSON object)")
+    return record
+
+
+def checked_preprocessing(preprocessing: Any, source: object) -> dict[str, Any]:
+    """The preprocessing record as the model keeps it, refused (WeightsError) when it cannot work."""
+    if not preprocessing:
+        return {}
     try:
-        architecture = json.loads(str(contents.pop("__architecture__")))
-        preprocessing = json.loads(str(contents.pop("__preprocessing__", "null"))) or {}
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"{path}: its architecture record is damaged ({exc})") from None
-    contents.pop("__format__")
-    return architecture, preprocessing, contents
+        return Normalization.from_dict(preprocessing).to_dict()
+    except DataError as exc:
+        raise WeightsError(f"{source}: the preprocessing record is invalid ({exc})") from None
 
 
 def load_weights(path: str | os.PathLike) -> Model:
@@ -72,7 +92,13 @@ def build_model(
         model = Model.from_architecture(architecture)
     except ArchitectureError as exc:
         raise WeightsError(f"{source}: its architecture is invalid: {exc}") from None
+    except ResourceError as exc:
+        raise ResourceError(f"{source}: {exc}") from None
     load_tensors(model, tensors, source)
+    mean = (preprocessing or {}).get("mean")
+    if mean is not None and len(mean) != model.input_shape[-1]:
+        raise WeightsError(f"{source}: the preprocessing record has {len(mean)} channel mean(s) but the network "
+                           f"takes {model.input_shape[-1]} channel(s)")
     model.preprocessing = preprocessing or model.preprocessing
     return model
 
@@ -83,15 +109,23 @@ def load_tensors(model: Model, tensors: dict[str, np.ndarray], source: str | os.
     own = model.tensors()
     for (name, target), given in zip(own.items(), list(tensors.items()) + [None] * len(own)):
         if name not in tensors:
-            other = f" (the file has {given[0]!r} there)" if given else ""
+            other = f" (the file has {shown(given[0])} there)" if given else ""
             raise WeightsError(f"{prefix}tensor {name!r} {target.shape} is missing{other}: "
                                "the file was saved from a different architecture")
-        if tensors[name].shape != target.shape:
-            raise WeightsError(f"{prefix}tensor {name!r} has shape {tensors[name].shape} in the file "
+        value = tensors[name]
+        if value.shape != target.shape:
+            raise WeightsError(f"{prefix}tensor {name!r} has shape {shown(value.shape)} in the file "
                                f"but {target.shape} in this architecture")
+        if value.dtype.kind not in "fiu":
+            raise WeightsError(f"{prefix}tensor {name!r} holds {value.dtype} values; weights must be real numbers")
+        finite = np.isfinite(value)
+        if not finite.all():
+            where = tuple(int(i) for i in np.argwhere(~finite)[0])
+            raise WeightsError(f"{prefix}tensor {name!r} holds NaN or infinite values (first at index {where}); "
+                               "the weights were saved from a run that diverged")
     extra = [name for name in tensors if name not in own]
     if extra:
-        raise WeightsError(f"{prefix}tensor {extra[0]!r} is not in this architecture")
+        raise WeightsError(f"{prefix}tensor {shown(extra[0])} is not in this architecture")
     model.set_weights(tensors)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.errors import DataError
+from engine.errors import DataError, shown
 
 
 def fail(where: object, problem: str) -> DataError:
@@ -41,12 +41,24 @@ def as_images(x: object, where: object, what: str = "images") -> tuple[np.ndarra
         return x.astype(np.uint8), 1.0 / 255.0
     if np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float32, copy=False)
-        if x.size and not np.isfinite(x).all():
-            raise fail(where, f"{what} contain NaN or infinite values")
+        first = first_nonfinite_sample(x)
+        if first is not None:
+            raise fail(where, f"{what} contain NaN or infinite values (first in sample {first})")
         hi = float(x.max()) if x.size else 0.0
         # Floats are expected in [0, 1]; a maximum above 1.5 (up to 255) means 0..255 pixel values.
         return x, (1.0 / 255.0 if 1.5 < hi <= 255.0 else 1.0)
     raise fail(where, f"{what} have unsupported dtype {x.dtype}")
+
+
+def first_nonfinite_sample(x: np.ndarray, rows: int = 4096) -> int | None:
+    """Index of the first image holding NaN or infinity, or None; checked in chunks (no full-size mask)."""
+    if x.dtype.kind != "f" or not x.size:
+        return None
+    for start in range(0, len(x), rows):
+        bad = ~np.isfinite(x[start:start + rows]).reshape(min(rows, len(x) - start), -1).all(axis=1)
+        if bad.any():
+            return start + int(np.argmax(bad))
+    return None
 
 
 def _is_one_hot(y: np.ndarray) -> bool:
@@ -84,9 +96,16 @@ def check_label_range(y: np.ndarray, num_classes: int, where: object, what: str 
                           f"(first: {int(y[i])} at index {i})")
 
 
-def default_class_names(*label_arrays: np.ndarray, minimum: int = 0) -> list[str]:
+# More classes than any classifier here can have (a Dense layer has at most 65536 units): a label
+# beyond it is damage, not a class, and naming classes up to it would take forever.
+MAX_CLASSES = 65536
+
+
+def default_class_names(*label_arrays: np.ndarray, minimum: int = 0, where: object = "labels") -> list[str]:
     """``"0", "1", ...`` up to the largest label seen (and at least ``minimum`` names)."""
     top = max([int(y.max()) for y in label_arrays if len(y)] + [minimum - 1])
+    if top >= MAX_CLASSES:
+        raise fail(where, f"a label is {top}: more than {MAX_CLASSES} classes (damaged labels?)")
     return [str(i) for i in range(top + 1)]
 
 
@@ -94,14 +113,17 @@ def check_class_names(names: object, where: object) -> list[str]:
     """A non-empty list of distinct, non-empty strings."""
     if isinstance(names, (str, bytes)) or not hasattr(names, "__iter__"):
         raise fail(where, "class_names must be a list of strings")
-    out = [n.decode() if isinstance(n, bytes) else str(n) for n in names]  # type: ignore[union-attr]
+    out = [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names]  # type: ignore[union-attr]
     if not out:
         raise fail(where, "class_names is empty")
+    if len(out) > MAX_CLASSES:
+        raise fail(where, f"class_names holds {len(out)} names, more than {MAX_CLASSES}")
     if any(not n.strip() for n in out):
         raise fail(where, "class_names contains an empty name")
     if len(set(out)) != len(out):
-        dup = next(n for n in out if out.count(n) > 1)
-        raise fail(where, f"class name {dup!r} appears twice")
+        seen: set[str] = set()
+        dup = next(n for n in out if n in seen or seen.add(n))
+        raise fail(where, f"class name {shown(dup)} appears twice")
     return out
 
 

@@ -17,6 +17,7 @@ from engine.data.arrays import as_labels, check_class_names, check_label_range, 
 from engine.data.dataset import Dataset
 from engine.data.normalization import Normalization
 from engine.data.splits import hold_out_test
+from engine.errors import brief
 
 META_FILE = "batches.meta"
 TEST_FILE = "test_batch"
@@ -56,7 +57,7 @@ def _unpickle(path: Path) -> dict:
     except OSError as exc:
         raise fail(path, f"cannot read the file ({exc.strerror or exc})") from None
     except Exception as exc:  # any unpickling failure (there are many kinds) means a corrupt batch file
-        raise fail(path, f"not a readable CIFAR batch file ({type(exc).__name__}: {exc})") from None
+        raise fail(path, f"not a readable CIFAR batch file ({type(exc).__name__}: {brief(exc)})") from None
     if not isinstance(obj, dict):
         raise fail(path, f"expected a pickled dict, found {type(obj).__name__}")
     # Python 2 pickles decoded with encoding="bytes" have bytes keys; newer ones may have str keys.

@@ -8,6 +8,7 @@ both uint8. Pixels are read straight into their final array so no second copy is
 from __future__ import annotations
 
 import gzip
+import math
 import re
 import zlib
 from pathlib import Path
@@ -25,6 +26,7 @@ from engine.data.dataset import Dataset
 from engine.data.normalization import Normalization
 from engine.data.splits import hold_out_test
 from engine.errors import DataError
+from engine.memory import check_dataset
 
 FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -78,6 +80,24 @@ def _read_into(f: BinaryIO, out: np.ndarray, path: Path, what: str) -> None:
         pos += n
 
 
+def _check_promised(path: Path, size: int, header: int, kind: str, dims: tuple[int, ...]) -> None:
+    """Refuse a header that promises more values than the file can hold, or than memory can, before
+    anything is allocated (one damaged byte in a dimension would otherwise ask for gigabytes)."""
+    on_disk = path.stat().st_size
+    compressed = _is_gzip(path)
+    # Deflate packs at most about 1032 bytes into one; a raw file holds exactly its values.
+    most = (on_disk * 1032 + 1024) if compressed else on_disk - header
+    if size > most:
+        raise fail(path, f"file is truncated or damaged: its IDX header promises {size:,} bytes of {kind} "
+                         f"({'x'.join(map(str, dims))}), more than the {on_disk:,}-byte file can hold")
+    check_dataset(dims[0] if dims else 0, dims[1:], path)
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
 def read_idx(path: str | Path, kind: str) -> np.ndarray:
     """Read one IDX file. ``kind="images"`` -> (N, H, W) uint8; ``kind="labels"`` -> (N,) uint8."""
     path = Path(path)
@@ -93,8 +113,10 @@ def read_idx(path: str | Path, kind: str) -> np.ndarray:
             dims = tuple(int.from_bytes(_read_exact(f, 4, path, "IDX header"), "big") for _ in range(ndim))
             if kind == "images" and (dims[1] == 0 or dims[2] == 0):
                 raise fail(path, f"IDX header gives an empty image size {dims[1]}x{dims[2]}")
+            _check_promised(path, math.prod(dims), 4 + 4 * ndim, kind, dims)
             out = np.empty(dims, dtype=np.uint8)
-            _read_into(f, out, path, kind)
+            if out.size:
+                _read_into(f, out, path, kind)
             if f.read(1):
                 raise fail(path, f"file holds more data than its IDX header describes ({dims})")
     except DataError:
@@ -142,7 +164,7 @@ def _class_names(folder: Path, prefix: str, y_train: np.ndarray, y_test: np.ndar
         return check_class_names([ln.strip() for ln in lines if ln.strip()], names_file)
     if "fashion" in folder.name.lower() or "fashion" in prefix.lower():
         return list(FASHION_MNIST_CLASSES)
-    return default_class_names(y_train, y_test, minimum=10)
+    return default_class_names(y_train, y_test, minimum=10, where=folder)
 
 
 def load_idx(

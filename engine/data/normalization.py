@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.errors import DataError
+from engine.errors import DataError, shown
 
 
 @dataclass
@@ -87,9 +87,17 @@ class Normalization:
             raise DataError(f"normalization: expected a mapping, got {type(d).__name__}")
         unknown = set(d) - {"scale", "mean", "std"}
         if unknown:
-            raise DataError(f"normalization: unknown keys {sorted(unknown)}")
+            raise DataError(f"normalization: unknown keys {shown(sorted(unknown))}")
+        scale = d.get("scale", 1 / 255)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+            raise DataError(f"normalization: scale must be a number, got {shown(scale)}")
+        for key in ("mean", "std"):
+            value = d.get(key)
+            if value is not None and (not isinstance(value, (list, tuple))
+                                      or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)):
+                raise DataError(f"normalization: {key} must be a list of numbers, got {shown(value)}")
         return cls(
-            scale=d.get("scale", 1 / 255),
+            scale=scale,
             mean=tuple(d["mean"]) if d.get("mean") is not None else None,
             std=tuple(d["std"]) if d.get("std") is not None else None,
         )

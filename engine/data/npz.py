@@ -3,11 +3,7 @@
 
 from __future__ import annotations
 
-import zipfile
-import zlib
 from pathlib import Path
-
-import numpy as np
 
 from engine.data.arrays import (
     as_images,
@@ -20,7 +16,8 @@ from engine.data.arrays import (
 from engine.data.dataset import Dataset
 from engine.data.normalization import Normalization
 from engine.data.splits import hold_out_test
-from engine.errors import DataError
+from engine.errors import DataError, shown
+from engine.npz_archive import read_npz
 
 
 def load_npz(
@@ -31,32 +28,28 @@ def load_npz(
     Without ``x_test`` a seeded, stratified ``test_fraction`` of ``x`` becomes the test part.
     """
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
-            missing = [k for k in ("x", "y") if k not in keys]
-            if missing:
-                raise fail(path, f"missing array {' and '.join(repr(k) for k in missing)} "
-                                 f"(found: {', '.join(sorted(keys)) or 'nothing'})")
-            if ("x_test" in keys) != ("y_test" in keys):
-                raise fail(path, "has only one of 'x_test' and 'y_test'")
-            x, scale = as_images(z["x"], path, "images 'x'")
-            y = as_labels(z["y"], path, len(x), "labels 'y'")
-            if "x_test" in keys:
-                x_test, _ = as_images(z["x_test"], path, "images 'x_test'")
-                y_test = as_labels(z["y_test"], path, len(x_test), "labels 'y_test'")
-                if x_test.dtype != x.dtype:
-                    x_test = x_test.astype(x.dtype)
-            else:
-                x_test = y_test = None
-            names = check_class_names(z["class_names"].tolist(), path) if "class_names" in keys else None
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise fail(path, "no such file") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        # np.load raises ValueError for object arrays (pickles refused) and for files that are not npz.
-        raise fail(path, f"not a readable .npz archive ({exc})") from None
+    z = read_npz(path, DataError)
+    keys = set(z)
+    missing = [k for k in ("x", "y") if k not in keys]
+    if missing:
+        raise fail(path, f"missing array {' and '.join(repr(k) for k in missing)} "
+                         f"(found: {shown(', '.join(sorted(keys))) if keys else 'nothing'})")
+    if ("x_test" in keys) != ("y_test" in keys):
+        raise fail(path, "has only one of 'x_test' and 'y_test'")
+    x, scale = as_images(z["x"], path, "images 'x'")
+    y = as_labels(z["y"], path, len(x), "labels 'y'")
+    if "x_test" in keys:
+        x_test, _ = as_images(z["x_test"], path, "images 'x_test'")
+        y_test = as_labels(z["y_test"], path, len(x_test), "labels 'y_test'")
+        if x_test.dtype != x.dtype:
+            x_test = x_test.astype(x.dtype)
+    else:
+        x_test = y_test = None
+    names = None
+    if "class_names" in keys:
+        if z["class_names"].dtype.kind not in "US":
+            raise fail(path, f"'class_names' must be an array of text, not {z['class_names'].dtype}")
+        names = check_class_names(z["class_names"].reshape(-1).tolist(), path)
 
     if x_test is not None and x_test.shape[1:] != x.shape[1:]:
         raise fail(path, f"'x_test' images are {x_test.shape[1:]} but 'x' images are {x.shape[1:]}")
@@ -64,7 +57,7 @@ def load_npz(
     if names is None:
         if any(len(v) and v.min() < 0 for v in given):
             raise fail(path, "labels must be >= 0")
-        names = default_class_names(*given)
+        names = default_class_names(*given, where=path)
     check_label_range(y, len(names), path, "labels 'y'")
     if y_test is not None:
         check_label_range(y_test, len(names), path, "labels 'y_test'")

@@ -19,8 +19,9 @@ import numpy as np
 from engine.atomic import atomic_write
 from engine.errors import WeightsError
 from engine.export.formats import require
+from engine.json_files import parse_json
 from engine.model import Model
-from engine.weights import WEIGHTS_FORMAT, build_model
+from engine.weights import WEIGHTS_FORMAT, build_model, checked_preprocessing
 
 _INSTALL = "pip install safetensors"
 
@@ -61,20 +62,36 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str,
     if metadata.get("format") != WEIGHTS_FORMAT:
         raise WeightsError(f"{path}: not a CNN Studio weight file (its metadata has no {WEIGHTS_FORMAT!r} "
                            "format marker)")
-    try:
-        architecture = json.loads(metadata["architecture"])
-        order = json.loads(metadata.get("order", "[]"))
-        preprocessing = json.loads(metadata.get("preprocessing", "null")) or {}
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"{path}: its architecture record is damaged ({exc})") from None
+    architecture = _record(metadata, "architecture", path, dict)
+    order = _record(metadata, "order", path, list, default=[])
+    preprocessing = checked_preprocessing(_record(metadata, "preprocessing", path, dict, default={}), path)
+    if not all(isinstance(name, str) for name in order):
+        raise WeightsError(f"{path}: the metadata's tensor order is damaged (expected a list of names)")
     try:
         loaded = numpy_io.load(data)
     except Exception as exc:  # the Rust reader raises its own SafetensorError type
-        raise WeightsError(f"{path}: damaged safetensors data ({exc})") from None
+        raise WeightsError(f"{path}: damaged safetensors data ({' '.join(str(exc).split())[:200]})") from None
     # Layer order first (load_tensors reports the first mismatch in that order), then any extras.
     tensors = {name: loaded[name] for name in order if name in loaded}
     tensors.update({name: value for name, value in loaded.items() if name not in tensors})
     return architecture, preprocessing, tensors
+
+
+def _record(metadata: dict[str, Any], key: str, path: Path, kind: type, default: Any = None) -> Any:
+    """A JSON record of the metadata (``kind`` dict or list); ``default`` where an optional one is absent."""
+    text = metadata.get(key)
+    if text is None and default is not None:
+        return default
+    if not isinstance(text, str):
+        raise WeightsError(f"{path}: the metadata has no {key} record" if text is None
+                           else f"{path}: the metadata's {key} record is damaged (expected JSON text)")
+    value = parse_json(text, f"{path}: the metadata's {key} record", WeightsError)
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, kind):
+        raise WeightsError(f"{path}: the metadata's {key} record is damaged (expected a JSON "
+                           f"{'object' if kind is dict else 'list'})")
+    return value
 
 
 def load_safetensors(path: str | os.PathLike) -> Model:
@@ -84,14 +101,15 @@ def load_safetensors(path: str | os.PathLike) -> Model:
 
 def _metadata(data: bytes, path: Path) -> dict[str, str]:
     """The ``__metadata__`` of a safetensors header: 8-byte little-endian length, then JSON."""
-    try:
-        (length,) = struct.unpack("<Q", data[:8])
-        if length > len(data) - 8:
-            raise ValueError("the header is longer than the file")
-        header = json.loads(data[8 : 8 + length].decode("utf-8"))
-        metadata = header.get("__metadata__") or {}
-        if not isinstance(metadata, dict):
-            raise ValueError("the metadata is not a mapping")
-    except (struct.error, ValueError, UnicodeDecodeError, AttributeError) as exc:
-        raise WeightsError(f"{path}: not a safetensors file ({exc})") from None
+    if len(data) < 8:
+        raise WeightsError(f"{path}: not a safetensors file (it is {len(data)} bytes long)")
+    (length,) = struct.unpack("<Q", data[:8])
+    if length > len(data) - 8:
+        raise WeightsError(f"{path}: not a safetensors file (the header is longer than the file)")
+    header = parse_json(data[8 : 8 + length], f"{path}: the safetensors header", WeightsError)
+    if not isinstance(header, dict):
+        raise WeightsError(f"{path}: not a safetensors file (the header is not a JSON object)")
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict):
+        raise WeightsError(f"{path}: not a safetensors file (the metadata is not a mapping)")
     return metadata
