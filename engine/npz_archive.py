@@ -45,8 +45,11 @@ def _header(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int,
     return shape, dtype, math.prod(shape) * dtype.itemsize + header_end
 
 
-def read_npz(path: str | os.PathLike, error: type[EngineError] = EngineError) -> dict[str, np.ndarray]:
-    """Every array of the archive at ``path`` by name, in archive order; raises ``error`` naming the file."""
+def read_npz(path: str | os.PathLike, error: type[EngineError] = EngineError,
+             what: str = "a readable .npz archive") -> dict[str, np.ndarray]:
+    """Every array of the archive at ``path`` by name, in archive order; raises ``error`` naming the file.
+
+    ``what`` completes "<path>: not ..." when the file is no zip archive at all."""
     path = Path(path)
     try:
         archive = zipfile.ZipFile(path)
@@ -55,7 +58,7 @@ def read_npz(path: str | os.PathLike, error: type[EngineError] = EngineError) ->
     except IsADirectoryError:
         raise error(f"{path}: is a folder, not an .npz file") from None
     except Exception as exc:  # BadZipFile, NotImplementedError (odd zip versions), OSError, ValueError, ...
-        raise error(f"{path}: not an .npz archive ({_reason(exc)})") from None
+        raise error(f"{path}: not {what} ({_reason(exc)})") from None
     with archive:
         members = [info for info in archive.infolist() if not info.is_dir()]
         promised = 0

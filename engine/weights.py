@@ -42,7 +42,7 @@ def save_weights(model: Model, path: str | os.PathLike, weights: dict[str, np.nd
 def read_weight_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
     """Return (architecture, preprocessing, tensors) from a weight file, or raise WeightsError."""
     path = Path(path)
-    contents = read_npz(path, WeightsError)
+    contents = read_npz(path, WeightsError, "a CNN Studio weight file")
     marker = contents.pop("__format__", None)
     if marker is None or marker.shape != () or marker.dtype.kind != "U" or str(marker) != WEIGHTS_FORMAT:
         raise WeightsError(f"{path}: not a CNN Studio weight file (no {WEIGHTS_FORMAT!r} marker)")

@@ -105,7 +105,7 @@ def _decode(entries: list[_Entry], size: tuple[int, int], mode: str) -> tuple[np
         try:
             with Image.open(e.path) as im:
                 im = ImageOps.exif_transpose(im)
-                im = pil_to_mode(im, mode)
+                im = pil_to_mode(im, mode, e.path)
                 if im.size != (w, h):
                     im = im.resize((w, h), Image.Resampling.BILINEAR)
                 x[n] = np.asarray(im).reshape(h, w, c)

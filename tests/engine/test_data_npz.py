@@ -67,7 +67,7 @@ def test_counts_and_ranges(tmp_path: Path) -> None:
 def test_object_arrays_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "obj.npz"
     np.savez(path, x=np.array([object()] * 2, dtype=object), y=[0, 1])
-    with pytest.raises(DataError, match=r"obj\.npz: not a readable \.npz archive"):
+    with pytest.raises(DataError, match=r"obj\.npz: array 'x' holds Python objects \(pickled data\)"):
         load_dataset(path)
 
 
