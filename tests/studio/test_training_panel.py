@@ -193,7 +193,7 @@ def test_divergence_stops_with_advice_and_keeps_good_weights(qtbot, window, mess
     with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS):
         panel.start()
     good = panel.session.trained.weights()
-    panel.session.runner.set_learning_rate(1e12)
+    panel.session.runner.set_learning_rate(1e20)
     with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS) as ended:
         panel.continue_action.trigger()
     assert ended.args == ["diverged"]
