@@ -32,6 +32,7 @@ _EXPORTS = {
     "validate": "engine.architecture",
     "summary": "engine.architecture",
     "load_architecture_file": "engine.architecture",
+    "upgrade": "engine.architecture",
     "load_dataset": "engine.data",
     "Dataset": "engine.data",
     "EngineError": "engine.errors",
