@@ -11,6 +11,13 @@ generators (uint64 words, see ``pack_generator``: the training process owns them
 for each step, so its checkpoints hold every random state of a run). Both processes build the
 same ``Layout`` from the same model description, so each sees the same named arrays at the same
 offsets.
+
+Why the replica's stdin and stdout rather than a ``multiprocessing`` Pipe: the replica is a
+plain ``python -m`` process, so that its BLAS is limited to one thread before numpy loads and the
+caller's ``__main__`` (the studio, with Qt) is not imported again, as ``spawn`` would; a forked
+child of a threaded GUI process is not safe. A Connection for such a process needs a socket
+passed by descriptor (POSIX only) or a listener whose accept cannot time out (a replica dying at
+start would hang training), where the standard pipes work everywhere.
 """
 
 from __future__ import annotations
