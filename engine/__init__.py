@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Model": "engine.model",
     "Trainer": "engine.training",
+    "prepare": "engine.training",
     "TrainConfig": "engine.training",
     "BatchEnd": "engine.training",
     "EpochEnd": "engine.training",
@@ -40,6 +41,9 @@ _EXPORTS = {
     "DataError": "engine.errors",
     "WeightsError": "engine.errors",
     "TrainingError": "engine.errors",
+    "SettingError": "engine.errors",
+    "InputShapeError": "engine.errors",
+    "ClassCountError": "engine.errors",
 }
 
 __all__ = sorted(_EXPORTS)
