@@ -341,6 +341,8 @@ class WireItem(QGraphicsItem):
         self.label = label
         self.state = state
         self.known = state != "unknown"
+        self.path = path
+        self.label_at = label_at
         self.selected = False
         self.highlighted = False  # a dragged layer would be inserted here
         self._hover = False
@@ -370,6 +372,17 @@ class WireItem(QGraphicsItem):
         self._shape = stroker.createStroke(path)
         self._shape.addRect(self.label_rect)
         self._bounds = self._shape.boundingRect().adjusted(-8, -8, 8, 8)
+        self.update()
+
+    def set_state(self, label: str, state: str, tooltip: str) -> None:
+        """New text and problem state for the same wire (its path is kept)."""
+        if (label, state, tooltip) == (self.label, self.state, self.toolTip()):
+            return
+        self.state, self.known = state, state != "unknown"
+        self.setToolTip(tooltip)
+        if label != self.label:
+            self.label = label
+            self.set_path(self.path, self.label_at)
         self.update()
 
     def end_point(self) -> QPointF:

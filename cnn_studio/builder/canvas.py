@@ -142,13 +142,14 @@ class ArchitectureCanvas(QGraphicsView):
         self.input_block, self.output_block = self.blocks[INPUT], self.blocks[OUTPUT]
 
         wires = graph.wires(layers) if layers else [Wire(INPUT, OUTPUT, 0)]
-        structure = (tuple(self.order), tuple(wires))
-        if structure != self._structure:
+        structure = (tuple(self.order), tuple(wires), tuple(b.height() for b in self.blocks.values()))
+        relayout = structure != self._structure
+        if relayout:
             self._structure = structure
             self._manual = {}  # a new structure: lay everything out afresh
             self.layout_result = self._compute_layout(wires)
-        self._place_blocks()
-        self._build_wires(wires, analysis, layers, shapes, marks)
+            self._place_blocks()
+        self._build_wires(wires, analysis, layers, shapes, marks, relayout)
         self._update_scene_rect()
         if self.auto_fit:
             self._fit(self.auto_fit)
@@ -172,22 +173,30 @@ class ArchitectureCanvas(QGraphicsView):
                 x, y = layout.positions[key]
                 block.setPos(x, y)
 
-    def _build_wires(self, wires, analysis, layers, shapes, marks) -> None:
-        for item in self.edges:
-            self.scene().removeItem(item)
-        self.edges = []
+    def _build_wires(self, wires, analysis, layers, shapes, marks, relayout: bool) -> None:
+        """Wire items for ``wires``: new ones when the structure changed, else the same ones updated
+        (a settings edit only changes labels and states)."""
         names = scene_content.node_names(analysis, layers)
         problems = scene_content.wire_problems(analysis)
         many = {spec["id"] for spec in layers if graph.takes_many(spec)}
-        for wire in wires:
-            shape = shapes.get(wire.source) if wire.source in shapes else None
+        if relayout or [item.wire for item in self.edges] != wires:
+            for item in self.edges:
+                self.scene().removeItem(item)
+            self.edges = []
+            for wire in wires:
+                item = WireItem(wire, QPainterPath(), "", QPointF())
+                self.scene().addItem(item)
+                self.edges.append(item)
+            relayout = True
+        for item in self.edges:
+            wire = item.wire
+            shape = shapes.get(wire.source)
             state = marks.wires.get((wire.source, wire.target)) or ("ok" if shape is not None else "unknown")
-            tip = scene_content.wire_tooltip(wire, shape, names, problems.get((wire.source, wire.target)),
-                                             wire.target in many)
-            item = WireItem(wire, QPainterPath(), scene_content.wire_label(shape), QPointF(), state, tip)
-            self.scene().addItem(item)
-            self.edges.append(item)
-        self._route_wires()
+            item.set_state(scene_content.wire_label(shape), state,
+                           scene_content.wire_tooltip(wire, shape, names, problems.get((wire.source, wire.target)),
+                                                      wire.target in many))
+        if relayout:
+            self._route_wires()
 
     def _route_wires(self, only: set[str] | None = None) -> None:
         """(Re)draw the wires (only those touching ``only``'s blocks when given)."""
@@ -544,6 +553,7 @@ class ArchitectureCanvas(QGraphicsView):
         self.viewport().unsetCursor()
         if gesture is None:
             super().mouseReleaseEvent(event)
+            event.accept()  # a release after Escape cancelled the gesture: nothing left to do
             return
         if gesture.kind == "connect":
             self._finish_connect(gesture)
