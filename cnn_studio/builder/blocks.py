@@ -29,7 +29,7 @@ from cnn_studio.graph import Wire
 BLOCK_WIDTH = 264.0
 BLOCK_HEIGHT = 58.0
 END_HEIGHT = 46.0  # input and output blocks
-ICON_SIZE = 24
+ICON_SIZE = 22
 PORT_RADIUS = 7.0  # drawn size; the canvas accepts presses a good deal further out
 MERGE_PORT_WIDTH = 64.0  # the least width of the input port of blocks that take several inputs
 ARRIVAL_SPACING = 52.0  # between the ends of the wires into such a port
@@ -220,7 +220,7 @@ class Block(QGraphicsItem):
         top = rect.top() + (rect.height() - ICON_SIZE) / 2
         icon.paint(painter, int(rect.left() + 13), int(top), ICON_SIZE, ICON_SIZE)
 
-        left = rect.left() + 13 + ICON_SIZE + 9
+        left = rect.left() + 13 + ICON_SIZE + 8
         right = rect.right() - 10 - self._badges_width()
         title_font = _font(10.5, bold=True)
         small = _font(9)
@@ -251,7 +251,7 @@ class Block(QGraphicsItem):
             painter.drawText(QPointF(x, baseline), text)
 
         if c.settings:
-            settings_font = _font(9.5)
+            settings_font = _font(9)
             painter.setFont(settings_font)
             painter.setPen(QColor(style.ERROR_ACCENT) if error else QColor(style.TEXT))
             settings_metrics = QFontMetricsF(settings_font)

@@ -346,3 +346,19 @@ def test_ports_light_up_under_the_pointer_and_the_status_bar_explains(window, qt
     assert "connect" in window.statusBar().currentMessage()
     qtbot.mouseMove(canvas.viewport(), pos=canvas.block_center("conv_b") + QPoint(60, 0))
     assert canvas.block("conv_a").hover_port is None
+
+
+@pytest.mark.parametrize("key", ["resnet8", "inception_lite"])
+def test_the_branching_templates_open_with_a_clean_layout(qtbot, tmp_path, key):
+    from cnn_studio.builder.templates import list_templates
+
+    window = make_window(qtbot, tmp_path)
+    template = next(t for t in list_templates() if t.key == key)
+    window.project.new_project(template)
+    doc, canvas = window.document, window.canvas
+    assert doc.analysis().ok
+    assert len(canvas.edges) > len(doc.layers()) + 1  # branches: more wires than a chain has
+    assert_clean_layout(canvas)
+    # The main path runs straight down from the input to the output.
+    xs = {canvas.input_block.pos().x(), canvas.output_block.pos().x(), canvas.block(doc.layers()[-1]["id"]).pos().x()}
+    assert len(xs) == 1
