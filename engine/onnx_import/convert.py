@@ -28,6 +28,8 @@ from engine.onnx_import.values import Unsupported, Value
 
 _FLOAT = 1  # TensorProto.FLOAT
 # Nodes that compute without reading data are folded only when every input is known.
+# Operators whose node is a module of its own (it holds the weights), named by its module path alone.
+_WEIGHTED = {"Conv", "Gemm", "MatMul", "BatchNormalization"}
 _NO_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
 
 
@@ -255,7 +257,11 @@ class Converter:
 
     def _unique_name(self, node: Any, name: str, type_name: str) -> str:
         candidate = _readable(name, node.op_type)
-        if not candidate or candidate in self.names or candidate[0].isdigit():
+        if candidate and not candidate[0].isdigit() and candidate in self.names:
+            base, count = candidate, 2
+            while candidate in self.names:
+                candidate, count = f"{base}_{count}", count + 1
+        if not candidate or candidate[0].isdigit():
             while True:
                 self.type_counts[type_name] += 1
                 candidate = default_name(type_name, self.type_counts[type_name])
@@ -324,11 +330,16 @@ class Converter:
 
 def _readable(node_name: str, op_type: str) -> str:
     """A layer name from an exporter's node name: "/layer1/layer1.0/conv1/Conv" -> "layer1_0_conv1",
-    "sequential/dense/MatMul" -> "sequential_dense"."""
+    "sequential/dense/MatMul" -> "sequential_dense". A node without weights of its own (an activation,
+    a pooling, an Add) may be a function called inside a bigger module, so its operator is kept:
+    "/layer1/Relu" -> "layer1_relu"."""
     parts = [p for p in re.split(r"[/:]", node_name) if p]
-    if len(parts) > 1 and (parts[-1].split("_")[0] in (op_type, "Conv2D", "BiasAdd", "MatMul", "Add", "Relu")
-                           or parts[-1].lower().startswith(op_type.lower())):
+    dropped = len(parts) > 1 and (parts[-1].split("_")[0] in (op_type, "Conv2D", "BiasAdd", "MatMul", "Add", "Relu")
+                                  or parts[-1].lower().startswith(op_type.lower()))
+    if dropped:
         parts = parts[:-1]
     kept = [p for i, p in enumerate(parts) if not (i + 1 < len(parts) and parts[i + 1].startswith(p + "."))]
+    if dropped and op_type not in _WEIGHTED:
+        kept.append(op_type.lower())
     text = re.sub(r"[^0-9A-Za-z_]+", "_", "_".join(kept)).strip("_")
     return text[:60]
