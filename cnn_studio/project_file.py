@@ -149,6 +149,12 @@ def _check_training(training: dict[str, Any], bad: Callable[[str], ProjectFileEr
         if key not in defaults:
             continue  # a newer version's setting: kept, ignored by TrainConfig.from_dict
         expected = defaults[key]
+        if key == "processes":  # 1, 2 or "auto": the engine's rule says which
+            from engine.preflight import setting_problem
+
+            if setting_problem(key, value) is not None:
+                raise bad(f'training setting "{key}" must be 1, 2 or "auto", not {value!r}')
+            continue
         if isinstance(expected, bool):
             ok = isinstance(value, bool)
         elif isinstance(expected, (int, float)):

@@ -19,9 +19,10 @@ from cnn_studio.training.notices import Notices
 from cnn_studio.training.session import TrainingSession
 from cnn_studio.training.settings_form import TrainingSettingsForm
 from cnn_studio.training.trained import same_dataset, same_design
-from engine.architecture import check_classifier
+from engine.architecture import analyze
 from engine.data import Dataset
-from engine.errors import ArchitectureError, EngineError
+from engine.errors import ArchitectureError, EngineError, InputShapeError, NoTrainingImagesError, SettingError
+from engine.preflight import training_problems
 
 CLASSIFIER_FIXES = ("append_classifier", "set_output_units")
 LOCK_RUNNING = "Training is running"
@@ -188,21 +189,14 @@ class TrainingControls(QObject):
         """``input_change``: the input shape was just adapted to the dataset (loaded for this start), in words."""
         explanation, status = match_input(self.document, dataset)
         input_change = explanation or input_change
-        analysis = self.document.analysis()
-        try:
-            if analysis.problems:
-                raise analysis.problems[0]
-            check_classifier(analysis, dataset.num_classes)
-        except ArchitectureError as exc:
-            hint = f"\n\n{exc.hint}" if exc.hint else ""
-            before = f"{input_change}\n\n" if input_change else ""
-            self.notify("warning", "The network does not fit the dataset",
-                        f"{before}Cannot train on {dataset.name} ({dataset.num_classes} classes): {exc.message}{hint}")
+        config = self.form.config()
+        architecture = self.document.architecture()
+        problems = training_problems(analyze(architecture), dataset, config)
+        if problems:
+            self._refuse(problems[0], dataset, input_change)
             self.notices.say(input_change, status=status or None, timeout_ms=10000)
             self.update()
             return
-        config = self.form.config()
-        architecture = self.document.architecture()
         imported = self.trained.start_weights_for(architecture)
         try:
             self.runner.start(architecture, dataset, config, initial_weights=imported)
@@ -218,6 +212,21 @@ class TrainingControls(QObject):
         else:
             what = f"{config.optimizer} lr {config.learning_rate:g} bs {config.batch_size}"
             self.notices.status(f"Training ({what}) on {dataset.name}{origin}", 4000)
+
+    def _refuse(self, problem: EngineError, dataset: Dataset, input_change: str) -> None:
+        """Say why ``problem`` keeps training from starting, with the engine's advice."""
+        before = f"{input_change}\n\n" if input_change else ""
+        hint = getattr(problem, "hint", "")
+        hint = f"\n\n{hint}" if hint else ""
+        message = problem.message if isinstance(problem, ArchitectureError) else str(problem)
+        if isinstance(problem, SettingError):
+            title, text = "A training setting is out of range", f"Cannot start training: {message}"
+        elif isinstance(problem, (ArchitectureError, InputShapeError, NoTrainingImagesError)):
+            title = "The network does not fit the dataset"
+            text = f"Cannot train on {dataset.name} ({dataset.num_classes} classes): {message}"
+        else:
+            title, text = "Cannot start training", message
+        self.notify("warning", title, f"{before}{text}{hint}")
 
     def toggle_pause(self) -> None:
         if self.runner.paused:

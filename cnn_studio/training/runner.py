@@ -27,10 +27,11 @@ from cnn_studio.training.training_worker import (
     WorkerWarning,
     compute_probe,
 )
-from engine.architecture import analyze, check_classifier
+from engine.architecture import analyze
 from engine.data import Dataset
 from engine.errors import TrainingError
 from engine.metrics import Evaluation
+from engine.preflight import check_training
 from engine.training import BatchEnd, EpochEnd, TrainConfig, TrainingFinished, TrainingStarted
 
 
@@ -131,20 +132,14 @@ class TrainingRunner(QObject):
         It starts from ``initial_weights`` when given (e.g. imported ones), else from a fresh seeded
         initialisation.
 
-        Raises ArchitectureError or TrainingError at once for problems that can be seen without
-        training (invalid architecture, wrong number of classes, input shape mismatch).
+        Raises the engine's typed errors (engine.preflight) at once, before any thread starts, for
+        whatever can be seen without training: a setting out of range, an invalid architecture, the
+        wrong number of classes, another input shape, no training images left.
         """
         if self.running:
             raise TrainingError("training is already running; stop it first")
         architecture = copy.deepcopy(architecture)
-        analysis = analyze(architecture)
-        if analysis.problems:
-            raise analysis.problems[0]
-        check_classifier(analysis, dataset.num_classes)
-        if tuple(analysis.input_shape) != tuple(dataset.input_shape):
-            raise TrainingError(
-                f"the network's input is {'x'.join(map(str, analysis.input_shape))} but the dataset "
-                f"{dataset.name!r} has {'x'.join(map(str, dataset.input_shape))} images")
+        check_training(analyze(architecture), dataset, config)  # the worker builds through prepare()
         self._retire_worker()
         worker = TrainingWorker(architecture, dataset, config, initial_weights=initial_weights)
         thread = new_thread("training", worker)

@@ -7,6 +7,7 @@ their changes are reported with ``live_rate_changed`` so they can reach the opti
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import fields
 from pathlib import Path
@@ -30,11 +31,27 @@ from PySide6.QtWidgets import (
 )
 
 from engine.data import DatasetInfo
+from engine.preflight import setting_problem
 from engine.training import TrainConfig
 
 OPEN_FOLDER = "::open-folder"
 OPEN_FILE = "::open-file"
 DATASET_TITLES = {"fashion-mnist-mini": "Fashion-MNIST mini", "fashion-mnist": "Fashion-MNIST (full)"}
+# The studio's own defaults where they differ from the library's: a step large enough to gain from a
+# second process is split (the library runs one process unless asked).
+STUDIO_DEFAULTS = {"processes": "auto"}
+PROCESS_CHOICES = (("Automatic", "auto"), ("1 (this process only)", 1), ("2 (split every step)", 2))
+PROCESSES_TIP = ("How many processes each training step runs on. With two, a helper process holding a copy of "
+                 "the network computes half of every batch while this one computes the other half; their "
+                 "gradients are added, so the step is the same as on one process, only faster when the "
+                 "machine has a free core.\n\nAutomatic: split only steps large enough to gain (small "
+                 "networks and batches stay in one process). 1: never split. 2: split every step that can "
+                 "be split. Can be changed between runs.")
+
+
+def studio_config(**changes: object) -> TrainConfig:
+    """The studio's default settings (see STUDIO_DEFAULTS), with ``changes``."""
+    return TrainConfig.from_dict({**TrainConfig().to_dict(), **STUDIO_DEFAULTS, **changes})
 
 
 def choose_dataset_folder(parent: QWidget) -> str | None:
@@ -170,6 +187,10 @@ class TrainingSettingsForm(QWidget):
         self.batch_size = _int(1, 4096, "Images per optimisation step.")
         self.label_smoothing = _double(0.0, 0.5, 2, 0.05, "Soften the one-hot targets (0: off).")
         self.seed = _int(0, 2**31 - 1, "Fixes initial weights, shuffling and augmentation: same seed, same run.")
+        self.processes = ComboBox()
+        for text, key in PROCESS_CHOICES:
+            self.processes.addItem(text, key)
+        self.processes.setToolTip(PROCESSES_TIP)
 
         # Augmentation ---------------------------------------------------------------------------------
         self.augment_shift = _int(0, 8, "Shift each training image by up to this many pixels.")
@@ -186,7 +207,8 @@ class TrainingSettingsForm(QWidget):
         self.schedule_form = self._form(("Schedule", self.schedule), ("Warm-up", self.warmup_epochs),
                                         ("Step every", self.step_epochs), ("Step factor", self.step_gamma))
         run_form = self._form(("Epochs", self.epochs), ("Batch size", self.batch_size),
-                              ("Label smoothing", self.label_smoothing), ("Seed", self.seed))
+                              ("Label smoothing", self.label_smoothing), ("Seed", self.seed),
+                              ("Processes", self.processes))
         aug_form = self._form(("Max shift", self.augment_shift), ("Max rotation", self.augment_rotation),
                               ("", self.augment_hflip))
         layout = QVBoxLayout(self)
@@ -198,7 +220,7 @@ class TrainingSettingsForm(QWidget):
             layout.addWidget(box)
         layout.addStretch(1)
 
-        self.set_config(TrainConfig())
+        self.set_config(studio_config())
         for box in (self.learning_rate, self.momentum, self.weight_decay, self.warmup_epochs, self.step_gamma,
                     self.validation_split, self.label_smoothing, self.augment_rotation):
             box.valueChanged.connect(self._edited)
@@ -206,7 +228,7 @@ class TrainingSettingsForm(QWidget):
             box.valueChanged.connect(self._edited)
         for check in (self.nesterov, self.augment_hflip, self.standardize):
             check.toggled.connect(self._edited)
-        for combo in (self.optimizer, self.schedule):
+        for combo in (self.optimizer, self.schedule, self.processes):
             combo.currentIndexChanged.connect(self._edited)
         self.learning_rate.valueChanged.connect(lambda v: self._live("lr", v))
         self.momentum.valueChanged.connect(lambda v: self._live("momentum", v))
@@ -232,7 +254,9 @@ class TrainingSettingsForm(QWidget):
 
     # -- the config ---------------------------------------------------------------------------------------
     def config(self) -> TrainConfig:
-        return TrainConfig(
+        """The shown settings; settings the form has no field for keep the values last set."""
+        return dataclasses.replace(
+            self._shown,
             epochs=self.epochs.value(), batch_size=self.batch_size.value(),
             optimizer=self.optimizer.currentData(), learning_rate=self.learning_rate.value(),
             momentum=self.momentum.value(), nesterov=self.nesterov.isChecked(),
@@ -242,10 +266,12 @@ class TrainingSettingsForm(QWidget):
             label_smoothing=self.label_smoothing.value(), seed=self.seed.value(),
             augment_shift=self.augment_shift.value(), augment_hflip=self.augment_hflip.isChecked(),
             augment_rotation=self.augment_rotation.value(), standardize=self.standardize.isChecked(),
+            processes=self.processes.currentData(),
         )
 
     def set_config(self, config: TrainConfig) -> None:
         """Show ``config`` without reporting it as an edit."""
+        self._shown = config
         self._updating = True
         try:
             self.epochs.setValue(config.epochs)
@@ -266,22 +292,27 @@ class TrainingSettingsForm(QWidget):
             self.augment_hflip.setChecked(config.augment_hflip)
             self.augment_rotation.setValue(config.augment_rotation)
             self.standardize.setChecked(config.standardize)
+            self.processes.setCurrentIndex(max(0, self.processes.findData(config.processes)))
         finally:
             self._updating = False
         self._update_visibility()
 
     @staticmethod
     def config_from_settings(settings: dict) -> TrainConfig:
-        """A TrainConfig from a project's stored settings; unknown keys and bad values fall back to defaults."""
-        defaults = TrainConfig()
+        """A TrainConfig from a project's stored settings; unknown keys and bad values fall back to the
+        studio's defaults (the engine's rules say which values are good)."""
+        defaults = studio_config()
         clean = {}
         for f in fields(TrainConfig):
-            if f.name in settings and isinstance(settings[f.name], type(getattr(defaults, f.name))):
-                clean[f.name] = settings[f.name]
-            elif f.name in settings and isinstance(getattr(defaults, f.name), float) \
-                    and isinstance(settings[f.name], int) and not isinstance(settings[f.name], bool):
-                clean[f.name] = float(settings[f.name])
-        return TrainConfig.from_dict(clean)
+            if f.name not in settings:
+                continue
+            value = settings[f.name]
+            if isinstance(getattr(defaults, f.name), float) and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            same_kind = isinstance(value, type(getattr(defaults, f.name))) or f.name == "processes"
+            if same_kind and setting_problem(f.name, value) is None:
+                clean[f.name] = value
+        return studio_config(**clean)
 
     def _edited(self, *_args: object) -> None:
         if self._updating:

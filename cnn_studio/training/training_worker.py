@@ -26,7 +26,7 @@ from engine.data import Dataset
 from engine.errors import EngineError
 from engine.layers.activations import softmax
 from engine.model import Model
-from engine.training import BatchEnd, EpochEnd, TrainConfig, Trainer, TrainingFinished
+from engine.training import BatchEnd, EpochEnd, TrainConfig, Trainer, TrainingFinished, prepare
 
 log = logging.getLogger(__name__)
 
@@ -185,11 +185,8 @@ class TrainingWorker(QObject):
 
     def _build_trainer(self) -> Trainer:
         self.event.emit(Status("Building the network…"))
-        model = Model.from_architecture(self.architecture, seed=self.config.seed)
-        if self.initial_weights is not None:
-            model.set_weights(self.initial_weights)
-            self.initial_weights = None
-        trainer = Trainer(model, self.dataset, self.config)
+        _model, trainer = prepare(self.architecture, self.dataset, self.config, weights=self.initial_weights)
+        self.initial_weights = None
         with self._lock:
             self.trainer = trainer
             if self._pause_requested:
