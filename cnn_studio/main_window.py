@@ -346,12 +346,15 @@ class MainWindow(QMainWindow):
 
     def _new_from_template(self, template, _checked: bool = False) -> None:
         before = self.statusBar().currentMessage()
+        self.statusBar().clearMessage()
         if self.project.new_project(template):
             # Opening it may have said something already (e.g. its input now follows the dataset): keep that.
             said = self.statusBar().currentMessage()
-            extra = f" {said}" if said and said != before else ""
+            extra = f" {said}" if said else ""
             self.statusBar().showMessage(f"New project from template “{template.name}”.{extra}",
                                          10000 if extra else 5000)
+        elif before:
+            self.statusBar().showMessage(before, 5000)
 
     def _focus_palette(self) -> None:
         self.palette_dock.show()
