@@ -24,6 +24,7 @@ from engine.architecture import KNOWN_FORMATS as ARCHITECTURE_FORMATS
 from engine.architecture import analyze, upgrade
 from engine.atomic import write_text_atomic
 from engine.errors import EngineError
+from engine.json_errors import describe_json_error
 from engine.layers import LAYER_TYPES
 
 PROJECT_FORMAT = "cnn-studio.project/1"
@@ -78,8 +79,7 @@ def read_project(path: str | os.PathLike) -> ProjectData:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProjectFileError(
-            f"{path}: not a CNN Studio project: the JSON is broken at line {exc.lineno}, column {exc.colno} "
-            f"({exc.msg})"
+            f"{path}: not a CNN Studio project: the JSON is broken at {describe_json_error(exc)}."
         ) from None
     return parse_project(doc, str(path))
 

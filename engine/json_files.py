@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
+from engine.json_errors import describe_json_error
 
 # Deeper than any document the app writes (an architecture is about 5 levels deep); generous for
 # hand-written extras, and far below where walking the document could exhaust Python's stack.
@@ -65,7 +66,7 @@ def parse_json(text: str | bytes, source: object, error: type[EngineError] = Eng
     try:
         value = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
-        raise error(f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        raise error(f"{source}: not valid JSON: {describe_json_error(exc)}.") from None
     except _Refused as exc:
         raise error(f"{source}: not valid JSON ({exc})") from None
     except RecursionError:

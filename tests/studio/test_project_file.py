@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 import pytest
 
@@ -104,6 +105,37 @@ def test_broken_or_foreign_files_are_refused_and_change_nothing(window, tmp_path
     assert window.document.architecture() == before
     assert window.document.undo_stack.count() == history and window.document.file_path is None
     assert window.recent.paths() == []
+
+
+def test_a_truncated_project_is_explained_in_one_whole_sentence(window, tmp_path):
+    path = tmp_path / "cut.cnnproj"
+    saved = tmp_path / "whole.cnnproj"
+    assert window.project.save_as(saved)
+    text = saved.read_text()
+    cut = text.index('"type": "Conv2D"') + len('"type": "Con')
+    path.write_text(text[:cut])
+    line = text[:cut].count("\n") + 1
+    column = cut - text.rindex("\n", 0, cut) - len('"Con') + 0
+    assert window.project.open_project(path) is False
+    _title, message = window.dialogs.errors[-1]
+    assert message == (f"{path}: not a CNN Studio project: the JSON is broken at line {line}, column {column}: "
+                       "a quoted string starts there and is never closed (the file seems cut short).")
+    # A broken, not truncated, file says what is wrong without claiming it is cut short.
+    path.write_text('{"format": "cnn-studio.project/1" "architecture": {}}')
+    with pytest.raises(ProjectFileError) as caught:
+        read_project(path)
+    assert str(caught.value).endswith("line 1, column 35: a comma is missing there.")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_saved_projects_get_the_usual_permissions(window, tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "shared.cnnproj"
+        assert window.project.save_as(path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_binary_and_missing_files_are_refused(window, tmp_path):
