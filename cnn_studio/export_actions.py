@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 
+from cnn_studio.folder_chooser import choose_folder
 from cnn_studio.messages import headless, show_message
 from engine.errors import EngineError
 from engine.export import (
@@ -63,9 +64,9 @@ class ExportDialogs:
         if headless():
             return None
         if fmt.folder:
-            path = QFileDialog.getExistingDirectory(
-                self.parent, f"Export {fmt.label} into folder", str(suggested.parent))
-            return path or None
+            folder = choose_folder(self.parent, f"Export {fmt.label} into folder (an existing or a new one)",
+                                   suggested, "Export")
+            return str(folder) if folder is not None else None
         path, _ = QFileDialog.getSaveFileName(self.parent, f"Export {fmt.label}", str(suggested),
                                               f"{fmt.label} (*{fmt.suffix});;All files (*)")
         return path or None
