@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 
+from engine import atomic as atomic_module
 from engine.cli import main
 from engine.export import FORMATS, ExportError, MissingDependency, export_model, load_weight_file
 from engine.export import formats as formats_module
@@ -87,8 +88,12 @@ def test_no_permission_names_the_target_not_a_temporary_file(tmp_path, monkeypat
     def refuse(*_args, prefix: str = "", dir=None, **_kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", os.path.join(str(dir), f"{prefix}x1y2.tmp"))
 
+    def refuse_temporary(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path.parent / f".{path.name}.x1y2.tmp"))
+
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
     monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    monkeypatch.setattr(atomic_module, "_create_temporary", refuse_temporary)
     with pytest.raises(ExportError) as caught:
         export_model(randomized_model("dense_no_softmax"), tmp_path / name, format=fmt)
     assert str(caught.value) == f"{tmp_path / name}: cannot write it (Permission denied)"
