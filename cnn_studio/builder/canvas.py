@@ -22,7 +22,7 @@ from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter, QPainterPath, QWheel
 from PySide6.QtWidgets import QApplication, QFrame, QGraphicsScene, QGraphicsView, QMenu, QWidget
 
 from cnn_studio import graph
-from cnn_studio.builder import composites, fixes, scene_content, style, wiring
+from cnn_studio.builder import composites, scene_content, style, wiring
 from cnn_studio.builder.blocks import (
     BLOCK_HEIGHT,
     BLOCK_WIDTH,
@@ -813,10 +813,12 @@ class ArchitectureCanvas(QGraphicsView):
         menu.addAction("Delete", self.editor.remove).setEnabled(not locked)
         analysis = self.document.analysis()
         info = analysis.layers[self.document.index_of(layer_id)]
-        if info.error is not None and fixes.fix_name(self.document, info.error):
+        offered = self.editor.fixes(info.error) if info.error is not None else []
+        if offered:
             menu.addSeparator()
-            label = fixes.fix_label(self.document, info.error, self.editor.num_classes)
-            menu.addAction(f"Fix: {label}", lambda: self.editor.apply_fix(info.error)).setEnabled(not locked)
+        for fix in offered:
+            menu.addAction(f"Fix: {fix.label}",
+                           lambda f=fix: self.editor.apply_fix(info.error, fix=f)).setEnabled(not locked)
 
     def _wire_menu(self, menu: QMenu, wire: Wire) -> None:
         locked = self.document.locked

@@ -17,6 +17,7 @@ from typing import Any
 from PySide6.QtGui import QUndoCommand
 
 from cnn_studio import graph
+from cnn_studio.builder.selection import BlockSelection
 from cnn_studio.document import ProjectDocument, new_layer_id
 
 SET_FIELD_ID = 4101  # QUndoCommand.id() shared by mergeable field edits
@@ -53,12 +54,21 @@ class LayersChange:
 
 class GraphEditCommand(QUndoCommand):
     """A structural edit of the network (insert, delete, connect, ...): the document's layers become
-    ``new_layers``. Only the difference is kept, addressed by layer id."""
+    ``new_layers``. Only the difference is kept, addressed by layer id.
 
-    def __init__(self, document: ProjectDocument, text: str, new_layers: Sequence[dict[str, Any]]) -> None:
+    Given a ``selection``, redoing selects ``select_after`` and undoing selects ``select_before``
+    (e.g. undoing a delete selects the restored block), where they are set.
+    """
+
+    def __init__(self, document: ProjectDocument, text: str, new_layers: Sequence[dict[str, Any]],
+                 selection: BlockSelection | None = None, select_after: str | None = None,
+                 select_before: str | None = None) -> None:
         super().__init__(text)
         self._doc = document
         self._change = LayersChange.between(document.layers(), new_layers)
+        self._selection = selection
+        self._select_after = select_after
+        self._select_before = select_before
 
     @property
     def change(self) -> LayersChange:
@@ -66,9 +76,13 @@ class GraphEditCommand(QUndoCommand):
 
     def redo(self) -> None:
         self._doc.set_layers(self._change.apply(self._doc.layers(), forward=True))
+        if self._selection is not None and self._select_after:
+            self._selection.select(self._select_after)
 
     def undo(self) -> None:
         self._doc.set_layers(self._change.apply(self._doc.layers(), forward=False))
+        if self._selection is not None and self._select_before:
+            self._selection.select(self._select_before)
 
 
 class InsertLayerCommand(GraphEditCommand):

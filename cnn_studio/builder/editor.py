@@ -17,10 +17,11 @@ from PySide6.QtCore import QObject, Signal
 from cnn_studio import graph
 from cnn_studio.builder import composites
 from cnn_studio.builder.commands import GraphEditCommand, SetLayerCommand, duplicate_spec
-from cnn_studio.builder.fixes import make_fix_command
+from cnn_studio.builder.fixes import Fix, fixes_for, make_fix_command
 from cnn_studio.builder.selection import BlockSelection
 from cnn_studio.document import ProjectDocument, new_layer_id
 from cnn_studio.graph import INPUT, OUTPUT, GraphEditError, Wire
+from engine.architecture import default_name, layer_names
 from engine.errors import ArchitectureError
 from engine.layers import LAYER_TYPES
 
@@ -50,6 +51,29 @@ class DropTarget:
     node: str | None = None
 
 
+def keep_names(before: list[dict[str, Any]], after: list[dict[str, Any]], new_id: str) -> list[dict[str, Any]]:
+    """``after`` (``before`` with layer ``new_id`` added) with every earlier layer keeping its name.
+
+    Automatic names count the layers of a type in order, so a layer added in the middle would shift
+    the names (and the weight names) of those after it: they get their old names written out, and the
+    new layer the next free automatic name where its own would clash.
+    """
+    old_names = dict(zip((spec["id"] for spec in before), layer_names({"layers": before})))
+    after = copy.deepcopy(after)
+    for spec, name in zip(after, layer_names({"layers": after})):
+        if spec["id"] in old_names and name != old_names[spec["id"]]:
+            spec["name"] = old_names[spec["id"]]
+    names = dict(zip((spec["id"] for spec in after), layer_names({"layers": after})))
+    taken = {name for key, name in names.items() if key != new_id}
+    if names.get(new_id) in taken:
+        added = next(spec for spec in after if spec["id"] == new_id)
+        count = 1
+        while default_name(added["type"], count) in taken:
+            count += 1
+        added["name"] = default_name(added["type"], count)
+    return after
+
+
 class ArchitectureEditor(QObject):
     """Signals: ``notice(str)`` when an edit cannot be made, saying why (for the status bar)."""
 
@@ -67,7 +91,9 @@ class ArchitectureEditor(QObject):
 
     # -- the one way structural edits are made ------------------------------------------------------------
     def _edit(self, text: str, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
-              select: str | None = None) -> bool:
+              select: str | None = None, select_on_undo: str | None = None) -> bool:
+        """Push ``edit`` (layers -> new layers) as one undo step, then select ``select``; with
+        ``select_on_undo``, undoing selects that layer and redoing ``select`` again."""
         if self.document.locked:
             self.document.edit_refused.emit(self.document.lock_reason or "the architecture is locked")
             return False
@@ -79,7 +105,9 @@ class ArchitectureEditor(QObject):
             return False
         if after == layers:
             return False
-        if not self.document.push(GraphEditCommand(self.document, text, after)):
+        command = (GraphEditCommand(self.document, text, after, self.selection, select, select_on_undo)
+                   if select_on_undo else GraphEditCommand(self.document, text, after))
+        if not self.document.push(command):
             return False
         if select is not None:
             self.selection.select(select)
@@ -170,7 +198,8 @@ class ArchitectureEditor(QObject):
             return None
         spec = duplicate_spec(self.document.layer(self.document.index_of(layer_id)))
         done = self._edit(f"Duplicate {spec.get('type', 'layer')}",
-                          lambda layers: graph.insert_after(layers, [spec], layer_id), select=spec["id"])
+                          lambda layers: keep_names(layers, graph.insert_after(layers, [spec], layer_id), spec["id"]),
+                          select=spec["id"])
         return spec["id"] if done else None
 
     # -- removing and moving -----------------------------------------------------------------------
@@ -185,15 +214,16 @@ class ArchitectureEditor(QObject):
         heirs = graph.consumers(layers).get(layer_id, [])
         inputs = graph.inputs_of(spec)
         text = f"Delete {spec.get('type', 'layer')} {index + 1}"
-        if not self._edit(text, lambda current: graph.remove(current, layer_id)):
-            return False
+        try:
+            remaining = [s["id"] for s in graph.remove(layers, layer_id)]
+        except GraphEditError:
+            remaining = []
         # Keep a selection so Delete can be pressed repeatedly: the block that took its place.
-        remaining = [s["id"] for s in self.document.layers()]
-        for candidate in [*heirs, *inputs, *(remaining[min(index, len(remaining) - 1):] if remaining else [])]:
-            if candidate in remaining:
-                self.selection.select(candidate)
-                break
-        return True
+        tail = remaining[min(index, len(remaining) - 1):] if remaining else []
+        heir = next((c for c in [*heirs, *inputs, *tail] if c in remaining), None)
+        # Undoing the delete selects the restored block.
+        return self._edit(text, lambda current: graph.remove(current, layer_id), select=heir,
+                          select_on_undo=layer_id)
 
     def move(self, layer_id: str, target: int) -> bool:
         """Chain-style move: take the layer out and put it before the layer at ``target`` of the rest."""
@@ -275,8 +305,13 @@ class ArchitectureEditor(QObject):
                                                   text=f"Rename {spec.get('type', 'layer')}"))
 
     # -- fixes -------------------------------------------------------------------------------------------
-    def apply_fix(self, problem: ArchitectureError, num_classes: int | None = None) -> bool:
-        command = make_fix_command(self.document, problem, num_classes or self.num_classes)
+    def fixes(self, problem: ArchitectureError) -> list[Fix]:
+        """The fixes on offer for ``problem`` (buttons and menus show them in this order)."""
+        return fixes_for(self.document, problem, self.num_classes)
+
+    def apply_fix(self, problem: ArchitectureError, num_classes: int | None = None, fix: Fix | None = None) -> bool:
+        """Apply ``fix`` (default: the problem's own) as one undoable step."""
+        command = make_fix_command(self.document, problem, num_classes or self.num_classes, fix)
         if command is None:
             return False
         return self.document.push(command)

@@ -10,7 +10,17 @@ import math
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QSpinBox, QWidget
+from PySide6.QtGui import QValidator
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.layers import Field
 
@@ -24,8 +34,21 @@ class FieldEditor(QWidget):
         super().__init__(parent)
         self.field = field
         self.setToolTip(field.help)
-        self._layout = QHBoxLayout(self)
-        self._layout.setContentsMargins(0, 0, 0, 0)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(2)
+        self._layout = QHBoxLayout()
+        outer.addLayout(self._layout)
+        # Says why a value was not taken as typed (e.g. beyond the field's limit); hidden otherwise.
+        self.note = QLabel(self)
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #8a5300;")
+        self.note.hide()
+        outer.addWidget(self.note)
+
+    def show_note(self, text: str) -> None:
+        self.note.setText(text)
+        self.note.setVisible(bool(text))
 
     def value(self) -> Any:
         raise NotImplementedError
@@ -37,25 +60,103 @@ class FieldEditor(QWidget):
         self.value_changed.emit(self.value())
 
 
+def field_label(name: str) -> str:
+    """'kernel_size' -> 'Kernel size', as form labels show a field."""
+    return name.replace("_", " ").capitalize()
+
+
+class LimitedSpinBox(QSpinBox):
+    """A spin box that lets a number beyond its range be typed, then brings it to the nearest limit
+    and says so (``clamped(typed, limit)``) instead of silently refusing the keystroke; arrows and the
+    wheel stopping at a limit say so too (``stopped(limit)``)."""
+
+    clamped = Signal(int, int)
+    stopped = Signal(int)
+
+    def _typed_number(self, text: str) -> int | None:
+        digits = text.removeprefix(self.prefix()).removesuffix(self.suffix()).strip()
+        return int(digits) if digits.lstrip("-").isdigit() else None
+
+    def validate(self, text: str, pos: int) -> object:
+        result = super().validate(text, pos)
+        state = result[0] if isinstance(result, tuple) else result
+        if state == QValidator.State.Invalid and self._typed_number(text) is not None:
+            return QValidator.State.Intermediate, text, pos
+        return result
+
+    def fixup(self, text: str) -> str:
+        typed = self._typed_number(text)
+        if typed is not None and not self.minimum() <= typed <= self.maximum():
+            limit = self.maximum() if typed > self.maximum() else self.minimum()
+            self.clamped.emit(typed, limit)
+            return str(limit)
+        return super().fixup(text)
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 (Qt override)
+        # Arrow keys and the wheel stop at the limit; say so rather than do nothing.
+        target = self.value() + steps * self.singleStep()
+        if not self.minimum() <= target <= self.maximum() and not self.wrapping():
+            self.stopped.emit(self.maximum() if target > self.maximum() else self.minimum())
+        super().stepBy(steps)
+
+
 class IntEditor(FieldEditor):
-    """Whole numbers in the field's range; an optional field gets a 'default' value below the minimum."""
+    """Whole numbers in the field's range; an optional field gets a 'default' value below the minimum.
+
+    The range is in the tooltip, and a number beyond it is brought to the limit with a note saying so.
+    """
 
     def __init__(self, field: Field, parent: QWidget | None = None) -> None:
         super().__init__(field, parent)
-        self.spin = QSpinBox(self)
+        self.spin = LimitedSpinBox(self)
         low = int(field.minimum) if field.minimum is not None else 0
         high = int(field.maximum) if field.maximum is not None else INT_CEILING
+        self.low, self.high = low, high
         self._none_value = low - 1 if field.optional else None
         self.spin.setRange(low - 1 if field.optional else low, high)
         if field.optional:
             self.spin.setSpecialValueText("default" if field.name != "stride" else "= pool size")
+        unit = ""
+        tip = field.help
         if field.kind == "size":
-            self.spin.setSuffix(" px")
-            self.setToolTip(f"{field.help} Square windows: 3 means 3x3.")
+            unit = " px"
+            self.spin.setSuffix(unit)
+            tip = f"{tip} Square windows: 3 means 3x3."
+        self.setToolTip(f"{tip} Allowed: {self.limits_text()}.")
+        self._unit = unit
         self.spin.setAccelerated(True)
         self.spin.setToolTip(self.toolTip())
         self._layout.addWidget(self.spin)
-        self.spin.valueChanged.connect(self._emit)
+        self.spin.valueChanged.connect(self._value_changed)
+        self.spin.clamped.connect(self._clamped)
+        self.spin.stopped.connect(self._stopped)
+
+    def limits_text(self) -> str:
+        unit = " px" if self.field.kind == "size" else ""
+        if self.high >= INT_CEILING:
+            return f"{self.low}{unit} or more"
+        return f"{self.low} to {self.high}{unit}"
+
+    def _clamped(self, typed: int, limit: int) -> None:
+        if self._none_value is not None and typed == self._none_value:
+            return
+        name = field_label(self.field.name)
+        if typed > self.high:
+            self.show_note(f"{name} is at most {self.high}{self._unit}: {typed} was set to {limit}.")
+        else:
+            self.show_note(f"{name} is at least {self.low}{self._unit}: {typed} was set to {self.low}.")
+
+    def _stopped(self, limit: int) -> None:
+        name = field_label(self.field.name)
+        if limit >= self.high:
+            self.show_note(f"{name} is at most {self.high}{self._unit}.")
+        elif self._none_value is None:
+            self.show_note(f"{name} is at least {self.low}{self._unit}.")
+
+    def _value_changed(self, _value: int) -> None:
+        if not self.note.isHidden() and self.low < self.spin.value() < self.high:
+            self.show_note("")
+        self._emit()
 
     def value(self) -> int | None:
         v = self.spin.value()

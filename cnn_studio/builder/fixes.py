@@ -1,14 +1,19 @@
 """Turns a problem into an undoable command that repairs the design, and names that fix for buttons.
 
 Most fixes are named by the analysis (``problem.fix``, with ``problem.fix_data`` holding numbers
-such as a projection's filters and stride). One is found here: when the branches into an Add or a
+such as a projection's filters and stride). Two are found here: when the branches into an Add or a
 Concatenate shrank their maps with 'valid' padding, 'same' padding along them, offered only when
-that really makes the sizes match.
+that really makes the sizes match; and for a kernel or pooling window larger than its input, the
+largest window that fits, offered beside the analysis's padding 'same' (which keeps a window
+bigger than the whole image).
+
+``fixes_for`` lists every fix on offer for a problem, the analysis's first.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtGui import QUndoCommand
@@ -20,10 +25,54 @@ from cnn_studio.document import ProjectDocument, new_layer_id
 from cnn_studio.graph import INPUT, GraphEditError, Wire
 from engine.architecture import analyze
 from engine.errors import ArchitectureError
+from engine.layers import LAYER_TYPES
 
 DEFAULT_CLASSES = 10
-PAD_BRANCH = "pad_branch"  # the fix this module finds itself
+PAD_BRANCH = "pad_branch"  # the fixes this module finds itself
+FIT_WINDOW = "fit_window"
 WINDOWED = ("Conv2D", "MaxPool2D", "AvgPool2D")
+WINDOW_FIELDS = {"kernel_size": "kernel size", "pool_size": "pool size"}
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One way to repair a problem: ``key`` names it, ``label`` is its button text, ``value`` what it sets."""
+
+    key: str
+    label: str
+    value: Any = None
+
+
+def fixes_for(document: ProjectDocument, problem: ArchitectureError, num_classes: int | None = None) -> list[Fix]:
+    """Every fix on offer for ``problem`` that can be applied now, the analysis's suggestion first."""
+    offered = []
+    name = fix_name(document, problem)
+    if name is not None and make_fix_command(document, problem, num_classes) is not None:
+        offered.append(Fix(name, fix_label(document, problem, num_classes)))
+    size = largest_fitting_window(document, problem)
+    if size is not None:
+        offered.append(Fix(FIT_WINDOW, f"Use {WINDOW_FIELDS[problem.field]} {size} (largest that fits)", size))
+    return offered
+
+
+def largest_fitting_window(document: ProjectDocument, problem: ArchitectureError) -> int | None:
+    """For a kernel or pooling window too large for its input: the largest size that gives an output."""
+    if problem.field not in WINDOW_FIELDS or not isinstance(problem.value, int) or isinstance(problem.value, bool):
+        return None
+    culprit = culprit_id(document, problem)
+    info = next((i for i in document.analysis().layers if i.id == culprit), None)
+    cls = LAYER_TYPES.get(info.type) if info is not None else None
+    if info is None or cls is None or info.input_shape is None:
+        return None
+    spec = graph.spec_by_id(document.layers(), culprit)
+    settings = {f.name: spec[f.name] for f in cls.fields if f.name in spec}
+    for size in range(problem.value - 1, 0, -1):
+        try:
+            cls(**{**settings, problem.field: size}).output_shape(info.input_shape)
+        except ArchitectureError:
+            continue
+        return size
+    return None
 
 
 def culprit_id(document: ProjectDocument, problem: ArchitectureError) -> str | None:
@@ -93,16 +142,28 @@ def fix_label(document: ProjectDocument, problem: ArchitectureError, num_classes
 
 
 def make_fix_command(document: ProjectDocument, problem: ArchitectureError,
-                     num_classes: int | None = None) -> QUndoCommand | None:
-    """The command for the problem's fix, or None when the problem has no automatic fix.
+                     num_classes: int | None = None, fix: Fix | None = None) -> QUndoCommand | None:
+    """The command for ``fix`` (default: the problem's own fix), or None when there is none.
 
     ``num_classes`` (the dataset's class count) sizes the classifier for append_classifier and
     set_output_units; it defaults to 10.
     """
     try:
+        if fix is not None and fix.key == FIT_WINDOW:
+            return _fit_window_command(document, problem, fix.value)
         return _fix_command(document, problem, num_classes)
     except (GraphEditError, KeyError, ValueError, TypeError):
         return None  # the fix's data no longer fits the design (it changed since the problem was found)
+
+
+def _fit_window_command(document: ProjectDocument, problem: ArchitectureError, size: Any) -> QUndoCommand | None:
+    culprit = culprit_id(document, problem)
+    if culprit is None or problem.field not in WINDOW_FIELDS or not isinstance(size, int):
+        return None
+    spec = graph.spec_by_id(document.layers(), culprit)
+    where = f"{problem.layer_type} {problem.layer_index}" if problem.layer_index else _layer_name(document, culprit)
+    return SetLayerCommand(document, culprit, {**spec, problem.field: size},
+                           text=f"Fix: {WINDOW_FIELDS[problem.field]} {size} on {where}")
 
 
 def _fix_command(document: ProjectDocument, problem: ArchitectureError,

@@ -15,21 +15,20 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
-from cnn_studio.builder import describe, fixes, style
+from cnn_studio.builder import describe, style
 from cnn_studio.builder.document_view import DocumentScrollView
 from cnn_studio.builder.editor import ArchitectureEditor
-from cnn_studio.builder.field_editors import FieldEditor, editor_for
+from cnn_studio.builder.field_editors import FieldEditor, editor_for, field_label
+from cnn_studio.builder.fixes import Fix
 from cnn_studio.document import ProjectDocument
 from engine.architecture import LayerInfo
+from engine.errors import ArchitectureError
 from engine.layers import LAYER_TYPES
-
-
-def field_label(name: str) -> str:
-    return name.replace("_", " ").capitalize()
 
 
 class LayerInspector(DocumentScrollView):
@@ -43,10 +42,19 @@ class LayerInspector(DocumentScrollView):
         header = QHBoxLayout()
         self.icon = QLabel(body)
         self.icon.setFixedSize(28, 28)
+        # The block shows the layer's name, so the title does too; its type and position go below it.
         self.title = QLabel(body)
         self.title.setStyleSheet("font-size: 13pt; font-weight: 600;")
-        header.addWidget(self.icon)
-        header.addWidget(self.title, 1)
+        # A long name is cut (its tooltip has it whole) rather than widening the dock.
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.kind = QLabel(body)
+        self.kind.setStyleSheet(f"color: {style.MUTED_TEXT};")
+        titles = QVBoxLayout()
+        titles.setSpacing(0)
+        titles.addWidget(self.title)
+        titles.addWidget(self.kind)
+        header.addWidget(self.icon, 0, Qt.AlignmentFlag.AlignTop)
+        header.addLayout(titles, 1)
         outer.addLayout(header)
 
         self.description = QLabel(body)
@@ -61,11 +69,13 @@ class LayerInspector(DocumentScrollView):
             f"color: {style.ERROR_ACCENT}; background: {style.ERROR_FILL}; border: 1px solid {style.ERROR_ACCENT};"
             "border-radius: 4px; padding: 6px;"
         )
-        self.fix_button = QPushButton(body)
-        self.fix_button.setToolTip("Apply the suggested fix (undoable with Ctrl+Z)")
-        self.fix_button.clicked.connect(self._apply_fix)
         outer.addWidget(self.problem)
-        outer.addWidget(self.fix_button, 0, Qt.AlignmentFlag.AlignLeft)
+        # One button per fix on offer (e.g. padding 'same' or the largest kernel that fits).
+        self.fix_buttons: list[QPushButton] = []
+        self._fix_layout = QVBoxLayout()
+        self._fix_layout.setSpacing(4)
+        outer.addLayout(self._fix_layout)
+        self._fixes: list[Fix] = []
 
         self.form_host = QWidget(body)
         self.form = QFormLayout(self.form_host)
@@ -82,7 +92,8 @@ class LayerInspector(DocumentScrollView):
         self.name_edit: QLineEdit | None = None
         self.editors: dict[str, FieldEditor] = {}
         self._form_for: tuple[str | None, str | None] = (None, None)  # (layer id, type) the form was built for
-        self._fix_problem = None
+        self._fix_problem: ArchitectureError | None = None
+        self._add_fix_button()
         document.changed.connect(self.refresh)
         document.settings_changed.connect(self.refresh)
         document.lock_changed.connect(self._lock_changed)
@@ -92,7 +103,24 @@ class LayerInspector(DocumentScrollView):
 
     def _lock_changed(self, locked: bool, _reason: str) -> None:
         self.form_host.setEnabled(not locked)
-        self.fix_button.setEnabled(not locked)
+        for button in self.fix_buttons:
+            button.setEnabled(not locked)
+
+    @property
+    def fix_button(self) -> QPushButton:
+        """The first fix's button (the problem's own fix)."""
+        return self.fix_buttons[0]
+
+    def _add_fix_button(self) -> QPushButton:
+        button = QPushButton(self.body)
+        button.setToolTip("Apply this fix (undoable with Ctrl+Z)")
+        position = len(self.fix_buttons)
+        button.clicked.connect(lambda _checked=False: self._apply_fix(position))
+        button.setEnabled(not self.document.locked)
+        button.setVisible(False)
+        self._fix_layout.addWidget(button, 0, Qt.AlignmentFlag.AlignLeft)
+        self.fix_buttons.append(button)
+        return button
 
     # -- state ------------------------------------------------------------------------------------------
     @property
@@ -138,7 +166,9 @@ class LayerInspector(DocumentScrollView):
     def _fill(self, spec: dict[str, Any], info: LayerInfo) -> None:
         cls = LAYER_TYPES.get(spec.get("type"))
         self.icon.setPixmap(style.layer_icon(info.type).pixmap(28, 28))
-        self.title.setText(f"{info.type} {info.index}")
+        self.title.setText(info.name)
+        self.title.setToolTip(info.name)
+        self.kind.setText(f"{info.type} · layer {info.index} of {len(self.document.layers())}")
         self.description.setText(cls.description if cls else "Unknown layer type.")
         if self.name_edit is not None:
             self.name_edit.setPlaceholderText(info.name)
@@ -161,21 +191,25 @@ class LayerInspector(DocumentScrollView):
             self.facts.setText(f"Input: <b>{describe.format_shape(info.input_shape)}</b><br>"
                                "Output shape and parameters appear once the problem is fixed.")
 
-    def _show_problem(self, problem) -> None:
-        has_fix = problem is not None and fixes.fix_name(self.document, problem) is not None
-        self._fix_problem = problem if has_fix else None
+    def _show_problem(self, problem: ArchitectureError | None) -> None:
+        self._fix_problem = problem
+        self._fixes = self.editor.fixes(problem) if problem is not None else []
         self.problem.setVisible(problem is not None)
         if problem is not None:
             self.problem.setText(describe.problem_text(problem))
-        self.fix_button.setVisible(self._fix_problem is not None)
-        if self._fix_problem is not None:
-            self.fix_button.setText(f"Fix: {fixes.fix_label(self.document, problem, self.editor.num_classes)}")
+        while len(self.fix_buttons) < len(self._fixes):
+            self._add_fix_button()
+        for position, button in enumerate(self.fix_buttons):
+            button.setVisible(position < len(self._fixes))
+            if position < len(self._fixes):
+                button.setText(f"Fix: {self._fixes[position].label}")
 
     def _show_network(self) -> None:
         self._clear_form()
         self._form_for = (None, None)
         self.icon.setPixmap(style.icon("input").pixmap(28, 28))
         self.title.setText("Network")
+        self.kind.setText("")
         self.description.setText("Select a block on the canvas to edit its settings. Drag layers from the "
                                  "palette to add them.")
         self._show_problem(None)
@@ -198,6 +232,6 @@ class LayerInspector(DocumentScrollView):
         if self.layer_id is not None and self.name_edit is not None:
             self.editor.set_name(self.layer_id, self.name_edit.text())
 
-    def _apply_fix(self) -> None:
-        if self._fix_problem is not None:
-            self.editor.apply_fix(self._fix_problem)
+    def _apply_fix(self, position: int) -> None:
+        if self._fix_problem is not None and position < len(self._fixes):
+            self.editor.apply_fix(self._fix_problem, fix=self._fixes[position])

@@ -1,7 +1,7 @@
 """The problems list: every reason the design cannot run, in plain words, with a fix where one is obvious.
 
 Rows read "<Type> <index>: <hint or message>"; clicking a row selects the culprit block, and the
-row's button applies the fix as one undoable step.
+row's buttons apply a fix (there may be more than one way) as one undoable step.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from cnn_studio.builder import describe, fixes, style
+from cnn_studio.builder import describe, style
 from cnn_studio.builder.document_view import DocumentScrollView
 from cnn_studio.builder.editor import ArchitectureEditor
+from cnn_studio.builder.fixes import Fix
 from cnn_studio.document import ProjectDocument
 from engine.errors import ArchitectureError
 
@@ -20,9 +21,10 @@ from engine.errors import ArchitectureError
 class ProblemRow(QFrame):
     clicked = Signal()
 
-    def __init__(self, problem: ArchitectureError, fix_text: str, parent: QWidget | None = None) -> None:
+    def __init__(self, problem: ArchitectureError, fixes: list[Fix], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.problem = problem
+        self.fixes = fixes
         self.setObjectName("problemRow")
         self.setStyleSheet(f"#problemRow {{ background: {style.ERROR_FILL}; border-left: 4px solid "
                            f"{style.ERROR_ACCENT}; border-radius: 3px; }}")
@@ -35,11 +37,21 @@ class ProblemRow(QFrame):
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.label.setStyleSheet(f"color: {style.TEXT};")
         layout.addWidget(self.label, 1)
-        self.fix_button: QPushButton | None = None
-        if fix_text:
-            self.fix_button = QPushButton(fix_text, self)
-            self.fix_button.setToolTip("Apply this fix (undo with Ctrl+Z)")
-            layout.addWidget(self.fix_button, 0, Qt.AlignmentFlag.AlignTop)
+        buttons = QVBoxLayout()
+        buttons.setSpacing(2)
+        self.fix_buttons: list[QPushButton] = []
+        for fix in fixes:
+            button = QPushButton(fix.label, self)
+            button.setToolTip("Apply this fix (undo with Ctrl+Z)")
+            buttons.addWidget(button)
+            self.fix_buttons.append(button)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
+
+    @property
+    def fix_button(self) -> QPushButton | None:
+        """The first fix's button (the problem's own fix), or None without a fix."""
+        return self.fix_buttons[0] if self.fix_buttons else None
 
     def text(self) -> str:
         return self.label.text()
@@ -73,12 +85,11 @@ class ProblemsPanel(DocumentScrollView):
         problems = self.document.analysis().problems
         self.all_clear.setVisible(not problems)
         for position, problem in enumerate(problems):
-            fix_text = fixes.fix_label(self.document, problem, self.editor.num_classes)
-            row = ProblemRow(problem, fix_text, self.widget())
+            row = ProblemRow(problem, self.editor.fixes(problem), self.widget())
             row.clicked.connect(lambda p=problem: self._select(p))
-            if row.fix_button is not None:
-                row.fix_button.setEnabled(not self.document.locked)
-                row.fix_button.clicked.connect(lambda _checked=False, p=problem: self.editor.apply_fix(p))
+            for button, fix in zip(row.fix_buttons, row.fixes):
+                button.setEnabled(not self.document.locked)
+                button.clicked.connect(lambda _checked=False, p=problem, f=fix: self.editor.apply_fix(p, fix=f))
             self._layout.insertWidget(1 + position, row)
             self.rows.append(row)
 

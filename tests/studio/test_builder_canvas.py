@@ -136,16 +136,59 @@ def test_ctrl_d_duplicates_after_the_original_with_a_new_id(window, qtbot):
     layers = doc.layers()
     assert len(layers) == len(ids) + 1
     copy = layers[1]
-    assert copy["id"] not in ids and "name" not in copy  # a repeated custom name would clash
-    wiring = ("id", "inputs")
+    assert copy["id"] not in ids and copy.get("name") != "edges"  # a repeated custom name would clash
+    wiring = ("id", "inputs", "name")
     assert {k: v for k, v in copy.items() if k not in wiring} == {
         k: v for k, v in doc_before[0].items() if k not in wiring}
     assert copy["inputs"] == [ids[0]] and layers[2]["inputs"] == [copy["id"]]  # the copy sits between them
     assert window.selection.layer_id == copy["id"]
+    assert window.undo_action.text() == "&Undo Duplicate Conv2D"
     window.undo_action.trigger()
     assert layer_ids(doc) == ids
     window.redo_action.trigger()
     assert layer_ids(doc)[1] == copy["id"]
+
+
+def names_by_id(document) -> dict[str, str]:
+    return {info.id: info.name for info in document.analysis().layers}
+
+
+def test_ctrl_d_keeps_the_names_of_the_other_layers(window, qtbot):
+    doc, canvas = window.document, window.canvas
+    before = names_by_id(doc)
+    assert before[doc.layers()[2]["id"]] == "conv2d_2"
+    window.selection.select(doc.layers()[0]["id"])
+    canvas.setFocus()
+    qtbot.keyClick(canvas, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    copy_id = window.selection.layer_id
+    after = names_by_id(doc)
+    assert {key: name for key, name in after.items() if key != copy_id} == before
+    assert after[copy_id] == "conv2d_3"  # the next free name: the second convolution keeps conv2d_2
+    assert doc.analysis().ok
+    assert canvas.block(doc.layers()[3]["id"]).content.subtitle == "conv2d_2"
+    # Duplicating the last layer of its type shifts nothing: the copy simply gets the next name.
+    window.editor.duplicate(doc.layers()[-1]["id"])
+    assert [info.name for info in doc.analysis().layers][-2:] == ["dense_2", "dense_3"]
+    assert "name" not in doc.layers()[-1]
+    window.undo_action.trigger()
+    window.undo_action.trigger()
+    assert names_by_id(doc) == before and all("name" not in spec for spec in doc.layers())
+
+
+def test_undoing_a_delete_selects_the_restored_block(window, qtbot):
+    doc, canvas = window.document, window.canvas
+    ids = layer_ids(doc)
+    window.selection.select(ids[2])
+    canvas.setFocus()
+    qtbot.keyClick(canvas, Qt.Key.Key_Delete)
+    assert window.selection.layer_id == ids[3]
+    window.undo_action.trigger()
+    assert layer_ids(doc) == ids
+    assert window.selection.layer_id == ids[2]
+    assert canvas.block(ids[2]).selected and not canvas.block(ids[3]).selected
+    assert window.inspector.title.text() == "conv2d_2"
+    window.redo_action.trigger()
+    assert window.selection.layer_id == ids[3]
 
 
 def test_keyboard_moves_and_walks_the_selection(window, qtbot):
@@ -169,7 +212,8 @@ def test_clicking_a_block_selects_it_and_the_inspector_follows(window, qtbot):
     qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=canvas.block_center(target))
     assert window.selection.layer_id == target
     assert canvas.block(target).selected
-    assert window.inspector.title.text() == "Conv2D 3"
+    assert window.inspector.title.text() == "conv2d_2"  # the name the block shows
+    assert window.inspector.kind.text() == "Conv2D · layer 3 of 7"
     assert window.inspector.editors["filters"].value() == 64
     # A click on the empty canvas beside the blocks clears the selection.
     beside = canvas.block(target).pos() + QPointF(-BLOCK_WIDTH / 2 - 40, BLOCK_HEIGHT / 2)

@@ -22,7 +22,9 @@ def test_form_is_generated_from_the_layer_schema(window):
     for type_name, cls in LAYER_TYPES.items():
         layer_id = window.editor.append_layer(type_name)
         inspector = window.inspector
-        assert inspector.title.text() == f"{type_name} {len(window.document.layers())}"
+        count = len(window.document.layers())
+        assert inspector.title.text() == window.document.analysis().layers[-1].name
+        assert inspector.kind.text() == f"{type_name} · layer {count} of {count}"
         assert inspector.description.text() == cls.description
         assert list(inspector.editors) == [f.name for f in cls.fields]
         spec = window.document.layer(window.document.index_of(layer_id))
@@ -141,3 +143,48 @@ def test_a_name_being_typed_lands_on_its_own_layer_when_another_block_is_clicked
     assert window.selection.layer_id == third
     assert doc.layer(0).get("name") == "stem"
     assert "name" not in doc.layer(2)
+
+
+def test_the_title_is_the_name_the_block_shows(window):
+    doc = window.document
+    second_conv = doc.layers()[2]["id"]
+    window.selection.select(second_conv)
+    assert window.inspector.title.text() == "conv2d_2" == window.canvas.block(second_conv).content.subtitle
+    window.editor.set_name(second_conv, "wide")
+    assert window.inspector.title.text() == "wide"
+
+
+def type_into(qtbot, spin, text: str) -> None:
+    spin.setFocus()
+    spin.selectAll()
+    qtbot.keyClicks(spin.lineEdit(), text)
+    qtbot.keyClick(spin.lineEdit(), Qt.Key.Key_Enter)
+
+
+def test_a_value_beyond_the_limit_is_brought_to_it_and_the_note_says_so(window, qtbot):
+    doc = window.document
+    pool = doc.layers()[1]["id"]
+    window.activateWindow()
+    window.selection.select(pool)
+    editor = window.inspector.editors["pool_size"]
+    assert "Allowed: 1 to 16 px." in editor.toolTip()
+    type_into(qtbot, editor.spin, "20")
+    # Not silently 2 (the keystroke refused): the largest allowed, and a note saying why.
+    assert doc.layer(1)["pool_size"] == 16
+    assert editor.note.isVisibleTo(editor)
+    assert editor.note.text() == "Pool size is at most 16 px: 20 was set to 16."
+    type_into(qtbot, editor.spin, "3")
+    assert doc.layer(1)["pool_size"] == 3
+    assert not editor.note.isVisibleTo(editor)
+
+    conv = doc.layers()[0]["id"]
+    window.selection.select(conv)
+    filters = window.inspector.editors["filters"]
+    type_into(qtbot, filters.spin, "0")
+    assert doc.layer(0)["filters"] == 1
+    assert filters.note.text() == "Filters is at least 1: 0 was set to 1."
+    kernel = window.inspector.editors["kernel_size"]
+    kernel.spin.setValue(31)
+    kernel.spin.stepBy(1)  # the arrow or the wheel at the limit
+    assert kernel.note.text() == "Kernel size is at most 31 px."
+    assert doc.layer(0)["kernel_size"] == 31

@@ -136,3 +136,60 @@ def test_the_dataset_class_count_makes_a_mismatched_output_a_problem(window):
     assert doc.layers()[-1]["units"] == 3 and doc.analysis().ok
     doc.set_num_classes(None)
     assert doc.analysis().ok
+
+
+def test_a_kernel_larger_than_the_image_also_offers_the_largest_kernel_that_fits(window):
+    doc = window.document
+    conv = doc.layers()[0]["id"]
+    window.editor.set_field(conv, "kernel_size", 30)  # on the 28x28 input
+    row = window.problems.rows[0]
+    assert [button.text() for button in row.fix_buttons] == [
+        "Use padding 'same'", "Use kernel size 28 (largest that fits)"]
+    window.selection.select(conv)
+    inspector = window.inspector
+    shown = [b.text() for b in inspector.fix_buttons if b.isVisibleTo(inspector)]
+    assert shown == ["Fix: Use padding 'same'", "Fix: Use kernel size 28 (largest that fits)"]
+    inspector.fix_buttons[1].click()
+    assert doc.layer(0)["kernel_size"] == 28 and doc.layer(0).get("padding", "valid") == "valid"
+    assert window.undo_action.text() == "&Undo Fix: kernel size 28 on Conv2D 1"
+    assert window.canvas.edges[1].label == "1 × 1 × 32"
+    assert doc.analysis().layers[0].error is None
+    window.undo_action.trigger()
+    assert doc.layer(0)["kernel_size"] == 30
+    # The largest window is counted with the layer's padding: with 1 pixel per side, 30 fits.
+    window.editor.set_field(conv, "padding", 1)
+    assert doc.analysis().layers[0].error is None
+    window.editor.set_field(conv, "kernel_size", 31)
+    assert window.problems.rows[0].fix_buttons[1].text() == "Use kernel size 30 (largest that fits)"
+
+
+def test_a_pooling_window_larger_than_its_input_offers_the_largest_that_fits(window):
+    doc = window.document
+    pool2 = doc.layers()[3]["id"]  # sees 11x11
+    window.editor.set_field(pool2, "pool_size", 12)
+    row = window.problems.rows[0]
+    assert [button.text() for button in row.fix_buttons][1] == "Use pool size 11 (largest that fits)"
+    row.fix_buttons[1].click()
+    assert doc.layer(3)["pool_size"] == 11 and doc.analysis().ok
+
+
+def test_the_canvas_menu_offers_every_fix(window, monkeypatch):
+    from PySide6.QtGui import QContextMenuEvent
+    from PySide6.QtWidgets import QApplication, QMenu
+
+    import cnn_studio.builder.canvas as canvas_module
+
+    shown: list[list[str]] = []
+
+    class RecordingMenu(QMenu):
+        def exec(self, *_args):  # a real menu would wait for a click
+            shown.append([action.text() for action in self.actions()])
+
+    monkeypatch.setattr(canvas_module, "QMenu", RecordingMenu)
+    doc, canvas = window.document, window.canvas
+    conv = doc.layers()[0]["id"]
+    window.editor.set_field(conv, "kernel_size", 30)
+    point = canvas.block_center(conv)
+    QApplication.sendEvent(canvas.viewport(), QContextMenuEvent(QContextMenuEvent.Reason.Mouse, point,
+                                                                canvas.viewport().mapToGlobal(point)))
+    assert shown and shown[0][-2:] == ["Fix: Use padding 'same'", "Fix: Use kernel size 28 (largest that fits)"]
