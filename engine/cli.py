@@ -163,8 +163,34 @@ def _architecture(args: argparse.Namespace, dataset: Any) -> dict[str, Any]:
     doc = load_architecture_file(args.architecture)
     if args.adapt_input and analyze(doc).input_shape != tuple(dataset.input_shape):
         doc = with_input_shape(doc, dataset.input_shape)
+    if args.adapt_output:
+        doc = with_output_classes(doc, dataset.num_classes)
     checked_architecture(doc, args.architecture)
     return doc
+
+
+def with_output_classes(doc: dict[str, Any], classes: int) -> dict[str, Any]:
+    """``doc`` with the Dense layer that makes the network's output (the last one on the way up from
+    the output through first inputs) given ``classes`` units; says so when that changes anything."""
+    from engine.architecture import analyze, upgrade
+
+    analysis = analyze(doc)
+    infos = {info.id: info for info in analysis.layers}
+    node = analysis.layers[-1] if analysis.layers else None
+    while node is not None and node.type != "Dense":
+        node = infos.get(node.inputs[0]) if node.inputs else None
+    if node is None:
+        raise EngineError("--adapt-output: no Dense layer makes the network's output; end the network in "
+                          f"Flatten and Dense with {classes} units")
+    if node.config.get("units") == classes:
+        return doc
+    out = upgrade(doc)
+    for spec in out["layers"]:
+        if spec.get("id") == node.id:
+            spec["units"] = classes
+    print(f"--adapt-output: {node.name} now has {classes} units (it had {node.config.get('units')}), "
+          f"one per class of the dataset")
+    return out
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -225,13 +251,15 @@ def _finish_run(outcome: Any, out: str | None) -> int:
 
 
 def _prepare(doc: dict[str, Any], dataset: Any, config: Any) -> tuple[Any, Any]:
-    from engine.errors import InputShapeError
+    from engine.errors import ClassCountError, InputShapeError
     from engine.training import prepare
 
     try:
         return prepare(doc, dataset, config)
     except InputShapeError as exc:
         raise EngineError(f"{exc} (--adapt-input gives the network the dataset's shape)") from None
+    except ClassCountError as exc:
+        raise EngineError(f"{exc} (--adapt-output gives the last Dense layer {exc.classes} units)") from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -247,6 +275,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         _refuse_existing_run(run_dir, doc)
     _describe(dataset)
     model, trainer = _prepare(doc, dataset, config)
+    if not args.out and run_dir is None:
+        # Said before training, so a long run can still be stopped and started again with --out.
+        print("note: the trained weights will not be saved: add --out FILE.npz (or --run-dir DIR) to keep them")
     printer = ProgressPrinter(sys.stdout)
     if run_dir is not None:
         from engine.runs import new_run, train_in_folder
@@ -265,6 +296,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.out:
         save_weights(model, args.out)
         print(f"weights saved to {args.out}")
+    else:
+        print("weights not saved (no --out given)")
     return 0 if history.finished and history.finished.reason == "completed" else 3
 
 
@@ -379,8 +412,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = load_weights(args.weights)
     dataset = _load_data(args)
     if tuple(dataset.input_shape) != tuple(model.input_shape):
+        h, w, c = model.input_shape
+        folder = Path(args.data)
+        hint = ""
+        if folder.is_dir() and any(sub.is_dir() for sub in folder.iterdir()):
+            hint = (f" (a folder of images is resized with --image-size {h} {w} "
+                    f"--color {'grayscale' if c == 1 else 'rgb'})")
         raise EngineError(f"{args.weights} expects {'x'.join(map(str, model.input_shape))} images but "
-                          f"{args.data} has {'x'.join(map(str, dataset.input_shape))}")
+                          f"{args.data} has {'x'.join(map(str, dataset.input_shape))}{hint}")
     from engine.data import Normalization
 
     x = Normalization.from_dict(model.preprocessing).apply(dataset.x_test)
@@ -431,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default) when the step is large enough to gain")
         p.add_argument("--adapt-input", action="store_true",
                        help="use the dataset's image shape as the network's input shape")
+        p.add_argument("--adapt-output", action="store_true",
+                       help="give the Dense layer that makes the output one unit per class of the dataset")
         p.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
                        help="stop after PATIENCE epochs without improvement of --monitor (0: off)")
         p.add_argument("--monitor", choices=MONITORS, default="val_loss",

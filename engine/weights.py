@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 from engine.atomic import atomic_write
 from engine.data.normalization import Normalization
 from engine.errors import ArchitectureError, DataError, ResourceError, WeightsError, shown
+from engine.file_kind import describe_file
 from engine.json_files import parse_json
 from engine.model import Model
 from engine.npz_archive import read_npz
@@ -42,6 +44,10 @@ def save_weights(model: Model, path: str | os.PathLike, weights: dict[str, np.nd
 def read_weight_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
     """Return (architecture, preprocessing, tensors) from a weight file, or raise WeightsError."""
     path = Path(path)
+    if path.is_file() and not zipfile.is_zipfile(path):
+        # Say what the file is and what to pass instead, not why the zip reader gave up.
+        raise WeightsError(f"{path}: not a CNN Studio weight file: it is {describe_file(path)}, not the .npz "
+                           "archive that training saves (cnn-engine train --out, or File > Export in the studio)")
     contents = read_npz(path, WeightsError, "a CNN Studio weight file")
     marker = contents.pop("__format__", None)
     if marker is None or marker.shape != () or marker.dtype.kind != "U" or str(marker) != WEIGHTS_FORMAT:
