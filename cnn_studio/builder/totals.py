@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtGui import QTextDocumentFragment
+from PySide6.QtCore import QSize
+from PySide6.QtGui import QResizeEvent, QTextDocumentFragment
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
 
 from cnn_studio.builder import describe, style
@@ -10,25 +11,32 @@ from cnn_studio.document import ProjectDocument
 
 
 class TotalsBar(QFrame):
+    """One line of totals. Each figure has a long, a shorter and a shortest wording: the bar shows the
+    longest that fits its width, so a narrow window shortens the words instead of clipping them (the
+    tooltips keep every detail)."""
+
     def __init__(self, document: ProjectDocument, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.document = document
         self.setObjectName("totalsBar")
         self.setStyleSheet("#totalsBar { background: #f4f6f8; border-top: 1px solid #d5dae1; }"
                            f"QLabel {{ color: {style.TEXT}; }}")
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(12, 6, 12, 6)
-        layout.setSpacing(16)
+        self._layout = QHBoxLayout(self)
+        self._layout.setContentsMargins(12, 6, 12, 6)
+        self._layout.setSpacing(12)
         self.params = QLabel(self)
         self.macs = QLabel(self)
         self.macs.setToolTip("Multiply-adds of one forward pass for one image: a measure of compute")
         self.memory = QLabel(self)
         self.status = QLabel(self)
+        for label in (self.params, self.macs, self.memory, self.status):
+            label.setMinimumWidth(1)  # the wording shortens to fit; the bar never widens the window
         for label in (self.params, self.macs, self.memory):
-            label.setMinimumWidth(40)  # a narrow window clips the bar instead of growing to fit it
-            layout.addWidget(label)
-        layout.addStretch(1)
-        layout.addWidget(self.status)
+            self._layout.addWidget(label)
+        self._layout.addStretch(1)
+        self._layout.addWidget(self.status)
+        self._wordings: dict[QLabel, tuple[str, ...]] = {}
+        self.level = 0  # 0: the longest wording
         document.changed.connect(self.refresh)
         self.refresh()
 
@@ -36,24 +44,75 @@ class TotalsBar(QFrame):
         a = self.document.analysis()
         total = a.trainable_params + a.non_trainable_params
         partial = "" if a.ok else " (so far)"
-        self.params.setText(f"Parameters <b>{total:,}</b>{partial} ({a.trainable_params:,} trainable, "
-                            f"{a.non_trainable_params:,} not)")
-        self.params.setToolTip(f"{a.trainable_params:,} trainable parameters (learned) and "
-                               f"{a.non_trainable_params:,} non-trainable ones (running statistics, e.g. "
+        compact = describe.format_compact
+        self._wordings = {
+            self.params: (f"Parameters <b>{total:,}</b>{partial} ({a.trainable_params:,} trainable, "
+                          f"{a.non_trainable_params:,} not)",
+                          f"Parameters <b>{total:,}</b>{partial}",
+                          f"Params <b>{compact(total)}</b>{'?' if partial else ''}"),
+            self.macs: (f"Multiply-adds <b>{compact(a.macs)}</b> / image",
+                        f"Multiply-adds <b>{compact(a.macs)}</b>",
+                        f"MACs <b>{compact(a.macs)}</b>"),
+            self.memory: (f"Activations <b>{describe.format_bytes(a.activation_bytes)}</b> / image",
+                          f"Activations <b>{describe.format_bytes(a.activation_bytes)}</b>",
+                          f"Act. <b>{describe.format_bytes(a.activation_bytes)}</b>"),
+        }
+        self.params.setToolTip(f"{total:,} parameters{partial}: {a.trainable_params:,} trainable ones (learned) "
+                               f"and {a.non_trainable_params:,} non-trainable ones (running statistics, e.g. "
                                "batch-norm means and variances)")
-        self.macs.setText(f"Multiply-adds <b>{describe.format_compact(a.macs)}</b> / image")
         self.macs.setToolTip(f"{a.macs:,} multiply-adds for one forward pass of one image")
-        self.memory.setText(f"Activations <b>{describe.format_bytes(a.activation_bytes)}</b> / image")
         self.memory.setToolTip(f"{a.activation_bytes:,} bytes: float32 input and every layer's output for one "
                                "image, forward pass")
         if a.ok:
-            self.status.setText("<span style='color:#2e7d32'>✔ Ready to train</span>")
+            status = ("<span style='color:#2e7d32'>✔ Ready to train</span>",
+                      "<span style='color:#2e7d32'>✔ Ready to train</span>",
+                      "<span style='color:#2e7d32'>✔ Ready</span>")
         else:
             n = len(a.problems)
-            self.status.setText(f"<span style='color:{style.ERROR_ACCENT}'>✖ {n} problem{'s' if n != 1 else ''}"
-                                "</span>")
+            text = f"✖ {n} problem{'s' if n != 1 else ''}"
+            status = (f"<span style='color:{style.ERROR_ACCENT}'>{text}</span>",) * 2 + (
+                f"<span style='color:{style.ERROR_ACCENT}'>✖ {n}</span>",)
+        self._wordings[self.status] = status
+        self.status.setToolTip("" if a.ok else "The Problems list says what to fix.")
+        self._fit()
+
+    def _needed_width(self, level: int) -> int:
+        margins = self._layout.contentsMargins()
+        labels = list(self._wordings)
+        width = margins.left() + margins.right() + self._layout.spacing() * len(labels)
+        for label, wordings in self._wordings.items():
+            # Measured as the label itself lays it out (fonts, fallback glyphs such as the tick).
+            label.setText(wordings[level])
+            width += label.sizeHint().width()
+        return width
+
+    def _fit(self) -> None:
+        available = self.width()
+        levels = len(next(iter(self._wordings.values())))
+        self.level = next((lv for lv in range(levels) if self._needed_width(lv) <= available), levels - 1)
+        self._show_level()
+
+    def _show_level(self) -> None:
+        for label, wordings in self._wordings.items():
+            label.setText(wordings[self.level])
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._fit()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        width = self._needed_width(0)
+        self._show_level()
+        return QSize(width, super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        return QSize(0, super().minimumSizeHint().height())
 
     def text(self) -> str:
-        """Plain text of the bar (for tests and the clipboard)."""
+        """Plain text of the bar as shown (for tests and the clipboard)."""
         parts = (self.params, self.macs, self.memory, self.status)
         return " | ".join(QTextDocumentFragment.fromHtml(p.text()).toPlainText() for p in parts)
+
+    def full_text(self) -> str:
+        """Plain text of the longest wording, whatever the width."""
+        return " | ".join(QTextDocumentFragment.fromHtml(w[0]).toPlainText() for w in self._wordings.values())

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from cnn_studio.inspect.images import qimage_to_array
 from engine.inspection import image_to_pixels
 
-CANVAS_TARGET = 224  # canvas side in screen pixels, about
+CANVAS_TARGET = 200  # canvas side in screen pixels, about
 
 
 class DrawingCanvas(QWidget):
@@ -142,6 +142,7 @@ class DrawingPad(QWidget):
         self.color_button.clicked.connect(self._choose_color)
         self.size_label = QLabel()
         self.size_label.setStyleSheet("color: #555")
+        self.size_label.setWordWrap(True)
         tools = QHBoxLayout()
         tools.addWidget(self.clear_button)
         tools.addWidget(QLabel("Brush"))

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -32,9 +32,11 @@ from cnn_studio.plot_axes import plain_numbers
 from engine.inspection import grid_shape
 
 CHANNEL_CAP = 64  # more channels than this are drawn only when "show all" is ticked
-PER_CHANNEL = "Scale each channel on its own"
-PER_LAYER = "One scale for the whole layer"
+PER_CHANNEL = "Colours per channel"
+PER_LAYER = "Colours per layer"
 HIGHLIGHT = QColor(255, 140, 0)
+LAYER_LIST_MIN_WIDTH = 110
+SIDE_BY_SIDE_RATIO = 1.3  # the maps area's width / height above which grid and enlarged channel sit side by side
 
 
 def shape_text(shape: tuple[int, ...]) -> str:
@@ -190,6 +192,8 @@ class EnlargedView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         self.title = QLabel("Click a channel to enlarge it")
         self.title.setWordWrap(True)
+        # A long layer name wraps or is cut; it never widens the pane (and the window).
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout.addWidget(self.title)
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMenuEnabled(False)
@@ -256,6 +260,35 @@ class EnlargedView(QWidget):
         self.shown = None
 
 
+class _TurningSplitter(QSplitter):
+    """Two panes side by side when there is width to spare, one above the other otherwise.
+
+    Its minimum width is that of the widest pane (what the stacked layout needs), so it never makes
+    the window wider than a narrow screen allows.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(Qt.Orientation.Horizontal)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        hints = [self.widget(i).minimumSizeHint().expandedTo(self.widget(i).minimumSize())
+                 for i in range(self.count())]
+        return QSize(max((h.width() for h in hints), default=0), max((h.height() for h in hints), default=0))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        hints = [self.widget(i).minimumSizeHint().expandedTo(self.widget(i).minimumSize())
+                 for i in range(self.count())]
+        side_by_side = (self.width() >= SIDE_BY_SIDE_RATIO * max(1, self.height())
+                        and self.width() >= sum(h.width() for h in hints) + self.handleWidth())
+        orientation = Qt.Orientation.Horizontal if side_by_side else Qt.Orientation.Vertical
+        if orientation != self.orientation():
+            self.setOrientation(orientation)
+            length = self.width() if side_by_side else self.height()
+            # The grid gets the larger share, the enlarged channel the rest.
+            self.setSizes([length * 3 // 5, length - length * 3 // 5])
+        super().resizeEvent(event)
+
+
 class FeatureMapsView(QWidget):
     """Layer list | channel grid | enlarged channel. ``set_outputs`` takes [(layer name, (H, W, C) or (U,))]."""
 
@@ -268,9 +301,13 @@ class FeatureMapsView(QWidget):
         self._inputs: dict[str, list[str]] = {}
         self._channel = 0
         self.layer_list = QListWidget()
-        self.layer_list.setMinimumWidth(170)
-        self.layer_list.setMaximumWidth(260)
-        self.layer_list.setSpacing(2)
+        # Two lines per layer (name, then shape) keep the list narrow without cutting either.
+        self.layer_list.setMinimumWidth(LAYER_LIST_MIN_WIDTH)
+        self.layer_list.setMaximumWidth(240)
+        self.layer_list.setSpacing(1)
+        self.layer_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.layer_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.layer_list.setWordWrap(False)
         self.layer_list.currentRowChanged.connect(self._on_layer_row)
 
         self.scaling = QComboBox()
@@ -297,7 +334,7 @@ class FeatureMapsView(QWidget):
         self.grid.hovered.connect(self._on_hover)
         self.grid.channel_clicked.connect(self.select_channel)
         self.enlarged = EnlargedView()
-        self.enlarged.setMinimumWidth(200)
+        self.enlarged.setMinimumSize(160, 160)
 
         controls = QHBoxLayout()
         controls.addWidget(self.show_all)
@@ -310,17 +347,25 @@ class FeatureMapsView(QWidget):
         middle_layout.addLayout(controls)
         middle_layout.addWidget(self.grid, 1)
         middle_layout.addWidget(self.hover_label)
+        middle.setMinimumWidth(180)
+        # The grid and the enlarged channel side by side in a wide pane, one above the other in a tall
+        # one, so the enlarged channel always gets a large square (see resizeEvent).
+        self.maps_splitter = _TurningSplitter()
+        self.maps_splitter.addWidget(middle)
+        self.maps_splitter.addWidget(self.enlarged)
+        self.maps_splitter.setCollapsible(0, False)
+        self.maps_splitter.setCollapsible(1, False)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.layer_list)
-        splitter.addWidget(middle)
-        splitter.addWidget(self.enlarged)
-        splitter.setStretchFactor(1, 3)
-        splitter.setStretchFactor(2, 2)
-        splitter.setSizes([190, 540, 340])
+        splitter.addWidget(self.maps_splitter)
+        splitter.setStretchFactor(0, 0)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([150, 900])
         splitter.setCollapsible(1, False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
+
 
     # -- data ------------------------------------------------------------------------------------------
     def set_layer_types(self, types: dict[str, str]) -> None:
@@ -365,12 +410,12 @@ class FeatureMapsView(QWidget):
         previous = "input"
         for name, out in self._outputs:
             kind = self._types.get(name, "")
-            text = f"{name}   {shape_text(out.shape)}"
+            text = f"{name}\n{shape_text(out.shape)}"
             tip = f"{name} ({kind or 'layer'}): output {shape_text(out.shape)}"
             takes = self._inputs.get(name)
             if takes and takes != [previous]:
                 # Not simply the row above: a branch starts or branches join here.
-                text += "\n   ← " + " + ".join(takes)
+                text += "\n\u2190 " + " + ".join(takes)
                 tip += "<br>takes " + ", ".join(takes)
             item = QListWidgetItem(text)
             item.setToolTip(tip)

@@ -26,7 +26,17 @@ from PySide6.QtWidgets import (
 from cnn_studio.plot_axes import plain_numbers
 from engine.inspection import Histogram, LayerStatistics
 
-COLUMNS = ("Layer", "Type", "Output", "Weights mean \u00b1 std", "Output mean \u00b1 std", "Dead ReLU units")
+# Short headings (the tooltips say more) and no separate type column (the layer cell's tooltip and
+# the histogram headings name the type): the table fits a narrow pane without a horizontal scroll bar.
+COLUMNS = ("Layer", "Output", "Weights\n\u03bc \u00b1 \u03c3", "Outputs\n\u03bc \u00b1 \u03c3", "Dead\nReLU")
+COLUMN_TIPS = (
+    "The layer's name (its type in the tooltip of each cell)",
+    "The shape of one image's output: height \u00d7 width \u00d7 channels, or features",
+    "\u03bc \u00b1 \u03c3: mean and standard deviation of the layer's weights (kernel or matrix; biases left out)",
+    "\u03bc \u00b1 \u03c3: mean and standard deviation of the layer's outputs over the measured images",
+    "Units (channels or features) of a ReLU layer that output zero for every measured image",
+)
+DEAD_COLUMN = 4
 DEAD_WARNING = 0.5  # above this share of dead units the cell turns red
 
 
@@ -53,8 +63,12 @@ class LayerStatsModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return COLUMN_TIPS[section]
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
@@ -66,21 +80,21 @@ class LayerStatsModel(QAbstractTableModel):
             if column == 0:
                 return s.name
             if column == 1:
-                return s.type
-            if column == 2:
                 return "\u00d7".join(map(str, s.output_shape))
-            if column == 3:
+            if column == 2:
                 return _mean_std(s.weight_mean, s.weight_std)
-            if column == 4:
+            if column == 3:
                 return _mean_std(s.activation_mean, s.activation_std)
-            if column == 5:
+            if column == DEAD_COLUMN:
                 fraction = s.dead_fraction
-                return "" if fraction is None else f"{100 * fraction:.0f}%  ({s.dead_units} of {s.units})"
-        if role == Qt.ItemDataRole.BackgroundRole and column == 5:
+                return "" if fraction is None else f"{100 * fraction:.0f}% ({s.dead_units}/{s.units})"
+        if role == Qt.ItemDataRole.BackgroundRole and column == DEAD_COLUMN:
             fraction = s.dead_fraction
             if fraction is not None and fraction > DEAD_WARNING:
                 return QBrush(QColor(250, 205, 200))
-        if role == Qt.ItemDataRole.ToolTipRole and column == 5 and s.relu:
+        if role == Qt.ItemDataRole.ToolTipRole and column == 0:
+            return f"{s.name} ({s.type})"
+        if role == Qt.ItemDataRole.ToolTipRole and column == DEAD_COLUMN and s.relu:
             return (f"{s.dead_units} of {s.units} units of {s.name} output zero for all {s.samples} images: "
                     "they pass no gradient and stopped learning. Many dead units hint at a learning rate "
                     "that is too high or a bad initialisation.")
@@ -114,27 +128,48 @@ class LayerStatsView(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        # The layer names keep their width; the figures share the rest and wrap at their spaces in a
+        # narrow pane (rows grow a line), so no column is ever cut off behind a scroll bar.
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        for column in (0, 1):  # names and shapes have no space to wrap at
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.selectionModel().currentRowChanged.connect(lambda current, _prev: self._show_row(current.row()))
-        self.weights_plot = pg.PlotWidget(background="w", title="weights")
-        self.outputs_plot = pg.PlotWidget(background="w", title="outputs")
-        for plot, x_label in ((self.weights_plot, "weight value"), (self.outputs_plot, "output value")):
+        self.table.horizontalHeader().setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        self.table.setWordWrap(True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.weights_plot = pg.PlotWidget(background="w")
+        self.outputs_plot = pg.PlotWidget(background="w")
+        # Headings are labels above the plots, not plot titles: a label wraps where a title is cut off.
+        self.weights_title = QLabel("weights")
+        self.outputs_title = QLabel("outputs")
+        for plot, title, x_label in ((self.weights_plot, self.weights_title, "weight value"),
+                                     (self.outputs_plot, self.outputs_title, "output value")):
             plot.setMenuEnabled(False)
             plain_numbers(plot)
             plot.getPlotItem().setLabels(left="count", bottom=x_label)
-            plot.getPlotItem().titleLabel.setAttr("size", "10pt")
+            title.setWordWrap(True)
+            title.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+            title.setStyleSheet("color: #444; font-weight: 600;")
         self.log_box = QCheckBox("Log scale counts")
         self.log_box.setToolTip("Heights as log10(1 + count): zeros of a ReLU no longer flatten the rest")
         self.log_box.setChecked(True)
         self.log_box.toggled.connect(lambda _on: self._show_row(self._row))
+        weights = QWidget()
+        weights_layout = QVBoxLayout(weights)
+        weights_layout.setContentsMargins(0, 0, 0, 0)
+        weights_layout.addWidget(self.weights_title)
+        weights_layout.addWidget(self.weights_plot, 1)
         outputs = QWidget()
         outputs_layout = QVBoxLayout(outputs)
         outputs_layout.setContentsMargins(0, 0, 0, 0)
+        outputs_layout.addWidget(self.outputs_title)
         outputs_layout.addWidget(self.outputs_plot, 1)
         outputs_layout.addWidget(self.log_box)
         plots = QSplitter()
-        plots.addWidget(self.weights_plot)
+        plots.addWidget(weights)
         plots.addWidget(outputs)
         splitter = QSplitter()
         splitter.setOrientation(pg.QtCore.Qt.Orientation.Vertical)
@@ -165,6 +200,8 @@ class LayerStatsView(QWidget):
         self.note.setText(note)
         self.weights_plot.clear()
         self.outputs_plot.clear()
+        self.weights_title.setText("weights")
+        self.outputs_title.setText("outputs")
 
     def select_layer(self, name: str) -> None:
         for row, s in enumerate(self.model.stats):
@@ -179,11 +216,11 @@ class LayerStatsView(QWidget):
             return
         self._row = row
         s = stats[row]
-        label = f"{s.name} {s.weight_label}" if s.weights is not None else f"{s.name}: no weights"
-        self.weights_plot.setTitle(label)
+        label = f"{s.name} ({s.type}) {s.weight_label}" if s.weights is not None else f"{s.name}: no weights"
+        self.weights_title.setText(label)
         _draw_histogram(self.weights_plot, s.weights, (70, 100, 170))
         zeros = f" \u00b7 {100 * s.zero_fraction:.0f}% exactly 0" if s.zero_fraction else ""
-        self.outputs_plot.setTitle(f"{s.name} outputs on {s.samples} images{zeros}")
+        self.outputs_title.setText(f"{s.name} outputs on {s.samples} images{zeros}")
         _draw_histogram(self.outputs_plot, s.activations, (220, 120, 30), self.log_box.isChecked())
 
     def histogram_counts(self) -> tuple[np.ndarray | None, np.ndarray | None]:

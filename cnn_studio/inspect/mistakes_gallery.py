@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QSize, Qt, Signal
+from PySide6.QtCore import QAbstractListModel, QEvent, QModelIndex, QObject, QPersistentModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -25,8 +25,12 @@ from PySide6.QtWidgets import (
 from cnn_studio.inspect.images import to_pixmap
 from engine.inspection import MISTAKE_ORDERS, Mistake, list_mistakes, raw_to_uint8
 
-THUMBNAIL = 64
-CELL = QSize(THUMBNAIL + 84, THUMBNAIL + 40)
+THUMBNAIL = 64  # the smallest thumbnail; wide panes get larger ones, up to LARGEST_THUMBNAIL
+LARGEST_THUMBNAIL = 112
+CAPTION_WIDTH = 124  # room for "-> T-shirt/top 99%" under a thumbnail
+CAPTION_HEIGHT = 40
+CELL = QSize(CAPTION_WIDTH, THUMBNAIL + CAPTION_HEIGHT)
+VIEW_MARGIN = 4  # the list view keeps 2 px free on each side of a row
 ALL_CLASSES = "All true classes"
 IndexRole = Qt.ItemDataRole.UserRole + 1
 
@@ -40,7 +44,14 @@ class MistakesModel(QAbstractListModel):
         self._images: np.ndarray | None = None  # raw test images (N, H, W, C)
         self._scale = 1 / 255
         self._names: list[str] = []
-        self._pixmaps: dict[int, QPixmap] = {}
+        self._pixmaps: dict[tuple[int, int], QPixmap] = {}  # (test index, size) -> thumbnail
+        self.thumbnail = THUMBNAIL
+
+    def set_thumbnail_size(self, size: int) -> None:
+        if size != self.thumbnail:
+            self.thumbnail = size
+            if self.mistakes:
+                self.dataChanged.emit(self.index(0), self.index(len(self.mistakes) - 1))
 
     def set_mistakes(self, mistakes: list[Mistake], images: np.ndarray | None, scale: float,
                      class_names: list[str]) -> None:
@@ -66,10 +77,11 @@ class MistakesModel(QAbstractListModel):
             second = f"\u2192 {self.name(m.predicted_class)} {100 * m.confidence:.0f}%".replace(" ", "\u00a0")
             return f"{self.name(m.true_class)}\n{second}"
         if role == Qt.ItemDataRole.DecorationRole and self._images is not None and m.index < len(self._images):
-            pixmap = self._pixmaps.get(m.index)
+            key = (m.index, self.thumbnail)
+            pixmap = self._pixmaps.get(key)
             if pixmap is None:
-                pixmap = to_pixmap(raw_to_uint8(self._images[m.index], self._scale), THUMBNAIL)
-                self._pixmaps[m.index] = pixmap
+                pixmap = to_pixmap(raw_to_uint8(self._images[m.index], self._scale), self.thumbnail)
+                self._pixmaps[key] = pixmap
             return pixmap
         if role == Qt.ItemDataRole.ToolTipRole:
             return (f"Test image {m.index}: true class {self.name(m.true_class)}, predicted "
@@ -83,8 +95,23 @@ class MistakesModel(QAbstractListModel):
 class _CellDelegate(QStyledItemDelegate):
     """Every cell as wide as the grid, so the two caption lines are not squeezed to the thumbnail's width."""
 
+    def __init__(self, view: QListView) -> None:
+        super().__init__(view)
+        self._view = view
+
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
-        return CELL
+        grid = self._view.gridSize()
+        return QSize(grid.width() - 4, grid.height() - 6) if grid.isValid() else CELL
+
+
+def gallery_layout(width: int) -> tuple[int, int, int]:
+    """(columns, cell width, thumbnail size) that fill ``width`` pixels: as many cells as fit at the
+    smallest size, then every cell widened to share the rest, the thumbnails growing with them."""
+    width -= VIEW_MARGIN
+    columns = max(1, width // CELL.width())
+    cell = max(CELL.width(), width // columns)
+    thumbnail = max(THUMBNAIL, min(LARGEST_THUMBNAIL, cell - 40))
+    return columns, cell, thumbnail
 
 
 class MistakesGallery(QWidget):
@@ -107,8 +134,8 @@ class MistakesGallery(QWidget):
         self.class_box = QComboBox()
         self.class_box.addItem(ALL_CLASSES)
         self.class_box.currentIndexChanged.connect(lambda _i: self._refresh())
-        self.evaluate_button = QPushButton("Evaluate on the test set")
-        self.evaluate_button.setToolTip("Classify every test image with the current network")
+        self.evaluate_button = QPushButton("Evaluate test set")
+        self.evaluate_button.setToolTip("Classify every test image with the current network to list its mistakes")
         self.evaluate_button.clicked.connect(self.evaluate_requested)
         self.model = MistakesModel()
         self.view = QListView()
@@ -121,19 +148,43 @@ class MistakesGallery(QWidget):
         self.view.setItemDelegate(_CellDelegate(self.view))
         self.view.setGridSize(CELL + QSize(4, 6))
         self.view.setWordWrap(True)
-        self.view.setSpacing(4)
+        self.view.setSpacing(0)
+        self.view.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)  # a steady width to fill
+        self.view.viewport().installEventFilter(self)
+        for box in (self.order_box, self.class_box):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(10)
         self.view.clicked.connect(self._on_clicked)
         self.view.activated.connect(self._on_clicked)
         controls = QHBoxLayout()
-        controls.addWidget(self.order_box)
-        controls.addWidget(self.class_box)
-        controls.addStretch(1)
+        # The boxes take the room there is (whole texts in a wide pane) and shrink in a narrow one.
+        controls.addWidget(self.order_box, 1)
+        controls.addWidget(self.class_box, 1)
         controls.addWidget(self.evaluate_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.summary)
         layout.addLayout(controls)
         layout.addWidget(self.view, 1)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt override)
+        if watched is self.view.viewport() and event.type() == QEvent.Type.Resize:
+            self._fit_cells()
+        return super().eventFilter(watched, event)
+
+    def _fit_cells(self) -> None:
+        _columns, cell, thumbnail = gallery_layout(self.view.viewport().width())
+        grid = QSize(cell, thumbnail + CAPTION_HEIGHT + 6)
+        if grid != self.view.gridSize():
+            self.model.set_thumbnail_size(thumbnail)
+            self.view.setIconSize(QSize(thumbnail, thumbnail))
+            self.view.setGridSize(grid)
+
+    def columns(self) -> int:
+        """How many thumbnails the first row shows now."""
+        rows = min(self.model.rowCount(), 64)
+        tops = [self.view.visualRect(self.model.index(i)).y() for i in range(rows)]
+        return max(1, tops.count(tops[0])) if tops else 0
 
     @property
     def order(self) -> str:

@@ -184,8 +184,9 @@ class SamplePicker(QWidget):
         self.open_button.clicked.connect(self._choose_file)
         self.file_label = QLabel("No picture chosen")
         self.file_label.setWordWrap(True)
-        self.invert_box = QCheckBox("Invert (dark drawing on light paper)")
-        self.invert_box.setToolTip("Datasets like MNIST show light objects on black; invert photos of dark ink.")
+        self.invert_box = QCheckBox("Invert colours")
+        self.invert_box.setToolTip("For a dark drawing on light paper: datasets like MNIST show light objects on "
+                                   "black, so invert photos of dark ink.")
         self.invert_box.toggled.connect(lambda _on: self._reconvert_file())
         layout = QVBoxLayout(page)
         layout.addWidget(self.open_button)
