@@ -34,8 +34,17 @@ extras="export"
 [ "$mode" = "test" ] && extras="test"
 stamp=".venv/.installed-$extras-$(cat pyproject.toml | cksum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ]; then
-    .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[$extras]"
+    echo "Installing CNN Studio and its Python packages into .venv (a few minutes the first time)..."
+    # pip's own notes (an editable install's advice, say) are shown only if the installation fails.
+    log="$(mktemp)"
+    if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e ".[$extras]"; } \
+            >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        echo "Installation failed: the messages above say why." >&2
+        exit 1
+    fi
+    rm -f "$log"
     touch "$stamp"
 fi
 
