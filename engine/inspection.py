@@ -18,6 +18,7 @@ from engine.errors import DataError
 from engine.layers import Layer, ReLU
 from engine.layers.activated import ActivatedLayer
 from engine.model import Model, probabilities
+from engine.pictures import picture_pixels
 
 HISTOGRAM_BINS = 40
 
@@ -249,27 +250,20 @@ def _to_pil(image: Any) -> Any:
 def image_to_pixels(image: Any, input_shape: tuple[int, ...], invert: bool = False) -> np.ndarray:
     """A picture (path, PIL image or array) -> (H, W, C) uint8 pixels matched to ``input_shape``.
 
-    Grayscale inputs (C = 1) get the picture's luminance; colour inputs (C = 3) its RGB. Transparent
-    parts count as black (datasets like MNIST draw light strokes on black). ``invert`` turns dark
-    strokes on a light background into the datasets' convention.
+    The conversion is ``engine.pictures.picture_pixels``, the rule image folders and the exported
+    ``predict.py`` use too: EXIF orientation, transparent parts black, luminance (C = 1) or RGB
+    (C = 3), bilinear resizing. ``invert`` turns dark strokes on a light background into the
+    datasets' convention.
     """
-    from PIL import Image
-
     h, w, c = (int(v) for v in input_shape)
     if c not in (1, 3):
         raise DataError(f"pictures can feed inputs with 1 or 3 channels, this network has {c}")
-    picture = _to_pil(image)
-    if picture.mode in ("RGBA", "LA", "PA") or (picture.mode == "P" and "transparency" in picture.info):
-        rgba = picture.convert("RGBA")
-        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        picture = Image.alpha_composite(black, rgba)
-    picture = picture.convert("L" if c == 1 else "RGB")
-    if picture.size != (w, h):
-        # Area averaging when shrinking keeps thin strokes visible; bilinear when enlarging.
-        shrinking = picture.size[0] > w or picture.size[1] > h
-        picture = picture.resize((w, h), Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR)
-    pixels = np.asarray(picture, dtype=np.uint8).reshape(h, w, c)
-    return 255 - pixels if invert else pixels.copy()
+    try:
+        pixels = picture_pixels(_to_pil(image), (h, w, c))
+    except ValueError as exc:
+        where = f"{image}: " if isinstance(image, (str, os.PathLike)) else ""
+        raise DataError(f"{where}{exc}") from None
+    return 255 - pixels if invert else pixels
 
 
 def image_to_input(

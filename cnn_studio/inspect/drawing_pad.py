@@ -1,7 +1,8 @@
 """A pad to draw a sample with the mouse, sized and coloured for the network's input.
 
 The canvas is the input size enlarged by a whole factor; ``pixels()`` shrinks it back to the input's
-(H, W, C) uint8 with area averaging (as ``engine.inspection.image_to_pixels`` does for any picture).
+(H, W, C) uint8 by the engine's picture rule (``engine.pictures``: Pillow's bilinear filter, which
+averages over the covered area when shrinking), the rule every picture goes through.
 Light strokes on black, like MNIST-style datasets; colour inputs get a pen colour choice.
 """
 

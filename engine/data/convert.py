@@ -45,25 +45,6 @@ def parse_image_size(value: object) -> tuple[int, int] | None:
     return int(h), int(w)
 
 
-def pil_to_mode(im: Image.Image, mode: str, where: object = "image") -> Image.Image:
-    """Convert a Pillow image to "L" or "RGB", rescaling 16-bit and float images instead of clipping them.
-
-    A float image holding NaN or infinity raises DataError naming ``where``."""
-    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        a = np.asarray(im, dtype=np.float32)
-        if not np.isfinite(a).all():
-            raise fail(where, "image holds NaN or infinite pixel values")
-        top = float(a.max()) if a.size else 0.0
-        if top > 255:
-            a = a * (255.0 / (65535.0 if top <= 65535 else top))
-        elif im.mode == "F" and top <= 1.0:
-            a = a * 255.0
-        im = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))
-    if mode == GRAYSCALE:
-        return im if im.mode == "L" else im.convert("L")
-    return im if im.mode == "RGB" else im.convert("RGB")
-
-
 def convert_images(x: np.ndarray, image_size: tuple[int, int] | None, color_mode: str | None,
                    where: object) -> np.ndarray:
     """(N, H, W, C) -> (N, H', W', C') with the requested colour mode and size; unchanged when already so.

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from engine.data.arrays import fail
-from engine.data.convert import GRAYSCALE, RGB, pil_to_mode
+from engine.data.convert import GRAYSCALE, RGB
 from engine.data.dataset import Dataset
 from engine.data.normalization import Normalization
 from engine.data.splits import hold_out_test
+from engine.pictures import picture_pixels
 
 # Junk that file managers leave behind; skipped silently rather than warned about.
 _IGNORED_FILES = {"thumbs.db", "desktop.ini"}
@@ -104,11 +105,8 @@ def _decode(entries: list[_Entry], size: tuple[int, int], mode: str) -> tuple[np
     for e in entries:
         try:
             with Image.open(e.path) as im:
-                im = ImageOps.exif_transpose(im)
-                im = pil_to_mode(im, mode, e.path)
-                if im.size != (w, h):
-                    im = im.resize((w, h), Image.Resampling.BILINEAR)
-                x[n] = np.asarray(im).reshape(h, w, c)
+                # The rule the studio's "open a picture" and the exported predict.py use too.
+                x[n] = picture_pixels(im, (h, w, c))
         except _IMAGE_ERRORS as exc:
             warnings.warn(f"{e.path}: unreadable image skipped ({exc})", stacklevel=4)
             continue

@@ -1,7 +1,8 @@
 """Generates ``predict.py``: a standalone NumPy-only classifier for one exported network.
 
-The script is ``predictor_template.py`` (a real, linted module in this package) with its two marked
-blocks filled in: the model's summary, input shape, class names and weight-file name; and the layer
+The script is ``predictor_template.py`` (a real, linted module in this package) with its three marked
+blocks filled in: the model's summary, input shape, class names and weight-file name; the picture
+rule (engine/pictures.py, so a picture gives the pixels it gives in the studio); and the layer
 functions, copied from each layer type's export rules (engine/export/rules.py) with the ``LAYERS``
 table that dispatches to them. It never imports the engine: it reads the ``.npz`` weight file's
 ``__architecture__`` and ``__preprocessing__`` records and repeats the engine's float32 arithmetic
@@ -16,6 +17,7 @@ from pathlib import Path
 from engine.export.formats import WEIGHTS_FILE_NAME, ExportError
 from engine.export.rules import RULES
 from engine.model import Model
+from engine.pictures import deep_to_uint8, picture_pixels
 
 TEMPLATE = Path(__file__).with_name("predictor_template.py")
 
@@ -36,6 +38,11 @@ def layer_functions() -> str:
     return "\n\n".join(sources) + "\n\n" + "\n".join(table) + "\n"
 
 
+def picture_functions() -> str:
+    """The source of the engine's picture rule (engine/pictures.py), which predict.py carries."""
+    return "\n\n".join(inspect.getsource(function) for function in (picture_pixels, deep_to_uint8)) + "\n"
+
+
 def generate_predictor(model: Model, class_names: list[str] | None = None,
                        weights_file: str = WEIGHTS_FILE_NAME) -> str:
     """The source text of ``predict.py`` for ``model`` (whose weights go in ``weights_file`` beside it)."""
@@ -49,4 +56,5 @@ def generate_predictor(model: Model, class_names: list[str] | None = None,
         "CLASS_NAMES: list[str] = [" + ", ".join(repr(str(n)) for n in names) + "]",
     ]
     text = _replace_block(template, "", "\n".join(lines) + "\n")
+    text = _replace_block(text, " pictures", picture_functions())
     return _replace_block(text, " layers", layer_functions())

@@ -8,6 +8,9 @@ Usage:
     python predict.py batch.npy --save probabilities.npy
     python predict.py normalized.npy --normalized    # values already normalized for the network
 
+An input that cannot be read is reported on one line and skipped; the others are classified (the exit
+status is then 1).
+
 The weights (default: the file named below, beside this script) are an engine ``.npz`` weight file:
 its ``__architecture__`` record says which layers to run, its ``__preprocessing__`` record how raw
 pixels become network inputs, and its arrays hold the tensors ("<layer>.<param>"). Inference below
@@ -272,31 +275,25 @@ def read_image(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
         return pixels
     try:
         with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-                im = Image.fromarray(_rescale_deep(np.asarray(im, dtype=np.float32), im.mode))
-            im = im.convert("L" if c == 1 else "RGB")
-            if im.size != (w, h):
-                im = im.resize((w, h), Image.Resampling.BILINEAR)
-            return np.asarray(im).reshape(h, w, c)
-    except OSError as exc:
+            return picture_pixels(im, (h, w, c))
+    except (OSError, ValueError, SyntaxError) as exc:  # what Pillow raises for damaged or odd files
         raise PredictError(f"{path}: cannot read the image ({exc})") from None
 
 
-def _rescale_deep(a: np.ndarray, mode: str) -> np.ndarray:
-    """16-bit or float pixels -> uint8, rescaled rather than clipped (as the engine's image loader does)."""
-    top = float(a.max()) if a.size else 0.0
-    if top > 255:
-        a = a * (255.0 / (65535.0 if top <= 65535 else top))
-    elif mode == "F" and top <= 1.0:
-        a = a * 255.0
-    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+# The picture rule of CNN Studio (its engine/pictures.py, copied): the studio and the engine's image
+# folders turn a picture into the same pixels, so a picture gets the same prediction here and there.
+# --- generated pictures: begin
+from engine.pictures import deep_to_uint8, picture_pixels  # noqa: E402 (predict.py holds their source)
+
+# --- generated pictures: end
 
 
 def _to_channels(pixels: np.ndarray, c: int, path: Path) -> np.ndarray:
-    """(H, W, 1|2|3|4) uint8 -> (H, W, c): alpha dropped, gray by Pillow's integer luma formula."""
+    """(H, W, 1|2|3|4) uint8 -> (H, W, c) without Pillow, as ``picture_pixels`` does with it: transparent
+    parts black (alpha composited onto black, Pillow's rounding), gray by Pillow's integer luma formula."""
     if pixels.shape[2] in (2, 4):
-        pixels = pixels[:, :, :-1]
+        alpha = pixels[:, :, -1:].astype(np.uint32)
+        pixels = ((pixels[:, :, :-1].astype(np.uint32) * alpha + 127) // 255).astype(np.uint8)
     if pixels.shape[2] == c:
         return pixels
     if c == 3:
@@ -362,7 +359,7 @@ def _decode_png(data: bytes, path: Path) -> np.ndarray:
         values = (wide[:, :, 0::2] << 8) | wide[:, :, 1::2]
         pixels = (values >> 8).astype(np.uint8)
         if color in (0, 4):  # 16-bit gray is rescaled, as Pillow-based loading in the engine does
-            pixels[..., 0] = _rescale_deep(values[..., 0].astype(np.float32), "I;16")
+            pixels[..., 0] = deep_to_uint8(values[..., 0].astype(np.float32), "I;16")
     elif depth == 8:
         pixels = image.reshape(height, width, channels)
     else:  # 1, 2 or 4 bits per sample: unpack, then scale gray levels to 0..255
@@ -423,29 +420,40 @@ def _decode_pnm(data: bytes, path: Path) -> np.ndarray:
 
 
 # -- command line ------------------------------------------------------------------------------------
+def read_input(path: Path, shape: tuple[int, int, int], normalized: bool,
+               preprocessing: dict) -> tuple[np.ndarray, list[str]]:
+    """One input file as a normalized (N, H, W, C) batch and a label per sample; PredictError if unusable."""
+    if path.suffix.lower() == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise PredictError(f"{path}: cannot read the array ({exc})") from None
+        if tuple(array.shape) == tuple(shape):
+            array = array[None]  # one image
+        elif array.ndim == 3 and shape[2] == 1 and tuple(array.shape[1:]) == tuple(shape[:2]):
+            array = array[..., None]  # a grayscale batch without its channel axis
+        if array.ndim != 4 or tuple(array.shape[1:]) != tuple(shape):
+            raise PredictError(f"{path}: array has shape {array.shape}, expected (N, {', '.join(map(str, shape))})")
+        batch = array.astype(np.float32) if normalized else preprocess(array, preprocessing)
+        return batch, [f"{path.name}[{i}]" for i in range(len(array))]
+    return preprocess(read_image(path, shape)[None], preprocessing), [path.name]
+
+
 def gather_inputs(paths: list[str], shape: tuple[int, int, int], normalized: bool,
-                  preprocessing: dict) -> tuple[np.ndarray, list[str]]:
-    """Stack every input into one normalized (N, H, W, C) batch; returns it and a label per sample."""
-    batches, sources = [], []
+                  preprocessing: dict) -> tuple[np.ndarray, list[str], list[str]]:
+    """Stack every usable input into one normalized (N, H, W, C) batch: returns it, a label per sample and
+    one message per input that could not be used (the others are classified all the same)."""
+    batches, sources, problems = [], [], []
     for name in paths:
-        path = Path(name)
-        if path.suffix.lower() == ".npy":
-            try:
-                array = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise PredictError(f"{path}: cannot read the array ({exc})") from None
-            if tuple(array.shape) == tuple(shape):
-                array = array[None]  # one image
-            elif array.ndim == 3 and shape[2] == 1 and tuple(array.shape[1:]) == tuple(shape[:2]):
-                array = array[..., None]  # a grayscale batch without its channel axis
-            if array.ndim != 4 or tuple(array.shape[1:]) != tuple(shape):
-                raise PredictError(f"{path}: array has shape {array.shape}, expected (N, {', '.join(map(str, shape))})")
-            batches.append(array.astype(np.float32) if normalized else preprocess(array, preprocessing))
-            sources += [f"{path.name}[{i}]" for i in range(len(array))]
-        else:
-            batches.append(preprocess(read_image(path, shape)[None], preprocessing))
-            sources.append(path.name)
-    return np.concatenate(batches), sources
+        try:
+            batch, labels = read_input(Path(name), shape, normalized, preprocessing)
+        except PredictError as exc:
+            problems.append(str(exc))
+            continue
+        batches.append(batch)
+        sources += labels
+    batch = np.concatenate(batches) if batches else np.zeros((0, *shape), np.float32)
+    return batch, sources, problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -467,7 +475,11 @@ def main(argv: list[str] | None = None) -> int:
             raise PredictError("no inputs given: name image files or .npy arrays")
         architecture, preprocessing, tensors = load_weight_file(weights)
         network = Network(architecture, tensors)
-        batch, sources = gather_inputs(inputs, network.input_shape, args.normalized, preprocessing)
+        batch, sources, problems = gather_inputs(inputs, network.input_shape, args.normalized, preprocessing)
+        for problem in problems:  # one line each; the other inputs are classified all the same
+            print(f"error: {problem}", file=sys.stderr)
+        if not sources:
+            return 2
         outputs = network.predict(batch)
     except PredictError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -487,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         for r in results:
             print(f"{r['input']}: {r['class']}  (" + ", ".join(f"{n} {p:.3f}" for n, p in r["top"]) + ")")
-    return 0
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -23,9 +23,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F  # noqa: F401 (the generated network uses it)
-from torch import nn
+
+try:
+    import torch
+    import torch.nn.functional as F  # noqa: F401 (the generated network uses it)
+    from torch import nn
+except ImportError:  # one line saying what is missing, not a traceback
+    raise SystemExit("model.py needs PyTorch: pip install torch (https://pytorch.org lists the builds)") from None
 
 # --- generated constants: begin
 ARCHITECTURE: dict = {}

@@ -202,7 +202,7 @@ def test_png_decoder_handles_low_and_high_bit_depths(tmp_path) -> None:
     Image.fromarray(deep).save(tmp_path / "deep.png")
     with Image.open(tmp_path / "deep.png") as im:
         assert im.mode.startswith("I")
-    expected = template._rescale_deep(deep.astype(np.float32), "I;16")
+    expected = template.deep_to_uint8(deep.astype(np.float32), "I;16")
     assert np.array_equal(template._read_without_pillow(tmp_path / "deep.png")[..., 0], expected)
 
 
