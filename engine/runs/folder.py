@@ -3,6 +3,7 @@
     <run>/run.json                      the record (engine.runs.record describes every key)
     <run>/checkpoints/epoch-0001.npz    one checkpoint per epoch (engine.runs.checkpoint), as retained
     <run>/weights.npz                   the final weights (an engine weight file), once the run ends
+    <run>/results.npz                   the test evaluation's per-image arrays (predictions, labels, probabilities)
     <run>/run.lock                      held by the process training the run
 
 Every file is written atomically. A failed write (a full disk, a lost permission) stops
@@ -18,6 +19,7 @@ import os
 import re
 import shutil
 import warnings
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ import numpy as np
 
 from engine import atomic
 from engine.errors import RunError
+from engine.metrics import Evaluation
 from engine.runs import record as records
 from engine.runs.checkpoint import CheckpointError, load_checkpoint, load_checkpoint_weights, save_checkpoint
 from engine.runs.lock import RunLock, is_locked
@@ -36,6 +39,7 @@ from engine.training_state import TrainerState, json_safe
 RECORD = "run.json"
 CHECKPOINTS = "checkpoints"
 WEIGHTS = "weights.npz"
+RESULTS = "results.npz"
 LOCK = "run.lock"
 _CHECKPOINT_NAME = re.compile(r"^epoch-(\d+)\.npz$")
 
@@ -220,22 +224,32 @@ class RunFolder:
         return load_checkpoint_weights(path)
 
     # -- training ---------------------------------------------------------------------------------
-    @contextmanager
-    def training(self) -> Iterator[RunFolder]:
-        """Hold the run's lock while it trains: its status reads "running" to everyone else."""
+    def acquire(self) -> None:
+        """Take the run's lock for training: its status reads "running" to everyone else."""
         if not self._lock.acquire():
             raise RunError(f"{self.path} is being trained by another process right now")
-        try:
-            self.record["status"] = "running"
-            self.record["pid"] = os.getpid()
+        self.record["status"] = "running"
+        self.record["pid"] = os.getpid()
+        self.write_record()
+
+    def release(self) -> None:
+        """Give the lock back; a run still marked running (left without finish(): an exception,
+        Ctrl+C) becomes "interrupted", its last checkpoint standing."""
+        if not self._lock.held:
+            return
+        if self.record.get("status") == "running":
+            self.record["status"] = "interrupted"
             self.write_record()
+        self._lock.release()
+
+    @contextmanager
+    def training(self) -> Iterator[RunFolder]:
+        """acquire() ... release() around a block."""
+        self.acquire()
+        try:
             yield self
         finally:
-            if self.record.get("status") == "running":
-                # Left without finish(): an exception or Ctrl+C. The last checkpoint stands.
-                self.record["status"] = "interrupted"
-                self.write_record()
-            self._lock.release()
+            self.release()
 
     def start_session(self, planned_epochs: int, state: TrainerState | None, environment: dict[str, Any]) -> None:
         """A process starts training the run, from ``state`` (a checkpoint) or from the start."""
@@ -304,15 +318,48 @@ class RunFolder:
             sessions[-1]["status"] = status
         self.write_record()
 
-    def save_results(self, results: dict[str, Any], model: Any = None) -> None:
-        """Record the test results and, given the model, write its weights as the run's final weights."""
+    def save_results(self, results: dict[str, Any], model: Any = None, evaluation: Evaluation | None = None) -> None:
+        """Record the test results; given the model, write its weights as the run's final weights,
+        and given the evaluation, its per-image arrays (results.npz: predictions, labels,
+        probabilities) so that it can be rebuilt without the network (load_evaluation)."""
         self.record["results"] = results
         if model is not None:
             from engine.weights import save_weights
 
             if self._write(lambda: save_weights(model, self.path / WEIGHTS), "the final weights", "weights"):
                 self.record["weights"] = WEIGHTS
+        if evaluation is not None:
+            arrays = {"predictions": evaluation.predictions.astype(np.int64),
+                      "labels": evaluation.labels.astype(np.int64),
+                      "probabilities": np.asarray(evaluation.probabilities, np.float32)}
+
+            def write() -> None:
+                with atomic.atomic_write(self.path / RESULTS) as handle:
+                    np.savez(handle, **arrays)
+
+            self._write(write, "the test results", "results")
         self.write_record()
+
+    def load_evaluation(self) -> Evaluation | None:
+        """The test evaluation of the final weights as the run recorded it, or None (no results yet,
+        or results.npz missing or damaged)."""
+        results = self.record.get("results")
+        path = self.path / RESULTS
+        if not results or not path.exists():
+            return None
+        try:
+            with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
+                predictions, labels = data["predictions"], data["labels"]
+                probabilities = data["probabilities"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            return None
+
+        def number(v: Any) -> float:
+            return math.nan if v is None else float(v)
+
+        return Evaluation(number(results.get("test_accuracy")), number(results.get("test_loss")),
+                          np.array([number(v) for v in results.get("per_class_accuracy", [])]),
+                          np.array(results.get("confusion", []), dtype=np.int64), predictions, probabilities, labels)
 
     def add_warning(self, text: str) -> None:
         warnings_list = self.record.setdefault("warnings", [])

@@ -93,42 +93,98 @@ class RunOutcome:
         return self.folder.record.get("status", "running")
 
 
+class RunSession:
+    """A trainer that trains into a run folder, over one or more calls of its run() (the studio's
+    "+1 epoch" continues the same run): ``begin`` before each, ``observe`` each event, ``end`` after.
+
+    Checkpoints are written by the trainer's epoch hook on the thread that trains (see RunRecorder);
+    ``end`` records the outcome, the test results and final weights of a completed run, and gives
+    the run's lock back.
+    """
+
+    def __init__(self, folder: RunFolder, trainer: Trainer) -> None:
+        self.folder = folder
+        self.trainer = trainer
+        self.recorder = RunRecorder(folder, trainer)
+        self.active = False
+
+    def begin(self, epochs: int | None = None) -> None:
+        """A run() of ``epochs`` more epochs (config.epochs by default) is about to start."""
+        epochs = self.trainer.config.epochs if epochs is None else epochs
+        folder = self.folder
+        folder.acquire()
+        self.active = True
+        state = self.trainer.state_dict() if self.trainer.epoch else None
+        folder.start_session(self.trainer.epoch + epochs, state, environment())
+        if folder.record.get("timings", {}).get("started") is None:
+            folder.record["timings"]["started"] = now()
+
+    def observe(self, event: Event) -> None:
+        if not isinstance(event, TrainingFinished):  # recorded by end(), once the results are in
+            self.recorder.observe(event)
+
+    def end(self, finished: TrainingFinished | None, evaluation: Evaluation | None = None,
+            error: str = "") -> None:
+        """The run() ended with ``finished`` (None: it failed with ``error``); ``evaluation`` is the
+        test evaluation of the weights it ends with (recorded for a completed run)."""
+        if not self.active:
+            return
+        folder, trainer = self.folder, self.trainer
+        try:
+            if finished is not None:
+                if finished.reason == "completed" and evaluation is not None:
+                    epoch = finished.best_epoch or trainer.epoch
+                    folder.save_results(results_of(evaluation, trainer.dataset.class_names, epoch), trainer.model,
+                                        evaluation)
+                self.recorder.observe(finished)
+            else:
+                folder.record["message"] = error
+        finally:
+            self.active = False
+            folder.release()
+
+    def close(self) -> None:
+        """Stop recording (the trainer is dropped, or another run takes its place)."""
+        if self.active:
+            self.end(None, error="training ended without a result")
+        self.recorder.detach()
+
+
 def train_in_folder(folder: RunFolder, trainer: Trainer, callback: Callable[[Event], None] | None = None,
                     evaluate: bool = True) -> RunOutcome:
     """Train ``trainer`` up to its planned epochs (config.epochs) in ``folder``, from wherever its
     state is (0 for a new run, a checkpoint's epoch for a resumed one). At the end: test results
     and the final weights in the folder (for a run that completed)."""
-    recorder = RunRecorder(folder, trainer)
+    session = RunSession(folder, trainer)
     try:
-        with folder.training():
-            state = trainer.state_dict() if trainer.epoch else None
-            folder.start_session(trainer.config.epochs, state, environment())
-            if folder.record.get("timings", {}).get("started") is None:
-                folder.record["timings"]["started"] = now()
+        session.begin(max(trainer.config.epochs - trainer.epoch, 0))
+        finished: TrainingFinished | None = None
 
-            def observe(event: Event) -> None:
-                if isinstance(event, TrainingFinished):
-                    return  # recorded below, once results are in
-                recorder.observe(event)
-                if callback is not None:
-                    callback(event)
+        def observe(event: Event) -> None:
+            nonlocal finished
+            if isinstance(event, TrainingFinished):
+                finished = event
+                return  # passed on below, once results are in
+            session.observe(event)
+            if callback is not None:
+                callback(event)
 
+        try:
             history = trainer.fit(observe, epochs=max(trainer.config.epochs - trainer.epoch, 0))
-            finished = history.finished
-            evaluation = None
-            if finished is not None and finished.reason == "completed" and evaluate:
-                started = time.perf_counter()
-                evaluation = trainer.evaluate()
-                folder.record.setdefault("timings", {})["evaluation_seconds"] = round(time.perf_counter() - started, 3)
-                final_epoch = finished.best_epoch or trainer.epoch
-                folder.save_results(results_of(evaluation, trainer.dataset.class_names, final_epoch), trainer.model)
-            if finished is not None:
-                recorder.observe(finished)
-                if callback is not None:
-                    callback(finished)
-            return RunOutcome(folder, trainer, history, evaluation)
+        except BaseException:
+            session.end(None, error="training was interrupted")
+            raise
+        evaluation = None
+        if finished is not None and finished.reason == "completed" and evaluate:
+            started = time.perf_counter()
+            evaluation = trainer.evaluate()
+            folder.record.setdefault("timings", {})["evaluation_seconds"] = round(time.perf_counter() - started, 3)
+        session.end(finished, evaluation)
+        if finished is not None and callback is not None:
+            callback(finished)
+        return RunOutcome(folder, trainer, history, evaluation)
     finally:
-        recorder.detach()
+        session.close()
 
 
 def new_run(path: str | os.PathLike, model: Model, dataset: Dataset, config: TrainConfig, dataset_ref: dict[str, Any],

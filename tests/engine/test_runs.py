@@ -68,6 +68,12 @@ def test_a_run_folder_holds_record_checkpoints_results_and_weights(tmp_path, dat
     assert results["test_accuracy"] == pytest.approx(outcome.evaluation.accuracy)
     assert np.array(results["confusion"]).sum() == 24 and len(results["predictions"]) == 24
     assert len(rec["timings"]["epoch_seconds"]) == 3 and rec["timings"]["finished"]
+    again = folder.load_evaluation()  # rebuilt without the network
+    np.testing.assert_array_equal(again.predictions, outcome.evaluation.predictions)
+    np.testing.assert_array_equal(again.labels, outcome.evaluation.labels)
+    np.testing.assert_array_equal(again.confusion, outcome.evaluation.confusion)
+    np.testing.assert_allclose(again.probabilities, outcome.evaluation.probabilities, rtol=1e-6)
+    assert again.accuracy == outcome.evaluation.accuracy and len(again.mistakes) == len(outcome.evaluation.mistakes)
     assert [e for e, _ in folder.checkpoints()] == [1, 2, 3] == rec["checkpoints"]
     state = load_checkpoint(folder.checkpoint_path(2))
     assert state.epoch == 2 and state.step == 2 * outcome.trainer.batches_per_epoch
