@@ -23,6 +23,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from shiboken6 import isValid
 
 from cnn_studio.graph import with_explicit_inputs
+from cnn_studio.runs.store import ProjectRuns
 from cnn_studio.training.run_history import RunHistory
 from cnn_studio.training.trained import TrainedNetwork
 from engine.architecture import FORMAT, Analysis, analyze, check_classifier, upgrade
@@ -50,6 +51,7 @@ class ProjectDocument(QObject):
       edit_refused(str)         an edit was pushed while locked; the payload says why it was refused
       path_changed(str)         the project file the document is saved in changed ("" = untitled)
       project_replaced()        New, Open or New from Template replaced everything (after the signals above)
+      saved(str, str)           the project was written: (the file it was saved in before, "" if untitled; the file)
     """
 
     changed = Signal()
@@ -59,6 +61,7 @@ class ProjectDocument(QObject):
     edit_refused = Signal(str)
     path_changed = Signal(str)
     project_replaced = Signal()
+    saved = Signal(str, str)
 
     def __init__(self, architecture: dict[str, Any] | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -74,6 +77,9 @@ class ProjectDocument(QObject):
         self._file_path: Path | None = None
         self.trained = TrainedNetwork(self)  # the network trained (or imported) for this project
         self.runs = RunHistory(self)  # every training run of this project
+        self.run_store = ProjectRuns(self, self)  # where its runs are kept on disk (<name>.runs/)
+        self.saved.connect(self.run_store.project_saved)
+        self.project_replaced.connect(self.run_store.project_replaced)
         self.undo_stack.cleanChanged.connect(self._clean_changed)
 
     @staticmethod
@@ -199,6 +205,10 @@ class ProjectDocument(QObject):
         if settings != self.training:
             self.training = copy.deepcopy(settings)
             self._settings_modified()
+
+    def mark_modified(self) -> None:
+        """Something to save that no edit made (e.g. runs of an untitled project, kept only until it is saved)."""
+        self._settings_modified()
 
     def _settings_modified(self) -> None:
         was = self.is_modified()

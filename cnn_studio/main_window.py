@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
         self.training_panel = workspaces.training
         self.inside_panel = workspaces.inside
         self.export_controller = workspaces.export
+        self.runs_workspace = workspaces.runs
         self._restore_layout()
 
     # -- public surface for workspaces -------------------------------------------------------------------------

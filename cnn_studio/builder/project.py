@@ -100,7 +100,9 @@ class ProjectController(QObject):
         except ProjectFileError as exc:
             self.dialogs.error("Cannot save the project", str(exc))
             return False
+        before = self.document.file_path
         self.document.set_file_path(path)
         self.document.mark_saved()
         self.recent.add(path)
+        self.document.saved.emit(str(before) if before else "", str(path))  # its runs follow it
         return True

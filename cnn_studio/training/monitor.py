@@ -186,10 +186,9 @@ class RunMonitor(QObject):
         evaluation = self.trained.evaluation()
         if evaluation is None:
             return  # dropped with the weights it belonged to: _on_trained_replaced says what now
-        dataset = self.trained.dataset()
         k = len(evaluation.confusion)
-        names = list(dataset.class_names) if dataset is not None and dataset.num_classes == k else \
-            [str(i) for i in range(k)]
+        known = self.trained.class_names()
+        names = known if len(known) == k else [str(i) for i in range(k)]
         self.results.show_evaluation(evaluation, names)
 
     # -- another network, another project ---------------------------------------------------------------------------

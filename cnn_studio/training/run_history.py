@@ -57,6 +57,7 @@ class RunRecord:
     outcome: str = "running"  # or a TrainingFinished reason, or "failed"
     message: str = ""
     test_accuracy: float | None = None
+    run_id: str = ""  # its run folder in the project's runs folder ("" when the run was not kept)
 
     @property
     def label(self) -> str:
@@ -126,6 +127,16 @@ class RunHistory(QObject):
     def changed(self, record: RunRecord) -> None:
         self.run_changed.emit(record)
 
+    def restore(self, records: list[RunRecord]) -> None:
+        """Put back runs kept on disk (a project was opened), oldest first, as if they had just run."""
+        for record in records:
+            record.number = len(self.runs) + 1
+            self.runs.append(record)
+            self.run_added.emit(record)
+
+    def by_run_id(self, run_id: str) -> RunRecord | None:
+        return next((r for r in self.runs if run_id and r.run_id == run_id), None)
+
     def clear(self) -> None:
         self.runs.clear()
         self.cleared.emit()
@@ -153,12 +164,16 @@ class RunRecorder(QObject):
 
     def _on_began(self, fresh: bool) -> None:
         record = self.history.current
+        run_id = getattr(self.runner, "run_id", "")
+        if record is not None and not fresh and record.run_id != run_id:
+            fresh = True  # a kept run resumed whose record is not the newest: it gets a record of its own
         if fresh or record is None:
             dataset = self.runner.dataset
             architecture = self.trained.architecture() or {}
-            self.history.new_run(self.runner.config, dataset.name if dataset is not None else "",
-                                 describe_network(architecture))
-        else:  # "+1 epoch": the current run goes on
+            record = self.history.new_run(self.runner.config, dataset.name if dataset is not None else "",
+                                          describe_network(architecture))
+            record.run_id = run_id
+        else:  # "+1 epoch" (or a kept run resumed): the current run goes on
             record.outcome = "running"
             self.history.changed(record)
         self._recording = True

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
+from cnn_studio.runs.recording import RunRecording
 from cnn_studio.training.threads import new_thread, register
 from cnn_studio.training.trained import TrainedNetwork, WeightSnapshot
 from cnn_studio.training.training_worker import (
@@ -81,6 +83,10 @@ class TrainingRunner(QObject):
         self._idle_probe_timer.setSingleShot(True)
         self._idle_probe_timer.timeout.connect(self._compute_idle_probe)
         trained.replaced.connect(self._on_trained_replaced)
+        # Where a fresh run is kept on disk: set by whoever owns the project's runs folder; called with
+        # (architecture, dataset, config), it returns a RunRecording or None (the run is not kept).
+        self.recording_for: Callable[[dict[str, Any], Dataset, TrainConfig], RunRecording | None] | None = None
+        self._recording: RunRecording | None = None
 
     # -- state ------------------------------------------------------------------------------------------
     @property
@@ -107,6 +113,11 @@ class TrainingRunner(QObject):
         return None if self._worker is None else self._worker.dataset
 
     @property
+    def run_id(self) -> str:
+        """The run folder the current (or last) run is kept in ("" when it is not kept)."""
+        return self._recording.run_id if self._recording is not None else ""
+
+    @property
     def last_batch(self) -> BatchEnd | None:
         return self._last_batch
 
@@ -126,11 +137,13 @@ class TrainingRunner(QObject):
 
     # -- runs ---------------------------------------------------------------------------------------------
     def start(self, architecture: dict[str, Any], dataset: Dataset, config: TrainConfig,
-              initial_weights: dict[str, np.ndarray] | None = None) -> None:
+              initial_weights: dict[str, np.ndarray] | None = None, recording: RunRecording | None = None) -> None:
         """Train a network built from a copy of ``architecture`` on ``dataset``.
 
         It starts from ``initial_weights`` when given (e.g. imported ones), else from a fresh seeded
-        initialisation.
+        initialisation. The run is kept on disk as ``recording`` says (by default as ``recording_for``
+        says); a recording with ``resume`` continues the interrupted run in its folder from its last
+        checkpoint, up to its planned epochs.
 
         Raises the engine's typed errors (engine.preflight) at once, before any thread starts, for
         whatever can be seen without training: a setting out of range, an invalid architecture, the
@@ -140,8 +153,11 @@ class TrainingRunner(QObject):
             raise TrainingError("training is already running; stop it first")
         architecture = copy.deepcopy(architecture)
         check_training(analyze(architecture), dataset, config)  # the worker builds through prepare()
+        if recording is None and self.recording_for is not None:
+            recording = self.recording_for(architecture, dataset, config)
         self._retire_worker()
-        worker = TrainingWorker(architecture, dataset, config, initial_weights=initial_weights)
+        worker = TrainingWorker(architecture, dataset, config, initial_weights=initial_weights, recording=recording)
+        self._recording = recording
         thread = new_thread("training", worker)
         worker.event.connect(self._on_worker_event)
         self._run_requested.connect(worker.run)
@@ -150,7 +166,8 @@ class TrainingRunner(QObject):
         self._worker, self._thread, self._config = worker, thread, config
         self._last_batch, self._recorded = None, None
         self.trained.begin_run(architecture, dataset, config.seed)
-        self._begin_run(0, fresh=True)
+        self.trained.run_id = self.run_id
+        self._begin_run(0, fresh=recording is None or not recording.resume)
 
     def continue_training(self, epochs: int = 1) -> None:
         """Train ``epochs`` more epochs with the last run's weights and optimizer state."""
@@ -267,6 +284,8 @@ class TrainingRunner(QObject):
         self._thread_quitting = False
         if self._worker is not None:
             self._run_requested.disconnect(self._worker.run)
+            if self._worker.run_session is not None:
+                self._worker.run_session.close()  # its thread has ended: nothing writes the run any more
         self._thread, self._worker = None, None
 
     @Slot()

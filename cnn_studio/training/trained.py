@@ -77,6 +77,8 @@ class TrainedNetwork(QObject):
         self._epochs_completed = 0
         # Imported weights nothing has trained from yet: the next Start begins from them.
         self._imported: Model | None = None
+        self._class_names: list[str] = []  # of weights restored from a run, before any dataset is loaded
+        self.run_id = ""  # the run folder the weights belong to ("" when not kept)
 
     # -- reading ----------------------------------------------------------------------------------------
     @property
@@ -103,6 +105,10 @@ class TrainedNetwork(QObject):
 
     def evaluation(self) -> Evaluation | None:
         return self._evaluation
+
+    def class_names(self) -> list[str]:
+        """The class names of the weights' dataset (known from a restored run before its dataset loads)."""
+        return list(self._dataset.class_names) if self._dataset is not None else list(self._class_names)
 
     def weights(self) -> dict[str, np.ndarray] | None:
         """A copy of the latest weights (None when there are none)."""
@@ -140,6 +146,7 @@ class TrainedNetwork(QObject):
         self._dataset, self._seed = dataset, seed
         self._snapshot = self._model = self._evaluation = self._imported = None
         self._epochs_completed = 0
+        self._class_names, self.run_id = list(dataset.class_names), ""
 
     def record_snapshot(self, snapshot: WeightSnapshot) -> None:
         self._snapshot, self._model = snapshot, None
@@ -151,6 +158,17 @@ class TrainedNetwork(QObject):
         self.evaluation_changed.emit()
 
     # -- writing: from outside a run ---------------------------------------------------------------------------
+    def restore(self, architecture: dict[str, Any], seed: int, snapshot: WeightSnapshot,
+                evaluation: Evaluation | None, class_names: list[str], run_id: str = "") -> None:
+        """Show the weights a kept run ended with (a project was opened): no run to continue, no dataset
+        until one is loaded."""
+        self._architecture = copy.deepcopy(architecture)
+        self._dataset, self._seed, self._imported = None, seed, None
+        self._snapshot, self._model, self._evaluation = snapshot, None, evaluation
+        self._epochs_completed = snapshot.epochs_completed
+        self._class_names, self.run_id = list(class_names), run_id
+        self._announce_replacement()
+
     def adopt(self, model: Model, dataset: Dataset | None = None) -> None:
         """Take ``model`` as the project's network (e.g. File > Import Weights); the next Start trains on
         from its weights."""
@@ -158,6 +176,7 @@ class TrainedNetwork(QObject):
         self._dataset, self._seed = dataset, 0
         self._snapshot, self._model, self._imported, self._evaluation = None, model, model, None
         self._epochs_completed = 0
+        self._class_names, self.run_id = list(dataset.class_names) if dataset is not None else [], ""
         self._announce_replacement()
 
     def clear(self) -> None:
@@ -165,6 +184,7 @@ class TrainedNetwork(QObject):
         self._architecture = self._dataset = self._snapshot = self._model = self._imported = None
         self._evaluation = None
         self._epochs_completed = 0
+        self._class_names, self.run_id = [], ""
         self._announce_replacement()
 
     def _announce_replacement(self) -> None:

@@ -20,12 +20,14 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
+from cnn_studio.runs.recording import RunRecording, start_recording
 from cnn_studio.training.thread_warnings import warnings_to
 from cnn_studio.training.trained import WeightSnapshot
 from engine.data import Dataset
 from engine.errors import EngineError
 from engine.layers.activations import softmax
 from engine.model import Model
+from engine.runs.session import RunSession
 from engine.training import BatchEnd, EpochEnd, TrainConfig, Trainer, TrainingFinished, prepare
 
 log = logging.getLogger(__name__)
@@ -103,10 +105,14 @@ class TrainingWorker(QObject):
     def __init__(self, architecture: dict[str, Any], dataset: Dataset, config: TrainConfig,
                  *, batch_emit_interval: float = 1.0 / BATCH_EMITS_PER_SECOND,
                  probe_interval: float = 1.0 / PROBES_PER_SECOND,
-                 initial_weights: dict[str, np.ndarray] | None = None) -> None:
+                 initial_weights: dict[str, np.ndarray] | None = None,
+                 recording: RunRecording | None = None) -> None:
         super().__init__()
         self.architecture = copy.deepcopy(architecture)
         self.initial_weights = initial_weights
+        # Where the run is kept on disk (None: not kept); its session writes from this thread.
+        self.recording = recording
+        self.run_session: RunSession | None = None
         self.dataset = dataset
         self.config = config
         self.batch_emit_interval = batch_emit_interval
@@ -181,12 +187,16 @@ class TrainingWorker(QObject):
                 log.info("training stopped by a user-fixable problem: %s", exc)
             else:
                 log.error("training failed:\n%s", traceback.format_exc())
+            if self.run_session is not None:
+                self.run_session.end(None, error=describe_exception(exc))
             self.event.emit(RunFailed(describe_exception(exc)))
 
     def _build_trainer(self) -> Trainer:
         self.event.emit(Status("Building the network…"))
         _model, trainer = prepare(self.architecture, self.dataset, self.config, weights=self.initial_weights)
         self.initial_weights = None
+        if self.recording is not None:
+            self.run_session = start_recording(self.recording, trainer, self.dataset, self._send_warning)
         with self._lock:
             self.trainer = trainer
             if self._pause_requested:
@@ -203,10 +213,17 @@ class TrainingWorker(QObject):
         if trainer is None:
             trainer = self._build_trainer()
             self._emit_snapshot(trainer)  # the untrained network: views can show it while epoch 1 runs
+        if epochs is None and self.recording is not None and self.recording.resume:
+            epochs = max(self.config.epochs - trainer.epoch, 0)  # a resumed run goes on to its planned end
+        session = self.run_session
+        if session is not None:
+            session.begin(epochs)
         pending: list[BatchEnd] = []
         last_emit = last_probe = time.perf_counter()
         finished: TrainingFinished | None = None
         for event in trainer.run(epochs):
+            if session is not None:
+                session.observe(event)
             if self._stop_requested:
                 # Trainer.run clears its stop flag when it starts, so a stop that came earlier is re-sent.
                 trainer.stop()
@@ -239,9 +256,17 @@ class TrainingWorker(QObject):
             self._emit_snapshot(trainer)
         if self._probe_x is not None:
             self._emit_probe(trainer.model)
+        evaluation = None
         if not self._skip_evaluation and len(self.dataset.y_test):
             self.event.emit(Status("Evaluating on the test set…"))
-            self.event.emit(trainer.evaluate("test"))
+            evaluation = trainer.evaluate("test")
+            self.event.emit(evaluation)
+        if session is not None:
+            if self._skip_evaluation and finished.reason == "stopped":
+                # Stopped because the studio closed: the run was interrupted, not ended by the user.
+                session.end(None, error="the studio closed while the run was training")
+            else:
+                session.end(finished, evaluation)
         self.event.emit(finished)
 
     def _emit_snapshot(self, trainer: Trainer) -> None:

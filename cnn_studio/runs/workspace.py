@@ -1,0 +1,220 @@
+"""The project's runs in the window: every run is kept on disk as it trains, opening a project brings its
+runs back (curves, results, the last run's weights), and an interrupted run is offered for resuming.
+
+``RunsWorkspace`` is installed by the window (panels.install_panels) with the window's training session;
+it tells the session's runner where each run goes (``runner.recording_for``) and restores the document's
+run history and trained network from the project's runs folder whenever a project is opened.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMessageBox
+
+from cnn_studio.messages import headless
+from cnn_studio.runs.recording import RunRecording
+from cnn_studio.runs.restore import restore_history, restore_trained
+from cnn_studio.training.session import TrainingSession
+from engine.data import Dataset
+from engine.errors import EngineError
+from engine.runs import RunFolder
+from engine.training import TrainConfig
+
+log = logging.getLogger(__name__)
+KEEP_SETTING = "keep_checkpoints"  # the project's training settings: which checkpoints each run keeps
+
+
+def run_label(config: TrainConfig) -> str:
+    """A run folder's name: when, and its main settings."""
+    import datetime
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{config.optimizer}-lr{config.learning_rate:g}-bs{config.batch_size}"
+
+
+class RunsWorkspace(QObject):
+    """Signals: restored() (a project's runs are back), resume_offered(str) (the run id of an interrupted run
+    the user may resume), resumed(str)."""
+
+    restored = Signal()
+    resume_offered = Signal(str)
+    resumed = Signal(str)
+
+    def __init__(self, window: Any, session: TrainingSession) -> None:
+        super().__init__(window)
+        self.window = window
+        self.document = window.document
+        self.store = self.document.run_store
+        self.session = session
+        self.runner = session.runner
+        self.offer: str = ""  # the interrupted run offered for resuming ("" when none)
+        self._offer_box: QMessageBox | None = None
+        self._resume_pending: tuple[RunFolder, str] | None = None  # waiting for its dataset to load
+
+        self.runner.recording_for = self._recording_for
+        self.runner.began.connect(self._on_began)
+        window.close_guards.append(self._on_window_closing)
+        self.runner.finished.connect(lambda _event: self.store.notify_changed())
+        self.runner.failed.connect(lambda _message: self.store.notify_changed())
+        self.document.project_replaced.connect(self.restore)
+        self.store.warning.connect(lambda text: self.window.statusBar().showMessage(text, 10000))
+        session.datasets.loaded.connect(self._on_dataset_loaded)
+        session.datasets.failed.connect(self._on_dataset_failed)
+
+        self.resume_action = QAction("Resume Interrupted Run", self)
+        self.resume_action.setToolTip("Go on training the run that was interrupted, from its last checkpoint")
+        self.resume_action.triggered.connect(lambda _checked=False: self.resume_offered_run())
+        self.resume_action.setEnabled(False)
+        menu = window.menus.get("Train")
+        if menu is not None:
+            menu.addSeparator()
+            menu.addAction(self.resume_action)
+        self.restore()
+
+    # -- keeping runs -----------------------------------------------------------------------------------------
+    def _recording_for(self, architecture: dict[str, Any], dataset: Dataset, config: TrainConfig) -> RunRecording:
+        try:
+            path = self.store.new_run_path(run_label(config))
+        except OSError as exc:
+            self.window.statusBar().showMessage(f"This run is not kept on disk: {exc.strerror or exc}", 10000)
+            path = None
+        keep = str((self.document.training or {}).get(KEEP_SETTING, "all"))
+        spec = self.session.datasets.current_ref or self.document.dataset_ref
+        name = self.document.display_name
+        return None if path is None else RunRecording(Path(path), spec, keep, architecture_name=name)
+
+    def _on_began(self, _fresh: bool) -> None:
+        if self.store.temporary and self.runner.run_id:
+            # The run lives in a temporary folder until the project is saved: there is something to save.
+            self.document.mark_modified()
+
+    def _on_window_closing(self) -> bool:
+        """The window closes (the user saved or discarded): an untitled project's runs go with it."""
+        self._close_offer()
+        self.store.discard_temporary()
+        return True
+
+    # -- opening a project ------------------------------------------------------------------------------------
+    def folders(self) -> list[RunFolder]:
+        """The project's run folders, oldest first (unreadable ones left out)."""
+        found = []
+        for summary in self.store.runs():
+            try:
+                found.append(RunFolder.open(summary.path))
+            except EngineError as exc:
+                log.info("run skipped: %s", exc)
+        return found
+
+    def restore(self) -> None:
+        """Bring the project's kept runs back: the history's curves and outcomes, the newest run's weights
+        and results as the trained network. Offers to resume the newest run when it was interrupted."""
+        self._close_offer()
+        if self.runner.running or self.document.runs.runs:
+            return  # (a project with live runs in memory already shows them)
+        folders = self.folders()
+        if not folders:
+            self.restored.emit()
+            return
+        records = restore_history(self.document.runs, folders)
+        panel = getattr(self.window, "training_panel", None)
+        if panel is not None and records:
+            # The curves' axes span the newest run, as they would at the end of a live one.
+            newest = records[-1]
+            panel.plots.expect(int(newest.batch_loss.x[-1]) if len(newest.batch_loss) else 1,
+                               max(len(newest.epochs), 1))
+            panel.plots.redraw()
+        for folder in reversed(folders):
+            if restore_trained(self.document.trained, folder):
+                break
+        newest = folders[-1]
+        if newest.status == "interrupted" and newest.resumable:
+            self._offer(newest)
+        self.restored.emit()
+
+    # -- resuming ---------------------------------------------------------------------------------------------
+    def _offer(self, folder: RunFolder) -> None:
+        self.offer = folder.id
+        self.resume_action.setEnabled(True)
+        self.resume_action.setText(f"Resume Interrupted Run ({folder.epochs_completed}/{folder.epochs_planned} "
+                                   "epochs)")
+        self.resume_offered.emit(folder.id)
+        if headless():
+            return  # nobody could answer: the Train menu keeps the offer
+        box = QMessageBox(QMessageBox.Icon.Question, "Resume the interrupted run?",
+                          f"The last run of this project was interrupted after epoch {folder.epochs_completed} of "
+                          f"{folder.epochs_planned}.", parent=self.window)
+        box.setInformativeText("Resume it from its last checkpoint? It ends exactly as if it had never stopped. "
+                               "(Train > Resume Interrupted Run offers it later too.)")
+        resume = box.addButton("Resume", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Not now", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(resume)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.buttonClicked.connect(lambda button: self.resume_offered_run() if button is resume else None)
+        box.finished.connect(lambda _result: setattr(self, "_offer_box", None))
+        self._offer_box = box
+        box.open()
+
+    def _close_offer(self) -> None:
+        self.offer = ""
+        self.resume_action.setEnabled(False)
+        self.resume_action.setText("Resume Interrupted Run")
+        box, self._offer_box = self._offer_box, None
+        if box is not None:
+            box.close()
+
+    def resume_offered_run(self) -> bool:
+        """Resume the offered run: its dataset loads if needed, then it trains on. False when not possible."""
+        if not self.offer or self.runner.running:
+            return False
+        try:
+            folder = RunFolder.open(self.store.folder / self.offer)
+        except EngineError as exc:
+            self.window.statusBar().showMessage(f"Cannot resume the run: {exc}", 10000)
+            return False
+        spec = (folder.record.get("dataset") or {}).get("spec")
+        if not spec:
+            self.window.statusBar().showMessage("Cannot resume the run: its dataset was not loaded from a file", 10000)
+            return False
+        self._close_offer()
+        datasets = self.session.datasets
+        if datasets.has(spec):
+            self._resume(folder, datasets.current)
+        else:
+            self._resume_pending = (folder, spec)
+            datasets.request(spec)
+        return True
+
+    def _on_dataset_loaded(self, ref: str, dataset: Dataset) -> None:
+        pending = self._resume_pending
+        if pending is not None and pending[1] == ref:
+            self._resume_pending = None
+            self._resume(pending[0], dataset)
+
+    def _on_dataset_failed(self, ref: str, message: str) -> None:
+        pending = self._resume_pending
+        if pending is not None and pending[1] == ref:
+            self._resume_pending = None
+            self.window.statusBar().showMessage(f"Cannot resume the run: {message}", 10000)
+
+    def _resume(self, folder: RunFolder, dataset: Dataset) -> None:
+        record = folder.record
+        config = TrainConfig.from_dict({**record["config"], "epochs": folder.epochs_planned})
+        recording = RunRecording(folder.path, resume=True)
+        try:
+            self.runner.start(record["architecture"], dataset, config, recording=recording)
+        except (EngineError, ValueError) as exc:
+            self.window.statusBar().showMessage(f"Cannot resume the run: {exc}", 10000)
+            return
+        self.window.statusBar().showMessage(
+            f"Resuming the run after epoch {folder.epochs_completed} of {folder.epochs_planned}", 6000)
+        self.resumed.emit(folder.id)
+
+
+def install_runs(window: Any, session: TrainingSession) -> RunsWorkspace:
+    return RunsWorkspace(window, session)

@@ -1,0 +1,150 @@
+"""Runs kept with the project: train, save, close, reopen and find the trained network, its curves and
+results; an untitled project's runs move beside it on first save; an interrupted run is offered for
+resuming and ends as if it had never stopped."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings
+
+import cnn_studio.training.panel as panel_module
+from cnn_studio.main_window import MainWindow
+from cnn_studio.runs.store import runs_folder_for
+from engine.model import Model
+from engine.runs import RunFolder, dataset_reference, new_run, train_in_folder
+from engine.training import TrainConfig
+from tests.helpers.engine_factories import SMALL_CNN, stripes_dataset
+
+WAIT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def data():
+    return stripes_dataset(192, 48)
+
+
+@pytest.fixture
+def npz(tmp_path, data):
+    path = tmp_path / "stripes.npz"
+    np.savez(path, x=data.x_train[..., 0], y=data.y_train, x_test=data.x_test[..., 0], y_test=data.y_test,
+             class_names=np.array(data.class_names))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def quiet(monkeypatch):
+    monkeypatch.setattr(panel_module, "show_message", lambda *args, **kwargs: None)
+
+
+def make_window(tmp_path) -> MainWindow:
+    w = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    w.resize(1100, 750)
+    w.show()
+    return w
+
+
+def close(w: MainWindow) -> None:
+    w.document.mark_saved()
+    w.close()
+    w.deleteLater()
+
+
+def train(qtbot, w: MainWindow, epochs: int = 2) -> None:
+    panel = w.training_panel
+    panel.form.set_config(TrainConfig(epochs=epochs, batch_size=32, learning_rate=0.05))
+    with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS) as ended:
+        panel.start()
+    assert ended.args == ["completed"]
+
+
+def test_train_save_close_reopen_brings_the_run_back(qtbot, tmp_path, data, npz):
+    w = make_window(tmp_path)
+    w.document.replace_architecture(SMALL_CNN)
+    w.training_panel.use_dataset(data, str(npz))
+    temporary = w.document.run_store.folder
+    train(qtbot, w)
+    assert w.document.is_modified()  # the run lives in a temporary folder until the project is saved
+    trained_weights = w.document.trained.weights()
+    record = w.document.runs.current
+    evaluation = w.document.trained.evaluation()
+    assert record.run_id and (temporary / record.run_id / "run.json").exists()
+
+    project = tmp_path / "proj.cnnproj"
+    assert w.project.save_as(project)
+    runs = runs_folder_for(project)
+    assert (runs / record.run_id / "weights.npz").exists() and not temporary.exists()
+    assert w.document.run_store.folder == runs
+    curves = (record.batch_loss.y.copy(), [e.val_loss for e in record.epochs])
+    close(w)
+
+    w = make_window(tmp_path)
+    assert w.project.open_project(project)
+    trained = w.document.trained
+    assert not trained.empty and trained.epochs_completed == 2 and trained.run_id == record.run_id
+    for name, value in trained_weights.items():
+        np.testing.assert_array_equal(trained.weights()[name], value, err_msg=name)
+    back = w.document.runs.current
+    assert len(w.document.runs.runs) == 1 and back.outcome == "completed" and back.run_id == record.run_id
+    np.testing.assert_array_equal(back.batch_loss.y, curves[0])
+    assert [e.val_loss for e in back.epochs] == pytest.approx(curves[1], rel=1e-12)
+    assert back.test_accuracy == pytest.approx(evaluation.accuracy)
+    again = trained.evaluation()
+    np.testing.assert_array_equal(again.confusion, evaluation.confusion)
+    np.testing.assert_array_equal(again.predictions, evaluation.predictions)
+    results = w.training_panel.results
+    assert results.evaluation is again
+    assert w.training_panel.history_list.count() == 1
+    x, y = w.training_panel.plots.raw_curve.getData()
+    assert len(x) == len(curves[0])
+    # The Inside tab works on the run's weights at once, without training.
+    inside = w.inside_panel
+    assert inside.model is not None
+    for name, value in trained_weights.items():
+        np.testing.assert_array_equal(inside.model.tensors()[name], value)
+    close(w)
+
+
+def make_interrupted_run(runs_folder, data, npz, config):
+    """A run of SMALL_CNN that stopped after its first epoch, as a killed process leaves it."""
+    model = Model(SMALL_CNN, seed=config.seed)
+    folder, trainer = new_run(runs_folder / "cut", model, data, config, dataset_reference(data, npz))
+    with folder.training():
+        folder.start_session(config.epochs, None, {})
+        trainer.epoch_hooks.append(lambda event: folder.save_epoch(trainer.state_dict(), 0.1))
+        trainer.fit(epochs=1)
+        folder.record["status"] = "killed"  # (left without marking it interrupted)
+    folder.record["status"] = "running"
+    folder.write_record()
+    return folder
+
+
+def test_an_interrupted_run_is_offered_and_resumes_bit_identically(qtbot, tmp_path, data, npz):
+    config = TrainConfig(epochs=3, batch_size=32, learning_rate=0.05)
+    project = tmp_path / "p.cnnproj"
+    project.write_text(json.dumps({"format": "cnn-studio.project/1", "architecture": SMALL_CNN,
+                                   "dataset": str(npz), "training": config.to_dict()}))
+    runs = runs_folder_for(project)
+    make_interrupted_run(runs, data, npz, config)
+    whole = train_in_folder(*new_run(tmp_path / "whole", Model(SMALL_CNN, seed=config.seed), data, config,
+                                     dataset_reference(data, npz))).trainer.model
+
+    w = make_window(tmp_path)
+    workspace = w.runs_workspace
+    with qtbot.waitSignal(workspace.resume_offered, timeout=WAIT_MS):
+        assert w.project.open_project(project)
+    assert workspace.offer == "cut" and workspace.resume_action.isEnabled()
+    assert w.document.runs.current.outcome == "interrupted" and len(w.document.runs.current.epochs) == 1
+    with qtbot.waitSignal(w.training_panel.run_ended, timeout=WAIT_MS) as ended:
+        assert workspace.resume_offered_run()
+    assert ended.args == ["completed"]
+    folder = RunFolder.open(runs / "cut")
+    assert folder.status == "completed" and folder.epochs_completed == 3
+    assert [s["from_epoch"] for s in folder.record["sessions"]] == [0, 1]
+    assert len(w.document.runs.runs) == 1 and len(w.document.runs.current.epochs) == 3
+    for name, value in whole.tensors().items():
+        np.testing.assert_array_equal(w.document.trained.weights()[name], value, err_msg=name)
+    assert not workspace.resume_action.isEnabled()
+    close(w)
