@@ -129,13 +129,14 @@ class SamplePicker(QWidget):
         self.caption = QLabel("No sample")
         self.caption.setWordWrap(True)
 
+        self._drawing_for_want_of_images = False  # the Draw page shows because no test images were there
         self.sources = SourceSwitcher()
         self.sources.addTab(self._build_test_page(), "Test set")
         self.sources.addTab(self._build_file_page(), "Picture")
         self.pad = DrawingPad()
         self.pad.drawing_changed.connect(self._on_source_edited)
         self.sources.addTab(self.pad, "Draw")
-        self.sources.currentChanged.connect(lambda _i: self._on_source_edited())
+        self.sources.currentChanged.connect(lambda _i: self._on_page_chosen())
         # Click the picture (or any part of the picker that does not use the arrow keys itself),
         # then Left / Right browse the test images, Home / End jump to the first / last.
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
@@ -223,6 +224,10 @@ class SamplePicker(QWidget):
             self.sources.setTabToolTip(0, "")
         if self._dataset is None and self.source == SOURCE_TEST:
             self.sources.setCurrentIndex(2)
+            self._drawing_for_want_of_images = True
+        elif self._dataset is not None and self._drawing_for_want_of_images and self.source == SOURCE_DRAW:
+            # Drawing only because no test images had loaded yet (e.g. a project just opened): they are here.
+            self.sources.setCurrentIndex(0)
         self.pad.set_input_shape(self._input_shape)
         self._file_pixels = None
         self._reconvert_file(notify=False)
@@ -408,6 +413,10 @@ class SamplePicker(QWidget):
         if isinstance(self._normalization, dict):
             return float(self._normalization.get("scale", 1 / 255))
         return float(getattr(self._normalization, "scale", 1 / 255))
+
+    def _on_page_chosen(self) -> None:
+        self._drawing_for_want_of_images = False  # a page chosen (by the user or for them) stays chosen
+        self._on_source_edited()
 
     def _on_source_edited(self) -> None:
         pixels = self.current_pixels()

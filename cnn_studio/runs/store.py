@@ -75,6 +75,8 @@ class ProjectRuns(QObject):
 
     def runs(self) -> list[RunSummary]:
         """Every readable run of the project, oldest first."""
+        if self.temporary and self._temp is None:
+            return []  # (no temporary folder is made just to find it empty)
         folder = self.folder
         if not folder.is_dir():
             return []
@@ -127,6 +129,9 @@ class ProjectRuns(QObject):
 
     # -- moving -------------------------------------------------------------------------------------------
     def _move_runs(self, source: Path, target: Path) -> None:
+        if not any(run.is_dir() for run in source.iterdir()):
+            shutil.rmtree(source, ignore_errors=True)  # no run to move: no runs folder beside the project
+            return
         try:
             target.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -164,9 +169,12 @@ class ProjectRuns(QObject):
                     run.parent.rmdir()  # the temporary folder, once empty
 
     def _copy_runs(self, source: Path, target: Path) -> None:
+        runs = [run for run in sorted(source.iterdir()) if run.is_dir()]
+        if not runs:
+            return
         try:
             target.mkdir(parents=True, exist_ok=True)
-            for run in sorted(source.iterdir()):
+            for run in runs:
                 if run.is_dir():
                     shutil.copytree(run, unique_child(target, run.name), ignore=shutil.ignore_patterns(LOCK))
         except (OSError, RunError) as exc:

@@ -131,6 +131,8 @@ class RunsWorkspace(QObject):
         for folder in reversed(folders):
             if restore_trained(self.document.trained, folder):
                 break
+        if panel is not None and not self.document.trained.empty:
+            panel.datasets.ensure_loaded()  # the test images the Inside tab looks at, in the background
         newest = folders[-1]
         if newest.status == "interrupted" and newest.resumable:
             self._offer(newest)

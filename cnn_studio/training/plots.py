@@ -200,6 +200,8 @@ class TrainingPlots(QWidget):
         for widget in (self.batch_plot, self.loss_plot):
             widget.getPlotItem().setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
         self.accuracy_plot.getPlotItem().setXRange(0, 1, padding=0)
+        # Setting a range fixes it: the epoch losses' axis follows the next run's values again.
+        self.loss_plot.getPlotItem().enableAutoRange(axis="y")
 
     def data_changed(self) -> None:
         """New batches or epochs were added to the current record: ``refresh`` draws them."""

@@ -34,7 +34,7 @@ from engine.metrics import Evaluation
 from engine.runs import record as records
 from engine.runs.checkpoint import CheckpointError, load_checkpoint, load_checkpoint_weights, save_checkpoint
 from engine.runs.lock import RunLock, is_locked
-from engine.training_state import TrainerState, json_safe
+from engine.training_state import TrainerState, TrainingLog, json_safe
 
 RECORD = "run.json"
 CHECKPOINTS = "checkpoints"
@@ -251,34 +251,39 @@ class RunFolder:
         finally:
             self.release()
 
-    def start_session(self, planned_epochs: int, state: TrainerState | None, environment: dict[str, Any]) -> None:
-        """A process starts training the run, from ``state`` (a checkpoint) or from the start."""
+    def start_session(self, planned_epochs: int, state: TrainerState | TrainingLog | None,
+                      environment: dict[str, Any], from_epoch: int | None = None) -> None:
+        """A process starts training the run after epoch ``from_epoch`` (the state's epoch; 0 without
+        one), its log so far in ``state`` (a TrainerState or a trainer's TrainingLog)."""
         rec = self.record
         rec["epochs_planned"] = int(planned_epochs)
-        start = state.epoch if state is not None else 0
-        rec.setdefault("sessions", []).append({"started": now(), "from_epoch": start, "environment": environment})
-        if start < self.epochs_completed or start == 0:
+        log = state.log if isinstance(state, TrainerState) else state
+        if from_epoch is None:
+            from_epoch = state.epoch if isinstance(state, TrainerState) else 0
+        rec.setdefault("sessions", []).append({"started": now(), "from_epoch": int(from_epoch),
+                                               "environment": environment})
+        if from_epoch < self.epochs_completed or from_epoch == 0:
             # Resumed from an earlier checkpoint than the record reached: later epochs are redone.
-            records.truncate(rec, start)
-        if state is not None:
-            self._take_log(state)
-        elif start == 0:
+            records.truncate(rec, from_epoch)
+        if log is not None:
+            self._take_log(log, from_epoch)
+        elif from_epoch == 0:
             rec["batches"] = {"loss": [], "accuracy": [], "learning_rate": []}
         self.write_record()
 
-    def _take_log(self, state: TrainerState) -> None:
+    def _take_log(self, log: TrainingLog, epochs: int) -> None:
         rec = self.record
-        rec["history"] = [json_safe(e) for e in state.log.epochs]
-        rec["batches"] = {"loss": _finite(state.log.batch_loss), "accuracy": _finite(state.log.batch_accuracy),
-                          "learning_rate": _finite(state.log.batch_lr)}
-        rec["epochs_completed"] = state.epoch
+        rec["history"] = [json_safe(e) for e in log.epochs]
+        rec["batches"] = {"loss": _finite(log.batch_loss), "accuracy": _finite(log.batch_accuracy),
+                          "learning_rate": _finite(log.batch_lr)}
+        rec["epochs_completed"] = epochs
         rec["best"] = records.best_epoch(rec)
 
     def save_epoch(self, state: TrainerState, seconds: float) -> bool:
         """Checkpoint epoch ``state.epoch`` and bring the record up to it; returns False (after a
         warning) when the disk refused either write."""
         rec = self.record
-        self._take_log(state)
+        self._take_log(state.log, state.epoch)
         timings = rec.setdefault("timings", {})
         epoch_seconds = timings.setdefault("epoch_seconds", [])
         del epoch_seconds[state.epoch - 1:]

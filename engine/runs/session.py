@@ -114,8 +114,10 @@ class RunSession:
         folder = self.folder
         folder.acquire()
         self.active = True
-        state = self.trainer.state_dict() if self.trainer.epoch else None
-        folder.start_session(self.trainer.epoch + epochs, state, environment())
+        trainer = self.trainer
+        # (after a stop mid-epoch the trainer's state is not between epochs, but its log is)
+        folder.start_session(trainer.epoch + epochs, trainer.log if trainer.epoch else None, environment(),
+                             from_epoch=trainer.epoch)
         if folder.record.get("timings", {}).get("started") is None:
             folder.record["timings"]["started"] = now()
 
