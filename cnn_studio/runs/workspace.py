@@ -20,13 +20,13 @@ from cnn_studio.messages import headless
 from cnn_studio.runs.recording import RunRecording
 from cnn_studio.runs.restore import restore_history, restore_trained
 from cnn_studio.training.session import TrainingSession
+from cnn_studio.training.settings_binding import KEEP_CHECKPOINTS
 from engine.data import Dataset
 from engine.errors import EngineError
 from engine.runs import RunFolder
 from engine.training import TrainConfig
 
 log = logging.getLogger(__name__)
-KEEP_SETTING = "keep_checkpoints"  # the project's training settings: which checkpoints each run keeps
 
 
 def run_label(config: TrainConfig) -> str:
@@ -83,7 +83,7 @@ class RunsWorkspace(QObject):
         except OSError as exc:
             self.window.statusBar().showMessage(f"This run is not kept on disk: {exc.strerror or exc}", 10000)
             path = None
-        keep = str((self.document.training or {}).get(KEEP_SETTING, "all"))
+        keep = str((self.document.training or {}).get(KEEP_CHECKPOINTS, "all"))
         spec = self.session.datasets.current_ref or self.document.dataset_ref
         name = self.document.display_name
         return None if path is None else RunRecording(Path(path), spec, keep, architecture_name=name)

@@ -139,6 +139,8 @@ class RunMonitor(QObject):
                                                    f"({event.val_accuracy:.1%})"
         self._status(f"Epoch {event.epoch}/{event.epochs}: training loss {event.train_loss:.4f} "
                      f"({event.train_accuracy:.1%}){val}", 5000)
+        if event.note:  # e.g. the plateau schedule lowered the learning rate
+            self.notices.say(f"After epoch {event.epoch}: {event.note}.", timeout_ms=8000)
 
     def _on_rate_changed(self, kind: str, value: float, step: int) -> None:
         self.plots.mark_rate_change(step, kind, value)
@@ -168,6 +170,8 @@ class RunMonitor(QObject):
             self.notices.show(event.message, error=True)
             if not self.closing:
                 self.notify("warning", "Training diverged", event.message)
+        elif event.reason == "completed" and event.message:  # stopped early, or ended on its best epoch
+            self.notices.show(event.message[:1].upper() + event.message[1:] + ".")
         elif event.reason == "stopped":
             said = event.message[:1].upper() + event.message[1:] if event.message else "Stopped"
             self.notices.show(f"{said}. Press +1 epoch to go on from these weights.")

@@ -8,6 +8,8 @@ from cnn_studio.document import ProjectDocument
 from cnn_studio.training.settings_form import TrainingSettingsForm
 from engine.training import TrainConfig
 
+KEEP_CHECKPOINTS = "keep_checkpoints"  # the project's setting (not the trainer's): which checkpoints runs keep
+
 
 class TrainingSettingsBinding(QObject):
     """Keeps ``form`` and ``document.training`` in step (the dataset is DatasetChoice's job)."""
@@ -22,7 +24,9 @@ class TrainingSettingsBinding(QObject):
         self.show_document_settings()
 
     def show_document_settings(self) -> None:
-        self.form.set_config(TrainingSettingsForm.config_from_settings(self.document.training or {}))
+        settings = self.document.training or {}
+        self.form.set_config(TrainingSettingsForm.config_from_settings(settings))
+        self.form.set_checkpoints(str(settings.get(KEEP_CHECKPOINTS, "all")))
 
     def _on_document_settings(self) -> None:
         if not self._writing:  # a project was opened, or settings came from elsewhere
@@ -31,6 +35,6 @@ class TrainingSettingsBinding(QObject):
     def _on_edited(self, config: TrainConfig) -> None:
         self._writing = True
         try:
-            self.document.set_training(config.to_dict())
+            self.document.set_training({**config.to_dict(), KEEP_CHECKPOINTS: self.form.checkpoints()})
         finally:
             self._writing = False

@@ -173,14 +173,45 @@ class TrainingSettingsForm(QWidget):
 
         # Schedule -------------------------------------------------------------------------------------
         self.schedule = ComboBox()
-        for text, key in (("Constant", "constant"), ("Step decay", "step"), ("Cosine", "cosine")):
+        for text, key in (("Constant", "constant"), ("Step decay", "step"), ("Cosine", "cosine"),
+                          ("Reduce on plateau", "plateau")):
             self.schedule.addItem(text, key)
-        self.schedule.setToolTip("How the learning rate changes over the run.")
+        self.schedule.setToolTip("How the learning rate changes over the run. Reduce on plateau lowers it when "
+                                 "the monitored metric (see Early stopping) stops improving.")
         self.warmup_epochs = _double(0.0, 100.0, 1, 0.5, "Ramp the rate up linearly over this many epochs.")
         self.warmup_epochs.setSuffix(" epochs")
         self.step_epochs = _int(1, 1000, "Multiply the rate by the factor every this many epochs.")
         self.step_epochs.setSuffix(" epochs")
         self.step_gamma = _double(0.01, 1.0, 2, 0.05, "Factor applied at each step of the step schedule.")
+        self.plateau_patience = _int(1, 100, "Epochs without improvement of the monitored metric before the "
+                                     "learning rate is lowered.")
+        self.plateau_patience.setSuffix(" epochs")
+        self.plateau_factor = _double(0.01, 0.99, 2, 0.05, "Factor applied to the learning rate at each plateau.")
+
+        # Early stopping -----------------------------------------------------------------------------------
+        self.early_stopping = QCheckBox("Stop when stuck")
+        self.early_stopping.setToolTip("End the run once the monitored metric has not improved for the patience "
+                                       "below; the run then ends on its best epoch's weights (if ticked below).")
+        self.patience = _int(1, 1000, "Epochs without improvement before training stops.")
+        self.patience.setSuffix(" epochs")
+        self.monitor = ComboBox()
+        for text, key in (("Validation loss", "val_loss"), ("Validation accuracy", "val_accuracy")):
+            self.monitor.addItem(text, key)
+        self.monitor.setToolTip("What early stopping, the plateau schedule and a run's best epoch follow (the "
+                                "training metric stands in without a validation split).")
+        self.min_delta = _double(0.0, 100.0, 4, 0.001, "Smaller changes of the monitored metric do not count as "
+                                 "improvements.")
+        self.restore_best = QCheckBox("End on the best epoch")
+        self.restore_best.setToolTip("With early stopping, the run ends with the weights of its best epoch "
+                                     "instead of its last.")
+
+        # Checkpoints --------------------------------------------------------------------------------------
+        self.keep_checkpoints = ComboBox()
+        for text, key in (("Every epoch", "all"), ("Best and last", "best"), ("Last N epochs", "last")):
+            self.keep_checkpoints.addItem(text, key)
+        self.keep_checkpoints.setToolTip("Which epochs' checkpoints each run keeps in the project's runs folder: "
+                                         "resuming and the time machine use them.")
+        self.keep_last = _int(1, 1000, "How many of the latest epochs' checkpoints to keep.")
 
         # Run ----------------------------------------------------------------------------------------------
         self.epochs = _int(1, 1000, "Passes over the training images.")
@@ -205,7 +236,13 @@ class TrainingSettingsForm(QWidget):
                               (self.momentum_label, self.momentum), ("", self.nesterov),
                               ("Weight decay", self.weight_decay))
         self.schedule_form = self._form(("Schedule", self.schedule), ("Warm-up", self.warmup_epochs),
-                                        ("Step every", self.step_epochs), ("Step factor", self.step_gamma))
+                                        ("Step every", self.step_epochs), ("Step factor", self.step_gamma),
+                                        ("Plateau patience", self.plateau_patience),
+                                        ("Plateau factor", self.plateau_factor))
+        self.stopping_form = self._form(("", self.early_stopping), ("Patience", self.patience),
+                                        ("Monitor", self.monitor), ("Min. change", self.min_delta),
+                                        ("", self.restore_best))
+        self.checkpoint_form = self._form(("Keep", self.keep_checkpoints), ("Epochs kept", self.keep_last))
         run_form = self._form(("Epochs", self.epochs), ("Batch size", self.batch_size),
                               ("Label smoothing", self.label_smoothing), ("Seed", self.seed),
                               ("Processes", self.processes))
@@ -214,7 +251,8 @@ class TrainingSettingsForm(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         for title, form in (("Data", data_form), ("Optimizer", opt_form), ("Learning-rate schedule",
-                            self.schedule_form), ("Run", run_form), ("Augmentation", aug_form)):
+                            self.schedule_form), ("Run", run_form), ("Early stopping", self.stopping_form),
+                            ("Augmentation", aug_form), ("Checkpoints", self.checkpoint_form)):
             box = QGroupBox(title)
             box.setLayout(form)
             layout.addWidget(box)
@@ -222,13 +260,15 @@ class TrainingSettingsForm(QWidget):
 
         self.set_config(studio_config())
         for box in (self.learning_rate, self.momentum, self.weight_decay, self.warmup_epochs, self.step_gamma,
-                    self.validation_split, self.label_smoothing, self.augment_rotation):
+                    self.validation_split, self.label_smoothing, self.augment_rotation, self.plateau_factor,
+                    self.min_delta):
             box.valueChanged.connect(self._edited)
-        for box in (self.step_epochs, self.epochs, self.batch_size, self.seed, self.augment_shift):
+        for box in (self.step_epochs, self.epochs, self.batch_size, self.seed, self.augment_shift,
+                    self.plateau_patience, self.patience, self.keep_last):
             box.valueChanged.connect(self._edited)
-        for check in (self.nesterov, self.augment_hflip, self.standardize):
+        for check in (self.nesterov, self.augment_hflip, self.standardize, self.early_stopping, self.restore_best):
             check.toggled.connect(self._edited)
-        for combo in (self.optimizer, self.schedule, self.processes):
+        for combo in (self.optimizer, self.schedule, self.processes, self.monitor, self.keep_checkpoints):
             combo.currentIndexChanged.connect(self._edited)
         self.learning_rate.valueChanged.connect(lambda v: self._live("lr", v))
         self.momentum.valueChanged.connect(lambda v: self._live("momentum", v))
@@ -267,7 +307,30 @@ class TrainingSettingsForm(QWidget):
             augment_shift=self.augment_shift.value(), augment_hflip=self.augment_hflip.isChecked(),
             augment_rotation=self.augment_rotation.value(), standardize=self.standardize.isChecked(),
             processes=self.processes.currentData(),
+            monitor=self.monitor.currentData(), min_delta=self.min_delta.value(),
+            early_stopping=self.patience.value() if self.early_stopping.isChecked() else 0,
+            restore_best=self.restore_best.isChecked(), plateau_patience=self.plateau_patience.value(),
+            plateau_factor=self.plateau_factor.value(),
         )
+
+    def checkpoints(self) -> str:
+        """Which checkpoints each run keeps: "all", "best" or a number N (the last N)."""
+        key = self.keep_checkpoints.currentData()
+        return str(self.keep_last.value()) if key == "last" else key
+
+    def set_checkpoints(self, keep: str) -> None:
+        """Show a retention ("all", "best", N) without reporting it as an edit."""
+        self._updating = True
+        try:
+            text = str(keep).strip().lower()
+            if text.isdigit():
+                self.keep_checkpoints.setCurrentIndex(self.keep_checkpoints.findData("last"))
+                self.keep_last.setValue(max(1, int(text)))
+            else:
+                self.keep_checkpoints.setCurrentIndex(max(0, self.keep_checkpoints.findData(text)))
+        finally:
+            self._updating = False
+        self._update_visibility()
 
     def set_config(self, config: TrainConfig) -> None:
         """Show ``config`` without reporting it as an edit."""
@@ -292,7 +355,11 @@ class TrainingSettingsForm(QWidget):
             self.augment_hflip.setChecked(config.augment_hflip)
             self.augment_rotation.setValue(config.augment_rotation)
             self.standardize.setChecked(config.standardize)
-            self.processes.setCurrentIndex(max(0, self.processes.findData(config.processes)))
+            processes=self.processes.currentData(),
+            monitor=self.monitor.currentData(), min_delta=self.min_delta.value(),
+            early_stopping=self.patience.value() if self.early_stopping.isChecked() else 0,
+            restore_best=self.restore_best.isChecked(), plateau_patience=self.plateau_patience.value(),
+            plateau_factor=self.plateau_factor.value(),
         finally:
             self._updating = False
         self._update_visibility()
@@ -331,6 +398,16 @@ class TrainingSettingsForm(QWidget):
         step = self.schedule.currentData() == "step"
         self.schedule_form.setRowVisible(self.step_epochs, step)
         self.schedule_form.setRowVisible(self.step_gamma, step)
+        plateau = self.schedule.currentData() == "plateau"
+        self.schedule_form.setRowVisible(self.plateau_patience, plateau)
+        self.schedule_form.setRowVisible(self.plateau_factor, plateau)
+        stopping = self.early_stopping.isChecked()
+        for row in (self.patience, self.restore_best):
+            self.stopping_form.setRowVisible(row, stopping)
+        # The monitored metric matters to early stopping and to the plateau schedule alike.
+        for row in (self.monitor, self.min_delta):
+            self.stopping_form.setRowVisible(row, stopping or plateau)
+        self.checkpoint_form.setRowVisible(self.keep_last, self.keep_checkpoints.currentData() == "last")
 
     # -- while running --------------------------------------------------------------------------------------
     def set_running(self, running: bool) -> None:

@@ -250,9 +250,10 @@ class TrainingWorker(QObject):
             self.event.emit(Batches(tuple(pending)))
         if finished is None:  # the engine always finishes with an event; guard against a silent end
             finished = TrainingFinished("stopped", trainer.epoch, "training ended without a final event")
-        if finished.reason != "completed" or self.last_snapshot is None \
+        if finished.reason != "completed" or self.last_snapshot is None or finished.best_epoch \
                 or self.last_snapshot.epochs_completed != trainer.epoch:
-            # Stopped mid-epoch or restored after divergence: the weights the user keeps are these.
+            # Stopped mid-epoch, restored after divergence or to the best epoch (early stopping): the
+            # weights the user keeps are these.
             self._emit_snapshot(trainer)
         if self._probe_x is not None:
             self._emit_probe(trainer.model)

@@ -283,14 +283,14 @@ class RunFolder:
         """Checkpoint epoch ``state.epoch`` and bring the record up to it; returns False (after a
         warning) when the disk refused either write."""
         rec = self.record
+        if state.early_stopping is not None:
+            rec["early_stopping"] = {**(rec.get("early_stopping") or {}), **json_safe(state.early_stopping)}
         self._take_log(state.log, state.epoch)
         timings = rec.setdefault("timings", {})
         epoch_seconds = timings.setdefault("epoch_seconds", [])
         del epoch_seconds[state.epoch - 1:]
         epoch_seconds.append(round(float(seconds), 3))
         timings["training_seconds"] = round(sum(epoch_seconds), 3)
-        if state.early_stopping is not None:
-            rec["early_stopping"] = {**(rec.get("early_stopping") or {}), **json_safe(state.early_stopping)}
         ok = self._write(lambda: save_checkpoint(self.checkpoint_path(state.epoch), state),
                          f"the checkpoint of epoch {state.epoch}", "checkpoint", mkdir=self.path / CHECKPOINTS)
         if ok:

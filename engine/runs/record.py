@@ -99,8 +99,17 @@ def metric(entry: dict[str, Any], name: str) -> float:
 
 
 def best_epoch(record: dict[str, Any]) -> dict[str, Any] | None:
-    """The best epoch of the history by the run's monitored metric."""
+    """The best epoch of the history by the run's monitored metric: early stopping's best epoch when
+    the run stops early (it counts only improvements larger than the minimum change), else the
+    epoch with the best value."""
     monitor = monitor_of(record)
+    stopping = record.get("early_stopping") or {}
+    chosen = stopping.get("best_epoch")
+    if chosen:
+        entry = next((e for e in record.get("history") or [] if e["epoch"] == chosen), None)
+        if entry is not None:
+            return {"epoch": chosen, "monitor": monitor, "value": metric(entry, monitor),
+                    "val_accuracy": entry.get("val_accuracy"), "val_loss": entry.get("val_loss")}
     best = None
     for entry in record.get("history") or []:
         value = metric(entry, monitor)

@@ -148,3 +148,35 @@ def test_an_interrupted_run_is_offered_and_resumes_bit_identically(qtbot, tmp_pa
         np.testing.assert_array_equal(w.document.trained.weights()[name], value, err_msg=name)
     assert not workspace.resume_action.isEnabled()
     close(w)
+
+
+def test_early_stopping_and_checkpoints_from_the_training_dock(qtbot, tmp_path, data, npz):
+    w = make_window(tmp_path)
+    w.document.replace_architecture(SMALL_CNN)
+    w.training_panel.use_dataset(data, str(npz))
+    form = w.training_panel.form
+    form.set_config(TrainConfig(epochs=8, batch_size=32, learning_rate=0.05))
+    assert not form.stopping_form.isRowVisible(form.patience)
+    form.early_stopping.click()
+    assert form.stopping_form.isRowVisible(form.patience) and form.stopping_form.isRowVisible(form.monitor)
+    form.patience.setValue(1)
+    form.min_delta.setValue(5.0)  # no epoch improves the validation loss by 5: stops after epoch 2
+    form.keep_checkpoints.setCurrentIndex(form.keep_checkpoints.findData("best"))
+    form.schedule.setCurrentIndex(form.schedule.findData("plateau"))
+    assert form.schedule_form.isRowVisible(form.plateau_patience)
+    form.plateau_patience.setValue(1)
+    config = form.config()
+    assert (config.early_stopping, config.min_delta, config.restore_best, config.schedule) == (1, 5.0, True, "plateau")
+    assert w.document.training["keep_checkpoints"] == "best" and w.document.training["early_stopping"] == 1
+    with qtbot.waitSignal(w.training_panel.run_ended, timeout=WAIT_MS) as ended:
+        w.training_panel.start()
+    assert ended.args == ["completed"]
+    assert "Stopped early after epoch 2" in w.training_panel.message.text()
+    assert "learning rate lowered" in " ".join(w.training_panel.notices)
+    folder = RunFolder.open(w.document.run_store.folder / w.document.runs.current.run_id)
+    assert folder.record["early_stopping"]["restored_epoch"] == 1 and folder.epochs_completed == 2
+    assert [e for e, _ in folder.checkpoints()] == [1, 2]  # best and last
+    _, _, best = folder.epoch_weights(1)
+    for name, value in best.items():
+        np.testing.assert_array_equal(w.document.trained.weights()[name], value, err_msg=name)
+    close(w)
