@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
@@ -51,10 +51,17 @@ def layer_inputs(model: Model) -> dict[str, list[str]]:
 
 
 class InsidePanel(QWidget):
-    """Sample picker and prediction on the left; feature maps, saliency, filters, statistics, mistakes."""
+    """Sample picker and prediction on the left; feature maps, saliency, filters, statistics, mistakes.
+
+    Signal ``pin_changed(str)``: the panel looks at pinned weights (a past epoch, another run) described by
+    the text, or follows the trained network again ("").
+    """
+
+    pin_changed = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._pinned = ""  # what the pinned weights are, in words ("" when following the trained network)
         self._model: Model | None = None
         self._dataset: Any = None
         self._evaluation: Any = None
@@ -76,6 +83,7 @@ class InsidePanel(QWidget):
         self.status = QLabel(NO_MODEL)
         self.status.setWordWrap(True)
         self.status.setTextFormat(Qt.TextFormat.RichText)
+        self.status.linkActivated.connect(lambda _link: self.unpin())
         self.picker = SamplePicker()
         self.picker.sample_changed.connect(self._on_sample_changed)
         self.prediction = PredictionView()
@@ -182,6 +190,34 @@ class InsidePanel(QWidget):
         self.mistakes.summary.setText("Evaluating on the test set\u2026")
         self.worker.submit("evaluation", lambda m: evaluate(m, norm.apply(raw), labels))
 
+    # -- pinned weights (the time machine, another run) ------------------------------------------------------
+    @property
+    def pinned(self) -> str:
+        """What the pinned weights are ("" while the panel follows the trained network)."""
+        return self._pinned
+
+    def pin_model(self, model: Model, label: str, dataset: Any = None, evaluation: Any = None) -> None:
+        """Look inside ``model`` (weights of a past epoch, or of another run) instead of the trained network,
+        until ``unpin``; a run that starts unpins it. ``evaluation`` (of these weights) fills the mistakes."""
+        self._pinned = label
+        self._evaluation = None
+        self.set_model(model, dataset)
+        self.set_evaluation(evaluation)
+        self.pin_changed.emit(label)
+
+    def unpin(self) -> None:
+        """Follow the trained network again."""
+        if not self._pinned:
+            return
+        self._pinned = ""
+        session = self._session
+        if session is not None:
+            self._evaluation = None
+            self.set_model(session.trained.model(), self._session_dataset())
+            self.set_evaluation(session.trained.evaluation())
+        self._update_status()
+        self.pin_changed.emit("")
+
     def open_test_image(self, index: int) -> None:
         """Show test image ``index`` in the picker and switch to its feature maps."""
         self.picker.show_test_index(index)
@@ -219,6 +255,9 @@ class InsidePanel(QWidget):
         return session.trained.dataset() or session.runner.dataset or session.datasets.current
 
     def _on_training_started(self, _event: Any) -> None:
+        if self._pinned:
+            self._pinned = ""  # a run shows its own weights, live
+            self.pin_changed.emit("")
         self._live = True
         self._epoch_text = ""
         model = self._session.trained.model()
@@ -250,6 +289,8 @@ class InsidePanel(QWidget):
     def _on_session_model(self) -> None:
         session = self._session
         running = session.runner.running
+        if self._pinned and not running and session.trained.model() is not None:
+            return  # pinned weights stay until unpinned (the trained network is shown again then)
         # The first snapshot (the untrained network) arrives before ``started``: follow the run from here.
         if running and not self._live:
             self._live = True
@@ -257,6 +298,9 @@ class InsidePanel(QWidget):
         model = session.trained.model()
         if model is None:
             # Another project: nothing of the previous network may remain.
+            if self._pinned:
+                self._pinned = ""
+                self.pin_changed.emit("")
             self._live = running
             self._evaluation = None
             self.mistakes.clear("Mistakes appear after the network is evaluated on the test set.")
@@ -266,6 +310,8 @@ class InsidePanel(QWidget):
         self.set_model(model, self._session_dataset())
 
     def _on_session_evaluation(self) -> None:
+        if self._pinned:
+            return  # it belongs to the trained network, not to the pinned weights
         evaluation = self._session.trained.evaluation()
         # New weights from elsewhere (e.g. imported) come without an evaluation: the last run's accuracy and
         # mistakes belong to other weights and must not be shown as theirs.
@@ -438,6 +484,10 @@ class InsidePanel(QWidget):
             )
         elif self._model is None:
             self.status.setText(NO_MODEL)
+        elif self._pinned:
+            back = " <a href='back'>Back to the trained network</a>" if self._session is not None else ""
+            self.status.setText(f"<b style='color:#8e44ad'>{self._pinned}</b>: every view shows these "
+                                f"weights.{back}")
         else:
             data = f" on {self._dataset.name}" if self._dataset is not None else ""
             accuracy = ""

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QMessageBox
 from cnn_studio.messages import headless
 from cnn_studio.runs.recording import RunRecording
 from cnn_studio.runs.restore import restore_history, restore_trained
+from cnn_studio.runs.time_machine import EpochScrubber, TimeMachine
 from cnn_studio.training.session import TrainingSession
 from cnn_studio.training.settings_binding import KEEP_CHECKPOINTS
 from engine.data import Dataset
@@ -66,6 +67,18 @@ class RunsWorkspace(QObject):
         session.datasets.loaded.connect(self._on_dataset_loaded)
         session.datasets.failed.connect(self._on_dataset_failed)
 
+        self.time_machine = TimeMachine(self.store, session.datasets, self)
+        self.time_machine.shown.connect(self._show_epoch)
+        self.time_machine.released.connect(self._show_latest)
+        self.time_machine.failed.connect(lambda text: self.window.statusBar().showMessage(
+            f"Time machine: {text}", 8000))
+        self.runner.began.connect(lambda _fresh: self.time_machine.set_enabled(False))
+        self.runner.finished.connect(lambda _event: self._after_run())
+        self.runner.failed.connect(lambda _message: self._after_run())
+        self.inside_scrubber = EpochScrubber(self.time_machine)
+        self.train_scrubber = EpochScrubber(self.time_machine, two_rows=True)
+        self._install_scrubbers()
+
         self.resume_action = QAction("Resume Interrupted Run", self)
         self.resume_action.setToolTip("Go on training the run that was interrupted, from its last checkpoint")
         self.resume_action.triggered.connect(lambda _checked=False: self.resume_offered_run())
@@ -96,6 +109,7 @@ class RunsWorkspace(QObject):
     def _on_window_closing(self) -> bool:
         """The window closes (the user saved or discarded): an untitled project's runs go with it."""
         self._close_offer()
+        self.time_machine.shutdown()
         self.store.discard_temporary()
         return True
 
@@ -114,14 +128,16 @@ class RunsWorkspace(QObject):
         """Bring the project's kept runs back: the history's curves and outcomes, the newest run's weights
         and results as the trained network. Offers to resume the newest run when it was interrupted."""
         self._close_offer()
+        self.time_machine.release()
         if self.runner.running or self.document.runs.runs:
             return  # (a project with live runs in memory already shows them)
         folders = self.folders()
         if not folders:
+            self.time_machine.refresh()
             self.restored.emit()
             return
         records = restore_history(self.document.runs, folders)
-        panel = getattr(self.window, "training_panel", None)
+        panel = self._panel
         if panel is not None and records:
             # The curves' axes span the newest run, as they would at the end of a live one.
             newest = records[-1]
@@ -133,10 +149,69 @@ class RunsWorkspace(QObject):
                 break
         if panel is not None and not self.document.trained.empty:
             panel.datasets.ensure_loaded()  # the test images the Inside tab looks at, in the background
+        self.time_machine.refresh(prefer=self.document.trained.run_id)
         newest = folders[-1]
         if newest.status == "interrupted" and newest.resumable:
             self._offer(newest)
         self.restored.emit()
+
+    # -- the time machine ------------------------------------------------------------------------------------
+    def _install_scrubbers(self) -> None:
+        # (built before the window keeps its workspaces in attributes: found among its children)
+        self._inside = self._find_inside()
+        self._panel = self._find_training_panel()
+        if self._inside is not None:
+            self._inside.layout().insertWidget(1, self.inside_scrubber)
+            self._inside.pin_changed.connect(lambda text: self.time_machine.release() if not text else None)
+        if self._panel is not None:
+            self._panel.results.layout().insertWidget(0, self.train_scrubber)
+
+    def _find_inside(self) -> Any:
+        from cnn_studio.inspect.panel import InsidePanel
+
+        found = self.window.findChildren(InsidePanel)
+        return found[0] if found else None
+
+    def _find_training_panel(self) -> Any:
+        from cnn_studio.training.panel import TrainingPanel
+
+        found = self.window.findChildren(TrainingPanel)
+        return found[0] if found else None
+
+    def _after_run(self) -> None:
+        self.time_machine.set_enabled(True)
+        self.time_machine.refresh(prefer=self.document.trained.run_id)
+
+    def _class_names(self, k: int) -> list[str]:
+        dataset = self.session.datasets.current
+        names = list(dataset.class_names) if dataset is not None else self.document.trained.class_names()
+        return names if len(names) == k else [str(i) for i in range(k)]
+
+    def _show_epoch(self, view: Any) -> None:
+        inside = self._inside
+        dataset = self.session.datasets.current
+        if inside is not None:
+            inside.pin_model(view.model, view.label, dataset, view.evaluation)
+        panel = self._panel
+        if panel is not None:
+            results = panel.results
+            if view.evaluation is not None:
+                results.show_evaluation(view.evaluation, self._class_names(len(view.evaluation.confusion)))
+                results.headline.setText(f"{view.label}: test accuracy {view.evaluation.accuracy:.2%}")
+            else:
+                results.clear(f"{view.label}: load the dataset to see its test results")
+
+    def _show_latest(self) -> None:
+        inside = self._inside
+        if inside is not None:
+            inside.unpin()
+        panel = self._panel
+        if panel is not None:
+            evaluation = self.document.trained.evaluation()
+            if evaluation is not None:
+                panel.results.show_evaluation(evaluation, self._class_names(len(evaluation.confusion)))
+            else:
+                panel.results.clear("No test results yet: they appear when a run ends.")
 
     # -- resuming ---------------------------------------------------------------------------------------------
     def _offer(self, folder: RunFolder) -> None:

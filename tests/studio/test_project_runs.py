@@ -16,6 +16,7 @@ from cnn_studio.runs.store import runs_folder_for
 from engine.model import Model
 from engine.runs import RunFolder, dataset_reference, new_run, train_in_folder
 from engine.training import TrainConfig
+from engine.weights import build_model
 from tests.helpers.engine_factories import SMALL_CNN, stripes_dataset
 
 WAIT_MS = 60_000
@@ -179,4 +180,40 @@ def test_early_stopping_and_checkpoints_from_the_training_dock(qtbot, tmp_path, 
     _, _, best = folder.epoch_weights(1)
     for name, value in best.items():
         np.testing.assert_array_equal(w.document.trained.weights()[name], value, err_msg=name)
+    close(w)
+
+
+def test_the_time_machine_shows_each_epochs_network(qtbot, tmp_path, data, npz):
+    w = make_window(tmp_path)
+    w.document.replace_architecture(SMALL_CNN)
+    w.training_panel.use_dataset(data, str(npz))
+    train(qtbot, w, epochs=3)
+    workspace, inside = w.runs_workspace, w.inside_panel
+    machine = workspace.time_machine
+    run_path = w.document.run_store.folder / w.document.runs.current.run_id
+    assert machine.run_id == str(run_path) and machine.epochs == [1, 2, 3] and not machine.active
+    w.tabs.setCurrentWidget(inside)
+    qtbot.waitUntil(lambda: inside.picker.current_input() is not None, timeout=WAIT_MS)
+    sample = inside.picker.current_input()
+    for epoch in (1, 2):
+        with qtbot.waitSignal(machine.shown, timeout=WAIT_MS):
+            workspace.inside_scrubber.slider.setValue(epoch - 1)
+        assert inside.pinned == f"Epoch {epoch} of run 1"
+        assert "Epoch 2" not in inside.status.text() or epoch == 2
+        checkpoint = build_model(*RunFolder.open(run_path).epoch_weights(epoch))
+        expected = dict(checkpoint.layer_outputs(sample))
+
+        def maps_match() -> bool:
+            shown = dict(inside.feature_maps._outputs)
+            return shown.keys() == expected.keys() and all(np.array_equal(shown[k], expected[k]) for k in expected)
+
+        qtbot.waitUntil(maps_match, timeout=WAIT_MS)
+        np.testing.assert_array_equal(inside.filters._kernels["conv2d_1"], checkpoint.layers[0].params["kernel"])
+        results = w.training_panel.results
+        assert results.headline.text().startswith(f"Epoch {epoch} of run") and results.evaluation is not None
+        assert workspace.train_scrubber.slider.value() == epoch - 1  # both scrubbers show the same epoch
+    workspace.inside_scrubber.latest_button.click()
+    assert not machine.active and inside.pinned == ""
+    for name, value in w.document.trained.weights().items():
+        np.testing.assert_array_equal(inside.model.tensors()[name], value)
     close(w)
