@@ -18,14 +18,17 @@ from PySide6.QtWidgets import QMessageBox
 
 from cnn_studio.messages import headless
 from cnn_studio.runs.recording import RunRecording
-from cnn_studio.runs.restore import restore_history, restore_trained
+from cnn_studio.runs.restore import final_weights, restore_history, restore_trained
+from cnn_studio.runs.runs_view import RunsView
 from cnn_studio.runs.time_machine import EpochScrubber, TimeMachine
 from cnn_studio.training.session import TrainingSession
 from cnn_studio.training.settings_binding import KEEP_CHECKPOINTS
 from engine.data import Dataset
 from engine.errors import EngineError
 from engine.runs import RunFolder
+from engine.runs.folder import remove_run
 from engine.training import TrainConfig
+from engine.weights import build_model
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,18 @@ class RunsWorkspace(QObject):
         self.inside_scrubber = EpochScrubber(self.time_machine)
         self.train_scrubber = EpochScrubber(self.time_machine, two_rows=True)
         self._install_scrubbers()
+
+        self.runs_view = RunsView()
+        window.tabs.addTab(self.runs_view, "Runs")
+        window.tabs.setTabToolTip(window.tabs.indexOf(self.runs_view),
+                                  "Every run of the project: sort, filter, compare two, look inside, resume")
+        self.store.changed.connect(self.refresh_runs)
+        self.runner.started.connect(lambda _event: self.store.notify_changed())
+        self.runs_view.selection_changed.connect(self._on_runs_selected)
+        self.runs_view.inspect_requested.connect(self.inspect_run)
+        self.runs_view.resume_requested.connect(self.resume_run)
+        self.runs_view.delete_requested.connect(self.delete_runs)
+        self.runs_view.comparison.image_chosen.connect(self.inspect_image)
 
         self.resume_action = QAction("Resume Interrupted Run", self)
         self.resume_action.setToolTip("Go on training the run that was interrupted, from its last checkpoint")
@@ -132,6 +147,7 @@ class RunsWorkspace(QObject):
         if self.runner.running or self.document.runs.runs:
             return  # (a project with live runs in memory already shows them)
         folders = self.folders()
+        self.refresh_runs()
         if not folders:
             self.time_machine.refresh()
             self.restored.emit()
@@ -154,6 +170,79 @@ class RunsWorkspace(QObject):
         if newest.status == "interrupted" and newest.resumable:
             self._offer(newest)
         self.restored.emit()
+
+    # -- the Runs tab --------------------------------------------------------------------------------------------
+    def refresh_runs(self) -> None:
+        self.runs_view.set_runs(self.store.runs())
+
+    def _on_runs_selected(self, paths: list[str]) -> None:
+        chosen = self.runs_view.selected()
+        if len(chosen) != 2:
+            self.runs_view.comparison.clear("Select two runs in the table to compare them." if len(chosen) < 2
+                                            else "Select exactly two runs to compare them.")
+            return
+        try:
+            a, b = RunFolder.open(chosen[0].path), RunFolder.open(chosen[1].path)
+        except EngineError as exc:
+            self.runs_view.comparison.clear(f"Cannot compare: {exc}")
+            return
+        self.runs_view.comparison.compare(a, b, self.runs_view.comparison_names(chosen), self.session.datasets.current)
+
+    def inspect_run(self, path: str) -> bool:
+        """Look inside a run's final (or latest kept) weights in the Inside tab."""
+        try:
+            folder = RunFolder.open(path)
+        except EngineError as exc:
+            self.window.statusBar().showMessage(f"Cannot open the run: {exc}", 8000)
+            return False
+        found = final_weights(folder)
+        if found is None or self._inside is None:
+            self.window.statusBar().showMessage("This run has no weights to look at yet", 8000)
+            return False
+        architecture, preprocessing, tensors, epochs = found
+        try:
+            model = build_model(architecture, preprocessing, tensors, source=folder.id)
+        except EngineError as exc:
+            self.window.statusBar().showMessage(f"Cannot load the run's weights: {exc}", 8000)
+            return False
+        number = next((self.runs_view.number_of(r) for r in self.runs_view.runs() if str(r.path) == str(path)), 0)
+        self.time_machine.release()
+        self._inside.pin_model(model, f"Run {number or folder.id} after {epochs} epochs",
+                               self.session.datasets.current, folder.load_evaluation())
+        self.window.tabs.setCurrentWidget(self._inside)
+        return True
+
+    def inspect_image(self, path: str, index: int) -> None:
+        """A flipped test image: look at it inside the run whose weights got it (B)."""
+        if self.inspect_run(path) and self._inside is not None:
+            self._inside.open_test_image(index)
+
+    def resume_run(self, path: str) -> bool:
+        self.offer = Path(path).name if Path(path).parent == self.store.folder else ""
+        try:
+            folder = RunFolder.open(path)
+        except EngineError as exc:
+            self.window.statusBar().showMessage(f"Cannot resume the run: {exc}", 10000)
+            return False
+        return self._resume_folder(folder)
+
+    def delete_runs(self, paths: list[str]) -> None:
+        if not paths or self.runner.running:
+            return
+        if not headless():
+            answer = QMessageBox.question(
+                self.window, "Delete runs?",
+                f"Delete {len(paths)} run{'s' if len(paths) > 1 else ''} with {'their' if len(paths) > 1 else 'its'} "
+                "checkpoints and weights? This cannot be undone.")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        for path in paths:
+            try:
+                remove_run(path)
+            except (EngineError, OSError) as exc:
+                self.window.statusBar().showMessage(f"Could not delete {Path(path).name}: {exc}", 10000)
+        self.store.notify_changed()
+        self.time_machine.refresh(prefer=self.document.trained.run_id)
 
     # -- the time machine ------------------------------------------------------------------------------------
     def _install_scrubbers(self) -> None:
@@ -253,6 +342,11 @@ class RunsWorkspace(QObject):
             folder = RunFolder.open(self.store.folder / self.offer)
         except EngineError as exc:
             self.window.statusBar().showMessage(f"Cannot resume the run: {exc}", 10000)
+            return False
+        return self._resume_folder(folder)
+
+    def _resume_folder(self, folder: RunFolder) -> bool:
+        if self.runner.running:
             return False
         spec = (folder.record.get("dataset") or {}).get("spec")
         if not spec:

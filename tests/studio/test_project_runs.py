@@ -203,7 +203,7 @@ def test_the_time_machine_shows_each_epochs_network(qtbot, tmp_path, data, npz):
         checkpoint = build_model(*RunFolder.open(run_path).epoch_weights(epoch))
         expected = dict(checkpoint.layer_outputs(sample))
 
-        def maps_match() -> bool:
+        def maps_match(expected: dict = expected) -> bool:
             shown = dict(inside.feature_maps._outputs)
             return shown.keys() == expected.keys() and all(np.array_equal(shown[k], expected[k]) for k in expected)
 
@@ -216,4 +216,69 @@ def test_the_time_machine_shows_each_epochs_network(qtbot, tmp_path, data, npz):
     assert not machine.active and inside.pinned == ""
     for name, value in w.document.trained.weights().items():
         np.testing.assert_array_equal(inside.model.tensors()[name], value)
+    close(w)
+
+
+def test_the_runs_tab_sorts_filters_and_compares_two_runs(qtbot, tmp_path, data, npz):
+    from PySide6.QtCore import Qt
+
+    w = make_window(tmp_path)
+    w.document.replace_architecture(SMALL_CNN)
+    w.training_panel.use_dataset(data, str(npz))
+    panel = w.training_panel
+    for lr in (0.05, 0.005):
+        panel.form.set_config(TrainConfig(epochs=2, batch_size=32, learning_rate=lr))
+        with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS):
+            panel.start()
+    workspace = w.runs_workspace
+    view = workspace.runs_view
+    w.tabs.setCurrentWidget(view)
+    assert view.proxy.rowCount() == 2 and view.count.text() == "2 runs"
+    header = [view.model.headerData(i, Qt.Orientation.Horizontal) for i in range(view.model.columnCount())]
+    assert header == ["Run", "Network", "Params", "Optimizer", "LR", "Batch", "Epochs", "Best val.", "Test", "Time",
+                      "Status"]
+    view.table.sortByColumn(4, Qt.SortOrder.AscendingOrder)  # learning rate
+    assert view.proxy.index(0, 4).data() == "0.005" and view.proxy.index(1, 4).data() == "0.05"
+    view.filter_box.setText("0.005")
+    assert view.proxy.rowCount() == 1
+    view.filter_box.setText("")
+    view.status_box.setCurrentIndex(view.status_box.findData("interrupted"))
+    assert view.proxy.rowCount() == 0
+    view.status_box.setCurrentIndex(0)
+
+    runs = view.runs()
+    view.select_paths([str(r.path) for r in runs])
+    comparison = view.comparison
+    assert comparison.a is not None and comparison.b is not None
+    settings = {comparison.settings.item(i, 0).text(): (comparison.settings.item(i, 1).text(),
+                                                        comparison.settings.item(i, 2).text())
+                for i in range(comparison.settings.rowCount())}
+    assert settings == {"learning_rate": ("0.05", "0.005")}
+    assert "the same in both runs" in comparison.architecture.text()
+    ea, eb = comparison.a.load_evaluation(), comparison.b.load_evaluation()
+    delta = eb.confusion - ea.confusion
+    shown = [[comparison.confusion.item(i, j).text() for j in range(3)] for i in range(3)]
+    assert shown == [[f"{v:+d}" if v else "" for v in row] for row in delta]
+    right_a, right_b = ea.predictions == ea.labels, eb.predictions == eb.labels
+    assert comparison.worse.count() == int((right_a & ~right_b).sum())
+    assert comparison.better.count() == int((~right_a & right_b).sum())
+    flipped = comparison.worse if comparison.worse.count() else comparison.better
+    assert flipped.count(), "two so different learning rates flip some test images"
+    item = flipped.item(0)
+    assert not item.icon().isNull()  # the test image's picture
+    comparison._on_flip_chosen(item)
+    inside = w.inside_panel
+    assert w.tabs.currentWidget() is inside and inside.pinned == "Run 2 after 2 epochs"
+    assert inside.picker.current_index == int(item.data(Qt.ItemDataRole.UserRole))
+    for name, value in inside.model.tensors().items():
+        np.testing.assert_array_equal(value, w.document.trained.weights()[name])  # run 2 is the trained network
+
+    view.select_paths([str(runs[0].path)])
+    assert view.inspect_button.isEnabled() and not view.resume_button.isEnabled()
+    view.inspect_button.click()
+    assert inside.pinned == "Run 1 after 2 epochs"
+    w.tabs.setCurrentWidget(view)
+    view.select_paths([str(runs[0].path)])
+    view.delete_button.click()  # (no question offscreen)
+    assert view.proxy.rowCount() == 1 and not runs[0].path.exists()
     close(w)
