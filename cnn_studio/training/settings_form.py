@@ -355,11 +355,14 @@ class TrainingSettingsForm(QWidget):
             self.augment_hflip.setChecked(config.augment_hflip)
             self.augment_rotation.setValue(config.augment_rotation)
             self.standardize.setChecked(config.standardize)
-            processes=self.processes.currentData(),
-            monitor=self.monitor.currentData(), min_delta=self.min_delta.value(),
-            early_stopping=self.patience.value() if self.early_stopping.isChecked() else 0,
-            restore_best=self.restore_best.isChecked(), plateau_patience=self.plateau_patience.value(),
-            plateau_factor=self.plateau_factor.value(),
+            self.processes.setCurrentIndex(max(0, self.processes.findData(config.processes)))
+            self.monitor.setCurrentIndex(max(0, self.monitor.findData(config.monitor)))
+            self.min_delta.setValue(config.min_delta)
+            self.early_stopping.setChecked(config.early_stopping > 0)
+            self.patience.setValue(config.early_stopping or 3)
+            self.restore_best.setChecked(config.restore_best)
+            self.plateau_patience.setValue(config.plateau_patience)
+            self.plateau_factor.setValue(config.plateau_factor)
         finally:
             self._updating = False
         self._update_visibility()
