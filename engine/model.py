@@ -71,6 +71,7 @@ class Model:
                         self.dtype)
             if isinstance(layer, Dropout):
                 layer.rng = np.random.default_rng(seeds.spawn(1)[0])
+            layer.trainable = info.trainable
         slot = {INPUT_ID: 0, **{layer_id: i + 1 for i, layer_id in enumerate(self.ids)}}
         self._slots = [tuple(slot[ref] for ref in refs) for refs in self.inputs]
         self._live = self._ancestors_of_output()
@@ -86,6 +87,18 @@ class Model:
         self._input_readers = [node.first for node in self._layer_steps if 0 in node.inputs and not node.merge]
         for layer in self._input_readers:
             layer.needs_input_grad = False
+        self._plan_training_backward()
+
+    def _plan_training_backward(self) -> None:
+        """What a training backward may leave out: the steps whose outputs lead back to no trainable
+        parameter. With a frozen backbone it stops at the first trainable layer, which then needs no
+        input gradient either (``_cut``)."""
+        learns = [False] * (len(self.layers) + 1)  # by slot: does a trainable parameter lie upstream?
+        for i, layer in enumerate(self.layers):
+            learns[i + 1] = (layer.trainable and bool(layer.params)) or any(learns[s] for s in self._slots[i])
+        self._skip = frozenset(node.output for node in self._nodes if not learns[node.output])
+        self._cut = [node.first for node in self._nodes if learns[node.output] and not node.merge
+                     and 0 not in node.inputs and not any(learns[s] for s in node.inputs)]
 
     @classmethod
     def from_architecture(
@@ -189,6 +202,16 @@ class Model:
     def parameters(self) -> dict[str, np.ndarray]:
         return {f"{n}.{k}": v for n, layer in zip(self.names, self.layers) for k, v in layer.params.items()}
 
+    def trainable_parameters(self) -> dict[str, np.ndarray]:
+        """The parameters an optimizer updates: those of the layers not frozen ("trainable": false)."""
+        return {f"{n}.{k}": v for n, layer in zip(self.names, self.layers) if layer.trainable
+                for k, v in layer.params.items()}
+
+    def trainable_gradients(self) -> dict[str, np.ndarray]:
+        """The gradients of ``trainable_parameters`` (a frozen layer's may be stale: nothing reads them)."""
+        return {f"{n}.{k}": v for n, layer in zip(self.names, self.layers) if layer.trainable
+                for k, v in layer.grads.items()}
+
     def gradients(self) -> dict[str, np.ndarray]:
         return {f"{n}.{k}": v for n, layer in zip(self.names, self.layers) for k, v in layer.grads.items()}
 
@@ -285,26 +308,34 @@ class Model:
 
         Fills every layer's ``grads``; returns d_input when ``input_grad`` is set, else None.
         """
-        for layer in self._input_readers:
+        # Frozen layers that feed no trainable one need no backward in training (saliency needs it all).
+        skip = self._skip if not input_grad else frozenset()
+        for layer in (*self._input_readers, *self._cut):
             layer.needs_input_grad = input_grad
         try:
             skip_softmax = self._logits_mode and isinstance(self._steps[-1], Softmax)
             if self._chain:
-                for step in reversed(self._steps[:-1] if skip_softmax else self._steps):
-                    grad = step.backward(grad)
+                nodes = self._nodes[:-1] if skip_softmax else self._nodes
+                for node in reversed(nodes):
+                    if node.output in skip:
+                        return None  # in a chain every step before this one is frozen too
+                    grad = node.op.backward(grad)
                 return grad
             nodes = self._nodes[:-1] if skip_softmax else self._nodes
             start = self._nodes[-1].inputs[0] if skip_softmax else self._nodes[-1].output
-            grads = self._back(nodes, start, grad, input_grad)
+            grads = self._back(nodes, start, grad, input_grad, skip=skip)
             return grads[0] if input_grad else None
         finally:
             for layer in self._input_readers:
                 layer.needs_input_grad = False
+            for layer in self._cut:
+                layer.needs_input_grad = layer not in self._input_readers
 
     def _back(self, nodes: Sequence[_Node], start: int, grad: np.ndarray, input_grad: bool,
-              stop: int | None = None) -> list[Any]:
+              stop: int | None = None, skip: frozenset[int] = frozenset()) -> list[Any]:
         """Backward through ``nodes`` from ``grad`` at slot ``start``; gradients reaching one slot from
-        several readers are summed. Stops before the node filling slot ``stop``, if given."""
+        several readers are summed. Stops before the node filling slot ``stop``, if given; leaves out
+        the nodes filling the slots in ``skip``."""
         grads: list[Any] = [None] * (len(self.layers) + 1)
         owned = [False] * len(grads)  # the sum is an array of our own, to add into in place
         grads[start] = grad
@@ -312,7 +343,7 @@ class Model:
             if node.output == stop:
                 break
             g, grads[node.output] = grads[node.output], None
-            if g is None:
+            if g is None or node.output in skip:
                 continue
             result = node.op.backward(g)
             for s, d in zip(node.inputs, result) if node.merge else ((node.inputs[0], result),):

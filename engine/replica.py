@@ -312,7 +312,7 @@ def _split_step(model: Model, x: np.ndarray, y: np.ndarray, label_smoothing: flo
     other_loss, other_correct = replica.finish_step()
     for words, rng in zip(shared.generators, generators):
         unpack_generator(words, rng)
-    for name, g in model.gradients().items():
+    for name, g in model.trainable_gradients().items():  # a frozen layer's are not computed
         g += shared.grads[name]
     return (own * loss + rows * other_loss) / n, (correct + other_correct) / n
 

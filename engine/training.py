@@ -185,7 +185,8 @@ def train_step(model: Model, optimizer: Optimizer, x: np.ndarray, y: np.ndarray,
             loss, grad, probs = softmax_cross_entropy(logits, y, label_smoothing)
             model.backward(grad)
             result = loss, float((probs.argmax(axis=1) == y).mean())
-        optimizer.step(model.parameters(), model.gradients())
+        # Frozen layers ("trainable": false) are left out: they get no updates, no weight decay.
+        optimizer.step(model.trainable_parameters(), model.trainable_gradients())
     return result
 
 

@@ -78,6 +78,9 @@ class Layer:
         # Non-trainable state saved with the weights (batch-norm running statistics).
         self.state: dict[str, np.ndarray] = {}
         self.needs_input_grad = True
+        # False for a frozen layer ("trainable": false): the optimizer skips its parameters, and a
+        # layer with statistics (batch norm) keeps using and keeping its running ones in training.
+        self.trainable = True
         self._cache: Any = None
 
     # -- shape inference ---------------------------------------------------------------------

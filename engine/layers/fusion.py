@@ -141,7 +141,8 @@ class ConvBatchNormReluMaxPool(_ConvBatchNormStep):
     def _forward(self, x: np.ndarray, training: bool,
                  keep_winners: bool) -> tuple[np.ndarray, ConvBatchNormCache, tuple[np.ndarray, np.ndarray] | None]:
         conv, norm = self.conv, self.norm
-        moving = None if training else (norm.state["moving_mean"], norm.state["moving_variance"])
+        # Batch statistics in training; the running ones at inference and for a frozen batch norm.
+        moving = None if training and norm.trainable else (norm.state["moving_mean"], norm.state["moving_variance"])
         return conv_bn_relu_maxpool_forward(
             x, conv.params["kernel"], conv.params.get("bias"), conv.config["stride"], conv.config["padding"],
             self.pool.config["pool_size"], norm.params["gamma"], norm.params["beta"], norm.config["epsilon"],
@@ -181,7 +182,8 @@ class ConvBatchNormRelu(_ConvBatchNormStep):
     def _forward(self, x: np.ndarray,
                  training: bool) -> tuple[np.ndarray, ConvBatchNormReluCache, tuple[np.ndarray, np.ndarray] | None]:
         conv, norm = self.conv, self.norm
-        moving = None if training else (norm.state["moving_mean"], norm.state["moving_variance"])
+        # Batch statistics in training; the running ones at inference and for a frozen batch norm.
+        moving = None if training and norm.trainable else (norm.state["moving_mean"], norm.state["moving_variance"])
         return conv_bn_relu_forward(
             x, conv.params["kernel"], conv.params.get("bias"), conv.config["stride"], conv.config["padding"],
             norm.params["gamma"], norm.params["beta"], norm.config["epsilon"], moving, conv.workspace,

@@ -57,7 +57,8 @@ class BatchNorm(Layer):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         gamma, beta = self.params["gamma"], self.params["beta"]
         eps = self.config["epsilon"]
-        if not training:
+        if not training or not self.trainable:
+            # Inference, or a frozen layer: a per-channel affine map by the running statistics.
             scale = gamma / np.sqrt(self.state["moving_variance"] + eps)
             # Inference is a per-channel affine map; its backward (for saliency) needs x and the scale.
             self._cache = ("inference", x, scale)

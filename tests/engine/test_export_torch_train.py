@@ -198,3 +198,27 @@ def test_train_script_augmentation_and_schedule_match_the_engine(tmp_path):
         schedule = Schedule(1.0, kind, warmup_steps=5, step_size=10, gamma=0.5, total_steps=30)
         assert [train.learning_rate_factor(s, 10, 3) for s in range(30)] == pytest.approx(
             [schedule.lr(s) for s in range(30)])
+
+
+FROZEN_NET = arch(
+    {"type": "Conv2D", "filters": 4, "kernel_size": 3, "activation": "relu", "trainable": False},
+    {"type": "BatchNorm", "trainable": False},
+    {"type": "MaxPool2D", "pool_size": 2},
+    {"type": "Flatten"},
+    {"type": "Dense", "units": 3, "activation": "softmax"},
+)
+
+
+def test_frozen_layers_stay_frozen_in_pytorch(tmp_path):
+    folder = project(tmp_path, {"epochs": 1, "batch_size": 16, "learning_rate": 0.05}, doc=FROZEN_NET)
+    _, frozen = generated_settings(folder)
+    assert frozen == ["conv2d_1.kernel", "conv2d_1.bias", "batch_norm_1.gamma", "batch_norm_1.beta"]
+    pytest.importorskip("torch", reason="PyTorch is not installed")
+    data = write_stripes(tmp_path / "stripes.npz")
+    result = _run([sys.executable, "train.py", "--data", str(data), "--out", str(tmp_path / "t.npz")], folder)
+    assert result.returncode == 0, result.stdout + result.stderr
+    before = read_weight_file(folder / "weights.npz")[2]
+    after = read_weight_file(tmp_path / "t.npz")[2]
+    for name in (*frozen, "batch_norm_1.moving_mean", "batch_norm_1.moving_variance"):
+        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    assert not np.array_equal(after["dense_1.kernel"], before["dense_1.kernel"])
