@@ -23,8 +23,8 @@ from typing import Any
 from engine.architecture import KNOWN_FORMATS as ARCHITECTURE_FORMATS
 from engine.architecture import analyze, upgrade
 from engine.atomic import write_text_atomic
-from engine.errors import EngineError
-from engine.json_errors import describe_json_error
+from engine.errors import EngineError, shown
+from engine.json_files import read_json
 from engine.layers import LAYER_TYPES
 
 PROJECT_FORMAT = "cnn-studio.project/1"
@@ -65,22 +65,7 @@ def write_project(path: str | os.PathLike, data: ProjectData) -> Path:
 
 def read_project(path: str | os.PathLike) -> ProjectData:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProjectFileError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ProjectFileError(f"{path}: is a folder, not a project file") from None
-    except UnicodeDecodeError:
-        raise ProjectFileError(f"{path}: not a CNN Studio project (it is not a text file)") from None
-    except OSError as exc:
-        raise ProjectFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ProjectFileError(
-            f"{path}: not a CNN Studio project: the JSON is broken at {describe_json_error(exc)}."
-        ) from None
+    doc = read_json(path, ProjectFileError, "project file", broken="not a CNN Studio project: the JSON is broken at")
     return parse_project(doc, str(path))
 
 
@@ -95,16 +80,16 @@ def parse_project(doc: Any, source: str = "project") -> ProjectData:
     if fmt in ARCHITECTURE_FORMATS:
         return ProjectData(_checked_architecture(doc, bad), architecture_only=True)
     if not isinstance(fmt, str) or not fmt.startswith("cnn-studio.project/"):
-        found = "no \"format\" key" if fmt is None else f"format {fmt!r}"
+        found = "no \"format\" key" if fmt is None else f"format {shown(fmt)}"
         raise bad(f'not a CNN Studio project ({found}; expected "{PROJECT_FORMAT}")')
     if fmt != PROJECT_FORMAT:
-        raise bad(f"format {fmt!r} is newer than this version of CNN Studio understands ({PROJECT_FORMAT})")
+        raise bad(f"format {shown(fmt)} is newer than this version of CNN Studio understands ({PROJECT_FORMAT})")
     if "architecture" not in doc:
         raise bad('the project has no "architecture"')
     architecture = _checked_architecture(doc["architecture"], bad)
     dataset = doc.get("dataset", DEFAULT_DATASET)
-    if not isinstance(dataset, str) or not dataset.strip():
-        raise bad(f'"dataset" must be a dataset name or path, not {dataset!r}')
+    if not isinstance(dataset, str) or not dataset.strip() or "\x00" in dataset:
+        raise bad(f'"dataset" must be a dataset name or path, not {shown(dataset)}')
     training = doc.get("training", {})
     if not isinstance(training, dict):
         raise bad(f'"training" must be an object of settings, not {type(training).__name__}')
@@ -123,8 +108,8 @@ def _checked_architecture(arch: Any, bad: Callable[[str], ProjectFileError]) -> 
     for index, spec in enumerate(arch["layers"], start=1):
         if not isinstance(spec, dict):
             raise bad(f"layer {index} must be an object, not {type(spec).__name__}")
-        if spec.get("type") not in LAYER_TYPES:
-            raise bad(f"layer {index} has unknown type {spec.get('type')!r} "
+        if not isinstance(spec.get("type"), str) or spec["type"] not in LAYER_TYPES:
+            raise bad(f"layer {index} has unknown type {shown(spec.get('type'))} "
                       f"(known: {', '.join(LAYER_TYPES)})")
         spec = dict(spec)
         # Ids are the studio's block handles: a missing, odd or repeated one is replaced on load.
@@ -139,8 +124,13 @@ def _checked_architecture(arch: Any, bad: Callable[[str], ProjectFileError]) -> 
     return upgrade({"format": arch["format"], "input": {"shape": list(arch["input"]["shape"])}, "layers": layers})
 
 
+# The studio shows integer settings in 32-bit spin boxes: anything beyond is damage, not a setting.
+_LARGEST_INT = 2**31 - 1
+
+
 def _check_training(training: dict[str, Any], bad: Callable[[str], ProjectFileError]) -> None:
     try:
+        from engine.preflight import setting_problem
         from engine.training import TrainConfig
     except ImportError:  # the settings are then checked when training starts
         return
@@ -149,19 +139,18 @@ def _check_training(training: dict[str, Any], bad: Callable[[str], ProjectFileEr
         if key not in defaults:
             continue  # a newer version's setting: kept, ignored by TrainConfig.from_dict
         expected = defaults[key]
-        if key == "processes":  # 1, 2 or "auto": the engine's rule says which
-            from engine.preflight import setting_problem
-
-            if setting_problem(key, value) is not None:
-                raise bad(f'training setting "{key}" must be 1, 2 or "auto", not {value!r}')
-            continue
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _LARGEST_INT:
+            raise bad(f'training setting "{key}" {shown(value)} is out of range')
+        problem = setting_problem(key, value)
+        if problem is not None:
+            raise bad(f'training setting "{key}" {problem.requirement}, not {shown(value)}')
         if isinstance(expected, bool):
             ok = isinstance(value, bool)
         elif isinstance(expected, (int, float)):
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if isinstance(expected, int) and not isinstance(expected, bool) and ok:
-                ok = float(value).is_integer()
+            if isinstance(expected, int) and ok:
+                ok = isinstance(value, int) or value.is_integer()
         else:
             ok = isinstance(value, type(expected))
-        if not ok:
-            raise bad(f'training setting "{key}" must be {type(expected).__name__}, not {value!r}')
+        if not ok and key != "processes":  # processes is 1, 2 or "auto" (checked above)
+            raise bad(f'training setting "{key}" must be {type(expected).__name__}, not {shown(value)}')

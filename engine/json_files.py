@@ -56,8 +56,11 @@ def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
     return deepest
 
 
-def parse_json(text: str | bytes, source: object, error: type[EngineError] = EngineError) -> Any:
-    """Decode JSON text; raise ``error("<source>: <what is wrong>")`` for anything CNN Studio cannot hold."""
+def parse_json(text: str | bytes, source: object, error: type[EngineError] = EngineError,
+               broken: str = "not valid JSON:") -> Any:
+    """Decode JSON text; raise ``error("<source>: <what is wrong>")`` for anything CNN Studio cannot hold.
+
+    ``broken`` opens the sentence about a syntax error ("<source>: <broken> line 3, column 7: ...")."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8-sig")
@@ -66,7 +69,7 @@ def parse_json(text: str | bytes, source: object, error: type[EngineError] = Eng
     try:
         value = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
-        raise error(f"{source}: not valid JSON: {describe_json_error(exc)}.") from None
+        raise error(f"{source}: {broken} {describe_json_error(exc)}.") from None
     except _Refused as exc:
         raise error(f"{source}: not valid JSON ({exc})") from None
     except RecursionError:
@@ -78,7 +81,8 @@ def parse_json(text: str | bytes, source: object, error: type[EngineError] = Eng
     return value
 
 
-def read_json(path: str | os.PathLike, error: type[EngineError] = EngineError, what: str = "file") -> Any:
+def read_json(path: str | os.PathLike, error: type[EngineError] = EngineError, what: str = "file",
+              broken: str = "not valid JSON:") -> Any:
     """Read and decode a JSON file; every failure (missing, a folder, unreadable, broken) is ``error``."""
     path = Path(path)
     try:
@@ -91,4 +95,4 @@ def read_json(path: str | os.PathLike, error: type[EngineError] = EngineError, w
         raise error(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except ValueError as exc:  # a path holding a NUL character
         raise error(f"{path}: cannot read it ({exc})") from None
-    return parse_json(data, path, error)
+    return parse_json(data, path, error, broken)

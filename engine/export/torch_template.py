@@ -150,7 +150,7 @@ if __name__ == "__main__":
     model = load_safetensors(weights) if weights.endswith(".safetensors") else load_npz(weights)
     print(model)
     if len(sys.argv) > 2:
-        outputs = predict(model, np.load(sys.argv[2]))
+        outputs = predict(model, np.load(sys.argv[2], allow_pickle=False))
         for i, row in enumerate(outputs.reshape(len(outputs), -1)):
             best = int(row.argmax())
             label = CLASS_NAMES[best] if best < len(CLASS_NAMES) else str(best)

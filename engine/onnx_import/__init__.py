@@ -17,7 +17,6 @@ CNN Studio, whose metadata says).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from engine.data.normalization import Normalization
-from engine.errors import DataError, EngineError
+from engine.errors import DataError, EngineError, brief
 from engine.export.formats import require
+from engine.json_files import parse_json
 from engine.onnx_import.convert import Converted, Converter
 from engine.onnx_import.loading import OnnxImportError, load_onnx, opset_version
 
@@ -63,6 +63,16 @@ def import_onnx(path: str | os.PathLike, preprocessing: dict[str, Any] | None = 
     is not ONNX, or every node that cannot be imported (operator, name and why)."""
     path = Path(path)
     proto = load_onnx(path)
+    try:
+        return _import(path, proto, preprocessing)
+    except EngineError:
+        raise
+    except Exception as exc:  # a model that passed the checker yet is malformed in a way no rule foresaw
+        raise OnnxImportError(f"{path}: the ONNX model is damaged or malformed ({type(exc).__name__}: "
+                              f"{brief(exc, 160)})") from None
+
+
+def _import(path: Path, proto: Any, preprocessing: dict[str, Any] | None) -> ImportedNetwork:
     result = Converter(proto).run()
     if not isinstance(result, Converted):
         listing = "; ".join(str(p) for p in result)
@@ -89,11 +99,11 @@ def import_onnx(path: str | os.PathLike, preprocessing: dict[str, Any] | None = 
 
 def _recorded_preprocessing(metadata: dict[str, str]) -> dict[str, Any]:
     """What CNN Studio's own ONNX export records; otherwise scaling pixels to [0, 1]."""
+    text = metadata.get("preprocessing")
     try:
-        recorded = json.loads(metadata.get("preprocessing", "null"))
-        Normalization.from_dict(recorded)
-        return recorded
-    except (json.JSONDecodeError, DataError):
+        recorded = parse_json(text, "preprocessing") if isinstance(text, str) else None
+        return Normalization.from_dict(recorded).to_dict()
+    except EngineError:  # absent or unreadable: the usual [0, 1] scaling
         return Normalization().to_dict()
 
 

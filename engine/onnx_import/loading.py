@@ -46,6 +46,11 @@ def load_onnx(path: str | os.PathLike) -> Any:
             load_external_data_for_model(model, str(path.parent))
         except Exception as exc:
             raise OnnxImportError(f"{path}: its external weight data cannot be read ({_short(exc)})") from None
+    # After the external data is in: the checker would look for it relative to the working folder.
+    try:  # names, types, attributes and tensor sizes as the standard says; a damaged file fails here
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise OnnxImportError(f"{path}: not a valid ONNX model ({_short(exc)})") from None
     version = opset_version(model)
     if version not in OPSETS:
         raise OnnxImportError(f"{path}: opset {version} is not supported (opsets {OPSETS.start} to "

@@ -227,3 +227,54 @@ def test_close_asks_about_changes_and_respects_guards(window):
     assert not window.close() and window.isVisible()
     window.close_guards.clear()
     assert window.close()
+
+
+# -- hostile files (fuzz findings, and what a project may point at) -----------------------------------------
+def _project(tmp_path, training=None, dataset="fashion-mnist-mini", architecture=None):
+    from tests.helpers.engine_factories import SMALL_CNN
+
+    path = tmp_path / "hostile.cnnproj"
+    path.write_text(json.dumps({"format": PROJECT_FORMAT, "architecture": architecture or SMALL_CNN,
+                                "dataset": dataset, "training": training or {}}))
+    return path
+
+
+@pytest.mark.parametrize("training, expected", [
+    ({"seed": 2**40}, '"seed" 1099511627776 is out of range'),  # once an OverflowError in the seed box
+    ({"epochs": 10**400}, "is out of range"),  # once an OverflowError in float()
+    ({"batch_size": 0}, '"batch_size" must be at least 1'),
+    ({"learning_rate": -1.0}, '"learning_rate" must be positive or 0'),
+    ({"optimizer": "rmsprop"}, '"optimizer" must be one of'),
+])
+def test_training_settings_out_of_range_are_refused(tmp_path, training, expected):
+    path = _project(tmp_path, training)
+    with pytest.raises(ProjectFileError, match=expected) as caught:
+        read_project(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_layer_type_that_is_not_a_string(tmp_path):
+    from tests.helpers.engine_factories import SMALL_CNN
+
+    architecture = json.loads(json.dumps(SMALL_CNN))
+    architecture["layers"][1]["type"] = {"module": "os", "name": "system"}  # once unhashable
+    with pytest.raises(ProjectFileError, match="layer 2 has unknown type"):
+        read_project(_project(tmp_path, architecture=architecture))
+
+
+def test_a_project_cannot_make_the_app_run_anything(tmp_path):
+    # The dataset reference is the only path a project holds, and datasets are only ever read as data.
+    from engine.data import DataError, load_dataset
+
+    marker = tmp_path / "ran"
+    script = tmp_path / "train.py"
+    script.write_text(f"import os\nos.makedirs({str(marker)!r})\n")
+    script.chmod(0o755)
+    for dataset in (str(script), "/bin/sh", "$(touch ran)", "`touch ran`"):
+        data = read_project(_project(tmp_path, dataset=dataset))
+        assert data.dataset == dataset
+        with pytest.raises(DataError):
+            load_dataset(data.dataset)
+    with pytest.raises(ProjectFileError, match='"dataset" must be a dataset name or path'):
+        read_project(_project(tmp_path, dataset="data\x00.npz"))
+    assert not marker.exists() and not (tmp_path / "ran").exists()

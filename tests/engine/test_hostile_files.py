@@ -1,0 +1,216 @@
+"""What the fuzz tests found, kept as fixed cases: each file once made a reader raise something other
+than the project's own errors (or hang, or print a page), and now gets one line naming the file."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.architecture import analyze, load_architecture_file, validate
+from engine.data import load_dataset
+from engine.errors import ArchitectureError, DataError, ResourceError, WeightsError
+from engine.model import Model
+from engine.weights import WEIGHTS_FORMAT, load_weights, save_weights
+from tests.helpers.data_factories import idx_bytes, images, labels, make_cifar_folder, make_image_folder
+from tests.helpers.engine_factories import SMALL_CNN
+
+
+def one_line_naming(exc_info: pytest.ExceptionInfo, path: Path) -> str:
+    message = str(exc_info.value)
+    assert "\n" not in message and str(path) in message and len(message) < 1000, message
+    return message
+
+
+def write_arch(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "net.json"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------------------------------- architectures
+@pytest.mark.parametrize("text, expected", [
+    ("null", "must be a JSON object, not null"),
+    ("3", "must be a JSON object, not a number"),
+    ('"net.json"', "must be a JSON object, not a string"),  # once read as a path to another file
+    ('{"format": NaN}', "NaN is not a number JSON allows"),
+    ('{"format": 1e999}', "too large"),
+    ('{"format": ' + "9" * 5000 + "}", "not valid JSON"),
+    ("[" * 5000 + "]" * 5000, "nested too deeply"),
+    ('{"a": ' + "[" * 100 + "]" * 100 + "}", "nested more than 64 levels"),
+    ("\ufeff{}", 'missing "format"'),  # a byte-order mark is not an error in itself
+])
+def test_architecture_json_that_python_reads_oddly(tmp_path, text, expected):
+    path = write_arch(tmp_path, text)
+    with pytest.raises(ArchitectureError) as caught:
+        validate(path)
+    assert expected in one_line_naming(caught, path)
+
+
+@pytest.mark.parametrize("layer_type", [None, ["Conv2D"], {"a": 1}, 3])
+def test_layer_types_that_are_not_strings(tmp_path, layer_type):
+    doc = json.loads(json.dumps(SMALL_CNN))
+    doc["layers"][1]["type"] = layer_type
+    path = write_arch(tmp_path, json.dumps(doc))
+    with pytest.raises(ArchitectureError) as caught:
+        Model.from_architecture(path)
+    assert "layer 2 (" in one_line_naming(caught, path) and "unknown type" in str(caught.value)
+
+
+def test_long_and_huge_values_are_quoted_short(tmp_path):
+    doc = json.loads(json.dumps(SMALL_CNN))
+    doc["layers"][0]["filters"] = "x" * 5000
+    doc["layers"][1]["type"] = "y" * 5000
+    doc["format"] = 10**5000
+    analysis = analyze(doc)  # the studio's path: a dict, never a file
+    assert all(len(str(p)) < 400 for p in analysis.problems)
+    doc["format"] = SMALL_CNN["format"]
+    assert all(len(str(p)) < 400 for p in analyze(doc).problems)
+
+
+def test_a_path_with_a_nul_character(tmp_path):
+    with pytest.raises(ArchitectureError, match="cannot read it"):
+        load_architecture_file(str(tmp_path / "a\x00b.json"))
+
+
+def test_an_input_too_large_for_memory_is_refused_before_building(tmp_path):
+    doc = json.loads(json.dumps(SMALL_CNN))
+    doc["input"]["shape"] = [2**31, 13, 3]
+    path = write_arch(tmp_path, json.dumps(doc))
+    with pytest.raises(ResourceError) as caught:
+        Model.from_architecture(path)
+    assert "not enough memory" in one_line_naming(caught, path)
+
+
+# ------------------------------------------------------------------------------------- weight files
+def weight_file(tmp_path: Path, **records) -> Path:
+    model = Model(SMALL_CNN)
+    arrays = {"__format__": np.array(WEIGHTS_FORMAT), "__architecture__": np.array(json.dumps(SMALL_CNN)),
+              **model.tensors(), **records}
+    path = tmp_path / "w.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("preprocessing, expected", [
+    ({"scale": 1 / 255, "mean": True, "std": [1.0]}, "mean must be a list of numbers"),
+    ({"scale": "1/255"}, "scale must be a number"),
+    ({"scale": 1.0, "mean": [0.5, 0.5], "std": [1.0, 1.0]}, "2 channel mean(s)"),
+    ({"extra": 1}, "unknown keys"),
+])
+def test_preprocessing_records_that_cannot_work(tmp_path, preprocessing, expected):
+    path = weight_file(tmp_path, __preprocessing__=np.array(json.dumps(preprocessing)))
+    with pytest.raises(WeightsError) as caught:
+        load_weights(path)
+    assert expected in one_line_naming(caught, path)
+
+
+def test_tensors_with_nan_or_inf_are_refused_naming_the_tensor(tmp_path):
+    model = Model(SMALL_CNN)
+    model.tensors()["dense_1.kernel"][3, 1] = np.inf
+    path = save_weights(model, tmp_path / "w.npz")
+    with pytest.raises(WeightsError) as caught:
+        load_weights(path)
+    assert "tensor 'dense_1.kernel' holds NaN or infinite values (first at index (3, 1))" in one_line_naming(
+        caught, path)
+
+
+def test_an_array_header_promising_more_than_the_archive_holds(tmp_path):
+    # One flipped byte in a shape once made numpy allocate the promised size before reading.
+    path = weight_file(tmp_path)
+    with zipfile.ZipFile(path) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    members["dense_1.kernel.npy"] = members["dense_1.kernel.npy"].replace(b"(100, 3)", b"(100000000, 3000)", 1)
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    with pytest.raises(WeightsError) as caught:
+        load_weights(path)
+    assert "array 'dense_1.kernel' is damaged (its header promises" in one_line_naming(caught, path)
+
+
+def test_an_archive_of_an_unknown_zip_version(tmp_path):
+    path = weight_file(tmp_path)
+    raw = bytearray(path.read_bytes())
+    central = raw.rfind(b"PK\x01\x02")
+    raw[central + 6] = 109  # "version needed to extract" 10.9, which zipfile refuses with NotImplementedError
+    path.write_bytes(bytes(raw))
+    with pytest.raises(WeightsError) as caught:
+        load_weights(path)
+    one_line_naming(caught, path)
+
+
+# ------------------------------------------------------------------------------------- datasets
+@pytest.mark.parametrize("dims", [(0, 28, 28), (2**31, 28, 28), (10, 2**20, 2**20)])
+def test_idx_headers_with_empty_or_enormous_sizes(tmp_path, dims):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    header = struct.pack(">I", 0x803) + b"".join(struct.pack(">I", d) for d in dims)
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + bytes(100)))
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels(10, 2))))
+    with pytest.raises((DataError, ResourceError)) as caught:
+        load_dataset(folder)
+    one_line_naming(caught, folder)
+
+
+def test_a_cifar_batch_whose_unpickling_error_spans_lines(tmp_path):
+    folder = make_cifar_folder(tmp_path / "cifar")
+    (folder / "data_batch_1").write_bytes(b"P" + pickle.dumps({b"data": 1}))  # a persistent-id opcode
+    with pytest.raises(DataError) as caught:
+        load_dataset(folder)
+    one_line_naming(caught, folder / "data_batch_1")
+
+
+def test_class_names_that_are_not_utf8(tmp_path):
+    folder = make_cifar_folder(tmp_path / "cifar")
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"\xff\xfe", b"cat", b"dog"]}))
+    assert load_dataset(folder).class_names[1:] == ["cat", "dog"]
+
+
+def test_a_label_far_beyond_any_class_count(tmp_path):
+    # Naming classes "0" .. "1099511627776" once took forever.
+    path = tmp_path / "data.npz"
+    np.savez(path, x=images(4, 5, 5), y=np.array([0, 1, 2, 2**40]))
+    with pytest.raises(DataError) as caught:
+        load_dataset(path)
+    assert "more than 65536 classes" in one_line_naming(caught, path)
+
+
+def test_nan_pixels_are_refused_naming_the_first_sample(tmp_path):
+    path = tmp_path / "data.npz"
+    x = np.zeros((6, 5, 5), np.float32)
+    x[4, 2, 2] = np.nan
+    x[5] = np.inf
+    np.savez(path, x=x, y=np.arange(6) % 2)
+    with pytest.raises(DataError) as caught:
+        load_dataset(path)
+    assert "contain NaN or infinite values (first in sample 4)" in one_line_naming(caught, path)
+
+
+def test_a_float_image_with_nan_pixels_is_refused_naming_the_file(tmp_path):
+    root = make_image_folder(tmp_path / "pets", per_class=2)
+    bad = root / "dog" / "0.tif"
+    (root / "dog" / "0.png").unlink()
+    Image.fromarray(np.full((8, 10), np.nan, np.float32)).save(bad)
+    with pytest.raises(DataError) as caught:
+        load_dataset(root, color_mode="grayscale")
+    assert "NaN or infinite pixel values" in one_line_naming(caught, bad)
+
+
+def test_a_long_library_message_is_cut(tmp_path):
+    path = tmp_path / "data.npz"
+    np.savez(path, x=images(4, 5, 5), y=labels(4, 2))
+    raw = bytearray(path.read_bytes())
+    local = raw.find(b"y.npy")
+    raw[local:local + 5] = b"z.npy"  # the local header's name no longer matches the central directory's
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError) as caught:
+        load_dataset(path)
+    one_line_naming(caught, path)
