@@ -95,6 +95,15 @@ def _scan(part_root: Path, class_folders: list[Path], labels: dict[str, int]) ->
     return entries
 
 
+def _non_finite(path: Path) -> bool:
+    """True for a float picture holding NaN or infinity (asked only after the picture was refused)."""
+    try:
+        with Image.open(path) as im:
+            return im.mode == "F" and not np.isfinite(np.asarray(im, dtype=np.float32)).all()
+    except _IMAGE_ERRORS:
+        return False
+
+
 def _decode(entries: list[_Entry], size: tuple[int, int], mode: str) -> tuple[np.ndarray, np.ndarray]:
     """Decode into one preallocated (N, H, W, C) uint8 array; unreadable files are skipped with a warning."""
     w, h = size
@@ -108,6 +117,8 @@ def _decode(entries: list[_Entry], size: tuple[int, int], mode: str) -> tuple[np
                 # The rule the studio's "open a picture" and the exported predict.py use too.
                 x[n] = picture_pixels(im, (h, w, c))
         except _IMAGE_ERRORS as exc:
+            if _non_finite(e.path):  # a damaged value, not a damaged file: the dataset is refused
+                raise fail(e.path, "image holds NaN or infinite pixel values") from None
             warnings.warn(f"{e.path}: unreadable image skipped ({exc})", stacklevel=4)
             continue
         y[n] = e.label
