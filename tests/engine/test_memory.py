@@ -131,7 +131,7 @@ def test_initial_weights_are_drawn_in_float32_without_float64_copies():
     kernel = model.parameters()["dense_1.kernel"]
     assert kernel.dtype == np.float32
     # The kernel and its gradient array, nothing twice its size on the way (a float64 draw would be 2x).
-    assert peak < 2 * kernel_bytes + (8 << 20), f"peak {peak / 2**20:.0f} MiB for a {kernel_bytes / 2**20:.0f} MiB kernel"
+    assert peak < 2 * kernel_bytes + (8 << 20), f"peak {peak / 2**20:.0f} MiB, kernel {kernel_bytes / 2**20:.0f} MiB"
     # He initialisation's spread survives the float32 draw.
     assert abs(float(kernel.std()) - np.sqrt(2 / 10000)) < 1e-3
 
