@@ -97,6 +97,22 @@ class ProgressPrinter:
                   file=self.stream)
 
 
+def diagnosing(printer: Any, doctor: Any) -> Any:
+    """``printer`` followed, after each epoch and at the end, by a ``diagnosis:`` line for each new
+    problem the training doctor finds."""
+
+    def callback(event: object) -> None:
+        from engine.training import EpochEnd, TrainingFinished
+
+        printer(event)
+        doctor.observe(event)
+        if isinstance(event, (EpochEnd, TrainingFinished)):
+            for found in doctor.take_new():
+                print(f"diagnosis: {_one_line(found.line())}", file=printer.stream)
+
+    return callback
+
+
 def _load_data(args: argparse.Namespace):
     from engine.data import load_dataset
 
@@ -263,6 +279,7 @@ def _prepare(doc: dict[str, Any], dataset: Any, config: Any) -> tuple[Any, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from engine.doctor import TrainingDoctor
     from engine.weights import save_weights
 
     config = _config(args)
@@ -287,10 +304,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                                   name=args.name or "", architecture_name=architecture_name(args.architecture, doc),
                                   trainer=trainer)
         print(f"run folder {folder.path}")
+        callback = diagnosing(printer, TrainingDoctor(trainer))
         with _interrupted_hint(run_dir):
-            outcome = train_in_folder(folder, trainer, printer)
+            outcome = train_in_folder(folder, trainer, callback)
+        if outcome.history.finished is not None:
+            callback(outcome.history.finished)  # the run folder's training keeps the end to itself
         return _finish_run(outcome, args.out)
-    history = trainer.fit(printer)
+    doctor = TrainingDoctor(trainer)
+    history = trainer.fit(diagnosing(printer, doctor))
     result = trainer.evaluate()
     print(f"test accuracy {result.accuracy:.2%} ({len(result.labels)} images)")
     if args.out:
@@ -343,8 +364,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     start = trainer.epoch
     print(f"resuming {folder.path} after epoch {start} of {trainer.config.epochs}"
           + ("" if start else " (from the start: no checkpoint)"))
+    from engine.doctor import TrainingDoctor
+
+    callback = diagnosing(ProgressPrinter(sys.stdout), TrainingDoctor(trainer))
     with _interrupted_hint(folder.path):
-        outcome = train_in_folder(folder, trainer, ProgressPrinter(sys.stdout))
+        outcome = train_in_folder(folder, trainer, callback)
+    if outcome.history.finished is not None:
+        callback(outcome.history.finished)
     return _finish_run(outcome, args.out)
 
 

@@ -343,3 +343,17 @@ def grid_shape(count: int) -> tuple[int, int]:
         return 0, 0
     cols = math.ceil(math.sqrt(count))
     return math.ceil(count / cols), cols
+
+
+# -- attribution maps (engine.explain) ------------------------------------------------------------------------
+_EXPLAIN_NAMES = ("GradCam", "grad_cam", "smooth_grad", "occlusion", "Occlusion")
+
+
+def __getattr__(name: str) -> Any:
+    # Grad-CAM, SmoothGrad and occlusion live in engine.explain (which builds on this module); they are
+    # reachable here too, looked up on first use so neither module imports the other at load time.
+    if name in _EXPLAIN_NAMES:
+        from engine.explain import attribution
+
+        return getattr(attribution, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -224,6 +224,10 @@ class Trainer:
         # Called with each EpochEnd once the epoch's state is final (state_dict() may be taken),
         # before the event is yielded: e.g. a run folder writing its checkpoint.
         self.epoch_hooks: list[Callable[[EpochEnd], None]] = []
+        # Told about every optimisation step: ``before_step(trainer)`` once the batch is drawn,
+        # ``after_step(trainer, loss)`` once the optimizer has updated the weights (the gradients of
+        # the step are still in the model then). E.g. the training doctor sampling gradient norms.
+        self.step_observers: list[Any] = []
         self._in_epoch = False
         self._ended_early = False
         self._lock = threading.Lock()
@@ -268,7 +272,14 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------------------
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """One optimisation step; returns (loss, accuracy) on the batch."""
-        return train_step(self.model, self.optimizer, x, y, self.config.label_smoothing, self.config.processes)
+        observers = self.step_observers
+        for observer in observers:
+            observer.before_step(self)
+        loss, accuracy = train_step(self.model, self.optimizer, x, y, self.config.label_smoothing,
+                                    self.config.processes)
+        for observer in observers:
+            observer.after_step(self, loss)
+        return loss, accuracy
 
     def run(self, epochs: int | None = None) -> Iterator[Event]:
         """Train for ``epochs`` more epochs (the configured number by default), yielding events.

@@ -1,7 +1,7 @@
 """Optional test packages: skipped where absent, unless the full suite says they are required.
 
 ``scripts/dev.sh test`` installs the test extras and sets ``CNN_STUDIO_REQUIRE_EXTRAS=1``: there a
-missing or broken extra (onnx, onnxruntime, safetensors, hypothesis) fails the tests that need it
+missing or broken extra (onnx, onnxruntime, safetensors, hypothesis, scikit-learn) fails the tests that need it
 instead of quietly skipping them. In a bare environment (numpy, Pillow, threadpoolctl and pytest
 alone) the same tests skip, so tests/engine still passes there.
 """
@@ -16,7 +16,7 @@ import pytest
 
 REQUIRE_ENV = "CNN_STUDIO_REQUIRE_EXTRAS"
 # The packages of the "test" extra in pyproject.toml that tests import optionally.
-TEST_EXTRAS = ("onnx", "onnxruntime", "safetensors", "hypothesis")
+TEST_EXTRAS = ("onnx", "onnxruntime", "safetensors", "hypothesis", "sklearn")
 
 
 def extras_required() -> bool:
