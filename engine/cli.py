@@ -431,6 +431,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0 if all(r.summary and r.summary.status == "completed" for r in sweep.runs) else 3
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    from engine.profiler import profile_training
+
+    config = _config(args)
+    _check_settings(config)
+    dataset = _limited(_load_data(args), args)
+    doc = _architecture(args, dataset)
+    model, trainer = _prepare(doc, dataset, config)
+    rows = trainer.train_idx[: max(config.batch_size * (args.steps + 1), config.batch_size)]
+    profile = profile_training(model, trainer.dataset.normalized("train", rows), trainer.dataset.y_train[rows],
+                               trainer.optimizer, config.batch_size, steps=args.steps,
+                               label_smoothing=config.label_smoothing)
+    print(profile.table())
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from engine.metrics import evaluate
     from engine.weights import load_weights
@@ -520,6 +536,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the run in this folder: record, a checkpoint per epoch, final weights")
     p.add_argument("--name", help="a label for the run (with --run-dir)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("profile", help="time each layer's forward and backward pass over a few training steps")
+    add_settings(p)
+    p.add_argument("--steps", type=int, default=5, help="timed training steps (after one warm-up step)")
+    p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("resume", help="continue an interrupted run to its planned number of epochs")
     p.add_argument("run", metavar="DIR", help="the run folder (or a folder holding one interrupted run)")
