@@ -167,7 +167,7 @@ def profile_training(model: Model, x: np.ndarray, y: np.ndarray, optimizer: Opti
                 loss_end = time.perf_counter()
                 model.backward(grad)
                 update_start = time.perf_counter()
-                optimizer.step(model.parameters(), model.gradients())
+                optimizer.step(model.trainable_parameters(), model.trainable_gradients())
                 end = time.perf_counter()
             loss_s += loss_end - loss_start
             update_s += end - update_start
