@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.errors import RunError
 from engine.runs import RunSummary, list_runs, unique_child
-from engine.runs.folder import LOCK
+from engine.runs.folder import LOCK, SWEEP_MANIFEST
 from engine.runs.lock import is_locked
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,9 @@ def runs_folder_for(project: str | Path) -> Path:
 
 
 def _busy(run: Path) -> bool:
+    """Whether the run (or a run of the sweep folder) is being trained right now."""
+    if (run / SWEEP_MANIFEST).is_file():
+        return any(is_locked(child / LOCK) for child in run.iterdir() if child.is_dir())
     return is_locked(run / LOCK)
 
 

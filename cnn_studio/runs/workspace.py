@@ -14,12 +14,13 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMessageBox, QTabWidget
 
 from cnn_studio.messages import headless
 from cnn_studio.runs.recording import RunRecording
 from cnn_studio.runs.restore import final_weights, restore_history, restore_trained
 from cnn_studio.runs.runs_view import RunsView
+from cnn_studio.runs.sweep_panel import SweepController, SweepView, plan_sweep, sweep_folder_name, sweepable_keys
 from cnn_studio.runs.time_machine import EpochScrubber, TimeMachine
 from cnn_studio.training.session import TrainingSession
 from cnn_studio.training.settings_binding import KEEP_CHECKPOINTS
@@ -27,6 +28,7 @@ from engine.data import Dataset
 from engine.errors import EngineError
 from engine.runs import RunFolder
 from engine.runs.folder import remove_run
+from engine.runs.sweep import label
 from engine.training import TrainConfig
 from engine.weights import build_model
 
@@ -83,9 +85,26 @@ class RunsWorkspace(QObject):
         self._install_scrubbers()
 
         self.runs_view = RunsView()
-        window.tabs.addTab(self.runs_view, "Runs")
-        window.tabs.setTabToolTip(window.tabs.indexOf(self.runs_view),
-                                  "Every run of the project: sort, filter, compare two, look inside, resume")
+        self.sweep_view = SweepView()
+        self.sweeps = SweepController(self.runner, self)
+        self.runs_tab = QTabWidget()
+        self.runs_tab.setDocumentMode(True)
+        self.runs_tab.addTab(self.runs_view, "All runs")
+        self.runs_tab.addTab(self.sweep_view, "Sweep")
+        self.runs_tab.setTabToolTip(1, "Train a grid or random search of settings, one run after another")
+        window.tabs.addTab(self.runs_tab, "Runs")
+        window.tabs.setTabToolTip(window.tabs.indexOf(self.runs_tab),
+                                  "Every run of the project: sort, filter, compare two, look inside, resume; sweeps")
+        self.sweep_view.add_button.clicked.connect(
+            lambda: self.sweep_view.add_axis(sweepable_keys(self.document.architecture())))
+        self.sweep_view.remove_button.clicked.connect(self.sweep_view.remove_axis)
+        self.sweep_view.start_requested.connect(self.start_sweep)
+        self.sweep_view.stop_requested.connect(self.sweeps.stop)
+        self.sweeps.changed.connect(self._show_sweep)
+        self.sweeps.finished.connect(self._on_sweep_finished)
+        self._sweep_pending = False
+        for key in ("lr", "batch_size"):
+            self.sweep_view.add_axis(sweepable_keys(self.document.architecture()), key)
         self.store.changed.connect(self.refresh_runs)
         self.runner.started.connect(lambda _event: self.store.notify_changed())
         self.runs_view.selection_changed.connect(self._on_runs_selected)
@@ -361,13 +380,66 @@ class RunsWorkspace(QObject):
             datasets.request(spec)
         return True
 
+    # -- sweeps ------------------------------------------------------------------------------------------------
+    def start_sweep(self) -> bool:
+        """Start the sweep the Sweep page defines (after loading the dataset if needed)."""
+        view = self.sweep_view
+        if self.runner.running or self.sweeps.running:
+            view.message.setText("A run is training: stop it first.")
+            return False
+        datasets = self.session.datasets
+        ref = self.document.dataset_ref
+        if not datasets.has(ref):
+            self._sweep_pending = True
+            view.message.setText("Loading the dataset…")
+            datasets.request(ref)
+            return True
+        panel = self._panel
+        config = panel.form.config() if panel is not None else TrainConfig()
+        try:
+            sweep = plan_sweep(view, self.document.architecture(), config, self.store.folder / sweep_folder_name(),
+                               self.document.display_name)
+        except (EngineError, ValueError) as exc:
+            view.message.setText(f"<span style='color:#b00020'>{exc}</span>")
+            return False
+        view.message.setText(f"Sweep of {len(sweep.runs)} runs: each trains in turn (watch it live on the Train "
+                             "tab); the table and the plot fill as runs end.")
+        view.set_running(True)
+        keep = str((self.document.training or {}).get(KEEP_CHECKPOINTS, "best"))
+        self.sweeps.start(sweep, datasets.current, datasets.current_ref or ref, keep)
+        return True
+
+    def _show_sweep(self) -> None:
+        sweep = self.sweeps.sweep
+        if sweep is not None:
+            self.sweep_view.show_runs(sweep, self.sweeps.index)
+
+    def _on_sweep_finished(self, how: str) -> None:
+        view = self.sweep_view
+        view.set_running(False)
+        self._show_sweep()
+        sweep = self.sweeps.sweep
+        best = sweep.ranked()[0] if sweep is not None and sweep.runs else None
+        if best is not None and best.summary is not None:
+            view.message.setText(f"Sweep {how}. Best: {label(best.point)}, validation accuracy "
+                                 f"{best.best_val_accuracy:.2%} (in bold in the table).")
+        else:
+            view.message.setText(f"Sweep {how}.")
+        self.store.notify_changed()
+
     def _on_dataset_loaded(self, ref: str, dataset: Dataset) -> None:
+        if self._sweep_pending and ref == self.document.dataset_ref:
+            self._sweep_pending = False
+            self.start_sweep()
         pending = self._resume_pending
         if pending is not None and pending[1] == ref:
             self._resume_pending = None
             self._resume(pending[0], dataset)
 
     def _on_dataset_failed(self, ref: str, message: str) -> None:
+        if self._sweep_pending:
+            self._sweep_pending = False
+            self.sweep_view.message.setText(f"The dataset did not load: {message}")
         pending = self._resume_pending
         if pending is not None and pending[1] == ref:
             self._resume_pending = None

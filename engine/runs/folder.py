@@ -97,7 +97,7 @@ def checkpoint_name(epoch: int) -> str:
 
 
 def now() -> str:
-    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    return _dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
 class RunFolder:
@@ -417,14 +417,26 @@ def is_run(path: str | os.PathLike) -> bool:
     return (Path(path) / RECORD).is_file()
 
 
+SWEEP_MANIFEST = "sweep.json"
+
+
 def runs_in(path: str | os.PathLike) -> list[Path]:
-    """The run folders ``path`` holds: itself if it is one, else its sub-folders that are runs (by name)."""
+    """The run folders ``path`` holds: itself if it is one, else its sub-folders that are runs and the
+    runs of its sweep folders (sub-folders with a sweep.json), by name."""
     path = Path(path)
     if is_run(path):
         return [path]
     if not path.is_dir():
         raise RunError(f"{path}: no such folder")
-    return sorted(p for p in path.iterdir() if p.is_dir() and is_run(p))
+    found = []
+    for child in sorted(path.iterdir()):
+        if not child.is_dir():
+            continue
+        if is_run(child):
+            found.append(child)
+        elif (child / SWEEP_MANIFEST).is_file():
+            found.extend(sorted(p for p in child.iterdir() if p.is_dir() and is_run(p)))
+    return found
 
 
 def unique_child(parent: str | os.PathLike, stem: str) -> Path:

@@ -232,7 +232,7 @@ def test_the_runs_tab_sorts_filters_and_compares_two_runs(qtbot, tmp_path, data,
             panel.start()
     workspace = w.runs_workspace
     view = workspace.runs_view
-    w.tabs.setCurrentWidget(view)
+    w.tabs.setCurrentWidget(workspace.runs_tab)
     assert view.proxy.rowCount() == 2 and view.count.text() == "2 runs"
     header = [view.model.headerData(i, Qt.Orientation.Horizontal) for i in range(view.model.columnCount())]
     assert header == ["Run", "Network", "Params", "Optimizer", "LR", "Batch", "Epochs", "Best val.", "Test", "Time",
@@ -277,8 +277,50 @@ def test_the_runs_tab_sorts_filters_and_compares_two_runs(qtbot, tmp_path, data,
     assert view.inspect_button.isEnabled() and not view.resume_button.isEnabled()
     view.inspect_button.click()
     assert inside.pinned == "Run 1 after 2 epochs"
-    w.tabs.setCurrentWidget(view)
+    w.tabs.setCurrentWidget(workspace.runs_tab)
     view.select_paths([str(runs[0].path)])
     view.delete_button.click()  # (no question offscreen)
     assert view.proxy.rowCount() == 1 and not runs[0].path.exists()
+    close(w)
+
+
+def test_a_2x2_sweep_in_the_studio(qtbot, tmp_path, data, npz):
+    w = make_window(tmp_path)
+    w.document.replace_architecture(SMALL_CNN)
+    w.training_panel.use_dataset(data, str(npz))
+    w.training_panel.form.set_config(TrainConfig(epochs=5, batch_size=32, learning_rate=0.05))
+    workspace = w.runs_workspace
+    view = workspace.sweep_view
+    w.tabs.setCurrentWidget(workspace.runs_tab)
+    workspace.runs_tab.setCurrentWidget(view)
+    assert view.axis_texts() == ["lr=0.1,0.03,0.01", "batch_size=32,64"]  # a ready-made example
+    view.axes.cellWidget(0, 1).setText("0.05, 0.01")
+    view.add_button.click()
+    view.axes.cellWidget(2, 0).setCurrentText("dense_1.units")
+    view.remove_button.click()  # (the last row)
+    assert view.axis_texts() == ["lr=0.05,0.01", "batch_size=32,64"]
+    view.epochs.setValue(1)
+    with qtbot.waitSignal(workspace.sweeps.finished, timeout=4 * WAIT_MS) as done:
+        view.start_button.click()
+        assert not view.start_button.isEnabled() and view.stop_button.isEnabled()
+    assert done.args == ["completed"]
+    sweep = workspace.sweeps.sweep
+    assert [r.summary.status for r in sweep.runs] == ["completed"] * 4
+    assert [(r.point["learning_rate"], r.point["batch_size"]) for r in sweep.runs] == [
+        (0.05, 32), (0.05, 64), (0.01, 32), (0.01, 64)]
+    for run in sweep.runs:
+        rec = RunFolder.open(run.path).record
+        assert rec["config"]["learning_rate"] == run.point["learning_rate"] and rec["epochs_completed"] == 1
+        assert rec["config"]["batch_size"] == run.point["batch_size"] and run.path.parent.parent == \
+            w.document.run_store.folder
+    assert view.table.rowCount() == 4
+    best = sweep.ranked()[0]
+    assert [view.table.horizontalHeaderItem(c).text() for c in range(6)] == ["#", "lr", "batch", "best val.",
+                                                                             "test", "status"]
+    marked = [r for r in range(4) if view.table.item(r, 3).text().endswith("★")]
+    assert marked == [sweep.runs.index(best)]
+    assert len(view.plot.lines) == 4
+    assert "Best: learning_rate=" in view.message.text()
+    assert len(w.document.runs.runs) == 4  # each run went through the Train tab like any other
+    assert workspace.runs_view.proxy.rowCount() == 4  # and is listed with the project's runs
     close(w)
