@@ -54,6 +54,7 @@ class ProjectRuns(QObject):
         self._document = document
         self._temp: Path | None = None  # the untitled project's folder, made on first use
         self._pending: list[tuple[Path, Path]] = []  # (run, destination folder) moves waiting for a run to end
+        self.moved: dict[str, Path] = {}  # where moved runs went: old path -> new path
 
     # -- where ----------------------------------------------------------------------------------------
     @property
@@ -153,8 +154,10 @@ class ProjectRuns(QObject):
                 source.rmdir()
 
     def _move(self, run: Path, target: Path) -> None:
+        destination = unique_child(target, run.name)
         try:
-            shutil.move(str(run), str(unique_child(target, run.name)))
+            shutil.move(str(run), str(destination))
+            self.moved[str(run)] = destination
         except OSError as exc:
             self.warning.emit(f"The run {run.name} could not be moved beside the project ({exc.strerror or exc}); "
                               f"it stays in {run.parent}")

@@ -287,6 +287,10 @@ class RunsWorkspace(QObject):
         return found[0] if found else None
 
     def _after_run(self) -> None:
+        folder = self.runner.kept_run
+        if folder is not None and str(folder.path) in self.store.moved:
+            # The run moved beside the project (it was saved while the run trained): "+1 epoch" writes there.
+            folder.relocate(self.store.moved[str(folder.path)])
         self.time_machine.set_enabled(True)
         self.time_machine.refresh(prefer=self.document.trained.run_id)
 

@@ -113,6 +113,12 @@ class TrainingRunner(QObject):
         return None if self._worker is None else self._worker.dataset
 
     @property
+    def kept_run(self) -> Any:
+        """The RunFolder the kept trainer records into (None when the run is not kept)."""
+        session = self._worker.run_session if self._worker is not None else None
+        return None if session is None else session.folder
+
+    @property
     def run_id(self) -> str:
         """The run folder the current (or last) run is kept in ("" when it is not kept)."""
         return self._recording.run_id if self._recording is not None else ""

@@ -147,6 +147,13 @@ class RunFolder:
         records.check_record(record, file)
         return cls(path, record)
 
+    def relocate(self, path: str | os.PathLike) -> None:
+        """The folder was moved to ``path`` (not while it trains): later writes go there."""
+        if self._lock.held:
+            raise RunError(f"{self.path} cannot move while it is being trained")
+        self.path = Path(path)
+        self._lock = RunLock(self.path / LOCK)
+
     # -- what it holds ----------------------------------------------------------------------------
     @property
     def id(self) -> str:

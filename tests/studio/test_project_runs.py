@@ -324,3 +324,28 @@ def test_a_2x2_sweep_in_the_studio(qtbot, tmp_path, data, npz):
     assert len(w.document.runs.runs) == 4  # each run went through the Train tab like any other
     assert workspace.runs_view.proxy.rowCount() == 4  # and is listed with the project's runs
     close(w)
+
+
+def test_saving_while_a_run_trains_moves_the_run_when_it_ends(qtbot, tmp_path, data, npz):
+    w = make_window(tmp_path)
+    w.document.replace_architecture(SMALL_CNN)
+    w.training_panel.use_dataset(data, str(npz))
+    panel = w.training_panel
+    panel.form.set_config(TrainConfig(epochs=200, batch_size=8, learning_rate=0.01))
+    with qtbot.waitSignal(panel.session.runner.epoch_end, timeout=WAIT_MS):
+        panel.start()
+    temporary = w.document.run_store.folder
+    run_id = w.document.runs.current.run_id
+    project = tmp_path / "saved.cnnproj"
+    assert w.project.save_as(project)
+    assert (temporary / run_id).exists()  # it still trains there
+    with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS):
+        panel.stop()
+    runs = runs_folder_for(project)
+    assert (runs / run_id / "run.json").exists() and not temporary.exists()
+    with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS):
+        panel.continue_one_epoch()
+    folder = RunFolder.open(runs / run_id)
+    assert folder.status == "completed" and folder.epochs_completed == w.document.trained.epochs_completed
+    assert not (temporary / run_id).exists()
+    close(w)
