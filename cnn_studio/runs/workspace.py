@@ -61,8 +61,10 @@ class RunsWorkspace(QObject):
         self.offer: str = ""  # the interrupted run offered for resuming ("" when none)
         self._offer_box: QMessageBox | None = None
         self._resume_pending: tuple[RunFolder, str] | None = None  # waiting for its dataset to load
+        self._more = 0  # epochs beyond a kept run's last checkpoint ("+1 epoch"), 0: to its planned end
 
         self.runner.recording_for = self._recording_for
+        self.runner.kept_continuation = self
         self.runner.began.connect(self._on_began)
         window.close_guards.append(self._on_window_closing)
         self.runner.finished.connect(lambda _event: self.store.notify_changed())
@@ -357,6 +359,27 @@ class RunsWorkspace(QObject):
         if box is not None:
             box.close()
 
+    # -- "+1 epoch" on a kept run (the project was reopened) ------------------------------------------------------
+    def available(self) -> bool:
+        """Whether the trained network's kept run can train on from its last checkpoint."""
+        run_id = self.document.trained.run_id
+        if not run_id or self.runner.running or self._resume_pending is not None:
+            return False
+        folder = self.store.folder / run_id
+        try:
+            kept = RunFolder.open(folder)
+        except EngineError:
+            return False
+        return kept.status != "running" and bool(kept.checkpoints()) and bool((kept.record.get("dataset") or {})
+                                                                               .get("spec"))
+
+    def continue_run(self, epochs: int = 1) -> bool:
+        """Train the trained network's kept run ``epochs`` more epochs (its dataset loads first if needed)."""
+        if not self.available():
+            return False
+        folder = RunFolder.open(self.store.folder / self.document.trained.run_id)
+        return self._resume_folder(folder, more=epochs)
+
     def resume_offered_run(self) -> bool:
         """Resume the offered run: its dataset loads if needed, then it trains on. False when not possible."""
         if not self.offer or self.runner.running:
@@ -368,9 +391,12 @@ class RunsWorkspace(QObject):
             return False
         return self._resume_folder(folder)
 
-    def _resume_folder(self, folder: RunFolder) -> bool:
+    def _resume_folder(self, folder: RunFolder, more: int = 0) -> bool:
+        """Train ``folder``'s run on from its last checkpoint: to its planned epochs, or ``more`` epochs
+        beyond the last one it kept."""
         if self.runner.running:
             return False
+        self._more = more
         spec = (folder.record.get("dataset") or {}).get("spec")
         if not spec:
             self.window.statusBar().showMessage("Cannot resume the run: its dataset was not loaded from a file", 10000)
@@ -451,7 +477,11 @@ class RunsWorkspace(QObject):
 
     def _resume(self, folder: RunFolder, dataset: Dataset) -> None:
         record = folder.record
-        config = TrainConfig.from_dict({**record["config"], "epochs": folder.epochs_planned})
+        planned = folder.epochs_planned
+        if self._more:
+            kept = [e for e, _ in folder.checkpoints()]
+            planned = (kept[-1] if kept else folder.epochs_completed) + self._more
+        config = TrainConfig.from_dict({**record["config"], "epochs": planned})
         recording = RunRecording(folder.path, resume=True)
         try:
             self.runner.start(record["architecture"], dataset, config, recording=recording)
@@ -459,7 +489,7 @@ class RunsWorkspace(QObject):
             self.window.statusBar().showMessage(f"Cannot resume the run: {exc}", 10000)
             return
         self.window.statusBar().showMessage(
-            f"Resuming the run after epoch {folder.epochs_completed} of {folder.epochs_planned}", 6000)
+            f"Training the run on from epoch {folder.epochs_completed} to {planned}", 6000)
         self.resumed.emit(folder.id)
 
 

@@ -109,6 +109,12 @@ class TrainingControls(QObject):
             return "Training is running."
         if self.pending_start:
             return "A run is about to start."
+        kept = self.runner.kept_continuation
+        if not self.runner.can_continue and kept is not None and kept.available():
+            # A kept run of a reopened project goes on from its last checkpoint, on its own dataset.
+            if not same_design(self.trained.architecture(), self.document.architecture()):
+                return "The architecture changed since the last run: Start trains the new one."
+            return ""
         if not self.runner.can_continue:
             if self.trained.imported:
                 return "Imported weights have no run to continue: Start trains on from them."
@@ -241,7 +247,10 @@ class TrainingControls(QObject):
         if self.continue_refusal():
             return
         self.notices.clear()  # "Stopped during epoch 3. Press +1 epoch…" is about to be out of date
-        self.runner.continue_training(1)
+        if self.runner.can_continue:
+            self.runner.continue_training(1)
+        else:
+            self.runner.kept_continuation.continue_run(1)
 
     def _on_live_rate(self, kind: str, value: float) -> None:
         if not self.runner.running:

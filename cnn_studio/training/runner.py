@@ -86,6 +86,9 @@ class TrainingRunner(QObject):
         # Where a fresh run is kept on disk: set by whoever owns the project's runs folder; called with
         # (architecture, dataset, config), it returns a RunRecording or None (the run is not kept).
         self.recording_for: Callable[[dict[str, Any], Dataset, TrainConfig], RunRecording | None] | None = None
+        # Continues a kept run whose trainer is gone (a project reopened): an object with available() and
+        # continue_run(epochs), set by whoever owns the project's runs; None when there is none.
+        self.kept_continuation: Any = None
         self._recording: RunRecording | None = None
 
     # -- state ------------------------------------------------------------------------------------------

@@ -105,6 +105,15 @@ def test_train_save_close_reopen_brings_the_run_back(qtbot, tmp_path, data, npz)
     assert inside.model is not None
     for name, value in trained_weights.items():
         np.testing.assert_array_equal(inside.model.tensors()[name], value)
+    # "+1 epoch" trains the kept run on from its last checkpoint.
+    panel = w.training_panel
+    assert panel.continue_action.isEnabled(), panel.continue_action.toolTip()
+    with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS) as ended:
+        panel.continue_action.trigger()
+    assert ended.args == ["completed"] and trained.epochs_completed == 3
+    assert len(w.document.runs.runs) == 1 and [e.epoch for e in w.document.runs.current.epochs] == [1, 2, 3]
+    folder = RunFolder.open(runs / record.run_id)
+    assert folder.epochs_completed == 3 and folder.status == "completed" and len(folder.record["history"]) == 3
     close(w)
 
 
