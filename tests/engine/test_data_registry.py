@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +24,7 @@ needs_full = pytest.mark.skipif(not FULL_PRESENT, reason="dataset-fashion-mnist 
 
 # ------------------------------------------------------------------------------------- bundled subset
 def test_mini_is_balanced_shaped_and_named() -> None:
-    start = time.perf_counter()
-    ds = load_dataset("fashion-mnist-mini")
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"loading the bundled set took {elapsed:.2f} s"
+    ds = load_dataset("fashion-mnist-mini")  # how fast: benchmarks/dataset_load.py (a wall clock is no test)
     assert ds.name == "fashion-mnist-mini" and ds.class_names == FASHION_MNIST_CLASSES
     assert ds.x_train.shape == (12000, 28, 28, 1) and ds.x_test.shape == (2000, 28, 28, 1)
     assert ds.x_train.dtype == np.uint8 and ds.y_train.dtype == np.int64
