@@ -97,4 +97,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     window.show()
     if args.project:  # after show(), so an error about the file sits over the window
         window.project.open_project(args.project)
+    # The project's images, in the background: its input shape and class count are known before Start.
+    window.training_panel.load_dataset()
     return app.exec()

@@ -44,6 +44,7 @@ class TrainingSession(QObject):
 
         The weights reached before the stop stay in ``trained``.
         """
+        self.datasets.cancel()  # a load finishing now has no window left to show it in
         ran = self.runner.shutdown(timeout_ms)
         loaded = self.datasets.shutdown(timeout_ms)
         return ran and loaded

@@ -428,3 +428,41 @@ def test_a_project_keeps_its_processes_setting_and_settings_the_form_does_not_sh
     path.write_text(path.read_text().replace('"auto"', "3"))
     with pytest.raises(ProjectFileError, match="processes"):
         read_project(path)
+
+
+def test_the_app_loads_the_projects_dataset_as_it_opens(qapp, tmp_path, monkeypatch):
+    import sys
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    from cnn_studio import app as studio_app
+
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path))
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    path = tmp_path / "grey.npz"
+    rng = np.random.default_rng(6)
+    np.savez(path, x=rng.integers(0, 255, (30, 12, 12, 1), dtype=np.uint8), y=np.arange(30) % 3)
+    project = tmp_path / "p.cnnproj"
+    write_project(project, ProjectData(arch(*SMALL_CNN["layers"], shape=(20, 20, 3)), str(path), {}))
+    seen = {}
+    deadline = time.monotonic() + WAIT_MS / 1000
+
+    def when_loaded() -> None:
+        window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
+        datasets = window.training_session.datasets
+        if datasets.loading_ref is not None:
+            seen["asked"] = datasets.loading_ref
+        if datasets.current is None and time.monotonic() < deadline:
+            QTimer.singleShot(20, when_loaded)
+            return
+        seen["input"] = window.document.input_shape  # followed the project's images before any Start
+        seen["classes"] = window.document.num_classes
+        window.document.mark_saved()
+        window.close()
+        QApplication.quit()
+
+    QTimer.singleShot(0, when_loaded)
+    assert studio_app.main([str(project)]) == 0
+    assert seen == {"asked": str(path), "input": (12, 12, 1), "classes": 3}
