@@ -202,6 +202,8 @@ class TrainingPlots(QWidget):
         self.accuracy_plot.getPlotItem().setXRange(0, 1, padding=0)
         # Setting a range fixes it: the epoch losses' axis follows the next run's values again.
         self.loss_plot.getPlotItem().enableAutoRange(axis="y")
+        for widget in (self.loss_plot, self.accuracy_plot):
+            widget.getPlotItem().getAxis("bottom").setTickSpacing()  # automatic again, as before any run
 
     def data_changed(self) -> None:
         """New batches or epochs were added to the current record: ``refresh`` draws them."""
