@@ -309,9 +309,9 @@ class TrainingRunner(QObject):
         self.state_changed.emit()
 
     # -- from the worker (queued onto the GUI thread) ------------------------------------------------------------
-    @Slot(object)
-    def _on_worker_event(self, event: Any) -> None:
-        if self._worker is None or self.sender() is not self._worker:
+    @Slot(object, object)
+    def _on_worker_event(self, worker: TrainingWorker, event: Any) -> None:
+        if worker is not self._worker or worker is None:
             return  # still queued from a retired worker (or after shutdown)
         if isinstance(event, Batches):
             if event.events:

@@ -94,13 +94,13 @@ def describe_exception(exc: BaseException) -> str:
 class TrainingWorker(QObject):
     """Builds the model and trainer from a snapshot of the architecture and runs epochs on request.
 
-    Signal ``event(object)`` (emitted on the worker thread; connect with a queued connection) carries,
-    in order: TrainingStarted, Batches, EpochEnd, WeightSnapshot (the untrained network, then one per
-    epoch), ProbeResult, Status, WorkerWarning, Evaluation (test set, after the run), and last either
-    TrainingFinished or RunFailed.
+    Signal ``event(worker, object)`` (emitted on the worker thread; connect with a queued connection)
+    names the worker and carries, in order: TrainingStarted, Batches, EpochEnd, WeightSnapshot (the
+    untrained network, then one per epoch), ProbeResult, Status, WorkerWarning, Evaluation (test set,
+    after the run), and last either TrainingFinished or RunFailed.
     """
 
-    event = Signal(object)
+    event = Signal(object, object)  # (this worker, the event): receivers tell workers apart without sender()
 
     def __init__(self, architecture: dict[str, Any], dataset: Dataset, config: TrainConfig,
                  *, batch_emit_interval: float = 1.0 / BATCH_EMITS_PER_SECOND,
@@ -174,6 +174,9 @@ class TrainingWorker(QObject):
             self._probe_x = None if x is None else np.array(x, dtype=np.float32, copy=True)
             self._probe_dirty = True
 
+    def _send(self, event: object) -> None:
+        self.event.emit(self, event)
+
     # -- the run: executes on the worker thread ----------------------------------------------------------
     @Slot(int)
     def run(self, epochs: int) -> None:
@@ -189,10 +192,10 @@ class TrainingWorker(QObject):
                 log.error("training failed:\n%s", traceback.format_exc())
             if self.run_session is not None:
                 self.run_session.end(None, error=describe_exception(exc))
-            self.event.emit(RunFailed(describe_exception(exc)))
+            self._send(RunFailed(describe_exception(exc)))
 
     def _build_trainer(self) -> Trainer:
-        self.event.emit(Status("Building the network…"))
+        self._send(Status("Building the network…"))
         _model, trainer = prepare(self.architecture, self.dataset, self.config, weights=self.initial_weights)
         self.initial_weights = None
         if self.recording is not None:
@@ -232,7 +235,7 @@ class TrainingWorker(QObject):
                 now = time.perf_counter()
                 if (now - last_emit >= self.batch_emit_interval or event.batch == event.batches
                         or trainer.paused or self._stop_requested):
-                    self.event.emit(Batches(tuple(pending)))
+                    self._send(Batches(tuple(pending)))
                     pending = []
                     last_emit = now
                 if self._probe_x is not None and (self._probe_dirty or now - last_probe >= self.probe_interval):
@@ -245,9 +248,9 @@ class TrainingWorker(QObject):
             else:
                 if isinstance(event, EpochEnd):
                     self._emit_snapshot(trainer)  # the weights first: views showing the epoch find them
-                self.event.emit(event)
+                self._send(event)
         if pending:
-            self.event.emit(Batches(tuple(pending)))
+            self._send(Batches(tuple(pending)))
         if finished is None:  # the engine always finishes with an event; guard against a silent end
             finished = TrainingFinished("stopped", trainer.epoch, "training ended without a final event")
         if finished.reason != "completed" or self.last_snapshot is None or finished.best_epoch \
@@ -259,21 +262,21 @@ class TrainingWorker(QObject):
             self._emit_probe(trainer.model)
         evaluation = None
         if not self._skip_evaluation and len(self.dataset.y_test):
-            self.event.emit(Status("Evaluating on the test set…"))
+            self._send(Status("Evaluating on the test set…"))
             evaluation = trainer.evaluate("test")
-            self.event.emit(evaluation)
+            self._send(evaluation)
         if session is not None:
             if self._skip_evaluation and finished.reason == "stopped":
                 # Stopped because the studio closed: the run was interrupted, not ended by the user.
                 session.end(None, error="the studio closed while the run was training")
             else:
                 session.end(finished, evaluation)
-        self.event.emit(finished)
+        self._send(finished)
 
     def _emit_snapshot(self, trainer: Trainer) -> None:
         snap = WeightSnapshot(trainer.model.get_weights(), copy.deepcopy(trainer.model.preprocessing), trainer.epoch)
         self.last_snapshot = snap
-        self.event.emit(snap)
+        self._send(snap)
 
     def _emit_probe(self, model: Model) -> None:
         with self._lock:
@@ -281,7 +284,7 @@ class TrainingWorker(QObject):
         if x is None:
             return
         try:
-            self.event.emit(compute_probe(model, x))
+            self._send(compute_probe(model, x))
         except (ValueError, EngineError) as exc:  # a sample of the wrong shape must not end the run
             self._send_warning(f"probe sample skipped: {exc}")
             with self._lock:
@@ -291,4 +294,4 @@ class TrainingWorker(QObject):
     def _send_warning(self, text: str) -> None:
         if text not in self._warnings_sent:  # the same warning each batch would flood the GUI
             self._warnings_sent.add(text)
-            self.event.emit(WorkerWarning(text))
+            self._send(WorkerWarning(text))

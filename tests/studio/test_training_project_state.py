@@ -463,6 +463,11 @@ def test_the_app_loads_the_projects_dataset_as_it_opens(qapp, tmp_path, monkeypa
         window.close()
         QApplication.quit()
 
-    QTimer.singleShot(0, when_loaded)
-    assert studio_app.main([str(project)]) == 0
+    # Closing the last window would post a Quit event that outlives main() and ends the next test's wait.
+    QApplication.setQuitOnLastWindowClosed(False)
+    try:
+        QTimer.singleShot(0, when_loaded)
+        assert studio_app.main([str(project)]) == 0
+    finally:
+        QApplication.setQuitOnLastWindowClosed(True)
     assert seen == {"asked": str(path), "input": (12, 12, 1), "classes": 3}

@@ -390,7 +390,7 @@ def test_snapshots_and_probes_never_share_memory_with_the_live_model(data):
     # Run the worker synchronously on this thread to compare its outputs with the live arrays.
     worker = TrainingWorker(SMALL_CNN, data, TrainConfig(epochs=1, batch_size=64), probe_interval=0.0)
     events = []
-    worker.event.connect(events.append)
+    worker.event.connect(lambda _worker, event: events.append(event))
     worker.set_probe(data.normalized("test")[0])
     worker.run(0)
     snapshots = [e for e in events if isinstance(e, WeightSnapshot)]
