@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 
 from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter, QPainterPath, QWheelEvent
+from PySide6.QtGui import QContextMenuEvent, QKeyEvent, QMouseEvent, QPainter, QPainterPath, QWheelEvent
 from PySide6.QtWidgets import QApplication, QFrame, QGraphicsScene, QGraphicsView, QMenu, QWidget
 
 from cnn_studio import graph
@@ -787,26 +787,41 @@ class ArchitectureCanvas(QGraphicsView):
     def contextMenuEvent(self, event) -> None:  # noqa: N802 (Qt override)
         scene_pos = self.mapToScene(event.pos())
         block = self.any_block_at(scene_pos)
-        menu = QMenu(self)
-        menu.setToolTipsVisible(True)
+        wire = self.wire_at(scene_pos)
+        if event.reason() == QContextMenuEvent.Reason.Keyboard:
+            # The menu key acts on what is selected, wherever the pointer is.
+            selected = self.selection.layer_id
+            block = self.blocks.get(selected) if selected else None
+            wire = self.wire_item(self.selected_wire) if self.selected_wire is not None and block is None else None
         if block is not None and block.layer_id:
-            self._block_menu(menu, block.layer_id)
-        elif (wire := self.wire_at(scene_pos)) is not None:
-            self.select_wire(wire.wire)
-            self._wire_menu(menu, wire.wire)
+            menu = self.block_menu(block.layer_id)
+        elif wire is not None:
+            menu = self.wire_menu(wire.wire)
         else:
+            menu = QMenu(self)
             menu.addAction("Tidy Layout", self.tidy)
             menu.addAction("Fit Network", self.fit_all)
         menu.exec(event.globalPos())
 
-    def _block_menu(self, menu: QMenu, layer_id: str) -> None:
+    def block_menu(self, layer_id: str) -> QMenu:
+        """The context menu of a block (which it selects)."""
+        menu = QMenu(self)
+        menu.setToolTipsVisible(True)
         self.selection.select(layer_id)
         locked = self.document.locked
         for text, slot in (("Duplicate", self.editor.duplicate), ("Move up", lambda: self.editor.move_by(-1)),
                            ("Move down", lambda: self.editor.move_by(1))):
             menu.addAction(text, slot).setEnabled(not locked)
         layers = self.document.layers()
-        if layer_id != graph.output_id(layers) and not graph.consumers(layers).get(layer_id):
+        targets = graph.connectable_targets(layers, layer_id)
+        connect = menu.addMenu("Connect Output To")
+        connect.setToolTip("Wire this block's output to another block (the same as dragging from its output port)")
+        for spec in layers:
+            if spec["id"] in targets:
+                connect.addAction(f"{self._node_words(spec['id'])} · {self.blocks[spec['id']].content.subtitle}",
+                                  lambda t=spec["id"]: self.editor.connect(layer_id, t))
+        connect.setEnabled(not locked and bool(targets - {OUTPUT}))
+        if OUTPUT in targets:
             action = menu.addAction("Make It the Network's Output", lambda: self.editor.connect(layer_id, OUTPUT))
             action.setEnabled(not locked)
         menu.addSeparator()
@@ -819,8 +834,13 @@ class ArchitectureCanvas(QGraphicsView):
         for fix in offered:
             menu.addAction(f"Fix: {fix.label}",
                            lambda f=fix: self.editor.apply_fix(info.error, fix=f)).setEnabled(not locked)
+        return menu
 
-    def _wire_menu(self, menu: QMenu, wire: Wire) -> None:
+    def wire_menu(self, wire: Wire) -> QMenu:
+        """The context menu of a wire (which it selects)."""
+        menu = QMenu(self)
+        menu.setToolTipsVisible(True)
+        self.select_wire(wire)
         locked = self.document.locked
         insert = menu.addMenu("Insert Layer Here")
         for category in CATEGORIES:
@@ -838,6 +858,7 @@ class ArchitectureCanvas(QGraphicsView):
         menu.addSeparator()
         action = menu.addAction("Disconnect", lambda: self.editor.disconnect(wire))
         action.setEnabled(not locked and wire.target != OUTPUT)
+        return menu
 
     # -- zoom -------------------------------------------------------------------------------------------------
     def zoom(self, factor: float) -> None:

@@ -362,3 +362,24 @@ def test_the_branching_templates_open_with_a_clean_layout(qtbot, tmp_path, key):
     # The main path runs straight down from the input to the output.
     xs = {canvas.input_block.pos().x(), canvas.output_block.pos().x(), canvas.block(doc.layers()[-1]["id"]).pos().x()}
     assert len(xs) == 1
+
+
+def test_menus_connect_and_insert_without_dragging(window):
+    doc, canvas = window.document, window.canvas
+    add = insert_add(window)
+    menu = canvas.block_menu("conv_a")
+    connect = next(a.menu() for a in menu.actions() if a.menu() and a.text() == "Connect Output To")
+    choices = {a.text(): a for a in connect.actions()}
+    assert not any(text.startswith("Conv2D 1") for text in choices)  # not to itself
+    next(a for text, a in choices.items() if text.startswith("Add ")).trigger()
+    assert inputs(doc)[add] == ["conv_b", "conv_a"]
+    wire_menu = canvas.wire_menu(Wire("conv_a", add, 1))
+    assert canvas.selected_wire == Wire("conv_a", add, 1)
+    insert = next(a.menu() for a in wire_menu.actions() if a.menu() and a.text() == "Insert Layer Here")
+    activation = next(a.menu() for a in insert.actions() if a.text() == "Activation")
+    next(a for a in activation.actions() if a.text() == "ReLU").trigger()
+    relu = inputs(doc)[add][1]
+    assert doc.layer(doc.index_of(relu))["type"] == "ReLU" and inputs(doc)[relu] == ["conv_a"]
+    disconnect = next(a for a in canvas.wire_menu(Wire(relu, add, 1)).actions() if a.text() == "Disconnect")
+    disconnect.trigger()
+    assert inputs(doc)[add] == ["conv_b"]
