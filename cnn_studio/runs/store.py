@@ -12,14 +12,13 @@ import contextlib
 import logging
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.errors import RunError
-from engine.runs import RunSummary, list_runs, unique_child
-from engine.runs.folder import LOCK, SWEEP_MANIFEST
+from engine.errors import EngineError, RunError
+from engine.runs import RunFolder, RunSummary, runs_in, unique_child
+from engine.runs.folder import LOCK, RECORD, SWEEP_MANIFEST
 from engine.runs.lock import is_locked
 
 log = logging.getLogger(__name__)
@@ -55,6 +54,7 @@ class ProjectRuns(QObject):
         self._temp: Path | None = None  # the untitled project's folder, made on first use
         self._pending: list[tuple[Path, Path]] = []  # (run, destination folder) moves waiting for a run to end
         self.moved: dict[str, Path] = {}  # where moved runs went: old path -> new path
+        self._summaries: dict[str, tuple[tuple[int, int], RunSummary]] = {}  # by run folder: (file stamp, summary)
 
     # -- where ----------------------------------------------------------------------------------------
     @property
@@ -78,18 +78,33 @@ class ProjectRuns(QObject):
         return unique_child(folder, label)
 
     def runs(self) -> list[RunSummary]:
-        """Every readable run of the project, oldest first."""
+        """Every readable run of the project, oldest first. A record read before is read again only when
+        its file changed (records hold every batch's loss: a project of many runs stays quick to list)."""
         if self.temporary and self._temp is None:
             return []  # (no temporary folder is made just to find it empty)
         folder = self.folder
         if not folder.is_dir():
             return []
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            found = list_runs(folder)
-        for warning in caught:
-            log.info("run folder skipped: %s", warning.message)
-        return found
+        found, cache = [], {}
+        for path in runs_in(folder):
+            try:
+                stat = (path / RECORD).stat()
+            except OSError:
+                continue
+            key = (stat.st_mtime_ns, stat.st_size)
+            cached = self._summaries.get(str(path))
+            if cached is not None and cached[0] == key and cached[1].status != "running":
+                summary = cached[1]
+            else:
+                try:
+                    summary = RunSummary.of(RunFolder.open(path))
+                except EngineError as exc:
+                    log.info("run folder skipped: %s", exc)
+                    continue
+            cache[str(path)] = (key, summary)
+            found.append(summary)
+        self._summaries = cache
+        return sorted(found, key=lambda r: (r.created, r.id))
 
     def notify_changed(self) -> None:
         self._finish_pending_moves()

@@ -139,10 +139,7 @@ class TimeMachine(QObject):
         runs = []
         self._numbers: dict[str, int] = {}
         for number, summary in reversed(list(enumerate(self.store.runs(), start=1))):
-            try:
-                kept = [e for e, _ in RunFolder.open(summary.path).checkpoints()]
-            except EngineError:
-                continue
+            kept = [e for e, _ in RunFolder(summary.path, summary.record).checkpoints()]  # (no record read again)
             if kept:
                 # Numbered as the Train tab's run list numbers them (oldest first).
                 self._numbers[str(summary.path)] = number
