@@ -144,8 +144,8 @@ class RunsView(QWidget):
         one = len(chosen) == 1
         self.inspect_button.setEnabled(one and chosen[0].record.get("weights") is not None or
                                        one and bool(chosen[0].record.get("checkpoints")))
-        self.resume_button.setEnabled(one and chosen[0].status == "interrupted"
-                                      and chosen[0].epochs_completed < chosen[0].epochs_planned)
+        self.resume_button.setEnabled(one and chosen[0].status == "interrupted" and (
+            chosen[0].epochs_completed < chosen[0].epochs_planned or not chosen[0].record.get("results")))
         self.delete_button.setEnabled(bool(chosen) and all(r.status != "running" for r in chosen))
         if not chosen:
             self.hint.setText("Select a run; select two (Ctrl+click) to compare them.")

@@ -169,7 +169,9 @@ class RunFolder:
 
     @property
     def resumable(self) -> bool:
-        return self.status in ("interrupted", "stopped") and self.epochs_completed < self.epochs_planned
+        """Interrupted or stopped before its planned epochs, or before its test results."""
+        return self.status in ("interrupted", "stopped") and (
+            self.epochs_completed < self.epochs_planned or not self.record.get("results"))
 
     @property
     def epochs_planned(self) -> int:
