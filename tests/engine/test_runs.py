@@ -220,3 +220,17 @@ def test_status_follows_the_lock_and_the_listing(tmp_path, data):
     assert "completed" in table and "interrupted" in table and "0/2" in table
     with pytest.raises(RunError, match="has already completed"):
         prepare_resume(tmp_path / "runs" / "a", data)
+
+
+def test_a_run_cut_after_its_last_epoch_is_resumed_to_its_results(tmp_path, data):
+    whole = train(tmp_path / "runs" / "run", data)
+    folder = RunFolder.open(tmp_path / "runs" / "run")
+    folder.record["status"], folder.record["results"] = "running", None  # killed before the evaluation
+    folder.write_record()
+    (tmp_path / "runs" / "run" / "weights.npz").unlink()
+    assert RunFolder.open(tmp_path / "runs" / "run").resumable
+    folder, trainer = prepare_resume(tmp_path / "runs" / "run", data)
+    assert trainer.epoch == 3
+    outcome = train_in_folder(folder, trainer)
+    assert outcome.status == "completed" and outcome.evaluation.accuracy == whole.evaluation.accuracy
+    assert RunFolder.open(tmp_path / "runs" / "run").weights_path() is not None
