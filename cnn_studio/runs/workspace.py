@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMessageBox, QTabWidget
 
@@ -82,6 +82,9 @@ class RunsWorkspace(QObject):
         self.runner.began.connect(lambda _fresh: self.time_machine.set_enabled(False))
         self.runner.finished.connect(lambda _event: self._after_run())
         self.runner.failed.connect(lambda _message: self._after_run())
+        app = QCoreApplication.instance()
+        if app is not None:  # quitting without closing the window must still end the loader's thread
+            app.aboutToQuit.connect(self.time_machine.shutdown)
         self.inside_scrubber = EpochScrubber(self.time_machine)
         self.train_scrubber = EpochScrubber(self.time_machine, two_rows=True)
         self._install_scrubbers()
