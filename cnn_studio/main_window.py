@@ -106,6 +106,7 @@ class MainWindow(QMainWindow):
         self.inside_panel = workspaces.inside
         self.export_controller = workspaces.export
         self.runs_workspace = workspaces.runs
+        self.interop = workspaces.interop
         self._restore_layout()
 
     # -- public surface for workspaces -------------------------------------------------------------------------

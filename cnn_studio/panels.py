@@ -14,6 +14,7 @@ from PySide6.QtCore import QCoreApplication
 
 from cnn_studio.export_actions import ExportController, install_export
 from cnn_studio.inspect import InsidePanel, install_inside
+from cnn_studio.interop_actions import InteropController, install_interop
 from cnn_studio.runs.workspace import RunsWorkspace, install_runs
 from cnn_studio.training.panel import TrainingPanel
 from cnn_studio.training.session import TrainingSession
@@ -25,6 +26,7 @@ class Workspaces:
     inside: InsidePanel
     export: ExportController
     runs: RunsWorkspace
+    interop: InteropController
 
 
 def install_panels(window: Any, session: TrainingSession) -> Workspaces:
@@ -32,8 +34,9 @@ def install_panels(window: Any, session: TrainingSession) -> Workspaces:
     inside = install_inside(window, session)
     export = install_export(window, session)
     runs = install_runs(window, session)
+    interop = install_interop(window, session)
     app = QCoreApplication.instance()
     if app is not None:
         # Quitting without closing the window (e.g. Ctrl+Q from elsewhere) must still join the threads.
         app.aboutToQuit.connect(training.shutdown)
-    return Workspaces(training, inside, export, runs)
+    return Workspaces(training, inside, export, runs, interop)

@@ -291,6 +291,18 @@ class ArchitectureEditor(QObject):
         new[field] = value
         return self.document.push(SetLayerCommand(self.document, layer_id, new, field=field))
 
+    def set_trainable(self, layer_id: str, trainable: bool) -> bool:
+        """Freeze a layer ("trainable": false: training leaves its parameters alone) or let it learn again."""
+        spec = self.document.layer(self.document.index_of(layer_id))
+        if (spec.get("trainable", True) is not False) == trainable:
+            return False
+        new = {k: v for k, v in spec.items() if k != "trainable"}
+        if not trainable:
+            new["trainable"] = False
+        name = spec.get("name") or self.document.analysis().layers[self.document.index_of(layer_id)].name
+        return self.document.push(SetLayerCommand(self.document, layer_id, new,
+                                                  text=f"{'Unfreeze' if trainable else 'Freeze'} {name}"))
+
     def set_name(self, layer_id: str, name: str) -> bool:
         """Give a layer a custom name (used for its weight names); an empty name restores the default."""
         spec = self.document.layer(self.document.index_of(layer_id))

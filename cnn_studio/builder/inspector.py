@@ -10,6 +10,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -28,7 +29,13 @@ from cnn_studio.builder.fixes import Fix
 from cnn_studio.document import ProjectDocument
 from engine.architecture import LayerInfo
 from engine.errors import ArchitectureError
-from engine.layers import LAYER_TYPES
+from engine.layers import LAYER_TYPES, Layer
+
+
+def has_parameters(type_name: str | None) -> bool:
+    """Whether layers of this type learn parameters (only those can be frozen)."""
+    cls = LAYER_TYPES.get(type_name or "")
+    return cls is not None and cls.param_shapes is not Layer.param_shapes
 
 
 class LayerInspector(DocumentScrollView):
@@ -90,6 +97,7 @@ class LayerInspector(DocumentScrollView):
         outer.addStretch(1)
 
         self.name_edit: QLineEdit | None = None
+        self.trainable_box: QCheckBox | None = None
         self.editors: dict[str, FieldEditor] = {}
         self._form_for: tuple[str | None, str | None] = (None, None)  # (layer id, type) the form was built for
         self._fix_problem: ArchitectureError | None = None
@@ -146,6 +154,7 @@ class LayerInspector(DocumentScrollView):
             self.form.removeRow(0)
         self.editors = {}
         self.name_edit = None
+        self.trainable_box = None
 
     def _build_form(self, spec: dict[str, Any]) -> None:
         self._clear_form()
@@ -154,6 +163,16 @@ class LayerInspector(DocumentScrollView):
         self.name_edit.setToolTip("Name used for this layer's weights; leave empty for the automatic name")
         self.name_edit.editingFinished.connect(self._commit_name)
         self.form.addRow("Name", self.name_edit)
+        if has_parameters(spec.get("type")):
+            self.trainable_box = QCheckBox("learns in training", self.form_host)
+            self.trainable_box.setToolTip(
+                "Untick to freeze this layer: training leaves its weights as they are (a frozen batch norm "
+                "keeps using its running statistics). Freeze a trained network's early layers to fine-tune "
+                "only the last ones on your data.")
+            self.trainable_box.toggled.connect(self._commit_trainable)
+            label = QLabel("Trainable", self.form_host)
+            label.setToolTip(self.trainable_box.toolTip())
+            self.form.addRow(label, self.trainable_box)
         for field in cls.fields if cls else ():
             widget = editor_for(field, self.form_host)
             widget.value_changed.connect(lambda value, name=field.name: self._commit(name, value))
@@ -174,6 +193,10 @@ class LayerInspector(DocumentScrollView):
             self.name_edit.setPlaceholderText(info.name)
             if not self.name_edit.hasFocus():
                 self.name_edit.setText(spec.get("name", ""))
+        if self.trainable_box is not None:
+            self.trainable_box.blockSignals(True)
+            self.trainable_box.setChecked(spec.get("trainable", True) is not False)
+            self.trainable_box.blockSignals(False)
         for name, widget in self.editors.items():
             field = widget.field
             widget.set_value(spec.get(name, field.default))
@@ -184,7 +207,7 @@ class LayerInspector(DocumentScrollView):
                 f"<tr><td>Input</td><td><b>{describe.format_shape(info.input_shape)}</b></td></tr>"
                 f"<tr><td>Output</td><td><b>{describe.format_shape(info.output_shape)}</b></td></tr>"
                 f"<tr><td>Parameters</td><td><b>{info.trainable_params:,}</b> trainable, "
-                f"{info.non_trainable_params:,} not</td></tr>"
+                f"{info.non_trainable_params:,} not{' (frozen)' if info.frozen_params else ''}</td></tr>"
                 f"<tr><td>Multiply-adds</td><td><b>{describe.format_compact(info.macs)}</b> per image</td></tr>"
                 f"</table>")
         else:
@@ -227,6 +250,10 @@ class LayerInspector(DocumentScrollView):
     def _commit(self, field: str, value: Any) -> None:
         if self.layer_id is not None:
             self.editor.set_field(self.layer_id, field, value)
+
+    def _commit_trainable(self, trainable: bool) -> None:
+        if self.layer_id is not None:
+            self.editor.set_trainable(self.layer_id, trainable)
 
     def _commit_name(self) -> None:
         if self.layer_id is not None and self.name_edit is not None:

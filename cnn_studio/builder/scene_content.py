@@ -103,6 +103,9 @@ def layer_content(info: LayerInfo, spec: dict, state: str, input_shapes: list) -
     else:
         shape = input_shapes[0] if input_shapes else info.input_shape
         lines.append(f"In: {describe.format_shape(shape)} &nbsp; Out: {describe.format_shape(info.output_shape)}")
+    if not info.trainable:
+        lines.append("<b>Frozen</b>: training leaves its parameters as they are (untick Trainable in Properties "
+                     "to train it)")
     if info.output_shape is not None:
         lines.append(f"Parameters: {info.trainable_params:,} trainable, {info.non_trainable_params:,} not; "
                      f"multiply-adds: {info.macs:,}")
@@ -120,8 +123,8 @@ def layer_content(info: LayerInfo, spec: dict, state: str, input_shapes: list) -
 
 
 def layer_badges(spec: dict) -> tuple[str, ...]:
-    """Markers shown in a block's corner (none yet: the place where e.g. a frozen layer's lock goes)."""
-    return ()
+    """Markers shown in a block's corner: a lock on a frozen layer ("trainable": false)."""
+    return ("lock",) if spec.get("trainable") is False else ()
 
 
 def input_content(document: ProjectDocument) -> BlockContent:

@@ -45,11 +45,15 @@ class TotalsBar(QFrame):
         total = a.trainable_params + a.non_trainable_params
         partial = "" if a.ok else " (so far)"
         compact = describe.format_compact
+        frozen = a.frozen_params
+        # Frozen parameters are among the non-trainable ones; the rest are running statistics.
+        split = (f"{a.trainable_params:,} trainable, {frozen:,} frozen, {a.non_trainable_params - frozen:,} other"
+                 if frozen else f"{a.trainable_params:,} trainable, {a.non_trainable_params:,} not")
         self._wordings = {
-            self.params: (f"Parameters <b>{total:,}</b>{partial} ({a.trainable_params:,} trainable, "
-                          f"{a.non_trainable_params:,} not)",
-                          f"Parameters <b>{total:,}</b>{partial}",
-                          f"Params <b>{compact(total)}</b>{'?' if partial else ''}"),
+            self.params: (f"Parameters <b>{total:,}</b>{partial} ({split})",
+                          f"Parameters <b>{total:,}</b>{partial}" + (f" ({frozen:,} frozen)" if frozen else ""),
+                          f"Params <b>{compact(total)}</b>{'?' if partial else ''}"
+                          + (f" ({compact(frozen)} frozen)" if frozen else "")),
             self.macs: (f"Multiply-adds <b>{compact(a.macs)}</b> / image",
                         f"Multiply-adds <b>{compact(a.macs)}</b>",
                         f"MACs <b>{compact(a.macs)}</b>"),
@@ -59,7 +63,9 @@ class TotalsBar(QFrame):
         }
         self.params.setToolTip(f"{total:,} parameters{partial}: {a.trainable_params:,} trainable ones (learned) "
                                f"and {a.non_trainable_params:,} non-trainable ones (running statistics, e.g. "
-                               "batch-norm means and variances)")
+                               "batch-norm means and variances"
+                               + (f", and {frozen:,} in frozen layers, which training leaves as they are)"
+                                  if frozen else ")"))
         self.macs.setToolTip(f"{a.macs:,} multiply-adds for one forward pass of one image")
         self.memory.setToolTip(f"{a.activation_bytes:,} bytes: float32 input and every layer's output for one "
                                "image, forward pass")

@@ -40,9 +40,11 @@ class QuantizationReport:
         return self.float_bytes / max(self.int8_bytes, 1)
 
     def lines(self) -> list[str]:
+        size = (f"{self.ratio:.1f}x smaller" if self.ratio >= 1 else
+                 "larger: so few weights that the scales and zero points outweigh them")
         return [
             f"float32 model: {self.float_bytes / 1024:,.1f} KiB, test accuracy {self.float_accuracy:.2%}",
-            f"int8 model:    {self.int8_bytes / 1024:,.1f} KiB ({self.ratio:.1f}x smaller), test accuracy "
+            f"int8 model:    {self.int8_bytes / 1024:,.1f} KiB ({size}), test accuracy "
             f"{self.int8_accuracy:.2%} ({self.int8_accuracy - self.float_accuracy:+.2%})",
             f"measured by ONNX Runtime on {self.test_images:,} test images; calibrated on "
             f"{self.calibration_images:,} training images",

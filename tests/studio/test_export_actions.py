@@ -308,8 +308,9 @@ def test_real_window_exports_a_snapshot_while_training_runs(qtbot, tmp_path) -> 
     qtbot.addWidget(window)
     controller = window.export_controller
     dialogs = controller.dialogs = FakeDialogs()
-    assert [a.objectName() for a in window.menus["Export"].actions() if a.objectName()] == [
-        f"export_{name}" for name in FORMATS]
+    expected = [f"export_{name}" for name in FORMATS]
+    expected.insert(expected.index("export_onnx") + 1, "export_onnx_int8")  # File > Export > ONNX int8
+    assert [a.objectName() for a in window.menus["Export"].actions() if a.objectName()] == expected
     session = window.training_session
     try:
         with qtbot.waitSignal(session.trained.model_changed, timeout=30000):
