@@ -23,9 +23,9 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--out", required=True, help="output file, or folder for predictor/pytorch")
     p.add_argument("--class-names", help="comma-separated class names to label the outputs")
     p.add_argument("--train-settings", metavar="FILE",
-                   help="pytorch-train: the training settings, from a project (.cnnproj) or a JSON object of "
-                        "settings (epochs, batch_size, optimizer, learning_rate, ...); the engine's defaults "
-                        "otherwise")
+                   help="pytorch-train: the training settings, from a project (.cnnproj), a run folder (or its "
+                        "run.json) or a JSON object of settings (epochs, batch_size, optimizer, learning_rate, ...); "
+                        "by default those of the run folder the weights are in, else the engine's defaults")
     p.add_argument("--quantize", choices=("int8",),
                    help="onnx: write an int8 model (static quantization calibrated on --data's training images) "
                         "and report its size and test accuracy beside the float model's")
@@ -47,7 +47,17 @@ def run_export(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.class_names.split(",")] if args.class_names else None
     if getattr(args, "quantize", None):
         return _run_quantize(args, model, names)
-    settings = read_train_settings(args.train_settings) if getattr(args, "train_settings", None) else None
+    settings = None
+    if getattr(args, "train_settings", None):
+        settings = read_train_settings(args.train_settings)
+    elif (args.format or "").lower() in ("pytorch-train", "pytorch_train", "torch-train", "train"):
+        from engine.runs.folder import RECORD
+
+        # Weights kept in a run folder come with the settings they were trained with.
+        run = Path(args.weights).resolve().parent / RECORD
+        if run.is_file():
+            settings = read_train_settings(str(run))
+            print(f"training settings from {run}")
     written = export_model(model, Path(args.out), args.format, class_names=names, train_settings=settings)
     for path in written:
         print(f"wrote {path}")
@@ -55,21 +65,27 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def read_train_settings(path: str) -> dict[str, Any]:
-    """Training settings from a project file's "training" object or a JSON object of settings."""
+    """Training settings from a project file's "training" object, a run folder's record ("config"),
+    or a JSON object of settings."""
+    from engine.runs.folder import RECORD
     from engine.training import TrainConfig
 
+    source = Path(path)
+    if source.is_dir():
+        source = source / RECORD
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        doc = json.loads(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ExportError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ExportError(f"{path}: not a JSON file of training settings ({exc})") from None
-    settings = doc.get("training", doc) if isinstance(doc, dict) else None
+    nested = next((key for key in ("training", "config") if isinstance(doc, dict) and key in doc), None)
+    settings = doc.get(nested) if nested else doc if isinstance(doc, dict) else None
     if not isinstance(settings, dict):
         raise ExportError(f"{path}: expected a JSON object of training settings")
     known = set(TrainConfig().to_dict())
     unknown = sorted(set(settings) - known)
-    if unknown and "training" not in doc:
+    if unknown and nested is None:
         raise ExportError(f"{path}: unknown training setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
     try:
         return TrainConfig.from_dict(settings).to_dict()

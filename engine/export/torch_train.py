@@ -108,7 +108,8 @@ Options: `--epochs`, `--batch-size`, `--lr`, `--seed` override the settings belo
 | --- | --- |
 {rows}
 
-The optimizer, schedule (warm-up, step or cosine, per step), weight decay (kernels only), label smoothing,
+The optimizer, schedule (warm-up, step or cosine per step; reduce-on-plateau per epoch), early stopping
+(ending on the best epoch's weights when `restore_best`), weight decay (kernels only), label smoothing,
 augmentation (random shifts, flips, rotations with zero fill), validation split and seed work as in
 CNN Studio's engine. {frozen_text}
 

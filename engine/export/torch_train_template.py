@@ -367,7 +367,8 @@ def write_npz(path: Path, tensors: dict[str, np.ndarray], preprocessing: dict) -
 
 # -- training ------------------------------------------------------------------------------------------------
 def learning_rate_factor(step: int, steps_per_epoch: int, epochs: int) -> float:
-    """The engine's schedule: optional linear warm-up, then constant, step decay or cosine to 0."""
+    """The engine's schedule: optional linear warm-up, then constant, step decay or cosine to 0 ("plateau"
+    stays constant here; EpochWatch lowers it)."""
     warmup = int(SETTINGS["warmup_epochs"] * steps_per_epoch)
     if warmup and step < warmup:
         return (step + 1) / warmup
@@ -377,6 +378,59 @@ def learning_rate_factor(step: int, steps_per_epoch: int, epochs: int) -> float:
         t = min(max(step - warmup, 0) / max(epochs * steps_per_epoch - warmup, 1), 1.0)
         return 0.5 * (1 + math.cos(math.pi * t))
     return 1.0
+
+
+def improved(value: float, best: float | None) -> bool:
+    """Whether the monitored metric beats its best by more than min_delta (lower loss, higher accuracy)."""
+    if not math.isfinite(value):
+        return False
+    if best is None:
+        return True
+    delta = SETTINGS.get("min_delta", 0.0)
+    return value > best + delta if SETTINGS.get("monitor", "val_loss").endswith("accuracy") else value < best - delta
+
+
+class EpochWatch:
+    """The engine's reduce-on-plateau (schedule "plateau") and early stopping, fed one value per epoch."""
+
+    def __init__(self) -> None:
+        self.scale = 1.0  # the plateau's learning-rate factor so far
+        self.plateau_best: float | None = None
+        self.plateau_wait = 0
+        self.best: float | None = None
+        self.best_epoch = 0
+        self.wait = 0
+        self.best_tensors: dict | None = None
+
+    def update(self, value: float, epoch: int, net: nn.Module) -> str:
+        """Record an epoch's monitored value; returns a note when the rate was lowered."""
+        note = ""
+        if SETTINGS["schedule"] == "plateau":
+            if improved(value, self.plateau_best):
+                self.plateau_best, self.plateau_wait = value, 0
+            else:
+                self.plateau_wait += 1
+                if self.plateau_wait >= SETTINGS.get("plateau_patience", 2):
+                    self.plateau_wait = 0
+                    lr = SETTINGS["learning_rate"]
+                    floor = SETTINGS.get("plateau_min_lr", 0.0) / lr if lr > 0 else 0.0
+                    lowered = max(self.scale * SETTINGS.get("plateau_factor", 0.5), floor)
+                    if lowered < self.scale:
+                        self.scale = lowered
+                        note = f"  learning rate lowered to {lr * lowered:.4g}"
+        if SETTINGS.get("early_stopping", 0):
+            if improved(value, self.best):
+                self.best, self.best_epoch, self.wait = value, epoch, 0
+                if SETTINGS.get("restore_best", True):
+                    self.best_tensors = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            else:
+                self.wait += 1
+        return note
+
+    @property
+    def stop(self) -> bool:
+        patience = SETTINGS.get("early_stopping", 0)
+        return bool(patience) and self.wait >= patience
 
 
 def make_optimizer(net: nn.Module) -> torch.optim.Optimizer:
@@ -502,8 +556,9 @@ def main(argv=None) -> int:
     optimizer = make_optimizer(net)
     batch_size, epochs = SETTINGS["batch_size"], SETTINGS["epochs"]
     steps_per_epoch = -(-len(train_idx) // batch_size)
+    watch = EpochWatch()
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: learning_rate_factor(step, steps_per_epoch, epochs))
+        optimizer, lambda step: learning_rate_factor(step, steps_per_epoch, epochs) * watch.scale)
     order_rng = np.random.default_rng(seed)  # the same on every process: they agree on each step's images
     augment_rng = np.random.default_rng([seed, rank])
     say(f"training on {len(train_idx)} images, validating on {len(val_idx)}; {steps_per_epoch} steps per epoch; "
@@ -533,11 +588,32 @@ def main(argv=None) -> int:
             seen += len(share)
             loss_sum += float(loss.detach()) * len(share)
             correct += int((logits.argmax(dim=1) == y).sum())
-        line = f"epoch {epoch}/{epochs}  loss {loss_sum / max(seen, 1):.4f}  acc {correct / max(seen, 1):.2%}"
-        if len(val_idx) and lead:
-            val_loss, val_acc = evaluate(net, data.x_train[val_idx], data.y_train[val_idx], normalize, device)
-            line += f"  val_loss {val_loss:.4f}  val_acc {val_acc:.2%}"
-        say(f"{line}  {time.perf_counter() - started:.0f} s")
+        train_loss, train_acc = loss_sum / max(seen, 1), correct / max(seen, 1)
+        line = f"epoch {epoch}/{epochs}  loss {train_loss:.4f}  acc {train_acc:.2%}"
+        # The first process decides on the learning rate and stopping; the others follow its word.
+        decision = [1.0, False]
+        if lead:
+            metrics = {"val_loss": train_loss, "val_accuracy": train_acc}  # without validation: training's
+            if len(val_idx):
+                val_loss, val_acc = evaluate(net, data.x_train[val_idx], data.y_train[val_idx], normalize, device)
+                metrics = {"val_loss": val_loss, "val_accuracy": val_acc}
+                line += f"  val_loss {val_loss:.4f}  val_acc {val_acc:.2%}"
+            line += watch.update(metrics[SETTINGS.get("monitor", "val_loss")], epoch, net)
+            decision = [watch.scale, watch.stop]
+            say(f"{line}  {time.perf_counter() - started:.0f} s")
+        if distributed:
+            dist.broadcast_object_list(decision, src=0)
+        watch.scale = float(decision[0])
+        for group, base in zip(optimizer.param_groups, scheduler.base_lrs):  # a new factor acts from the next step
+            group["lr"] = base * learning_rate_factor(scheduler.last_epoch, steps_per_epoch, epochs) * watch.scale
+        if decision[1]:
+            say(f"stopped early after epoch {epoch}: {SETTINGS.get('monitor', 'val_loss')} did not improve for "
+                f"{SETTINGS['early_stopping']} epochs (best at epoch {watch.best_epoch})")
+            break
+    if lead and watch.best_tensors is not None and watch.best_epoch not in (0, epoch):
+        net.load_state_dict(watch.best_tensors)
+        say(f"the weights of epoch {watch.best_epoch}, the best by {SETTINGS.get('monitor', 'val_loss')}, "
+            "were restored")
     if lead:
         if len(data.x_test):
             _, test_acc = evaluate(net, data.x_test, data.y_test, normalize, device)

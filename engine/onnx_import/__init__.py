@@ -10,9 +10,10 @@ its tensors in the engine's layout: kernels (kh, kw, in, out) from ONNX's (out, 
 kernels (in, out) with the rows after a channels-first Flatten put in the engine's (H, W, C) order.
 The engine's input is always (N, H, W, C): ``predict`` on a batch gives what the ONNX model gives on
 the same values transposed to its own layout (``input_layout``, "NCHW" for PyTorch, "NHWC" for a
-Keras model). The weight file's preprocessing record says how raw pixels become those values; the
-ONNX file does not say, so it is scaling to [0, 1] unless given (or unless the file was exported by
-CNN Studio, whose metadata says).
+Keras model; the document's "source" record keeps it, with the file, producer and opset). The weight
+file's preprocessing record says how raw pixels become those values; the ONNX file does not say, so
+it is scaling to [0, 1] unless given (or unless the file was exported by CNN Studio, whose metadata
+says).
 """
 
 from __future__ import annotations
@@ -79,16 +80,19 @@ def _import(path: Path, proto: Any, preprocessing: dict[str, Any] | None) -> Imp
         count = f"{len(result)} node{'s' if len(result) != 1 else ''}"
         raise OnnxImportError(f"{path}: cannot import {count}: {listing}")
     metadata = {p.key: p.value for p in proto.metadata_props}
+    producer = " ".join(p for p in (proto.producer_name, proto.producer_version) if p) or "unknown"
     chosen = preprocessing if preprocessing is not None else _recorded_preprocessing(metadata)
     try:
         chosen = Normalization.from_dict(chosen).to_dict()
     except DataError as exc:
         raise OnnxImportError(f"preprocessing: {exc}") from None
+    architecture = dict(result.architecture)
+    # Where the network came from and how it took its input (the engine's is always (N, H, W, C)).
+    architecture["source"] = {"kind": "onnx", "file": path.name, "producer": producer, "opset": opset_version(proto),
+                              "input_layout": result.input_layout}
     imported = ImportedNetwork(
-        source=path, architecture=result.architecture, tensors=result.tensors, preprocessing=chosen,
-        input_layout=result.input_layout, opset=opset_version(proto),
-        producer=" ".join(p for p in (proto.producer_name, proto.producer_version) if p) or "unknown",
-        notes=list(result.notes),
+        source=path, architecture=architecture, tensors=result.tensors, preprocessing=chosen,
+        input_layout=result.input_layout, opset=opset_version(proto), producer=producer, notes=list(result.notes),
     )
     try:
         imported.model()

@@ -105,6 +105,22 @@ def test_cli_takes_the_settings_from_a_project_file(tmp_path, capsys):
     assert "unknown training setting 'epochz'" in capsys.readouterr().err
 
 
+def test_weights_in_a_run_folder_bring_their_settings(tmp_path, capsys):
+    run = tmp_path / "runs" / "first"
+    run.mkdir(parents=True)
+    weights = save_weights(Model(NET, seed=0), run / "weights.npz")
+    (run / "run.json").write_text(json.dumps({"format": "cnn-studio.run/1", "config": {
+        "epochs": 7, "optimizer": "sgd", "momentum": 0.8, "early_stopping": 3, "processes": 2}}))
+    assert main(["export", str(weights), "--format", "pytorch-train", "--out", str(tmp_path / "job")]) == 0
+    assert "training settings from" in capsys.readouterr().out
+    settings, _ = generated_settings(tmp_path / "job")
+    assert settings["epochs"] == 7 and settings["momentum"] == 0.8
+    # The run folder itself works as --train-settings too.
+    assert main(["export", str(weights), "--format", "pytorch-train", "--out", str(tmp_path / "job2"),
+                 "--train-settings", str(run)]) == 0
+    assert generated_settings(tmp_path / "job2")[0]["epochs"] == 7
+
+
 # -- with PyTorch ------------------------------------------------------------------------------------------
 def _run(args: list[str], cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
@@ -222,3 +238,25 @@ def test_frozen_layers_stay_frozen_in_pytorch(tmp_path):
     for name in (*frozen, "batch_norm_1.moving_mean", "batch_norm_1.moving_variance"):
         np.testing.assert_array_equal(after[name], before[name], err_msg=name)
     assert not np.array_equal(after["dense_1.kernel"], before["dense_1.kernel"])
+
+
+def test_plateau_schedule_and_early_stopping_follow_the_engine(tmp_path):
+    pytest.importorskip("torch", reason="PyTorch is not installed")
+    train = load_train_module(project(tmp_path, {"schedule": "plateau", "plateau_patience": 1, "plateau_factor": 0.5,
+                                                 "early_stopping": 2, "monitor": "val_accuracy", "min_delta": 0.01}))
+    from engine.early_stopping import EarlyStopping
+    from engine.schedules import ReduceOnPlateau
+
+    plateau = ReduceOnPlateau("val_accuracy", 0.5, 1, 0.01)
+    stopper = EarlyStopping("val_accuracy", 2, 0.01)
+    watch = train.EpochWatch()
+    net = train.Net()
+    for epoch, value in enumerate([0.5, 0.505, 0.6, 0.6, 0.58, 0.7], start=1):
+        watch.update(value, epoch, net)
+        plateau.update(value, 0.01)
+        stopper.update(value, epoch, {})
+        assert watch.scale == pytest.approx(plateau.scale) and watch.stop == stopper.triggered
+        assert watch.best_epoch == stopper.best_epoch
+        if stopper.triggered:
+            break
+    assert watch.stop and watch.scale < 1

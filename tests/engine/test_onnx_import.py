@@ -54,6 +54,8 @@ def layer_types(imported) -> list[str]:
 def test_sequential_with_batch_norm_predicts_like_onnx_runtime():
     imported = assert_predicts_like_onnx(FIXTURES / "sequential_batchnorm.onnx")
     assert imported.input_layout == "NCHW"
+    assert imported.architecture["source"] == {"kind": "onnx", "file": "sequential_batchnorm.onnx",
+                                               "producer": "pytorch 2.13.0", "opset": 11, "input_layout": "NCHW"}
     assert imported.architecture["input"]["shape"] == [12, 12, 3]
     assert layer_types(imported).count("BatchNorm") == 3  # two after convolutions, one after a Dense
     assert "Flatten" in layer_types(imported) and layer_types(imported)[-1] == "Dense"
@@ -119,7 +121,7 @@ def test_keras_style_network_predicts_like_onnx_runtime(tmp_path, opset, auto_pa
     path = tmp_path / "keras.onnx"
     onnx.save(keras_cnn(opset, auto_pad), path)
     imported = assert_predicts_like_onnx(path)
-    assert imported.input_layout == "NHWC"
+    assert imported.input_layout == "NHWC" and imported.architecture["source"]["input_layout"] == "NHWC"
     assert imported.architecture["input"]["shape"] == [12, 12, 3]
     layers = imported.architecture["layers"]
     # Keras' 'same' with stride 2 pads one pixel after: the engine's 'same'.
@@ -255,8 +257,9 @@ def test_cli_import_writes_a_weight_file_that_predicts_like_onnx_runtime(tmp_pat
     model = load_weights(out)
     x = np.random.default_rng(2).standard_normal((4, 12, 12, 3)).astype(np.float32)
     np.testing.assert_allclose(model.predict(x), onnx_outputs(source, x.transpose(0, 3, 1, 2)), rtol=1e-4, atol=1e-4)
-    _, preprocessing, _ = read_weight_file(out)
+    architecture, preprocessing, _ = read_weight_file(out)
     assert preprocessing == {"scale": 1 / 255, "mean": None, "std": None}
+    assert architecture["source"]["input_layout"] == "NCHW"  # the layout the original took is on record
 
 
 def test_cli_import_records_the_preprocessing_given(tmp_path):
