@@ -29,7 +29,12 @@ class TrainingSettingsBinding(QObject):
         self.form.set_checkpoints(str(settings.get(KEEP_CHECKPOINTS, "all")))
 
     def _on_document_settings(self) -> None:
-        if not self._writing:  # a project was opened, or settings came from elsewhere
+        if self._writing:
+            return
+        settings = self.document.training or {}
+        shown = TrainingSettingsForm.config_from_settings(settings) == self.form.config() and \
+            str(settings.get(KEEP_CHECKPOINTS, "all")) == self.form.checkpoints()
+        if not shown:  # a project was opened, or settings came from elsewhere; else a value being typed stays
             self.show_document_settings()
 
     def _on_edited(self, config: TrainConfig) -> None:

@@ -471,3 +471,14 @@ def test_the_app_loads_the_projects_dataset_as_it_opens(qapp, tmp_path, monkeypa
     finally:
         QApplication.setQuitOnLastWindowClosed(True)
     assert seen == {"asked": str(path), "input": (12, 12, 1), "classes": 3}
+
+
+def test_a_document_change_that_leaves_the_settings_alone_does_not_reset_the_form(qtbot, window):
+    form = window.training_panel.form
+    form.epochs.setValue(3)  # a user's edit: the project's settings are the form's
+    form.learning_rate.lineEdit().selectAll()
+    qtbot.keyClicks(form.learning_rate, "0.07")  # typed, not yet entered
+    window.document.mark_modified()  # e.g. a run starting marks the project modified
+    assert form.learning_rate.lineEdit().text() == "0.07"
+    window.document.set_training({**window.document.training, "epochs": 7})  # settings from elsewhere: shown
+    assert form.epochs.value() == 7
