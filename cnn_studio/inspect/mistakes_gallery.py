@@ -153,7 +153,7 @@ class MistakesGallery(QWidget):
         self.view.viewport().installEventFilter(self)
         for box in (self.order_box, self.class_box):
             box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            box.setMinimumContentsLength(10)
+            box.setMinimumContentsLength(6)
         self.view.clicked.connect(self._on_clicked)
         self.view.activated.connect(self._on_clicked)
         controls = QHBoxLayout()

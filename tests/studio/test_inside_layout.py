@@ -121,3 +121,14 @@ def test_the_mistakes_gallery_fills_its_width_and_grows_its_thumbnails(qtbot, se
     assert gallery.columns() == (viewport - 4) // CELL.width() >= 2
     assert viewport - gallery.columns() * gallery.view.gridSize().width() < gallery.columns() + 4
     assert gallery.minimumSizeHint().width() <= 400
+
+
+def test_the_inside_tab_fits_beside_the_docks_of_a_1100_pixel_window(qtbot):
+    from cnn_studio.inspect.panel import InsidePanel
+
+    panel = shown(qtbot, InsidePanel(), (580, 600))
+    try:
+        # 1100 px less the Layers (210) and right-hand (300) docks and their separators.
+        assert panel.minimumSizeHint().width() <= 580
+    finally:
+        panel.shutdown()
