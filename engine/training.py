@@ -228,6 +228,9 @@ class Trainer:
         # ``after_step(trainer, loss)`` once the optimizer has updated the weights (the gradients of
         # the step are still in the model then). E.g. the training doctor sampling gradient norms.
         self.step_observers: list[Any] = []
+        # Called on the training thread just before a pause takes hold (e.g. to hand on what the
+        # consumer still holds back), so nothing produced before the pause waits out the pause.
+        self.pause_hooks: list[Callable[[], None]] = []
         self._in_epoch = False
         self._ended_early = False
         self._lock = threading.Lock()
@@ -312,6 +315,8 @@ class Trainer:
             for b, (x, y) in enumerate(batches, start=1):
                 if not self._running.is_set():
                     paused_at = time.perf_counter()
+                    for hook in self.pause_hooks:
+                        hook()
                     self._running.wait()
                     start += time.perf_counter() - paused_at  # paused time counts in no rate, elapsed or ETA
                 if self._stop:

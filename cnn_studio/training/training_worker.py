@@ -222,6 +222,14 @@ class TrainingWorker(QObject):
         if session is not None:
             session.begin(epochs)
         pending: list[BatchEnd] = []
+
+        def flush() -> None:
+            # A pause asked for after the last batch was looked at would otherwise hold that batch back.
+            if pending:
+                self._send(Batches(tuple(pending)))
+                pending.clear()
+
+        trainer.pause_hooks = [flush]
         last_emit = last_probe = time.perf_counter()
         finished: TrainingFinished | None = None
         for event in trainer.run(epochs):
@@ -235,8 +243,7 @@ class TrainingWorker(QObject):
                 now = time.perf_counter()
                 if (now - last_emit >= self.batch_emit_interval or event.batch == event.batches
                         or trainer.paused or self._stop_requested):
-                    self._send(Batches(tuple(pending)))
-                    pending = []
+                    flush()
                     last_emit = now
                 if self._probe_x is not None and (self._probe_dirty or now - last_probe >= self.probe_interval):
                     self._emit_probe(trainer.model)
@@ -249,8 +256,7 @@ class TrainingWorker(QObject):
                 if isinstance(event, EpochEnd):
                     self._emit_snapshot(trainer)  # the weights first: views showing the epoch find them
                 self._send(event)
-        if pending:
-            self._send(Batches(tuple(pending)))
+        flush()
         if finished is None:  # the engine always finishes with an event; guard against a silent end
             finished = TrainingFinished("stopped", trainer.epoch, "training ended without a final event")
         if finished.reason != "completed" or self.last_snapshot is None or finished.best_epoch \

@@ -83,6 +83,23 @@ def test_pause_resume_and_stop_from_another_thread():
     timer.join()
 
 
+def test_pause_hooks_run_on_the_training_thread_before_the_pause_takes_hold():
+    trainer = Trainer(Model(SMALL_CNN), stripes_dataset(512), TrainConfig(epochs=50, batch_size=8))
+    calls: list[tuple[bool, str]] = []
+    trainer.pause_hooks.append(lambda: calls.append((trainer.paused, threading.current_thread().name)))
+    events = trainer.run()
+    next(events), next(events)
+    assert calls == []  # not paused: no hook
+    trainer.pause()
+    timer = threading.Timer(0.2, trainer.resume)
+    timer.start()
+    next(events)
+    assert calls == [(True, threading.current_thread().name)]
+    trainer.stop()
+    list(events)
+    timer.join()
+
+
 def test_learning_rate_change_reaches_the_optimizer_at_the_next_batch():
     trainer = Trainer(Model(SMALL_CNN), stripes_dataset(), TrainConfig(epochs=1, batch_size=32, learning_rate=0.01))
     events = trainer.run()
