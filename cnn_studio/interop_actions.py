@@ -156,6 +156,7 @@ class InteropController(QObject):
                 return
             document = self.window.document
             document.load_project(imported.architecture, document.dataset_ref, document.training, None)
+            self._keep_input_shape(model)
             self.session.trained.adopt(model)
             analysis = model.analysis
             check = ("Checked against ONNX Runtime on random inputs: largest relative difference "
@@ -176,6 +177,28 @@ class InteropController(QObject):
 
         self._run(work, done, "ONNX model not imported", path)
         return True
+
+    def _keep_input_shape(self, model: Model) -> None:
+        """An imported network's weights fix its input: when opening it made the input follow the chosen
+        dataset's other images, that edit is taken back and the user told what the network takes."""
+        document = self.window.document
+        if tuple(document.input_shape) == tuple(model.input_shape):
+            return
+        document.set_input_shape(tuple(model.input_shape))
+        document.undo_stack.clear()
+        document.mark_saved()
+        dataset = self.session.datasets.current
+        shown = "×".join(map(str, model.input_shape))
+        other = (f"{dataset.name} has {'×'.join(map(str, dataset.input_shape))} images" if dataset is not None
+                 else "the chosen dataset has other images")
+        text = (f"The imported network takes {shown} images, but {other}. Its weights fix its input: choose a "
+                f"dataset of {shown} images to train it or to look inside it with test images.")
+        board = getattr(getattr(self.window, "training_panel", None), "notices_board", None)
+        if board is not None:
+            board.clear()
+            board.say(text, status=f"The imported network takes {shown} images: choose a dataset of them")
+        else:
+            self._status(text)
 
     # -- Edit > Replace Head ---------------------------------------------------------------------------------------
     def replace_head(self, num_classes: int | None = None) -> bool:

@@ -141,6 +141,19 @@ def fix_label(document: ProjectDocument, problem: ArchitectureError, num_classes
     return describe.fix_label(name, num_classes)
 
 
+def replace_head_keeping_weights(document: ProjectDocument, classes: int) -> QUndoCommand | None:
+    """Replace Head as the fix when the project's trained network fits the design (so its weights are kept)."""
+    from cnn_studio.builder.head import ReplaceHeadCommand
+    from engine.errors import EngineError
+
+    trained = getattr(document, "trained", None)
+    try:
+        command = ReplaceHeadCommand(document, trained, classes)
+    except EngineError:
+        return None
+    return command if command.keeps_weights else None
+
+
 def make_fix_command(document: ProjectDocument, problem: ArchitectureError,
                      num_classes: int | None = None, fix: Fix | None = None) -> QUndoCommand | None:
     """The command for ``fix`` (default: the problem's own fix), or None when there is none.
@@ -221,6 +234,9 @@ def _fix_command(document: ProjectDocument, problem: ArchitectureError,
         dense = _dense_on_path(layers, culprit)
         if dense is None:
             return None
+        head = replace_head_keeping_weights(document, classes)
+        if head is not None:
+            return head  # trained or imported weights fit the design: a new head keeps the others usable
         target = graph.spec_by_id(layers, dense)
         return SetLayerCommand(document, dense, {**target, "units": classes}, text=f"Fix: {classes} output units")
     if name in ("replace_input", "remove_input"):

@@ -227,3 +227,32 @@ def test_int8_export_needs_a_trained_network(window, tmp_path):
     window.training_session.trained.clear()
     assert not window.interop.export_int8_to(tmp_path / "x.onnx")
     assert window.interop.dialogs.errors[-1][1] == "Nothing is trained yet."
+
+
+def test_an_imported_network_keeps_its_input_when_the_dataset_has_other_images(qtbot, window, tmp_path):
+    data = stripes_dataset(n_train=32, n_test=8)  # 12x12x1 images; the fixture takes 12x12x3
+    np.savez(tmp_path / "stripes.npz", x=data.x_train, y=data.y_train, x_test=data.x_test, y_test=data.y_test)
+    window.training_panel.use_dataset(data, str(tmp_path / "stripes.npz"))
+    assert window.document.input_shape == (12, 12, 1)
+    import_onnx(qtbot, window, FIXTURES / "sequential_batchnorm.onnx")
+    document = window.document
+    assert document.input_shape == (12, 12, 3)
+    # What is left is the head: four outputs for three classes, which Replace Head fixes.
+    assert [type(p).__name__ for p in document.analysis().problems] == ["ClassCountError"]
+    assert document.undo_stack.count() == 0 and not document.is_modified()
+    said = window.training_panel.notices_board.said[-1]
+    assert "takes 12×12×3 images" in said and "12×12×1" in said
+    assert window.training_session.trained.start_weights_for(document.architecture()) is not None
+
+
+def test_the_class_count_fix_keeps_imported_weights(qtbot, window, tmp_path):
+    path, _ = onnx_of_pretrained(tmp_path)
+    import_onnx(qtbot, window, path)
+    window.document.set_num_classes(3)
+    problem = window.document.analysis().problems[0]
+    assert type(problem).__name__ == "ClassCountError"
+    assert window.editor.apply_fix(problem, 3)
+    assert window.document.layers()[-1]["units"] == 3 and window.document.analysis().ok
+    trained = window.training_session.trained
+    assert trained.model().output_shape == (3,)
+    assert trained.start_weights_for(window.document.architecture()) is not None
