@@ -25,6 +25,10 @@ import pytest  # noqa: E402
 _CACHE = tempfile.mkdtemp(prefix="cnn-studio-test-cache-")
 os.environ["CNN_STUDIO_CACHE_DIR"] = _CACHE
 atexit.register(shutil.rmtree, _CACHE, True)
+# And the studio's recovery files (cnn_studio.recovery) to a folder of this session too.
+_RECOVERY = tempfile.mkdtemp(prefix="cnn-studio-test-recovery-")
+os.environ["CNN_STUDIO_RECOVERY_DIR"] = _RECOVERY
+atexit.register(shutil.rmtree, _RECOVERY, True)
 
 try:  # hypothesis is a test extra; tests/engine also runs without it (the fuzz tests then skip)
     from hypothesis import HealthCheck, settings
