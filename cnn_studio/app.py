@@ -95,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     window = MainWindow()
     sys.excepthook = ExceptionReporter(lambda: window)
     window.show()
-    if args.project:  # after show(), so an error about the file sits over the window
+    # After a crash, the unsaved project comes first; otherwise the project asked for.
+    if not window.offer_recovery() and args.project:  # after show(): messages sit over the window
         window.project.open_project(args.project)
     # The project's images, in the background: its input shape and class count are known before Start.
     window.training_panel.load_dataset()

@@ -22,6 +22,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 from shiboken6 import isValid
 
+from cnn_studio.builder.memory_fit import memory_problem
 from cnn_studio.graph import with_explicit_inputs
 from cnn_studio.runs.store import ProjectRuns
 from cnn_studio.training.run_history import RunHistory
@@ -129,7 +130,8 @@ class ProjectDocument(QObject):
 
         Besides the engine's shape problems, a network that cannot be trained as a classifier is a
         problem too: one that does not end in a vector, or (once the dataset is known) whose output
-        count differs from the dataset's number of classes.
+        count differs from the dataset's number of classes; and so is one whose training would not fit
+        in this computer's memory at the project's batch size.
         """
         if self._analysis is None:
             analysis = analyze(self._arch)
@@ -138,6 +140,10 @@ class ProjectDocument(QObject):
                     check_classifier(analysis, self.num_classes)
                 except ArchitectureError as problem:
                     analysis = dataclasses.replace(analysis, problems=(problem,))
+            if analysis.ok and analysis.layers:
+                too_large = memory_problem(analysis, self.training)
+                if too_large is not None:
+                    analysis = dataclasses.replace(analysis, problems=(too_large,))
             self._analysis = analysis
         return self._analysis
 
@@ -203,8 +209,12 @@ class ProjectDocument(QObject):
 
     def set_training(self, settings: dict[str, Any]) -> None:
         if settings != self.training:
+            memory_settings = ("batch_size", "optimizer", "momentum")
+            refit = any(settings.get(k) != self.training.get(k) for k in memory_settings)
             self.training = copy.deepcopy(settings)
             self._settings_modified()
+            if refit:  # whether training fits in memory depends on these
+                self._changed()
 
     def mark_modified(self) -> None:
         """Something to save that no edit made (e.g. runs of an untitled project, kept only until it is saved)."""

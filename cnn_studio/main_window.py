@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -31,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
+from cnn_studio.autosave import Autosave
 from cnn_studio.builder import style
 from cnn_studio.builder.banner import LockBanner
 from cnn_studio.builder.canvas import ArchitectureCanvas
@@ -46,6 +48,7 @@ from cnn_studio.builder.templates import list_templates, seed_architecture
 from cnn_studio.builder.totals import TotalsBar
 from cnn_studio.document import ProjectDocument
 from cnn_studio.panels import install_panels
+from cnn_studio.recovery import discard, left_behind
 from cnn_studio.training.session import TrainingSession
 from engine.layers import CATEGORIES, LAYER_TYPES
 
@@ -108,6 +111,9 @@ class MainWindow(QMainWindow):
         self.runs_workspace = workspaces.runs
         self.interop = workspaces.interop
         self._restore_layout()
+        # Unsaved changes survive a crash: the project goes to a recovery file every 30 seconds.
+        self.autosave = Autosave(self.document, self)
+        self.autosave.failed.connect(lambda message: self.statusBar().showMessage(message, 15000))
 
     # -- public surface for workspaces -------------------------------------------------------------------------
     def add_dock(self, widget: QWidget, title: str,
@@ -449,4 +455,28 @@ class MainWindow(QMainWindow):
                 return
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
+        self.autosave.stop()
         event.accept()
+
+    def offer_recovery(self) -> bool:
+        """After a crash: offer the unsaved project the studio left in its recovery file; True when restored.
+
+        Declined, the recovery file is deleted; unanswered (no one to ask), it stays for the next launch."""
+        found = left_behind()
+        if not found:
+            return False
+        recovery = found[0]
+        answer = self.dialogs.ask_restore(recovery.name, recovery.saved_at)
+        if answer is None:
+            return False
+        discard(recovery.file)
+        if not answer:
+            return False
+        data = recovery.data
+        self.document.load_project(data.architecture, data.dataset, data.training, recovery.project_path)
+        if recovery.runs_folder and recovery.project_path is None and Path(recovery.runs_folder).is_dir():
+            self.document.run_store.adopt_temporary(Path(recovery.runs_folder))
+            self.runs_workspace.restore()
+        self.document.mark_modified()  # restored changes are unsaved changes
+        self.statusBar().showMessage(f"Restored the unsaved changes of “{recovery.name}”", 10000)
+        return True

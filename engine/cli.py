@@ -10,6 +10,7 @@ import contextlib
 import os
 import sys
 import time
+import typing
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -262,8 +263,16 @@ def _finish_run(outcome: Any, out: str | None) -> int:
         save_weights(outcome.trainer.model, out)
         print(f"weights saved to {out}")
     print(f"run {folder.status}: {folder.path}")
-    finished = outcome.history.finished
-    return 0 if finished and finished.reason == "completed" else 3
+    return _outcome_status(outcome.history.finished)
+
+
+def _outcome_status(finished: Any) -> int:
+    """0 for a run that completed; else 3, with one line on stderr saying why (a diverged loss, ...)."""
+    if finished is not None and finished.reason == "completed":
+        return 0
+    reason = f"training {finished.reason}: {finished.message}" if finished is not None else "training did not finish"
+    print(f"cnn-engine: error: {_one_line(reason)}", file=sys.stderr)
+    return 3
 
 
 def _prepare(doc: dict[str, Any], dataset: Any, config: Any) -> tuple[Any, Any]:
@@ -319,7 +328,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"weights saved to {args.out}")
     else:
         print("weights not saved (no --out given)")
-    return 0 if history.finished and history.finished.reason == "completed" else 3
+    return _outcome_status(history.finished)
 
 
 @contextlib.contextmanager
@@ -473,10 +482,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes in one line too, pointing at --help (the sub-commands' parsers are of this class)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from engine.schedules import MONITORS, SCHEDULES
 
-    parser = argparse.ArgumentParser(prog="cnn-engine", description="Train and inspect CNNs with the NumPy engine.")
+    parser = _Parser(prog="cnn-engine", description="Train and inspect CNNs with the NumPy engine.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("summary", help="print the layer table of an architecture file")

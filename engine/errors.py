@@ -182,3 +182,7 @@ class RunError(EngineError):
 
 class ResourceError(EngineError):
     """A network, training run or dataset that would not fit in this computer's memory."""
+
+
+class LoadCancelled(EngineError):
+    """Loading was cancelled on request (a Cancel button): nothing was kept, nothing is wrong."""

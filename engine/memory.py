@@ -43,6 +43,7 @@ class MemoryEstimate:
     parts: tuple[tuple[str, int], ...]
     culprit: str = ""
     advice: str = ""
+    layer_index: int | None = None  # 1-based: the layer the culprit names, if one
 
     @property
     def total(self) -> int:
@@ -131,8 +132,13 @@ def _biggest_layer(analysis: Any) -> tuple[Any, Any]:
     return layers[index], (layers[index - 1] if index else None)
 
 
-def _parameter_culprit(analysis: Any) -> tuple[str, str]:
+def _parameter_culprit(analysis: Any) -> tuple[str, str, int]:
     layer, before = _biggest_layer(analysis)
+    culprit, advice = _describe_weights(layer, before)
+    return culprit, advice, layer.index
+
+
+def _describe_weights(layer: Any, before: Any) -> tuple[str, str]:
     weights = format_count(_layer_weights(layer))
     if layer.type == "Dense" and before is not None and before.type == "Flatten":
         flat = before.input_shape
@@ -147,12 +153,12 @@ def _parameter_culprit(analysis: Any) -> tuple[str, str]:
     return f"layer {layer.index} ({layer.type}) has {weights} weights", "make it smaller"
 
 
-def _activation_culprit(analysis: Any, batch_size: int) -> tuple[str, str]:
+def _activation_culprit(analysis: Any, batch_size: int) -> tuple[str, str, int]:
     layer = max(analysis.layers, key=lambda info: math.prod(info.output_shape or (0,)))
     per_image = math.prod(layer.output_shape) * FLOAT_BYTES
     return (f"layer {layer.index} ({layer.type}) outputs {_shape_text(layer.output_shape)} values per image "
             f"({format_bytes(per_image * batch_size)} at batch size {batch_size})",
-            "reduce the batch size, add pooling earlier or use fewer filters")
+            "reduce the batch size, add pooling earlier or use fewer filters", layer.index)
 
 
 def _outputs(analysis: Any) -> list[int]:
@@ -224,10 +230,21 @@ def _with_culprit(parts: tuple[tuple[str, int], ...], analysis: Any, batch_size:
     if sizes.get("dataset", 0) > max(weight_bytes, sizes.get("activations", 0)):
         return MemoryEstimate(parts, "the dataset is the largest part", "train on fewer images")
     if weight_bytes >= sizes.get("activations", 0) + sizes.get("scratch", 0):
-        culprit, advice = _parameter_culprit(analysis)
+        culprit, advice, index = _parameter_culprit(analysis)
     else:
-        culprit, advice = _activation_culprit(analysis, max(batch_size, 1))
-    return MemoryEstimate(parts, culprit, advice)
+        culprit, advice, index = _activation_culprit(analysis, max(batch_size, 1))
+    return MemoryEstimate(parts, culprit, advice, index)
+
+
+def fit(estimate: MemoryEstimate, available: int | None = None) -> str:
+    """"fits", "tight" (more than half of the available memory) or "too large"; "unknown" when the
+    available memory cannot be read."""
+    available = available_memory() if available is None else available
+    if available is None:
+        return "unknown"
+    if estimate.total > available:
+        return "too large"
+    return "tight" if estimate.total > available / 2 else "fits"
 
 
 # ------------------------------------------------------------------------------------------ checks

@@ -108,8 +108,11 @@ class ReplicaProcess:
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
         try:
+            # Its own process group: Ctrl+C in a terminal signals the training process alone, which
+            # decides (the replica, started mid-interrupt, would otherwise print a traceback).
+            group = {} if sys.platform == "win32" else {"process_group": 0}
             self.process = subprocess.Popen(list(COMMAND), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-                                            bufsize=0)
+                                            bufsize=0, **group)
         except OSError as error:
             raise ReplicaError(f"the replica process did not start: {error}") from error
         assert self.process.stdin is not None and self.process.stdout is not None

@@ -12,11 +12,23 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH", "")) if p)
 
+import atexit  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
 import pytest  # noqa: E402
+
+# Image-folder caches (engine.data.image_cache) go to a folder of this session, never the user's cache.
+_CACHE = tempfile.mkdtemp(prefix="cnn-studio-test-cache-")
+os.environ["CNN_STUDIO_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
+# And the studio's recovery files (cnn_studio.recovery) to a folder of this session too.
+_RECOVERY = tempfile.mkdtemp(prefix="cnn-studio-test-recovery-")
+os.environ["CNN_STUDIO_RECOVERY_DIR"] = _RECOVERY
+atexit.register(shutil.rmtree, _RECOVERY, True)
 
 try:  # hypothesis is a test extra; tests/engine also runs without it (the fuzz tests then skip)
     from hypothesis import HealthCheck, settings

@@ -6,6 +6,8 @@ app keeps running; only the save-changes question and file choosers wait for an 
 
 from __future__ import annotations
 
+import time
+
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from cnn_studio.messages import headless, show_message
@@ -31,6 +33,21 @@ class Dialogs:
         answer = box.exec()
         return {QMessageBox.StandardButton.Save: "save",
                 QMessageBox.StandardButton.Discard: "discard"}.get(QMessageBox.StandardButton(answer), "cancel")
+
+    def ask_restore(self, project_name: str, saved_at: float) -> bool | None:
+        """After a crash: True to restore the unsaved changes, False to discard them, None when nobody can
+        answer (headless: they are kept for the next launch)."""
+        if headless():
+            return None
+        when = time.strftime("%H:%M on %d %B", time.localtime(saved_at))
+        box = QMessageBox(QMessageBox.Icon.Question, "Restore unsaved changes?",
+                          f"CNN Studio did not close properly. The project “{project_name}” had changes that "
+                          f"were not saved (kept at {when}).", parent=self.parent)
+        box.setInformativeText("Restore them? Otherwise they are discarded.")
+        box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Discard)
+        box.button(QMessageBox.StandardButton.Yes).setText("Restore")
+        box.setDefaultButton(QMessageBox.StandardButton.Yes)
+        return QMessageBox.StandardButton(box.exec()) == QMessageBox.StandardButton.Yes
 
     def open_project_path(self, directory: str) -> str | None:
         if headless():

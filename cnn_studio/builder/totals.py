@@ -7,7 +7,10 @@ from PySide6.QtGui import QResizeEvent, QTextDocumentFragment
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
 
 from cnn_studio.builder import describe, style
+from cnn_studio.builder.memory_fit import batch_size, training_estimate
 from cnn_studio.document import ProjectDocument
+from engine.architecture import Analysis
+from engine.memory import available_memory, fit, format_bytes
 
 
 class TotalsBar(QFrame):
@@ -28,22 +31,25 @@ class TotalsBar(QFrame):
         self.macs = QLabel(self)
         self.macs.setToolTip("Multiply-adds of one forward pass for one image: a measure of compute")
         self.memory = QLabel(self)
+        self.training_memory = QLabel(self)
         self.status = QLabel(self)
-        for label in (self.params, self.macs, self.memory, self.status):
+        for label in (self.params, self.macs, self.memory, self.training_memory, self.status):
             label.setMinimumWidth(1)  # the wording shortens to fit; the bar never widens the window
-        for label in (self.params, self.macs, self.memory):
+        for label in (self.params, self.macs, self.memory, self.training_memory):
             self._layout.addWidget(label)
         self._layout.addStretch(1)
         self._layout.addWidget(self.status)
         self._wordings: dict[QLabel, tuple[str, ...]] = {}
         self.level = 0  # 0: the longest wording
         document.changed.connect(self.refresh)
+        document.settings_changed.connect(self.refresh)
         self.refresh()
 
     def refresh(self) -> None:
         a = self.document.analysis()
         total = a.trainable_params + a.non_trainable_params
-        partial = "" if a.ok else " (so far)"
+        # Counts are partial while a layer has no shapes (a problem that stops shape inference).
+        partial = "" if all(info.output_shape is not None for info in a.layers) else " (so far)"
         compact = describe.format_compact
         frozen = a.frozen_params
         # Frozen parameters are among the non-trainable ones; the rest are running statistics.
@@ -69,6 +75,7 @@ class TotalsBar(QFrame):
         self.macs.setToolTip(f"{a.macs:,} multiply-adds for one forward pass of one image")
         self.memory.setToolTip(f"{a.activation_bytes:,} bytes: float32 input and every layer's output for one "
                                "image, forward pass")
+        self._training_memory(a)
         if a.ok:
             status = ("<span style='color:#2e7d32'>✔ Ready to train</span>",
                       "<span style='color:#2e7d32'>✔ Ready to train</span>",
@@ -81,6 +88,28 @@ class TotalsBar(QFrame):
         self._wordings[self.status] = status
         self.status.setToolTip("" if a.ok else "The Problems list says what to fix.")
         self._fit()
+
+    def _training_memory(self, a: Analysis) -> None:
+        """The memory training takes at the project's batch size, against what this computer has free."""
+        if not a.layers or any(info.output_shape is None for info in a.layers):  # no shapes, no estimate
+            self._wordings[self.training_memory] = ("", "", "")
+            self.training_memory.setToolTip("")
+            return
+        estimate = training_estimate(a, self.document.training)
+        available = available_memory()
+        verdict = fit(estimate, available)
+        size = format_bytes(estimate.total)
+        colour = {"too large": style.ERROR_ACCENT, "tight": "#b26a00"}.get(verdict)
+        shown = f"<b>{size}</b>" if colour is None else f"<b style='color:{colour}'>{size}</b>"
+        batch = batch_size(self.document.training)
+        self._wordings[self.training_memory] = (f"Training {shown} (batch {batch})", f"Training {shown}",
+                                                f"Train {shown}")
+        free = "" if available is None else f" of the {format_bytes(available)} free"
+        verdict_text = {"too large": "It will not fit: the Problems list says what to change.",
+                        "tight": "That is more than half of the memory free: the computer may slow down.",
+                        }.get(verdict, "")
+        self.training_memory.setToolTip(
+            f"About {size}{free} to train at batch size {batch}: {estimate.breakdown()}. {verdict_text}".strip())
 
     def _needed_width(self, level: int) -> int:
         margins = self._layout.contentsMargins()
@@ -116,7 +145,7 @@ class TotalsBar(QFrame):
 
     def text(self) -> str:
         """Plain text of the bar as shown (for tests and the clipboard)."""
-        parts = (self.params, self.macs, self.memory, self.status)
+        parts = (self.params, self.macs, self.memory, self.training_memory, self.status)
         return " | ".join(QTextDocumentFragment.fromHtml(p.text()).toPlainText() for p in parts)
 
     def full_text(self) -> str:

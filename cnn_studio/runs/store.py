@@ -129,6 +129,12 @@ class ProjectRuns(QObject):
                 self._copy_runs(source, target)
         self.changed.emit()
 
+    def adopt_temporary(self, folder: Path) -> None:
+        """Take ``folder`` as the untitled project's runs folder (its runs before a crash)."""
+        self.discard_temporary()
+        self._temp = Path(folder)
+        self.changed.emit()
+
     def project_replaced(self) -> None:
         """Another project took this one's place: an untitled project's runs were discarded with it."""
         self.discard_temporary()

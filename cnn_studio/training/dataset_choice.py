@@ -12,6 +12,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Signal
 
 from cnn_studio.document import ProjectDocument
+from cnn_studio.training.dataset_progress import DatasetProgress
 from cnn_studio.training.datasets import DatasetSource
 from cnn_studio.training.input_match import match_input, shape_text
 from cnn_studio.training.notices import Notices
@@ -54,6 +55,9 @@ class DatasetChoice(QObject):
         document.project_replaced.connect(self._on_project_replaced)
         source.loaded.connect(self._on_loaded)
         source.failed.connect(self._on_failed)
+        source.cancelled.connect(self._on_cancelled)
+        # A large folder of images takes a while: a dialog shows how far it is, with Cancel.
+        self.progress_dialog = DatasetProgress(source, form)
 
     # -- reading ----------------------------------------------------------------------------------------------
     @property
@@ -141,6 +145,12 @@ class DatasetChoice(QObject):
             text += f" · {len(skipped)} file(s) skipped (hover to list them)"
         self.form.set_dataset_info(text)
         self.form.dataset_info.setToolTip("\n".join(skipped))
+
+    def _on_cancelled(self, ref: str) -> None:
+        self.form.set_dataset_loading(False)
+        self.form.set_dataset_info(f"Loading {dataset_title(ref)} was cancelled")
+        self.form.dataset_info.setToolTip("")
+        self.progress.done("Dataset not loaded (cancelled)", complete=False)
 
     def _on_failed(self, ref: str, message: str) -> None:
         self.form.set_dataset_loading(False)

@@ -18,12 +18,16 @@ class DatasetSource(QObject):
       loading(ref)            a load started
       loaded(ref, Dataset)    the latest request loaded; ``warnings`` then lists what the loader said
       failed(ref, message)    the latest request failed, in one line
+      cancelled(ref)          the latest request was cancelled (``abort``)
+      progressed(ref, stage, done, total)   how far the latest request is (image folders)
       changed()               ``current`` is another dataset
     """
 
     loading = Signal(str)
     loaded = Signal(str, object)
     failed = Signal(str, str)
+    cancelled = Signal(str)
+    progressed = Signal(str, str, int, int)
     changed = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -65,6 +69,8 @@ class DatasetSource(QObject):
         thread.started.connect(loader.run)
         loader.loaded.connect(self._on_loaded)
         loader.failed.connect(self._on_failed)
+        loader.cancelled.connect(self._on_cancelled)
+        loader.progressed.connect(self._on_progressed)
         # Each load gets its own short-lived thread: the loader ends it as soon as the job is done.
         self._loads = [(t, w) for t, w in self._loads if t.isRunning()] + [(thread, loader)]
         thread.start()
@@ -81,6 +87,13 @@ class DatasetSource(QObject):
     def cancel(self) -> None:
         """Forget a pending request: its result, when it comes, is dropped."""
         self._requested = None
+
+    def abort(self) -> None:
+        """Stop the pending load itself (a Cancel button): the loader stops at its next file, keeps
+        nothing, and ``cancelled`` follows."""
+        for thread, loader in self._loads:
+            if loader.ref == self._requested and thread.isRunning():
+                loader.cancel()
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
         """Join every loader thread; True when all of them ended."""
@@ -105,6 +118,18 @@ class DatasetSource(QObject):
         self.warnings = tuple(warnings)
         self._set_current(dataset, ref)
         self.loaded.emit(ref, dataset)
+
+    @Slot(str)
+    def _on_cancelled(self, ref: str) -> None:
+        if ref != self._requested:
+            return
+        self._requested = None
+        self.cancelled.emit(ref)
+
+    @Slot(str, str, int, int)
+    def _on_progressed(self, ref: str, stage: str, done: int, total: int) -> None:
+        if ref == self._requested:
+            self.progressed.emit(ref, stage, done, total)
 
     @Slot(str, str)
     def _on_failed(self, ref: str, message: str) -> None:

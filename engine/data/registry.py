@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,9 +18,9 @@ from engine.data.cifar import NESTED_FOLDER, load_cifar, looks_like_cifar
 from engine.data.convert import convert_images, parse_color_mode, parse_image_size
 from engine.data.dataset import Dataset
 from engine.data.idx import find_idx_groups, is_idx_name, load_idx
-from engine.data.image_folder import has_class_folders, load_image_folder
+from engine.data.image_folder import Cancel, Progress, has_class_folders, load_image_folder
 from engine.data.npz import load_npz
-from engine.errors import DataError
+from engine.errors import DataError, LoadCancelled
 from engine.resources import asset_path
 
 MINI_NAME = "fashion-mnist-mini"
@@ -96,7 +97,7 @@ def _visible_entries(folder: Path) -> list[Path]:
 
 
 def _load_path(path: Path, image_size: tuple[int, int] | None, color_mode: str | None,
-               test_fraction: float, seed: int) -> tuple[Dataset, bool]:
+               test_fraction: float, seed: int, **folder_options: Any) -> tuple[Dataset, bool]:
     """Load by format; the flag says whether size/colour were already handled by the loader."""
     if not path.exists():
         hint = "" if len(path.parts) > 1 else f" (known dataset names: {MINI_NAME}, {FULL_NAME})"
@@ -119,7 +120,7 @@ def _load_path(path: Path, image_size: tuple[int, int] | None, color_mode: str |
         return load_idx(path, test_fraction=test_fraction, seed=seed), False
     if has_class_folders(path):
         ds = load_image_folder(path, image_size=image_size, color_mode=color_mode,
-                               test_fraction=test_fraction, seed=seed)
+                               test_fraction=test_fraction, seed=seed, **folder_options)
         return ds, True
     raise fail(path, "no dataset found here; looked for " + "; ".join(_FORMATS))
 
@@ -131,6 +132,9 @@ def load_dataset(
     color_mode: str | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
+    cache: bool | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
 ) -> Dataset:
     """Load a dataset by name (see :func:`known_datasets`) or by path.
 
@@ -138,6 +142,10 @@ def load_dataset(
     format; ``test_fraction`` and ``seed`` make the test part of sources that have none. A known name
     wins over a same-named folder in the working directory unless written as a path (``./name``).
     Raises DataError, naming the file and the problem, for anything that cannot be loaded.
+
+    Image folders take ``cache`` (see ``load_image_folder``: large folders are decoded once into a
+    memory-mapped cache), ``progress(stage, done, total)`` and ``cancel()`` (True stops the load with
+    LoadCancelled); other formats report one "loading" step when done.
     """
     size = parse_image_size(image_size)
     mode = parse_color_mode(color_mode)
@@ -155,10 +163,17 @@ def load_dataset(
         raise DataError("no dataset given (expected a name such as fashion-mnist-mini, or a path)")
     key = text.strip().lower()
     done = False
+    if cancel is not None and cancel():
+        raise LoadCancelled("loading the dataset was cancelled")
     if not isinstance(name_or_path, os.PathLike) and key in (MINI_NAME, FULL_NAME):
         ds = _load_named(key)
     else:
-        ds, done = _load_path(Path(text).expanduser(), size, mode, fraction, int(seed))
+        if "\x00" in text:  # no file system takes it; Python would raise ValueError on the lookup
+            raise DataError(f"{text!r}: not a usable path (it holds a NUL character)")
+        ds, done = _load_path(Path(text).expanduser(), size, mode, fraction, int(seed), cache=cache,
+                              progress=progress, cancel=cancel)
+    if progress is not None and not done:
+        progress("loading", 1, 1)
     if not done and (size is not None or mode is not None):
         x_train = convert_images(ds.x_train, size, mode, ds.source)
         x_test = convert_images(ds.x_test, size, mode, ds.source)

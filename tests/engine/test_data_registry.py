@@ -14,12 +14,18 @@ from engine.data import FASHION_MNIST_CLASSES, DataError, DatasetInfo, known_dat
 from engine.data.registry import DEBIAN_FASHION_MNIST, mini_dataset_dir
 from engine.resources import asset_path
 from tests.helpers.data_factories import images, labels, make_idx_folder
+from tests.helpers.extras import require_full_fashion_mnist
 
 REPO = Path(__file__).resolve().parents[2]
 FULL_PRESENT = all((DEBIAN_FASHION_MNIST / f).is_file() for f in (
     "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
     "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"))
-needs_full = pytest.mark.skipif(not FULL_PRESENT, reason="dataset-fashion-mnist is not installed")
+needs_full = pytest.mark.usefixtures("full_fashion_mnist")
+
+
+@pytest.fixture
+def full_fashion_mnist() -> None:
+    require_full_fashion_mnist(FULL_PRESENT)
 
 
 # ------------------------------------------------------------------------------------- bundled subset

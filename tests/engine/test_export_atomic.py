@@ -18,9 +18,10 @@ from engine.export import FORMATS, ExportError, MissingDependency, export_model,
 from engine.export import formats as formats_module
 from engine.weights import save_weights
 from tests.engine.test_export_cases import randomized_model
+from tests.helpers.extras import require
 
-pytest.importorskip("onnx")
-pytest.importorskip("safetensors")
+require("onnx")
+require("safetensors")
 
 SINGLE_FILE = {"npz": "w.npz", "safetensors": "w.safetensors", "onnx": "w.onnx"}
 

@@ -10,12 +10,12 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from engine.export import export_model, load_weight_file, onnx_export, predictor_codegen, torch_codegen
 from engine.export.rules import RULES
 from engine.layers import LAYER_TYPES
 from tests.engine.test_export_cases import normalized, randomized_model, raw_batch, trained_model
+from tests.helpers.extras import require
 
 TOLERANCE = 1e-4
 
@@ -39,7 +39,7 @@ def test_exporters_hold_no_rules_of_their_own():
 
 
 def test_onnx_graph_of_a_residual_network_has_add_and_concat_nodes(tmp_path):
-    onnx = pytest.importorskip("onnx")
+    onnx = require("onnx")
     model = randomized_model("residual")
     path = export_model(model, tmp_path / "res.onnx")[0]
     proto = onnx.load(str(path))

@@ -18,9 +18,10 @@ from tests.engine.test_export_cases import (
     raw_batch,
     trained_model,
 )
+from tests.helpers.extras import require
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
+onnx = require("onnx")
+ort = require("onnxruntime")
 
 TOLERANCE = 1e-4
 

@@ -7,9 +7,11 @@ import json
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-pytest.importorskip("onnxruntime.quantization")
+from tests.helpers.extras import require
+
+onnx = require("onnx")
+ort = require("onnxruntime")
+require("onnxruntime.quantization")
 
 from engine.cli import main  # noqa: E402
 from engine.export.quantize import quantize_for_dataset  # noqa: E402

@@ -20,6 +20,7 @@ from engine.model import Model
 from engine.weights import read_weight_file, save_weights
 from tests.helpers.data_factories import make_cifar_folder, make_idx_folder, make_image_folder
 from tests.helpers.engine_factories import arch, stripes_dataset
+from tests.helpers.extras import require
 
 NET = arch(
     {"type": "Conv2D", "filters": 4, "kernel_size": 3, "activation": "relu"},
@@ -136,7 +137,7 @@ def accuracy(weights: Path, data: Path) -> float:
 
 def test_torchrun_with_two_processes_trains_and_the_weights_come_back(tmp_path):
     pytest.importorskip("torch", reason="PyTorch is not installed")
-    pytest.importorskip("safetensors")
+    require("safetensors")
     folder = project(tmp_path, {"epochs": 1, "batch_size": 16, "learning_rate": 0.05, "seed": 3})
     data = write_stripes(tmp_path / "stripes.npz")
     result = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",

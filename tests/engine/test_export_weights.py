@@ -12,8 +12,9 @@ from engine.export import export_model, import_weight_file, load_weight_file, re
 from engine.model import Model
 from engine.weights import load_weights
 from tests.engine.test_export_cases import ARCHITECTURES, SEED_SAMPLE, normalized, randomized_model, raw_batch
+from tests.helpers.extras import require
 
-pytest.importorskip("safetensors")
+require("safetensors")
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))

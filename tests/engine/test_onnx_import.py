@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
+from tests.helpers.extras import require
+
+onnx = require("onnx")
+ort = require("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 

@@ -7,9 +7,11 @@ import warnings
 import numpy as np
 import pytest
 
+from tests.helpers.extras import require
+
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (it is only the benchmarks' reference)")
-pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
+require("onnx")
+require("onnxruntime")
 
 from torch import nn  # noqa: E402
 

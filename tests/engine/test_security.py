@@ -22,6 +22,7 @@ from engine.model import Model
 from engine.weights import WEIGHTS_FORMAT, load_weights
 from tests.helpers.data_factories import make_cifar_folder
 from tests.helpers.engine_factories import SMALL_CNN
+from tests.helpers.extras import require
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted([*ROOT.joinpath("engine").rglob("*.py"), *ROOT.joinpath("cnn_studio").rglob("*.py")])
@@ -134,7 +135,7 @@ def test_a_dataset_path_naming_a_program_is_read_as_data_or_refused(tmp_path):
 
 
 def test_onnx_external_data_stays_in_the_models_folder(tmp_path):
-    onnx = pytest.importorskip("onnx")
+    onnx = require("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     from engine.onnx_import import OnnxImportError, import_onnx

@@ -15,12 +15,30 @@ from types import ModuleType
 import pytest
 
 REQUIRE_ENV = "CNN_STUDIO_REQUIRE_EXTRAS"
+# Set by scripts/dev.sh test where it installs Debian's dataset-fashion-mnist.
+REQUIRE_FASHION_MNIST_ENV = "CNN_STUDIO_REQUIRE_FASHION_MNIST"
 # The packages of the "test" extra in pyproject.toml that tests import optionally.
 TEST_EXTRAS = ("onnx", "onnxruntime", "safetensors", "hypothesis", "sklearn")
 
 
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
 def extras_required() -> bool:
-    return os.environ.get(REQUIRE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    return _flag(REQUIRE_ENV)
+
+
+def require_full_fashion_mnist(present: bool) -> None:
+    """Skip a test of the full Fashion-MNIST where it is absent, saying how to get it; fail instead where
+    the test set-up promised to install it."""
+    if present:
+        return
+    reason = ("the full Fashion-MNIST is not installed (Debian package dataset-fashion-mnist, "
+              "/usr/share/datasets/fashion-mnist): scripts/dev.sh test installs it on Debian and Ubuntu")
+    if _flag(REQUIRE_FASHION_MNIST_ENV):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
 
 
 def require(module: str, reason: str | None = None) -> ModuleType:

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-onnx = __import__("pytest").importorskip("onnx")
+from tests.helpers.extras import require
+
+onnx = require("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 

@@ -17,6 +17,8 @@ class ScriptedDialogs:
 
     def __init__(self) -> None:
         self.save_answer = "discard"
+        self.restore_answer: bool | None = None  # after a crash: restore, discard, or nobody answers
+        self.restore_questions: list[str] = []
         self.open_path: str | None = None
         self.save_path: str | None = None
         self.questions: list[str] = []
@@ -26,6 +28,10 @@ class ScriptedDialogs:
     def ask_save_changes(self, project_name: str) -> str:
         self.questions.append(project_name)
         return self.save_answer
+
+    def ask_restore(self, project_name: str, saved_at: float) -> bool | None:
+        self.restore_questions.append(project_name)
+        return self.restore_answer
 
     def open_project_path(self, directory: str) -> str | None:
         return self.open_path

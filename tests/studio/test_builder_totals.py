@@ -68,7 +68,7 @@ def test_a_narrow_bar_shortens_its_wording_instead_of_clipping_it(window, qtbot,
     window.tabs.setCurrentIndex(0)
     bar.resize(width, bar.height())
     qtbot.waitUntil(lambda: bar.width() == width)
-    labels = (bar.params, bar.macs, bar.memory, bar.status)
+    labels = (bar.params, bar.macs, bar.memory, bar.training_memory, bar.status)
 
     def nothing_clipped() -> bool:
         return all(label.width() >= label.sizeHint().width() for label in labels)
@@ -77,8 +77,52 @@ def test_a_narrow_bar_shortens_its_wording_instead_of_clipping_it(window, qtbot,
     # Every figure is there, whatever the wording.
     params, _, _ = seed_costs()
     assert f"{params:,}" in bar.text() or format_compact(params) in bar.text()
-    assert bar.level == 0 or width < bar.sizeHint().width()
+    # The window's layout decides the bar's final width: the longest wording whenever that width allows it.
+    assert bar.level == 0 or bar.width() < bar.sizeHint().width()
 
 
 def test_the_bar_never_widens_the_window(window):
     assert window.totals.minimumSizeHint().width() == 0
+
+
+# -- memory: the estimate in the bar, a Problem when training would not fit -----------------------------------
+def test_the_bar_shows_the_memory_training_takes(window, monkeypatch):
+    from engine import memory
+
+    monkeypatch.setattr(memory, "_system_available", lambda: 64 << 30)
+    window.document.set_training({"batch_size": 32})
+    text = window.totals.full_text()
+    assert "Training" in text and "(batch 32)" in text
+    tip = window.totals.training_memory.toolTip()
+    assert "parameters" in tip and "64 GiB free" in tip
+
+
+def test_a_network_too_large_for_memory_is_a_problem_naming_the_layer(window, monkeypatch):
+    from engine import memory
+    from tests.engine.test_memory import HUGE
+
+    monkeypatch.setattr(memory, "_system_available", lambda: 16 << 30)
+    doc = window.document
+    doc.load_project(HUGE, "fashion-mnist-mini", {"batch_size": 64})
+    problems = window.problems.texts()
+    assert len(problems) == 1 and "11.3 billion weights" in problems[0], problems
+    problem = doc.analysis().problems[0]
+    assert problem.layer_index == 3 and problem.layer_type == "Dense"
+    assert "not enough" not in problem.message and "training needs about" in problem.message
+    assert "add pooling or reduce filters" in problem.hint
+    assert "✖ 1 problem" in window.totals.full_text()
+    assert "color:" in window.totals.training_memory.text()  # the figure is shown in the warning colour
+
+
+def test_a_smaller_batch_size_can_make_it_fit(window, monkeypatch):
+    from engine import memory
+    from engine.architecture import analyze
+
+    doc = window.document
+    need_64 = memory.estimate_training(analyze(doc.architecture()), 64).total
+    need_8 = memory.estimate_training(analyze(doc.architecture()), 8).total
+    monkeypatch.setattr(memory, "_system_available", lambda: (need_64 + need_8) // 2)
+    doc.set_training({"batch_size": 64})
+    assert doc.analysis().problems and "at batch size 64" in str(doc.analysis().problems[0])
+    doc.set_training({"batch_size": 8})
+    assert not doc.analysis().problems

@@ -21,9 +21,10 @@ from engine.export import FORMATS, export_model, load_weight_file
 from engine.export import formats as formats_module
 from engine.model import Model
 from tests.engine.test_export_cases import ARCHITECTURES, normalized, randomized_model, raw_batch
+from tests.helpers.extras import require
 
-pytest.importorskip("onnx")
-pytest.importorskip("safetensors")
+require("onnx")
+require("safetensors")
 
 ARCH = ARCHITECTURES["gray_odd_every_kind"]
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st  # noqa: E402
 from engine.architecture import analyze, load_architecture_file, summary, validate  # noqa: E402
 from engine.errors import ArchitectureError, ResourceError  # noqa: E402
 from engine.model import Model  # noqa: E402
-from tests.helpers.engine_factories import EVERY_LAYER, SMALL_CNN  # noqa: E402
+from tests.helpers.engine_factories import CONCAT, EVERY_LAYER, RESIDUAL, SMALL_CNN  # noqa: E402
 from tests.helpers.fuzz import (  # noqa: E402
     assert_one_line,
     check_reader,
@@ -31,7 +31,9 @@ from tests.helpers.fuzz import (  # noqa: E402
 )
 
 pytestmark = fuzz
-SEEDS = (SMALL_CNN, EVERY_LAYER)
+FORMAT_1 = {**SMALL_CNN, "format": "cnn-studio.architecture/1"}
+# Both formats: a chain written as format 1, chains and branching graphs (ids, inputs, Add, Concatenate).
+SEEDS = (FORMAT_1, SMALL_CNN, EVERY_LAYER, RESIDUAL, CONCAT)
 ERRORS = (ArchitectureError, ResourceError)
 
 

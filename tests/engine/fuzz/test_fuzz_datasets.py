@@ -237,4 +237,4 @@ def test_image_folders(tmp_path_factory, data):
             (root / "bird").mkdir(exist_ok=True)
     size = data.draw(st.sampled_from([None, (4, 4), (1, 9)]))
     color = data.draw(st.sampled_from([None, "grayscale", "rgb"]))
-    load_checked(root, image_size=size, color_mode=color)
+    load_checked(root, image_size=size, color_mode=color, cache=data.draw(st.booleans()))

@@ -25,7 +25,7 @@ from engine.export import import_weight_file, load_weight_file  # noqa: E402
 from engine.export.safetensors_io import save_safetensors  # noqa: E402
 from engine.model import Model  # noqa: E402
 from engine.weights import WEIGHTS_FORMAT, save_weights  # noqa: E402
-from tests.helpers.engine_factories import EVERY_LAYER, SMALL_CNN  # noqa: E402
+from tests.helpers.engine_factories import CONCAT, EVERY_LAYER, SMALL_CNN  # noqa: E402
 from tests.helpers.fuzz import (  # noqa: E402
     check_reader,
     fuzz,
@@ -37,9 +37,11 @@ from tests.helpers.fuzz import (  # noqa: E402
 
 pytestmark = fuzz
 ERRORS = (WeightsError, ResourceError)
-SEEDS = (SMALL_CNN, EVERY_LAYER)
+SEEDS = (SMALL_CNN, EVERY_LAYER, CONCAT)
 _MODELS = {id(doc): Model(doc, seed=1) for doc in SEEDS}
-PREPROCESSING = {"scale": 1 / 255, "mean": [0.5], "std": [0.25]}
+def preprocessing(doc) -> dict:
+    channels = doc["input"]["shape"][2]
+    return {"scale": 1 / 255, "mean": [0.5] * channels, "std": [0.25] * channels}
 
 odd_dtypes = st.sampled_from(["int64", "uint8", "bool", "float16", "float64", "complex64", "<U3", "S2"])
 names = st.one_of(st.text(min_size=1, max_size=30), st.sampled_from(["x" * 2000, "é/../ü", "a.b.c", "__format__"]))
@@ -87,12 +89,12 @@ def mutated_tensors(draw, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarra
 def _npz_records(draw, doc) -> dict[str, object]:
     records: dict[str, object] = {"__format__": np.array(WEIGHTS_FORMAT),
                                   "__architecture__": np.array(json.dumps(doc)),
-                                  "__preprocessing__": np.array(json.dumps(PREPROCESSING))}
+                                  "__preprocessing__": np.array(json.dumps(preprocessing(doc)))}
     which = draw(st.sampled_from(["architecture", "preprocessing", "format", "none"]))
     if which == "architecture":
         records["__architecture__"] = np.array(json_text(draw(mutated_json(doc))))
     elif which == "preprocessing":
-        records["__preprocessing__"] = np.array(json_text(draw(mutated_json(PREPROCESSING))))
+        records["__preprocessing__"] = np.array(json_text(draw(mutated_json(preprocessing(doc)))))
     elif which == "format":
         records["__format__"] = draw(st.sampled_from([np.array(1), np.array([WEIGHTS_FORMAT] * 2),
                                                       np.array("cnn-studio.weights/9"), np.array(b"x")]))
@@ -122,7 +124,7 @@ def test_safetensors_with_hostile_metadata_and_tensors(tmp_path_factory, seed, d
     path = tmp_path_factory.mktemp("w") / "weights.safetensors"
     model = _MODELS[id(seed)]
     metadata = {"format": WEIGHTS_FORMAT, "architecture": json.dumps(seed),
-                "order": json.dumps(list(model.tensors())), "preprocessing": json.dumps(PREPROCESSING)}
+                "order": json.dumps(list(model.tensors())), "preprocessing": json.dumps(preprocessing(seed))}
     key = data.draw(st.sampled_from(["architecture", "order", "preprocessing", "format", None]))
     if key is not None:
         if data.draw(st.booleans()):
