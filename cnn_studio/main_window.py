@@ -107,6 +107,8 @@ class MainWindow(QMainWindow):
         self.export_controller = workspaces.export
         self.runs_workspace = workspaces.runs
         self.interop = workspaces.interop
+        self.diagnostics = workspaces.diagnostics
+        self.confusion_drill_down = workspaces.drill_down
         self._restore_layout()
 
     # -- public surface for workspaces -------------------------------------------------------------------------
