@@ -16,9 +16,12 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
+from cnn_studio.inspect.atlas_view import FilterAtlasView
 from cnn_studio.inspect.attribution import compute_attribution
 from cnn_studio.inspect.attribution_view import AttributionView
 from cnn_studio.inspect.compute import InspectionWorker
+from cnn_studio.inspect.embedding_view import EmbeddingView
+from cnn_studio.inspect.explain_controllers import AtlasController, EmbeddingController
 from cnn_studio.inspect.feature_maps import FeatureMapsView
 from cnn_studio.inspect.filters_view import FiltersView
 from cnn_studio.inspect.layer_stats import LayerStatsView
@@ -106,13 +109,24 @@ class InsidePanel(QWidget):
         self.mistakes.mistake_chosen.connect(self.open_test_image)
         self.mistakes.evaluate_requested.connect(self.evaluate_now)
 
+        self.atlas = FilterAtlasView()
+        self.embedding = EmbeddingView()
+        self.atlas_controller = AtlasController(self, self.atlas)
+        self.embedding_controller = EmbeddingController(self, self.embedding)
+        self._controllers = {"atlas": self.atlas_controller, "embedding": self.embedding_controller}
+
         self.views = QTabWidget()
         self.views.addTab(self.feature_maps, "Feature maps")
         self.views.addTab(self.attribution, "Attribution")
         self.views.setTabToolTip(1, "Where the network looks to decide: gradient, SmoothGrad, Grad-CAM, occlusion")
         self.views.addTab(self.filters, "Filters")
+        self.views.addTab(self.atlas, "Filter atlas")
+        self.views.setTabToolTip(3, "For each channel of a convolution, the test-image patches that excite it most")
         self.views.addTab(self.stats, "Layer statistics")
         self.views.addTab(self.mistakes, "Mistakes")
+        self.views.addTab(self.embedding, "Embedding")
+        self.views.setTabToolTip(self.views.count() - 1, "Where a layer puts each test image, projected to 2-D")
+        self.views.currentChanged.connect(self._on_view_changed)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -178,6 +192,8 @@ class InsidePanel(QWidget):
             self._evaluation = None
             self.mistakes.clear("Mistakes appear after the network is evaluated on the test set.")
         self.picker.set_source(self._dataset, model.input_shape, model.preprocessing, self._class_names)
+        for controller in self._controllers.values():
+            controller.set_model(model, self._dataset)
         self._request_statistics()
         self._update_status()
 
@@ -298,9 +314,16 @@ class InsidePanel(QWidget):
             model = self._session.trained.model()
             if model is not None and model is not self._model:
                 self.set_model(model, self._session_dataset())
+                self._compute_atlas_after_run()
                 return
         self._on_sample_changed()
         self._update_status()
+        self._compute_atlas_after_run()
+
+    def _compute_atlas_after_run(self) -> None:
+        # The run's final weights get their filter atlas in the background, shown or not.
+        if self.atlas_controller.stale and self._model is not None:
+            self.atlas_controller.compute()
 
     def _on_session_model(self) -> None:
         session = self._session
@@ -479,6 +502,8 @@ class InsidePanel(QWidget):
             )
         elif kind == "evaluation":
             self.set_evaluation(result)
+        elif kind in self._controllers:
+            self._controllers[kind].done(result)
 
     def _show_attribution(self, result: Any) -> None:
         x = self.picker.current_input()
@@ -490,8 +515,18 @@ class InsidePanel(QWidget):
     def _on_job_progress(self, kind: str, fraction: float) -> None:
         if kind == "attribution":
             self.attribution.set_busy(True, fraction)
+        elif kind in self._controllers:
+            self._controllers[kind].progress(fraction)
+
+    def _on_view_changed(self, _index: int) -> None:
+        current = self.views.currentWidget()
+        for controller in self._controllers.values():
+            if controller.view is current:
+                controller.shown()
 
     def _on_job_cancelled(self, kind: str) -> None:
+        if kind in self._controllers:
+            self._controllers[kind].cancelled()
         if kind == "attribution" and not self.slow_worker.busy:
             self.attribution.set_busy(False)
             if self.attribution.result is None or self.attribution.result.method != self.attribution.method:
@@ -500,6 +535,8 @@ class InsidePanel(QWidget):
     def _on_job_failed(self, kind: str, message: str) -> None:
         if kind == "attribution":
             self.attribution.set_busy(False)
+        elif kind in self._controllers:
+            self._controllers[kind].cancelled()
         self.status.setText(f"<span style='color:#c0392b'>Could not compute the {kind} view: {message}</span>")
 
     # -- helpers -------------------------------------------------------------------------------------------------

@@ -139,3 +139,68 @@ def test_grad_cam_is_offered_only_with_feature_maps(qtbot, panel):
     panel.set_model(Model.from_architecture(doc), dataset)
     item = panel.attribution.method_box.model().item(2)
     assert not item.isEnabled() and "has none" in item.toolTip()
+
+
+# -- filter atlas -----------------------------------------------------------------------------------------
+def test_filter_atlas_shows_each_channels_top_patches_and_a_click_shows_them_large(qtbot, panel, small):
+    from engine.explain import filter_atlas
+    from engine.inspection import raw_to_uint8
+
+    model, dataset = small
+    panel.set_model(model, dataset)
+    atlas_view = panel.atlas
+    assert atlas_view.layer == "conv2d_1" and atlas_view.model.rowCount() == 0  # computed when first shown
+    panel.views.setCurrentWidget(atlas_view)
+    qtbot.waitUntil(lambda: atlas_view.atlas is not None, timeout=WAIT_MS)
+    assert atlas_view.model.rowCount() == 4  # one tile per channel
+    expected = filter_atlas(model, dataset.normalized("test"), "conv2d_1", 9,
+                            pictures=raw_to_uint8(dataset.x_test, dataset.normalization.scale))
+    for shown, engine_channel in zip(atlas_view.atlas.channels, expected.channels):
+        assert shown.indices.tolist() == engine_channel.indices.tolist()
+        np.testing.assert_array_equal(shown.patches, engine_channel.patches)
+    assert "3x3 pixels" in atlas_view.status.text()
+    tile = atlas_view.model.index(2, 0)
+    qtbot.mouseClick(atlas_view.grid.viewport(), Qt.MouseButton.LeftButton,
+                     pos=atlas_view.grid.visualRect(tile).center())
+    assert atlas_view.channel == 2 and atlas_view.detail_model.rowCount() == 9
+    assert "channel 2" in atlas_view.detail_title.text()
+    assert atlas_view.detail.iconSize().width() >= 100  # large
+    first = atlas_view.detail_model.index(0, 0)
+    qtbot.mouseClick(atlas_view.detail.viewport(), Qt.MouseButton.LeftButton,
+                     pos=atlas_view.detail.visualRect(first).center())
+    assert panel.picker.current_index == int(expected.channels[2].indices[0])
+    # Another layer: its atlas (pooling has no weights of its own, so it is not offered).
+    assert [atlas_view.layer_box.itemText(i) for i in range(atlas_view.layer_box.count())] == ["conv2d_1"]
+
+
+# -- embedding ---------------------------------------------------------------------------------------------
+def test_embedding_points_hover_for_the_image_and_click_into_the_picker(qtbot, panel, small):
+    from PySide6.QtTest import QTest
+
+    from engine.explain import embed
+
+    model, dataset = small
+    panel.set_model(model, dataset)
+    view = panel.embedding
+    assert view.layer == "flatten_1"  # no hidden Dense layer: the last vector before the classifier
+    panel.views.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: len(view.points) == len(dataset.y_test), timeout=WAIT_MS)
+    expected = embed(model, dataset.normalized("test"), "flatten_1")
+    np.testing.assert_allclose(np.abs(view.points), np.abs(expected.points), rtol=1e-4, atol=1e-5)
+    predictions = model.predict(dataset.normalized("test")).argmax(axis=1)
+    np.testing.assert_array_equal(view.predictions, predictions)
+    assert "misclassified" in view.status.text()
+    target = int(np.argmax(view.points[:, 0]))  # the rightmost point: nothing overlaps it
+    at = view.plot.mapFromScene(view.scene_position(target))
+    QTest.mouseMove(view.plot.viewport(), at)
+    qtbot.waitUntil(lambda: view.preview.isVisible(), timeout=5_000)
+    assert view.hovered == int(view.indices[target]) and not view.preview.pixmap().isNull()
+    qtbot.mouseClick(view.plot.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    assert panel.picker.current_index == int(view.indices[target])
+    assert panel.views.currentWidget() is panel.feature_maps
+    # A new snapshot (as after an epoch) projects again while the view is shown.
+    panel.views.setCurrentWidget(view)
+    before = view.points.copy()
+    model.parameters()["conv2d_1.kernel"][...] *= 1.5
+    panel.set_model(model, dataset)
+    qtbot.waitUntil(lambda: not np.allclose(view.points, before), timeout=WAIT_MS)
