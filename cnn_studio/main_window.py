@@ -66,6 +66,7 @@ SHORTCUTS_HELP = """<table cellspacing=4>
 <tr><td><b>F5 / Shift+F5</b></td><td>Start / stop training</td></tr>
 <tr><td><b>F6</b></td><td>Pause or resume training</td></tr>
 <tr><td><b>F7</b></td><td>Train one more epoch (+1 epoch)</td></tr>
+<tr><td><b>Ctrl+Shift+P</b></td><td>Profile the layers: time each layer over a few training steps</td></tr>
 <tr><td><b>Left / Right, Home / End</b></td><td>Inside, after clicking the picture: previous / next,
 first / last test image</td></tr>
 <tr><td><b>F1</b></td><td>This list</td></tr>
@@ -109,6 +110,7 @@ class MainWindow(QMainWindow):
         self.interop = workspaces.interop
         self.diagnostics = workspaces.diagnostics
         self.confusion_drill_down = workspaces.drill_down
+        self.profiler = workspaces.profiler
         self._restore_layout()
 
     # -- public surface for workspaces -------------------------------------------------------------------------

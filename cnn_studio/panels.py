@@ -13,6 +13,7 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication
 
 from cnn_studio.diagnose import DiagnosticsWorkspace, install_diagnostics
+from cnn_studio.diagnose.profiling import ProfileWorkspace, install_profiler
 from cnn_studio.export_actions import ExportController, install_export
 from cnn_studio.inspect import InsidePanel, install_inside
 from cnn_studio.interop_actions import InteropController, install_interop
@@ -31,6 +32,7 @@ class Workspaces:
     interop: InteropController
     diagnostics: DiagnosticsWorkspace
     drill_down: ConfusionDrillDown
+    profiler: ProfileWorkspace
 
 
 def install_panels(window: Any, session: TrainingSession) -> Workspaces:
@@ -41,8 +43,9 @@ def install_panels(window: Any, session: TrainingSession) -> Workspaces:
     interop = install_interop(window, session)
     diagnostics = install_diagnostics(window, session, training)
     drill_down = ConfusionDrillDown(window, training, inside, session)
+    profiler = install_profiler(window, session, training)
     app = QCoreApplication.instance()
     if app is not None:
         # Quitting without closing the window (e.g. Ctrl+Q from elsewhere) must still join the threads.
         app.aboutToQuit.connect(training.shutdown)
-    return Workspaces(training, inside, export, runs, interop, diagnostics, drill_down)
+    return Workspaces(training, inside, export, runs, interop, diagnostics, drill_down, profiler)
