@@ -13,6 +13,7 @@ from cnn_studio.messages import show_message
 from engine.profiler import Profile
 
 DOCK_TITLE = "Layer profile"
+PROFILE_HEIGHT = 280
 
 
 def block_heat(profile: Profile, ids_by_name: dict[str, str]) -> dict[str, tuple[float, str]]:
@@ -99,6 +100,10 @@ class ProfileWorkspace(QObject):
 
     def _finished(self, profile: Profile) -> None:
         self.view.set_profile(profile, self._described)
+        wanted = min(PROFILE_HEIGHT, self.window.height() // 4)
+        if not self.dock.isFloating() and self.dock.height() < wanted:
+            # Room for a good part of the table (a first profile in a dock sized for the problem list).
+            self.window.resizeDocks([self.dock], [wanted], Qt.Orientation.Vertical)
         self._colour()
         self.window.statusBar().showMessage(
             f"Profiled: a training step takes {profile.step_s * 1e3:.1f} ms; the slowest layer is "

@@ -80,12 +80,14 @@ class AttributionResult:
     layer: str = ""
 
 
-def heat_rgba(heat: np.ndarray) -> np.ndarray:
+def heat_rgba(heat: np.ndarray, sparse: bool = True) -> np.ndarray:
     """(H, W) in [0, 1] -> (H, W, 4) RGBA: the heat colour, transparent where the value is small, so the
-    picture shows through the unimportant pixels."""
-    rgba = colormap(SALIENCY_COLORMAP).map(np.clip(heat, 0, 1).ravel(), mode="float")
+    picture shows through the unimportant pixels. ``sparse`` maps (gradients: a few strong pixels) get
+    their faint values lifted; smooth ones (Grad-CAM, occlusion) stay transparent where they are low."""
+    heat = np.clip(heat, 0, 1)
+    rgba = colormap(SALIENCY_COLORMAP).map(heat.ravel(), mode="float")
     rgba = np.asarray(rgba, dtype=np.float32).reshape(*heat.shape, -1)[..., :4].copy()
-    rgba[..., 3] = np.clip(np.sqrt(np.clip(heat, 0, 1)) * 1.2, 0, 1)
+    rgba[..., 3] = np.clip(np.sqrt(heat) * 1.2, 0, 1) if sparse else heat * 0.9
     return rgba
 
 
@@ -134,7 +136,8 @@ class AttributionView(QWidget):
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(80)
-        self.opacity.setMaximumWidth(140)
+        self.opacity.setMaximumWidth(110)
+        self.opacity.setMinimumWidth(60)
         self.opacity.setToolTip("Opacity of the heat map over the sample")
         self.opacity.valueChanged.connect(lambda v: self.overlay.setOpacity(v / 100))
         self.progress = QProgressBar()
@@ -155,9 +158,6 @@ class AttributionView(QWidget):
         first.addSpacing(10)
         first.addWidget(QLabel("Explain"))
         first.addWidget(self.class_box)
-        first.addSpacing(10)
-        first.addWidget(QLabel("Opacity"))
-        first.addWidget(self.opacity)
         first.addStretch(1)
         second = QHBoxLayout()
         for method, pairs in (("gradcam", (("Layer", self.layer_box),)),
@@ -170,6 +170,9 @@ class AttributionView(QWidget):
                 second.addWidget(widget)
                 widgets += [label, widget]
             self._options[method] = widgets
+        second.addSpacing(6)
+        second.addWidget(QLabel("Opacity"))
+        second.addWidget(self.opacity)
         second.addStretch(1)
         second.addWidget(self.progress)
         second.addWidget(self.cancel_button)
@@ -302,7 +305,8 @@ class AttributionView(QWidget):
         picture = np.asarray(picture, dtype=np.float32)
         self.picture.setImage(picture[..., 0] if picture.shape[-1] == 1 else picture, autoLevels=False,
                               levels=(0.0, 1.0))
-        self.overlay.setImage(heat_rgba(result.heat), autoLevels=False, levels=(0.0, 1.0))
+        sparse = result.method in ("gradient", "smoothgrad")
+        self.overlay.setImage(heat_rgba(result.heat, sparse), autoLevels=False, levels=(0.0, 1.0))
         values = np.asarray(result.map, dtype=np.float32)
         if result.signed:
             bound = float(np.abs(values).max()) or 1.0
@@ -328,5 +332,5 @@ class AttributionView(QWidget):
         if result.method == "gradcam":
             return f"Grad-CAM of {result.layer} ({h}x{w})"
         if result.method == "occlusion":
-            return "probability drop (red: hiding it hurts)"
-        return "signed gradient (red raises the score)"
+            return "probability drop"
+        return "signed gradient"

@@ -174,9 +174,19 @@ class EmbeddingView(QWidget):
             self.legend.addItem(pg.ScatterPlotItem(symbol="x", brush=pg.mkBrush("#777777"), size=9,
                                                    pen=pg.mkPen("#222222", width=0.6)),
                                 f"misclassified ({int(wrong.sum())})")
-        self.plot.getPlotItem().autoRange()
+        self._fit()
         self.status.setText(text)
         self.set_busy(False)
+
+    def _fit(self) -> None:
+        """Show every point, with room on the right for the legend."""
+        if not len(self.points):
+            return
+        (x0, y0), (x1, y1) = self.points.min(axis=0), self.points.max(axis=0)
+        width, height = max(x1 - x0, 1e-9), max(y1 - y0, 1e-9)
+        view = self.plot.getPlotItem().getViewBox()
+        view.setRange(xRange=(x0 - 0.04 * width, x1 + 0.32 * width), yRange=(y0 - 0.04 * height, y1 + 0.04 * height),
+                      padding=0)
 
     def _name(self, k: int) -> str:
         return self._names[k] if 0 <= k < len(self._names) else str(k)

@@ -75,7 +75,8 @@ class ConfusionGallery(QDialog):
         what = (f"<b>{n} {name(true_class)}</b> image{'s' if n != 1 else ''} recognised correctly{share}"
                 if true_class == predicted else
                 f"<b>{n} {name(true_class)}</b> image{'s' if n != 1 else ''} taken for <b>{name(predicted)}</b>{share}")
-        self.header.setText(f"{what}{f' — {source}' if source else ''}. Most confident first.")
+        self.header.setText(f"{what}. Most confident first.")
+        self.setToolTip(source)
         self.setWindowTitle(f"{name(true_class)} → {name(predicted)}")
         self.model.clear()
         probabilities = np.asarray(evaluation.probabilities)

@@ -70,6 +70,7 @@ class TrainingDoctor:
         from engine.training import TrainingFinished
 
         if isinstance(event, TrainingFinished) and event.reason == "diverged" and self.trainer is not None:
+            self.recorder.end_unfinished_epoch()
             self._divergence = {"loss": self.recorder.last_loss, "epoch": self.trainer.epoch + 1,
                                 "learning_rate": self.recorder.last_learning_rate}
             self._update()

@@ -95,6 +95,23 @@ def test_a_deep_sigmoid_stack_has_vanishing_gradients():
     assert profile == sorted(profile)  # smaller and smaller towards the input
 
 
+def test_weights_far_too_large_make_the_gradients_explode():
+    layers = [{"type": "Flatten"}] + [{"type": "Dense", "units": 32, "activation": "relu"}] * 6
+    doc = arch(*layers, {"type": "Dense", "units": 3, "activation": "softmax"})
+
+    def tripled(kernel):
+        kernel *= 3.0  # each layer triples what passes through it, forward and backward
+
+    doctor, finished = train(doc, stripes_dataset(400, 50), {f"dense_{i}.kernel": tripled for i in range(1, 8)},
+                             epochs=2, learning_rate=0.01)
+    found = only(doctor, "exploding_gradients")
+    assert "RMS of" in found.evidence and found.layer
+    assert {f.kind for f in found.fixes} >= {"set_learning_rate"}
+    # The epoch the loss blew up in is recorded as far as it went: its gradients, no probe.
+    assert finished.reason == "diverged" and not doctor.records[-1].complete
+    assert doctor.records[-1].layer("dense_1").gradient_norm is not None
+
+
 def test_relu_channels_biased_dead_are_diagnosed():
     def dead_bias(bias):
         bias[:3] = -100.0  # three of four channels never see a positive input

@@ -94,7 +94,10 @@ def test_fixes_wait_until_training_stops(qtbot, window):
     assert not button.isEnabled() and "Stop training first" in button.toolTip()
     with qtbot.waitSignal(window.training_panel.run_ended, timeout=WAIT_MS):
         window.training_panel.stop()
-    assert button.isEnabled()
+    # (The run's own findings may have replaced the card meanwhile: show it again.)
+    window.diagnostics.view.set_report(report(Diagnosis("learning_rate_too_high", "Learning rate too high", "e",
+                                                        "a", 1, fixes=(fix,))))
+    assert window.diagnostics.view.cards[0].button("set_learning_rate").isEnabled()
 
 
 def click_fix(qtbot, window, diagnosis: Diagnosis) -> None:
