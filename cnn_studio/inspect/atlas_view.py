@@ -33,8 +33,8 @@ from engine.inspection import as_normalization, conv_layer_names, raw_to_uint8
 from engine.model import Model
 
 ATLAS_IMAGES = 1000  # test images searched at most
-TILE = 132  # pixels of a channel's tile in the overview
-LARGE = 120  # pixels of a patch in the detail
+TILE = 104  # pixels of a channel's tile in the overview (weights beside patches: twice that wide)
+LARGE = 96  # pixels of a patch in the detail
 ChannelRole = Qt.ItemDataRole.UserRole + 1
 IndexRole = Qt.ItemDataRole.UserRole + 2
 

@@ -181,7 +181,9 @@ def test_filter_atlas_shows_each_channels_top_patches_and_a_click_shows_them_lar
                      pos=atlas_view.grid.visualRect(tile).center())
     assert atlas_view.channel == 2 and atlas_view.detail_model.rowCount() == 9
     assert "channel 2" in atlas_view.detail_title.text()
-    assert atlas_view.detail.iconSize().width() >= 100  # large
+    from cnn_studio.inspect.atlas_view import TILE
+
+    assert atlas_view.detail.iconSize().width() >= 2 * (TILE // 3)  # large: a tile holds 3 x 3 of them
     first = atlas_view.detail_model.index(0, 0)
     qtbot.mouseClick(atlas_view.detail.viewport(), Qt.MouseButton.LeftButton,
                      pos=atlas_view.detail.visualRect(first).center())
