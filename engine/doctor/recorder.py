@@ -10,6 +10,7 @@ two passes over the parameters on a sampled step, one short inference pass per e
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +92,7 @@ class Recorder:
         self._probe_x: np.ndarray | None = None
         self._probe_y: np.ndarray | None = None
         self.initial_probe_loss = math.nan  # the probe images' loss before the first recorded step
+        self.broken = False  # recording failed once: nothing more is recorded
 
     # -- wiring ----------------------------------------------------------------------------------------------
     def attach(self, trainer: Any) -> None:
@@ -127,13 +129,37 @@ class Recorder:
                 if layer.params and name not in frozen]
 
     # -- the step observer ----------------------------------------------------------------------------------------
+    def _broken(self, exc: Exception) -> None:
+        """Recording failed: say so once and record nothing more (training goes on undisturbed)."""
+        if not self.broken:
+            self.broken = True
+            self._before = None
+            warnings.warn(f"the training doctor stopped recording ({type(exc).__name__}: {exc})", RuntimeWarning,
+                          stacklevel=3)
+
     def before_step(self, trainer: Any) -> None:
+        if self.broken:
+            return
+        try:
+            self._before_step(trainer)
+        except Exception as exc:  # noqa: BLE001 (whatever it is, training goes on)
+            self._broken(exc)
+
+    def after_step(self, trainer: Any, loss: float) -> None:
+        if self.broken:
+            return
+        try:
+            self._after_step(trainer, loss)
+        except Exception as exc:  # noqa: BLE001
+            self._broken(exc)
+
+    def _before_step(self, trainer: Any) -> None:
         if not self._sampled(trainer):
             self._before = None
             return
         self._before = {name: [p.copy() for p in layer.params.values()] for name, layer in self._trainable(trainer)}
 
-    def after_step(self, trainer: Any, loss: float) -> None:
+    def _after_step(self, trainer: Any, loss: float) -> None:
         self.last_loss = float(loss)
         self.last_learning_rate = float(trainer.optimizer.lr)
         before, self._before = self._before, None
@@ -151,6 +177,14 @@ class Recorder:
 
     # -- the epoch hook --------------------------------------------------------------------------------------------
     def _epoch_end(self, event: Any) -> None:
+        if self.broken:
+            return
+        try:
+            self._end_epoch(event)
+        except Exception as exc:  # noqa: BLE001
+            self._broken(exc)
+
+    def _end_epoch(self, event: Any) -> None:
         self.records.append(self._record(int(event.epoch), float(event.train_loss), float(event.val_loss),
                                          float(event.train_accuracy), float(event.val_accuracy),
                                          float(event.learning_rate), probe=True))
@@ -158,7 +192,7 @@ class Recorder:
     def end_unfinished_epoch(self) -> None:
         """Record what was sampled of an epoch that ended early (the loss diverged): gradients and updates
         only, since the weights were put back to the last good ones and a probe would not show the damage."""
-        if self.trainer is not None and any(self._steps.gradient_norms.values()):
+        if self.trainer is not None and not self.broken and any(self._steps.gradient_norms.values()):
             self.records.append(self._record(self.trainer.epoch + 1, math.nan, math.nan, math.nan, math.nan,
                                              self.last_learning_rate, probe=False))
 

@@ -25,6 +25,7 @@ SATURATED_SHARE = 0.5
 OVERFITTING_EPOCHS = 3
 NEVER_PREDICTED_EPOCHS = 3
 MIN_CLASS_IMAGES = 5
+DEFAULT_LEARNING_RATES = {"sgd": 0.01, "adam": 0.001, "adamw": 0.001}  # where weights that never move start
 LEARNING_RATE_LIMITS = {"sgd": (1e-4, 0.1), "adam": (1e-5, 0.01), "adamw": (1e-5, 0.01)}
 
 
@@ -162,7 +163,8 @@ def learning_rate_too_low(records: list[EpochRecord], context: RunContext) -> li
         f"about {HEALTHY_UPDATE_RATIO:g}) and the loss on the probe images went from {first:.4f} to {now:.4f} in "
         f"{epochs}.",
         "Raise the learning rate: the network is barely learning.", last.epoch,
-        fixes=(_lr_fix(context, lr * TARGET_UPDATE_RATIO / ratio),))]
+        fixes=(_lr_fix(context, lr * TARGET_UPDATE_RATIO / ratio if ratio > 0 and lr > 0 else
+                       DEFAULT_LEARNING_RATES.get(context.optimizer, 0.01)),))]
 
 
 def _gradient_profile(record: EpochRecord, context: RunContext) -> list[tuple[str, float]]:

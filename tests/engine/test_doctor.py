@@ -227,3 +227,29 @@ def test_a_healthy_command_line_run_prints_no_diagnosis(tmp_path, capsys, extra)
                  *extra]) == 0
     out = capsys.readouterr().out
     assert "diagnosis:" not in out, out
+
+
+def test_a_learning_rate_of_zero_is_too_low_and_the_optimizers_usual_rate_suggested():
+    doctor, finished = train(SMALL_CNN, stripes_dataset(200, 40), epochs=1, learning_rate=0.0, momentum=0.0)
+    assert finished.reason == "completed"
+    found = only(doctor, "learning_rate_too_low")
+    assert found.fixes[0].data == {"learning_rate": 0.01}
+
+
+def test_a_failing_doctor_never_stops_training(monkeypatch):
+    import engine.doctor.doctor as doctor_module
+    import engine.doctor.recorder as recorder_module
+
+    def broken(*_args):
+        raise RuntimeError("broken rule")
+
+    real = doctor_module.diagnose
+    monkeypatch.setattr(doctor_module, "diagnose", broken)
+    with pytest.warns(RuntimeWarning, match="could not diagnose this run"):
+        doctor, finished = train(SMALL_CNN, stripes_dataset(200, 40), epochs=2, learning_rate=0.05)
+    assert finished.reason == "completed" and doctor.diagnoses == [] and len(doctor.records) == 2
+    monkeypatch.setattr(doctor_module, "diagnose", real)
+    monkeypatch.setattr(recorder_module, "count_spikes", broken)
+    with pytest.warns(RuntimeWarning, match="stopped recording"):
+        doctor, finished = train(SMALL_CNN, stripes_dataset(200, 40), epochs=2, learning_rate=0.05)
+    assert finished.reason == "completed" and doctor.records == []
