@@ -69,6 +69,7 @@ SHORTCUTS_HELP = """<table cellspacing=4>
 <tr><td><b>F5 / Shift+F5</b></td><td>Start / stop training</td></tr>
 <tr><td><b>F6</b></td><td>Pause or resume training</td></tr>
 <tr><td><b>F7</b></td><td>Train one more epoch (+1 epoch)</td></tr>
+<tr><td><b>Ctrl+Shift+P</b></td><td>Profile the layers: time each layer over a few training steps</td></tr>
 <tr><td><b>Left / Right, Home / End</b></td><td>Inside, after clicking the picture: previous / next,
 first / last test image</td></tr>
 <tr><td><b>F1</b></td><td>This list</td></tr>
@@ -110,6 +111,9 @@ class MainWindow(QMainWindow):
         self.export_controller = workspaces.export
         self.runs_workspace = workspaces.runs
         self.interop = workspaces.interop
+        self.diagnostics = workspaces.diagnostics
+        self.confusion_drill_down = workspaces.drill_down
+        self.profiler = workspaces.profiler
         self._restore_layout()
         # Unsaved changes survive a crash: the project goes to a recovery file every 30 seconds.
         self.autosave = Autosave(self.document, self)

@@ -3,7 +3,7 @@
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshot_inside.py
 
 Writes assets/screenshots/inside.png (feature maps) and, into --extra-dir, the other views
-(mistakes gallery, saliency, filters, layer statistics, a drawing) for a look.
+(mistakes gallery, attribution, filters, filter atlas, layer statistics, embedding, a drawing) for a look.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def wait_until(app: QApplication, done, timeout_s: float = 30.0) -> None:
 
 
 def settle(app: QApplication, panel: InsidePanel) -> None:
-    wait_until(app, lambda: not panel.worker.busy)
+    wait_until(app, lambda: not panel.worker.busy and not panel.slow_worker.busy)
 
 
 def live_screenshot(app: QApplication, folder: Path) -> int:
@@ -120,12 +120,13 @@ def main() -> int:
     panel.feature_maps.select_layer("dense_1")
     settle(app, panel)
     panel.grab().save(str(extra / "feature_maps_dense.png"))
-    for index, name in ((1, "saliency"), (2, "filters"), (3, "layer_stats"), (4, "mistakes")):
-        panel.views.setCurrentIndex(index)
+    for view, name in ((panel.attribution, "attribution"), (panel.filters, "filters"), (panel.atlas, "filter_atlas"),
+                       (panel.stats, "layer_stats"), (panel.mistakes, "mistakes"), (panel.embedding, "embedding")):
+        panel.views.setCurrentWidget(view)
         settle(app, panel)
         panel.grab().save(str(extra / f"{name}.png"))
     panel.filters.show_layer("conv2d_2")
-    panel.views.setCurrentIndex(2)
+    panel.views.setCurrentWidget(panel.filters)
     settle(app, panel)
     panel.grab().save(str(extra / "filters_conv2.png"))
 

@@ -39,6 +39,14 @@ WIRE_UNKNOWN = "#b8c0ca"
 WARNING_ACCENT = "#b26a00"
 WARNING_FILL = "#fff4e0"
 VALID_TARGET = "#2e9d4a"
+HEAT_COLOUR = "#e74c3c"  # the profiler's colouring: the slowest block the most
+HEAT_TEXT = "#922b21"
+
+
+def _mixed(a: QColor, b: QColor, t: float) -> QColor:
+    t = min(1.0, max(0.0, t))
+    return QColor.fromRgbF(a.redF() + (b.redF() - a.redF()) * t, a.greenF() + (b.greenF() - a.greenF()) * t,
+                           a.blueF() + (b.blueF() - a.blueF()) * t)
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,8 @@ class Block(QGraphicsItem):
         self.port_role: dict[str, str] = {}  # "in"/"out" -> "candidate", "target" or "blocked" while wiring
         self.drop_edge: str | None = None  # "top" or "bottom": where a dropped layer would go
         self._hover = False
+        # (share of the slowest block's time 0..1, label such as "4.1 ms · 34%"): the profiler's colouring.
+        self.heat: tuple[float, str] | None = None
         self.setAcceptHoverEvents(True)
         self.content = content
         self.set_content(content)
@@ -163,6 +173,12 @@ class Block(QGraphicsItem):
                 self.port_role[port] = role
             self.update()
 
+    def set_heat(self, heat: tuple[float, str] | None) -> None:
+        """Colour the block by time (``(fraction 0..1, label)``), or not (None)."""
+        if heat != self.heat:
+            self.heat = heat
+            self.update()
+
     def set_drop_edge(self, edge: str | None) -> None:
         if edge != self.drop_edge:
             self.drop_edge = edge
@@ -200,6 +216,8 @@ class Block(QGraphicsItem):
             style.fill(c.category) if c.kind == "layer" else QColor("#ffffff"))
         if c.state == "unknown":
             body = QColor("#f7f7f7")
+        if self.heat is not None and c.kind == "layer":
+            body = _mixed(QColor("#ffffff"), QColor(HEAT_COLOUR), 0.08 + 0.6 * self.heat[0])
         if self._hover and not self.selected:
             body = body.darker(104)
         border = QColor(style.SELECTION) if self.selected else (accent if error or warning else QColor("#c5ccd6"))
@@ -235,13 +253,14 @@ class Block(QGraphicsItem):
         painter.setFont(small)
         metrics = QFontMetricsF(small)
         right_limit = right
-        if c.params:
+        params = self.heat[1] if self.heat is not None and c.kind == "layer" else c.params
+        if params:
             painter.setFont(_font(8.5))
             metrics = QFontMetricsF(_font(8.5))
-            painter.setPen(QColor(style.MUTED_TEXT))
-            width = metrics.horizontalAdvance(c.params)
+            painter.setPen(QColor(HEAT_TEXT) if params is not c.params else QColor(style.MUTED_TEXT))
+            width = metrics.horizontalAdvance(params)
             if x + width + 40 < right:  # the name matters more than the count when room is short
-                painter.drawText(QPointF(right - width, baseline), c.params)
+                painter.drawText(QPointF(right - width, baseline), params)
                 right_limit = right - width - 8
             painter.setFont(small)
             metrics = QFontMetricsF(small)
@@ -260,6 +279,11 @@ class Block(QGraphicsItem):
                                                rect.right() - 10 - left)
             painter.drawText(QPointF(left, second + settings_metrics.ascent() / 2), text)
 
+        if self.heat is not None and c.kind == "layer":
+            bar = QRectF(rect.left() + 8, rect.bottom() - 5, (rect.width() - 16) * max(self.heat[0], 0.01), 3)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(HEAT_COLOUR))
+            painter.drawRoundedRect(bar, 1.5, 1.5)
         self.paint_badges(painter, rect)
         if error or warning:
             badge = QRectF(rect.right() - 11, rect.top() - 9, 20, 20)

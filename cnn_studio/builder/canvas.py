@@ -101,6 +101,7 @@ class ArchitectureCanvas(QGraphicsView):
         self._gesture: _Gesture | None = None
         self._drop_block: Block | None = None
         self._hint = ""
+        self._heat: dict[str, tuple[float, str]] = {}  # layer id -> block colouring (the profiler's)
         self.auto_fit: str | None = "readable"  # None once the user zooms by hand; "all" after Fit
         self.scene().addItem(self.marker)
         self.scene().addItem(self.pending)
@@ -140,6 +141,8 @@ class ArchitectureCanvas(QGraphicsView):
             elif block.content != content:
                 block.set_content(content)
         self.input_block, self.output_block = self.blocks[INPUT], self.blocks[OUTPUT]
+        for key, block in self.blocks.items():
+            block.set_heat(self._heat.get(key))
 
         wires = graph.wires(layers) if layers else [Wire(INPUT, OUTPUT, 0)]
         structure = (tuple(self.order), tuple(wires), tuple(b.height() for b in self.blocks.values()))
@@ -221,6 +224,16 @@ class ArchitectureCanvas(QGraphicsView):
         for item in self.edges:
             rect = rect.united(item.path.boundingRect())
         self.scene().setSceneRect(rect.adjusted(-SCENE_MARGIN, -30, SCENE_MARGIN, 30))
+
+    def set_heat(self, heat: dict[str, tuple[float, str]] | None) -> None:
+        """Colour blocks by a measure (layer id -> (fraction 0..1, label)); None or {} removes the colouring."""
+        self._heat = dict(heat or {})
+        for key, block in self.blocks.items():
+            block.set_heat(self._heat.get(key))
+
+    @property
+    def heat(self) -> dict[str, tuple[float, str]]:
+        return dict(self._heat)
 
     # -- queries (tests and other views) --------------------------------------------------------------------
     def block(self, layer_id: str) -> Block:

@@ -1,7 +1,7 @@
 """The "Inside" tab: every view of the network for one chosen sample, live while training, on demand after.
 
 Idle, ``set_model(model, dataset)`` and ``set_evaluation(evaluation)`` drive everything: the
-panel's background worker (its own model copy) computes feature maps, prediction, saliency and
+panel's background workers (their own model copies) compute feature maps, prediction, attribution maps and
 statistics. Attached to a training session, it follows the session's trained network (weights and
 evaluation); while a run goes on it hands the current sample to ``session.runner.set_probe`` and
 draws the ProbeResults the training worker computes on its snapshots.
@@ -16,21 +16,25 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
+from cnn_studio.inspect.atlas_view import FilterAtlasView
+from cnn_studio.inspect.attribution import compute_attribution
+from cnn_studio.inspect.attribution_view import AttributionView
 from cnn_studio.inspect.compute import InspectionWorker
+from cnn_studio.inspect.embedding_view import EmbeddingView
+from cnn_studio.inspect.explain_controllers import AtlasController, EmbeddingController
 from cnn_studio.inspect.feature_maps import FeatureMapsView
 from cnn_studio.inspect.filters_view import FiltersView
 from cnn_studio.inspect.layer_stats import LayerStatsView
 from cnn_studio.inspect.mistakes_gallery import MistakesGallery
 from cnn_studio.inspect.prediction_view import PredictionView
-from cnn_studio.inspect.saliency_view import SaliencyView
 from cnn_studio.inspect.sample_picker import SamplePicker
+from engine.explain import default_cam_layer, spatial_layers
 from engine.inspection import (
     Probe,
     as_normalization,
     input_to_image,
     layer_statistics,
     probe,
-    saliency,
 )
 from engine.metrics import evaluate
 from engine.model import Model
@@ -51,7 +55,7 @@ def layer_inputs(model: Model) -> dict[str, list[str]]:
 
 
 class InsidePanel(QWidget):
-    """Sample picker and prediction on the left; feature maps, saliency, filters, statistics, mistakes.
+    """Sample picker and prediction on the left; feature maps, attribution, filters, statistics, mistakes.
 
     Signal ``pin_changed(str)``: the panel looks at pinned weights (a past epoch, another run) described by
     the text, or follows the trained network again ("").
@@ -74,11 +78,19 @@ class InsidePanel(QWidget):
         self._deferred: dict[str, Any] = {}  # jobs asked for while the tab was hidden
         self._stats_part = "test"
         self._epoch_text = ""
+        self._attribution_request: tuple[int, Any] | None = None
         self.probes_received = 0  # ProbeResults drawn from a training session (live updates)
 
         self.worker = InspectionWorker(self)
         self.worker.result_ready.connect(self._on_result)
         self.worker.job_failed.connect(self._on_job_failed)
+        # Long computations (SmoothGrad, occlusion, the filter atlas, the embedding) run on a second worker,
+        # so picking another sample still shows its feature maps at once.
+        self.slow_worker = InspectionWorker(self)
+        self.slow_worker.result_ready.connect(self._on_result)
+        self.slow_worker.job_failed.connect(self._on_job_failed)
+        self.slow_worker.job_progress.connect(self._on_job_progress)
+        self.slow_worker.job_cancelled.connect(self._on_job_cancelled)
 
         self.status = QLabel(NO_MODEL)
         self.status.setWordWrap(True)
@@ -88,20 +100,33 @@ class InsidePanel(QWidget):
         self.picker.sample_changed.connect(self._on_sample_changed)
         self.prediction = PredictionView()
         self.feature_maps = FeatureMapsView()
-        self.saliency = SaliencyView()
-        self.saliency.class_requested.connect(lambda _k: self._request_saliency())
+        self.attribution = AttributionView()
+        self.attribution.requested.connect(self._request_attribution)
+        self.attribution.cancel_requested.connect(lambda: self.slow_worker.cancel("attribution"))
         self.filters = FiltersView()
         self.stats = LayerStatsView()
         self.mistakes = MistakesGallery()
         self.mistakes.mistake_chosen.connect(self.open_test_image)
         self.mistakes.evaluate_requested.connect(self.evaluate_now)
 
+        self.atlas = FilterAtlasView()
+        self.embedding = EmbeddingView()
+        self.atlas_controller = AtlasController(self, self.atlas)
+        self.embedding_controller = EmbeddingController(self, self.embedding)
+        self._controllers = {"atlas": self.atlas_controller, "embedding": self.embedding_controller}
+
         self.views = QTabWidget()
         self.views.addTab(self.feature_maps, "Feature maps")
-        self.views.addTab(self.saliency, "Saliency")
+        self.views.addTab(self.attribution, "Attribution")
+        self.views.setTabToolTip(1, "Where the network looks to decide: gradient, SmoothGrad, Grad-CAM, occlusion")
         self.views.addTab(self.filters, "Filters")
+        self.views.addTab(self.atlas, "Filter atlas")
+        self.views.setTabToolTip(3, "For each channel of a convolution, the test-image patches that excite it most")
         self.views.addTab(self.stats, "Layer statistics")
         self.views.addTab(self.mistakes, "Mistakes")
+        self.views.addTab(self.embedding, "Embedding")
+        self.views.setTabToolTip(self.views.count() - 1, "Where a layer puts each test image, projected to 2-D")
+        self.views.currentChanged.connect(self._on_view_changed)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -145,6 +170,7 @@ class InsidePanel(QWidget):
             self._dataset = dataset
         self._model = model
         self.worker.set_model(model)
+        self.slow_worker.set_model(model)
         self._deferred.clear()  # they were for the previous weights; the new ones are asked for below
         if model is None:
             self._clear_model_views(NO_MODEL)
@@ -158,11 +184,16 @@ class InsidePanel(QWidget):
         self.feature_maps.set_layer_types({n: layer.type_name for n, layer in zip(model.names, model.layers)})
         self.feature_maps.set_layer_inputs(layer_inputs(model))
         self.filters.set_model(model)
-        self.saliency.set_class_names(self._class_names)
+        self.attribution.set_class_names(self._class_names)
+        self.attribution.set_layers(spatial_layers(model), default_cam_layer(model))
+        if len(model.input_shape) == 3:
+            self.attribution.set_image_size(*model.input_shape[:2])
         if self._evaluation is not None and not self._evaluation_fits(self._evaluation):
             self._evaluation = None
             self.mistakes.clear("Mistakes appear after the network is evaluated on the test set.")
         self.picker.set_source(self._dataset, model.input_shape, model.preprocessing, self._class_names)
+        for controller in self._controllers.values():
+            controller.set_model(model, self._dataset)
         self._request_statistics()
         self._update_status()
 
@@ -228,6 +259,7 @@ class InsidePanel(QWidget):
         if self._session is not None and self._live:
             self._safe_session_call("set_probe", None)
         self.worker.shutdown()
+        self.slow_worker.shutdown()
 
     # -- live API (training session) ----------------------------------------------------------------------
     def attach_session(self, session: Any) -> None:
@@ -282,9 +314,16 @@ class InsidePanel(QWidget):
             model = self._session.trained.model()
             if model is not None and model is not self._model:
                 self.set_model(model, self._session_dataset())
+                self._compute_atlas_after_run()
                 return
         self._on_sample_changed()
         self._update_status()
+        self._compute_atlas_after_run()
+
+    def _compute_atlas_after_run(self) -> None:
+        # The run's final weights get their filter atlas in the background, shown or not.
+        if self.atlas_controller.stale and self._model is not None:
+            self.atlas_controller.compute()
 
     def _on_session_model(self) -> None:
         session = self._session
@@ -360,8 +399,8 @@ class InsidePanel(QWidget):
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         deferred, self._deferred = self._deferred, {}
-        for kind, job in deferred.items():
-            self.worker.submit(kind, job)
+        for kind, (worker, job, progress) in deferred.items():
+            worker.submit(kind, job, progress)
         if self._live:
             self._send_probe()
             if self._pending_probe is not None:
@@ -380,28 +419,44 @@ class InsidePanel(QWidget):
         self._sample_token += 1
         if self._live:
             self._send_probe()
-            self._request_saliency()
+            self._request_attribution()
             return
         x = self.picker.current_input()
         if x is None or self._model is None:
             self.prediction.clear()
-            self.saliency.clear()
+            self.attribution.clear()
             if self._model is None:
                 self.feature_maps.clear()
             return
-        token, wanted = self._sample_token, self.saliency.requested_class
+        token, request, label = self._sample_token, self.attribution.request(), self.picker.current_label()
+        if request.long:
+            self._submit("sample", lambda model: (token, probe(model, x), None))
+            self._request_attribution()
+            return
 
         def job(model: Model) -> tuple[int, Probe, Any]:
-            return token, probe(model, x), saliency(model, x, wanted)
+            return token, probe(model, x), compute_attribution(model, x, request, label)
 
         self._submit("sample", job)
 
-    def _request_saliency(self) -> None:
+    def _request_attribution(self) -> None:
+        """Compute the Attribution view's map for the current sample (long methods in the background)."""
         x = self.picker.current_input()
         if x is None or not self.worker.has_model:
             return
-        token, wanted = self._sample_token, self.saliency.requested_class
-        self._submit("saliency", lambda model: (token, saliency(model, x, wanted)))
+        token, request, label = self._sample_token, self.attribution.request(), self.picker.current_label()
+        self._attribution_request = (token, request)
+        if request.long:
+            self.worker.cancel("attribution")
+            self.attribution.set_busy(True, 0.0)
+            self.attribution.show_computing(f"Computing {request.method.replace('smoothgrad', 'SmoothGrad')}\u2026")
+            self._submit("attribution",
+                         lambda model, task: (token, request, compute_attribution(model, x, request, label, task)),
+                         slow=True)
+        else:
+            self.slow_worker.cancel("attribution")
+            self.attribution.set_busy(False)
+            self._submit("attribution", lambda model: (token, request, compute_attribution(model, x, request, label)))
 
     def _request_statistics(self) -> None:
         data = self._dataset
@@ -414,27 +469,30 @@ class InsidePanel(QWidget):
         norm = as_normalization(self._model.preprocessing)
         self._submit("stats", lambda model: layer_statistics(model, norm.apply(raw)))
 
-    def _submit(self, kind: str, job: Any) -> None:
+    def _submit(self, kind: str, job: Any, slow: bool = False) -> None:
         # A hidden tab (e.g. while the user watches the Train tab) computes nothing: the latest job of
         # each kind waits for the tab to be shown, so the inspection never slows training down unseen.
+        # ``slow`` jobs run on the second worker and take a task (progress, cancelling).
+        worker = self.slow_worker if slow else self.worker
         if self.isVisible():
-            self.worker.submit(kind, job)
+            worker.submit(kind, job, slow)
         else:
-            self._deferred[kind] = job
+            self._deferred[kind] = (worker, job, slow)
 
     def _on_result(self, kind: str, result: Any) -> None:
         if kind == "sample":
-            token, probe_result, saliency_result = result
+            token, probe_result, attribution_result = result
             if token != self._sample_token:
                 return
             self.feature_maps.set_outputs(probe_result.layer_outputs)
             self.prediction.set_prediction(probe_result.probabilities, self._class_names,
                                            self.picker.current_label())
-            self._show_saliency(saliency_result)
-        elif kind == "saliency":
-            token, saliency_result = result
-            if token == self._sample_token:
-                self._show_saliency(saliency_result)
+            if attribution_result is not None:
+                self._show_attribution(attribution_result)
+        elif kind == "attribution":
+            token, request, attribution_result = result
+            if (token, request) == self._attribution_request:
+                self._show_attribution(attribution_result)
         elif kind == "stats":
             where = "the first" if len(result) and result[0].samples == STATS_SAMPLES else "all"
             count = result[0].samples if result else 0
@@ -444,15 +502,41 @@ class InsidePanel(QWidget):
             )
         elif kind == "evaluation":
             self.set_evaluation(result)
+        elif kind in self._controllers:
+            self._controllers[kind].done(result)
 
-    def _show_saliency(self, result: Any) -> None:
+    def _show_attribution(self, result: Any) -> None:
         x = self.picker.current_input()
         if x is None or self._model is None:
             return
         picture = input_to_image(x, self._model.preprocessing)
-        self.saliency.set_saliency(picture, result, self._class_names)
+        self.attribution.set_result(picture, result)
+
+    def _on_job_progress(self, kind: str, fraction: float) -> None:
+        if kind == "attribution":
+            self.attribution.set_busy(True, fraction)
+        elif kind in self._controllers:
+            self._controllers[kind].progress(fraction)
+
+    def _on_view_changed(self, _index: int) -> None:
+        current = self.views.currentWidget()
+        for controller in self._controllers.values():
+            if controller.view is current:
+                controller.shown()
+
+    def _on_job_cancelled(self, kind: str) -> None:
+        if kind in self._controllers:
+            self._controllers[kind].cancelled()
+        if kind == "attribution" and not self.slow_worker.busy:
+            self.attribution.set_busy(False)
+            if self.attribution.result is None or self.attribution.result.method != self.attribution.method:
+                self.attribution.show_computing("Stopped. Change a setting or the sample to compute again.")
 
     def _on_job_failed(self, kind: str, message: str) -> None:
+        if kind == "attribution":
+            self.attribution.set_busy(False)
+        elif kind in self._controllers:
+            self._controllers[kind].cancelled()
         self.status.setText(f"<span style='color:#c0392b'>Could not compute the {kind} view: {message}</span>")
 
     # -- helpers -------------------------------------------------------------------------------------------------
@@ -470,7 +554,7 @@ class InsidePanel(QWidget):
     def _clear_model_views(self, text: str) -> None:
         self.feature_maps.clear()
         self.prediction.clear()
-        self.saliency.clear()
+        self.attribution.clear()
         self.filters.set_model(None)
         self.stats.clear("Statistics appear once there is a trained network (updated after every epoch).")
         self.status.setText(text)
@@ -480,7 +564,7 @@ class InsidePanel(QWidget):
             epoch = f" ({self._epoch_text})" if self._epoch_text else ""
             self.status.setText(
                 f"<b style='color:#148c3c'>\u25cf Live</b>: feature maps and prediction follow the training"
-                f"{epoch}; filters, saliency and statistics refresh after every epoch."
+                f"{epoch}; filters, attribution and statistics refresh after every epoch."
             )
         elif self._model is None:
             self.status.setText(NO_MODEL)

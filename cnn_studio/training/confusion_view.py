@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtCore import QPoint, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QHelpEvent, QPainter, QPaintEvent
+from PySide6.QtCore import QPoint, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QHelpEvent, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
 from engine.metrics import Evaluation
@@ -31,6 +31,8 @@ class ConfusionMatrixView(QWidget):
     ones; the diagonal is blue and mistakes are red. A column at the right gives each class's accuracy
     (the diagonal over the row total). Hovering a cell explains it.
     """
+
+    cell_clicked = Signal(int, int)  # (true class, predicted class) of a clicked cell
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -195,6 +197,18 @@ class ConfusionMatrixView(QWidget):
             painter.drawText(rect.adjusted(0, 0, -3, 0), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
                              text)
 
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        over = self.cell_at(event.position().toPoint()) is not None
+        self.setCursor(Qt.CursorShape.PointingHandCursor if over else Qt.CursorShape.ArrowCursor)
+        super().mouseMoveEvent(event)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        cell = self.cell_at(event.position().toPoint()) if event.button() == Qt.MouseButton.LeftButton else None
+        if cell is None:
+            super().mousePressEvent(event)
+            return
+        self.cell_clicked.emit(*cell)
+
     def event(self, event: object) -> bool:
         if isinstance(event, QHelpEvent):
             cell = self.cell_at(event.pos())
@@ -210,8 +224,8 @@ class ConfusionMatrixView(QWidget):
         support = int(self._matrix[true_class].sum())
         share = f" ({n / support:.1%} of {self._names[true_class]})" if support else ""
         if true_class == predicted:
-            return f"{n} {self._names[true_class]} image(s) recognised correctly{share}"
-        return f"{n} {self._names[true_class]} image(s) taken for {self._names[predicted]}{share}"
+            return f"{n} {self._names[true_class]} image(s) recognised correctly{share}; click to see them"
+        return f"{n} {self._names[true_class]} image(s) taken for {self._names[predicted]}{share}; click to see them"
 
 
 class ResultsView(QWidget):

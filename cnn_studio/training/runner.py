@@ -31,6 +31,7 @@ from cnn_studio.training.training_worker import (
 )
 from engine.architecture import analyze
 from engine.data import Dataset
+from engine.doctor import DoctorReport
 from engine.errors import TrainingError
 from engine.metrics import Evaluation
 from engine.preflight import check_training
@@ -50,6 +51,7 @@ class TrainingRunner(QObject):
       state_changed()                   running / paused / can_continue changed
       rate_changed(str, float, int)     "lr" or "momentum" set to a value, effective from a step
       probe_ready(ProbeResult)          the probe sample's layer outputs (live while training; on demand idle)
+      diagnosed(DoctorReport)           the training doctor's records and diagnoses, after each epoch
       status(str), warning(str)         what the worker is doing; a warning raised while training
     """
 
@@ -62,6 +64,7 @@ class TrainingRunner(QObject):
     state_changed = Signal()
     rate_changed = Signal(str, float, int)
     probe_ready = Signal(object)
+    diagnosed = Signal(object)
     status = Signal(str)
     warning = Signal(str)
 
@@ -323,6 +326,8 @@ class TrainingRunner(QObject):
             self.epoch_end.emit(event)
         elif isinstance(event, ProbeResult):
             self.probe_ready.emit(event)
+        elif isinstance(event, DoctorReport):
+            self.diagnosed.emit(event)
         elif isinstance(event, Evaluation):
             self.trained.set_evaluation(event)
         elif isinstance(event, TrainingStarted):

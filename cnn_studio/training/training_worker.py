@@ -24,6 +24,7 @@ from cnn_studio.runs.recording import RunRecording, start_recording
 from cnn_studio.training.thread_warnings import warnings_to
 from cnn_studio.training.trained import WeightSnapshot
 from engine.data import Dataset
+from engine.doctor import TrainingDoctor
 from engine.errors import EngineError
 from engine.layers.activations import softmax
 from engine.model import Model
@@ -95,9 +96,10 @@ class TrainingWorker(QObject):
     """Builds the model and trainer from a snapshot of the architecture and runs epochs on request.
 
     Signal ``event(worker, object)`` (emitted on the worker thread; connect with a queued connection)
-    names the worker and carries, in order: TrainingStarted, Batches, EpochEnd, WeightSnapshot (the
-    untrained network, then one per epoch), ProbeResult, Status, WorkerWarning, Evaluation (test set,
-    after the run), and last either TrainingFinished or RunFailed.
+    names the worker and carries, in order: TrainingStarted, Batches, EpochEnd, DoctorReport (the
+    training doctor's, after each epoch), WeightSnapshot (the untrained network, then one per epoch),
+    ProbeResult, Status, WorkerWarning, Evaluation (test set, after the run), and last either
+    TrainingFinished or RunFailed.
     """
 
     event = Signal(object, object)  # (this worker, the event): receivers tell workers apart without sender()
@@ -118,6 +120,7 @@ class TrainingWorker(QObject):
         self.batch_emit_interval = batch_emit_interval
         self.probe_interval = probe_interval
         self.trainer: Trainer | None = None
+        self.doctor: TrainingDoctor | None = None  # records and diagnoses the run (engine.doctor)
         self.last_snapshot: WeightSnapshot | None = None
         self._lock = threading.Lock()
         self._stop_requested = False
@@ -200,6 +203,7 @@ class TrainingWorker(QObject):
         self.initial_weights = None
         if self.recording is not None:
             self.run_session = start_recording(self.recording, trainer, self.dataset, self._send_warning)
+        self.doctor = TrainingDoctor(trainer)
         with self._lock:
             self.trainer = trainer
             if self._pause_requested:
@@ -252,10 +256,13 @@ class TrainingWorker(QObject):
                 time.sleep(0)
             elif isinstance(event, TrainingFinished):
                 finished = event
+                self._diagnose(event)
             else:
                 if isinstance(event, EpochEnd):
                     self._emit_snapshot(trainer)  # the weights first: views showing the epoch find them
                 self._send(event)
+                if isinstance(event, EpochEnd):
+                    self._diagnose(event)
         flush()
         if finished is None:  # the engine always finishes with an event; guard against a silent end
             finished = TrainingFinished("stopped", trainer.epoch, "training ended without a final event")
@@ -278,6 +285,15 @@ class TrainingWorker(QObject):
             else:
                 session.end(finished, evaluation)
         self._send(finished)
+
+    def _diagnose(self, event: Any) -> None:
+        """Hand the training doctor's records and diagnoses to the GUI after each epoch (and a divergence)."""
+        doctor = self.doctor
+        if doctor is None:
+            return
+        doctor.observe(event)
+        if isinstance(event, EpochEnd) or (isinstance(event, TrainingFinished) and event.reason == "diverged"):
+            self._send(doctor.report())
 
     def _emit_snapshot(self, trainer: Trainer) -> None:
         snap = WeightSnapshot(trainer.model.get_weights(), copy.deepcopy(trainer.model.preprocessing), trainer.epoch)

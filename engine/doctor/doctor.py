@@ -12,6 +12,7 @@ the share of dead (or saturated) units; ``doctor.diagnoses`` the problems the la
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,7 @@ class TrainingDoctor:
         self.diagnoses: list[Diagnosis] = []
         self._reported: set[tuple[str, str]] = set()
         self._divergence: dict[str, Any] = {}
+        self._failed = False
         self.trainer: Any = None
         if trainer is not None:
             self.attach(trainer)
@@ -70,6 +72,7 @@ class TrainingDoctor:
         from engine.training import TrainingFinished
 
         if isinstance(event, TrainingFinished) and event.reason == "diverged" and self.trainer is not None:
+            self.recorder.end_unfinished_epoch()
             self._divergence = {"loss": self.recorder.last_loss, "epoch": self.trainer.epoch + 1,
                                 "learning_rate": self.recorder.last_learning_rate}
             self._update()
@@ -94,7 +97,14 @@ class TrainingDoctor:
             divergence=dict(self._divergence))
 
     def _update(self) -> None:
-        self.diagnoses = diagnose(self.records, self.context())
+        # A diagnosis that fails must never end the training it watches: it is reported once and skipped.
+        try:
+            self.diagnoses = diagnose(self.records, self.context())
+        except Exception as exc:  # noqa: BLE001 (whatever it is, training goes on)
+            if not self._failed:
+                self._failed = True
+                warnings.warn(f"the training doctor could not diagnose this run ({type(exc).__name__}: {exc})",
+                              RuntimeWarning, stacklevel=2)
 
     # -- reading ---------------------------------------------------------------------------------------------
     def take_new(self) -> list[Diagnosis]:

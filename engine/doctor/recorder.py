@@ -10,6 +10,7 @@ two passes over the parameters on a sampled step, one short inference pass per e
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +92,7 @@ class Recorder:
         self._probe_x: np.ndarray | None = None
         self._probe_y: np.ndarray | None = None
         self.initial_probe_loss = math.nan  # the probe images' loss before the first recorded step
+        self.broken = False  # recording failed once: nothing more is recorded
 
     # -- wiring ----------------------------------------------------------------------------------------------
     def attach(self, trainer: Any) -> None:
@@ -127,13 +129,37 @@ class Recorder:
                 if layer.params and name not in frozen]
 
     # -- the step observer ----------------------------------------------------------------------------------------
+    def _broken(self, exc: Exception) -> None:
+        """Recording failed: say so once and record nothing more (training goes on undisturbed)."""
+        if not self.broken:
+            self.broken = True
+            self._before = None
+            warnings.warn(f"the training doctor stopped recording ({type(exc).__name__}: {exc})", RuntimeWarning,
+                          stacklevel=3)
+
     def before_step(self, trainer: Any) -> None:
+        if self.broken:
+            return
+        try:
+            self._before_step(trainer)
+        except Exception as exc:  # noqa: BLE001 (whatever it is, training goes on)
+            self._broken(exc)
+
+    def after_step(self, trainer: Any, loss: float) -> None:
+        if self.broken:
+            return
+        try:
+            self._after_step(trainer, loss)
+        except Exception as exc:  # noqa: BLE001
+            self._broken(exc)
+
+    def _before_step(self, trainer: Any) -> None:
         if not self._sampled(trainer):
             self._before = None
             return
         self._before = {name: [p.copy() for p in layer.params.values()] for name, layer in self._trainable(trainer)}
 
-    def after_step(self, trainer: Any, loss: float) -> None:
+    def _after_step(self, trainer: Any, loss: float) -> None:
         self.last_loss = float(loss)
         self.last_learning_rate = float(trainer.optimizer.lr)
         before, self._before = self._before, None
@@ -151,15 +177,38 @@ class Recorder:
 
     # -- the epoch hook --------------------------------------------------------------------------------------------
     def _epoch_end(self, event: Any) -> None:
+        if self.broken:
+            return
+        try:
+            self._end_epoch(event)
+        except Exception as exc:  # noqa: BLE001
+            self._broken(exc)
+
+    def _end_epoch(self, event: Any) -> None:
+        self.records.append(self._record(int(event.epoch), float(event.train_loss), float(event.val_loss),
+                                         float(event.train_accuracy), float(event.val_accuracy),
+                                         float(event.learning_rate), probe=True))
+
+    def end_unfinished_epoch(self) -> None:
+        """Record what was sampled of an epoch that ended early (the loss diverged): gradients and updates
+        only, since the weights were put back to the last good ones and a probe would not show the damage."""
+        if self.trainer is not None and not self.broken and any(self._steps.gradient_norms.values()):
+            self.records.append(self._record(self.trainer.epoch + 1, math.nan, math.nan, math.nan, math.nan,
+                                             self.last_learning_rate, probe=False))
+
+    def _record(self, epoch: int, train_loss: float, val_loss: float, train_accuracy: float, val_accuracy: float,
+                learning_rate: float, probe: bool) -> EpochRecord:
         trainer = self.trainer
         losses = np.asarray(trainer.log.batch_loss[self._epoch_first_step:], np.float64)
         self._epoch_first_step = len(trainer.log.batch_loss)
-        probe = self._probe(trainer.model)
+        k = int(trainer.model.output_shape[0]) if len(trainer.model.output_shape) == 1 else 0
+        found = self._probe(trainer.model) if probe else {"layers": {}, "predicted": (), "labels": (0,) * k,
+                                                           "size": 0, "confusions": (), "loss": math.nan}
         layers = []
         for name, layer in zip(trainer.model.names, trainer.model.layers):
             size = sum(p.size for p in layer.params.values())
             norm = _median(self._steps.gradient_norms.get(name, []))
-            stats = probe["layers"].get(name, {})
+            stats = found["layers"].get(name, {})
             layers.append(LayerEpoch(
                 name=name, type=layer.type_name, gradient_norm=norm,
                 gradient_rms=norm / math.sqrt(size) if norm is not None and size else None,
@@ -170,17 +219,17 @@ class Recorder:
             ))
         self._steps = _Steps.empty()
         tenth = max(1, len(losses) // 10)
-        self.records.append(EpochRecord(
-            epoch=int(event.epoch), train_loss=float(event.train_loss), val_loss=float(event.val_loss),
-            train_accuracy=float(event.train_accuracy), val_accuracy=float(event.val_accuracy),
-            learning_rate=float(event.learning_rate), layers=tuple(layers),
-            predicted=probe["predicted"], labels=probe["labels"], probe_size=probe["size"],
+        return EpochRecord(
+            epoch=epoch, train_loss=train_loss, val_loss=val_loss, train_accuracy=train_accuracy,
+            val_accuracy=val_accuracy, learning_rate=learning_rate, layers=tuple(layers),
+            predicted=found["predicted"], labels=found["labels"], probe_size=found["size"],
             first_losses=float(losses[:tenth].mean()) if len(losses) else math.nan,
             last_losses=float(losses[-tenth:].mean()) if len(losses) else math.nan,
-            spikes=count_spikes(losses), batches=len(losses), confusions=probe["confusions"],
-            peak_loss=float(losses.max()) if len(losses) else math.nan, probe_loss=probe["loss"],
+            spikes=count_spikes(losses), batches=len(losses), confusions=found["confusions"],
+            peak_loss=float(losses.max()) if len(losses) else math.nan, probe_loss=found["loss"],
             start_loss=float(losses[0]) if len(losses) else math.nan,
-        ))
+            complete=probe,
+        )
 
     def _probe(self, model: Any) -> dict[str, Any]:
         x, y = self._probe_x, self._probe_y

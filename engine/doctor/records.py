@@ -54,6 +54,7 @@ class EpochRecord:
     start_loss: float = math.nan  # the loss of its first batch (measured before that batch's step)
     batches: int = 0
     confusions: tuple[tuple[int, ...], ...] = ()  # per true class: probe predictions per class
+    complete: bool = True  # False: an epoch cut short by a diverging loss (gradients and updates only)
 
     def layer(self, name: str) -> LayerEpoch | None:
         return next((entry for entry in self.layers if entry.name == name), None)

@@ -19,11 +19,13 @@ TOO_LOW_UPDATE_RATIO = 1e-5
 TOO_HIGH_UPDATE_RATIO = 1e-2
 FLAT_LOSS = 0.03  # a relative loss decrease below this over the run counts as flat
 GRADIENT_SPAN = 100.0  # gradient RMS differing this much between the first and last layers
+EXPLODING_RMS = 1.0  # a layer's gradient RMS this large (healthy networks: around 1e-3 to 1e-1)
 DEAD_SHARE = 0.5
 SATURATED_SHARE = 0.5
 OVERFITTING_EPOCHS = 3
 NEVER_PREDICTED_EPOCHS = 3
 MIN_CLASS_IMAGES = 5
+DEFAULT_LEARNING_RATES = {"sgd": 0.01, "adam": 0.001, "adamw": 0.001}  # where weights that never move start
 LEARNING_RATE_LIMITS = {"sgd": (1e-4, 0.1), "adam": (1e-5, 0.01), "adamw": (1e-5, 0.01)}
 
 
@@ -161,7 +163,8 @@ def learning_rate_too_low(records: list[EpochRecord], context: RunContext) -> li
         f"about {HEALTHY_UPDATE_RATIO:g}) and the loss on the probe images went from {first:.4f} to {now:.4f} in "
         f"{epochs}.",
         "Raise the learning rate: the network is barely learning.", last.epoch,
-        fixes=(_lr_fix(context, lr * TARGET_UPDATE_RATIO / ratio),))]
+        fixes=(_lr_fix(context, lr * TARGET_UPDATE_RATIO / ratio if ratio > 0 and lr > 0 else
+                       DEFAULT_LEARNING_RATES.get(context.optimizer, 0.01)),))]
 
 
 def _gradient_profile(record: EpochRecord, context: RunContext) -> list[tuple[str, float]]:
@@ -185,16 +188,30 @@ def _flow_fixes(context: RunContext, saturating: list[str], first: str) -> tuple
 
 
 def gradient_flow(records: list[EpochRecord], context: RunContext) -> list[Diagnosis]:
-    if not records or context.divergence:
+    if not records:
         return []
     last = records[-1]
     profile = _gradient_profile(last, context)
-    if len(profile) < 3:
-        return []
-    (first_name, first), (last_name, final) = profile[0], profile[-1]
-    if first <= 0 and final <= 0:
+    if not profile:
         return []
     listing = ", ".join(f"{name} {_g(value)}" for name, value in profile)
+    (first_name, first), (last_name, final) = profile[0], profile[-1]
+    largest_name, largest = max(profile, key=lambda item: item[1])
+    if largest > EXPLODING_RMS or (len(profile) >= 3 and first > 0 and (final == 0 or first / final > GRADIENT_SPAN)):
+        if largest > EXPLODING_RMS:
+            what = (f"in epoch {last.epoch} the gradients of {largest_name} reach an RMS of {_g(largest)} (healthy "
+                    f"networks: about 0.001 to 0.1)")
+        else:
+            what = (f"in epoch {last.epoch} the gradients reaching {first_name} are {_g(first / max(final, 1e-30))} "
+                    f"times larger than those of {last_name}")
+        culprit = largest_name if largest > EXPLODING_RMS else first_name
+        return [Diagnosis(
+            "exploding_gradients", "Exploding gradients", f"{what} (RMS per layer: {listing}).",
+            "Steps this large throw the weights far off; smaller initial weights, batch normalisation or a lower "
+            "learning rate tame them.", last.epoch, layer=culprit,
+            fixes=(*_flow_fixes(context, [], culprit), _lr_fix(context, context.learning_rate / 10)))]
+    if context.divergence or len(profile) < 3:
+        return []
     if final > 0 and first / final < 1 / GRADIENT_SPAN:
         span = final / max(first, 1e-30)
         saturating = [layer.name for layer in context.layers[:-1] if layer.activation in ("sigmoid", "tanh")]
@@ -206,15 +223,6 @@ def gradient_flow(records: list[EpochRecord], context: RunContext) -> list[Diagn
                                                  "batch normalisation keep it alive." if saturating else
                                                  "Batch normalisation keeps the gradient's size from layer to layer."),
             last.epoch, layer=first_name, fixes=_flow_fixes(context, saturating, first_name))]
-    if first > 0 and final >= 0 and (final == 0 or first / final > GRADIENT_SPAN):
-        span = first / max(final, 1e-30)
-        return [Diagnosis(
-            "exploding_gradients", "Exploding gradients",
-            f"in epoch {last.epoch} the gradients reaching {first_name} are {_g(span)} times larger than those of "
-            f"{last_name} (RMS per layer: {listing}).",
-            "Large gradients in the first layers make training unstable; batch normalisation or a lower learning "
-            "rate tame them.", last.epoch, layer=first_name,
-            fixes=(*_flow_fixes(context, [], first_name), _lr_fix(context, context.learning_rate / 10)))]
     return []
 
 

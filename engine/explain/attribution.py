@@ -147,7 +147,7 @@ class Occlusion:
     probability: float
     patch: int
     stride: int
-    fill: float
+    fill: float | np.ndarray
 
     @property
     def normalized(self) -> np.ndarray:
@@ -166,11 +166,12 @@ def patch_starts(size: int, patch: int, stride: int) -> list[int]:
 
 
 def occlusion(model: Model, image: np.ndarray, class_index: int | None = None, patch: int = 4, stride: int = 2,
-              fill: float = 0.0, batch_size: int = 64, progress: Progress | None = None,
+              fill: float | np.ndarray = 0.0, batch_size: int = 64, progress: Progress | None = None,
               cancelled: CancelCheck | None = None) -> Occlusion:
     """Occlusion sensitivity (Zeiler and Fergus, 2014): slide a ``patch`` x ``patch`` square of the
     value ``fill`` (in the network's input units, i.e. normalised) over the image every ``stride``
     pixels and measure the drop of the class's probability. The class is the predicted one unless given.
+    ``fill`` may also be one value per channel (C,), e.g. a grey normalised per channel.
     """
     if patch < 1 or stride < 1:
         raise ValueError(f"patch size and stride must be at least 1, got {patch} and {stride}")
@@ -207,5 +208,5 @@ def occlusion(model: Model, image: np.ndarray, class_index: int | None = None, p
     for (r, c), score in zip(positions, scores):
         drops[r:r + ph, c:c + pw] += base - score
         counts[r:r + ph, c:c + pw] += 1
-    return Occlusion(drops / np.maximum(counts, 1), int(class_index), float(base), int(patch), int(stride),
-                     float(fill))
+    fill = float(fill) if np.ndim(fill) == 0 else np.array(fill, copy=True)
+    return Occlusion(drops / np.maximum(counts, 1), int(class_index), float(base), int(patch), int(stride), fill)

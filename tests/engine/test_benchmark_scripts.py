@@ -29,3 +29,8 @@ def test_epoch_benchmark_trains_an_epoch_and_reports_accuracy():
     accuracy = float(re.search(r"epoch 1: ours\s+[\d.]+ s \(test accuracy ([\d.]+)\)", out).group(1))
     assert accuracy > 0.6, out  # one epoch of the seed network on the bundled subset (chance: 0.1)
     assert re.search(r"engine peak RSS \(its own process\): \d+ MB", out), out
+
+
+def test_doctor_overhead_compares_epochs_with_and_without_the_doctor():
+    out = run("doctor_overhead.py", "--rounds", "1", "--images", "256")
+    assert re.search(r"median ratio \(with / without\): \d+\.\d+", out), out

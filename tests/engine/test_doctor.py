@@ -95,6 +95,23 @@ def test_a_deep_sigmoid_stack_has_vanishing_gradients():
     assert profile == sorted(profile)  # smaller and smaller towards the input
 
 
+def test_weights_far_too_large_make_the_gradients_explode():
+    layers = [{"type": "Flatten"}] + [{"type": "Dense", "units": 32, "activation": "relu"}] * 6
+    doc = arch(*layers, {"type": "Dense", "units": 3, "activation": "softmax"})
+
+    def tripled(kernel):
+        kernel *= 3.0  # each layer triples what passes through it, forward and backward
+
+    doctor, finished = train(doc, stripes_dataset(400, 50), {f"dense_{i}.kernel": tripled for i in range(1, 8)},
+                             epochs=2, learning_rate=0.01)
+    found = only(doctor, "exploding_gradients")
+    assert "RMS of" in found.evidence and found.layer
+    assert {f.kind for f in found.fixes} >= {"set_learning_rate"}
+    # The epoch the loss blew up in is recorded as far as it went: its gradients, no probe.
+    assert finished.reason == "diverged" and not doctor.records[-1].complete
+    assert doctor.records[-1].layer("dense_1").gradient_norm is not None
+
+
 def test_relu_channels_biased_dead_are_diagnosed():
     def dead_bias(bias):
         bias[:3] = -100.0  # three of four channels never see a positive input
@@ -210,3 +227,29 @@ def test_a_healthy_command_line_run_prints_no_diagnosis(tmp_path, capsys, extra)
                  *extra]) == 0
     out = capsys.readouterr().out
     assert "diagnosis:" not in out, out
+
+
+def test_a_learning_rate_of_zero_is_too_low_and_the_optimizers_usual_rate_suggested():
+    doctor, finished = train(SMALL_CNN, stripes_dataset(200, 40), epochs=1, learning_rate=0.0, momentum=0.0)
+    assert finished.reason == "completed"
+    found = only(doctor, "learning_rate_too_low")
+    assert found.fixes[0].data == {"learning_rate": 0.01}
+
+
+def test_a_failing_doctor_never_stops_training(monkeypatch):
+    import engine.doctor.doctor as doctor_module
+    import engine.doctor.recorder as recorder_module
+
+    def broken(*_args):
+        raise RuntimeError("broken rule")
+
+    real = doctor_module.diagnose
+    monkeypatch.setattr(doctor_module, "diagnose", broken)
+    with pytest.warns(RuntimeWarning, match="could not diagnose this run"):
+        doctor, finished = train(SMALL_CNN, stripes_dataset(200, 40), epochs=2, learning_rate=0.05)
+    assert finished.reason == "completed" and doctor.diagnoses == [] and len(doctor.records) == 2
+    monkeypatch.setattr(doctor_module, "diagnose", real)
+    monkeypatch.setattr(recorder_module, "count_spikes", broken)
+    with pytest.warns(RuntimeWarning, match="stopped recording"):
+        doctor, finished = train(SMALL_CNN, stripes_dataset(200, 40), epochs=2, learning_rate=0.05)
+    assert finished.reason == "completed" and doctor.records == []

@@ -47,10 +47,11 @@ def test_tabbed_docks_have_one_tab_bar_each_that_follows_the_window(qtbot, tmp_p
     QApplication.processEvents()
     bars = [bar for bar in window.findChildren(QTabBar) if bar.parentWidget() is window and bar.isVisible()]
     groups = sorted(tuple(bar.tabText(i) for i in range(bar.count())) for bar in bars)
-    assert groups == [("Problems", "History"), ("Properties", "Training")]
+    assert groups == [("Problems", "History", "Layer profile"), ("Properties", "Training")]
     right = next(bar for bar in bars if bar.tabText(0) == "Properties")
     assert right.geometry().right() == window.width() - 1  # moved with the resize: the live one
-    assert window.tabifiedDockWidgets(window.docks["Problems"]) == [window.docks["History"]]
+    assert window.tabifiedDockWidgets(window.docks["Problems"]) == [window.docks["History"],
+                                                                    window.docks["Layer profile"]]
     assert not window.docks["Properties"].visibleRegion().isEmpty()  # in front, above Training
 
 

@@ -281,8 +281,8 @@ def test_a_picture_file_becomes_the_sample_and_a_bad_one_shows_a_message(qtbot, 
         box.close()
 
 
-# -- saliency ----------------------------------------
-def test_saliency_view_shows_the_engine_gradient_matching_finite_differences(qtbot, panel):
+# -- attribution: the plain gradient ----------------------------------------
+def test_gradient_attribution_shows_the_engine_gradient_matching_finite_differences(qtbot, panel):
     doc = arch(
         {"type": "Conv2D", "filters": 3, "kernel_size": 3, "activation": "tanh"},
         {"type": "AvgPool2D", "pool_size": 2},
@@ -293,11 +293,12 @@ def test_saliency_view_shows_the_engine_gradient_matching_finite_differences(qtb
     model = Model.from_architecture(doc, seed=2, dtype=np.float64)
     dataset = stripes_dataset(n_train=30, n_test=10)
     panel.set_model(model, dataset)
-    panel.views.setCurrentWidget(panel.saliency)
+    panel.views.setCurrentWidget(panel.attribution)
+    assert panel.attribution.method == "gradient"  # the quick one first
     panel.picker.show_test_index(4)
     settle(qtbot, panel)
-    result = panel.saliency.result
-    assert result is not None
+    result = panel.attribution.result
+    assert result is not None and result.method == "gradient"
     x = current_x(panel).astype(np.float64)
     k = int(np.argmax(model.predict(x[None])[0]))
     assert result.class_index == k
@@ -311,14 +312,17 @@ def test_saliency_view_shows_the_engine_gradient_matching_finite_differences(qtb
         minus = model.forward_logits(x[None])[0, k]
         x[idx] = old
         numeric[idx] = (plus - minus) / (2 * eps)
-    np.testing.assert_allclose(result.gradient, numeric, rtol=1e-4, atol=1e-7)
-    np.testing.assert_allclose(panel.saliency.signed.image, numeric.sum(axis=-1), rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(result.map, numeric.sum(axis=-1), rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(panel.attribution.map_image.image, numeric.sum(axis=-1), rtol=1e-4, atol=1e-7)
+    magnitude = np.abs(numeric).max(axis=-1)
+    np.testing.assert_allclose(result.heat, magnitude / magnitude.max(), rtol=1e-4, atol=1e-7)
     # Asking for another class recomputes for that class.
     other = (k + 1) % 3
-    panel.saliency.class_box.setCurrentIndex(other + 1)
+    panel.attribution.class_box.setCurrentIndex(panel.attribution.class_box.findData(other))
     settle(qtbot, panel)
-    assert panel.saliency.result.class_index == other
-    np.testing.assert_allclose(panel.saliency.result.gradient, saliency(model, x, other).gradient, rtol=1e-6)
+    assert panel.attribution.result.class_index == other
+    np.testing.assert_allclose(panel.attribution.result.map, saliency(model, x, other).gradient.sum(axis=-1),
+                               rtol=1e-6)
 
 
 # -- mistakes ----------------------------------------
@@ -439,10 +443,10 @@ def test_everything_works_on_cifar_shaped_colour_input(qtbot, panel):
     assert panel.filters.shown.shape == (2 * 6 - 1, 3 * 6 - 1, 3)
     panel.filters.rgb_box.setChecked(False)
     assert panel.filters.shown.shape == (3 * 6 - 1, 6 * 6 - 1)  # input channels x filters
-    # Saliency over the colour picture.
-    result = panel.saliency.result
-    assert result.gradient.shape == (32, 32, 3) and result.magnitude.shape == (32, 32)
-    np.testing.assert_allclose(panel.saliency.picture.image, input_to_image(x, model.preprocessing), atol=1e-6)
+    # Attribution over the colour picture.
+    result = panel.attribution.result
+    assert result.map.shape == (32, 32) and result.heat.shape == (32, 32)
+    np.testing.assert_allclose(panel.attribution.picture.image, input_to_image(x, model.preprocessing), atol=1e-6)
     # The drawing pad draws in colour at 32x32x3.
     panel.picker.sources.setCurrentIndex(2)
     canvas = panel.picker.pad.canvas

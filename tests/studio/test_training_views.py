@@ -125,7 +125,7 @@ def test_confusion_view_checks_its_input_and_explains_cells(qtbot):
     view.set_confusion(matrix, ["cat", "dog", "fox"])
     np.testing.assert_allclose(view.per_class_accuracy()[:2], [0.8, 0.9])
     assert np.isnan(view.per_class_accuracy()[2])
-    assert view.describe_cell(0, 1) == "2 cat image(s) taken for dog (20.0% of cat)"
+    assert view.describe_cell(0, 1) == "2 cat image(s) taken for dog (20.0% of cat); click to see them"
     view.resize(400, 380)
     grid_cell = view.cell_at(view.rect().center())
     assert grid_cell is not None and all(0 <= i < 3 for i in grid_cell)

@@ -1,0 +1,317 @@
+"""The Diagnostics tab: what the training doctor found, with the evidence and one-click fixes, and its
+records plotted per layer and epoch (gradient size, update-to-weight ratio, dead and saturated units)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cnn_studio.training.plots import make_plot
+from engine.doctor import Diagnosis, DoctorReport, EpochRecord, Fix
+
+WAITING = ("<b>The training doctor</b> watches every run. After each epoch it checks for the usual reasons "
+           "training goes wrong: a learning rate too high or too low, vanishing or exploding gradients, dead "
+           "ReLU units, saturated sigmoid or tanh layers, overfitting and classes the network never predicts. "
+           "What it finds appears here, with the numbers behind it and a fix where one is obvious.")
+HEALTHY_RATIO = 1e-3
+SEVERITY_COLOURS = {"error": "#c0392b", "warning": "#d68910"}
+
+
+def fix_key(fix: Fix) -> tuple[str, str]:
+    """What identifies a fix from one report to the next (fixes hold dicts: they are not hashable)."""
+    return fix.kind, fix.label
+
+
+def layer_colours(names: list[str]) -> dict[str, pg.QtGui.QColor]:
+    return {name: pg.intColor(i, hues=max(len(names), 6), values=1, maxValue=220) for i, name in enumerate(names)}
+
+
+class DiagnosisCard(QFrame):
+    """One diagnosis: a coloured edge for its severity, title, evidence, advice and a button per fix."""
+
+    fix_requested = Signal(object)  # Fix
+    layer_requested = Signal(str)  # the layer's name: show it in the design
+
+    def __init__(self, diagnosis: Diagnosis, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.diagnosis = diagnosis
+        colour = SEVERITY_COLOURS.get(diagnosis.severity, "#d68910")
+        self.setObjectName("diagnosisCard")
+        self.setStyleSheet(f"#diagnosisCard {{ background: #ffffff; border: 1px solid #d9dde3; "
+                           f"border-left: 5px solid {colour}; border-radius: 4px; }}")
+        self.title = QLabel(f"<b style='color:{colour}'>{diagnosis.title}</b> <span style='color:#777'>"
+                            f"(epoch {diagnosis.epoch})</span>")
+        self.evidence = QLabel(_sentence(diagnosis.evidence))
+        self.advice = QLabel(f"<span style='color:#444'>{diagnosis.advice}</span>")
+        for label in (self.title, self.evidence, self.advice):
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 8, 10, 8)
+        layout.setSpacing(4)
+        layout.addWidget(self.title)
+        layout.addWidget(self.evidence)
+        layout.addWidget(self.advice)
+        self.buttons: dict[tuple[str, str], QPushButton] = {}
+        self.fixes: dict[tuple[str, str], Fix] = {}
+        row = QHBoxLayout()
+        row.setSpacing(6)
+        for fix in diagnosis.fixes:
+            button = QPushButton(fix.label)
+            button.setToolTip(f"{fix.label}: one undoable edit of the project (Ctrl+Z undoes it); the next run "
+                              "trains with it")
+            button.clicked.connect(lambda _checked=False, f=fix: self.fix_requested.emit(f))
+            row.addWidget(button)
+            self.buttons[fix_key(fix)] = button
+            self.fixes[fix_key(fix)] = fix
+        if diagnosis.layer:
+            show = QPushButton(f"Show {diagnosis.layer}")
+            show.setFlat(True)
+            show.setToolTip("Select this layer in the Design tab")
+            show.clicked.connect(lambda _checked=False: self.layer_requested.emit(diagnosis.layer))
+            row.addWidget(show)
+            self.show_button = show
+        row.addStretch(1)
+        if diagnosis.fixes or diagnosis.layer:
+            layout.addLayout(row)
+        self._applied: set[tuple[str, str]] = set()
+        self._enabled, self._reason = True, ""
+
+    def set_fixes_enabled(self, enabled: bool, reason: str = "") -> None:
+        self._enabled, self._reason = enabled, reason
+        self._refresh()
+
+    def mark_applied(self, fix: Fix, applied: bool) -> None:
+        key = fix_key(fix)
+        if key in self.buttons:
+            (self._applied.add if applied else self._applied.discard)(key)
+            self._refresh()
+
+    def button(self, kind: str) -> QPushButton | None:
+        """The button of this card's fix of ``kind`` (tests, scripts)."""
+        return next((b for (k, _), b in self.buttons.items() if k == kind), None)
+
+    def _refresh(self) -> None:
+        for key, button in self.buttons.items():
+            fix = self.fixes[key]
+            applied = key in self._applied
+            button.setText(f"✓ {fix.label}" if applied else fix.label)
+            button.setEnabled(self._enabled and not applied)
+            if applied:
+                button.setToolTip("Applied: Ctrl+Z (Edit > Undo) takes it back")
+            elif not self._enabled:
+                button.setToolTip(self._reason)
+            else:
+                button.setToolTip(f"{fix.label}: one undoable edit of the project (Ctrl+Z undoes it); the next run "
+                                  "trains with it")
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] if text else text
+
+
+class DiagnosticsView(QWidget):
+    """``set_report(DoctorReport)`` shows the diagnoses as cards and the records as plots.
+
+    Signals: ``fix_requested(Fix)``, ``layer_requested(str)`` (a layer name).
+    """
+
+    fix_requested = Signal(object)
+    layer_requested = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.report: DoctorReport | None = None
+        self.cards: list[DiagnosisCard] = []
+        self._fixes_enabled, self._reason = True, ""
+        self._applied: dict[tuple[str, str], Fix] = {}
+
+        self.summary = QLabel(WAITING)
+        self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.card_box = QWidget()
+        self.card_layout = QVBoxLayout(self.card_box)
+        self.card_layout.setContentsMargins(0, 0, 0, 0)
+        self.card_layout.setSpacing(8)
+        self.card_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(self.card_box)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(6, 6, 6, 6)
+        left_layout.addWidget(self.summary)
+        left_layout.addWidget(scroll, 1)
+        left.setMinimumWidth(340)
+
+        self.gradient_plot = make_plot("Gradient size per layer (RMS)", "epoch", "RMS of d(loss)/d(weights)")
+        self.ratio_plot = make_plot("Weight change per step ÷ weight size", "epoch", "update / weight")
+        self.units_plot = make_plot("Dead ReLU units and saturated sigmoid/tanh outputs", "epoch", "share (%)")
+        for plot in (self.gradient_plot, self.ratio_plot):
+            plot.getPlotItem().setLogMode(y=True)
+        self.units_plot.getPlotItem().setYRange(0, 100)
+        self.healthy_line = pg.InfiniteLine(pos=math.log10(HEALTHY_RATIO), angle=0,
+                                            pen=pg.mkPen("#27ae60", width=1, style=Qt.PenStyle.DashLine),
+                                            label="healthy ≈ 1e-3", labelOpts={"color": "#27ae60",
+                                                                                 "position": 0.1})
+        self.ratio_plot.addItem(self.healthy_line)
+        plots = QSplitter(Qt.Orientation.Vertical)
+        for plot in (self.gradient_plot, self.ratio_plot, self.units_plot):
+            plot.setToolTip(self._plot_tip(plot))
+            plots.addWidget(plot)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(plots)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 3)
+        splitter.setSizes([440, 640])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+        self.curves: dict[str, dict[str, pg.PlotDataItem]] = {"gradient": {}, "ratio": {}, "units": {}}
+
+    def _plot_tip(self, plot: pg.PlotWidget) -> str:
+        if plot is self.gradient_plot:
+            return ("Median over each epoch of the size of each layer's gradient. Falling by orders of magnitude "
+                    "towards the input: vanishing gradients; growing: exploding ones.")
+        if plot is self.ratio_plot:
+            return ("How much one step changes a layer's weights, relative to their size. Around 1e-3 is healthy; "
+                    "far below, the learning rate is too low; far above, too high.")
+        return ("Share of a ReLU layer's units that output zero for every probe image (dead), and of a sigmoid or "
+                "tanh layer's outputs stuck near its limits (saturated).")
+
+    # -- content -------------------------------------------------------------------------------------------------
+    def clear(self, text: str = WAITING) -> None:
+        self.report = None
+        self._applied.clear()
+        self._set_cards([])
+        self.summary.setText(text)
+        for plot in (self.gradient_plot, self.ratio_plot, self.units_plot):
+            for item in list(plot.getPlotItem().listDataItems()):
+                plot.removeItem(item)
+        for kind in self.curves:
+            self.curves[kind] = {}
+
+    def set_report(self, report: DoctorReport) -> None:
+        same = self.report is not None and [d for d in self.report.diagnoses] == list(report.diagnoses)
+        self.report = report
+        if not same:
+            self._set_cards(list(report.diagnoses))
+        self._update_summary()
+        self._plot(list(report.records))
+
+    @property
+    def diagnoses(self) -> tuple[Diagnosis, ...]:
+        return self.report.diagnoses if self.report is not None else ()
+
+    def set_fixes_enabled(self, enabled: bool, reason: str = "") -> None:
+        self._fixes_enabled, self._reason = enabled, reason
+        for card in self.cards:
+            card.set_fixes_enabled(enabled, reason)
+
+    def mark_applied(self, fix: Fix, applied: bool) -> None:
+        if applied:
+            self._applied[fix_key(fix)] = fix
+        else:
+            self._applied.pop(fix_key(fix), None)
+        for card in self.cards:
+            card.mark_applied(fix, applied)
+
+    def card(self, kind: str) -> DiagnosisCard | None:
+        return next((c for c in self.cards if c.diagnosis.kind == kind), None)
+
+    def _set_cards(self, diagnoses: list[Diagnosis]) -> None:
+        for card in self.cards:
+            self.card_layout.removeWidget(card)
+            card.deleteLater()
+        self.cards = []
+        for diagnosis in diagnoses:
+            card = DiagnosisCard(diagnosis)
+            card.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+            card.fix_requested.connect(self.fix_requested)
+            card.layer_requested.connect(self.layer_requested)
+            card.set_fixes_enabled(self._fixes_enabled, self._reason)
+            for fix in self._applied.values():
+                card.mark_applied(fix, True)
+            self.card_layout.insertWidget(self.card_layout.count() - 1, card)
+            self.cards.append(card)
+
+    def _update_summary(self) -> None:
+        report = self.report
+        if report is None:
+            return
+        epochs = len(report.records)
+        last = report.records[-1].epoch if report.records else 0
+        if report.diagnoses:
+            n = len(report.diagnoses)
+            self.summary.setText(f"<b>The training doctor found {n} problem{'s' if n != 1 else ''}</b> "
+                                 f"(checked after epoch {last}). Each says what it saw and what to do; a button "
+                                 "applies the fix to the project as one undoable edit.")
+        elif epochs:
+            self.summary.setText(f"<b style='color:#1e8449'>No problems found</b> after epoch {last}: the loss, "
+                                 "the gradients, the weight updates and the units all look healthy.")
+        else:
+            self.summary.setText(WAITING)
+
+    # -- plots ----------------------------------------------------------------------------------------------------
+    def _plot(self, records: list[EpochRecord]) -> None:
+        if not records:
+            return
+        epochs = np.array([r.epoch for r in records], dtype=np.float64)
+        names = [entry.name for entry in records[-1].layers]
+        colours = layer_colours(names)
+
+        def series(get) -> dict[str, np.ndarray]:
+            out = {}
+            for name in names:
+                values = []
+                for record in records:
+                    entry = record.layer(name)
+                    value = get(entry) if entry is not None else None
+                    values.append(np.nan if value is None else float(value))
+                if not np.all(np.isnan(values)):
+                    out[name] = np.array(values)
+            return out
+
+        positive = lambda a: np.where(a > 0, a, np.nan)  # noqa: E731 (log axes show nothing for zero)
+        self._curves("gradient", self.gradient_plot, epochs,
+                     {k: positive(v) for k, v in series(lambda e: e.gradient_rms).items()}, colours)
+        self._curves("ratio", self.ratio_plot, epochs,
+                     {k: positive(v) for k, v in series(lambda e: e.update_ratio).items()}, colours)
+        dead = {f"{k} dead": 100 * v for k, v in series(lambda e: e.dead_fraction).items()}
+        saturated = {f"{k} saturated": 100 * v for k, v in series(lambda e: e.saturated_fraction).items()}
+        unit_colours = {f"{k} {what}": c for k, c in colours.items() for what in ("dead", "saturated")}
+        self._curves("units", self.units_plot, epochs, {**dead, **saturated}, unit_colours)
+        step = max(1, math.ceil(epochs[-1] / 10))  # whole epochs only, at most about ten labels
+        for plot in (self.gradient_plot, self.ratio_plot, self.units_plot):
+            plot.getPlotItem().setXRange(0.5, max(epochs[-1], 1) + 0.5, padding=0)
+            plot.getPlotItem().getAxis("bottom").setTickSpacing(major=step, minor=step)
+        self.units_plot.getPlotItem().setYRange(0, 100)
+
+    def _curves(self, kind: str, plot: pg.PlotWidget, x: np.ndarray, data: dict[str, np.ndarray],
+                colours: dict[str, object]) -> None:
+        curves = self.curves[kind]
+        for name in [n for n in curves if n not in data]:
+            plot.removeItem(curves.pop(name))
+        for name, y in data.items():
+            if name not in curves:
+                colour = colours.get(name, "#555555")
+                curves[name] = plot.plot([], [], name=name, pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
+                                         symbolBrush=colour, symbolPen=None, connect="finite")
+            curves[name].setData(x, y, connect="finite")

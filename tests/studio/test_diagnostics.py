@@ -1,0 +1,160 @@
+"""The Diagnostics tab: a badly set-up run is diagnosed in the window, and each fix is one undoable edit."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+import cnn_studio.training.panel as panel_module
+from cnn_studio.main_window import MainWindow
+from engine.doctor import Diagnosis, DoctorReport, Fix
+from engine.training import TrainConfig
+from tests.helpers.engine_factories import SMALL_CNN, stripes_dataset
+
+WAIT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def data():
+    return stripes_dataset(320, 40)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch, data):
+    monkeypatch.setattr(panel_module, "show_message", lambda *args: None)
+    w = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    w.resize(1400, 900)
+    w.show()
+    qtbot.waitExposed(w)
+    w.document.replace_architecture(SMALL_CNN)
+    w.training_panel.use_dataset(data, "stripes")
+    yield w
+    w.document.mark_saved()
+    w.close()
+    w.deleteLater()
+
+
+def press_undo(qtbot, window, redo: bool = False) -> None:
+    """Ctrl+Z (Ctrl+Shift+Z) as the user presses it, on the focused window."""
+    window.activateWindow()
+    modifiers = Qt.KeyboardModifier.ControlModifier
+    if redo:
+        modifiers |= Qt.KeyboardModifier.ShiftModifier
+    qtbot.keyClick(window, Qt.Key.Key_Z, modifiers)
+
+
+def report(*diagnoses: Diagnosis) -> DoctorReport:
+    return DoctorReport((), tuple(diagnoses), ("horizontal", "vertical", "blob"))
+
+
+def test_a_run_with_a_tiny_learning_rate_is_diagnosed_and_its_fix_undone_with_ctrl_z(qtbot, window):
+    workspace = window.diagnostics
+    window.document.set_training(TrainConfig(epochs=2, batch_size=32, learning_rate=1e-6, momentum=0.0).to_dict())
+    assert window.training_panel.form.config().learning_rate == 1e-6
+    tabs = window.tabs
+    assert tabs.tabText(tabs.indexOf(workspace.view)) == "Diagnostics"
+    with qtbot.waitSignal(window.training_panel.run_ended, timeout=WAIT_MS):
+        window.training_panel.start()
+    qtbot.waitUntil(lambda: workspace.view.card("learning_rate_too_low") is not None, timeout=WAIT_MS)
+    # The badge: the tab counts the problems, the Training dock says what it is with a link to the tab.
+    assert tabs.tabText(tabs.indexOf(workspace.view)) == "Diagnostics (1)"
+    assert not tabs.tabIcon(tabs.indexOf(workspace.view)).isNull()
+    assert workspace.notice.isVisible() and "Learning rate too low" in workspace.notice.text()
+    workspace.notice.linkActivated.emit("diagnostics")
+    assert tabs.currentWidget() is workspace.view
+    card = workspace.view.card("learning_rate_too_low")
+    assert "1e-06" in card.evidence.text()
+    button = card.button("set_learning_rate")
+    suggested = card.fixes[next(k for k in card.fixes if k[0] == "set_learning_rate")].data["learning_rate"]
+    assert button.isEnabled() and f"{suggested:g}" in button.text()
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert window.document.training["learning_rate"] == suggested
+    assert window.training_panel.form.config().learning_rate == pytest.approx(suggested)
+    assert not button.isEnabled() and button.text().startswith("✓")
+    press_undo(qtbot, window)
+    assert window.document.training["learning_rate"] == 1e-6
+    assert window.training_panel.form.config().learning_rate == pytest.approx(1e-6)
+    assert button.isEnabled()
+    press_undo(qtbot, window, redo=True)
+    assert window.document.training["learning_rate"] == suggested
+
+
+def test_fixes_wait_until_training_stops(qtbot, window):
+    window.document.set_training(TrainConfig(epochs=500, batch_size=8, learning_rate=0.05).to_dict())
+    fix = Fix("set_learning_rate", "Set the learning rate to 0.01", {"learning_rate": 0.01})
+    window.diagnostics.view.set_report(report(Diagnosis("learning_rate_too_high", "Learning rate too high", "e",
+                                                        "a", 1, fixes=(fix,))))
+    with qtbot.waitSignal(window.training_panel.session.runner.batches, timeout=WAIT_MS):
+        window.training_panel.start()
+    # A fresh run clears the previous findings; those of this run arrive after its first epoch.
+    assert window.diagnostics.view.cards == []
+    window.diagnostics.view.set_report(report(Diagnosis("learning_rate_too_high", "Learning rate too high", "e",
+                                                        "a", 1, fixes=(fix,))))
+    button = window.diagnostics.view.cards[0].button("set_learning_rate")
+    assert not button.isEnabled() and "Stop training first" in button.toolTip()
+    with qtbot.waitSignal(window.training_panel.run_ended, timeout=WAIT_MS):
+        window.training_panel.stop()
+    # (The run's own findings may have replaced the card meanwhile: show it again.)
+    window.diagnostics.view.set_report(report(Diagnosis("learning_rate_too_high", "Learning rate too high", "e",
+                                                        "a", 1, fixes=(fix,))))
+    assert window.diagnostics.view.cards[0].button("set_learning_rate").isEnabled()
+
+
+def click_fix(qtbot, window, diagnosis: Diagnosis) -> None:
+    window.diagnostics.view.set_report(report(diagnosis))
+    window.tabs.setCurrentWidget(window.diagnostics.view)
+    card = window.diagnostics.view.cards[0]
+    qtbot.mouseClick(card.button(diagnosis.fixes[0].kind), Qt.MouseButton.LeftButton)
+
+
+def types(window) -> list[str]:
+    return [spec["type"] for spec in window.document.layers()]
+
+
+def test_insert_batch_norm_splits_the_activation_off_and_undoes(qtbot, window):
+    before = window.document.layers()
+    fix = Fix("insert_batch_norm", "Insert BatchNorm after conv2d_1", {"layer": "conv2d_1"})
+    click_fix(qtbot, window, Diagnosis("saturated_activations", "t", "e", "a", 2, "conv2d_1", (fix,)))
+    assert types(window) == ["Conv2D", "BatchNorm", "ReLU", "MaxPool2D", "Flatten", "Dense"]
+    layers = window.document.layers()
+    assert layers[0]["activation"] is None and layers[1]["inputs"] == [layers[0]["id"]]
+    assert layers[3]["inputs"] == [layers[2]["id"]]
+    names = [info.name for info in window.document.analysis().layers]
+    assert names[0] == "conv2d_1" and names[3:] == ["max_pool2d_1", "flatten_1", "dense_1"]  # weights keep names
+    assert window.document.analysis().ok
+    press_undo(qtbot, window)
+    assert window.document.layers() == before
+
+
+def test_switching_activations_and_adding_dropout(qtbot, window):
+    before = window.document.layers()
+    leaky = Fix("set_activation", "Use LeakyReLU in conv2d_1", {"layers": ["conv2d_1"], "activation": "leaky_relu"})
+    click_fix(qtbot, window, Diagnosis("dead_relu", "t", "e", "a", 2, "conv2d_1", (leaky,)))
+    assert window.document.layers()[0]["activation"] == "leaky_relu"
+    dropout = Fix("add_dropout", "Add Dropout (0.5) before dense_1", {"before": "dense_1", "rate": 0.5})
+    click_fix(qtbot, window, Diagnosis("overfitting", "t", "e", "a", 5, "", (dropout,)))
+    assert types(window) == ["Conv2D", "MaxPool2D", "Flatten", "Dropout", "Dense"]
+    assert window.document.layers()[3]["rate"] == 0.5
+    press_undo(qtbot, window)
+    press_undo(qtbot, window)
+    assert window.document.layers() == before
+
+
+def test_settings_fixes_and_a_layer_gone_since_the_run(qtbot, window, monkeypatch):
+    stop = Fix("set_early_stopping", "Turn on early stopping (patience 3)", {"early_stopping": 3})
+    click_fix(qtbot, window, Diagnosis("overfitting", "t", "e", "a", 5, "", (stop,)))
+    assert window.document.training["early_stopping"] == 3
+    assert window.training_panel.form.config().early_stopping == 3
+    shown = []
+    monkeypatch.setattr("cnn_studio.diagnose.workspace.show_message", lambda *args: shown.append(args))
+    gone = Fix("insert_batch_norm", "Insert BatchNorm after conv2d_9", {"layer": "conv2d_9"})
+    click_fix(qtbot, window, Diagnosis("saturated_activations", "t", "e", "a", 2, "conv2d_9", (gone,)))
+    assert shown and "no layer 'conv2d_9' any more" in shown[0][3]
+
+
+def test_show_layer_selects_the_block_in_the_design(qtbot, window):
+    window.diagnostics.view.set_report(report(Diagnosis("dead_relu", "Dead ReLU units", "e", "a", 1, "conv2d_1")))
+    card = window.diagnostics.view.cards[0]
+    qtbot.mouseClick(card.show_button, Qt.MouseButton.LeftButton)
+    assert window.tabs.currentWidget() is window.design_tab
+    assert window.selection.layer_id == window.document.layers()[0]["id"]
