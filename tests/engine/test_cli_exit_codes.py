@@ -88,7 +88,8 @@ def test_ctrl_c_exits_130_with_one_line_and_no_partial_file(tmp_path, run_dir):
         argv += ["--run-dir", tmp_path / "run"]
     # Ctrl+C in a terminal signals the whole foreground process group (a replica process too).
     proc = subprocess.Popen([sys.executable, "-m", "engine", *map(str, argv)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True,
+                            preexec_fn=_ctrl_c_as_in_a_terminal)
     try:
         seen = ""
         deadline = time.monotonic() + 120
@@ -109,6 +110,12 @@ def test_ctrl_c_exits_130_with_one_line_and_no_partial_file(tmp_path, run_dir):
     if run_dir:
         assert "cnn-engine resume" in lines[0]
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".weights.npz")]
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    # A runner that started this suite in the background (SIGINT ignored) would pass that on: a
+    # program started with SIGINT ignored keeps ignoring it, as it should outside this test.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def SMALL_CNN_FILE(folder: Path) -> Path:  # noqa: N802 - reads like the constant it writes
