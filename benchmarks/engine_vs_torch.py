@@ -70,10 +70,91 @@ def vgg_network() -> dict[str, Any]:
     return {"format": FORMAT, "input": {"shape": [32, 32, 3]}, "layers": layers}
 
 
+def _conv(filters: int, kernel: int, stride: int = 1, padding: str = "same", activation: str | None = "relu",
+          **extra: Any) -> dict[str, Any]:
+    return {"type": "Conv2D", "filters": filters, "kernel_size": kernel, "stride": stride, "padding": padding,
+            "activation": activation, **extra}
+
+
+def _classifier(units: int = 10, hidden: int | None = None) -> list[dict[str, Any]]:
+    layers: list[dict[str, Any]] = [{"type": "Flatten"}]
+    if hidden:
+        layers.append({"type": "Dense", "units": hidden, "activation": "relu"})
+    return layers + [{"type": "Dense", "units": units, "activation": "softmax"}]
+
+
+def _network(shape: list[int], layers: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"format": FORMAT, "input": {"shape": shape}, "layers": layers}
+
+
+def resnet8_network() -> dict[str, Any]:
+    """The ResNet-8 template (28x28x1, residual blocks with batch norm, 1x1 stride-2 projections)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "assets", "templates", "resnet8.json")
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)
+
+
+def k1_network() -> dict[str, Any]:
+    """Network-in-network style, 32x32x3: 3x3 convolutions each followed by a 1x1 one, global pooling."""
+    pool = {"type": "MaxPool2D", "pool_size": 2}
+    return _network([32, 32, 3], [
+        _conv(32, 3), _conv(32, 1), pool,
+        _conv(64, 3), _conv(64, 1), pool,
+        _conv(128, 3), _conv(128, 1),
+        {"type": "GlobalAvgPool2D"}, {"type": "Dense", "units": 10, "activation": "softmax"},
+    ])
+
+
+def k5_network() -> dict[str, Any]:
+    """The classic CIFAR network with 5x5 'same' convolutions, 32x32x3."""
+    pool = {"type": "MaxPool2D", "pool_size": 2}
+    return _network([32, 32, 3], [_conv(32, 5), pool, _conv(64, 5), pool, *_classifier(hidden=128)])
+
+
+def k7_network() -> dict[str, Any]:
+    """7x7 kernels on 28x28x1 Fashion-MNIST: a 7x7 'same' stem, pooling, a 7x7 'valid' convolution."""
+    pool = {"type": "MaxPool2D", "pool_size": 2}
+    return _network([28, 28, 1], [_conv(32, 7), pool, _conv(64, 7, padding="valid"), pool,
+                                  *_classifier(hidden=128)])
+
+
+def s2same_network() -> dict[str, Any]:
+    """All-convolutional, 32x32x3: stride-2 'same' convolutions instead of pooling, global pooling."""
+    return _network([32, 32, 3], [
+        _conv(32, 3), _conv(32, 3, stride=2), _conv(64, 3), _conv(64, 3, stride=2), _conv(128, 3),
+        _conv(128, 3, stride=2),
+        {"type": "GlobalAvgPool2D"}, {"type": "Dense", "units": 10, "activation": "softmax"},
+    ])
+
+
+def wide256_network() -> dict[str, Any]:
+    """Widths up to 256, 32x32x3: 64, 128, 256 and 256 filters with batch norm, then global pooling."""
+    layers: list[dict[str, Any]] = []
+    for filters in (64, 128, 256, 256):
+        layers += [_conv(filters, 3, activation=None, use_bias=False), {"type": "BatchNorm"}, {"type": "ReLU"},
+                   {"type": "MaxPool2D", "pool_size": 2}]
+    layers += [{"type": "GlobalAvgPool2D"}, {"type": "Dense", "units": 10, "activation": "softmax"}]
+    return _network([32, 32, 3], layers)
+
+
+def in64_network() -> dict[str, Any]:
+    """64x64x3 input (e.g. a small photo dataset): four conv + pooling blocks, 16 to 64 filters."""
+    pool = {"type": "MaxPool2D", "pool_size": 2}
+    return _network([64, 64, 3], [_conv(16, 3), pool, _conv(32, 3), pool, _conv(64, 3), pool, _conv(64, 3), pool,
+                                  *_classifier(hidden=128)])
+
+
 NETWORKS: dict[str, Callable[[], dict[str, Any]]] = {
     "seed": seed_network,
     "seed+bn": lambda: seed_network(batch_norm=True),
     "vgg32": vgg_network,
+    "resnet8": resnet8_network,
+    "k1": k1_network,
+    "k5": k5_network,
+    "k7": k7_network,
+    "s2same": s2same_network,
+    "wide256": wide256_network,
+    "in64": in64_network,
 }
 
 
@@ -173,30 +254,79 @@ class EngineRunner:
 
 # -- the PyTorch side -------------------------------------------------------------------------------
 def torch_network(architecture: dict[str, Any], weights: dict[str, np.ndarray]) -> Any:
-    """The same network as a torch.nn.Sequential in NCHW, holding a copy of the engine's weights.
+    """The same network as a torch.nn.Module in NCHW (a chain or a graph), holding a copy of the
+    engine's weights.
 
-    Only the layer types the benchmark networks use are translated. The engine flattens (H, W, C)
-    and PyTorch (C, H, W), so the rows of a Dense kernel after Flatten are permuted accordingly.
+    Only the layer types the benchmark networks use are translated. 'same' padding that puts the
+    odd pixel after (a stride-2 convolution on an even size) is an explicit F.pad, as the engine's
+    PyTorch export writes it; symmetric padding is the convolution's own. The engine flattens
+    (H, W, C) and PyTorch (C, H, W), so the rows of a Dense kernel after Flatten are permuted.
     """
     import torch
     from torch import nn
+    from torch.nn import functional
 
-    from engine.architecture import analyze
+    from engine.architecture import INPUT_ID, analyze
+    from engine.kernels.im2col import conv_pads
 
     analysis = analyze(architecture)
-    modules: list[nn.Module] = []
-    flattened_from: tuple[int, ...] | None = None
 
     def tensor(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
+    class Pad(nn.Module):
+        def __init__(self, pads: tuple[int, int, int, int]) -> None:
+            super().__init__()
+            top, bottom, left, right = pads
+            self.pads = (left, right, top, bottom)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return functional.pad(x, self.pads)
+
+    class Merge(nn.Module):
+        def __init__(self, kind: str) -> None:
+            super().__init__()
+            self.kind = kind
+
+        def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+            if self.kind == "Add":
+                out = xs[0] + xs[1]
+                for x in xs[2:]:
+                    out = out + x
+                return out
+            return torch.cat(xs, dim=1)
+
+    class Graph(nn.Module):
+        def __init__(self, steps: list[tuple[str, tuple[str, ...], nn.Module]]) -> None:
+            super().__init__()
+            self.order = [(layer_id, inputs) for layer_id, inputs, _ in steps]
+            self.steps = nn.ModuleList(module for _, _, module in steps)
+            self.chain = all(inputs == (previous,) for (previous, _), (_, inputs)
+                             in zip([(INPUT_ID, ())] + self.order, self.order))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.chain:
+                for step in self.steps:
+                    x = step(x)
+                return x
+            values = {INPUT_ID: x}
+            for (layer_id, inputs), step in zip(self.order, self.steps):
+                values[layer_id] = step(*(values[i] for i in inputs))
+            return values[self.order[-1][0]]
+
+    flattened: dict[str, tuple[int, ...]] = {}  # layer id -> the (H, W, C) shape its Flatten unrolled
+    steps: list[tuple[str, tuple[str, ...], nn.Module]] = []
     for info in analysis.layers:
         cfg, name = info.config, info.name
+        modules: list[nn.Module] = []
         if info.type == "Conv2D":
-            c = info.input_shape[2]
-            padding = cfg["padding"] if cfg["padding"] in ("same", "valid") else int(cfg["padding"])
-            conv = nn.Conv2d(c, cfg["filters"], cfg["kernel_size"], stride=cfg["stride"], padding=padding,
-                             bias=cfg["use_bias"])
+            h, w, c = info.input_shape
+            k, stride = cfg["kernel_size"], cfg["stride"]
+            top, bottom, left, right = conv_pads(h, w, k, k, stride, cfg["padding"])
+            if (top, left) != (bottom, right):
+                modules.append(Pad((top, bottom, left, right)))
+                top = left = 0
+            conv = nn.Conv2d(c, cfg["filters"], k, stride=stride, padding=(top, left), bias=cfg["use_bias"])
             with torch.no_grad():
                 conv.weight.copy_(tensor(weights[f"{name}.kernel"].transpose(3, 2, 0, 1)))
                 if cfg["use_bias"]:
@@ -204,10 +334,9 @@ def torch_network(architecture: dict[str, Any], weights: dict[str, np.ndarray]) 
             modules.append(conv)
         elif info.type == "Dense":
             kernel = weights[f"{name}.kernel"]
-            if flattened_from is not None:
-                h, w, c = flattened_from
+            if info.inputs[0] in flattened:
+                h, w, c = flattened[info.inputs[0]]
                 kernel = kernel.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
-                flattened_from = None
             dense = nn.Linear(kernel.shape[0], kernel.shape[1], bias=cfg["use_bias"])
             with torch.no_grad():
                 dense.weight.copy_(tensor(kernel.T))
@@ -215,10 +344,15 @@ def torch_network(architecture: dict[str, Any], weights: dict[str, np.ndarray]) 
                     dense.bias.copy_(tensor(weights[f"{name}.bias"]))
             modules.append(dense)
         elif info.type == "MaxPool2D":
+            if cfg["padding"] not in ("valid", 0):
+                raise ValueError("the benchmark translates only unpadded max pooling")
             modules.append(nn.MaxPool2d(cfg["pool_size"], stride=cfg["stride"] or cfg["pool_size"]))
+        elif info.type == "GlobalAvgPool2D":
+            modules += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         elif info.type == "BatchNorm":
             # Keras keeps `momentum` of the old running value, PyTorch moves by `momentum`.
-            bn = nn.BatchNorm2d(info.input_shape[-1], eps=cfg["epsilon"], momentum=1 - cfg["momentum"])
+            kind = nn.BatchNorm2d if len(info.input_shape) == 3 else nn.BatchNorm1d
+            bn = kind(info.input_shape[-1], eps=cfg["epsilon"], momentum=1 - cfg["momentum"])
             with torch.no_grad():
                 bn.weight.copy_(tensor(weights[f"{name}.gamma"]))
                 bn.bias.copy_(tensor(weights[f"{name}.beta"]))
@@ -228,8 +362,13 @@ def torch_network(architecture: dict[str, Any], weights: dict[str, np.ndarray]) 
         elif info.type == "ReLU":
             modules.append(nn.ReLU())
         elif info.type == "Flatten":
-            flattened_from = tuple(info.input_shape)
+            if len(info.input_shape) == 3:
+                flattened[str(info.id)] = tuple(info.input_shape)
             modules.append(nn.Flatten())
+        elif info.type in ("Add", "Concatenate"):
+            modules.append(Merge(info.type))
+        elif info.type == "Dropout":
+            modules.append(nn.Dropout(cfg["rate"]))
         else:
             raise ValueError(f"the benchmark does not translate {info.type} layers to PyTorch")
         activation = cfg.get("activation")
@@ -238,7 +377,9 @@ def torch_network(architecture: dict[str, Any], weights: dict[str, np.ndarray]) 
             modules.append(nn.ReLU())
         elif activation not in (None, "softmax"):
             raise ValueError(f"the benchmark does not translate activation {activation!r}")
-    return nn.Sequential(*modules)
+        module = modules[0] if len(modules) == 1 else nn.Sequential(*modules)
+        steps.append((str(info.id), tuple(info.inputs), module))
+    return Graph(steps)
 
 
 class TorchRunner:

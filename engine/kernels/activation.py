@@ -1,10 +1,12 @@
-"""ReLU kernels that work in place on arrays the caller owns."""
+"""ReLU kernels (alone, or after a sum of inputs) that work in place on arrays the caller owns."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from engine.kernels.blocks import min_rows
+from engine.kernels.blocks import SERIAL_BLOCK_BYTES, min_rows
 from engine.parallel import parallel_for
 
 
@@ -31,3 +33,25 @@ def relu_backward(grad: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
     parallel_for(len(grad), work, min_items=min_rows(grad[0].size if len(grad) else 1))
     return d_x
+
+
+def add_relu_forward(xs: Sequence[np.ndarray], mask: np.ndarray | None = None) -> np.ndarray:
+    """max(x1 + x2 + ..., 0) for inputs of one shape, split across the engine threads; ``mask``
+    (bool, like the output) receives output > 0. Each thread works through its images in blocks
+    that stay in cache between the sum and the ReLU."""
+    out = np.empty(xs[0].shape, np.result_type(*xs))
+    per_image = out[0].size if len(out) else 1
+    step = max(1, SERIAL_BLOCK_BYTES // (per_image * out.itemsize))
+
+    def work(part: int, start: int, stop: int) -> None:
+        for a in range(start, stop, step):
+            b = min(a + step, stop)
+            block = np.add(xs[0][a:b], xs[1][a:b], out=out[a:b])
+            for x in xs[2:]:
+                block += x[a:b]
+            np.maximum(block, 0, out=block)
+            if mask is not None:
+                np.greater(block, 0, out=mask[a:b])
+
+    parallel_for(len(out), work, min_items=min_rows(per_image))
+    return out

@@ -1,4 +1,4 @@
-"""Conv2D -> BatchNorm -> ReLU (no pooling after it) as one kernel, forward and backward.
+"""Conv2D -> BatchNorm [-> ReLU] (no pooling after it) as one kernel, forward and backward.
 
 The plain layers write the convolution's output, read it for the batch statistics, read it again
 to normalise, then rectify in a pass of their own; backward runs ReLU's mask, batch norm's two
@@ -35,12 +35,13 @@ class ConvBatchNormReluCache:
     matrix: np.ndarray  # (kh*kw*C + 1, F) the kernel and bias matrix that computes z
     mean: np.ndarray  # (F,) mean of z used for normalising: the batch's, or 0 in inference
     inv_std: np.ndarray  # (F,) 1 / sqrt(variance + epsilon)
-    out: np.ndarray  # (N, Ho, Wo, F) the step's output (its sign is ReLU's mask)
+    out: np.ndarray  # (N, Ho, Wo, F) the step's output (with ReLU, its sign is ReLU's mask)
     training: bool  # batch statistics (their gradient flows back) or running ones
     z: np.ndarray | None  # (N * Ho * Wo, F) z itself when kept; else recomputed when needed
     reference: np.ndarray  # (F,) what z is minus
     count: int  # values per channel behind the batch statistics (the whole batch's, see StatsReducer)
     reducer: StatsReducer  # the forward's: backward's sums cover the same batch
+    relu: bool = True  # whether a ReLU follows batch norm
 
 
 def _z(conv: Convolution, part: int, cols: np.ndarray, matrix: np.ndarray, kept: np.ndarray | None,
@@ -55,8 +56,9 @@ def conv_bn_relu_forward(
     x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, stride: int, padding: str | int,
     gamma: np.ndarray, beta: np.ndarray, epsilon: float, moving: tuple[np.ndarray, np.ndarray] | None = None,
     workspace: Workspace | None = None, keep_z: bool = True, reducer: StatsReducer = WHOLE_BATCH,
+    relu: bool = True,
 ) -> tuple[np.ndarray, ConvBatchNormReluCache, tuple[np.ndarray, np.ndarray] | None]:
-    """relu(batch_norm(conv(x))): (N, Ho, Wo, F).
+    """relu(batch_norm(conv(x))), or batch_norm(conv(x)) without ``relu``: (N, Ho, Wo, F).
 
     With ``moving`` = (running mean, running variance) batch norm uses those (inference);
     without, the batch's own statistics (through ``reducer`` when x is part of the batch),
@@ -108,12 +110,13 @@ def conv_bn_relu_forward(
             wide, _ = wide_rows(_z(conv, part, cols, matrix, kept, rows))
             block = np.multiply(wide, tiled(scale, wide, dtype), out=out[rows].reshape(wide.shape))
             block += tiled(offset, wide, dtype)
-            np.maximum(block, 0, out=block)
+            if relu:
+                np.maximum(block, 0, out=block)
 
     parallel_for(conv.n, normalise)
     cache = ConvBatchNormReluCache(matrix, mean.astype(dtype), inv_std.astype(dtype),
                                    out.reshape(conv.n, conv.ho, conv.wo, f), training, kept, reference, m,
-                                   reducer)
+                                   reducer, relu)
     return cache.out, cache, batch_stats
 
 
@@ -126,9 +129,15 @@ def conv_bn_relu_backward(
     for grad (N, Ho, Wo, F)."""
     conv = Convolution(x.shape, kernel.shape, stride, padding, True, grad.dtype, workspace)
     dtype, f, rows_total = grad.dtype, conv.f, conv.n * conv.rows
-    grad_rows, out_rows = grad.reshape(rows_total, f), cache.out.reshape(rows_total, f)
+    grad_rows, out_rows = np.ascontiguousarray(grad).reshape(rows_total, f), cache.out.reshape(rows_total, f)
     m = cache.count
-    masked = np.empty((rows_total, f), dtype)  # grad where ReLU passed it, filled block by block below
+    # grad where ReLU passed it, filled block by block below (grad itself without a ReLU)
+    masked = np.empty((rows_total, f), dtype) if cache.relu else grad_rows
+
+    def mask(rows: slice) -> np.ndarray:
+        if not cache.relu:
+            return grad_rows[rows]
+        return np.multiply(grad_rows[rows], out_rows[rows] > 0, out=masked[rows])
     scale = gamma.astype(dtype) * cache.inv_std
     d_x = np.empty(x.shape, dtype) if need_input_grad else None
     matrix = cache.matrix
@@ -145,7 +154,7 @@ def conv_bn_relu_backward(
             gram = np.zeros((conv.width, conv.width), dtype)
             for a, b, rows in conv.blocks(start, stop):
                 cols = conv.cols(part, x[a:b])
-                d_rows += cols.T @ np.multiply(grad_rows[rows], out_rows[rows] > 0, out=masked[rows])
+                d_rows += cols.T @ mask(rows)
                 gram += cols.T @ cols
             return d_rows, gram
 
@@ -165,7 +174,7 @@ def conv_bn_relu_backward(
         for a, b, rows in conv.blocks(start, stop):
             cols = None if cache.z is not None else conv.cols(part, x[a:b])
             wide_z, r = wide_rows(_z(conv, part, cols, matrix, cache.z, rows))
-            wide_g, _ = wide_rows(np.multiply(grad_rows[rows], out_rows[rows] > 0, out=masked[rows]))
+            wide_g, _ = wide_rows(mask(rows))
             d_beta += (np.ones(len(wide_g), dtype) @ wide_g).reshape(r, f).sum(axis=0)
             along_z += np.einsum("ij,ij->j", wide_g, wide_z).reshape(r, f).sum(axis=0)
         return d_beta, along_z

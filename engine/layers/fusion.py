@@ -11,14 +11,15 @@ layer's own output is wanted.
 Conv2D -> BatchNorm -> ReLU -> such a MaxPool2D goes further: batch statistics and pooling are
 taken from each block of the convolution's output while it is in cache, and only the pooled
 values are normalised (engine/kernels/conv_batch_norm.py says why that is exact). Conv2D ->
-BatchNorm -> ReLU without pooling takes its statistics in cache and normalises and rectifies in
-one pass (engine/kernels/conv_batch_norm_relu.py).
+BatchNorm [-> ReLU] without pooling takes its statistics in cache and normalises (and rectifies)
+in one pass (engine/kernels/conv_batch_norm_relu.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from engine.kernels.activation import add_relu_forward, relu_backward
 from engine.kernels.conv import conv2d_maxpool_backward, conv2d_maxpool_forward
 from engine.kernels.conv_batch_norm import (
     ConvBatchNormCache,
@@ -30,6 +31,7 @@ from engine.kernels.pooling import pool_backward, pool_forward
 from engine.layers.activations import ReLU
 from engine.layers.base import Layer
 from engine.layers.conv import Conv2D
+from engine.layers.merge import Add
 from engine.layers.normalization import BatchNorm
 from engine.layers.pooling import MaxPool2D
 
@@ -166,18 +168,20 @@ class ConvBatchNormReluMaxPool(_ConvBatchNormStep):
         return d_x
 
 
-class ConvBatchNormRelu(_ConvBatchNormStep):
-    """Conv2D without activation, BatchNorm, then ReLU (not followed by a tiled MaxPool2D)."""
+class ConvBatchNorm(_ConvBatchNormStep):
+    """Conv2D without activation, then BatchNorm, not followed by a ReLU (e.g. the last convolution
+    of a residual branch, or a projection shortcut, before an Add)."""
 
-    def __init__(self, conv: Conv2D, norm: BatchNorm, relu: ReLU) -> None:
-        self.conv, self.norm, self.relu = conv, norm, relu
+    relu = False
+
+    def __init__(self, conv: Conv2D, norm: BatchNorm) -> None:
+        self.conv, self.norm = conv, norm
         self._cache: tuple | None = None
 
     @staticmethod
     def fits(layers: list[Layer]) -> bool:
-        conv, norm, relu = layers
-        return (isinstance(conv, Conv2D) and conv.config["activation"] is None and isinstance(norm, BatchNorm)
-                and isinstance(relu, ReLU))
+        conv, norm = layers[:2]
+        return isinstance(conv, Conv2D) and conv.config["activation"] is None and isinstance(norm, BatchNorm)
 
     def _forward(self, x: np.ndarray,
                  training: bool) -> tuple[np.ndarray, ConvBatchNormReluCache, tuple[np.ndarray, np.ndarray] | None]:
@@ -187,7 +191,7 @@ class ConvBatchNormRelu(_ConvBatchNormStep):
         return conv_bn_relu_forward(
             x, conv.params["kernel"], conv.params.get("bias"), conv.config["stride"], conv.config["padding"],
             norm.params["gamma"], norm.params["beta"], norm.config["epsilon"], moving, conv.workspace,
-            keep_z=conv.needs_input_grad, reducer=norm.stats_reducer,
+            keep_z=conv.needs_input_grad, reducer=norm.stats_reducer, relu=self.relu,
         )
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -204,9 +208,50 @@ class ConvBatchNormRelu(_ConvBatchNormStep):
         return d_x
 
 
-Step = Layer | ConvMaxPool | ReluMaxPool | ConvBatchNormReluMaxPool | ConvBatchNormRelu
+class ConvBatchNormRelu(ConvBatchNorm):
+    """Conv2D without activation, BatchNorm, then ReLU (not followed by a tiled MaxPool2D)."""
+
+    relu = True
+
+    def __init__(self, conv: Conv2D, norm: BatchNorm, relu: ReLU) -> None:
+        super().__init__(conv, norm)
+        self.relu_layer = relu
+
+    @staticmethod
+    def fits(layers: list[Layer]) -> bool:
+        return ConvBatchNorm.fits(layers[:2]) and isinstance(layers[2], ReLU)
+
+
+class AddRelu:
+    """Add, then ReLU (a residual block's end): the sum is rectified while in cache, and backward
+    masks the gradient once for every input."""
+
+    def __init__(self, add: Add, relu: ReLU) -> None:
+        self.add, self.relu = add, relu
+        self._cache: tuple[int, np.ndarray] | None = None
+
+    @staticmethod
+    def fits(layers: list[Layer]) -> bool:
+        first, second = layers
+        return isinstance(first, Add) and isinstance(second, ReLU)
+
+    def forward(self, xs: list[np.ndarray], training: bool = False) -> np.ndarray:
+        # Training keeps the mask; after inference, a backward (saliency) derives it from the output.
+        mask = np.empty(xs[0].shape, bool) if training else None
+        out = add_relu_forward(xs, mask)
+        self._cache = (len(xs), out if mask is None else mask)
+        return out
+
+    def backward(self, grad: np.ndarray) -> list[np.ndarray]:
+        count, mask = self._cache
+        # Every input receives the same gradient; consumers never write into a gradient they get.
+        return [relu_backward(grad, mask)] * count
+
+
+Step = Layer | ConvMaxPool | ReluMaxPool | ConvBatchNormReluMaxPool | ConvBatchNormRelu | ConvBatchNorm | AddRelu
 # Longest first: a Conv2D -> BatchNorm -> ReLU -> MaxPool2D run is not split into smaller fusions.
-FUSIONS = ((4, ConvBatchNormReluMaxPool), (3, ConvBatchNormRelu), (2, ConvMaxPool), (2, ReluMaxPool))
+FUSIONS = ((4, ConvBatchNormReluMaxPool), (3, ConvBatchNormRelu), (2, ConvBatchNorm), (2, ConvMaxPool),
+           (2, ReluMaxPool), (2, AddRelu))
 
 
 def fuse(layers: list[Layer]) -> list[Step]:

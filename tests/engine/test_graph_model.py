@@ -8,14 +8,14 @@ import pytest
 
 from engine import Model, load_weights, save_weights
 from engine.layers import LAYER_TYPES, Add, Concatenate
-from engine.layers.fusion import ConvBatchNormRelu, ConvMaxPool
+from engine.layers.fusion import AddRelu, ConvBatchNorm, ConvBatchNormRelu, ConvMaxPool
 from engine.losses import softmax_cross_entropy
 from engine.resources import asset_path
-from tests.helpers.engine_factories import CONCAT, EVERY_LAYER, RESIDUAL, arch
+from tests.helpers.engine_factories import CONCAT, EVERY_LAYER, RESIDUAL, RESNET_BN, arch
 from tests.helpers.gradcheck import check_layer_gradients, check_model_gradients, numeric_grad, sample_indices
 from tests.helpers.numpy_reference import run_reference
 
-GRAPHS = {"residual": RESIDUAL, "concat": CONCAT}
+GRAPHS = {"residual": RESIDUAL, "resnet_bn": RESNET_BN, "concat": CONCAT}
 
 
 def randomized(doc: dict, seed: int = 0) -> Model:
@@ -128,6 +128,20 @@ def test_runs_with_one_consumer_are_fused_and_branch_points_are_not():
     # conv(relu) -> maxpool is fused; the rest run alone.
     assert kinds[:2] == [ConvBatchNormRelu, ConvMaxPool]
     assert [type(step).__name__ for step in model._steps[2:]] == ["MaxPool2D", "Add", "Flatten", "Dense"]
+
+
+def test_residual_blocks_fuse_batch_norm_without_relu_and_add_with_relu():
+    model = Model(RESNET_BN)
+    kinds = [type(step).__name__ for step in model._steps]
+    assert kinds == ["Conv2D", "ConvBatchNormRelu", "ConvBatchNorm", "AddRelu", "ConvBatchNormRelu",
+                     "ConvBatchNorm", "ConvBatchNorm", "AddRelu", "GlobalAvgPool2D", "Dense"]
+    assert ConvBatchNorm in map(type, model._steps) and AddRelu in map(type, model._steps)
+
+
+def test_residual_blocks_fused_equal_their_layers_one_by_one_float32():
+    model = Model(RESNET_BN, seed=3)
+    x = np.random.default_rng(0).random((4, 8, 8, 3), dtype=np.float32)
+    np.testing.assert_allclose(model.predict(x), model.layer_outputs(x)[-1][1], rtol=1e-5, atol=1e-6)
 
 
 def test_a_chain_runs_the_same_steps_as_before():

@@ -97,6 +97,31 @@ RESIDUAL = arch(
     shape=(8, 8, 3),
 )
 
+# RESNET_BN: residual blocks as in ResNet: Conv -> BatchNorm -> ReLU -> Conv -> BatchNorm (no ReLU)
+# -> Add -> ReLU, the second with a batch-normalised strided projection shortcut.
+RESNET_BN = arch(
+    {"id": "stem", "type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"},
+    {"id": "a1", "type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same", "use_bias": False},
+    {"id": "an1", "type": "BatchNorm"},
+    {"id": "ar", "type": "ReLU"},
+    {"id": "a2", "type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same", "use_bias": False},
+    {"id": "an2", "type": "BatchNorm"},
+    {"id": "add1", "type": "Add", "inputs": ["an2", "stem"]},
+    {"id": "r1", "type": "ReLU"},
+    {"id": "b1", "type": "Conv2D", "filters": 6, "kernel_size": 3, "stride": 2, "padding": "same"},
+    {"id": "bn1", "type": "BatchNorm"},
+    {"id": "br", "type": "ReLU"},
+    {"id": "b2", "type": "Conv2D", "filters": 6, "kernel_size": 3, "padding": "same"},
+    {"id": "bn2", "type": "BatchNorm"},
+    {"id": "proj", "type": "Conv2D", "filters": 6, "kernel_size": 1, "stride": 2, "inputs": ["r1"]},
+    {"id": "pn", "type": "BatchNorm"},
+    {"id": "add2", "type": "Add", "inputs": ["bn2", "pn"]},
+    {"id": "r2", "type": "ReLU"},
+    {"id": "gap", "type": "GlobalAvgPool2D"},
+    {"id": "out", "type": "Dense", "units": 3, "activation": "softmax"},
+    shape=(8, 8, 3),
+)
+
 CONCAT = arch(
     {"id": "stem", "type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"},
     {"id": "b1", "type": "Conv2D", "filters": 3, "kernel_size": 1, "inputs": ["stem"]},
