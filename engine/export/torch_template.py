@@ -122,6 +122,9 @@ def save_npz(net: nn.Module, path: str | os.PathLike) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, **arrays)
+        mask = os.umask(0)  # read the umask (only by setting it) ...
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # ... so the file gets a new file's usual permissions, not mkstemp's 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -37,10 +37,14 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.distributed as dist
-import torch.nn.functional as F
-from torch import nn
+
+try:
+    import torch
+    import torch.distributed as dist
+    import torch.nn.functional as F
+    from torch import nn
+except ImportError:  # one line saying what is missing, not a traceback
+    raise SystemExit("train.py needs PyTorch: pip install torch (https://pytorch.org lists the builds)") from None
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -334,6 +338,9 @@ def _atomic_write(path: Path, chunks) -> None:
         with os.fdopen(fd, "wb") as handle:
             for chunk in chunks:
                 handle.write(chunk)
+        mask = os.umask(0)  # read the umask (only by setting it) ...
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # ... so the file gets a new file's usual permissions, not mkstemp's 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -4,6 +4,7 @@ and a way back to an engine weight file after training in PyTorch."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import uuid
 
 import numpy as np
@@ -88,6 +89,9 @@ def test_weights_trained_in_pytorch_come_back_to_the_engine(tmp_path) -> None:
         net.dense_1.weight.mul_(2.0)
     assert hasattr(net, "stem_conv")  # the layer named "stem conv" became a valid attribute
     generated.save_npz(net, tmp_path / "back.npz")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "back.npz").stat().st_mode & 0o777 == 0o666 & ~mask  # a new file's usual permissions
     back = load_weight_file(tmp_path / "back.npz")
     assert np.allclose(back.tensors()["dense_1.kernel"], 2 * model.tensors()["dense_1.kernel"])
     assert np.array_equal(back.tensors()["stem conv.kernel"], model.tensors()["stem conv.kernel"])

@@ -79,7 +79,9 @@ def test_the_project_holds_model_train_readme_and_both_starting_points(tmp_path)
 def test_train_script_needs_only_torch_numpy_and_the_standard_library(tmp_path):
     tree = ast.parse((project(tmp_path) / "train.py").read_text())
     top = set()
-    for node in tree.body:
+    # Module-level imports, those guarded by try/except ImportError included.
+    nodes = [inner for node in tree.body for inner in ([node] + node.body if isinstance(node, ast.Try) else [node])]
+    for node in nodes:
         if isinstance(node, ast.Import):
             top |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
@@ -88,6 +90,18 @@ def test_train_script_needs_only_torch_numpy_and_the_standard_library(tmp_path):
     # Pillow only inside the image-folder reader, with a clear message when it is missing.
     text = (tmp_path / "project" / "train.py").read_text()
     assert "from PIL import Image" in text and "needs Pillow" in text
+
+
+def test_train_script_without_torch_says_so_in_one_line(tmp_path):
+    folder = project(tmp_path)
+    hidden = tmp_path / "no_torch"
+    hidden.mkdir()
+    (hidden / "torch.py").write_text("raise ImportError('No module named torch')\n")
+    env = {**os.environ, "PYTHONPATH": str(hidden)}
+    done = subprocess.run([sys.executable, "train.py", "--help"], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == "train.py needs PyTorch: pip install torch (https://pytorch.org lists the builds)"
 
 
 def test_cli_takes_the_settings_from_a_project_file(tmp_path, capsys):
