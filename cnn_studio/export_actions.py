@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 
+from cnn_studio.background_job import BackgroundJob
 from cnn_studio.folder_chooser import choose_folder
 from cnn_studio.messages import headless, show_message
-from engine.errors import EngineError
 from engine.export import (
     EXTRAS_HINT,
     FORMATS,
@@ -95,30 +95,6 @@ class ExportDialogs:
         show_message(self.parent, "info", title, text, informative)
 
 
-class _Relay(QObject):
-    """Lives on the GUI thread; the job emits through it so the controller's slots run there."""
-
-    succeeded = Signal(object)
-    failed = Signal(str)
-
-
-class _Job(QRunnable):
-    def __init__(self, work: Callable[[], Any], relay: _Relay) -> None:
-        super().__init__()
-        self.work = work
-        self.relay = relay
-
-    def run(self) -> None:
-        try:
-            result = self.work()
-        except (EngineError, OSError, ValueError) as exc:
-            self.relay.failed.emit(str(exc))
-        except Exception as exc:  # a bug must not take the window down; the user still sees what happened
-            self.relay.failed.emit(f"unexpected {type(exc).__name__}: {exc}")
-        else:
-            self.relay.succeeded.emit(result)
-
-
 def _same_design(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """True when two architecture documents describe the same network (the studio's block ids aside)."""
     def core(doc: dict[str, Any]) -> Any:
@@ -143,19 +119,17 @@ class ExportController(QObject):
         self.window = window
         self.session = session
         self.dialogs = dialogs if dialogs is not None else ExportDialogs(window)
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(1)
+        self.job = BackgroundJob(self)
+        self.job.finished.connect(self.update_actions)
         self.directory = Path.home()
         self.export_actions: dict[str, QAction] = {}
         self.import_action: QAction | None = None
         self.imported_model: Model | None = None
-        self._busy = False
-        self._relays: list[_Relay] = []
 
     # -- state -------------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return self._busy
+        return self.job.busy
 
     def _dataset(self, model: Model | None = None) -> Any:
         """The dataset that goes with ``model``: the one it was trained on, else the project's."""
@@ -164,7 +138,7 @@ class ExportController(QObject):
 
     def wait(self, timeout_ms: int = 30000) -> bool:
         """Block until a running export or import has finished writing (used when the window closes)."""
-        return self.pool.waitForDone(timeout_ms)
+        return self.job.wait(timeout_ms)
 
     def update_actions(self) -> None:
         """Refresh texts, tooltips and enabled states (called whenever the menus are about to show)."""
@@ -176,10 +150,10 @@ class ExportController(QObject):
                                      if missing else "")
             action.setToolTip(tip)
             action.setStatusTip(tip.replace("\n", " "))
-            action.setEnabled(not self._busy)
+            action.setEnabled(not self.busy)
         if self.import_action is not None:
             running = self.session.runner.running
-            self.import_action.setEnabled(not running and not self._busy)
+            self.import_action.setEnabled(not running and not self.busy)
             tip = ("Stop training before importing weights" if running else
                    "Load a .npz or .safetensors weight file into the current architecture")
             self.import_action.setToolTip(tip)
@@ -366,36 +340,19 @@ class ExportController(QObject):
     # -- plumbing ----------------------------------------------------------------------------------
     def _run(self, work: Callable[[], Any], done: Callable[[Any], None], title: str, path: Path,
              hint: str = "") -> None:
-        relay = _Relay(self)
-        self._relays.append(relay)
-
-        def finish() -> None:
-            self._busy = False
-            self._relays.remove(relay)
-            relay.deleteLater()
-            self.update_actions()
-
-        def succeeded(result: Any) -> None:
-            finish()
-            done(result)
-
         def failed(message: str) -> None:
-            finish()
             informative = hint if "tensor" in message else ""
             if "Install it with" in message:
                 informative = f"Or install every export extra with:\n    {EXTRAS_HINT}"
             self._fail(title, message if str(path) in message else f"{path}: {message}", informative)
 
-        relay.succeeded.connect(succeeded)
-        relay.failed.connect(failed)
-        self._busy = True
+        self.job.start(work, done, failed)
         self.update_actions()
-        self.pool.start(_Job(work, relay))
 
     def _refuse_when_busy(self) -> bool:
-        if self._busy:
+        if self.busy:
             self._status("An export or import is still being written; try again in a moment.")
-        return self._busy
+        return self.busy
 
     def _refuse_while_training(self) -> bool:
         if self.session.runner.running:

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QWidget
 
+from cnn_studio.background_job import BackgroundJob
 from cnn_studio.builder.head import ReplaceHeadCommand
 from cnn_studio.messages import headless, show_message
 from engine.errors import EngineError
@@ -55,27 +56,6 @@ class InteropDialogs:
         show_message(self.parent, "info", title, text, informative)
 
 
-class _Relay(QObject):
-    succeeded = Signal(object)
-    failed = Signal(str)
-
-
-class _Job(QRunnable):
-    def __init__(self, work: Callable[[], Any], relay: _Relay) -> None:
-        super().__init__()
-        self.work, self.relay = work, relay
-
-    def run(self) -> None:
-        try:
-            result = self.work()
-        except (EngineError, OSError, ValueError) as exc:
-            self.relay.failed.emit(str(exc))
-        except Exception as exc:  # a bug must not take the window down; the user still sees what happened
-            self.relay.failed.emit(f"unexpected {type(exc).__name__}: {exc}")
-        else:
-            self.relay.succeeded.emit(result)
-
-
 class InteropController(QObject):
     """The actions, wired to the window's document, project controller and training session.
 
@@ -93,33 +73,31 @@ class InteropController(QObject):
         self.window = window
         self.session = session
         self.dialogs = dialogs if dialogs is not None else InteropDialogs(window)
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(1)
+        self.job = BackgroundJob(self)
+        self.job.finished.connect(self.update_actions)
         self.directory = Path.home()
         self.import_action: QAction | None = None
         self.head_action: QAction | None = None
         self.int8_action: QAction | None = None
-        self._busy = False
-        self._relays: list[_Relay] = []
 
     @property
     def busy(self) -> bool:
-        return self._busy
+        return self.job.busy
 
     def wait(self, timeout_ms: int = 30000) -> bool:
-        return self.pool.waitForDone(timeout_ms)
+        return self.job.wait(timeout_ms)
 
     def update_actions(self) -> None:
         running = bool(self.session.runner.running)
         locked = bool(self.window.document.locked)
         if self.import_action is not None:
-            self.import_action.setEnabled(not running and not locked and not self._busy)
+            self.import_action.setEnabled(not running and not locked and not self.busy)
         if self.head_action is not None:
             classes = self.window.document.num_classes
             self.head_action.setEnabled(not locked)
             self.head_action.setText(f"Replace &Head ({classes} classes)" if classes else "Replace &Head")
         if self.int8_action is not None:
-            self.int8_action.setEnabled(not self._busy)
+            self.int8_action.setEnabled(not self.busy)
 
     # -- File > Import ONNX Model -------------------------------------------------------------------------------
     def import_onnx(self) -> None:
@@ -224,7 +202,7 @@ class InteropController(QObject):
 
     # -- File > Export > ONNX int8 -----------------------------------------------------------------------------------
     def export_int8(self) -> None:
-        if self._busy:
+        if self.busy:
             self._status("An import or export is still running; try again in a moment.")
             return
         path = self.dialogs.int8_path(self.directory / f"{self.window.document.display_name.lower()}-int8.onnx")
@@ -233,7 +211,7 @@ class InteropController(QObject):
 
     def export_int8_to(self, path: str | Path) -> bool:
         """Quantize the trained network to int8 (calibrated on the dataset's training images) and report."""
-        if self._busy:
+        if self.busy:
             return False
         trained = self.session.trained.model()
         dataset = self.session.trained.dataset() or self.session.datasets.current
@@ -275,7 +253,7 @@ class InteropController(QObject):
 
     # -- plumbing ------------------------------------------------------------------------------------------------------
     def _refuse(self, title: str) -> bool:
-        if self._busy:
+        if self.busy:
             self._status("An import or export is still running; try again in a moment.")
             return True
         if self.session.runner.running or self.window.document.locked:
@@ -284,30 +262,13 @@ class InteropController(QObject):
         return False
 
     def _run(self, work: Callable[[], Any], done: Callable[[Any], None], title: str, path: Path) -> None:
-        relay = _Relay(self)
-        self._relays.append(relay)
-
-        def finish() -> None:
-            self._busy = False
-            self._relays.remove(relay)
-            relay.deleteLater()
-            self.update_actions()
-
-        def succeeded(result: Any) -> None:
-            finish()
-            done(result)
-
         def failed(message: str) -> None:
-            finish()
             informative = f"Or install every export extra with:\n    {EXTRAS_HINT}" if "Install it with" in message \
                 else ""
             self._fail(title, message if str(path) in message else f"{path}: {message}", informative)
 
-        relay.succeeded.connect(succeeded)
-        relay.failed.connect(failed)
-        self._busy = True
+        self.job.start(work, done, failed)
         self.update_actions()
-        self.pool.start(_Job(work, relay))
 
     def _fail(self, title: str, text: str, informative: str = "") -> None:
         self._status(f"{title}: {text}")
