@@ -311,6 +311,9 @@ class RunsWorkspace(QObject):
             inside.pin_model(view.model, view.label, dataset, view.evaluation)
         panel = self._panel
         if panel is not None:
+            shown = panel.plots.record
+            # The epoch is marked on the curves when they are that run's (another run's curves may be shown).
+            panel.plots.mark_epoch(view.epoch if shown is not None and shown.run_id == Path(view.run_id).name else None)
             results = panel.results
             if view.evaluation is not None:
                 results.show_evaluation(view.evaluation, self._class_names(len(view.evaluation.confusion)))
@@ -324,6 +327,7 @@ class RunsWorkspace(QObject):
             inside.unpin()
         panel = self._panel
         if panel is not None:
+            panel.plots.mark_epoch(None)
             evaluation = self.document.trained.evaluation()
             if evaluation is not None:
                 panel.results.show_evaluation(evaluation, self._class_names(len(evaluation.confusion)))

@@ -119,6 +119,7 @@ class TrainingPlots(QWidget):
         self._dirty = False
         self._drawn = (0, 0)  # (batch points, epochs) the curves were last fed
         self._loss_top: float | None = None
+        self._epoch_lines: list[pg.InfiniteLine] = []  # the time machine's epoch, on both epoch plots
 
         self.batch_plot = make_plot("Training loss per batch", "batch (step)", "loss", grid=False)
         self.loss_plot = make_plot("Loss per epoch", "epoch", "loss")
@@ -190,6 +191,7 @@ class TrainingPlots(QWidget):
         for line in self._markers:
             self.batch_plot.removeItem(line)
         self._markers.clear()
+        self.mark_epoch(None)
         for curve in (self.raw_curve, self.smooth_curve, self.train_loss_curve, self.val_loss_curve,
                       self.train_acc_curve, self.val_acc_curve):
             curve.setData([], [])
@@ -219,6 +221,28 @@ class TrainingPlots(QWidget):
         line.setToolTip(f"{label} from step {step}")
         self.batch_plot.addItem(line)
         self._markers.append(line)
+
+    def mark_epoch(self, epoch: int | None) -> None:
+        """A line on the epoch plots at the epoch the time machine shows (None: the latest, no line)."""
+        for widget, line in zip((self.loss_plot, self.accuracy_plot), self._epoch_lines):
+            widget.removeItem(line)
+        self._epoch_lines = []
+        if epoch is None:
+            return
+        for widget in (self.loss_plot, self.accuracy_plot):
+            line = pg.InfiniteLine(pos=epoch, angle=90, movable=False,
+                                   pen=pg.mkPen(MARKER_COLOR, width=2, style=Qt.PenStyle.DotLine),
+                                   label=f"epoch {epoch}",
+                                   labelOpts={"position": 0.5, "color": MARKER_COLOR,
+                                              "fill": pg.mkBrush(255, 255, 255, 220)})
+            line.setToolTip(f"The time machine shows the network after epoch {epoch}")
+            widget.addItem(line)
+            self._epoch_lines.append(line)
+
+    @property
+    def marked_epoch(self) -> int | None:
+        """The epoch marked on the epoch plots, or None."""
+        return int(self._epoch_lines[0].value()) if self._epoch_lines else None
 
     @property
     def markers(self) -> list[tuple[float, str]]:

@@ -221,8 +221,9 @@ def test_the_time_machine_shows_each_epochs_network(qtbot, tmp_path, data, npz):
         results = w.training_panel.results
         assert results.headline.text().startswith(f"Epoch {epoch} of run") and results.evaluation is not None
         assert workspace.train_scrubber.slider.value() == epoch - 1  # both scrubbers show the same epoch
+        assert w.training_panel.plots.marked_epoch == epoch  # and the curves mark it
     workspace.inside_scrubber.latest_button.click()
-    assert not machine.active and inside.pinned == ""
+    assert not machine.active and inside.pinned == "" and w.training_panel.plots.marked_epoch is None
     for name, value in w.document.trained.weights().items():
         np.testing.assert_array_equal(inside.model.tensors()[name], value)
     close(w)
