@@ -218,11 +218,12 @@ def build_layer(spec: Any, index: int) -> Layer:
                                 layer_index=None)
     type_name = spec.get("type")
     if not isinstance(type_name, str) or type_name not in LAYER_TYPES:
-        close = difflib.get_close_matches(str(type_name), LAYER_TYPES, n=1)
+        close = difflib.get_close_matches(type_name, LAYER_TYPES, n=1) if isinstance(type_name, str) else []
         suggestion = f" (did you mean {close[0]}?)" if close else ""
         raise ArchitectureError(
             f"unknown type {shown(type_name)}{suggestion}; known types: {', '.join(LAYER_TYPES)}",
-            layer_index=index, layer_type=str(type_name), field="type", value=type_name,
+            layer_index=index, layer_type=type_name if isinstance(type_name, str) else shown(type_name),
+            field="type", value=type_name,
         )
     settings = {k: v for k, v in spec.items() if k not in META_KEYS}
     try:

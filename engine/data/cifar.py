@@ -7,7 +7,9 @@ an unpickler that only builds plain containers and NumPy arrays, so a hostile fi
 
 from __future__ import annotations
 
+import io
 import pickle
+import pickletools
 import re
 from pathlib import Path
 
@@ -50,10 +52,22 @@ def looks_like_cifar(folder: Path) -> bool:
     return (folder / META_FILE).is_file() or (folder / "data_batch_1").is_file()
 
 
+# Opcodes of pickle protocol 5 (mutable and out-of-band buffers) that CIFAR batches (protocol 2) never
+# use: arrays built on them can outlive the buffer when a damaged file fails half-way.
+_REFUSED_OPCODES = {"BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER"}
+
+
+def _check_opcodes(raw: bytes) -> None:
+    for opcode, _arg, _position in pickletools.genops(raw):
+        if opcode.name in _REFUSED_OPCODES:
+            raise pickle.UnpicklingError(f"refusing the {opcode.name} opcode")
+
+
 def _unpickle(path: Path) -> dict:
     try:
-        with open(path, "rb") as f:
-            obj = _SafeUnpickler(f, encoding="bytes").load()
+        raw = path.read_bytes()
+        _check_opcodes(raw)
+        obj = _SafeUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except OSError as exc:
         raise fail(path, f"cannot read the file ({exc.strerror or exc})") from None
     except Exception as exc:  # any unpickling failure (there are many kinds) means a corrupt batch file
@@ -71,7 +85,9 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if key not in d:
             raise fail(path, f"batch has no {key!r} entry")
     data = d["data"]
-    if isinstance(data, (bytes, bytearray)):
+    if isinstance(data, bytes):  # (the unpickler refuses bytearray)
+        if len(data) % _PIXELS:
+            raise fail(path, f"'data' holds {len(data)} bytes, not a whole number of {_PIXELS}-byte images")
         data = np.frombuffer(data, dtype=np.uint8).reshape(-1, _PIXELS)
     data = np.asarray(data)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _PIXELS:

@@ -50,6 +50,8 @@ def test_batch_norm_counts_non_trainable_state():
          (8, 8, 1), "layer 2 (Conv2D): expects an image-shaped input"),
         ([{"type": "Conv2d", "filters": 4}], (8, 8, 1),
          "layer 1 (Conv2d): unknown type 'Conv2d' (did you mean Conv2D?)"),
+        ([{"type": 10 ** 5000}], (8, 8, 1),  # a fuzz finding: no text for a number this long
+         "layer 1 (a number of thousands of digits): unknown type a number of thousands of digits;"),
         ([{"type": "Conv2D", "filters": 0, "kernel_size": 3}], (8, 8, 1),
          "layer 1 (Conv2D): filters 0 must be at least 1"),
         ([{"type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "full"}], (8, 8, 1),

@@ -65,6 +65,23 @@ def test_wrong_data_shape(tmp_path: Path) -> None:
         load_dataset(folder)
 
 
+@pytest.mark.parametrize("raw", [bytes(100), bytes(3072 + 5)])
+def test_raw_data_bytes_that_are_not_whole_images(tmp_path: Path, raw) -> None:
+    # A fuzz finding: raw bytes of another length ended in numpy's reshape error.
+    folder = make_cifar_folder(tmp_path / "c")
+    (folder / "data_batch_1").write_bytes(pickle.dumps({b"data": raw, b"labels": [0]}))
+    with pytest.raises(DataError, match=rf"data_batch_1: 'data' holds {len(raw)} bytes, not a whole number"):
+        load_dataset(folder)
+
+
+def test_protocol_5_buffers_are_refused(tmp_path: Path) -> None:
+    folder = make_cifar_folder(tmp_path / "c")
+    raw = pickle.dumps({b"data": bytearray(3072), b"labels": [0]}, protocol=5)
+    (folder / "data_batch_1").write_bytes(raw)
+    with pytest.raises(DataError, match=r"data_batch_1: not a readable CIFAR batch file .*BYTEARRAY8"):
+        load_dataset(folder)
+
+
 def test_truncated_batch_file(tmp_path: Path) -> None:
     folder = make_cifar_folder(tmp_path / "c")
     path = folder / "data_batch_1"
