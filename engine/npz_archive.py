@@ -60,7 +60,7 @@ def read_npz(path: str | os.PathLike, error: type[EngineError] = EngineError,
     except Exception as exc:  # BadZipFile, NotImplementedError (odd zip versions), OSError, ValueError, ...
         raise error(f"{path}: not {what} ({_reason(exc)})") from None
     with archive:
-        members = [info for info in archive.infolist() if not info.is_dir()]
+        members = [info for info in archive.infolist() if not info.filename.endswith("/")]  # (is_dir fails on "")
         promised = 0
         for info in members:
             key = shown(_member_key(info.filename))

@@ -89,10 +89,15 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if len(data) % _PIXELS:
             raise fail(path, f"'data' holds {len(data)} bytes, not a whole number of {_PIXELS}-byte images")
         data = np.frombuffer(data, dtype=np.uint8).reshape(-1, _PIXELS)
-    data = np.asarray(data)
+    if not isinstance(data, np.ndarray):
+        raise fail(path, f"'data' must be an (N, {_PIXELS}) uint8 array, not {type(data).__name__}")
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _PIXELS:
         raise fail(path, f"'data' must be (N, {_PIXELS}) uint8, got {data.shape} {data.dtype}")
-    y = as_labels(np.asarray(d["labels"]), path, len(data))
+    try:
+        labels = np.asarray(d["labels"])
+    except (ValueError, TypeError):  # e.g. a ragged list
+        raise fail(path, "'labels' must be a list of whole numbers") from None
+    y = as_labels(labels, path, len(data))
     # Planes R, G, B of 32x32 each -> (N, 32, 32, 3); one copy into channels-last order.
     x = np.ascontiguousarray(data.reshape(-1, 3, _SIDE, _SIDE).transpose(0, 2, 3, 1))
     return x, y

@@ -74,6 +74,18 @@ def test_raw_data_bytes_that_are_not_whole_images(tmp_path: Path, raw) -> None:
         load_dataset(folder)
 
 
+@pytest.mark.parametrize("entry,message", [
+    ({b"data": [[0] * 3072, [0]], b"labels": [0, 1]}, r"'data' must be an \(N, 3072\) uint8 array, not list"),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [[0], [1, 2]]}, r"'labels' must be a list of whole numbers"),
+])
+def test_ragged_lists_are_refused(tmp_path: Path, entry, message) -> None:
+    # Fuzz findings: ragged lists ended in numpy's "inhomogeneous shape" error.
+    folder = make_cifar_folder(tmp_path / "c")
+    (folder / "data_batch_1").write_bytes(pickle.dumps(entry, protocol=2))
+    with pytest.raises(DataError, match=rf"data_batch_1: {message}"):
+        load_dataset(folder)
+
+
 def test_protocol_5_buffers_are_refused(tmp_path: Path) -> None:
     folder = make_cifar_folder(tmp_path / "c")
     raw = pickle.dumps({b"data": bytearray(3072), b"labels": [0]}, protocol=5)

@@ -80,3 +80,15 @@ def test_corrupt_archive(tmp_path: Path) -> None:
     path.write_text("just text")
     with pytest.raises(DataError, match=r"cut\.npz: not a readable \.npz archive"):
         load_dataset(path)
+
+
+def test_archive_member_without_a_name(tmp_path: Path) -> None:
+    # A fuzz finding: a member named "" ended in an IndexError inside zipfile.
+    import zipfile
+
+    path = tmp_path / "empty_name.npz"
+    np.savez(path, x=images(4), y=labels(4, 2))
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(zipfile.ZipInfo(""), b"not an array")
+    with pytest.raises(DataError, match=r"empty_name.npz: member '' is not a NumPy array"):
+        load_dataset(path)
