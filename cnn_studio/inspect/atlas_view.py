@@ -16,7 +16,6 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPainter, QPixmap, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QComboBox,
-    QHBoxLayout,
     QLabel,
     QListView,
     QProgressBar,
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnn_studio.flow_layout import FlowLayout
 from cnn_studio.inspect.images import WEIGHT_COLORMAP, colormap, to_qimage
 from engine.explain import FilterAtlas, filter_atlas
 from engine.inspection import as_normalization, conv_layer_names, raw_to_uint8
@@ -143,14 +143,10 @@ class FilterAtlasView(QWidget):
         detail_layout.addWidget(self.detail_title)
         detail_layout.addWidget(self.detail, 1)
 
-        controls = QHBoxLayout()
-        controls.addWidget(QLabel("Layer"))
-        controls.addWidget(self.layer_box)
-        controls.addSpacing(10)
-        controls.addWidget(QLabel("Patches"))
-        controls.addWidget(self.top_k)
+        controls = FlowLayout()
+        controls.add_labelled("Layer", self.layer_box)
+        controls.add_labelled("Patches", self.top_k)
         controls.addWidget(self.compute_button)
-        controls.addStretch(1)
         controls.addWidget(self.progress)
         controls.addWidget(self.cancel_button)
         splitter = QSplitter(Qt.Orientation.Vertical)

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnn_studio.flow_layout import FlowLayout
 from cnn_studio.inspect.images import ACTIVATION_COLORMAP, SALIENCY_COLORMAP, WEIGHT_COLORMAP, colormap
 
 METHODS = ("gradient", "smoothgrad", "gradcam", "occlusion")
@@ -152,30 +153,20 @@ class AttributionView(QWidget):
         self.explanation.setTextFormat(Qt.TextFormat.RichText)
 
         self._options: dict[str, list[QWidget]] = {}
-        first = QHBoxLayout()
-        first.addWidget(QLabel("Method"))
-        first.addWidget(self.method_box)
-        first.addSpacing(10)
-        first.addWidget(QLabel("Explain"))
-        first.addWidget(self.class_box)
-        first.addStretch(1)
-        second = QHBoxLayout()
+        # One flowing row of controls: two or three rows in a narrow pane, a label always beside its box.
+        controls = FlowLayout()
+        controls.add_labelled("Method", self.method_box)
+        controls.add_labelled("Explain", self.class_box)
         for method, pairs in (("gradcam", (("Layer", self.layer_box),)),
                               ("smoothgrad", (("Samples", self.samples), ("Noise", self.noise))),
                               ("occlusion", (("Patch", self.patch), ("Stride", self.stride), ("Fill", self.fill)))):
             widgets = []
             for text, widget in pairs:
-                label = QLabel(text)
-                second.addWidget(label)
-                second.addWidget(widget)
-                widgets += [label, widget]
+                widgets += [controls.add_labelled(text, widget), widget]
             self._options[method] = widgets
-        second.addSpacing(6)
-        second.addWidget(QLabel("Opacity"))
-        second.addWidget(self.opacity)
-        second.addStretch(1)
-        second.addWidget(self.progress)
-        second.addWidget(self.cancel_button)
+        controls.add_labelled("Opacity", self.opacity)
+        controls.addWidget(self.progress)
+        controls.addWidget(self.cancel_button)
 
         self.left_graphics = pg.GraphicsLayoutWidget()
         self.right_graphics = pg.GraphicsLayoutWidget()
@@ -198,8 +189,7 @@ class AttributionView(QWidget):
         pictures.addWidget(self.right_graphics, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(first)
-        layout.addLayout(second)
+        layout.addLayout(controls)
         layout.addWidget(self.explanation)
         layout.addLayout(pictures, 1)
 

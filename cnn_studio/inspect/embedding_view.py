@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QVBoxLayout, QWidget
 
+from cnn_studio.flow_layout import FlowLayout
 from cnn_studio.inspect.images import to_pixmap
 from engine.explain import default_embedding_layer, embed, tsne_available, vector_layers
 from engine.inspection import as_normalization, raw_to_uint8
@@ -98,13 +99,9 @@ class EmbeddingView(QWidget):
         self.plot.scene().sigMouseMoved.connect(self._moved)
         self.plot.scene().sigMouseClicked.connect(self._clicked)
 
-        controls = QHBoxLayout()
-        controls.addWidget(QLabel("Layer"))
-        controls.addWidget(self.layer_box)
-        controls.addSpacing(10)
-        controls.addWidget(QLabel("Projection"))
-        controls.addWidget(self.method_box)
-        controls.addStretch(1)
+        controls = FlowLayout()
+        controls.add_labelled("Layer", self.layer_box)
+        controls.add_labelled("Projection", self.method_box)
         controls.addWidget(self.progress)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QVBoxLayout, QWidget
 
+from cnn_studio.flow_layout import FlowLayout
 from cnn_studio.inspect.images import WEIGHT_COLORMAP, colormap
 from engine.inspection import filter_images, grid_shape
 from engine.model import Model
@@ -60,12 +61,10 @@ class FiltersView(QWidget):
         self.image = pg.ImageItem(axisOrder="row-major")
         self.view.addItem(self.image)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
-        controls = QHBoxLayout()
-        controls.addWidget(QLabel("Layer"))
-        controls.addWidget(self.layer_box)
+        controls = FlowLayout()
+        controls.add_labelled("Layer", self.layer_box)
         controls.addWidget(self.rgb_box)
         controls.addWidget(self.show_all)
-        controls.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)

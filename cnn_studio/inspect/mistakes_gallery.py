@@ -12,16 +12,17 @@ from PySide6.QtCore import QAbstractListModel, QEvent, QModelIndex, QObject, QPe
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
-    QHBoxLayout,
     QLabel,
     QListView,
     QPushButton,
+    QSizePolicy,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
 
+from cnn_studio.flow_layout import FlowLayout
 from cnn_studio.inspect.images import to_pixmap
 from engine.inspection import MISTAKE_ORDERS, Mistake, list_mistakes, raw_to_uint8
 
@@ -156,10 +157,13 @@ class MistakesGallery(QWidget):
             box.setMinimumContentsLength(6)
         self.view.clicked.connect(self._on_clicked)
         self.view.activated.connect(self._on_clicked)
-        controls = QHBoxLayout()
-        # The boxes take the room there is (whole texts in a wide pane) and shrink in a narrow one.
-        controls.addWidget(self.order_box, 1)
-        controls.addWidget(self.class_box, 1)
+        # The boxes take the room there is (whole texts in a wide pane); in a narrow one the button wraps below.
+        for box in (self.order_box, self.class_box):
+            box.setSizePolicy(QSizePolicy.Policy.Expanding, box.sizePolicy().verticalPolicy())
+        controls = FlowLayout()
+        controls.addWidget(self.order_box)
+        controls.glue_last()
+        controls.addWidget(self.class_box)
         controls.addWidget(self.evaluate_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

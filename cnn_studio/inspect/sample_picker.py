@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -46,7 +47,7 @@ class SourceSwitcher(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._buttons: list[QPushButton] = []
+        self._buttons: list[QToolButton] = []
         self._pages: list[QWidget] = []
         self._group = QButtonGroup(self)
         self._group.setExclusive(True)
@@ -62,8 +63,12 @@ class SourceSwitcher(QWidget):
         self._current = -1
 
     def addTab(self, page: QWidget, title: str) -> int:
-        button = QPushButton(title)
+        # Tool buttons: a push button's style minimum (80 px) would make three of them too wide for the pane.
+        button = QToolButton()
+        button.setText(title)
         button.setCheckable(True)
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         index = len(self._pages)
         self._group.addButton(button, index)
         self._bar.addWidget(button)

@@ -80,6 +80,7 @@ class RunsView(QWidget):
         self.delete_button.clicked.connect(lambda: self.delete_requested.emit([str(r.path) for r in self.selected()]))
         self.hint = QLabel("")
         self.hint.setStyleSheet("color: #555;")
+        self.hint.setWordWrap(True)  # beside the buttons: it wraps in a narrow window rather than widen it
 
         self.comparison = RunComparison()
         scroll = QScrollArea()

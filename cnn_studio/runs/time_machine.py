@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QStyle, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QPushButton, QSlider, QStyle, QWidget
 
+from cnn_studio.flow_layout import FlowLayout
 from cnn_studio.training.threads import new_thread, register
 from engine.errors import EngineError
 from engine.inspection import as_normalization
@@ -239,8 +240,8 @@ class TimeMachine(QObject):
 class EpochScrubber(QWidget):
     """A run chooser, a slider over its kept epochs, play, and "Latest"; follows and steers a TimeMachine."""
 
-    def __init__(self, machine: TimeMachine, parent: QWidget | None = None, two_rows: bool = False) -> None:
-        """``two_rows``: the run chooser above the slider (for narrow places)."""
+    def __init__(self, machine: TimeMachine, parent: QWidget | None = None) -> None:
+        """One row where there is room; in a narrow place the slider wraps below the run chooser."""
         super().__init__(parent)
         self.machine = machine
         self.title = QLabel("<b>Time machine</b>")
@@ -261,24 +262,16 @@ class EpochScrubber(QWidget):
         self.position = QLabel("")
         self.position.setMinimumWidth(90)
         self.slider.setMinimumWidth(80)
-        top = QHBoxLayout()
-        top.setContentsMargins(0, 0, 0, 0)
-        top.addWidget(self.title)
-        top.addWidget(self.run_box, 2)
-        bottom = top
-        if two_rows:
-            bottom = QHBoxLayout()
-            bottom.setContentsMargins(0, 0, 0, 0)
-        bottom.addWidget(self.play_button)
-        bottom.addWidget(self.slider, 3)
-        bottom.addWidget(self.position)
-        bottom.addWidget(self.latest_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(2)
-        layout.addLayout(top)
-        if two_rows:
-            layout.addLayout(bottom)
+        layout = FlowLayout(self, spacing=6, row_spacing=2)
+        layout.addWidget(self.title)
+        layout.glue_last()
+        layout.addWidget(self.run_box)
+        layout.addWidget(self.play_button)
+        layout.glue_last()
+        layout.addWidget(self.slider)
+        layout.addWidget(self.position)
+        layout.glue_last()
+        layout.addWidget(self.latest_button)
 
         self.run_box.activated.connect(lambda i: machine.choose_run(self.run_box.itemData(i)))
         self.slider.valueChanged.connect(self._on_slider)

@@ -86,7 +86,7 @@ class RunsWorkspace(QObject):
         if app is not None:  # quitting without closing the window must still end the loader's thread
             app.aboutToQuit.connect(self.time_machine.shutdown)
         self.inside_scrubber = EpochScrubber(self.time_machine)
-        self.train_scrubber = EpochScrubber(self.time_machine, two_rows=True)
+        self.train_scrubber = EpochScrubber(self.time_machine)
         self._install_scrubbers()
 
         self.runs_view = RunsView()

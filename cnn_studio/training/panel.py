@@ -108,9 +108,15 @@ class TrainingPanel(QObject):
 
     # -- building -----------------------------------------------------------------------------------------------
     def _make_tab(self) -> QWidget:
-        runs_box = QGroupBox("Runs (tick an earlier run to overlay its curves)")
+        # The hint wraps under a short title: a long group-box title would set the tab's narrowest width.
+        runs_box = QGroupBox("Runs")
+        runs_hint = QLabel("Tick an earlier run to overlay its curves.")
+        runs_hint.setWordWrap(True)
+        runs_hint.setStyleSheet("color: #555;")
         runs_layout = QVBoxLayout(runs_box)
         runs_layout.setContentsMargins(4, 4, 4, 4)
+        runs_layout.setSpacing(2)
+        runs_layout.addWidget(runs_hint)
         runs_layout.addWidget(self.history_list)
         self.history_list.setMinimumHeight(70)
         left = QSplitter(Qt.Orientation.Vertical)
