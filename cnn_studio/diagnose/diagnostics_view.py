@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from cnn_studio.training.plots import make_plot
+from cnn_studio.turning_splitter import TurningSplitter, vertically_scrolling
 from engine.doctor import Diagnosis, DoctorReport, EpochRecord, Fix
 
 WAITING = ("<b>The training doctor</b> watches every run. After each epoch it checks for the usual reasons "
@@ -175,15 +176,17 @@ class DiagnosticsView(QWidget):
         for plot in (self.gradient_plot, self.ratio_plot, self.units_plot):
             plot.setToolTip(self._plot_tip(plot))
             plots.addWidget(plot)
-        splitter = QSplitter(Qt.Orientation.Horizontal)
+        # Advice beside the plots in a wide tab; in a narrow one the plots go below at full width and the
+        # tab scrolls (plots a third of the width would cut their titles and hide their curves).
+        splitter = TurningSplitter(side_by_side_from=800, shares=(2, 3), stacked_heights=(120, 3 * 240))
         splitter.addWidget(left)
         splitter.addWidget(plots)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
-        splitter.setSizes([440, 640])
+        self.splitter = splitter
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(splitter)
+        layout.addWidget(vertically_scrolling(splitter))
         self.curves: dict[str, dict[str, pg.PlotDataItem]] = {"gradient": {}, "ratio": {}, "units": {}}
 
     def _plot_tip(self, plot: pg.PlotWidget) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import QComboBox, QLabel, QPushButton, QSlider, QStyle, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QPushButton, QSizePolicy, QSlider, QStyle, QWidget
 
 from cnn_studio.flow_layout import FlowLayout
 from cnn_studio.training.threads import new_thread, register
@@ -250,6 +250,9 @@ class EpochScrubber(QWidget):
         self.run_box.setToolTip("The run whose epochs the slider goes through")
         self.run_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.run_box.setMinimumContentsLength(10)
+        # It grows with the room its row leaves, so that a run's whole label shows where there is space.
+        self.run_box.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.run_box.setMaximumWidth(360)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setToolTip("Drag to go through the epochs (arrow keys step)")
         self.slider.setPageStep(1)

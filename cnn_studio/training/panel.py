@@ -42,6 +42,7 @@ from cnn_studio.training.run_list import RunHistoryList
 from cnn_studio.training.session import TrainingSession
 from cnn_studio.training.settings_binding import TrainingSettingsBinding
 from cnn_studio.training.settings_form import TrainingSettingsForm
+from cnn_studio.turning_splitter import TurningSplitter, vertically_scrolling
 from engine.data import Dataset
 
 TAB_TITLE = "Train"
@@ -128,14 +129,16 @@ class TrainingPanel(QObject):
         results_layout = QVBoxLayout(results_box)
         results_layout.setContentsMargins(4, 4, 4, 4)
         results_layout.addWidget(self.results)
-        splitter = QSplitter(Qt.Orientation.Horizontal)
+        # Curves beside the results where the tab is wide; beside the docks of a 1100-pixel window the
+        # results go under the curves and the tab scrolls, rather than squeezing the curves to a sliver.
+        splitter = TurningSplitter(side_by_side_from=760, shares=(3, 2), stacked_heights=(560, 480))
         splitter.addWidget(left)
         splitter.addWidget(results_box)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
-        splitter.setSizes([600, 430])  # the confusion matrix needs room for ten class names
         splitter.setObjectName("training_tab")
-        return splitter
+        self.tab_splitter = splitter
+        return vertically_scrolling(splitter)
 
     def _make_dock(self) -> QWidget:
         buttons = QGridLayout()
