@@ -81,6 +81,56 @@ def _font(point_size: float, bold: bool = False) -> QFont:
     return font
 
 
+def title_font() -> QFont:
+    return _font(10.5, bold=True)
+
+
+def small_font() -> QFont:
+    """The layer's name and its settings."""
+    return _font(9)
+
+
+def count_font() -> QFont:
+    """The parameter count, or the profiler's time."""
+    return _font(8.5)
+
+
+TEXT_LEFT = 13 + ICON_SIZE + 8  # from the block's left edge: stripe, icon and a gap
+COUNT_LINE = 15.0  # the height a parameter count on a line of its own adds
+
+
+@dataclass(frozen=True)
+class BlockText:
+    """One text a block draws: ``part`` is 'title', 'subtitle', 'params' or 'settings'; (x, baseline) in the
+    block's coordinates."""
+
+    part: str
+    text: str
+    font: QFont
+    x: float
+    baseline: float
+    colour: str
+
+
+def _badges_width(content: BlockContent) -> float:
+    return len(content.badges) * (BADGE_SIZE + 3)
+
+
+def _text_room(content: BlockContent) -> float:
+    """The width of the first line, from the icon to the badges."""
+    return BLOCK_WIDTH - TEXT_LEFT - 10 - _badges_width(content)
+
+
+def _first_line_width(content: BlockContent) -> float:
+    """What the type, the name and the parameter count need side by side, whole."""
+    width = QFontMetricsF(title_font()).horizontalAdvance(content.title) + 7
+    if content.subtitle:
+        width += QFontMetricsF(small_font()).horizontalAdvance(content.subtitle)
+    if content.params:
+        width += 8 + QFontMetricsF(count_font()).horizontalAdvance(content.params)
+    return width
+
+
 class Block(QGraphicsItem):
     """A rounded box with a category stripe, an icon, a title line, a settings line and its ports.
 
@@ -104,7 +154,13 @@ class Block(QGraphicsItem):
     def set_content(self, content: BlockContent) -> None:
         self.prepareGeometryChange()
         self.content = content
+        # The layer's name matters more than its parameter count: when both do not fit whole beside the
+        # type, the count gets a line of its own and the block grows by that line.
+        self.count_below = content.kind == "layer" and bool(content.params) and (
+            _first_line_width(content) > _text_room(content))
         height = BLOCK_HEIGHT if content.kind == "layer" else END_HEIGHT
+        if self.count_below:
+            height += COUNT_LINE
         self._rect = QRectF(-BLOCK_WIDTH / 2, 0, BLOCK_WIDTH, height)
         self.setToolTip(content.tooltip)
         self.setCursor(Qt.CursorShape.OpenHandCursor if content.kind == "layer" else Qt.CursorShape.ArrowCursor)
@@ -238,46 +294,10 @@ class Block(QGraphicsItem):
         top = rect.top() + (rect.height() - ICON_SIZE) / 2
         icon.paint(painter, int(rect.left() + 13), int(top), ICON_SIZE, ICON_SIZE)
 
-        left = rect.left() + 13 + ICON_SIZE + 8
-        right = rect.right() - 10 - self._badges_width()
-        title_font = _font(10.5, bold=True)
-        small = _font(9)
-        painter.setFont(title_font)
-        painter.setPen(QColor(style.TEXT))
-        title_metrics = QFontMetricsF(title_font)
-        first_line = rect.top() + (18 if c.kind == "layer" else 15)
-        baseline = first_line + title_metrics.ascent() / 2
-        painter.drawText(QPointF(left, baseline), c.title)
-        x = left + title_metrics.horizontalAdvance(c.title) + 7
-
-        painter.setFont(small)
-        metrics = QFontMetricsF(small)
-        right_limit = right
-        params = self.heat[1] if self.heat is not None and c.kind == "layer" else c.params
-        if params:
-            painter.setFont(_font(8.5))
-            metrics = QFontMetricsF(_font(8.5))
-            painter.setPen(QColor(HEAT_TEXT) if params is not c.params else QColor(style.MUTED_TEXT))
-            width = metrics.horizontalAdvance(params)
-            if x + width + 40 < right:  # the name matters more than the count when room is short
-                painter.drawText(QPointF(right - width, baseline), params)
-                right_limit = right - width - 8
-            painter.setFont(small)
-            metrics = QFontMetricsF(small)
-        if c.subtitle:
-            painter.setPen(QColor(style.MUTED_TEXT))
-            text = metrics.elidedText(c.subtitle, Qt.TextElideMode.ElideRight, max(0.0, right_limit - x))
-            painter.drawText(QPointF(x, baseline), text)
-
-        if c.settings:
-            settings_font = _font(9)
-            painter.setFont(settings_font)
-            painter.setPen(QColor(style.ERROR_ACCENT) if error else QColor(style.TEXT))
-            settings_metrics = QFontMetricsF(settings_font)
-            second = rect.bottom() - (15 if c.kind == "layer" else 12)
-            text = settings_metrics.elidedText(c.settings, Qt.TextElideMode.ElideRight,
-                                               rect.right() - 10 - left)
-            painter.drawText(QPointF(left, second + settings_metrics.ascent() / 2), text)
+        for text in self.text_layout():
+            painter.setFont(text.font)
+            painter.setPen(QColor(text.colour))
+            painter.drawText(QPointF(text.x, text.baseline), text.text)
 
         if self.heat is not None and c.kind == "layer":
             bar = QRectF(rect.left() + 8, rect.bottom() - 5, (rect.width() - 16) * max(self.heat[0], 0.01), 3)
@@ -295,8 +315,51 @@ class Block(QGraphicsItem):
         self._paint_ports(painter, accent)
         self._paint_drop_edge(painter)
 
+    def text_layout(self) -> list[BlockText]:
+        """The texts the block draws and where: the type and the layer's name on the first line with the
+        parameter count (or the profiler's time) at its right end, or on a line of its own below the
+        settings when the first line has no room for it; the settings on the second line."""
+        c = self.content
+        rect = self._rect
+        error = c.state == "error"
+        left = rect.left() + TEXT_LEFT
+        right = rect.left() + TEXT_LEFT + _text_room(c)
+        texts: list[BlockText] = []
+        bold, small, count = title_font(), small_font(), count_font()
+        title_metrics = QFontMetricsF(title_font())
+        first_line = rect.top() + (18 if c.kind == "layer" else 15)
+        baseline = first_line + title_metrics.ascent() / 2
+        texts.append(BlockText("title", c.title, bold, left, baseline, style.TEXT))
+        x = left + title_metrics.horizontalAdvance(c.title) + 7
+
+        right_limit = right
+        params = self.heat[1] if self.heat is not None and c.kind == "layer" else c.params
+        count_colour = HEAT_TEXT if params is not c.params else style.MUTED_TEXT
+        count_metrics = QFontMetricsF(count_font())
+        if params and not self.count_below:
+            width = count_metrics.horizontalAdvance(params)
+            if x + width + 40 < right:  # the name matters more than the count when room is short
+                texts.append(BlockText("params", params, count, right - width, baseline, count_colour))
+                right_limit = right - width - 8
+        if c.subtitle:
+            metrics = QFontMetricsF(small_font())
+            text = metrics.elidedText(c.subtitle, Qt.TextElideMode.ElideRight, max(0.0, right_limit - x))
+            texts.append(BlockText("subtitle", text, small, x, baseline, style.MUTED_TEXT))
+
+        settings_metrics = QFontMetricsF(small_font())
+        second = rect.top() + (BLOCK_HEIGHT if c.kind == "layer" else END_HEIGHT) - (15 if c.kind == "layer" else 12)
+        if c.settings:
+            text = settings_metrics.elidedText(c.settings, Qt.TextElideMode.ElideRight, rect.right() - 10 - left)
+            texts.append(BlockText("settings", text, small, left, second + settings_metrics.ascent() / 2,
+                                   style.ERROR_ACCENT if error else style.TEXT))
+        if params and self.count_below:
+            text = count_metrics.elidedText(params, Qt.TextElideMode.ElideRight, rect.right() - 10 - left)
+            texts.append(BlockText("params", text, count, left,
+                                   second + COUNT_LINE + count_metrics.ascent() / 2, count_colour))
+        return texts
+
     def _badges_width(self) -> float:
-        return len(self.content.badges) * (BADGE_SIZE + 3)
+        return _badges_width(self.content)
 
     def paint_badges(self, painter: QPainter, rect: QRectF) -> None:
         """Small markers (``content.badges``) in the top-right corner, right to left."""
