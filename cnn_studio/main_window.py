@@ -170,8 +170,16 @@ class MainWindow(QMainWindow):
         self.history_dock = self.add_dock(self.history, "History", Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.problems_dock, self.history_dock)
         self.canvas.block_activated.connect(lambda _id: self.inspector_dock.raise_())
+        self.problems.connection_chosen.connect(self._show_connection)
         self.canvas.hint.connect(self._show_hint)
         self.editor.notice.connect(lambda text: self.statusBar().showMessage(text, 6000))
+
+    def _show_connection(self, source: str, target: str) -> None:
+        """A problem with a connection was clicked: show the wire on the canvas (else its receiving layer)."""
+        self.tabs.setCurrentWidget(self.design_tab)
+        if not self.canvas.show_wire(source, target) and target in {s["id"] for s in self.document.layers()}:
+            self.editor.selection.select(target)
+        self.canvas.setFocus()
 
     def _action(self, text: str, slot: Callable, shortcut: QKeySequence | str | list | None = None,
                 tip: str = "") -> QAction:

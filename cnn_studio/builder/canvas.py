@@ -324,6 +324,15 @@ class ArchitectureCanvas(QGraphicsView):
             self.selection.select(None)
         self._show_wire_selection()
 
+    def show_wire(self, source: str, target: str) -> bool:
+        """Select the wire from ``source`` into ``target`` and scroll it into view; False when there is none."""
+        items = self.wires_between(source, target)
+        if not items:
+            return False
+        self.select_wire(items[0].wire)
+        self.ensureVisible(items[0], 40, 40)
+        return True
+
     def _show_wire_selection(self) -> None:
         for item in self.edges:
             item.set_selected(item.wire == self.selected_wire)

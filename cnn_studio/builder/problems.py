@@ -1,7 +1,8 @@
 """The problems list: every reason the design cannot run, in plain words, with a fix where one is obvious.
 
-Rows read "<Type> <index>: <hint or message>"; clicking a row selects the culprit block, and the
-row's buttons apply a fix (there may be more than one way) as one undoable step.
+Rows read "<Type> <index>: <hint or message>"; clicking a row selects the culprit: the connection when
+the problem names one (a merge whose inputs do not match), else the block. The row's buttons apply a
+fix (there may be more than one way) as one undoable step.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from cnn_studio.builder import describe, style
 from cnn_studio.builder.document_view import DocumentScrollView
 from cnn_studio.builder.editor import ArchitectureEditor
 from cnn_studio.builder.fixes import Fix
+from cnn_studio.builder.scene_content import problem_wire
 from cnn_studio.document import ProjectDocument
 from engine.errors import ArchitectureError
 
@@ -29,7 +31,8 @@ class ProblemRow(QFrame):
         self.setStyleSheet(f"#problemRow {{ background: {style.ERROR_FILL}; border-left: 4px solid "
                            f"{style.ERROR_ACCENT}; border-radius: 3px; }}")
         self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setToolTip("Click to select the layer; the message shows the formula with your numbers.")
+        culprit = "connection" if problem_wire(problem) is not None else "layer"
+        self.setToolTip(f"Click to select the {culprit}; the message shows the formula with your numbers.")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 4, 6, 4)
         self.label = QLabel(describe.problem_text(problem), self)
@@ -62,6 +65,11 @@ class ProblemRow(QFrame):
 
 
 class ProblemsPanel(DocumentScrollView):
+    """Signal ``connection_chosen(source id, target id)``: a row about a wire was clicked; the window shows
+    that wire (the panel knows the document, not the canvas)."""
+
+    connection_chosen = Signal(str, str)
+
     def __init__(self, document: ProjectDocument, editor: ArchitectureEditor, parent: QWidget | None = None) -> None:
         super().__init__(document, editor, parent)
         body = self.body
@@ -100,6 +108,10 @@ class ProblemsPanel(DocumentScrollView):
         return len(self.rows)
 
     def _select(self, problem: ArchitectureError) -> None:
+        connection = problem_wire(problem)
+        if connection is not None:
+            self.connection_chosen.emit(*connection)
+            return
         if problem.layer_index is None:
             return
         layers = self.document.layers()

@@ -211,6 +211,42 @@ def test_add_shape_mismatch_marks_the_wire_and_its_fix_inserts_a_projection(wind
     assert inputs(doc)[add] == ["conv_b", INPUT]
 
 
+def test_clicking_a_problem_with_a_connection_selects_and_shows_that_wire(window, qtbot):
+    doc, canvas = window.document, window.canvas
+    add = insert_add(window)
+    window.editor.set_field("conv_b", "filters", 8)
+    window.editor.connect(INPUT, add)
+    window.resize(1100, 750)
+    window.tabs.setCurrentIndex(1)  # away from the canvas: the click brings it back
+    canvas.centerOn(QPointF(0, -2000))  # the wire scrolled out of sight
+    window.selection.select("conv_a")
+    row = window.problems.rows[0]
+    assert "connection" in row.toolTip()
+    qtbot.mouseClick(row, Qt.MouseButton.LeftButton, pos=QPoint(10, 10))
+    assert window.tabs.currentWidget() is window.design_tab
+    wire = canvas.wires_between(INPUT, add)[0]
+    assert canvas.selected_wire == wire.wire and wire.selected
+    assert [item for item in canvas.edges if item.selected] == [wire]
+    assert window.selection.layer_id is None and not canvas.block(add).selected
+    centre = canvas.mapFromScene(wire.label_at)
+    assert canvas.viewport().rect().contains(centre)
+    # Delete now removes that wire (the canvas has the focus), and undo brings it back.
+    qtbot.waitUntil(canvas.hasFocus)
+    qtbot.keyClick(canvas.viewport(), Qt.Key.Key_Delete)
+    assert inputs(doc)[add] == ["conv_b"]
+    window.undo_action.trigger()
+    assert inputs(doc)[add] == ["conv_b", INPUT]
+
+
+def test_clicking_a_problem_of_a_block_still_selects_the_block(window, qtbot):
+    window.editor.set_field("conv_b", "padding", "valid")
+    window.editor.set_field("conv_b", "kernel_size", 30)  # larger than its 8x8 input
+    row = window.problems.rows[0]
+    assert "layer" in row.toolTip()
+    qtbot.mouseClick(row, Qt.MouseButton.LeftButton, pos=QPoint(10, 10))
+    assert window.selection.layer_id == "conv_b" and window.canvas.selected_wire is None
+
+
 def test_concatenate_size_mismatch_is_fixed_with_pooling_or_padding(window):
     doc = window.document
     merge = window.editor.insert_at_target("Concatenate", DropTarget("wire", wire=Wire("conv_b", "flat")))
