@@ -298,7 +298,7 @@ class SweepView(QWidget):
 
         definition = QGroupBox("Sweep")
         definition.setMaximumWidth(340)
-        definition.setMinimumWidth(270)  # the values column keeps room beside the setting names
+        definition.setMinimumWidth(310)  # the values column keeps room beside the setting names
         form = QVBoxLayout(definition)
         form.addWidget(self.axes, 1)
         row = QHBoxLayout()

@@ -4,6 +4,7 @@ width its text needs; toolbars wrap onto more rows in a narrow pane and use one 
 from __future__ import annotations
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QComboBox, QLabel, QWidget
 
 from cnn_studio.flow_layout import FlowLayout
@@ -115,3 +116,21 @@ def test_a_flow_layout_keeps_a_label_beside_its_box_and_wraps_whole_pairs(qtbot)
     boxes[1].hide()
     qtbot.wait(10)
     assert boxes[2].y() == second_row  # the third pair moved up to the second row
+
+
+def test_train_and_diagnostics_panes_stack_and_scroll_when_narrow_and_sit_side_by_side_when_wide(qtbot, window):
+    splitters = {"Train": window.training_panel.tab_splitter, "Diagnostics": window.diagnostics.view.splitter}
+    for size, orientation in (((1100, 750), Qt.Orientation.Vertical), ((1600, 1000), Qt.Orientation.Horizontal)):
+        window.resize(*size)
+        qtbot.waitUntil(lambda size=size: window.width() == size[0])
+        for title, splitter in splitters.items():
+            window.tabs.setCurrentWidget(tab(window, title))
+            qtbot.wait(30)
+            assert splitter.orientation() == orientation, (title, size)
+            panes = [splitter.widget(i) for i in range(splitter.count())]
+            for pane in panes:  # every pane at least as large as it needs: nothing squeezed
+                need = pane.minimumSizeHint().expandedTo(pane.minimumSize())
+                assert pane.width() >= need.width() and pane.height() >= need.height() - 1, (title, size)
+            if orientation == Qt.Orientation.Vertical:
+                # Stacked, each pane gets the whole width (plots are not squeezed into a third of it).
+                assert all(pane.width() >= splitter.width() - 2 for pane in panes)
