@@ -10,6 +10,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from cnn_studio.diagnose.fixes import layer_ids_by_name
 from cnn_studio.diagnose.profile_view import ProfileRunner, ProfileView
 from cnn_studio.messages import show_message
+from cnn_studio.turning_splitter import vertically_scrolling
 from engine.profiler import Profile
 
 DOCK_TITLE = "Layer profile"
@@ -34,7 +35,10 @@ class ProfileWorkspace(QObject):
         self.document = window.document
         self.view = ProfileView()
         self.runner = ProfileRunner(self)
-        self.dock = window.add_dock(self.view, DOCK_TITLE, Qt.DockWidgetArea.BottomDockWidgetArea)
+        # It shares the bottom strip with the one-line Problems list: scrolling keeps that strip low
+        # (its table and explanation would otherwise set the strip's least height for every tab).
+        self.dock = window.add_dock(vertically_scrolling(self.view), DOCK_TITLE,
+                                    Qt.DockWidgetArea.BottomDockWidgetArea)
         if "Problems" in window.docks:
             window.tabifyDockWidget(window.docks["Problems"], self.dock)
         self.action = QAction("Profile &Layers", self)
