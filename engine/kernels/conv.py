@@ -126,12 +126,16 @@ class Convolution:
         return [(a, min(a + self.block, stop), slice(a * self.rows, min(a + self.block, stop) * self.rows))
                 for a in range(start, stop, self.block)]
 
-    def backward_kernel(self, kernel: np.ndarray) -> np.ndarray:
-        """The matrix backward_block multiplies output gradients with: (F, k), the kernel matrix
-        transposed; or, when same_size, the kernel flipped in space with C and F swapped,
-        (kh*kw*F, C)."""
+    def backward_kernel(self, kernel: np.ndarray) -> Any:
+        """What backward_block multiplies output gradients with: when same_size, the kernel flipped
+        in space with C and F swapped, (kh*kw*F, C); when by_phases, one such matrix per input
+        phase, of its taps only (None for a phase no tap reaches); else (F, k), the kernel matrix
+        transposed."""
         if self.same_size:
-            return np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(-1, self.c)
+            return _flipped(kernel)
+        if self.by_phases:
+            return [None if plan is None else _flipped(kernel[plan[0][0] :: self.stride, plan[1][0] :: self.stride])
+                    for plan in self._phases()]
         return kernel.reshape(self.k, self.f).T
 
     def scratch(self, role: str, part: int, columns: int) -> np.ndarray:
@@ -148,6 +152,9 @@ class Convolution:
             return
         if self.same_size:
             self._input_gradient_by_matmul(part, g, kernel_t, d_x)
+            return
+        if self.by_phases:
+            self._input_gradient_by_phases(part, g, kernel_t, d_x)
             return
         d_cols = np.matmul(g, kernel_t, out=self.scratch("d_cols", part, self.k)[: len(g)])
         d_x[...] = 0  # here, not np.zeros up front: this block is about to be in cache
@@ -183,6 +190,81 @@ class Convolution:
         cols = scratch[: n * self.h * self.w]
         im2col_into(padded, self.kh, self.kw, 1, _cols_windows(cols, n, self.h, self.w, self.kh, self.kw, self.f))
         np.matmul(cols, kernel_t, out=d_x.reshape(n * self.h * self.w, self.c))
+
+    @property
+    def by_phases(self) -> bool:
+        """Whether the input gradient goes phase by phase (see _phases): for strided convolutions
+        with no more filters than input channels. The phases' windows of the output gradient hold
+        kh*kw*F values per input position (summed over phases), col2im's window gradients kh*kw*C:
+        with twice as many filters as channels, col2im's smaller copy wins (measured)."""
+        return self.stride > 1 and self.f <= self.c
+
+    def _phases(self) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]] | None]:
+        """How a strided convolution's input gradient splits into stride**2 phases, the inputs
+        (stride*a + p, stride*b + q) for each (p, q), row-major: each phase gets its taps from
+        every stride-th kernel row and column only, so it is a stride-1 correlation of the output
+        gradient with that sub-kernel, flipped. Per phase, for rows and then columns: (first tap,
+        taps, phase size, first output position its windows start at); None for a phase no tap
+        reaches (a 1x1 kernel with stride 2)."""
+        top, _, left, _ = self.pads
+
+        def along(phase: int, pad: int, kernel: int, size: int) -> tuple[int, int, int, int]:
+            first = (phase + pad) % self.stride
+            taps = len(range(first, kernel, self.stride))
+            # Input stride*a + phase takes tap first + stride*t from output a + shift - t.
+            shift = (phase + pad - first) // self.stride
+            return first, taps, len(range(phase, size, self.stride)), shift - (taps - 1)
+
+        plans = []
+        for p in range(self.stride):
+            rows = along(p, top, self.kh, self.h)
+            for q in range(self.stride):
+                columns = along(q, left, self.kw, self.w)
+                plans.append(None if rows[1] == 0 or columns[1] == 0 or rows[2] == 0 or columns[2] == 0
+                             else (rows, columns))
+        return plans
+
+    def _input_gradient_by_phases(self, part: int, g: np.ndarray, phase_kernels: list[np.ndarray | None],
+                                  d_x: np.ndarray) -> None:
+        """d_x of a strided convolution phase by phase (see _phases): per phase one product of the
+        output gradient's windows with the phase's sub-kernel, written into d_x's strided phase
+        slice. col2im would instead add kh*kw window gradients into d_x, each pass strided."""
+        n, s = len(d_x), self.stride
+        margin_h, margin_w = self.kh, self.kw  # zero rows and columns around g cover every window
+        shape = (self.block, self.ho + 2 * margin_h, self.wo + 2 * margin_w, self.f)
+        padded = self.workspace.array(f"phase_grad{part}", shape, self.dtype, fill=0,
+                                      key=(self.ho, self.wo))[:n]
+        g = g.reshape(n, self.ho, self.wo, self.f)
+        padded[:, margin_h : margin_h + self.ho, margin_w : margin_w + self.wo] = g
+        most = -(-self.h // s) * -(-self.w // s)  # the largest phase's inputs per image
+        for (p, q), plan, matrix in zip(((p, q) for p in range(s) for q in range(s)), self._phases(), phase_kernels):
+            target = d_x[:, p::s, q::s]
+            if plan is None:
+                target[...] = 0
+                continue
+            (_, taps_h, size_h, start_h), (_, taps_w, size_w, start_w) = plan
+            out = self.workspace.array(f"phase_out{part}", (self.block * most, self.c), self.dtype)
+            out = out[: n * size_h * size_w]
+            if taps_h == taps_w == 1 and start_h == start_w == 0 and (size_h, size_w) == (self.ho, self.wo):
+                cols = g.reshape(-1, self.f)  # the phase's windows are the gradient itself
+            else:
+                width = taps_h * taps_w * self.f
+                # One flat scratch for every phase's width (a scratch per shape would be remade
+                # for each phase).
+                scratch = self.workspace.array(f"phase_cols{part}", (self.block * most * self.kh * self.kw * self.f,),
+                                               self.dtype)
+                cols = scratch[: n * size_h * size_w * width].reshape(-1, width)
+                top, left = margin_h + start_h, margin_w + start_w
+                im2col_into(padded[:, top : top + size_h + taps_h - 1, left : left + size_w + taps_w - 1],
+                            taps_h, taps_w, 1, _cols_windows(cols, n, size_h, size_w, taps_h, taps_w, self.f))
+            np.matmul(cols, matrix, out=out)
+            target[...] = out.reshape(n, size_h, size_w, self.c)
+
+
+def _flipped(kernel: np.ndarray) -> np.ndarray:
+    """(kh, kw, C, F) -> the kernel flipped in space with C and F swapped, as a (kh*kw*F, C) matrix:
+    what a stride-1 correlation of output gradients computes input gradients with."""
+    return np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(-1, kernel.shape[2])
 
 
 def kernel_matrix(kernel: np.ndarray, bias: np.ndarray | None, workspace: Workspace) -> np.ndarray:
