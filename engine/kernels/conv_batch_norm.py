@@ -68,6 +68,22 @@ def tiled(vector: np.ndarray, wide: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.tile(vector.astype(dtype, copy=False), wide.shape[1] // len(vector))
 
 
+class Tiles:
+    """Per-channel vectors of one kernel call, each tiled (see ``tiled``) once per row width rather
+    than once per block: blocks of a few images are many, and np.tile costs microseconds a call."""
+
+    def __init__(self, dtype: np.dtype, **vectors: np.ndarray) -> None:
+        self.dtype, self.vectors = dtype, vectors
+        self.made: dict[tuple[str, int], np.ndarray] = {}
+
+    def __call__(self, name: str, wide: np.ndarray) -> np.ndarray:
+        key = (name, wide.shape[1])
+        tile = self.made.get(key)
+        if tile is None:  # two threads may both make it: the same values either way
+            tile = self.made[key] = tiled(self.vectors[name], wide, self.dtype)
+        return tile
+
+
 def _pooled_parts(n: int, width: int, work: Callable[[int, int, int], Any]) -> list:
     """Run work, a few passes over a pooled-size array of ``width`` values per image, over its images."""
     return parallel_for(n, work, min_items=min_rows(4 * width))
@@ -186,13 +202,15 @@ def conv_bn_relu_maxpool_backward(
     by_gram = cache.training and d_x is None and cache.z is None
     po_qo = grad.shape[1] * grad.shape[2]
 
+    tiles = Tiles(dtype, scale=scale, along=along, constant=constant)
+
     def work(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
         d_matrix = np.zeros((conv.width, f), dtype)
         gram = np.zeros((conv.width, conv.width), dtype) if by_gram else None
         for a, b, rows in conv.blocks(start, stop):
             count = (b - a) * conv.rows
             routed, _ = wide_rows(conv.scratch("routed", part, f)[: (b - a) * po_qo].reshape(-1, f))
-            np.multiply(masked[a:b].reshape(routed.shape), tiled(scale, routed, dtype), out=routed)
+            np.multiply(masked[a:b].reshape(routed.shape), tiles("scale", routed), out=routed)
             dz = conv.scratch("dz", part, f)[:count]
             route_block(routed.reshape(b - a, *grad.shape[1:]), cache.winners[:, a:b], pool,
                         dz.reshape(b - a, conv.ho, conv.wo, f))
@@ -203,8 +221,8 @@ def conv_bn_relu_maxpool_backward(
                 scratch = conv.scratch("z", part, f)[:count]
                 z = cache.z[rows] if cache.z is not None else np.matmul(cols, cache.matrix, out=scratch)
                 wide_z, _ = wide_rows(z)
-                term = np.multiply(wide_z, tiled(along, wide_z, dtype), out=scratch.reshape(wide_z.shape))
-                term += tiled(constant, wide_z, dtype)
+                term = np.multiply(wide_z, tiles("along", wide_z), out=scratch.reshape(wide_z.shape))
+                term += tiles("constant", wide_z)
                 dz_wide = dz.reshape(wide_z.shape)
                 dz_wide += term
             conv.backward_block(part, x[a:b], dz, kernel_t, d_matrix, None if d_x is None else d_x[a:b], cols)

@@ -24,7 +24,7 @@ import numpy as np
 from engine.kernels.batch_norm import WHOLE_BATCH, StatsReducer, wide_rows
 from engine.kernels.blocks import Workspace, min_rows
 from engine.kernels.conv import Convolution, kernel_gradients, kernel_matrix
-from engine.kernels.conv_batch_norm import RECOMPUTE_WIDTH, tiled
+from engine.kernels.conv_batch_norm import RECOMPUTE_WIDTH, Tiles
 from engine.parallel import parallel_for
 
 
@@ -104,12 +104,14 @@ def conv_bn_relu_forward(
     scale = gamma * inv_std
     offset = beta - mean * scale
 
+    tiles = Tiles(dtype, scale=scale, offset=offset)
+
     def normalise(part: int, start: int, stop: int) -> None:
         for a, b, rows in conv.blocks(start, stop):
             cols = None if kept is not None else conv.cols(part, x[a:b])
             wide, _ = wide_rows(_z(conv, part, cols, matrix, kept, rows))
-            block = np.multiply(wide, tiled(scale, wide, dtype), out=out[rows].reshape(wide.shape))
-            block += tiled(offset, wide, dtype)
+            block = np.multiply(wide, tiles("scale", wide), out=out[rows].reshape(wide.shape))
+            block += tiles("offset", wide)
             if relu:
                 np.maximum(block, 0, out=block)
 
@@ -192,6 +194,7 @@ def conv_bn_relu_backward(
     else:
         along, constant = np.zeros(f), np.zeros(f)
     kernel_t = conv.backward_kernel(kernel)
+    tiles = Tiles(dtype, scale=scale, along=along, constant=constant)
 
     def work(part: int, start: int, stop: int) -> np.ndarray:
         d_matrix = np.zeros((conv.width, f), dtype)
@@ -199,12 +202,12 @@ def conv_bn_relu_backward(
             cols = conv.cols(part, x[a:b])
             dz = conv.scratch("dz", part, f)[: (b - a) * conv.rows]
             wide_dz, _ = wide_rows(dz)
-            np.multiply(masked[rows].reshape(wide_dz.shape), tiled(scale, wide_dz, dtype), out=wide_dz)
+            np.multiply(masked[rows].reshape(wide_dz.shape), tiles("scale", wide_dz), out=wide_dz)
             if cache.training:
                 wide_z, _ = wide_rows(_z(conv, part, cols, matrix, cache.z, rows))
-                term = np.multiply(wide_z, tiled(along, wide_z, dtype),
+                term = np.multiply(wide_z, tiles("along", wide_z),
                                    out=conv.scratch("term", part, f)[: len(dz)].reshape(wide_z.shape))
-                term += tiled(constant, wide_z, dtype)
+                term += tiles("constant", wide_z)
                 wide_dz += term
             conv.backward_block(part, x[a:b], dz, kernel_t, d_matrix, None if d_x is None else d_x[a:b], cols)
         return d_matrix
