@@ -8,6 +8,7 @@ while scrubbing are skipped), and recent epochs stay cached, so the slider never
 
 from __future__ import annotations
 
+import html
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from engine.weights import build_model
 
 CACHED_EPOCHS = 12
 PLAY_INTERVAL_MS = 700
+RUN_BOX_TIP = "The run whose epochs the slider goes through"
 
 
 @dataclass(frozen=True)
@@ -247,7 +249,7 @@ class EpochScrubber(QWidget):
         self.title = QLabel("<b>Time machine</b>")
         self.title.setToolTip("Look at the network as it was after any kept epoch of a run")
         self.run_box = QComboBox()
-        self.run_box.setToolTip("The run whose epochs the slider goes through")
+        self.run_box.setToolTip(RUN_BOX_TIP)
         self.run_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.run_box.setMinimumContentsLength(10)
         # It grows with the room its row leaves, so that a run's whole label shows where there is space.
@@ -289,7 +291,13 @@ class EpochScrubber(QWidget):
         self.run_box.clear()
         for run_id, label in self.machine.runs:
             self.run_box.addItem(label, run_id)
-            self.run_box.setItemData(self.run_box.count() - 1, run_id, Qt.ItemDataRole.ToolTipRole)
+            self.run_box.setItemData(self.run_box.count() - 1, f"{label}\n{run_id}", Qt.ItemDataRole.ToolTipRole)
+        # The box elides a long label where its row is short of room; the list it opens shows every label whole.
+        view = self.run_box.view()
+        view.setTextElideMode(Qt.TextElideMode.ElideNone)
+        metrics = view.fontMetrics()
+        widest = max((metrics.horizontalAdvance(label) for _, label in self.machine.runs), default=0)
+        view.setMinimumWidth(widest + 2 * view.frameWidth() + 32 if widest else 0)  # 32: the items' margins
         self.run_box.blockSignals(False)
         self._show_position()
 
@@ -305,6 +313,8 @@ class EpochScrubber(QWidget):
             self.run_box.blockSignals(True)
             self.run_box.setCurrentIndex(index)
             self.run_box.blockSignals(False)
+        current = self.run_box.currentText()
+        self.run_box.setToolTip(f"<b>{html.escape(current)}</b><br>{RUN_BOX_TIP}" if current else RUN_BOX_TIP)
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(len(m.epochs) - 1, 0))
         if m.epoch in m.epochs:

@@ -1,0 +1,70 @@
+"""The time machine's run chooser: a long run label may be elided in a narrow row, never lost."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QFontMetrics
+from PySide6.QtWidgets import QStyle, QStyleOptionComboBox
+
+from cnn_studio.runs.time_machine import EpochScrubber
+
+LONG = "Run 12: adam lr 0.001 bs 64 · completed"
+SHORT = "Run 3: sgd lr 0.05 bs 32 · stopped"
+
+
+class FakeMachine(QObject):
+    """What a scrubber reads of a TimeMachine, with two kept runs."""
+
+    runs_changed = Signal()
+    position_changed = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs = [("/projects/a.runs/run-012", LONG), ("/projects/a.runs/run-003", SHORT)]
+        self.run_id = self.runs[0][0]
+        self.epochs, self.epoch = [1, 2, 3], 3
+        self.active = self.playing = False
+        self.enabled = True
+
+    def choose_run(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.position_changed.emit()
+
+    def play(self, _on: bool) -> None: ...
+
+    def release(self) -> None: ...
+
+
+def test_the_run_chooser_names_the_whole_run_in_its_tooltip_and_list(qtbot):
+    machine = FakeMachine()
+    scrubber = EpochScrubber(machine)
+    qtbot.addWidget(scrubber)
+    scrubber.resize(300, 80)  # as in the Inside tab of a 1100 px window: the label does not fit
+    scrubber.show()
+    qtbot.waitExposed(scrubber)
+    box = scrubber.run_box
+    option = QStyleOptionComboBox()
+    box.initStyleOption(option)
+    text_room = box.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                           QStyle.SubControl.SC_ComboBoxEditField, box).width()
+    metrics = QFontMetrics(box.font())
+    assert metrics.horizontalAdvance(LONG) > text_room  # elided on screen...
+    assert LONG in box.toolTip()  # ...whole in the tooltip
+    # The list it opens is wide enough for every label, whole.
+    view = box.view()
+    assert view.textElideMode() == Qt.TextElideMode.ElideNone
+    assert view.minimumWidth() >= max(metrics.horizontalAdvance(t) for t in (LONG, SHORT))
+    box.showPopup()
+    qtbot.waitUntil(view.isVisible)
+    for row in range(box.count()):
+        assert view.visualRect(box.model().index(row, 0)).width() >= metrics.horizontalAdvance(box.itemText(row))
+    assert LONG in box.itemData(0, Qt.ItemDataRole.ToolTipRole)
+    box.hidePopup()
+    # Choosing the other run (as a click in the list does) names that one.
+    box.activated.emit(1)
+    assert machine.run_id.endswith("run-003")
+    assert SHORT in box.toolTip() and LONG not in box.toolTip()
+    # No kept runs: the plain explanation, no stale name.
+    machine.runs = []
+    machine.runs_changed.emit()
+    assert "Run" not in box.toolTip().split("The run whose")[0]
