@@ -2,9 +2,12 @@
 
 pyqtgraph rescales an axis whose values all lie below 1 and writes the factor into its label, so an
 epoch loss of 0.52 reads "520" on an axis titled "loss (x0.001)". Every plot in the studio turns that off.
+Log axes label only a readable subset of their ticks (DecadeAxis).
 """
 
 from __future__ import annotations
+
+import math
 
 import pyqtgraph as pg
 
@@ -18,3 +21,44 @@ def plain_numbers(plot: pg.PlotWidget | pg.PlotItem) -> None:
         axis = item.getAxis(name)
         if axis is not None:
             axis.enableAutoSIPrefix(False)
+
+
+# The multiples of a power of ten a log axis labels, sparsest first: decades, then 1-2-5, then every one.
+LABELLED_MULTIPLES = ((1,), (1, 2, 5), tuple(range(1, 10)))
+
+
+def _multiple(log_value: float) -> int:
+    """9 for log10(0.009), 1 for log10(100)."""
+    return round(10 ** (log_value - math.floor(log_value + 1e-9)))
+
+
+def labelled_multiples(low: float, high: float) -> tuple[int, ...]:
+    """The sparsest of LABELLED_MULTIPLES that labels at least two ticks between log10 values ``low`` and ``high``."""
+    first, last = math.floor(min(low, high)), math.ceil(max(low, high))
+    for multiples in LABELLED_MULTIPLES:
+        inside = [d + math.log10(m) for d in range(first, last + 1) for m in multiples]
+        if sum(min(low, high) - 1e-9 <= v <= max(low, high) + 1e-9 for v in inside) >= 2:
+            return multiples
+    return LABELLED_MULTIPLES[-1]
+
+
+class DecadeAxis(pg.AxisItem):
+    """A log axis that labels only the decades (1-2-5 when fewer than two decades are in view): pyqtgraph
+    labels every minor tick, "0.01 0.009 0.008 …", which run into each other. Unlabelled ticks still mark
+    the multiples in between."""
+
+    def logTickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+        low, high = self.range
+        keep = labelled_multiples(low, high)
+        strings = super().logTickStrings(values, scale, spacing)
+        return [text if _multiple(v) in keep else "" for v, text in zip(values, strings)]
+
+    def logTickValues(self, minVal: float, maxVal: float, size: float, stdTicks: list) -> list:  # noqa: N802, N803
+        # pyqtgraph's minor level repeats the decades its major levels hold: drop them, so no label is drawn twice.
+        levels = super().logTickValues(minVal, maxVal, size, stdTicks)
+        seen: list[float] = []
+        kept = []
+        for spacing, values in levels:
+            kept.append((spacing, [v for v in values if all(abs(v - s) > 1e-6 for s in seen)]))
+            seen.extend(values)
+        return kept

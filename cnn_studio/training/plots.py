@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
 
-from cnn_studio.plot_axes import plain_numbers
+from cnn_studio.plot_axes import DecadeAxis, plain_numbers
 from cnn_studio.training.run_history import RunRecord
 
 TRAIN_COLOR = "#1f77b4"
@@ -28,15 +28,17 @@ STEP_REACH = 1.0
 EPOCH_REACH = 0.5
 
 
-def make_plot(title: str, x_label: str, y_label: str, legend_at_bottom: bool = False, grid: bool = True
-              ) -> pg.PlotWidget:
+def make_plot(title: str, x_label: str, y_label: str, legend_at_bottom: bool = False, grid: bool = True,
+              log_y: bool = False) -> pg.PlotWidget:
     """A white plot with dark axes, a light grid and a legend in the top-right (or bottom-right) corner.
 
     pyqtgraph draws the grid as part of the axes, so every curve update repaints them: a plot that is
     redrawn several times a second goes without (``grid=False``) to keep the GUI thread's work small.
     """
-    widget = pg.PlotWidget(background="w")
+    widget = pg.PlotWidget(background="w", axisItems={"left": DecadeAxis("left")} if log_y else None)
     plot = widget.getPlotItem()
+    if log_y:
+        plot.setLogMode(y=True)
     plot.setTitle(title, color="#222222", size="10pt")
     plot.setLabel("bottom", x_label, color="#333333")
     plot.setLabel("left", y_label, color="#333333")
