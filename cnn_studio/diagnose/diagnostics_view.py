@@ -162,9 +162,11 @@ class DiagnosticsView(QWidget):
         left.setMinimumWidth(340)
 
         self.gradient_plot = make_plot("Gradient size per layer (RMS)", "epoch", "RMS of d(loss)/d(weights)",
-                                       log_y=True)
-        self.ratio_plot = make_plot("Weight change per step ÷ weight size", "epoch", "update / weight", log_y=True)
-        self.units_plot = make_plot("Dead ReLU units and saturated sigmoid/tanh outputs", "epoch", "share (%)")
+                                       legend_above=True, log_y=True)
+        self.ratio_plot = make_plot("Weight change per step ÷ weight size", "epoch", "update / weight",
+                                    legend_above=True, log_y=True)
+        self.units_plot = make_plot("Dead ReLU units and saturated sigmoid/tanh outputs", "epoch", "share (%)",
+                                    legend_above=True)
         self.units_plot.getPlotItem().setYRange(0, 100)
         self.healthy_line = pg.InfiniteLine(pos=math.log10(HEALTHY_RATIO), angle=0,
                                             pen=pg.mkPen("#27ae60", width=1, style=Qt.PenStyle.DashLine),

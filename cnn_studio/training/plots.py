@@ -16,6 +16,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
 
 from cnn_studio.plot_axes import DecadeAxis, plain_numbers
+from cnn_studio.plot_legend import LegendAbove
 from cnn_studio.training.run_history import RunRecord
 
 TRAIN_COLOR = "#1f77b4"
@@ -28,9 +29,10 @@ STEP_REACH = 1.0
 EPOCH_REACH = 0.5
 
 
-def make_plot(title: str, x_label: str, y_label: str, legend_at_bottom: bool = False, grid: bool = True,
+def make_plot(title: str, x_label: str, y_label: str, legend_above: bool = False, grid: bool = True,
               log_y: bool = False) -> pg.PlotWidget:
-    """A white plot with dark axes, a light grid and a legend in the top-right (or bottom-right) corner.
+    """A white plot with dark axes, a light grid and a legend in the top-right corner, or (``legend_above``)
+    in a row of its own above the data, where it hides no point however the curves run.
 
     pyqtgraph draws the grid as part of the axes, so every curve update repaints them: a plot that is
     redrawn several times a second goes without (``grid=False``) to keep the GUI thread's work small.
@@ -48,9 +50,13 @@ def make_plot(title: str, x_label: str, y_label: str, legend_at_bottom: bool = F
         axis = plot.getAxis(name)
         axis.setPen(pg.mkPen("#666666"))
         axis.setTextPen(pg.mkPen("#222222"))
-    legend = plot.addLegend(offset=(-8, -8 if legend_at_bottom else 8), labelTextColor="#222222",
-                            brush=pg.mkBrush(255, 255, 255, 210), pen=pg.mkPen("#cccccc"))
-    legend.setLabelTextSize("8pt")
+    if legend_above:
+        LegendAbove(plot)
+        plot.layout.setRowFixedHeight(0, 22)  # the title's row: pyqtgraph's 30 px less the legend's row below
+    else:
+        legend = plot.addLegend(offset=(-8, 8), labelTextColor="#222222", brush=pg.mkBrush(255, 255, 255, 210),
+                                pen=pg.mkPen("#cccccc"))
+        legend.setLabelTextSize("8pt")
     plot.setMenuEnabled(False)
     plain_numbers(plot)
     widget.setMinimumHeight(160)
@@ -124,9 +130,10 @@ class TrainingPlots(QWidget):
         self._epoch_lines: list[pg.InfiniteLine] = []  # the time machine's epoch, on both epoch plots
 
         self.batch_plot = make_plot("Training loss per batch", "batch (step)", "loss", grid=False)
-        self.loss_plot = make_plot("Loss per epoch", "epoch", "loss")
-        # Accuracy climbs towards the top, so its legend sits at the bottom, out of the way.
-        self.accuracy_plot = make_plot("Accuracy per epoch", "epoch", "accuracy (%)", legend_at_bottom=True)
+        # Epoch curves go anywhere in these small plots (accuracy up to the top, losses across the corners):
+        # their legends sit above the data.
+        self.loss_plot = make_plot("Loss per epoch", "epoch", "loss", legend_above=True)
+        self.accuracy_plot = make_plot("Accuracy per epoch", "epoch", "accuracy (%)", legend_above=True)
         self.raw_curve = self.batch_plot.plot(pen=pg.mkPen(RAW_COLOR, width=1), name="loss (raw)")
         self.smooth_curve = self.batch_plot.plot(pen=pg.mkPen(TRAIN_COLOR, width=2), name="loss (smoothed)")
         for curve in (self.raw_curve, self.smooth_curve):
