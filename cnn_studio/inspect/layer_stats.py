@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor, QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -26,75 +26,121 @@ from PySide6.QtWidgets import (
 from cnn_studio.plot_axes import plain_numbers
 from engine.inspection import Histogram, LayerStatistics
 
-# Short headings (the tooltips say more) and no separate type column (the layer cell's tooltip and
-# the histogram headings name the type): the table fits a narrow pane without a horizontal scroll bar.
-COLUMNS = ("Layer", "Output", "Weights\n\u03bc \u00b1 \u03c3", "Outputs\n\u03bc \u00b1 \u03c3", "Dead\nReLU")
-COLUMN_TIPS = (
-    "The layer's name (its type in the tooltip of each cell)",
-    "The shape of one image's output: height \u00d7 width \u00d7 channels, or features",
-    "\u03bc \u00b1 \u03c3: mean and standard deviation of the layer's weights (kernel or matrix; biases left out)",
-    "\u03bc \u00b1 \u03c3: mean and standard deviation of the layer's outputs over the measured images",
-    "Units (channels or features) of a ReLU layer that output zero for every measured image",
-)
-DEAD_COLUMN = 4
+# Short headings; the tooltips say more. The layer's type is in the tooltip of its cell and the histogram
+# headings. A wide pane gets a column each and one line a cell; a narrow one (the Inside tab of a 1100 px
+# window leaves it about 300 px) a compact table: the shape under the name, the deviation under the mean,
+# so no column is cut off behind a scroll bar.
+HEADINGS = {
+    "layer": "Layer",
+    "shape": "Output",
+    "weights": "Weights\n\u03bc \u00b1 \u03c3",
+    "outputs": "Outputs\n\u03bc \u00b1 \u03c3",
+    "dead": "Dead\nReLU",
+}
+TIPS = {
+    "layer": "The layer's name (its type in the tooltip of each cell)",
+    "shape": "The shape of one image's output: height \u00d7 width \u00d7 channels, or features",
+    "weights": ("\u03bc \u00b1 \u03c3: mean and standard deviation of the layer's weights (kernel or matrix; "
+                "biases left out)"),
+    "outputs": "\u03bc \u00b1 \u03c3: mean and standard deviation of the layer's outputs over the measured images",
+    "dead": "Units (channels or features) of a ReLU layer that output zero for every measured image",
+}
+WIDE_COLUMNS = ("layer", "shape", "weights", "outputs", "dead")
+COMPACT_COLUMNS = ("layer", "weights", "outputs", "dead")
+COMPACT_TIPS = {"layer": "The layer's name and the shape of one image's output (its type in the tooltip of each cell)"}
 DEAD_WARNING = 0.5  # above this share of dead units the cell turns red
+CELL_PADDING = 12  # pixels a cell adds to its text (margins, grid line)
 
 
-def _mean_std(mean: float, std: float) -> str:
-    return "" if math.isnan(mean) else f"{mean:+.3f} \u00b1 {std:.3f}"
+def _mean_std(mean: float, std: float, separator: str = " ") -> str:
+    return "" if math.isnan(mean) else f"{mean:+.3f}{separator}\u00b1 {std:.3f}"
 
 
 class LayerStatsModel(QAbstractTableModel):
-    """Rows: layers; columns: COLUMNS."""
+    """Rows: layers; columns: WIDE_COLUMNS, or COMPACT_COLUMNS when ``compact``."""
 
     def __init__(self) -> None:
         super().__init__()
         self.stats: list[LayerStatistics] = []
+        self.compact = False
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return COMPACT_COLUMNS if self.compact else WIDE_COLUMNS
+
+    def column(self, kind: str) -> int:
+        """The index of the column showing ``kind`` (a key of HEADINGS), or -1 when none does."""
+        return self.columns.index(kind) if kind in self.columns else -1
 
     def set_statistics(self, stats: list[LayerStatistics]) -> None:
         self.beginResetModel()
         self.stats = list(stats)
         self.endResetModel()
 
+    def set_compact(self, compact: bool) -> None:
+        if compact != self.compact:
+            self.beginResetModel()
+            self.compact = compact
+            self.endResetModel()
+
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.stats)
 
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
+        return 0 if parent.isValid() else len(self.columns)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
-        if orientation != Qt.Orientation.Horizontal:
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.columns):
             return None
+        kind = self.columns[section]
         if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
+            return HEADINGS[kind]
         if role == Qt.ItemDataRole.ToolTipRole:
-            return COLUMN_TIPS[section]
+            return COMPACT_TIPS.get(kind, TIPS[kind]) if self.compact else TIPS[kind]
         return None
+
+    def text(self, s: LayerStatistics, kind: str, compact: bool) -> str:
+        """What the cell of ``kind`` shows for layer ``s`` (``compact``: on two lines)."""
+        shape = "\u00d7".join(map(str, s.output_shape))
+        if kind == "layer":
+            return f"{s.name}\n{shape}" if compact else s.name
+        if kind == "shape":
+            return shape
+        if kind == "weights":
+            return _mean_std(s.weight_mean, s.weight_std, "\n" if compact else " ")
+        if kind == "outputs":
+            return _mean_std(s.activation_mean, s.activation_std, "\n" if compact else " ")
+        fraction = s.dead_fraction
+        if fraction is None:
+            return ""
+        return f"{100 * fraction:.0f}%{chr(10) if compact else ' '}({s.dead_units}/{s.units})"
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
         s = self.stats[index.row()]
-        column = index.column()
+        kind = self.columns[index.column()]
         if role == Qt.ItemDataRole.DisplayRole:
-            if column == 0:
-                return s.name
-            if column == 1:
-                return "\u00d7".join(map(str, s.output_shape))
-            if column == 2:
-                return _mean_std(s.weight_mean, s.weight_std)
-            if column == 3:
-                return _mean_std(s.activation_mean, s.activation_std)
-            if column == DEAD_COLUMN:
-                fraction = s.dead_fraction
-                return "" if fraction is None else f"{100 * fraction:.0f}% ({s.dead_units}/{s.units})"
-        if role == Qt.ItemDataRole.BackgroundRole and column == DEAD_COLUMN:
+            return self.text(s, kind, self.compact)
+        if role == Qt.ItemDataRole.BackgroundRole and kind == "dead":
             fraction = s.dead_fraction
             if fraction is not None and fraction > DEAD_WARNING:
                 return QBrush(QColor(250, 205, 200))
-        if role == Qt.ItemDataRole.ToolTipRole and column == 0:
-            return f"{s.name} ({s.type})"
-        if role == Qt.ItemDataRole.ToolTipRole and column == DEAD_COLUMN and s.relu:
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tip(s, kind)
+        return None
+
+    @staticmethod
+    def _tip(s: LayerStatistics, kind: str) -> str | None:
+        # Every cell's tooltip says in words what it shows, so a name elided in a narrow pane is never lost.
+        if kind == "layer":
+            return f"{s.name} ({s.type}): output " + "\u00d7".join(map(str, s.output_shape))
+        if kind == "weights" and not math.isnan(s.weight_mean):
+            return f"Weights of {s.name}: mean {s.weight_mean:+.4g}, standard deviation {s.weight_std:.4g}"
+        if kind == "outputs" and not math.isnan(s.activation_mean):
+            return (f"Outputs of {s.name} on {s.samples} images: mean {s.activation_mean:+.4g}, "
+                    f"standard deviation {s.activation_std:.4g}")
+        if kind == "dead" and s.relu:
             return (f"{s.dead_units} of {s.units} units of {s.name} output zero for all {s.samples} images: "
                     "they pass no gradient and stopped learning. Many dead units hint at a learning rate "
                     "that is too high or a bad initialisation.")
@@ -111,7 +157,10 @@ def _draw_histogram(plot: pg.PlotWidget, histogram: Histogram | None, colour: tu
     counts = np.log10(1 + histogram.counts) if log_counts else histogram.counts
     plot.plot(histogram.edges, counts, stepMode="center", fillLevel=0,
               brush=pg.mkBrush(*colour, 150), pen=pg.mkPen(colour, width=1.5))
-    plot.getPlotItem().setLabel("left", "log10(1 + count)" if log_counts else "count")
+    # A short label: a low plot in a narrow pane cuts a long one. The tooltip says what "log" means.
+    plot.getPlotItem().setLabel("left", "log count" if log_counts else "count")
+    plot.setToolTip("Bar heights are log10(1 + count): a huge bar (such as a ReLU's zeros) does not flatten the "
+                    "rest" if log_counts else "")
     plot.autoRange()
 
 
@@ -128,18 +177,11 @@ class LayerStatsView(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().setVisible(False)
-        # The layer names keep their width; the figures share the rest and wrap at their spaces in a
-        # narrow pane (rows grow a line), so no column is ever cut off behind a scroll bar.
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        for column in (0, 1):  # names and shapes have no space to wrap at
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.selectionModel().currentRowChanged.connect(lambda current, _prev: self._show_row(current.row()))
         self.table.horizontalHeader().setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        self.table.setWordWrap(True)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.table.installEventFilter(self)  # its width decides between the wide and the compact columns
         self.weights_plot = pg.PlotWidget(background="w")
         self.outputs_plot = pg.PlotWidget(background="w")
         # Headings are labels above the plots, not plot titles: a label wraps where a title is cut off.
@@ -191,9 +233,46 @@ class LayerStatsView(QWidget):
         self.model.set_statistics(stats)
         if note:
             self.note.setText(note)
+        self._fit_columns()
         if stats:
             self.table.selectRow(min(row, len(stats) - 1))
             self._show_row(min(row, len(stats) - 1))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if watched is self.table and event.type() == QEvent.Type.Resize:
+            self._fit_columns()
+        return super().eventFilter(watched, event)
+
+    def one_line_width(self) -> int:
+        """The width the wide table needs to show every heading and figure on one line."""
+        cells, headings = QFontMetrics(self.table.font()), QFontMetrics(self.table.horizontalHeader().font())
+        total = 0
+        for kind in WIDE_COLUMNS:
+            texts = [self.model.text(s, kind, compact=False) for s in self.model.stats]
+            widest = max([cells.horizontalAdvance(t) for t in texts]
+                         + [headings.horizontalAdvance(line) for line in HEADINGS[kind].splitlines()])
+            total += widest + CELL_PADDING
+        return total
+
+    def _fit_columns(self) -> None:
+        """A column each where one line of every figure fits; else the compact table (two lines a row)."""
+        room = (self.table.width() - 2 * self.table.frameWidth()
+                - self.table.verticalScrollBar().sizeHint().width())  # as if it scrolled: no flip-flopping
+        compact = self.one_line_width() > room
+        if compact != self.model.compact:
+            row = self._row
+            self.model.set_compact(compact)
+            if self.model.stats:
+                self.table.selectRow(min(row, len(self.model.stats) - 1))
+        header = self.table.horizontalHeader()
+        for column, kind in enumerate(self.model.columns):
+            # Compact: the figures take the width they need and the name the rest (elided in the middle,
+            # whole in its tooltip). Wide: everything fits, the figures share what is left over.
+            stretch = kind == "layer" if compact else kind in ("weights", "outputs", "dead")
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch if stretch
+                                        else QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
 
     def clear(self, note: str) -> None:
         self.model.set_statistics([])
@@ -202,6 +281,7 @@ class LayerStatsView(QWidget):
         self.outputs_plot.clear()
         self.weights_title.setText("weights")
         self.outputs_title.setText("outputs")
+        self._fit_columns()
 
     def select_layer(self, name: str) -> None:
         for row, s in enumerate(self.model.stats):

@@ -6,6 +6,8 @@ real layer names and shapes shown, and what is drawn checked against the room it
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
@@ -19,7 +21,7 @@ from engine.metrics import evaluate
 from engine.model import Model
 from engine.resources import asset_path
 
-NARROW = (360, 520)  # the Inside views' pane in a 1100x750 window
+NARROW = (294, 432)  # the Inside views' pane in a 1100x750 window (as measured in the main window)
 WIDE = (900, 560)
 
 
@@ -66,10 +68,31 @@ def test_the_enlarged_channel_gets_a_large_square(qtbot, seed, size):
     assert side_by_side == (area.width() > 1.3 * area.height())
     smaller_side = min(plot.width(), plot.height())
     assert smaller_side >= 0.35 * min(area.width(), area.height()), (size, plot.size())
-    assert smaller_side >= 150
+    assert smaller_side >= 130  # about 5x a 26x26 map, even in the narrow pane of a 1100 px window
 
 
-@pytest.mark.parametrize("size", [NARROW, WIDE])
+def check_table_fits(table) -> None:
+    """Every heading and figure whole in its column; a name too long for its column elided, whole in its tooltip."""
+    assert table.horizontalHeader().length() <= table.viewport().width()
+    assert table.horizontalScrollBar().maximum() == 0
+    metrics = QFontMetrics(table.font())
+    header_metrics = QFontMetrics(table.horizontalHeader().font())
+    model_ = table.model()
+    for column in range(model_.columnCount()):
+        width = table.columnWidth(column)
+        for line in model_.headerData(column, Qt.Orientation.Horizontal).splitlines():
+            assert header_metrics.horizontalAdvance(line) + 6 <= width, (line, width)
+        for row in range(model_.rowCount()):
+            index = model_.index(row, column)
+            lines = (index.data() or "").splitlines()
+            for line in lines:
+                if metrics.horizontalAdvance(line) + 6 > width:
+                    assert column == model_.column("layer"), (line, width)  # only names are ever elided
+                    assert line in index.data(Qt.ItemDataRole.ToolTipRole)
+            assert table.rowHeight(row) >= len(lines) * metrics.height(), (row, lines)
+
+
+@pytest.mark.parametrize("size", [NARROW, (480, 520), (540, 520), WIDE])
 def test_the_statistics_table_and_histogram_headings_are_not_cut(qtbot, seed, size):
     model, x = seed
     view = shown(qtbot, LayerStatsView(), size)
@@ -77,27 +100,57 @@ def test_the_statistics_table_and_histogram_headings_are_not_cut(qtbot, seed, si
     view.select_layer("conv2d_1")
     qtbot.wait(10)
     table = view.table
-    assert table.horizontalHeader().length() <= table.viewport().width()
-    assert table.horizontalScrollBar().maximum() == 0
-    # Cells may wrap at their spaces, never cut a word: "Dead ReLU" figures included.
-    metrics = QFontMetrics(table.font())
-    model_ = table.model()
-    header_metrics = QFontMetrics(table.horizontalHeader().font())
-    for column in range(model_.columnCount()):
-        width = table.columnWidth(column)
-        for line in model_.headerData(column, Qt.Orientation.Horizontal).splitlines():
-            assert header_metrics.horizontalAdvance(line) + 6 <= width, (line, width)
-        for row in range(model_.rowCount()):
-            text = model_.index(row, column).data() or ""
-            for word in text.split():
-                assert metrics.horizontalAdvance(word) + 6 <= width, (column, text, width)
-            lines = max(1, -(-(metrics.horizontalAdvance(text) + 6) // width))
-            assert table.rowHeight(row) >= min(lines, 3) * metrics.height() - 2, (row, text)
+    # The narrow pane gets the compact table (shape under the name, deviation under the mean); a wide one
+    # a column each, one line a cell (this network needs about 490 px for that).
+    assert view.model.compact == (size[0] < 500)
+    assert view.model.compact == (view.one_line_width() > table.viewport().width())
+    check_table_fits(table)
+    assert table.currentIndex().row() == 0  # the selection survives the change of columns
     for title in (view.weights_title, view.outputs_title):
         assert title.wordWrap() and title.isVisible()
         assert title.height() >= title.heightForWidth(title.width())
     assert "conv2d_1 outputs on 64 images" in view.outputs_title.text()
     assert view.outputs_plot.getPlotItem().titleLabel.text in ("", None)
+    # The histograms' axis labels are drawn whole in their low plots.
+    for plot in (view.weights_plot, view.outputs_plot):
+        axis = plot.getPlotItem().getAxis("left")
+        label = axis.label.boundingRect().width()  # drawn turned: its width runs along the axis
+        assert label <= axis.height(), (axis.labelText, label, axis.height())
+
+
+def test_the_narrow_statistics_table_names_every_figure_in_tooltips(qtbot, seed):
+    model, x = seed
+    stats = layer_statistics(model, x)
+    view = shown(qtbot, LayerStatsView(), NARROW)
+    # A user's long layer name: elided in the narrow pane, whole in its tooltip.
+    long_name = "first_convolution_of_the_feature_extractor"
+    stats[0] = dataclasses.replace(stats[0], name=long_name)
+    view.set_statistics(stats)
+    qtbot.wait(10)
+    table, model_ = view.table, view.model
+    assert model_.compact
+    assert model_.columnCount() == 4 and "Output" not in [model_.headerData(c, Qt.Orientation.Horizontal)
+                                                          for c in range(4)]
+    check_table_fits(table)
+    name_cell = model_.index(0, model_.column("layer"))
+    assert name_cell.data().splitlines() == [long_name, "26×26×32"]
+    assert long_name in name_cell.data(Qt.ItemDataRole.ToolTipRole)
+    assert "Conv2D" in name_cell.data(Qt.ItemDataRole.ToolTipRole) and "26×26×32" in name_cell.data(
+        Qt.ItemDataRole.ToolTipRole)
+    weights = model_.index(0, model_.column("weights"))
+    assert len(weights.data().splitlines()) == 2
+    assert "standard deviation" in weights.data(Qt.ItemDataRole.ToolTipRole)
+    dead = model_.index(0, model_.column("dead"))
+    assert dead.data().splitlines()[1] == f"({stats[0].dead_units}/{stats[0].units})"
+    for column in range(model_.columnCount()):  # every heading explains itself
+        assert model_.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
+    # Widened, the same view goes back to a column each; narrowed again, compact again.
+    view.resize(*WIDE)
+    qtbot.waitUntil(lambda: not model_.compact)
+    assert model_.columnCount() == 5
+    check_table_fits(table)
+    view.resize(*NARROW)
+    qtbot.waitUntil(lambda: model_.compact)
 
 
 def test_the_mistakes_gallery_fills_its_width_and_grows_its_thumbnails(qtbot, seed):

@@ -10,7 +10,6 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox
 
 from cnn_studio.inspect.feature_maps import CHANNEL_CAP, FeatureMapsView, unit_grid
-from cnn_studio.inspect.layer_stats import DEAD_COLUMN
 from cnn_studio.inspect.panel import InsidePanel
 from engine.data import Dataset, Normalization
 from engine.inspection import image_to_input, input_to_image, layer_statistics, saliency
@@ -416,7 +415,7 @@ def test_layer_statistics_table_matches_the_engine(qtbot, panel, small):
         assert a.dead_units == b.dead_units and a.relu == b.relu
         np.testing.assert_array_equal(a.activations.counts, b.activations.counts)
     assert panel.stats.model.rowCount() == len(model.names)
-    dead_cell = panel.stats.model.index(0, DEAD_COLUMN).data()
+    dead_cell = panel.stats.model.index(0, panel.stats.model.column("dead")).data()
     assert dead_cell.endswith(f"({expected[0].dead_units}/4)")
     panel.stats.select_layer("conv2d_1")
     weights, outputs = panel.stats.histogram_counts()
