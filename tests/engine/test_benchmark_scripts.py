@@ -24,6 +24,12 @@ def test_engine_vs_torch_prints_each_network_and_the_peak_memory():
     assert re.search(r"engine peak RSS .*: \d+ MB", out), out
 
 
+def test_per_core_benchmark_times_the_engine_on_one_thread():
+    out = run("per_core.py", "--no-torch", "--rounds", "1", "--steps", "1", "--nets", "seed", "s2same")
+    for name in ("seed", "s2same"):
+        assert re.search(rf"{name}\s+ours\s+[\d.]+ ms", out), out
+
+
 def test_epoch_benchmark_trains_an_epoch_and_reports_accuracy():
     out = run("epoch.py", "--no-torch", "--epochs", "1", "--dataset", "fashion-mnist-mini", "--pause", "0")
     accuracy = float(re.search(r"epoch 1: ours\s+[\d.]+ s \(test accuracy ([\d.]+)\)", out).group(1))
