@@ -105,9 +105,20 @@ def conv_bn_relu_forward(
     offset = beta - mean * scale
 
     tiles = Tiles(dtype, scale=scale, offset=offset)
+    # In inference batch norm is a fixed per-channel map of z, so it folds into the kernel matrix:
+    # scale times each column, offset added to the bias row. One product then gives the output.
+    folded = None
+    if not training:
+        folded = (matrix * scale.astype(dtype)).astype(dtype)
+        folded[-1] += offset.astype(dtype)
 
     def normalise(part: int, start: int, stop: int) -> None:
         for a, b, rows in conv.blocks(start, stop):
+            if folded is not None:
+                block = np.matmul(conv.cols(part, x[a:b]), folded, out=out[rows])
+                if relu:
+                    np.maximum(block, 0, out=block)
+                continue
             cols = None if kept is not None else conv.cols(part, x[a:b])
             wide, _ = wide_rows(_z(conv, part, cols, matrix, kept, rows))
             block = np.multiply(wide, tiles("scale", wide), out=out[rows].reshape(wide.shape))

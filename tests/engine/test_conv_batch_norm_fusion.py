@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine import Model
-from engine.layers.fusion import ConvBatchNormRelu, ConvBatchNormReluMaxPool, ReluMaxPool
+from engine.layers.fusion import ConvBatchNorm, ConvBatchNormRelu, ConvBatchNormReluMaxPool, ReluMaxPool
 from engine.losses import softmax_cross_entropy
 from tests.helpers.engine_factories import arch, layer_by_layer
 from tests.helpers.gradcheck import check_model_gradients
@@ -168,6 +168,17 @@ def test_fused_conv_bn_relu_trains_like_the_three_layers(shape, conv, tail, use_
 def test_fused_conv_bn_relu_inference_and_saliency_match_the_layers():
     model = conv_bn_relu_model(*NO_POOL_GEOMETRIES[1])
     assert_inference_and_saliency_like_the_layers(model, np.random.default_rng(1).standard_normal((3, 9, 11, 2)), 1)
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_fused_conv_bn_inference_without_relu_matches_the_layers(use_bias):
+    # Inference folds batch norm into the kernel matrix; without a ReLU negative outputs stay.
+    layers = [{"type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same", "use_bias": use_bias},
+              {"type": "BatchNorm"}, {"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}]
+    model = fused_model(layers, (7, 6, 2), ConvBatchNorm, seed=2)
+    x = np.random.default_rng(5).standard_normal((3, 7, 6, 2)) + 4.0
+    assert (model.layer_outputs(x)[1][1] < 0).any()
+    assert_inference_and_saliency_like_the_layers(model, x, 0)
 
 
 def test_fused_conv_bn_relu_gradients_match_finite_differences():
