@@ -59,6 +59,9 @@ def make_plot(title: str, x_label: str, y_label: str, legend_above: bool = False
         legend.setLabelTextSize("8pt")
     plot.setMenuEnabled(False)
     plain_numbers(plot)
+    # Room on the right: a plot beside a splitter or a dock would otherwise end its data at the very edge.
+    left, top, _right, bottom = plot.layout.getContentsMargins()
+    plot.layout.setContentsMargins(left, top, 12, bottom)
     widget.setMinimumHeight(160)
     return widget
 
