@@ -232,9 +232,9 @@ class FilterAtlasView(QWidget):
         self.detail_model.clear()
         for patch, value, index in zip(entry.patches, entry.activations, entry.indices):
             image = _scaled(to_qimage(patch), LARGE)
-            item = QStandardItem(QIcon(QPixmap.fromImage(image)), f"#{int(index)}  {value:.3g}")
+            item = QStandardItem(QIcon(QPixmap.fromImage(image)), f"#{int(index) + 1}  {value:.3g}")
             item.setData(int(index), IndexRole)
-            item.setToolTip(f"Test image {int(index)}: the channel reaches {value:.4g} here. Click to look inside.")
+            item.setToolTip(f"Test image {int(index) + 1}: the channel reaches {value:.4g} here. Click to look inside.")
             item.setEditable(False)
             self.detail_model.appendRow(item)
         self.detail_title.setText(f"<b>{self.atlas.layer}, channel {channel}</b>: its {len(entry.indices)} strongest "

@@ -232,8 +232,8 @@ class EmbeddingView(QWidget):
         if self._images is not None and index < len(self._images):
             self.preview.setPixmap(to_pixmap(raw_to_uint8(self._images[index], self._scale), PREVIEW))
         verdict = "" if true == predicted else f" → {self._name(predicted)}"
-        self.preview.setToolTip(f"#{index}: {self._name(true)}{verdict}")
-        self.plot.setToolTip(f"Test image {index}: {self._name(true)}{verdict}. Click to look inside with it.")
+        self.preview.setToolTip(f"#{index + 1}: {self._name(true)}{verdict}")
+        self.plot.setToolTip(f"Test image {index + 1}: {self._name(true)}{verdict}. Click to look inside with it.")
         self.preview.adjustSize()
         x = min(at.x() + 14, self.plot.width() - self.preview.width() - 4)
         y = min(at.y() + 14, self.plot.height() - self.preview.height() - 4)

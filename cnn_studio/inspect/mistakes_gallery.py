@@ -85,7 +85,7 @@ class MistakesModel(QAbstractListModel):
                 self._pixmaps[key] = pixmap
             return pixmap
         if role == Qt.ItemDataRole.ToolTipRole:
-            return (f"Test image {m.index}: true class {self.name(m.true_class)}, predicted "
+            return (f"Test image {m.index + 1}: true class {self.name(m.true_class)}, predicted "
                     f"{self.name(m.predicted_class)} with {100 * m.confidence:.1f}% (the true class got "
                     f"{100 * m.true_probability:.1f}%). Click to look inside.")
         if role == IndexRole:

@@ -301,7 +301,8 @@ class SamplePicker(QWidget):
             label = self.current_label()
             name = self._class_names[label] if label is not None and label < len(self._class_names) else label
             part = "Test" if self._part == "test" else "Training"
-            return f"{part} image #{index}\nclass: {name}"
+            # Images are numbered from 1 wherever the studio shows them, as in the index box.
+            return f"{part} image #{index + 1}\nclass: {name}"
         if self.source == SOURCE_FILE:
             return f"Picture {self._file_path.name}" if self._file_path else "No picture chosen"
         return "Your drawing"

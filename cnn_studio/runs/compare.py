@@ -290,7 +290,7 @@ class RunComparison(QWidget):
 
                 item = QListWidgetItem(str(flip.index))
                 item.setData(Qt.ItemDataRole.UserRole, flip.index)
-                item.setToolTip(f"Test image {flip.index}, a {name(flip.label)}: A said {name(flip.before)}, "
+                item.setToolTip(f"Test image {flip.index + 1}, a {name(flip.label)}: A said {name(flip.before)}, "
                                 f"B said {name(flip.after)}")
                 if pictures is not None:
                     item.setIcon(QIcon(thumbnail(pictures[flip.index])))

@@ -81,11 +81,11 @@ class ConfusionGallery(QDialog):
         self.model.clear()
         probabilities = np.asarray(evaluation.probabilities)
         for index in self.indices:
-            item = QStandardItem(f"#{index}  {probabilities[index, predicted]:.0%}")
+            item = QStandardItem(f"#{index + 1}  {probabilities[index, predicted]:.0%}")
             if images is not None and index < len(images):
                 item.setIcon(QIcon(to_pixmap(raw_to_uint8(images[index], scale), THUMBNAIL)))
             item.setData(int(index), IndexRole)
-            item.setToolTip(f"Test image {index}: {name(true_class)}, predicted {name(predicted)} with "
+            item.setToolTip(f"Test image {index + 1}: {name(true_class)}, predicted {name(predicted)} with "
                             f"{probabilities[index, predicted]:.1%}. Click to look inside.")
             item.setEditable(False)
             self.model.appendRow(item)

@@ -226,6 +226,14 @@ def test_test_set_browsing_filters_by_class(qtbot, panel, small):
     assert picker.class_filter.currentIndex() == 0 and picker.current_label() == 2
 
 
+def test_the_image_number_shown_is_the_one_in_the_index_box(qtbot, panel, small):
+    model, dataset = small
+    panel.set_model(model, dataset)
+    panel.picker.show_test_index(7)
+    assert panel.picker.index_box.value() == 8  # all classes: the eighth test image
+    assert panel.picker.description().startswith("Test image #8\n")
+
+
 def test_arrow_keys_browse_the_test_images(qtbot, panel, small):
     model, dataset = small
     panel.set_model(model, dataset)
