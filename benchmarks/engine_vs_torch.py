@@ -530,6 +530,22 @@ def bench_network(name: str, args: argparse.Namespace, have_torch: bool) -> list
     return results
 
 
+def bench_processes(name: str, args: argparse.Namespace) -> None:
+    """The engine's training step on two processes against one process on ``--threads`` threads,
+    paired rounds like the PyTorch comparison: does splitting the step pay for this network?"""
+    split = EngineRunner(NETWORKS[name](), args.lr, args.momentum, processes=2)
+    alone = EngineRunner(NETWORKS[name](), args.lr, args.momentum, processes=1)
+    shape, classes = tuple(split.model.input_shape), split.model.output_shape[-1]
+    xs, ys = make_batches(shape, args.batch, 64, classes, real=not args.noise)
+    result = compare(f"{name} train b{args.batch}", args.batch,
+                     lambda i: split.train_step(xs[i % len(xs)], ys[i % len(ys)]),
+                     lambda i: alone.train_step(xs[i % len(xs)], ys[i % len(ys)]), args.rounds, args.steps, args.pause)
+    ratios = [a / b for a, b in zip(result.ours, result.theirs)]
+    print(f"  {result.label:<28} 2 processes {statistics.median(result.ours):7.0f} img/s   1 process "
+          f"{statistics.median(result.theirs):7.0f} img/s   ratio 2/1 median {statistics.median(ratios):5.2f} "
+          f"(rounds {min(ratios):.2f}..{max(ratios):.2f})", flush=True)
+
+
 def engine_memory(args: argparse.Namespace) -> None:
     """Run in a child process without PyTorch: peak RSS of the engine alone over every network."""
     for name in args.nets:
@@ -573,12 +589,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds of rest before each side's turn, so the other side's threads stop spinning")
     parser.add_argument("--noise", action="store_true", help="uniform noise instead of Fashion-MNIST images")
     parser.add_argument("--no-torch", action="store_true", help="measure the engine alone")
+    parser.add_argument("--split-vs-threads", action="store_true",
+                        help="instead of PyTorch: the engine on 2 processes against 1 process on --threads")
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     engine_threads = set_engine_threads(args.threads)
     if args.memory_child:
         engine_memory(args)
+        return 0
+    if args.split_vs_threads:
+        print(f"{engine_threads}; {load_average()}")
+        for name in args.nets:
+            bench_processes(name, args)
+        print(f"finished, {load_average()}")
         return 0
     torch = None if args.no_torch else import_torch(args.threads)
     have_torch = torch is not None

@@ -24,6 +24,11 @@ def test_engine_vs_torch_prints_each_network_and_the_peak_memory():
     assert re.search(r"engine peak RSS .*: \d+ MB", out), out
 
 
+def test_engine_vs_torch_pairs_two_processes_with_one():
+    out = run("engine_vs_torch.py", "--split-vs-threads", "--rounds", "1", "--steps", "1", "--nets", "seed")
+    assert re.search(r"seed train b64 +2 processes +\d+ img/s +1 process +\d+ img/s +ratio 2/1 median", out), out
+
+
 def test_per_core_benchmark_times_the_engine_on_one_thread():
     out = run("per_core.py", "--no-torch", "--rounds", "1", "--steps", "1", "--nets", "seed", "s2same")
     for name in ("seed", "s2same"):
