@@ -7,6 +7,7 @@ median of the per-round speed ratios (ours / PyTorch, above 1 means the engine i
 
     python benchmarks/engine_vs_torch.py                 # every network, 20 rounds
     python benchmarks/engine_vs_torch.py --nets seed --rounds 30 --steps 5
+    python benchmarks/engine_vs_torch.py --split-vs-threads   # the engine: 2 processes against 1
 
 Without PyTorch (``pip install -e .[bench]`` installs it) only the engine's figures are printed.
 --threads (default 2) sets both the engine's worker threads (each calls BLAS single-threaded)
