@@ -10,27 +10,9 @@ from cnn_studio.inspect.attribution_view import CLASS_TRUE
 from cnn_studio.inspect.panel import InsidePanel
 from engine.explain import grad_cam, occlusion, smooth_grad
 from engine.model import Model
-from tests.helpers.engine_factories import RESIDUAL, SMALL_CNN, arch, stripes_dataset
+from tests.helpers.engine_factories import RESIDUAL, arch, stripes_dataset
 
 WAIT_MS = 20_000
-
-
-@pytest.fixture
-def panel(qtbot):
-    widget = InsidePanel()
-    qtbot.addWidget(widget)
-    widget.resize(1200, 800)
-    widget.show()
-    yield widget
-    widget.shutdown()
-
-
-@pytest.fixture
-def small():
-    dataset = stripes_dataset(n_train=60, n_test=40).standardized()
-    model = Model.from_architecture(SMALL_CNN, seed=0)
-    model.preprocessing = dataset.normalization.to_dict()
-    return model, dataset
 
 
 def settle(qtbot, panel: InsidePanel) -> None:

@@ -35,25 +35,6 @@ def cifar_shaped_dataset() -> Dataset:
                                names, name="cifar-shaped")
 
 
-@pytest.fixture
-def panel(qtbot):
-    widget = InsidePanel()
-    qtbot.addWidget(widget)
-    widget.resize(1200, 800)
-    widget.show()
-    yield widget
-    widget.shutdown()
-
-
-@pytest.fixture
-def small():
-    """A small conv net and the stripes dataset (12x12x1, 3 classes), with a standardizing normalization."""
-    dataset = stripes_dataset(n_train=60, n_test=40).standardized()
-    model = Model.from_architecture(SMALL_CNN, seed=0)
-    model.preprocessing = dataset.normalization.to_dict()
-    return model, dataset
-
-
 def settle(qtbot, panel: InsidePanel) -> None:
     qtbot.waitUntil(lambda: not panel.worker.busy, timeout=10_000)
 
