@@ -211,11 +211,12 @@ def with_output_classes(doc: dict[str, Any], classes: int) -> dict[str, Any]:
 
 
 def _config(args: argparse.Namespace) -> Any:
+    from engine.optimizers import DEFAULT_LEARNING_RATES
     from engine.training import TrainConfig
 
     return TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-        learning_rate=args.lr if args.lr is not None else (0.01 if args.optimizer == "sgd" else 0.001),
+        learning_rate=args.lr if args.lr is not None else DEFAULT_LEARNING_RATES[args.optimizer],
         momentum=args.momentum, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
         schedule=args.schedule, validation_split=args.validation_split, seed=args.seed,
         augment_shift=args.augment_shift, augment_hflip=args.augment_hflip,
@@ -401,6 +402,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from engine.optimizers import DEFAULT_LEARNING_RATES
     from engine.runs.session import architecture_name
     from engine.runs.sweep import Sweep, label, parse_axis, sweep_points
 
@@ -414,7 +416,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     points = sweep_points(axes, args.random, seed=args.seed)
     sweep = Sweep(Path(args.out), doc, config, axes, points, retention=args.keep,
                   architecture_name=architecture_name(args.architecture, doc),
-                  lr_defaults=None if args.lr is not None else {"sgd": 0.01, "adam": 0.001, "adamw": 0.001})
+                  lr_defaults=None if args.lr is not None else DEFAULT_LEARNING_RATES)
     _describe(dataset)
     print(f"sweep of {len(points)} runs into {args.out}")
     printer = ProgressPrinter(sys.stdout)

@@ -15,6 +15,10 @@ def _decays(name: str) -> bool:
     return name.endswith(".kernel")
 
 
+# Each optimizer's usual learning rate: what the CLI uses when --lr is not given, and what a sweep over
+# optimizers gives each one when the rate is the usual one of the optimizer it started from.
+DEFAULT_LEARNING_RATES: dict[str, float] = {"sgd": 0.01, "adam": 0.001, "adamw": 0.001}
+
 class Optimizer:
     name = ""
 

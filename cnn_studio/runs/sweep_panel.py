@@ -34,6 +34,7 @@ from engine.architecture import analyze
 from engine.data import Dataset
 from engine.errors import EngineError
 from engine.layers import LAYER_TYPES
+from engine.optimizers import DEFAULT_LEARNING_RATES
 from engine.runs import RunFolder, RunSummary
 from engine.runs.sweep import Sweep, SweepRun, label, parse_axis, sweep_points
 from engine.training import TrainConfig, TrainingFinished
@@ -437,8 +438,19 @@ def plan_sweep(view: SweepView, architecture: dict[str, Any], config: TrainConfi
     random = view.count.value() if view.mode.currentData() == "random" else None
     points = sweep_points(axes, random, seed=config.seed)
     base = TrainConfig.from_dict({**config.to_dict(), "epochs": view.epochs.value()})
-    # (the learning rate is the Training dock's, whatever the optimizer: sweep it too to compare optimizers)
-    return Sweep(out, architecture, base, axes, points, architecture_name=architecture_name, retention="best")
+    return Sweep(out, architecture, base, axes, points, architecture_name=architecture_name, retention="best",
+                 lr_defaults=optimizer_rates(axes, config))
+
+
+def optimizer_rates(axes: list[Any], config: TrainConfig) -> dict[str, float] | None:
+    """Each optimizer's usual learning rate for a sweep over optimizers that leaves the rate alone, when the
+    Training dock's rate is the usual one of its optimizer (SGD's 0.01 would be far too high for Adam); a
+    rate the user chose applies to every optimizer."""
+    swept = {axis.key for axis in axes}
+    if "optimizer" in swept and "learning_rate" not in swept \
+            and config.learning_rate == DEFAULT_LEARNING_RATES.get(config.optimizer):
+        return DEFAULT_LEARNING_RATES
+    return None
 
 
 def sweep_folder_name() -> str:
