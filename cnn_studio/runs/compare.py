@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnn_studio.plot_legend import LegendAbove
 from engine.architecture_diff import diff_architectures
 from engine.runs import RunFolder
 
@@ -87,6 +88,10 @@ def thumbnail(image: np.ndarray) -> QPixmap:
                                              Qt.TransformationMode.FastTransformation)
 
 
+TWO_COLUMNS_FROM = 760  # narrower than this, the comparison's parts stack (plots would be slivers side by side)
+ROW_HEIGHT = 260  # the least height of one row of parts
+
+
 class RunComparison(QWidget):
     """Signal ``image_chosen(str, int)``: (run folder, test image index) to look at in the Inside tab."""
 
@@ -113,7 +118,7 @@ class RunComparison(QWidget):
             plot.setLabel("bottom", "epoch")
             plot.setLabel("left", name)
             plot.showGrid(x=True, y=True, alpha=0.25)
-            plot.addLegend(offset=(-10, 10))
+            LegendAbove(plot.getPlotItem())  # the legend in a row of its own: it hides no curve
             plot.getAxis("left").enableAutoSIPrefix(False)
         self.confusion = QTableWidget(0, 0)
         self.confusion.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -153,18 +158,36 @@ class RunComparison(QWidget):
             column.addWidget(widget, 1)
             lists.addLayout(column)
         flipped_layout.addLayout(lists, 1)
-        grid = QGridLayout()
-        grid.addWidget(top, 0, 0)
-        grid.addWidget(curves, 0, 1)
-        grid.addWidget(confusion, 1, 0)
-        grid.addWidget(flipped, 1, 1)
-        grid.setColumnStretch(0, 1)
-        grid.setColumnStretch(1, 1)
+        self._grid = QGridLayout()
+        self._boxes = (top, curves, confusion, flipped)
+        self._columns = 0
+        self._arrange(2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
-        layout.addLayout(grid, 1)
+        layout.addLayout(self._grid, 1)
         self.clear()
+
+    @property
+    def columns(self) -> int:
+        """2: the four parts in a 2x2 grid; 1: one above the other (a narrow pane, which then scrolls)."""
+        return self._columns
+
+    def _arrange(self, columns: int) -> None:
+        if columns == self._columns:
+            return
+        self._columns = columns
+        for box in self._boxes:
+            self._grid.removeWidget(box)
+        for i, box in enumerate(self._boxes):
+            self._grid.addWidget(box, i // columns, i % columns)
+        for column in range(2):
+            self._grid.setColumnStretch(column, 1 if column < columns else 0)
+        self.setMinimumHeight(ROW_HEIGHT * (len(self._boxes) // columns))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self._arrange(2 if event.size().width() >= TWO_COLUMNS_FROM else 1)
+        super().resizeEvent(event)
 
     def _flip_list(self, tip: str) -> QListWidget:
         widget = QListWidget()
@@ -237,6 +260,10 @@ class RunComparison(QWidget):
                 keep = np.isfinite(values)
                 plot.plot(epochs[keep], values[keep], pen=pen, symbol="o", symbolSize=5, symbolBrush=color,
                           name=name)
+        last = max((e["epoch"] for r in (ra, rb) for e in (r.get("history") or [])), default=1)
+        step = max(1, math.ceil(last / 10))  # whole epochs only, at most about ten labels
+        for plot in (self.accuracy_plot, self.loss_plot):
+            plot.getAxis("bottom").setTickSpacing(major=step, minor=step)
 
     def _show_confusion(self, ra: dict[str, Any], rb: dict[str, Any]) -> None:
         ca, cb = (ra.get("results") or {}).get("confusion"), (rb.get("results") or {}).get("confusion")

@@ -87,7 +87,6 @@ class RunsView(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.comparison)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        self.comparison.setMinimumHeight(520)
 
         bar = QHBoxLayout()
         bar.addWidget(self.filter_box, 3)

@@ -134,3 +134,17 @@ def test_train_and_diagnostics_panes_stack_and_scroll_when_narrow_and_sit_side_b
             if orientation == Qt.Orientation.Vertical:
                 # Stacked, each pane gets the whole width (plots are not squeezed into a third of it).
                 assert all(pane.width() >= splitter.width() - 2 for pane in panes)
+
+
+def test_the_run_comparison_stacks_its_parts_when_narrow(qtbot):
+    from cnn_studio.runs.compare import RunComparison
+
+    comparison = RunComparison()
+    qtbot.addWidget(comparison)
+    comparison.resize(1000, 600)
+    comparison.show()
+    qtbot.waitUntil(lambda: comparison.columns == 2)
+    comparison.resize(500, 600)
+    qtbot.waitUntil(lambda: comparison.columns == 1)
+    assert comparison.minimumSizeHint().width() <= 500  # one column: only the height scrolls
+    assert comparison.minimumHeight() >= 4 * 250
