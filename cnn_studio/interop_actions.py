@@ -289,17 +289,22 @@ def _preprocessing_text(preprocessing: dict[str, Any]) -> str:
     return text
 
 
+def _menu_action(window: Any, text: str, name: str, slot: Callable[[], Any], tip: str) -> QAction:
+    action = QAction(text, window)
+    action.setObjectName(name)
+    action.setToolTip(tip)
+    action.setStatusTip(tip)
+    action.triggered.connect(lambda _checked=False: slot())
+    return action
+
+
 def install_interop(window: Any, session: Any, dialogs: InteropDialogs | None = None) -> InteropController:
     """Add File > Import ONNX Model, Edit > Replace Head and File > Export > ONNX int8 to ``window``."""
     controller = InteropController(window, session, dialogs)
     file_menu = window.menus["File"]
-    importer = QAction("Import &ONNX Model…", window)
-    importer.setObjectName("import_onnx")
-    tip = ("Open a network exported from PyTorch or Keras (ONNX) as a new project, with its weights: look inside "
-           "it, or freeze its layers and fine-tune it on your data")
-    importer.setToolTip(tip)
-    importer.setStatusTip(tip)
-    importer.triggered.connect(lambda _checked=False: controller.import_onnx())
+    importer = _menu_action(window, "Import &ONNX Model…", "import_onnx", controller.import_onnx,
+                            "Open a network exported from PyTorch or Keras (ONNX) as a new project, with its "
+                            "weights: look inside it, or freeze its layers and fine-tune it on your data")
     before = next((a for a in file_menu.actions() if a.objectName() == "import_weights"), None)
     if before is None and "Export" in window.menus:
         before = window.menus["Export"].menuAction()
@@ -309,26 +314,20 @@ def install_interop(window: Any, session: Any, dialogs: InteropDialogs | None = 
         file_menu.addAction(importer)
     controller.import_action = importer
 
-    head = QAction("Replace &Head", window)
-    head.setObjectName("replace_head")
-    tip = ("Swap the last Dense layer for one with a unit per class of the chosen dataset (fresh weights, the "
-           "others kept): transfer learning to a new set of classes")
-    head.setToolTip(tip)
-    head.setStatusTip(tip)
-    head.triggered.connect(lambda _checked=False: controller.replace_head())
+    head = _menu_action(window, "Replace &Head", "replace_head", controller.replace_head,
+                        "Swap the last Dense layer for one with a unit per class of the chosen dataset (fresh "
+                        "weights, the others kept): transfer learning to a new set of classes")
     window.menus["Edit"].addSeparator()
     window.menus["Edit"].addAction(head)
     controller.head_action = head
 
     if "Export" in window.menus:
         export_menu = window.menus["Export"]
-        int8 = QAction("ONNX model, int8 quantized (.onnx)…", window)
-        int8.setObjectName("export_onnx_int8")
-        tip = ("A smaller ONNX model for deployment: int8 static quantization calibrated on "
-               f"{CALIBRATION_IMAGES} training images, with its size and test accuracy beside the float model's")
-        int8.setToolTip(tip)
-        int8.setStatusTip(tip)
-        int8.triggered.connect(lambda _checked=False: controller.export_int8())
+        int8 = _menu_action(window, "ONNX model, int8 quantized (.onnx)…", "export_onnx_int8",
+                            controller.export_int8,
+                            "A smaller ONNX model for deployment: int8 static quantization calibrated on "
+                            f"{CALIBRATION_IMAGES} training images, with its size and test accuracy beside the "
+                            "float model's")
         onnx_action = next((a for a in export_menu.actions() if a.objectName() == "export_onnx"), None)
         actions = export_menu.actions()
         after = actions[actions.index(onnx_action) + 1] if onnx_action in actions[:-1] else None
