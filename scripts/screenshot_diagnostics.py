@@ -20,20 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from PySide6.QtCore import QEventLoop, QSettings  # noqa: E402
+from PySide6.QtCore import QSettings  # noqa: E402
+from screenshot_training import wait_until  # noqa: E402 (beside this script)
 
 from cnn_studio.app import create_application  # noqa: E402
 from engine.data import load_dataset  # noqa: E402
 from engine.training import TrainConfig  # noqa: E402
-
-
-def wait_until(app, condition, timeout: float = 600) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise SystemExit("timed out waiting for training")
-        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-        time.sleep(0.01)
 
 
 def main(argv: list[str] | None = None) -> int:
