@@ -122,6 +122,11 @@ class serial:
     re-checks BLAS's thread pools, and limited to the calling context."""
 
     def __enter__(self) -> None:
+        # BLAS is limited to one thread on first use of the pool (see ready_threads), which kernels
+        # inside serial() never reach: a program that starts in serial() would otherwise run BLAS
+        # on every core, its threads spinning beside the other process this context leaves them to.
+        with _lock:
+            _get_pool().ready_threads()
         self._token = _serial.set(True)
 
     def __exit__(self, *exc: object) -> None:

@@ -30,7 +30,7 @@ import numpy as np
 
 from engine.kernels.batch_norm import WHOLE_BATCH, StatsReducer, wide_rows
 from engine.kernels.blocks import Workspace, min_rows
-from engine.kernels.conv import Convolution, kernel_gradients, kernel_matrix
+from engine.kernels.conv import Convolution, kernel_matrix
 from engine.kernels.pooling import max_pool_block, route_block, winner_planes
 from engine.parallel import parallel_for
 
@@ -203,6 +203,7 @@ def conv_bn_relu_maxpool_backward(
     po_qo = grad.shape[1] * grad.shape[2]
 
     tiles = Tiles(dtype, scale=scale, along=along, constant=constant)
+    need_cols = by_gram or (cache.training and cache.z is None) or conv.backward_needs_cols(d_x is not None)
 
     def work(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
         d_matrix = np.zeros((conv.width, f), dtype)
@@ -214,7 +215,7 @@ def conv_bn_relu_maxpool_backward(
             dz = conv.scratch("dz", part, f)[:count]
             route_block(routed.reshape(b - a, *grad.shape[1:]), cache.winners[:, a:b], pool,
                         dz.reshape(b - a, conv.ho, conv.wo, f))
-            cols = conv.cols(part, x[a:b])
+            cols = conv.cols(part, x[a:b]) if need_cols else None
             if by_gram:
                 gram += cols.T @ cols
             elif cache.training:
@@ -234,7 +235,7 @@ def conv_bn_relu_maxpool_backward(
         gram = sum(g for _, g in parts)
         # The last im2col column is ones: the Gram matrix's last column holds the column sums.
         d_matrices.append((gram @ cache.matrix) * along + np.outer(gram[:, -1], constant))
-    d_kernel, d_bias = kernel_gradients(d_matrices, kernel.shape, True)
+    d_kernel, d_bias = conv.kernel_gradients(d_matrices, True)
     d_kernel *= cache.signs
     d_gamma = (d_gamma_flipped * cache.signs).astype(dtype)
     return d_x, d_kernel, d_bias * cache.signs if with_bias else None, d_gamma, d_beta.astype(dtype)

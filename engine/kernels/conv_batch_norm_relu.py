@@ -23,7 +23,7 @@ import numpy as np
 
 from engine.kernels.batch_norm import WHOLE_BATCH, StatsReducer, wide_rows
 from engine.kernels.blocks import Workspace, min_rows
-from engine.kernels.conv import Convolution, kernel_gradients, kernel_matrix
+from engine.kernels.conv import Convolution, kernel_matrix
 from engine.kernels.conv_batch_norm import RECOMPUTE_WIDTH, Tiles
 from engine.parallel import parallel_for
 
@@ -156,7 +156,7 @@ def conv_bn_relu_backward(
     matrix = cache.matrix
 
     def finish(d_matrix: np.ndarray, d_gamma: np.ndarray, d_beta: np.ndarray):
-        d_kernel, d_bias = kernel_gradients([d_matrix], kernel.shape, True)
+        d_kernel, d_bias = conv.kernel_gradients([d_matrix], True)
         return d_x, d_kernel, d_bias if with_bias else None, d_gamma.astype(dtype), d_beta.astype(dtype)
 
     if cache.training and d_x is None and cache.z is None:
@@ -206,11 +206,12 @@ def conv_bn_relu_backward(
         along, constant = np.zeros(f), np.zeros(f)
     kernel_t = conv.backward_kernel(kernel)
     tiles = Tiles(dtype, scale=scale, along=along, constant=constant)
+    need_cols = (cache.training and cache.z is None) or conv.backward_needs_cols(d_x is not None)
 
     def work(part: int, start: int, stop: int) -> np.ndarray:
         d_matrix = np.zeros((conv.width, f), dtype)
         for a, b, rows in conv.blocks(start, stop):
-            cols = conv.cols(part, x[a:b])
+            cols = conv.cols(part, x[a:b]) if need_cols else None
             dz = conv.scratch("dz", part, f)[: (b - a) * conv.rows]
             wide_dz, _ = wide_rows(dz)
             np.multiply(masked[rows].reshape(wide_dz.shape), tiles("scale", wide_dz), out=wide_dz)
