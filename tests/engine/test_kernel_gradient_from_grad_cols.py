@@ -1,7 +1,8 @@
 """A same-size convolution's kernel gradient taken from the im2col matrix of the padded output
-gradient (engine/kernels/conv.py), which its input gradient builds anyway: against the loop
-oracle, against the path through x's own im2col matrix (plain, fused with ReLU and pooling, with
-batch norm), float64 finite differences, and on three threads with one-image blocks."""
+gradient (engine/kernels/conv.py), which its input gradient builds anyway (for a 1x1 kernel, the
+gradient itself): against the loop oracles, against the path through x's own im2col matrix
+(plain, fused with ReLU and pooling, with batch norm), float64 finite differences, and on three
+threads with one-image blocks."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from engine.kernels import blocks
 from engine.kernels import conv as conv_kernels
 from engine.kernels.conv import Convolution, conv2d_backward
 from engine.losses import softmax_cross_entropy
+from tests.engine.test_strided_conv_gradient import loop_input_gradient
 from tests.helpers.engine_factories import arch
 from tests.helpers.gradcheck import check_model_gradients
 
@@ -52,15 +54,16 @@ def without_grad_cols(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("shape,filters,kernel_size,padding", CASES)
-def test_kernel_gradient_matches_the_loop_oracle(shape, filters, kernel_size, padding):
+def test_gradients_match_the_loop_oracles(shape, filters, kernel_size, padding):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, *shape))
     kernel = rng.standard_normal((kernel_size, kernel_size, shape[2], filters))
     conv = Convolution(x.shape, kernel.shape, 1, padding, True, x.dtype, None)
     assert conv.kernel_gradient_from_grad_cols
     grad = rng.standard_normal((3, conv.ho, conv.wo, filters))
-    _, d_kernel, d_bias = conv2d_backward(grad, x, kernel, True, 1, padding)
+    d_x, d_kernel, d_bias = conv2d_backward(grad, x, kernel, True, 1, padding)
     np.testing.assert_allclose(d_kernel, loop_kernel_gradient(grad, x, kernel.shape, conv.pads), atol=1e-11)
+    np.testing.assert_allclose(d_x, loop_input_gradient(grad, x.shape, kernel, 1, conv.pads), atol=1e-11)
     np.testing.assert_allclose(d_bias, grad.sum(axis=(0, 1, 2)), atol=1e-12)
 
 
