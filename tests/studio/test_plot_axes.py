@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from cnn_studio.plot_axes import DecadeAxis, labelled_multiples
+from cnn_studio.plot_axes import DecadeAxis, fine_ticks, labelled_multiples
 from cnn_studio.training.plots import make_plot
 
 
@@ -49,3 +49,22 @@ def test_a_wide_range_labels_whole_decades_spaced_apart(qtbot):
 ])
 def test_the_labelled_multiples_are_the_sparsest_that_label_two_ticks(low, high, expected):
     assert labelled_multiples(low, high) == expected
+
+
+def test_a_range_between_two_multiples_gets_round_values(qtbot):
+    # A loss settling between 0.31 and 0.38: no multiple of a power of ten lies inside, and pyqtgraph
+    # drew no tick at all.
+    labels = [t for t in tick_labels(qtbot, 0.31, 0.38) if t]
+    assert len(labels) >= 2, labels
+    assert all(0.31 <= float(t) <= 0.38 for t in labels), labels
+    assert len(labels) == len(set(labels))
+    # and the decades come back when the range widens again
+    assert set(t for t in tick_labels(qtbot, 2e-4, 0.3) if t) == {"0.001", "0.01", "0.1"}
+
+
+@pytest.mark.parametrize(("low", "high"), [(0.31, 0.38), (0.0412, 0.0419), (2.5, 2.9), (120.0, 180.0)])
+def test_fine_ticks_are_round_and_inside(low, high):
+    step, values = fine_ticks(low, high)
+    assert len(values) >= 2
+    assert all(low - 1e-12 <= v <= high + 1e-12 for v in values)
+    assert all(abs(v / step - round(v / step)) < 1e-6 for v in values)
