@@ -195,6 +195,7 @@ class LayerStatsView(QWidget):
             title.setWordWrap(True)
             title.setAlignment(Qt.AlignmentFlag.AlignHCenter)
             title.setStyleSheet("color: #444; font-weight: 600;")
+            title.installEventFilter(self)  # a wrapped heading makes the other as tall (see _align_titles)
         self.log_box = QCheckBox("Log scale counts")
         self.log_box.setToolTip("Heights as log10(1 + count): zeros of a ReLU no longer flatten the rest")
         self.log_box.setChecked(True)
@@ -241,7 +242,17 @@ class LayerStatsView(QWidget):
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
         if watched is self.table and event.type() == QEvent.Type.Resize:
             self._fit_columns()
+        elif watched in (self.weights_title, self.outputs_title) and event.type() == QEvent.Type.Resize:
+            self._align_titles()
         return super().eventFilter(watched, event)
+
+    def _align_titles(self) -> None:
+        """Both headings as tall as the taller, so the two histograms start at the same height."""
+        titles = (self.weights_title, self.outputs_title)
+        height = max(t.heightForWidth(max(1, t.width())) for t in titles)
+        for title in titles:
+            if title.minimumHeight() != height:
+                title.setMinimumHeight(height)
 
     def one_line_width(self) -> int:
         """The width the wide table needs to show every heading and figure on one line."""
@@ -296,11 +307,16 @@ class LayerStatsView(QWidget):
             return
         self._row = row
         s = stats[row]
-        label = f"{s.name} ({s.type}) {s.weight_label}" if s.weights is not None else f"{s.name}: no weights"
+        # The layer's type goes in the tooltips: short headings wrap less in a narrow pane.
+        label = f"{s.name}: {s.weight_label}" if s.weights is not None else f"{s.name}: no weights"
         self.weights_title.setText(label)
+        self.weights_title.setToolTip(f"{s.name} ({s.type}): histogram of its {s.weight_label}"
+                                      if s.weights is not None else f"{s.name} ({s.type}) has no weights")
         _draw_histogram(self.weights_plot, s.weights, (70, 100, 170))
         zeros = f" \u00b7 {100 * s.zero_fraction:.0f}% exactly 0" if s.zero_fraction else ""
         self.outputs_title.setText(f"{s.name} outputs on {s.samples} images{zeros}")
+        self.outputs_title.setToolTip(f"{s.name} ({s.type}): histogram of its outputs on {s.samples} test images")
+        self._align_titles()
         _draw_histogram(self.outputs_plot, s.activations, (220, 120, 30), self.log_box.isChecked())
 
     def histogram_counts(self) -> tuple[np.ndarray | None, np.ndarray | None]:

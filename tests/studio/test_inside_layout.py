@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QFontMetrics
 
 from cnn_studio.inspect.feature_maps import FeatureMapsView
@@ -110,6 +110,10 @@ def test_the_statistics_table_and_histogram_headings_are_not_cut(qtbot, seed, si
         assert title.wordWrap() and title.isVisible()
         assert title.height() >= title.heightForWidth(title.width())
     assert "conv2d_1 outputs on 64 images" in view.outputs_title.text()
+    assert "Conv2D" in view.weights_title.toolTip()  # the type is in the tooltip, not the short heading
+    # A heading that wraps makes the other as tall: both histograms start at the same height.
+    assert view.weights_title.height() == view.outputs_title.height()
+    assert view.weights_plot.mapTo(view, QPoint(0, 0)).y() == view.outputs_plot.mapTo(view, QPoint(0, 0)).y()
     assert view.outputs_plot.getPlotItem().titleLabel.text in ("", None)
     # The histograms' axis labels are drawn whole in their low plots.
     for plot in (view.weights_plot, view.outputs_plot):
