@@ -11,14 +11,14 @@ import itertools
 import numpy as np
 import pytest
 
-from engine import Model, parallel
-from engine.kernels import blocks
+from engine import Model
 from engine.kernels import conv as conv_kernels
 from engine.kernels.conv import Convolution, conv2d_backward
 from engine.losses import softmax_cross_entropy
 from tests.engine.test_strided_conv_gradient import loop_input_gradient
 from tests.helpers.engine_factories import arch
 from tests.helpers.gradcheck import check_model_gradients
+from tests.helpers.threads import alone_and_split
 
 
 def loop_kernel_gradient(grad: np.ndarray, x: np.ndarray, kernel_shape: tuple[int, ...],
@@ -156,18 +156,10 @@ def test_on_threads_and_one_image_blocks(monkeypatch):
     x = rng.standard_normal((5, 9, 8, 8))
     kernel = rng.standard_normal((3, 3, 8, 8))
     grad = rng.standard_normal((5, 9, 8, 8))
-    before = parallel.get_num_threads()
-    try:
-        parallel.set_num_threads(1)
-        alone = conv2d_backward(grad, x, kernel, True, 1, "same", relu_mask=grad > -0.5)
-        with monkeypatch.context() as patched:
-            for name in ("MIN_SHARE", "MIN_MACS"):
-                patched.setattr(blocks, name, 1)
-            patched.setattr(blocks, "BLOCK_BYTES", 64)
-            patched.setattr(blocks, "SERIAL_BLOCK_BYTES", 64)
-            parallel.set_num_threads(3)
-            split = conv2d_backward(grad, x, kernel, True, 1, "same", relu_mask=grad > -0.5)
-    finally:
-        parallel.set_num_threads(before)
+    mask = grad > -0.5
+    def backward():
+        return conv2d_backward(grad, x, kernel, True, 1, "same", relu_mask=mask)
+
+    alone, split = alone_and_split(monkeypatch, backward)
     for a, b in zip(alone, split):
         np.testing.assert_allclose(a, b, atol=1e-11)

@@ -8,12 +8,11 @@ import itertools
 import numpy as np
 import pytest
 
-from engine import parallel
-from engine.kernels import blocks
 from engine.kernels import conv as conv_kernels
 from engine.kernels.conv import Convolution, conv2d_backward
 from engine.layers import Conv2D
 from tests.helpers.gradcheck import check_layer_gradients
+from tests.helpers.threads import alone_and_split
 
 
 def loop_input_gradient(grad: np.ndarray, x_shape: tuple[int, ...], kernel: np.ndarray, stride: int,
@@ -87,18 +86,10 @@ def test_phases_on_threads_and_one_image_blocks(monkeypatch):
     x = rng.standard_normal((5, 9, 8, 4))
     kernel = rng.standard_normal((3, 3, 4, 4))
     grad = rng.standard_normal((5, 5, 4, 4))
-    before = parallel.get_num_threads()
-    try:
-        parallel.set_num_threads(1)
-        alone = conv2d_backward(grad, x, kernel, True, 2, "same", relu_mask=grad > -0.5)
-        with monkeypatch.context() as patched:
-            for name in ("MIN_SHARE", "MIN_MACS"):
-                patched.setattr(blocks, name, 1)
-            patched.setattr(blocks, "BLOCK_BYTES", 64)
-            patched.setattr(blocks, "SERIAL_BLOCK_BYTES", 64)
-            parallel.set_num_threads(3)
-            split = conv2d_backward(grad, x, kernel, True, 2, "same", relu_mask=grad > -0.5)
-    finally:
-        parallel.set_num_threads(before)
+    mask = grad > -0.5
+    def backward():
+        return conv2d_backward(grad, x, kernel, True, 2, "same", relu_mask=mask)
+
+    alone, split = alone_and_split(monkeypatch, backward)
     for a, b in zip(alone, split):
         np.testing.assert_allclose(a, b, atol=1e-12)

@@ -15,42 +15,24 @@ import numpy as np
 import pytest
 
 from engine import Model, parallel
-from engine.kernels import batch_norm as batch_norm_kernels
-from engine.kernels import blocks
-from engine.layers import LAYER_TYPES, core
+from engine.layers import LAYER_TYPES
 from engine.layers.fusion import ConvBatchNormRelu, ConvBatchNormReluMaxPool, ConvMaxPool, ReluMaxPool
 from engine.losses import softmax_cross_entropy
 from tests.helpers.engine_factories import arch
-
-
-def _split_everything(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(blocks, "MIN_SHARE", 1)
-    monkeypatch.setattr(blocks, "MIN_MACS", 1)
-    monkeypatch.setattr(core, "MIN_MACS", 1)
-    for module in (blocks, batch_norm_kernels):
-        monkeypatch.setattr(module, "BLOCK_BYTES", 64)
-    monkeypatch.setattr(blocks, "SERIAL_BLOCK_BYTES", 64)
-
+from tests.helpers.threads import alone_and_split
 
 SPLITS: list[int] = []  # how many ranges each split job had, in split mode
 
 
 def _in_both_modes(monkeypatch: pytest.MonkeyPatch, run: Callable[[], dict[str, np.ndarray]]):
     """(results on one thread with the usual thresholds, results split everywhere on three threads)."""
-    before = parallel.get_num_threads()
     SPLITS.clear()
-    try:
-        parallel.set_num_threads(1)
-        unsplit = run()
-        with monkeypatch.context() as patched:
-            _split_everything(patched)
-            original = parallel.split
-            patched.setattr(parallel, "split", lambda n, parts: SPLITS.append(parts) or original(n, parts))
-            parallel.set_num_threads(3)
-            split = run()
-    finally:
-        parallel.set_num_threads(before)
-    return unsplit, split
+    original = parallel.split
+
+    def count_splits(patched: pytest.MonkeyPatch) -> None:
+        patched.setattr(parallel, "split", lambda n, parts: SPLITS.append(parts) or original(n, parts))
+
+    return alone_and_split(monkeypatch, run, count_splits)
 
 
 def _compare(unsplit: dict[str, np.ndarray], split: dict[str, np.ndarray], what: str) -> None:
