@@ -114,6 +114,7 @@ def test_the_statistics_table_and_histogram_headings_are_not_cut(qtbot, seed, si
     # A heading that wraps makes the other as tall: both histograms start at the same height.
     assert view.weights_title.height() == view.outputs_title.height()
     assert view.weights_plot.mapTo(view, QPoint(0, 0)).y() == view.outputs_plot.mapTo(view, QPoint(0, 0)).y()
+    assert view.weights_plot.height() == view.outputs_plot.height()
     assert view.outputs_plot.getPlotItem().titleLabel.text in ("", None)
     # The histograms' axis labels are drawn whole in their low plots.
     for plot in (view.weights_plot, view.outputs_plot):
