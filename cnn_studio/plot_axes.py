@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import pyqtgraph as pg
+from PySide6.QtGui import QFontMetricsF
 
 AXES = ("left", "bottom", "right", "top")
 
@@ -48,37 +49,59 @@ def labelled_multiples(low: float, high: float) -> tuple[int, ...]:
     return LABELLED_MULTIPLES[-1]
 
 
-def fine_ticks(low: float, high: float, count: int = 4) -> tuple[float, list[float]]:
-    """(step, values): about ``count`` evenly spaced round values (steps 1, 2 or 5 times a power of ten)
-    between the plain values ``low`` and ``high``, for a log axis that spans less than one multiple."""
+def fine_ticks(low: float, high: float, count: int = 3) -> tuple[float, list[float]]:
+    """(step, values): round values (steps of 1, 2 or 5 times a power of ten) between the plain values
+    ``low`` and ``high``, for a log axis that spans less than from one multiple of a power of ten to
+    the next: the widest step giving ``count`` values, or two where that step would give seven or more."""
     low, high = min(low, high), max(low, high)
-    raw = (high - low) / count if high > low else abs(high) or 1.0
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.ceil(low / step - 1e-9)
-    values = [k * step for k in range(first, first + count + 2) if k * step <= high * (1 + 1e-9) and k * step > 0]
-    return step, values
+    span = high - low if high > low else abs(high) or 1.0
+    power = 10.0 ** math.floor(math.log10(span))
+    steps = [m * power / 10**k for k in range(4) for m in (5, 2, 1)]
+
+    def inside(step: float) -> list[float]:
+        first = math.ceil(low / step - 1e-9)
+        last = math.floor(high / step + 1e-9)
+        return [k * step for k in range(first, last + 1) if k * step > 0]
+
+    previous: tuple[float, list[float]] | None = None
+    for step in steps:
+        values = inside(step)
+        if len(values) >= count:
+            # Rather two labels than a crowd of seven or more.
+            return previous if len(values) > 6 and previous is not None else (step, values)
+        if len(values) >= 2:
+            previous = (step, values)
+    return previous if previous is not None else (steps[-1], inside(steps[-1]))
 
 
 class DecadeAxis(pg.AxisItem):
     """A log axis that labels only the decades (1-2-5 when fewer than two decades are in view): pyqtgraph
     labels every minor tick, "0.01 0.009 0.008 …", which run into each other. Unlabelled ticks still mark
     the multiples in between. A range narrower than from one multiple to the next (a loss between 0.31 and
-    0.38) gets round values in between instead of no tick at all."""
+    0.38) gets round values in between instead of no tick at all. Only ticks whose labels can be drawn
+whole count towards the two labels wanted (see _labelled_range)."""
 
     _fine_step: float | None = None  # the step of fine_ticks while the range needs them
+
+    def _labelled_range(self, low: float, high: float) -> tuple[float, float]:
+        """(low, high) less half a label's height at each end: pyqtgraph leaves out a label that would
+        stick out of the axis, so a tick that close to an end counts for no label."""
+        length = self.height() if self.orientation in ("left", "right") else self.width()
+        font = self.style.get("tickFont") or self.font()
+        margin = (high - low) * QFontMetricsF(font).height() / 2 / max(length, 1.0)
+        return (low + margin, high - margin) if high - low > 2 * margin else (low, high)
 
     def logTickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
         if self._fine_step is not None:
             decimals = max(0, -math.floor(math.log10(self._fine_step) + 1e-9))
-            return [f"{10 ** v:.{decimals}f}" for v in values]
-        low, high = self.range
-        keep = labelled_multiples(low, high)
+            return [_trimmed(f"{10 ** v:.{decimals}f}") for v in values]
+        low, high = sorted(self.range)
+        keep = labelled_multiples(*self._labelled_range(low, high))
         strings = super().logTickStrings(values, scale, spacing)
         return [text if _multiple(v) in keep else "" for v, text in zip(values, strings)]
 
     def logTickValues(self, minVal: float, maxVal: float, size: float, stdTicks: list) -> list:  # noqa: N802, N803
-        low, high = min(minVal, maxVal), max(minVal, maxVal)
+        low, high = self._labelled_range(min(minVal, maxVal), max(minVal, maxVal))
         self._fine_step = None
         if labelled_multiples(low, high) == LABELLED_MULTIPLES[-1] and _multiples_inside(low, high) < 2:
             self._fine_step, values = fine_ticks(10 ** low, 10 ** high)
@@ -91,3 +114,8 @@ class DecadeAxis(pg.AxisItem):
             kept.append((spacing, [v for v in values if all(abs(v - s) > 1e-6 for s in seen)]))
             seen.extend(values)
         return kept
+
+
+def _trimmed(text: str) -> str:
+    """'0.020' -> '0.02', '3.0' -> '3': fine ticks share a step, not a number of decimals."""
+    return text.rstrip("0").rstrip(".") if "." in text else text

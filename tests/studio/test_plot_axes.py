@@ -58,6 +58,10 @@ def test_a_range_between_two_multiples_gets_round_values(qtbot):
     assert len(labels) >= 2, labels
     assert all(0.31 <= float(t) <= 0.38 for t in labels), labels
     assert len(labels) == len(set(labels))
+    # Where the only multiple besides 0.02 sits at the very top (its label would stick out and is left
+    # out), round values in between are labelled too.
+    near_edge = [t for t in tick_labels(qtbot, 0.0152, 0.0296) if t]
+    assert len(near_edge) >= 2 and all(0.0152 <= float(t) <= 0.0296 for t in near_edge), near_edge
     # and the decades come back when the range widens again
     assert set(t for t in tick_labels(qtbot, 2e-4, 0.3) if t) == {"0.001", "0.01", "0.1"}
 
@@ -68,3 +72,4 @@ def test_fine_ticks_are_round_and_inside(low, high):
     assert len(values) >= 2
     assert all(low - 1e-12 <= v <= high + 1e-12 for v in values)
     assert all(abs(v / step - round(v / step)) < 1e-6 for v in values)
+    assert len(values) <= 6
