@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     data = load_dataset("fashion-mnist-mini").subset(args.train, 500, seed=0)
     window.training_panel.use_dataset(data, "fashion-mnist-mini")
-    window.document.set_training(TrainConfig(epochs=2, batch_size=64, learning_rate=1e-6, momentum=0.0).to_dict())
+    window.document.set_training(TrainConfig(epochs=2, batch_size=64, learning_rate=1e-6, momentum=0.0,
+                                           processes="auto").to_dict())  # the studio's default
     ended: list[str] = []
     window.training_panel.run_ended.connect(ended.append)
     window.training_panel.start()
