@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.kernels.batch_norm import WHOLE_BATCH, StatsReducer, wide_rows
+from engine.kernels.batch_norm import WHOLE_BATCH, StatsReducer, WideSums, wide_rows
 from engine.kernels.blocks import Workspace, min_rows
 from engine.kernels.conv import Convolution, kernel_matrix
 from engine.kernels.pooling import max_pool_block, route_block, winner_planes
@@ -121,17 +121,15 @@ def conv_bn_relu_maxpool_forward(
     kept = np.empty((conv.n * conv.rows, f), dtype) if training and conv.width > RECOMPUTE_WIDTH else None
 
     def work(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        first, second = np.zeros(f), np.zeros(f)
+        sums = WideSums(f, dtype)
         for a, b, rows in conv.blocks(start, stop):
             target = conv.scratch("z", part, f)[: (b - a) * conv.rows] if kept is None else kept[rows]
             z = np.matmul(conv.cols(part, x[a:b]), matrix, out=target)
             max_pool_block(z.reshape(b - a, conv.ho, conv.wo, f), pool, pooled[a:b],
                            None if winners is None else winners[:, a:b])
             if training:
-                wide, r = wide_rows(z)
-                first += (np.ones(len(wide), dtype) @ wide).reshape(r, f).sum(axis=0)
-                second += np.einsum("ij,ij->j", wide, wide).reshape(r, f).sum(axis=0)
-        return first, second
+                sums.add(wide_rows(z)[0])
+        return sums.totals()
 
     parts = parallel_for(conv.n, work)
     m = conv.n * conv.rows

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.kernels.batch_norm import WHOLE_BATCH, StatsReducer, wide_rows
+from engine.kernels.batch_norm import WHOLE_BATCH, StatsReducer, WideSums, wide_rows
 from engine.kernels.blocks import Workspace, min_rows
 from engine.kernels.conv import Convolution, kernel_matrix
 from engine.kernels.conv_batch_norm import RECOMPUTE_WIDTH, Tiles
@@ -81,13 +81,11 @@ def conv_bn_relu_forward(
     out = np.empty((conv.n * conv.rows, f), dtype)
 
     def statistics(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        first, second = np.zeros(f), np.zeros(f)
+        sums = WideSums(f, dtype)
         for a, b, rows in conv.blocks(start, stop):
             target = conv.scratch("z", part, f)[: (b - a) * conv.rows] if kept is None else kept[rows]
-            wide, r = wide_rows(np.matmul(conv.cols(part, x[a:b]), matrix, out=target))
-            first += (np.ones(len(wide), dtype) @ wide).reshape(r, f).sum(axis=0)
-            second += np.einsum("ij,ij->j", wide, wide).reshape(r, f).sum(axis=0)
-        return first, second
+            sums.add(wide_rows(np.matmul(conv.cols(part, x[a:b]), matrix, out=target))[0])
+        return sums.totals()
 
     m = conv.n * conv.rows
     if training:
@@ -183,14 +181,14 @@ def conv_bn_relu_backward(
         return finish(d_rows * scale + (gram @ matrix) * along + np.outer(gram[:, -1], constant), d_gamma, d_beta)
 
     def sums(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        d_beta, along_z = np.zeros(f), np.zeros(f)
+        """(sum of g, sum of g * z) per channel over this part's blocks."""
+        totals = WideSums(f, dtype)
         for a, b, rows in conv.blocks(start, stop):
             cols = None if cache.z is not None else conv.cols(part, x[a:b])
-            wide_z, r = wide_rows(_z(conv, part, cols, matrix, cache.z, rows))
+            wide_z, _ = wide_rows(_z(conv, part, cols, matrix, cache.z, rows))
             wide_g, _ = wide_rows(mask(rows))
-            d_beta += (np.ones(len(wide_g), dtype) @ wide_g).reshape(r, f).sum(axis=0)
-            along_z += np.einsum("ij,ij->j", wide_g, wide_z).reshape(r, f).sum(axis=0)
-        return d_beta, along_z
+            totals.add(wide_g, wide_z)
+        return totals.totals()
 
     parts = parallel_for(conv.n, sums, min_items=min_rows(conv.rows * f))
     d_beta = sum(p[0] for p in parts)
