@@ -79,7 +79,7 @@ class DecadeAxis(pg.AxisItem):
     labels every minor tick, "0.01 0.009 0.008 …", which run into each other. Unlabelled ticks still mark
     the multiples in between. A range narrower than from one multiple to the next (a loss between 0.31 and
     0.38) gets round values in between instead of no tick at all. Only ticks whose labels can be drawn
-whole count towards the two labels wanted (see _labelled_range)."""
+    whole count towards the two labels wanted (see _labelled_range)."""
 
     _fine_step: float | None = None  # the step of fine_ticks while the range needs them
 
