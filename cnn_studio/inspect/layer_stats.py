@@ -295,8 +295,9 @@ class LayerStatsView(QWidget):
         self.note.setText(note)
         self.weights_plot.clear()
         self.outputs_plot.clear()
-        self.weights_title.setText("weights")
-        self.outputs_title.setText("outputs")
+        for title, text in ((self.weights_title, "weights"), (self.outputs_title, "outputs")):
+            title.setText(text)
+            title.setToolTip("")  # the old network's layer must not linger in a tooltip
         self._fit_columns()
 
     def select_layer(self, name: str) -> None:

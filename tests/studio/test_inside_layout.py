@@ -121,6 +121,10 @@ def test_the_statistics_table_and_histogram_headings_are_not_cut(qtbot, seed, si
         axis = plot.getPlotItem().getAxis("left")
         label = axis.label.boundingRect().width()  # drawn turned: its width runs along the axis
         assert label <= axis.height(), (axis.labelText, label, axis.height())
+    # Another project: nothing of this network lingers in the headings or their tooltips.
+    view.clear("No trained network yet.")
+    assert [t.text() for t in (view.weights_title, view.outputs_title)] == ["weights", "outputs"]
+    assert view.weights_title.toolTip() == view.outputs_title.toolTip() == ""
 
 
 def test_the_narrow_statistics_table_names_every_figure_in_tooltips(qtbot, seed):
