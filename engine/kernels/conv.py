@@ -9,6 +9,7 @@ import numpy as np
 from engine.kernels.blocks import Workspace, images_per_block
 from engine.kernels.im2col import col2im_add, col2im_add_rows_first, conv_pads, im2col_into, strided_view
 from engine.kernels.pooling import max_pool_block, max_pool_taps, route_block, route_taps, winner_planes
+from engine.kernels.products import add_transposed_product, product_into
 from engine.parallel import parallel_for
 from engine.shapes import output_size
 
@@ -153,7 +154,7 @@ class Convolution:
             grad_cols = self._input_gradient_by_matmul(part, g, kernel_t, d_x)
             self._add_kernel_gradient_from_grad_cols(part, x, g, grad_cols, d_matrix)
             return
-        d_matrix += (self.cols(part, x) if cols is None else cols).T @ g
+        add_transposed_product(self.cols(part, x) if cols is None else cols, g, d_matrix)
         if d_x is None:
             return
         if self.same_size:
@@ -162,7 +163,7 @@ class Convolution:
         if self.by_phases:
             self._input_gradient_by_phases(part, g, kernel_t, d_x)
             return
-        d_cols = np.matmul(g, kernel_t, out=self.scratch("d_cols", part, self.k)[: len(g)])
+        d_cols = product_into(g, kernel_t, self.scratch("d_cols", part, self.k)[: len(g)])
         d_x[...] = 0  # here, not np.zeros up front: this block is about to be in cache
         windows = d_cols.reshape(len(x), self.ho, self.wo, self.kh, self.kw, self.c)
         if self.stride == 1 and not any(self.pads):
@@ -212,15 +213,13 @@ class Convolution:
         (kh-1-i, kw-1-j) of grad_cols's row p. So grad_cols^T x, ((kh-1-i, kw-1-j, f), c), flipped
         back in space and transposed, is the kernel gradient (kernel_gradients does that); the
         bias row goes to d_matrix."""
-        product = grad_cols.T @ x.reshape(-1, self.c)
         # Summed per thread in this layout and turned into d_matrix's once, in kernel_gradients:
         # turning each block's (a strided pass over the whole kernel) cost more than the saved
         # im2col for wide layers with few pixels per block.
         flipped = self._flipped_sums.get(part)
         if flipped is None:
-            self._flipped_sums[part] = product
-        else:
-            flipped += product
+            flipped = self._flipped_sums[part] = np.zeros((grad_cols.shape[1], self.c), self.dtype)
+        add_transposed_product(grad_cols, x.reshape(-1, self.c), flipped)
         if self.width > self.k:  # the bias row: the sums of g
             ones = self.workspace.array(f"ones{part}", (self.block * self.rows,), self.dtype, fill=1)
             d_matrix[self.k] += ones[: len(g)] @ g
@@ -233,7 +232,7 @@ class Convolution:
         n = len(d_x)
         if self.kh == self.kw == 1 and (self.ho, self.wo) == (self.h, self.w):
             cols = g.reshape(n * self.h * self.w, self.f)  # a 1x1 kernel's windows are the gradient itself
-            np.matmul(cols, kernel_t, out=d_x.reshape(len(cols), self.c))
+            product_into(cols, kernel_t, d_x.reshape(len(cols), self.c))
             return cols
         top, _, left, _ = self.pads
         before_h, before_w = self.kh - 1 - top, self.kw - 1 - left
@@ -247,7 +246,7 @@ class Convolution:
                                        self.dtype)
         cols = scratch[: n * self.h * self.w]
         im2col_into(padded, self.kh, self.kw, 1, _cols_windows(cols, n, self.h, self.w, self.kh, self.kw, self.f))
-        np.matmul(cols, kernel_t, out=d_x.reshape(n * self.h * self.w, self.c))
+        product_into(cols, kernel_t, d_x.reshape(n * self.h * self.w, self.c))
         return cols
 
     @property
@@ -316,7 +315,7 @@ class Convolution:
                 top, left = margin_h + start_h, margin_w + start_w
                 im2col_into(padded[:, top : top + size_h + taps_h - 1, left : left + size_w + taps_w - 1],
                             taps_h, taps_w, 1, _cols_windows(cols, n, size_h, size_w, taps_h, taps_w, self.f))
-            np.matmul(cols, matrix, out=out)
+            product_into(cols, matrix, out)
             target[...] = out.reshape(n, size_h, size_w, self.c)
 
 
@@ -357,7 +356,7 @@ def conv2d_forward(
 
     def work(part: int, start: int, stop: int) -> None:
         for a, b, rows in conv.blocks(start, stop):
-            block_out = np.matmul(conv.cols(part, x[a:b]), matrix, out=out[rows])
+            block_out = product_into(conv.cols(part, x[a:b]), matrix, out[rows])
             if relu:
                 np.maximum(block_out, 0, out=block_out)
             if mask_rows is not None:
@@ -421,8 +420,8 @@ def conv2d_maxpool_forward(
 
     def work(part: int, start: int, stop: int) -> None:
         for a, b, _ in conv.blocks(start, stop):
-            z = np.matmul(conv.cols(part, x[a:b], conv.pool_major), matrix,
-                          out=conv.scratch("z", part, conv.f)[: (b - a) * conv.rows])
+            z = product_into(conv.cols(part, x[a:b], conv.pool_major), matrix,
+                             conv.scratch("z", part, conv.f)[: (b - a) * conv.rows])
             block_winners = None if winners is None else winners[:, a:b]
             if conv.pool_major:  # each pooling tap one contiguous slab: pooling runs over long rows
                 max_pool_taps(list(z.reshape(pool * pool, b - a, po, qo, conv.f)), pool, out[a:b], block_winners)
@@ -458,7 +457,7 @@ def conv2d_maxpool_backward(
             dz = conv.scratch("dz", part, conv.f)[: (b - a) * conv.rows]
             if pool_major:
                 route_taps(g, winners[:, a:b], pool, list(dz.reshape(pool * pool, b - a, *grad.shape[1:])))
-                d_matrix += conv.cols(part, x[a:b], pool_major=True).T @ dz
+                add_transposed_product(conv.cols(part, x[a:b], pool_major=True), dz, d_matrix)
                 continue
             route_block(g, winners[:, a:b], pool, dz.reshape(b - a, conv.ho, conv.wo, conv.f))
             conv.backward_block(part, x[a:b], dz, kernel_t, d_matrix, None if d_x is None else d_x[a:b])

@@ -32,6 +32,7 @@ from engine.kernels.batch_norm import WHOLE_BATCH, StatsReducer, WideSums, wide_
 from engine.kernels.blocks import Workspace, min_rows
 from engine.kernels.conv import Convolution, kernel_matrix
 from engine.kernels.pooling import max_pool_block, route_block, winner_planes
+from engine.kernels.products import add_transposed_product, product_into
 from engine.parallel import parallel_for
 
 
@@ -124,7 +125,7 @@ def conv_bn_relu_maxpool_forward(
         sums = WideSums(f, dtype)
         for a, b, rows in conv.blocks(start, stop):
             target = conv.scratch("z", part, f)[: (b - a) * conv.rows] if kept is None else kept[rows]
-            z = np.matmul(conv.cols(part, x[a:b]), matrix, out=target)
+            z = product_into(conv.cols(part, x[a:b]), matrix, target)
             max_pool_block(z.reshape(b - a, conv.ho, conv.wo, f), pool, pooled[a:b],
                            None if winners is None else winners[:, a:b])
             if training:
@@ -215,10 +216,10 @@ def conv_bn_relu_maxpool_backward(
                         dz.reshape(b - a, conv.ho, conv.wo, f))
             cols = conv.cols(part, x[a:b]) if need_cols else None
             if by_gram:
-                gram += cols.T @ cols
+                add_transposed_product(cols, cols, gram)
             elif cache.training:
                 scratch = conv.scratch("z", part, f)[:count]
-                z = cache.z[rows] if cache.z is not None else np.matmul(cols, cache.matrix, out=scratch)
+                z = cache.z[rows] if cache.z is not None else product_into(cols, cache.matrix, scratch)
                 wide_z, _ = wide_rows(z)
                 term = np.multiply(wide_z, tiles("along", wide_z), out=scratch.reshape(wide_z.shape))
                 term += tiles("constant", wide_z)

@@ -25,6 +25,7 @@ from engine.kernels.batch_norm import WHOLE_BATCH, StatsReducer, WideSums, wide_
 from engine.kernels.blocks import Workspace, min_rows
 from engine.kernels.conv import Convolution, kernel_matrix
 from engine.kernels.conv_batch_norm import RECOMPUTE_WIDTH, Tiles
+from engine.kernels.products import add_transposed_product, product_into
 from engine.parallel import parallel_for
 
 
@@ -49,7 +50,7 @@ def _z(conv: Convolution, part: int, cols: np.ndarray, matrix: np.ndarray, kept:
     """A block's z: from ``kept``, or recomputed into thread ``part``'s scratch."""
     if kept is not None:
         return kept[rows]
-    return np.matmul(cols, matrix, out=conv.scratch("z", part, conv.f)[: len(cols)])
+    return product_into(cols, matrix, conv.scratch("z", part, conv.f)[: len(cols)])
 
 
 def conv_bn_relu_forward(
@@ -84,7 +85,7 @@ def conv_bn_relu_forward(
         sums = WideSums(f, dtype)
         for a, b, rows in conv.blocks(start, stop):
             target = conv.scratch("z", part, f)[: (b - a) * conv.rows] if kept is None else kept[rows]
-            sums.add(wide_rows(np.matmul(conv.cols(part, x[a:b]), matrix, out=target))[0])
+            sums.add(wide_rows(product_into(conv.cols(part, x[a:b]), matrix, target))[0])
         return sums.totals()
 
     m = conv.n * conv.rows
@@ -113,7 +114,7 @@ def conv_bn_relu_forward(
     def normalise(part: int, start: int, stop: int) -> None:
         for a, b, rows in conv.blocks(start, stop):
             if folded is not None:
-                block = np.matmul(conv.cols(part, x[a:b]), folded, out=out[rows])
+                block = product_into(conv.cols(part, x[a:b]), folded, out[rows])
                 if relu:
                     np.maximum(block, 0, out=block)
                 continue
@@ -165,8 +166,8 @@ def conv_bn_relu_backward(
             gram = np.zeros((conv.width, conv.width), dtype)
             for a, b, rows in conv.blocks(start, stop):
                 cols = conv.cols(part, x[a:b])
-                d_rows += cols.T @ mask(rows)
-                gram += cols.T @ cols
+                add_transposed_product(cols, mask(rows), d_rows)
+                add_transposed_product(cols, cols, gram)
             return d_rows, gram
 
         parts = parallel_for(conv.n, products)
