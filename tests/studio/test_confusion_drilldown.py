@@ -5,27 +5,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtCore import QPoint, Qt
 
 import cnn_studio.training.panel as panel_module
-from cnn_studio.main_window import MainWindow
 from cnn_studio.training.confusion_gallery import cell_indices
 from engine.training import TrainConfig
-from tests.helpers.engine_factories import SMALL_CNN, stripes_dataset
+from tests.helpers.engine_factories import stripes_dataset
+from tests.studio.window_helpers import trainable_window
 
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setattr(panel_module, "show_message", lambda *args: None)
-    w = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    w.resize(1400, 900)
-    w.show()
-    w.document.replace_architecture(SMALL_CNN)
-    w.training_panel.use_dataset(stripes_dataset(200, 60), "stripes")
-    yield w
-    w.document.mark_saved()
-    w.close()
-    w.deleteLater()
+    with trainable_window(tmp_path, stripes_dataset(200, 60)) as w:
+        yield w
 
 
 def cell_center(view, row: int, col: int) -> QPoint:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
 import cnn_studio.training.panel as panel_module
-from cnn_studio.main_window import MainWindow
 from engine.doctor import Diagnosis, DoctorReport, Fix
 from engine.training import TrainConfig
-from tests.helpers.engine_factories import SMALL_CNN, stripes_dataset
+from tests.helpers.engine_factories import stripes_dataset
+from tests.studio.window_helpers import trainable_window
 
 WAIT_MS = 60_000
 
@@ -22,16 +22,9 @@ def data():
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch, data):
     monkeypatch.setattr(panel_module, "show_message", lambda *args: None)
-    w = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    w.resize(1400, 900)
-    w.show()
-    qtbot.waitExposed(w)
-    w.document.replace_architecture(SMALL_CNN)
-    w.training_panel.use_dataset(data, "stripes")
-    yield w
-    w.document.mark_saved()
-    w.close()
-    w.deleteLater()
+    with trainable_window(tmp_path, data) as w:
+        qtbot.waitExposed(w)
+        yield w
 
 
 def press_undo(qtbot, window, redo: bool = False) -> None:

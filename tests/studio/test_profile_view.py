@@ -4,28 +4,21 @@ the canvas colours its blocks by time."""
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
 import cnn_studio.training.panel as panel_module
 from cnn_studio.diagnose.profiling import block_heat
-from cnn_studio.main_window import MainWindow
 from engine.training import TrainConfig
-from tests.helpers.engine_factories import SMALL_CNN, stripes_dataset
+from tests.helpers.engine_factories import stripes_dataset
+from tests.studio.window_helpers import trainable_window
 
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setattr(panel_module, "show_message", lambda *args: None)
-    w = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    w.resize(1400, 900)
-    w.show()
-    w.document.replace_architecture(SMALL_CNN)
-    w.training_panel.use_dataset(stripes_dataset(200, 20), "stripes")
-    w.document.set_training(TrainConfig(batch_size=32).to_dict())
-    yield w
-    w.document.mark_saved()
-    w.close()
-    w.deleteLater()
+    with trainable_window(tmp_path, stripes_dataset(200, 20)) as w:
+        w.document.set_training(TrainConfig(batch_size=32).to_dict())
+        yield w
 
 
 def test_profile_fills_the_table_and_colours_the_canvas(qtbot, window):

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
 import cnn_studio.training.closing as closing_module
 import cnn_studio.training.panel as panel_module
 import cnn_studio.training.settings_form as form_module
-from cnn_studio.main_window import MainWindow
 from cnn_studio.training.threads import live_threads
 from engine.metrics import evaluate
 from engine.model import Model
 from engine.training import TrainConfig
 from engine.weights import load_weights
 from tests.helpers.engine_factories import SMALL_CNN, arch, stripes_dataset
+from tests.studio.window_helpers import trainable_window
 
 WAIT_MS = 30_000
 
@@ -35,17 +35,10 @@ def messages(monkeypatch):
 
 @pytest.fixture
 def window(qtbot, tmp_path, messages, data):
-    w = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    w.resize(1400, 900)
-    w.show()
-    w.document.replace_architecture(SMALL_CNN)
-    w.training_panel.use_dataset(data, "stripes")
-    w.tabs.setCurrentWidget(w.training_panel.tab)
-    yield w
-    w.document.mark_saved()
-    w.close()
+    with trainable_window(tmp_path, data) as w:
+        w.tabs.setCurrentWidget(w.training_panel.tab)
+        yield w
     assert not w.isVisible()
-    w.deleteLater()
 
 
 def configure(panel, **settings) -> TrainConfig:

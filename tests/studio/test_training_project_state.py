@@ -22,6 +22,7 @@ from engine.training import TrainConfig
 from engine.weights import save_weights
 from tests.helpers.engine_factories import SMALL_CNN, arch, stripes_dataset
 from tests.studio.builder_helpers import ScriptedDialogs
+from tests.studio.window_helpers import trainable_window
 
 WAIT_MS = 30_000
 WIDER_CNN = arch({"type": "Conv2D", "filters": 6, "kernel_size": 3, "activation": "relu"},
@@ -44,18 +45,10 @@ def messages(monkeypatch):
 
 @pytest.fixture
 def window(qtbot, tmp_path, messages, data):
-    w = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat),
-                   dialogs=ScriptedDialogs())
-    w.resize(1400, 900)
-    w.show()
-    w.document.replace_architecture(SMALL_CNN)
-    w.training_panel.use_dataset(data, "stripes")
-    w.training_panel.form.set_config(form_module.studio_config(epochs=1, batch_size=32, learning_rate=0.05))
-    w.tabs.setCurrentWidget(w.training_panel.tab)
-    yield w
-    w.document.mark_saved()
-    w.close()
-    w.deleteLater()
+    with trainable_window(tmp_path, data, dialogs=ScriptedDialogs()) as w:
+        w.training_panel.form.set_config(form_module.studio_config(epochs=1, batch_size=32, learning_rate=0.05))
+        w.tabs.setCurrentWidget(w.training_panel.tab)
+        yield w
 
 
 def button(window, text: str) -> QPushButton:
