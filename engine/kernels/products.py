@@ -1,9 +1,9 @@
 """Matrix products of tall, narrow matrices, cut into short ones that BLAS multiplies without packing.
 
-An im2col product is tall and narrow: (rows, kh*kw*C) @ (kh*kw*C, F), hundreds of thousands of
-rows against 16 to 64 filters. A general BLAS product copies ("packs") its operands into panels
+An im2col product is tall and narrow: (rows, kh*kw*C) @ (kh*kw*C, F), a thousand or more rows
+per block against 16 to 64 filters. A general BLAS product copies ("packs") its operands into panels
 before multiplying; with so few columns the copy costs about as much as the multiply-adds, and such
-products ran at 55-80 GFLOP/s on a core that multiplies large square matrices at 170. OpenBLAS's
+products ran at 55-95 GFLOP/s on a core that multiplies large square matrices at 170. OpenBLAS's
 Skylake-X-family builds (Skylake-X, Cooper Lake, Sapphire Rapids) also have small-matrix kernels,
 which multiply straight from the operands, taken for products of at most a million multiply-adds.
 numpy's matmul on a stack of matrices calls BLAS once per matrix of the stack from C, so a tall
