@@ -121,7 +121,7 @@ class ExportController(QObject):
         self.dialogs = dialogs if dialogs is not None else ExportDialogs(window)
         self.job = BackgroundJob(self)
         self.job.finished.connect(self.update_actions)
-        self.directory = Path.home()
+        self.directory: Path | None = None  # where the user last exported or imported
         self.export_actions: dict[str, QAction] = {}
         self.import_action: QAction | None = None
         self.imported_model: Model | None = None
@@ -185,7 +185,9 @@ class ExportController(QObject):
         model, note = prepared
         class_names = self._class_names(model)
         check_images = self._onnx_check_images(model) if fmt.name == "onnx" else None
-        self.directory = path.parent if not fmt.folder else path
+        # The folder the export went into, not the export folder itself: the next export's default
+        # then lands beside this one rather than inside it.
+        self.directory = path.parent
         self._status(f"Exporting {fmt.label} to {path}…")
 
         settings = dict(getattr(self.window.document, "training", None) or {}) if fmt.name == "pytorch-train" else None
@@ -268,8 +270,16 @@ class ExportController(QObject):
         name = getattr(self.window.document, "display_name", "") or "network"
         stem = re.sub(r"[^\w.-]+", "-", Path(str(name)).stem).strip("-.") or "network"
         if fmt.folder:
-            return self.directory / f"{stem}-{fmt.name}"
-        return self.directory / f"{stem}{fmt.suffix}"
+            return self.start_directory() / f"{stem}-{fmt.name}"
+        return self.start_directory() / f"{stem}{fmt.suffix}"
+
+    def start_directory(self) -> Path:
+        """Where file dialogs open: the folder last exported to or imported from, else the open
+        project's folder, else the home folder."""
+        if self.directory is not None:
+            return self.directory
+        project = getattr(self.window.document, "file_path", None)
+        return Path(project).parent if project else Path.home()
 
     def _confirm_replacing(self, fmt: ExportFormat, folder: Path) -> bool:
         if folder.exists() and not folder.is_dir():
@@ -295,7 +305,7 @@ class ExportController(QObject):
         """Menu slot: ask for a weight file and load it into the current architecture."""
         if self._refuse_when_busy() or self._refuse_while_training():
             return
-        path = self.dialogs.import_path(self.directory)
+        path = self.dialogs.import_path(self.start_directory())
         if path:
             self.import_from(path)
 

@@ -136,6 +136,9 @@ class InteropController(QObject):
             document.load_project(imported.architecture, document.dataset_ref, document.training, None)
             self._keep_input_shape(model)
             self.session.trained.adopt(model)
+            # The imported network and its weights exist only in this window until saved: closing or
+            # opening another project must ask first.
+            document.mark_modified()
             analysis = model.analysis
             check = ("Checked against ONNX Runtime on random inputs: largest relative difference "
                      f"{difference:.1e}." if difference is not None else "Not checked: onnxruntime is not installed.")

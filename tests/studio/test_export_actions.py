@@ -52,11 +52,13 @@ class FakeDialogs:
         self.answer = True
         self.asked: list[str] = []
         self.path_requests: list[str] = []
+        self.suggested: list[Path] = []
         self.errors: list[tuple[str, str, str]] = []
         self.infos: list[tuple[str, str, str]] = []
 
     def export_path(self, fmt, suggested: Path) -> str | None:
         self.path_requests.append(fmt.name)
+        self.suggested.append(suggested)
         return self.path
 
     def import_path(self, directory: Path) -> str | None:
@@ -113,6 +115,21 @@ def test_menus_hold_every_format_and_the_import_action(setup) -> None:
     importer = file_actions.index(controller.import_action)
     assert file_actions[importer + 1] is window.menus["Export"].menuAction()
     assert len(window.close_guards) == 1
+
+
+def test_export_dialogs_open_in_the_projects_folder_then_beside_the_last_export(qtbot, setup, tmp_path) -> None:
+    window, _, dialogs, controller = setup
+    projects = tmp_path / "projects"
+    window.document.set_file_path(projects / "shirts.cnnproj")
+    dialogs.path = None  # the user cancels: only the suggestion is looked at
+    controller.export("npz")
+    assert dialogs.suggested[-1] == projects / "shirts.npz"
+    export_and_wait(qtbot, controller, "predictor", tmp_path / "out" / "shirts-predictor")
+    # The next export is offered beside the folder just written, not inside it.
+    controller.export("pytorch")
+    assert dialogs.suggested[-1] == tmp_path / "out" / "shirts-pytorch"
+    controller.export("npz")
+    assert dialogs.suggested[-1] == tmp_path / "out" / "shirts.npz"
 
 
 @pytest.mark.parametrize("name", ["npz", "safetensors"])

@@ -86,7 +86,11 @@ def test_imported_onnx_network_opens_in_the_builder_with_its_weights(qtbot, wind
     assert window.dialogs.questions  # asked whether to save the replaced project
     types = [spec["type"] for spec in document.layers()]
     assert types.count("BatchNorm") == 3 and types[-1] == "Dense" and document.file_path is None
-    assert not document.is_modified() and document.undo_stack.count() == 0
+    # Nothing to undo, but unsaved: the imported network exists only in this window until saved.
+    assert document.is_modified() and document.undo_stack.count() == 0
+    asked = len(window.dialogs.questions)
+    assert window.project.confirm_discard()  # closing or opening another project asks (scripted: discard)
+    assert len(window.dialogs.questions) == asked + 1
     # Every layer is a block on the canvas, editable like any other.
     assert {spec["id"] for spec in document.layers()} <= set(window.canvas.blocks)
     # The trained network is the imported one: Inside can look at it at once.
@@ -239,7 +243,7 @@ def test_an_imported_network_keeps_its_input_when_the_dataset_has_other_images(q
     assert document.input_shape == (12, 12, 3)
     # What is left is the head: four outputs for three classes, which Replace Head fixes.
     assert [type(p).__name__ for p in document.analysis().problems] == ["ClassCountError"]
-    assert document.undo_stack.count() == 0 and not document.is_modified()
+    assert document.undo_stack.count() == 0 and document.is_modified()  # unsaved until saved
     said = window.training_panel.notices_board.said[-1]
     assert "takes 12×12×3 images" in said and "12×12×1" in said
     assert window.training_session.trained.start_weights_for(document.architecture()) is not None
