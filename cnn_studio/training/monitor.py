@@ -50,6 +50,7 @@ class RunMonitor(QObject):
         self.notify = notify
         self.closing = False  # the window is closing: end-of-run messages would pop up over nothing
         self._epochs_before_run = 0  # epochs done before the current run started ("+1 epoch" continues)
+        self._epoch_elapsed = 0.0  # the trainer's elapsed seconds at the current run's last epoch end
         self._latest_batch: BatchEnd | None = None
         self._live_ticks = 0
         self._live_timer = QTimer(self)
@@ -83,6 +84,9 @@ class RunMonitor(QObject):
     # -- a run begins --------------------------------------------------------------------------------------------
     def _on_run_added(self, record: RunRecord) -> None:
         self.plots.begin_run(record)
+        if not self.runner.running:  # a run kept with the project, put back as the project opened
+            self._show_kept_run(record)
+            return
         if self.results.evaluation is not None and len(self.runs.runs) > 1:
             previous = self.runs.runs[-2]
             self.results.mark_stale(f"Run {previous.number}'s results (run {record.number} is training)")
@@ -90,6 +94,16 @@ class RunMonitor(QObject):
             self.results.clear()
         for progress in self.progresses:
             progress.begin(0, record.config.epochs, 1)
+
+    def _show_kept_run(self, record: RunRecord) -> None:
+        """The progress line of a project opened with its runs: how its latest run ended."""
+        epochs = len(record.epochs)
+        outcome = {"completed": "finished", "running": "interrupted"}.get(record.outcome, record.outcome)
+        text = f"Run {record.number} {outcome} after {epochs} epoch{'s' if epochs != 1 else ''}"
+        for progress in self.progresses:
+            progress.reset()
+            progress.done(text, complete=record.outcome == "completed")
+        self.status_progress.setVisible(False)
 
     def _on_started(self, event: TrainingStarted) -> None:
         record = self.runs.current
@@ -100,6 +114,7 @@ class RunMonitor(QObject):
         last = self.runner.last_batch
         first_step = last.step if last is not None else 0
         self.plots.expect(first_step + event.epochs * event.batches_per_epoch, done + event.epochs)
+        self._epoch_elapsed = 0.0
         for progress in self.progresses:
             progress.begin(done, event.epochs, event.batches_per_epoch)
         self._latest_batch = None
@@ -135,6 +150,7 @@ class RunMonitor(QObject):
                 self._latest_batch = None
 
     def _on_epoch_end(self, event: EpochEnd) -> None:
+        self._epoch_elapsed = event.elapsed
         val = "" if math.isnan(event.val_loss) else f", validation loss {event.val_loss:.4f} " \
                                                    f"({event.val_accuracy:.1%})"
         self._status(f"Epoch {event.epoch}/{event.epochs}: training loss {event.train_loss:.4f} "
@@ -156,7 +172,9 @@ class RunMonitor(QObject):
     def _on_finished(self, event: TrainingFinished) -> None:
         self._end_live()
         last = self.runner.last_batch
-        elapsed = last.elapsed if last is not None else float("nan")
+        # The trainer's clock (pauses left out), through the last epoch's validation: the training
+        # time the run's record and the Runs table show.
+        elapsed = max(last.elapsed, self._epoch_elapsed) if last is not None else float("nan")
         text = {"completed": "Finished", "stopped": "Stopped", "diverged": "Diverged"}.get(event.reason, event.reason)
         total = event.epochs_completed
         this_run = total - self._epochs_before_run

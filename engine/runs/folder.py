@@ -299,7 +299,7 @@ class RunFolder:
         epoch_seconds = timings.setdefault("epoch_seconds", [])
         del epoch_seconds[state.epoch - 1:]
         epoch_seconds.append(round(float(seconds), 3))
-        timings["training_seconds"] = round(sum(epoch_seconds), 3)
+        self._total_training_seconds()
         ok = self._write(lambda: save_checkpoint(self.checkpoint_path(state.epoch), state),
                          f"the checkpoint of epoch {state.epoch}", "checkpoint", mkdir=self.path / CHECKPOINTS)
         if ok:
@@ -317,10 +317,23 @@ class RunFolder:
                 except OSError as exc:
                     warnings.warn(f"{self.id}: could not remove {path.name} ({exc})", RunWriteWarning, stacklevel=3)
 
-    def finish(self, status: str, message: str = "", *, stopped_early: bool = False, best_epoch: int = 0) -> None:
-        """Record how the run ended ("completed", "stopped", "diverged")."""
+    def _total_training_seconds(self) -> None:
+        timings = self.record.setdefault("timings", {})
+        total = sum(timings.get("epoch_seconds") or []) + float(timings.get("unfinished_seconds") or 0.0)
+        timings["training_seconds"] = round(total, 3)
+
+    def finish(self, status: str, message: str = "", *, stopped_early: bool = False, best_epoch: int = 0,
+               unfinished_seconds: float = 0.0) -> None:
+        """Record how the run ended ("completed", "stopped", "diverged"); ``unfinished_seconds``: time
+        spent training after the last finished epoch (a stop mid-epoch), which counts in the run's
+        training time."""
         rec = self.record
         rec["status"] = status
+        if unfinished_seconds > 0:
+            timings = rec.setdefault("timings", {})
+            timings["unfinished_seconds"] = round(float(timings.get("unfinished_seconds") or 0.0)
+                                                  + unfinished_seconds, 3)
+            self._total_training_seconds()
         rec["message"] = message
         if stopped_early:
             rec["early_stopping"] = {**(rec.get("early_stopping") or {}), "stopped_early": True,

@@ -18,8 +18,9 @@
     early_stopping    {"best", "best_epoch", "wait", "stopped_early", "restored_epoch", "message"} or null
     results           test results of the final weights: accuracy, loss, per_class_accuracy,
                       confusion, class_names, predictions (per test image), epoch
-    timings           started, finished, epoch_seconds (per epoch), training_seconds,
-                      evaluation_seconds
+    timings           started, finished, epoch_seconds (per epoch, paused time left out),
+                      unfinished_seconds (after the last finished epoch of a stopped run),
+                      training_seconds (their sum), evaluation_seconds
     sessions          one per process that trained it: started, ended, from_epoch, status, environment
     checkpoints       the epochs whose checkpoint is on disk
     weights           "weights.npz" once the final weights are written

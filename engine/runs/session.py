@@ -20,7 +20,7 @@ from engine.metrics import Evaluation
 from engine.model import Model
 from engine.runs.dataset_ref import check_same_dataset, load_referenced_dataset
 from engine.runs.folder import RunFolder, now
-from engine.training import EpochEnd, Event, History, TrainConfig, Trainer, TrainingFinished, TrainingStarted
+from engine.training import BatchEnd, EpochEnd, Event, History, TrainConfig, Trainer, TrainingFinished, TrainingStarted
 
 
 def environment() -> dict[str, Any]:
@@ -51,12 +51,16 @@ def results_of(evaluation: Evaluation, class_names: list[str], epoch: int) -> di
 
 class RunRecorder:
     """Keeps a run folder in step with a trainer: installed as the trainer's epoch hook, it
-    checkpoints every finished epoch; ``observe`` takes the trainer's other events."""
+    checkpoints every finished epoch; ``observe`` takes the trainer's other events.
+
+    Times come from the trainer's own clock (the events' ``elapsed``, which leaves out paused
+    time), so the run's recorded training time is the one the studio shows while it trains."""
 
     def __init__(self, folder: RunFolder, trainer: Trainer) -> None:
         self.folder = folder
         self.trainer = trainer
-        self._epoch_started = time.perf_counter()
+        self._at_last_epoch = 0.0  # the trainer's elapsed seconds at this run() call's last epoch end
+        self._latest = 0.0  # ... and at its latest event
         trainer.epoch_hooks.append(self._epoch_end)
 
     def detach(self) -> None:
@@ -64,21 +68,26 @@ class RunRecorder:
             self.trainer.epoch_hooks.remove(self._epoch_end)
 
     def _epoch_end(self, event: EpochEnd) -> None:
-        seconds = time.perf_counter() - self._epoch_started
+        seconds = max(0.0, event.elapsed - self._at_last_epoch)
+        self._at_last_epoch = self._latest = event.elapsed
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             self.folder.save_epoch(self.trainer.state_dict(), seconds)
         for warning in caught:
             self.folder.add_warning(str(warning.message))
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-        self._epoch_started = time.perf_counter()
 
     def observe(self, event: Event) -> None:
         if isinstance(event, TrainingStarted):
-            self._epoch_started = time.perf_counter()
+            self._at_last_epoch = self._latest = 0.0  # each run() call's clock starts at 0
+        elif isinstance(event, BatchEnd):
+            self._latest = event.elapsed
         elif isinstance(event, TrainingFinished):
             status = "completed" if event.reason == "completed" else event.reason
-            self.folder.finish(status, event.message, stopped_early=event.stopped_early, best_epoch=event.best_epoch)
+            # A stopped or diverged run trained for a while after its last checkpoint: that time counts too.
+            unfinished = max(0.0, self._latest - self._at_last_epoch)
+            self.folder.finish(status, event.message, stopped_early=event.stopped_early, best_epoch=event.best_epoch,
+                               unfinished_seconds=unfinished)
 
 
 @dataclass

@@ -234,3 +234,37 @@ def test_a_run_cut_after_its_last_epoch_is_resumed_to_its_results(tmp_path, data
     outcome = train_in_folder(folder, trainer)
     assert outcome.status == "completed" and outcome.evaluation.accuracy == whole.evaluation.accuracy
     assert RunFolder.open(tmp_path / "runs" / "run").weights_path() is not None
+
+
+def test_training_time_leaves_out_pauses_and_counts_a_stopped_epoch(tmp_path, data):
+    """The record's times come from the trainer's clock, as the studio's progress line shows them."""
+    import threading
+    import time
+
+    from engine.training import BatchEnd, EpochEnd, TrainingStarted
+
+    folder, trainer = new_run(tmp_path / "run", Model(NET, seed=0), data, CONFIG, dataset_reference(data, None))
+    wall: dict[str, float] = {}
+    latest: list[float] = []
+
+    def callback(event) -> None:
+        if isinstance(event, TrainingStarted):
+            wall["start"] = time.perf_counter()
+        elif isinstance(event, BatchEnd):
+            latest.append(event.elapsed)
+            if event.epoch == 1 and event.batch == 1:
+                trainer.pause()  # takes hold before the next batch, for about half a second
+                threading.Timer(0.5, trainer.resume).start()
+            elif event.epoch == 2 and event.batch == 2:
+                trainer.stop()
+        elif isinstance(event, EpochEnd):
+            wall["epoch 1"] = time.perf_counter() - wall["start"]
+
+    train_in_folder(folder, trainer, callback)
+    timings = RunFolder.open(tmp_path / "run").record["timings"]
+    assert RunFolder.open(tmp_path / "run").status == "stopped"
+    [first] = timings["epoch_seconds"]
+    assert first < wall["epoch 1"] - 0.4  # the pause is not training time
+    assert timings["unfinished_seconds"] > 0  # the two batches of epoch 2 are
+    assert timings["training_seconds"] == pytest.approx(first + timings["unfinished_seconds"], abs=2e-3)
+    assert timings["training_seconds"] == pytest.approx(latest[-1], abs=0.05)

@@ -72,6 +72,12 @@ def test_train_save_close_reopen_brings_the_run_back(qtbot, tmp_path, data, npz)
     record = w.document.runs.current
     evaluation = w.document.trained.evaluation()
     assert record.run_id and (temporary / record.run_id / "run.json").exists()
+    # The panel's time is the run's recorded training time (both from the trainer's clock).
+    said = w.training_panel.status_progress.label.text()
+    assert said.startswith("Finished after 2 epochs · ")
+    minutes, seconds = said.rsplit(" · ", 1)[1].split(":")
+    recorded = RunFolder.open(temporary / record.run_id).record["timings"]["training_seconds"]
+    assert abs(int(minutes) * 60 + int(seconds) - recorded) <= 0.5 + 1e-6
 
     project = tmp_path / "proj.cnnproj"
     assert w.project.save_as(project)
@@ -98,6 +104,12 @@ def test_train_save_close_reopen_brings_the_run_back(qtbot, tmp_path, data, npz)
     results = w.training_panel.results
     assert results.evaluation is again
     assert w.training_panel.history_list.count() == 1
+    # The progress line says how the kept run ended (the dock's then tells of the dataset loading);
+    # nothing pretends to be starting.
+    status = w.training_panel.status_progress
+    assert status.label.text() == "Run 1 finished after 2 epochs" and status.bar.value() == status.bar.maximum()
+    qtbot.waitUntil(lambda: "Dataset ready" in w.training_panel.dock_progress.label.text(), timeout=WAIT_MS)
+    assert results.headline.text().startswith("Test accuracy")  # not "Training…"
     x, y = w.training_panel.plots.raw_curve.getData()
     assert len(x) == len(curves[0])
     # The Inside tab works on the run's weights at once, without training.
