@@ -320,8 +320,12 @@ class MainWindow(QMainWindow):
             action.setEnabled(has)
 
     def _update_problem_count(self) -> None:
-        n = len(self.document.analysis().problems)
-        self.problems_dock.setWindowTitle(f"Problems ({n})" if n else "Problems")
+        analysis = self.document.analysis()
+        n, warnings = len(analysis.problems), len(analysis.warnings)
+        title = f"Problems ({n})" if n else "Problems"
+        if warnings:
+            title += f" · {warnings} warning{'s' if warnings != 1 else ''}"
+        self.problems_dock.setWindowTitle(title)
 
     def _lock_changed(self, locked: bool, reason: str) -> None:
         was_locked, self._locked = self._locked, locked

@@ -586,7 +586,8 @@ def _unused_warning(info: LayerInfo, last: LayerInfo) -> ArchitectureError:
         f"the output of {info.name} is used by no layer and is not the network's output (the last layer, "
         f"{last.name}): this branch does nothing",
         layer_index=info.index, layer_type=info.type, layer_id=info.id, severity="warning",
-        hint=f"Only the last layer in the list ({last.name}) is the network's output. Connect {info.name} to a "
+        hint=f"No layer uses the output of {info.name}, and only the last layer in the list ({last.name}) is the "
+        f"network's output. Connect {info.name} to a "
         "layer on the way to it (an Add or a Concatenate joins branches), or delete the branch.",
     )
 

@@ -36,8 +36,6 @@ ARRIVAL_SPACING = 52.0  # between the ends of the wires into such a port
 BADGE_SIZE = 16.0
 WIRE_COLOUR = "#7b8794"
 WIRE_UNKNOWN = "#b8c0ca"
-WARNING_ACCENT = "#b26a00"
-WARNING_FILL = "#fff4e0"
 VALID_TARGET = "#2e9d4a"
 HEAT_COLOUR = "#e74c3c"  # the profiler's colouring: the slowest block the most
 HEAT_TEXT = "#922b21"
@@ -265,10 +263,10 @@ class Block(QGraphicsItem):
         if error:
             accent = QColor(style.ERROR_ACCENT)
         elif warning:
-            accent = QColor(WARNING_ACCENT)
+            accent = QColor(style.WARNING_ACCENT)
         else:
             accent = style.accent(c.category)
-        body = QColor(style.ERROR_FILL) if error else QColor(WARNING_FILL) if warning else (
+        body = QColor(style.ERROR_FILL) if error else QColor(style.WARNING_FILL) if warning else (
             style.fill(c.category) if c.kind == "layer" else QColor("#ffffff"))
         if c.state == "unknown":
             body = QColor("#f7f7f7")
@@ -506,7 +504,7 @@ class WireItem(QGraphicsItem):
         if self.state == "error":
             return QColor(style.ERROR_ACCENT)
         if self.state == "warning":
-            return QColor(WARNING_ACCENT)
+            return QColor(style.WARNING_ACCENT)
         if self.state == "unknown":
             return QColor(WIRE_UNKNOWN)
         return QColor("#4f5b69") if self._hover else QColor(WIRE_COLOUR)

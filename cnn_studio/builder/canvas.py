@@ -120,13 +120,14 @@ class ArchitectureCanvas(QGraphicsView):
         layers = self.document.layers()
         marks = scene_content.problem_marks(analysis, layers)
         shapes = scene_content.output_shapes(analysis)
+        warnings = scene_content.layer_warnings(analysis, layers)
         contents = {INPUT: scene_content.input_content(self.document)}
         self.order = []
         for info, spec in zip(analysis.layers, layers):
             key = spec["id"]
             state = marks.blocks.get(key) or ("unknown" if info.output_shape is None else "ok")
-            contents[key] = scene_content.layer_content(info, spec, state,
-                                                        scene_content.input_shapes_of(spec, shapes))
+            contents[key] = scene_content.layer_content(info, spec, state, scene_content.input_shapes_of(spec, shapes),
+                                                        warnings.get(key))
             self.order.append(key)
         contents[OUTPUT] = scene_content.output_content(analysis)
 

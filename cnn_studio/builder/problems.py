@@ -1,4 +1,5 @@
-"""The problems list: every reason the design cannot run, in plain words, with a fix where one is obvious.
+"""The problems list: every reason the design cannot run, in plain words, with a fix where one is obvious,
+then the warnings (what runs but is probably a mistake, such as a branch nothing uses).
 
 Rows read "<Type> <index>: <hint or message>"; clicking a row selects the culprit: the connection when
 the problem names one (a merge whose inputs do not match), else the block. The row's buttons apply a
@@ -7,7 +8,7 @@ fix (there may be more than one way) as one undoable step.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -15,9 +16,12 @@ from cnn_studio.builder import describe, style
 from cnn_studio.builder.document_view import DocumentScrollView
 from cnn_studio.builder.editor import ArchitectureEditor
 from cnn_studio.builder.fixes import Fix
-from cnn_studio.builder.scene_content import problem_wire
+from cnn_studio.builder.scene_content import problem_wire, severity
 from cnn_studio.document import ProjectDocument
 from engine.errors import ArchitectureError
+
+ALL_CLEAR = "✔  No problems: the network is ready to train."
+ALL_CLEAR_BUT_WARNINGS = "✔  The network can train, but look at the warnings below: they are probably mistakes."
 
 
 class ProblemRow(QFrame):
@@ -28,16 +32,20 @@ class ProblemRow(QFrame):
         self.problem = problem
         self.fixes = fixes
         self.setObjectName("problemRow")
-        self.setStyleSheet(f"#problemRow {{ background: {style.ERROR_FILL}; border-left: 4px solid "
-                           f"{style.ERROR_ACCENT}; border-radius: 3px; }}")
+        warning = severity(problem) == "warning"
+        fill, accent = (style.WARNING_FILL, style.WARNING_ACCENT) if warning else (style.ERROR_FILL, style.ERROR_ACCENT)
+        self.setStyleSheet(f"#problemRow {{ background: {fill}; border-left: 4px solid {accent}; "
+                           "border-radius: 3px; }")
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         culprit = "connection" if problem_wire(problem) is not None else "layer"
         self.setToolTip(f"Click to select the {culprit}; the message shows the formula with your numbers.")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 4, 6, 4)
-        self.label = QLabel(describe.problem_text(problem), self)
+        self.label = QLabel(("Warning · " if warning else "") + describe.problem_text(problem), self)
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # The selectable text takes the mouse press itself: a click on it must select the culprit too.
+        self.label.installEventFilter(self)
         self.label.setStyleSheet(f"color: {style.TEXT};")
         layout.addWidget(self.label, 1)
         buttons = QVBoxLayout()
@@ -63,6 +71,11 @@ class ProblemRow(QFrame):
         self.clicked.emit()
         super().mousePressEvent(event)
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt override)
+        if watched is self.label and event.type() == QEvent.Type.MouseButtonPress:
+            self.clicked.emit()
+        return False
+
 
 class ProblemsPanel(DocumentScrollView):
     """Signal ``connection_chosen(source id, target id)``: a row about a wire was clicked; the window shows
@@ -76,7 +89,7 @@ class ProblemsPanel(DocumentScrollView):
         self._layout = QVBoxLayout(body)
         self._layout.setContentsMargins(6, 6, 6, 6)
         self._layout.setSpacing(4)
-        self.all_clear = QLabel("✔  No problems: the network is ready to train.", body)
+        self.all_clear = QLabel(ALL_CLEAR, body)
         self.all_clear.setStyleSheet("color: #2e7d32; font-weight: 600;")
         self._layout.addWidget(self.all_clear)
         self._layout.addStretch(1)
@@ -90,9 +103,11 @@ class ProblemsPanel(DocumentScrollView):
             self._layout.removeWidget(row)
             row.deleteLater()
         self.rows = []
-        problems = self.document.analysis().problems
+        analysis = self.document.analysis()
+        problems = analysis.problems
         self.all_clear.setVisible(not problems)
-        for position, problem in enumerate(problems):
+        self.all_clear.setText(ALL_CLEAR_BUT_WARNINGS if analysis.warnings else ALL_CLEAR)
+        for position, problem in enumerate((*problems, *analysis.warnings)):
             row = ProblemRow(problem, self.editor.fixes(problem), self.widget())
             row.clicked.connect(lambda p=problem: self._select(p))
             for button, fix in zip(row.fix_buttons, row.fixes):

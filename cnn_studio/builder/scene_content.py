@@ -84,10 +84,22 @@ def output_shapes(analysis: Analysis) -> dict[str, tuple[int, ...] | None]:
     return shapes
 
 
-def layer_content(info: LayerInfo, spec: dict, state: str, input_shapes: list) -> BlockContent:
+def layer_warnings(analysis: Analysis, layers: list[dict[str, Any]]) -> dict[str, ArchitectureError]:
+    """The analysis's warnings by the id of the layer each is about."""
+    found: dict[str, ArchitectureError] = {}
+    for warning in getattr(analysis, "warnings", ()) or ():
+        layer_id = problem_layer_id(warning, layers)
+        if layer_id and problem_wire(warning) is None:
+            found.setdefault(layer_id, warning)
+    return found
+
+
+def layer_content(info: LayerInfo, spec: dict, state: str, input_shapes: list,
+                  warning: ArchitectureError | None = None) -> BlockContent:
+    """What a layer's block shows; ``warning``: the analysis's warning about it (its own error comes first)."""
     category = style.category_of(info.type)
     params = describe.format_params(info.params) if info.output_shape is not None and info.params else ""
-    problem = info.error
+    problem = info.error or warning
     if problem is not None and state in ("error", "warning"):
         settings = describe.problem_summary(problem)
     else:
@@ -95,7 +107,8 @@ def layer_content(info: LayerInfo, spec: dict, state: str, input_shapes: list) -
     cls = LAYER_TYPES.get(info.type)
     lines = [f"<b>{info.type} {info.index}</b> — {info.name}"]
     if problem is not None:
-        lines.append(f"<span style='color:{style.ERROR_ACCENT}'>{describe.problem_text(problem)}</span>")
+        accent = style.WARNING_ACCENT if severity(problem) == "warning" else style.ERROR_ACCENT
+        lines.append(f"<span style='color:{accent}'>{describe.problem_text(problem)}</span>")
     lines.append(f"Settings: {describe.settings_text(spec)}")
     if len(input_shapes) > 1:
         ins = ", ".join(describe.format_shape(s) for s in input_shapes)

@@ -193,3 +193,32 @@ def test_the_canvas_menu_offers_every_fix(window, monkeypatch):
     QApplication.sendEvent(canvas.viewport(), QContextMenuEvent(QContextMenuEvent.Reason.Mouse, point,
                                                                 canvas.viewport().mapToGlobal(point)))
     assert shown and shown[0][-2:] == ["Fix: Use padding 'same'", "Fix: Use kernel size 28 (largest that fits)"]
+
+
+def test_a_branch_nothing_uses_is_a_warning_in_the_list_the_title_and_the_blocks_tooltip(window, qtbot):
+    from PySide6.QtCore import Qt
+
+    from cnn_studio.builder.problems import ALL_CLEAR_BUT_WARNINGS
+
+    doc = window.document
+    doc.replace_architecture({
+        "format": "cnn-studio.architecture/2", "input": {"shape": [12, 12, 1]},
+        "layers": [
+            {"id": "trunk", "type": "Conv2D", "name": "trunk", "filters": 4, "kernel_size": 3, "activation": "relu"},
+            {"id": "loose", "type": "Conv2D", "name": "loose", "filters": 4, "kernel_size": 3, "inputs": ["input"]},
+            {"id": "flat", "type": "Flatten", "inputs": ["trunk"]},
+            {"id": "out", "type": "Dense", "units": 3, "activation": "softmax"},
+        ],
+    })
+    assert doc.analysis().ok  # it trains: a warning, not a problem
+    [text] = window.problems.texts()
+    assert text.startswith("Warning · Conv2D 2: ") and "loose" in text
+    assert window.problems.all_clear.isVisibleTo(window.problems)
+    assert window.problems.all_clear.text() == ALL_CLEAR_BUT_WARNINGS
+    assert window.problems_dock.windowTitle() == "Problems · 1 warning"
+    block = window.canvas.block("loose")
+    assert block.content.state == "warning" and "No layer uses the output of loose" in block.toolTip()
+    # A click on the row's (selectable) text selects the block it is about.
+    row = window.problems.rows[0]
+    qtbot.mouseClick(row.label, Qt.MouseButton.LeftButton)
+    assert window.selection.layer_id == "loose"
