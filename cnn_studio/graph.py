@@ -19,6 +19,7 @@ from typing import Any
 
 import networkx as nx
 
+from engine.architecture import layer_names
 from engine.layers import LAYER_TYPES
 
 INPUT = "input"  # the id that names the network's input, as in the architecture document
@@ -433,3 +434,23 @@ def connectable_sources(layers: Sequence[Spec], target: str) -> set[str]:
     elif len(inputs) == 1:
         found.discard(inputs[0])
     return found
+
+
+def keep_names(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``after`` (``before`` with layers added) with every earlier layer keeping its name.
+
+    Automatic names count the layers of a type in order, so a layer added in the middle would shift
+    the names (and the weight names) of those after it: they get their old names written out, and
+    the new layers take the next automatic names still free (engine.architecture.layer_names skips
+    written-out ones). Writing a name out can shift a later automatic one in turn, hence the loop.
+    """
+    old_names = dict(zip((spec["id"] for spec in before), layer_names({"layers": before})))
+    after = copy.deepcopy(after)
+    for _ in range(len(after)):
+        shifted = [(spec, old_names[spec["id"]]) for spec, name in zip(after, layer_names({"layers": after}))
+                   if spec["id"] in old_names and name != old_names[spec["id"]]]
+        if not shifted:
+            break
+        for spec, name in shifted:
+            spec["name"] = name
+    return after

@@ -241,15 +241,29 @@ def _locate(exc: ArchitectureError, index: int, type_name: str, layer_id: str | 
     return ArchitectureError(exc.message, layer_index=index, layer_type=type_name, **details)
 
 
+def _given_name(spec: Any) -> str | None:
+    value = spec.get("name") if isinstance(spec, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
 def layer_names(doc: dict[str, Any]) -> list[str]:
+    """Every layer's name: its own "name", else its snake_case type and a running count of that
+    type ("conv2d_3"), skipping numbers whose name another layer was given (a network whose
+    automatic and given names clashed could not be built)."""
+    specs = doc.get("layers", [])
+    given = [_given_name(spec) for spec in specs]
+    taken = {name for name in given if name}
     counts: dict[str, int] = {}
     names = []
-    for spec in doc.get("layers", []):
+    for spec, own in zip(specs, given):
         type_name = spec.get("type") if isinstance(spec, dict) else None
         type_name = type_name if isinstance(type_name, str) and type_name else "Layer"
         counts[type_name] = counts.get(type_name, 0) + 1
-        name = spec.get("name") if isinstance(spec, dict) else None
-        names.append(name if isinstance(name, str) and name else default_name(type_name, counts[type_name]))
+        name = own or default_name(type_name, counts[type_name])
+        while own is None and name in taken:
+            counts[type_name] += 1
+            name = default_name(type_name, counts[type_name])
+        names.append(name)
     return names
 
 

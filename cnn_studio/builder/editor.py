@@ -21,7 +21,6 @@ from cnn_studio.builder.fixes import Fix, fixes_for, make_fix_command
 from cnn_studio.builder.selection import BlockSelection
 from cnn_studio.document import ProjectDocument, new_layer_id
 from cnn_studio.graph import INPUT, OUTPUT, GraphEditError, Wire
-from engine.architecture import default_name, layer_names
 from engine.errors import ArchitectureError
 from engine.layers import LAYER_TYPES
 
@@ -49,29 +48,6 @@ class DropTarget:
     kind: str  # "wire", "before" or "after"
     wire: Wire | None = None
     node: str | None = None
-
-
-def keep_names(before: list[dict[str, Any]], after: list[dict[str, Any]], new_id: str) -> list[dict[str, Any]]:
-    """``after`` (``before`` with layer ``new_id`` added) with every earlier layer keeping its name.
-
-    Automatic names count the layers of a type in order, so a layer added in the middle would shift
-    the names (and the weight names) of those after it: they get their old names written out, and the
-    new layer the next free automatic name where its own would clash.
-    """
-    old_names = dict(zip((spec["id"] for spec in before), layer_names({"layers": before})))
-    after = copy.deepcopy(after)
-    for spec, name in zip(after, layer_names({"layers": after})):
-        if spec["id"] in old_names and name != old_names[spec["id"]]:
-            spec["name"] = old_names[spec["id"]]
-    names = dict(zip((spec["id"] for spec in after), layer_names({"layers": after})))
-    taken = {name for key, name in names.items() if key != new_id}
-    if names.get(new_id) in taken:
-        added = next(spec for spec in after if spec["id"] == new_id)
-        count = 1
-        while default_name(added["type"], count) in taken:
-            count += 1
-        added["name"] = default_name(added["type"], count)
-    return after
 
 
 class ArchitectureEditor(QObject):
@@ -128,7 +104,8 @@ class ArchitectureEditor(QObject):
         spec["id"] = spec.get("id") or new_layer_id()
         count = len(self.document.layers())
         index = count if index is None else max(0, min(index, count))
-        done = self._edit(f"Insert {spec.get('type', 'layer')}", lambda layers: graph.insert_at(layers, [spec], index),
+        done = self._edit(f"Insert {spec.get('type', 'layer')}",
+                          lambda layers: graph.keep_names(layers, graph.insert_at(layers, [spec], index)),
                           select=spec["id"])
         return spec["id"] if done else None
 
@@ -165,10 +142,10 @@ class ArchitectureEditor(QObject):
     def insert_group(self, group: list[dict[str, Any]], target: DropTarget, text: str) -> str | None:
         def edit(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if target.kind == "wire":
-                return graph.insert_on_wire(layers, group, target.wire)
+                return graph.keep_names(layers, graph.insert_on_wire(layers, group, target.wire))
             if target.kind == "before":
-                return graph.insert_before(layers, group, target.node)
-            return graph.insert_after(layers, group, target.node)
+                return graph.keep_names(layers, graph.insert_before(layers, group, target.node))
+            return graph.keep_names(layers, graph.insert_after(layers, group, target.node))
 
         first = group[0]["id"]
         return first if self._edit(text, edit, select=first) else None
@@ -198,7 +175,7 @@ class ArchitectureEditor(QObject):
             return None
         spec = duplicate_spec(self.document.layer(self.document.index_of(layer_id)))
         done = self._edit(f"Duplicate {spec.get('type', 'layer')}",
-                          lambda layers: keep_names(layers, graph.insert_after(layers, [spec], layer_id), spec["id"]),
+                          lambda layers: graph.keep_names(layers, graph.insert_after(layers, [spec], layer_id)),
                           select=spec["id"])
         return spec["id"] if done else None
 

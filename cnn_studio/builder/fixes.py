@@ -193,7 +193,8 @@ def _fix_command(document: ProjectDocument, problem: ArchitectureError,
         group = [] if out is None or len(out) == 1 else [{"id": new_layer_id(), "type": "Flatten"}]
         group.append({"id": new_layer_id(), "type": "Dense", "units": classes, "activation": "softmax"})
         return GraphEditCommand(document, f"Fix: append a {classes}-class classifier",
-                                graph.insert_after(layers, group, graph.output_id(layers) or INPUT))
+                                graph.keep_names(layers, graph.insert_after(layers, group,
+                                                                          graph.output_id(layers) or INPUT)))
     if name == PAD_BRANCH:
         fixed = _branch_padding(document, problem)
         return GraphEditCommand(document, "Fix: padding 'same' in the branch", fixed) if fixed else None
@@ -214,7 +215,7 @@ def _fix_command(document: ProjectDocument, problem: ArchitectureError,
             size = int(data["pool_size"])
             spec = {"id": new_layer_id(), "type": "MaxPool2D", "pool_size": size}
             text = f"Fix: insert MaxPool2D {size}x{size}"
-        return GraphEditCommand(document, text, graph.insert_on_wire(layers, [spec], wire))
+        return GraphEditCommand(document, text, graph.keep_names(layers, graph.insert_on_wire(layers, [spec], wire)))
     if name == "reorder_layers":
         order = [str(i) for i in data["order"]]
         by_id = {spec["id"]: spec for spec in layers}
@@ -226,7 +227,8 @@ def _fix_command(document: ProjectDocument, problem: ArchitectureError,
     spec = graph.spec_by_id(layers, culprit)
     if name == "insert_flatten_before":
         return GraphEditCommand(document, f"Fix: insert Flatten before {where}",
-                                graph.insert_before(layers, [{"id": new_layer_id(), "type": "Flatten"}], culprit))
+                                graph.keep_names(layers, graph.insert_before(
+                                    layers, [{"id": new_layer_id(), "type": "Flatten"}], culprit)))
     if name == "padding_same":
         return SetLayerCommand(document, culprit, {**spec, "padding": "same"},
                                text=f"Fix: padding 'same' on {where}")

@@ -16,8 +16,9 @@ from PySide6.QtGui import QUndoCommand
 
 from cnn_studio import graph
 from cnn_studio.builder.commands import GraphEditCommand
-from cnn_studio.builder.editor import keep_names, new_layer_spec
+from cnn_studio.builder.editor import new_layer_spec
 from cnn_studio.document import ProjectDocument, new_layer_id
+from cnn_studio.graph import keep_names
 from engine.doctor import Fix
 
 # The layer type that applies each activation on its own, for activation layers and split-off ones.
@@ -59,18 +60,10 @@ def _find(document: ProjectDocument, name: str) -> str:
     return ids[name]
 
 
-def _with_new_layers(before: list[dict[str, Any]], after: list[dict[str, Any]], new_ids: list[str]
-                     ) -> list[dict[str, Any]]:
-    """``after`` (``before`` plus the layers ``new_ids``) with the earlier layers keeping their names, so
-    their weights keep theirs; the new layers are added one at a time, each getting a free name."""
-    known = before
-    for i, new_id in enumerate(new_ids):
-        later = set(new_ids[i + 1:])
-        names = {spec["id"]: spec["name"] for spec in known if spec.get("name")}
-        partial = [dict(spec, **({"name": names[spec["id"]]} if spec["id"] in names else {}))
-                   for spec in copy.deepcopy(after) if spec["id"] not in later]
-        known = keep_names(known, partial, new_id)
-    return known
+def _with_new_layers(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``after`` (``before`` plus new layers) with the earlier layers keeping their names, so their
+    weights keep theirs; the new layers take free names."""
+    return keep_names(before, after)
 
 
 def _spec(type_name: str, **settings: Any) -> dict[str, Any]:
@@ -96,7 +89,7 @@ def insert_batch_norm(document: ProjectDocument, name: str) -> list[dict[str, An
         group.append(_spec(ACTIVATION_LAYERS[activation]))
         spec["activation"] = None
     new = graph.insert_after(layers, group, layer_id)
-    return _with_new_layers(layers, new, [g["id"] for g in group])
+    return _with_new_layers(layers, new)
 
 
 def set_activation(document: ProjectDocument, names: list[str], activation: str) -> list[dict[str, Any]]:
@@ -120,7 +113,7 @@ def add_dropout(document: ProjectDocument, before: str, rate: float) -> list[dic
     target = _find(document, before)
     dropout = _spec("Dropout", rate=rate)
     new = graph.insert_before(layers, [dropout], target)
-    return _with_new_layers(layers, new, [dropout["id"]])
+    return _with_new_layers(layers, new)
 
 
 def fix_command(document: ProjectDocument, fix: Fix) -> QUndoCommand:

@@ -68,14 +68,20 @@ def load_weight_file(path: str | Path) -> tuple[dict, dict, dict[str, np.ndarray
 
 
 def layer_names(architecture: dict) -> list[str]:
-    """The engine's layer names: the layer's "name", else its snake_case type and a running count."""
+    """The engine's layer names: the layer's "name", else its snake_case type and a running count,
+    skipping numbers whose name another layer was given."""
+    taken = {spec.get("name") for spec in architecture["layers"] if spec.get("name")}
     counts: dict[str, int] = {}
     names = []
     for spec in architecture["layers"]:
         kind = spec["type"]
         counts[kind] = counts.get(kind, 0) + 1
         snake = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", kind).lower().replace("re_lu", "relu")
-        names.append(spec.get("name") or f"{snake}_{counts[kind]}")
+        name = spec.get("name") or f"{snake}_{counts[kind]}"
+        while not spec.get("name") and name in taken:
+            counts[kind] += 1
+            name = f"{snake}_{counts[kind]}"
+        names.append(name)
     return names
 
 

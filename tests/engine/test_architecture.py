@@ -135,3 +135,23 @@ def test_same_padding_keeps_size_over_stride():
                             {"type": "MaxPool2D", "pool_size": 2, "padding": "same"}, shape=(15, 13, 3)))
     assert analysis.layers[0].output_shape == (8, 7, 2)
     assert analysis.layers[1].output_shape == (4, 4, 2)
+
+
+@pytest.mark.parametrize("given, expected", [
+    # no names given: the running count, as every saved weight file expects
+    ([None, None, None], ["conv2d_1", "conv2d_2", "conv2d_3"]),
+    # an automatic name another layer was given takes the next free number
+    ([None, "conv2d_1", None], ["conv2d_2", "conv2d_1", "conv2d_4"]),
+    ([None, None, "conv2d_2"], ["conv2d_1", "conv2d_3", "conv2d_2"]),
+    (["conv2d_2", None, "conv2d_3"], ["conv2d_2", "conv2d_4", "conv2d_3"]),
+])
+def test_automatic_names_never_clash_with_given_ones(given, expected):
+    from engine.architecture import layer_names
+    from engine.export.predictor_template import layer_names as predictor_layer_names
+
+    layers = [{"type": "Conv2D", "filters": 2, "kernel_size": 1, **({"name": name} if name else {})}
+              for name in given] + [{"type": "Flatten"}, {"type": "Dense", "units": 2, "activation": "softmax"}]
+    doc = {"format": FORMAT, "input": {"shape": [4, 4, 1]}, "layers": layers}
+    assert layer_names(doc)[:3] == expected
+    assert predictor_layer_names(doc) == layer_names(doc)  # the standalone predictor names weights alike
+    assert not analyze(doc).problems

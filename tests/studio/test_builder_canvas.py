@@ -246,3 +246,26 @@ def test_locked_document_refuses_edits_and_says_why(window, qtbot):
     assert not window.lock_banner.isVisibleTo(window)
     assert window.editor.remove(ids[0])
     assert layer_ids(doc) == ids[1:]
+
+
+def test_inserting_after_a_duplicate_keeps_every_name_and_makes_none_twice(window, qtbot):
+    """Ctrl+D writes the other layers' names out; a layer dropped later on a wire must not take one of
+    them, and no existing layer may change its name (its weights are named after it)."""
+    doc, canvas = window.document, window.canvas
+    window.selection.select(doc.layers()[0]["id"])
+    canvas.setFocus()
+    qtbot.keyClick(canvas, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    before = names_by_id(doc)
+    # A Conv2D dropped from the palette between the first two blocks.
+    accepted, _ = drag_and_drop(canvas, layer_mime("Conv2D"), canvas.gap_center(1))
+    assert accepted
+    after = names_by_id(doc)
+    new = [key for key in after if key not in before]
+    assert len(new) == 1 and {key: after[key] for key in before} == before
+    assert len(set(after.values())) == len(after) and after[new[0]].startswith("conv2d_")
+    assert not [p for p in doc.analysis().problems if "used twice" in p.message]
+    # A composite block and a second drop: still every name once, the old ones unchanged.
+    window.editor.append_composite("residual")
+    drag_and_drop(canvas, layer_mime("Conv2D"), canvas.gap_center(2))
+    final = names_by_id(doc)
+    assert {key: final[key] for key in before} == before and len(set(final.values())) == len(final)
