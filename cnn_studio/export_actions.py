@@ -40,7 +40,8 @@ ONNX_CHECK_IMAGES = 64
 ONNX_TOLERANCE = 1e-4
 _USAGE = {
     "npz": "Load it with File > Import Weights, `cnn-engine evaluate`, or engine.weights.load_weights().",
-    "safetensors": "Any safetensors reader opens it; the architecture and layer order are in its metadata.",
+    "safetensors": "Load it with File > Import Weights or `cnn-engine evaluate`; any safetensors reader opens it "
+                   "(the architecture and layer order are in its metadata).",
     "onnx": "Input \"input\": (N, H, W, C) float32, normalized as the model's 'preprocessing' metadata says. "
             "Open it with ONNX Runtime, OpenCV's dnn module or Netron.",
     "predictor": "Run it with:  python predict.py picture.png  (needs only NumPy).",

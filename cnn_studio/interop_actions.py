@@ -142,6 +142,7 @@ class InteropController(QObject):
             analysis = model.analysis
             check = ("Checked against ONNX Runtime on random inputs: largest relative difference "
                      f"{difference:.1e}." if difference is not None else "Not checked: onnxruntime is not installed.")
+            # The notes as a list, the check apart from it: it is about the whole network, not the last note.
             notes = "\n".join(f"• {note}" for note in imported.notes)
             h, w, c = model.input_shape
             total = analysis.trainable_params + analysis.non_trainable_params
@@ -151,9 +152,10 @@ class InteropController(QObject):
                 "ONNX model imported",
                 f"{path.name} (opset {imported.opset}, {imported.producer}) is now an editable network of "
                 f"{len(analysis.layers)} layers with its weights.",
-                f"{notes}\n{check}\n\nIt takes {h}×{w}×{c} images, normalised as "
-                f"{_preprocessing_text(model.preprocessing)}. To fine-tune it on your data: untick Trainable on "
-                "the layers to keep, use Edit > Replace Head for your dataset's classes, then Start.")
+                "\n\n".join(part for part in (notes, check, (
+                    f"It takes {h}×{w}×{c} images, normalised as {_preprocessing_text(model.preprocessing)}. To "
+                    "fine-tune it on your data: untick Trainable on the layers to keep, use Edit > Replace Head for "
+                    "your dataset's classes, then Start.")) if part))
             self.onnx_imported.emit(str(path))
 
         self._run(work, done, "ONNX model not imported", path)

@@ -584,7 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sweep, keep_default="best")
 
     p = sub.add_parser("evaluate", help="evaluate saved weights on a dataset's test part")
-    p.add_argument("weights", help="weight file (.npz)")
+    p.add_argument("weights", help="weight file (.npz, or .safetensors as File > Export writes it)")
     add_data(p)
     p.set_defaults(func=cmd_evaluate)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 from pathlib import Path
 
 _MAGIC = (
@@ -27,6 +28,8 @@ def describe_file(path: str | os.PathLike, limit: int = 1 << 20) -> str:
     for magic, words in _MAGIC:
         if head.startswith(magic):
             return words
+    if _safetensors_head(head, Path(path)):
+        return "a safetensors file"
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
@@ -43,3 +46,25 @@ def describe_file(path: str | os.PathLike, limit: int = 1 << 20) -> str:
             return "an architecture file (JSON)"
         return "a JSON text file"
     return "a text file"
+
+
+def looks_like_safetensors(path: str | os.PathLike) -> bool:
+    """Whether ``path`` starts as a safetensors file does: the header's length (8 bytes, little-endian),
+    no longer than the file, then the header's JSON object. safetensors has no magic number; this is
+    what tells it from the other files a weight file could be mistaken for."""
+    try:
+        with Path(path).open("rb") as handle:
+            head = handle.read(9)
+    except OSError:
+        return False
+    return _safetensors_head(head, Path(path))
+
+
+def _safetensors_head(head: bytes, path: Path) -> bool:
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    (length,) = struct.unpack("<Q", head[:8])
+    try:
+        return 2 <= length <= path.stat().st_size - 8
+    except OSError:
+        return False

@@ -3,6 +3,10 @@
 Keys: ``__format__``, ``__architecture__`` (JSON text), ``__preprocessing__`` (JSON text), and one
 array per tensor named ``"<layer>.<param>"`` (parameters and batch-norm running statistics). No
 pickled objects: the file loads with ``allow_pickle=False``.
+
+The readers here also take the studio's ``.safetensors`` export (engine.export.safetensors_io: the
+same records in its metadata), told apart by content, so every command that takes a weight file
+takes either; reading one needs the optional safetensors package.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 from engine.atomic import atomic_write
 from engine.data.normalization import Normalization
 from engine.errors import ArchitectureError, DataError, ResourceError, WeightsError, shown
-from engine.file_kind import describe_file
+from engine.file_kind import describe_file, looks_like_safetensors
 from engine.json_files import parse_json
 from engine.model import Model
 from engine.npz_archive import read_npz
@@ -42,12 +46,19 @@ def save_weights(model: Model, path: str | os.PathLike, weights: dict[str, np.nd
 
 
 def read_weight_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
-    """Return (architecture, preprocessing, tensors) from a weight file, or raise WeightsError."""
+    """Return (architecture, preprocessing, tensors) from a weight file (.npz, or the .safetensors export:
+    told by content, not by name), or raise WeightsError; a .safetensors file without the optional
+    safetensors package raises MissingDependency saying how to install it."""
     path = Path(path)
+    if path.suffix.lower() == ".safetensors" or looks_like_safetensors(path):
+        from engine.export.safetensors_io import read_safetensors  # the export package imports this module
+
+        return read_safetensors(path)
     if path.is_file() and not zipfile.is_zipfile(path):
         # Say what the file is and what to pass instead, not why the zip reader gave up.
         raise WeightsError(f"{path}: not a CNN Studio weight file: it is {describe_file(path)}, not the .npz "
-                           "archive that training saves (cnn-engine train --out, or File > Export in the studio)")
+                           "archive that training saves nor the .safetensors export (cnn-engine train --out, "
+                           "or File > Export in the studio)")
     contents = read_npz(path, WeightsError, "a CNN Studio weight file")
     marker = contents.pop("__format__", None)
     if marker is None or marker.shape != () or marker.dtype.kind != "U" or str(marker) != WEIGHTS_FORMAT:

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from engine.atomic import write_text_atomic
-from engine.errors import WeightsError
 from engine.export.formats import (
     EXTRAS_HINT,
     FORMATS,
@@ -161,15 +160,10 @@ def _is_temporary(filename: str) -> bool:
 
 
 def read_any_weight_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
-    """(architecture, preprocessing, tensors in layer order) from a .npz or .safetensors weight file."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".safetensors":
-        from engine.export.safetensors_io import read_safetensors
+    """(architecture, preprocessing, tensors in layer order) from a .npz or .safetensors weight file.
 
-        return read_safetensors(path)
-    if suffix not in ("", ".npz"):
-        raise WeightsError(f"{path}: weights can be imported from .npz or .safetensors files, not {suffix!r}")
+    The kind is told by the content, so a .safetensors file written under another name (train.py
+    --out) reads too, and any other file is refused saying what it is."""
     return read_weight_file(path)
 
 

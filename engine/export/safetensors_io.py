@@ -50,8 +50,10 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str,
 
     Raises WeightsError naming the file when it is missing, damaged or not written by CNN Studio.
     """
-    numpy_io = require("safetensors.numpy", "Reading .safetensors", _INSTALL)
     path = Path(path)
+    purpose = f"Reading {path} (a .safetensors weight file)"
+    require("safetensors", purpose, _INSTALL)  # first, so a missing package is named as pip knows it
+    numpy_io = require("safetensors.numpy", purpose, _INSTALL)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -60,8 +62,12 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str,
         raise WeightsError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     metadata = _metadata(data, path)
     if metadata.get("format") != WEIGHTS_FORMAT:
-        raise WeightsError(f"{path}: not a CNN Studio weight file (its metadata has no {WEIGHTS_FORMAT!r} "
-                           "format marker)")
+        raise WeightsError(f"{path}: not a CNN Studio weight file: a safetensors file whose metadata has no "
+                           f"{WEIGHTS_FORMAT!r} format marker, so no architecture to build the network from "
+                           "(CNN Studio's .safetensors export and train.py of its PyTorch project write both)")
+    if "architecture" not in metadata:
+        raise WeightsError(f"{path}: the metadata has no architecture record, so the network cannot be built "
+                           "from this file (CNN Studio's own .safetensors export carries one)")
     architecture = _record(metadata, "architecture", path, dict)
     order = _record(metadata, "order", path, list, default=[])
     preprocessing = checked_preprocessing(_record(metadata, "preprocessing", path, dict, default={}), path)

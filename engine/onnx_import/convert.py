@@ -31,6 +31,9 @@ _FLOAT = 1  # TensorProto.FLOAT
 # Operators whose node is a module of its own (it holds the weights), named by its module path alone.
 _WEIGHTED = {"Conv", "Gemm", "MatMul", "BatchNormalization"}
 _NO_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
+# CNN Studio's own exporter (engine/export/onnx_export.py, OnnxGraph.node) names every node
+# "<layer name>:<operator>", "<layer name>:<operator>_2" for a layer's second node of one operator.
+_EXPORTED_NODE = re.compile(r"(?P<layer>[A-Za-z_][0-9A-Za-z_]*):(?P<op>[A-Za-z][0-9A-Za-z]*)(?:_\d+)?")
 
 
 @dataclass
@@ -132,15 +135,16 @@ class Converter:
         nhwc = bool(readers) and all(
             node.op_type == "Transpose" and list(attributes(node).get("perm", [])) == [0, 3, 1, 2] for node in readers)
         per_sample = tuple(int(d) for d in dims[1:])
+        # Each note is a whole sentence: the CLI prints them one a line, the studio as a list.
         if nhwc:
             shape = per_sample
-            self.notes.append(f"input {graph_input.name!r}: (N, {', '.join(map(str, per_sample))}) channels last, "
-                              "as the engine's")
+            self.notes.append(f"The input {graph_input.name!r} takes (N, {', '.join(map(str, per_sample))}) images "
+                              "channels last, as the engine does, so they go in unchanged.")
         else:
             c, h, w = per_sample
             shape = (h, w, c)
-            self.notes.append(f"input {graph_input.name!r}: (N, {c}, {h}, {w}) channels first; the engine takes "
-                              f"(N, {h}, {w}, {c}) images")
+            self.notes.append(f"The input {graph_input.name!r} takes (N, {c}, {h}, {w}) images, channels first; "
+                              f"the imported network takes them channels last, as (N, {h}, {w}, {c}).")
         self.input_shape = shape
         self.values[graph_input.name] = Value("input", shape, "nhwc" if nhwc else "nchw", per_sample)
         return "NHWC" if nhwc else "NCHW"
@@ -256,6 +260,12 @@ class Converter:
         return reads == sum(1 for i in node.input if i in names)
 
     def _unique_name(self, node: Any, name: str, type_name: str) -> str:
+        # A CNN Studio export gets its layers' own names back (the first layer made from a layer's nodes:
+        # the one with its weights, whose tensor names then match too); the others are read as any name.
+        exported = _exported_layer_name(name, node.op_type)
+        if exported and exported not in self.names:
+            self.names.add(exported)
+            return exported
         candidate = _readable(name, node.op_type)
         if candidate and not candidate[0].isdigit() and candidate in self.names:
             base, count = candidate, 2
@@ -289,8 +299,8 @@ class Converter:
                                          "engine flattens (H, W, C)"))
         elif v.layout == "nchw" and v.size != v.shape[-1]:
             h, w, c = v.shape
-            self.notes.append(f"output {out!r}: the engine gives ({h}, {w}, {c}) where the ONNX model gives "
-                              f"({c}, {h}, {w})")
+            self.notes.append(f"The output {out!r} is ({c}, {h}, {w}) per image in the ONNX model; the imported "
+                              f"network gives ({h}, {w}, {c}).")
         self.output_layer = v.layer
 
     def _document(self) -> dict[str, Any]:
@@ -326,6 +336,13 @@ class Converter:
     def _tensors(self) -> dict[str, np.ndarray]:
         return {f"{layer_id}.{key}": value for layer_id in self.order
                 for key, value in self.layer_tensors[layer_id].items()}
+
+
+def _exported_layer_name(node_name: str, op_type: str) -> str:
+    """The engine layer name a node of CNN Studio's own export carries ("relu_7:Relu" -> "relu_7"), or ""
+    for any other node name (another exporter's, or a layer name the importer could not use as it is)."""
+    match = _EXPORTED_NODE.fullmatch(node_name)
+    return match["layer"] if match and match["op"] == op_type else ""
 
 
 def _readable(node_name: str, op_type: str) -> str:

@@ -11,6 +11,8 @@ import pytest
 
 from engine.cli import main
 from tests.helpers.engine_factories import SMALL_CNN, stripes_dataset
+from tests.helpers.extras import require
+from tests.helpers.training_project import write_like_train_py
 
 
 @pytest.fixture
@@ -41,6 +43,54 @@ def test_train_then_evaluate(files, capsys):
     assert main(["evaluate", str(weights), "--data", str(npz)]) == 0
     out = capsys.readouterr().out
     assert "test accuracy" in out and "horizontal" in out
+
+
+def test_evaluate_takes_the_safetensors_export_and_train_py_weights_like_the_npz(files, capsys):
+    require("safetensors")
+    from engine.export import export_model
+    from engine.model import Model
+
+    tmp, _, npz = files
+    model = Model(SMALL_CNN, seed=3)
+    model.preprocessing = {"scale": 1 / 255, "mean": [0.5], "std": [0.25]}
+    paths = [*export_model(model, tmp / "w.npz"), *export_model(model, tmp / "w.safetensors"),
+             # What the PyTorch training project writes, and under a name that hides its kind.
+             write_like_train_py(model, tmp / "trained.safetensors"), write_like_train_py(model, tmp / "trained.w")]
+    outputs = []
+    for path in paths:
+        assert main(["evaluate", str(path), "--data", str(npz)]) == 0, capsys.readouterr().err
+        outputs.append(capsys.readouterr().out)
+    assert "test accuracy" in outputs[0] and outputs == [outputs[0]] * len(paths)
+
+
+def test_evaluate_without_the_safetensors_package_names_the_file_and_the_install(files, capsys, monkeypatch):
+    tmp, _, npz = files
+    from engine.model import Model
+
+    path = write_like_train_py(Model(SMALL_CNN, seed=3), tmp / "trained.safetensors")  # needs no package
+    for module in ("safetensors", "safetensors.numpy"):
+        monkeypatch.setitem(sys.modules, module, None)  # importing it raises ImportError, as where absent
+    assert main(["evaluate", str(path), "--data", str(npz)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"cnn-engine: error: Reading {path} (a .safetensors weight file) needs the "
+                           "'safetensors' package, which is not installed")
+    assert "pip install safetensors" in line
+
+
+def test_evaluate_of_a_safetensors_file_without_the_architecture_says_so(files, capsys):
+    require("safetensors")
+    from safetensors.numpy import save_file
+
+    tmp, _, npz = files
+    foreign = tmp / "foreign.safetensors"
+    save_file({"w": np.zeros(3, np.float32)}, str(foreign))
+    marked = tmp / "marked.safetensors"
+    save_file({"w": np.zeros(3, np.float32)}, str(marked), metadata={"format": "cnn-studio.weights/1"})
+    for path, words in ((foreign, "no 'cnn-studio.weights/1' format marker, so no architecture"),
+                        (marked, "the metadata has no architecture record, so the network cannot be built")):
+        assert main(["evaluate", str(path), "--data", str(npz)]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith(f"cnn-engine: error: {path}: ") and words in line
 
 
 @pytest.mark.parametrize(

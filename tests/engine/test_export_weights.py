@@ -10,7 +10,7 @@ import pytest
 from engine.errors import WeightsError
 from engine.export import export_model, import_weight_file, load_weight_file, read_any_weight_file
 from engine.model import Model
-from engine.weights import load_weights
+from engine.weights import import_weights, load_weights
 from tests.engine.test_export_cases import ARCHITECTURES, SEED_SAMPLE, normalized, randomized_model, raw_batch
 from tests.helpers.extras import require
 
@@ -67,6 +67,25 @@ def test_safetensors_keeps_non_contiguous_snapshots_intact(tmp_path) -> None:
     back = load_weight_file(path)
     for key, value in model.tensors().items():
         assert np.array_equal(back.tensors()[key], value), key
+
+
+def test_every_reader_takes_the_safetensors_export_told_by_content_not_name(tmp_path) -> None:
+    model = randomized_model("rgb_global_pool")
+    path = export_model(model, tmp_path / "w.safetensors")[0]
+    renamed = tmp_path / "w.weights"
+    renamed.write_bytes(path.read_bytes())
+    for source in (path, renamed):
+        back = load_weights(source)  # engine.weights: what cnn-engine evaluate loads
+        assert back.architecture == model.architecture
+        assert all(np.array_equal(back.tensors()[k], v) for k, v in model.tensors().items()), source
+        for importer in (import_weights, import_weight_file):  # the engine's and the studio's import
+            target = Model.from_architecture(ARCHITECTURES["rgb_global_pool"], seed=9)
+            importer(target, source)
+            assert all(np.array_equal(target.tensors()[k], v) for k, v in model.tensors().items()), source
+    onnx = tmp_path / "model.weights"
+    onnx.write_bytes(b"\x08\x01\x12\x07pytorch")
+    with pytest.raises(WeightsError, match=r"model\.weights: not a CNN Studio weight file: it is an ONNX model"):
+        read_any_weight_file(onnx)
 
 
 def test_export_uses_the_given_snapshot_not_the_live_weights(tmp_path) -> None:

@@ -166,8 +166,31 @@ def test_the_engines_own_onnx_export_imports_back(tmp_path):
     # The Tanh after the second convolution joins it as its activation.
     assert layer_types(imported) == ["Conv2D", "BatchNorm", "AvgPool2D", "Conv2D", "Flatten", "Dense"]
     assert imported.architecture["layers"][3]["activation"] == "tanh"
+    # The layers keep the names they had (the export's node names carry them), "tanh_1" joined conv2d_2.
+    assert [spec["name"] for spec in imported.architecture["layers"]] == [
+        "conv2d_1", "batch_norm_1", "avg_pool2d_1", "conv2d_2", "flatten_1", "dense_1"]
     # The export records how raw pixels are scaled; the import keeps it.
     assert imported.preprocessing == model.preprocessing
+    # The report is whole sentences (the studio lists them above its own).
+    assert imported.notes == ["The input 'input' takes (N, 10, 10, 2) images channels last, as the engine does, "
+                              "so they go in unchanged."]
+
+
+@needs_add
+def test_a_graph_network_keeps_its_layer_names_through_onnx(tmp_path):
+    from engine.export import export_model
+    from engine.model import Model
+    from tests.helpers.engine_factories import RESIDUAL
+
+    doc = json.loads(json.dumps(RESIDUAL))
+    doc["layers"][5]["name"] = "skip_sum"  # the first Add, named by the user
+    doc["layers"][0]["name"] = "stem conv"  # a name no imported layer takes as it is: made readable instead
+    model = Model(doc, seed=2)
+    assert "relu_1" in model.names and "global_avg_pool2d_1" in model.names
+    imported = assert_predicts_like_onnx(export_model(model, tmp_path / "residual.onnx")[0])
+    assert [spec["name"] for spec in imported.architecture["layers"]] == ["stem_conv", *model.names[1:]]
+    # The weights keep their names with them: the original's weight file fits the imported network.
+    assert list(imported.tensors) == [name.replace("stem conv.", "stem_conv.") for name in model.tensors()]
 
 
 # -- refusals ------------------------------------------------------------------------------------
@@ -255,7 +278,8 @@ def test_cli_import_writes_a_weight_file_that_predicts_like_onnx_runtime(tmp_pat
     assert main(["import", str(source), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "checked against ONNX Runtime" in printed and f"wrote {out}" in printed
-    assert "channels first" in printed
+    assert ("  The input 'image' takes (N, 3, 12, 12) images, channels first; the imported network takes them "
+            "channels last, as (N, 12, 12, 3).\n") in printed
     model = load_weights(out)
     x = np.random.default_rng(2).standard_normal((4, 12, 12, 3)).astype(np.float32)
     np.testing.assert_allclose(model.predict(x), onnx_outputs(source, x.transpose(0, 3, 1, 2)), rtol=1e-4, atol=1e-4)

@@ -22,6 +22,7 @@ from engine.export import formats as formats_module
 from engine.model import Model
 from tests.engine.test_export_cases import ARCHITECTURES, normalized, randomized_model, raw_batch
 from tests.helpers.extras import require
+from tests.helpers.training_project import write_like_train_py
 
 require("onnx")
 require("safetensors")
@@ -292,6 +293,23 @@ def test_import_loads_weights_into_the_current_architecture(qtbot, setup, tmp_pa
     x = normalized(source, raw_batch(source))
     assert np.array_equal(adopted.predict(x), source.predict(x))
     assert dialogs.infos[-1][0] == "Weights imported"
+
+
+@pytest.mark.parametrize("name", ["trained.safetensors", "trained.weights"])
+def test_import_takes_the_weights_the_pytorch_training_project_writes(qtbot, setup, tmp_path, name) -> None:
+    # Its README sends trained.safetensors (written by hand, without the safetensors package) back
+    # through File > Import Weights; --out may give it another name.
+    _, session, dialogs, controller = setup
+    source = randomized_model("gray_odd_every_kind", seed=11)
+    source.preprocessing = {"scale": 1 / 255, "mean": [0.25], "std": [0.5]}
+    path = write_like_train_py(source, tmp_path / name)
+    with qtbot.waitSignal(controller.import_finished, timeout=20000):
+        assert controller.import_from(path)
+    (adopted,) = session.adopted
+    x = normalized(source, raw_batch(source))
+    assert np.array_equal(adopted.predict(x), source.predict(x))
+    assert adopted.preprocessing == source.preprocessing
+    assert dialogs.infos[-1][0] == "Weights imported" and not dialogs.errors
 
 
 def test_import_of_another_architecture_is_refused_naming_the_tensor(qtbot, setup, tmp_path) -> None:

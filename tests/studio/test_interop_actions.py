@@ -107,6 +107,19 @@ def test_imported_onnx_network_opens_in_the_builder_with_its_weights(qtbot, wind
     assert window.training_session.trained.start_weights_for(document.architecture()) is not None
 
 
+def test_the_studios_own_onnx_export_comes_back_with_its_names_and_a_report_in_sentences(qtbot, window, tmp_path):
+    path, model = onnx_of_pretrained(tmp_path)
+    import_onnx(qtbot, window, path)
+    assert [spec["name"] for spec in window.document.layers()] == model.names  # relu_1, not relu_1_relu
+    _, _, informative = window.interop.dialogs.infos[-1]
+    notes, check, advice = informative.split("\n\n")
+    # Each note a whole sentence of its own; the check a paragraph apart, not read as the note's end.
+    assert notes == ("• The input 'input' takes (N, 12, 12, 1) images channels last, as the engine does, so they "
+                     "go in unchanged.")
+    assert check.startswith("Checked against ONNX Runtime on random inputs") and check.endswith(".")
+    assert advice.startswith("It takes 12×12×1 images") and "Replace Head" in advice
+
+
 def test_an_unsupported_onnx_file_is_refused_and_nothing_changes(qtbot, window, tmp_path):
     from onnx import TensorProto, helper
 
