@@ -268,10 +268,18 @@ class ArchitectureCanvas(QGraphicsView):
         return None
 
     def port_at(self, scene_pos: QPointF) -> tuple[str, str] | None:
-        """("out" or "in", block key) of the port under a scene point, nearest first."""
+        """("out" or "in", block key) of the port under a scene point, nearest first.
+
+        Zoomed out, a port reaches further than it is drawn (PORT_HIT_SCREEN pixels), but over a
+        block's own body only a quarter of its height: the middle of a block always takes the press
+        (select, drag), however small the blocks are drawn."""
         reach = max(PORT_HIT, PORT_HIT_SCREEN / max(self.zoom_level(), 1e-6))
+        under = self.any_block_at(scene_pos)
+        candidates = self.blocks if under is None else {under.key: under}
+        if under is not None:
+            reach = min(reach, under.height() / 4)
         best: tuple[float, str, str] | None = None
-        for key, block in self.blocks.items():
+        for key, block in candidates.items():
             if block.has_output_port:
                 d = _distance(block.output_port(), scene_pos)
                 if d <= reach and (best is None or d < best[0]):

@@ -419,3 +419,19 @@ def test_menus_connect_and_insert_without_dragging(window):
     disconnect = next(a for a in canvas.wire_menu(Wire(relu, add, 1)).actions() if a.text() == "Disconnect")
     disconnect.trigger()
     assert inputs(doc)[add] == ["conv_b"]
+
+
+@pytest.mark.parametrize("zoom", [1.0, 0.5, 0.3])
+def test_a_click_in_a_blocks_middle_selects_it_and_a_drag_from_its_port_connects_at_any_zoom(window, qtbot, zoom):
+    """Zoomed out, the ports reach further than they are drawn, but never over the middle of a block."""
+    canvas = window.canvas
+    canvas.resetTransform()
+    canvas.scale(zoom, zoom)
+    canvas.centerOn(canvas.block("conv_b"))
+    middle = canvas.mapFromScene(canvas.block("conv_b").rect_in_scene().center())
+    window.selection.select(None)
+    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=middle)
+    assert window.selection.layer_id == "conv_b"
+    assert canvas.port_at(canvas.mapToScene(middle)) is None
+    # Pressing on the output port itself still starts a wire.
+    assert canvas.port_at(canvas.block("conv_b").output_port()) == ("out", "conv_b")
