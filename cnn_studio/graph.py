@@ -161,14 +161,14 @@ def spec_by_id(layers: Sequence[Spec], layer_id: str) -> Spec:
 
 
 def label(layers: Sequence[Spec], node: str) -> str:
-    """How messages name a node: its type and 1-based position ("Conv2D 3"), or "the input"."""
+    """How messages name a node: the layer's name, as its block shows it ("conv2d_2"), or "the input"."""
     if node == INPUT:
         return "the input"
     if node == OUTPUT:
         return "the output"
-    for i, spec in enumerate(layers, start=1):
+    for spec, name in zip(layers, layer_names({"layers": list(layers)})):
         if spec["id"] == node:
-            return f"{spec.get('type', 'layer')} {i}"
+            return name
     return repr(node)
 
 

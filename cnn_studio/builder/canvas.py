@@ -501,7 +501,7 @@ class ArchitectureCanvas(QGraphicsView):
         if key == OUTPUT:
             return "the output"
         block = self.blocks.get(key)
-        return f"{block.content.title} {self.order.index(key) + 1}" if block else key
+        return block.content.subtitle if block else key  # the layer's name, as its block shows it
 
     def _wire_words(self, wire: Wire) -> str:
         return f"{self._node_words(wire.source)} → {self._node_words(wire.target)}"
@@ -849,7 +849,7 @@ class ArchitectureCanvas(QGraphicsView):
         connect.setToolTip("Wire this block's output to another block (the same as dragging from its output port)")
         for spec in layers:
             if spec["id"] in targets:
-                connect.addAction(f"{self._node_words(spec['id'])} · {self.blocks[spec['id']].content.subtitle}",
+                connect.addAction(f"{self._node_words(spec['id'])} ({self.blocks[spec['id']].content.title})",
                                   lambda t=spec["id"]: self.editor.connect(layer_id, t))
         connect.setEnabled(not locked and bool(targets - {OUTPUT}))
         if OUTPUT in targets:

@@ -79,7 +79,7 @@ def test_dragging_a_block_moves_it_and_undo_puts_it_back(window):
     accepted, _ = drag_and_drop(canvas, block_mime(pool), canvas.gap_center(3))
     assert accepted
     assert layer_ids(doc) == [ids[0], ids[2], pool] + ids[3:]
-    assert window.undo_action.text().startswith("&Undo Move MaxPool2D")
+    assert window.undo_action.text().startswith("&Undo Move max_pool2d_1")  # named as its block shows it
     window.undo_action.trigger()
     assert layer_ids(doc) == ids
     window.redo_action.trigger()

@@ -407,7 +407,7 @@ def test_menus_connect_and_insert_without_dragging(window):
     connect = next(a.menu() for a in menu.actions() if a.menu() and a.text() == "Connect Output To")
     choices = {a.text(): a for a in connect.actions()}
     assert not any(text.startswith("Conv2D 1") for text in choices)  # not to itself
-    next(a for text, a in choices.items() if text.startswith("Add ")).trigger()
+    next(a for text, a in choices.items() if text.endswith("(Add)")).trigger()
     assert inputs(doc)[add] == ["conv_b", "conv_a"]
     wire_menu = canvas.wire_menu(Wire("conv_a", add, 1))
     assert canvas.selected_wire == Wire("conv_a", add, 1)
