@@ -52,6 +52,19 @@ DEAD_WARNING = 0.5  # above this share of dead units the cell turns red
 CELL_PADDING = 12  # pixels a cell adds to its text (margins, grid line)
 
 
+def statistics_note(count: int, part: str, all_of_them: bool, weights: str = "") -> str:
+    """The heading above the table: which images were measured and with which weights. ``weights`` names
+    pinned weights as the Inside tab does ("Epoch 1 of run 2", "Run 3 after 5 epochs"); "" for the latest
+    weights of the trained network, which are measured again after every epoch."""
+    where = "all" if all_of_them else "the first"
+    if weights:
+        whose = f"the weights of {weights[:1].lower()}{weights[1:]}"
+    else:
+        whose = "the latest weights (updated after every epoch)"
+    return (f"Measured on {where} {count} {part} images with {whose}. "
+            "Dead ReLU units output zero for every one of these images.")
+
+
 def _mean_std(mean: float, std: float, separator: str = " ") -> str:
     return "" if math.isnan(mean) else f"{mean:+.3f}{separator}\u00b1 {std:.3f}"
 

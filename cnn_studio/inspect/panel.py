@@ -24,7 +24,7 @@ from cnn_studio.inspect.embedding_view import EmbeddingView
 from cnn_studio.inspect.explain_controllers import AtlasController, EmbeddingController
 from cnn_studio.inspect.feature_maps import FeatureMapsView
 from cnn_studio.inspect.filters_view import FiltersView
-from cnn_studio.inspect.layer_stats import LayerStatsView
+from cnn_studio.inspect.layer_stats import LayerStatsView, statistics_note
 from cnn_studio.inspect.mistakes_gallery import MistakesGallery
 from cnn_studio.inspect.prediction_view import PredictionView
 from cnn_studio.inspect.sample_picker import SamplePicker
@@ -77,6 +77,7 @@ class InsidePanel(QWidget):
         self._probe_sent: np.ndarray | None = None  # the sample the training worker probes now
         self._deferred: dict[str, Any] = {}  # jobs asked for while the tab was hidden
         self._stats_part = "test"
+        self._stats_weights = ""  # the pinned weights the statistics were asked for ("": the latest ones)
         self._epoch_text = ""
         self._attribution_request: tuple[int, Any] | None = None
         self.probes_received = 0  # ProbeResults drawn from a training session (live updates)
@@ -465,6 +466,7 @@ class InsidePanel(QWidget):
             return
         raw = data.x_test if len(data.x_test) else data.x_train
         self._stats_part = "test" if len(data.x_test) else "training"
+        self._stats_weights = self._pinned  # the heading names them: a past epoch is not the latest weights
         raw = raw[:STATS_SAMPLES]
         norm = as_normalization(self._model.preprocessing)
         self._submit("stats", lambda model: layer_statistics(model, norm.apply(raw)))
@@ -494,12 +496,10 @@ class InsidePanel(QWidget):
             if (token, request) == self._attribution_request:
                 self._show_attribution(attribution_result)
         elif kind == "stats":
-            where = "the first" if len(result) and result[0].samples == STATS_SAMPLES else "all"
             count = result[0].samples if result else 0
-            self.stats.set_statistics(
-                result, f"Measured on {where} {count} {self._stats_part} images with the latest weights (updated "
-                        "after every epoch). Dead ReLU units output zero for every one of these images."
-            )
+            all_of_them = not (len(result) and result[0].samples == STATS_SAMPLES)
+            self.stats.set_statistics(result, statistics_note(count, self._stats_part, all_of_them,
+                                                              self._stats_weights))
         elif kind == "evaluation":
             self.set_evaluation(result)
         elif kind in self._controllers:

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from cnn_studio.plot_legend import LegendAbove
+from cnn_studio.runs.class_header import ClassNameHeader
 from engine.architecture_diff import diff_architectures
 from engine.runs import RunFolder
 
@@ -71,6 +72,20 @@ def flips(a: RunFolder, b: RunFolder) -> tuple[list[Flip], list[Flip]] | None:
     return worse, better
 
 
+def flip_summary(worse: int, better: int) -> str:
+    """How many test images flipped, each way, saying which run got them right."""
+    images = "test image" if worse == 1 else "test images"
+    return f"{worse} {images} right in A but wrong in B; {better} wrong in A but right in B"
+
+
+def _empty_plot(plot: pg.PlotWidget) -> None:
+    """No curves and the axes an empty plot starts with: another comparison's ranges would read as data."""
+    plot.clear()
+    plot.getAxis("bottom").setTickSpacing()  # (automatic ticks again)
+    plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+    plot.enableAutoRange()
+
+
 def thumbnail(image: np.ndarray) -> QPixmap:
     """A small picture of one (H, W, C) uint8 or [0, 1] float image."""
     a = np.asarray(image)
@@ -101,7 +116,7 @@ class RunComparison(QWidget):
         super().__init__(parent)
         self.a: RunFolder | None = None
         self.b: RunFolder | None = None
-        self.title = QLabel("Select two runs in the table to compare them.")
+        self.title = QLabel("")  # the two runs compared; hidden otherwise (the Runs tab's hint says what to do)
         self.title.setWordWrap(True)
         self.architecture = QLabel("")
         self.architecture.setWordWrap(True)
@@ -121,6 +136,7 @@ class RunComparison(QWidget):
             LegendAbove(plot.getPlotItem())  # the legend in a row of its own: it hides no curve
             plot.getAxis("left").enableAutoSIPrefix(False)
         self.confusion = QTableWidget(0, 0)
+        self.confusion.setHorizontalHeader(ClassNameHeader(self.confusion))  # whole class names, upright if need be
         self.confusion.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.confusion.setStyleSheet("QTableWidget { font-size: 8pt; } QHeaderView { font-size: 8pt; }")
         self.confusion.setTextElideMode(Qt.TextElideMode.ElideNone)
@@ -201,13 +217,15 @@ class RunComparison(QWidget):
         widget.itemClicked.connect(self._on_flip_chosen)
         return widget
 
-    def clear(self, text: str = "Select two runs in the table to compare them.") -> None:
+    def clear(self, text: str = "") -> None:
+        """Compare nothing; ``text`` (e.g. why two runs cannot be compared) shows where the title was, else none."""
         self.a = self.b = None
         self.title.setText(text)
+        self.title.setVisible(bool(text))
         self.architecture.setText("")
         self.settings.setRowCount(0)
-        self.accuracy_plot.clear()
-        self.loss_plot.clear()
+        for plot in (self.accuracy_plot, self.loss_plot):
+            _empty_plot(plot)
         self.confusion.clear()
         self.confusion.setRowCount(0)
         self.confusion.setColumnCount(0)
@@ -220,6 +238,7 @@ class RunComparison(QWidget):
         self.a, self.b = a, b
         ra, rb = a.record, b.record
         self.title.setText(f"<b>A</b> = {names[0]} &nbsp; vs &nbsp; <b>B</b> = {names[1]}")
+        self.title.setVisible(True)
         self._show_architecture(ra, rb)
         rows = settings_diff(ra, rb)
         self.settings.setRowCount(len(rows))
@@ -278,10 +297,11 @@ class RunComparison(QWidget):
         k = len(delta)
         self.confusion.setRowCount(k)
         self.confusion.setColumnCount(k)
-        self.confusion.setHorizontalHeaderLabels([n[:4] for n in names])
+        self.confusion.setHorizontalHeaderLabels(list(names))
         self.confusion.setVerticalHeaderLabels(list(names))
         for j, name in enumerate(names):
             self.confusion.horizontalHeaderItem(j).setToolTip(f"predicted {name}")
+            self.confusion.verticalHeaderItem(j).setToolTip(f"true {name}")
         scale = max(1, int(np.abs(delta).max()))
         for i in range(k):
             for j in range(k):
@@ -308,7 +328,7 @@ class RunComparison(QWidget):
         names = (b.record.get("results") or {}).get("class_names") or []
         pictures = dataset.x_test if dataset is not None and len(dataset.y_test) == len(
             a.load_evaluation().labels) else None  # type: ignore[union-attr]
-        self.flip_note.setText(f"{len(worse)} images got wrong, {len(better)} got right"
+        self.flip_note.setText(flip_summary(len(worse), len(better))
                                + ("" if pictures is not None else " (load the dataset to see the pictures)"))
         for widget, items in ((self.worse, worse), (self.better, better)):
             for flip in items[:MAX_FLIPS]:

@@ -306,6 +306,14 @@ class EpochScrubber(QWidget):
         if 0 <= index < len(epochs) and (epochs[index] != self.machine.epoch or not self.machine.active):
             self.machine.go_to(epochs[index])
 
+    def _slider_index(self) -> int:
+        """Where the handle goes: the shown epoch; the last position while the latest weights are shown (the
+        machine keeps the epoch last looked at, for play, but the handle must not claim it is shown)."""
+        m = self.machine
+        if not m.active or m.epoch not in m.epochs:
+            return max(len(m.epochs) - 1, 0)
+        return m.epochs.index(m.epoch)
+
     def _show_position(self) -> None:
         m = self.machine
         index = self.run_box.findData(m.run_id)
@@ -317,8 +325,7 @@ class EpochScrubber(QWidget):
         self.run_box.setToolTip(f"<b>{html.escape(current)}</b><br>{RUN_BOX_TIP}" if current else RUN_BOX_TIP)
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(len(m.epochs) - 1, 0))
-        if m.epoch in m.epochs:
-            self.slider.setValue(m.epochs.index(m.epoch))
+        self.slider.setValue(self._slider_index())
         self.slider.blockSignals(False)
         usable = bool(m.epochs) and m.enabled
         for widget in (self.run_box, self.slider, self.play_button):

@@ -202,8 +202,7 @@ class RunsWorkspace(QObject):
     def _on_runs_selected(self, paths: list[str]) -> None:
         chosen = self.runs_view.selected()
         if len(chosen) != 2:
-            self.runs_view.comparison.clear("Select two runs in the table to compare them." if len(chosen) < 2
-                                            else "Select exactly two runs to compare them.")
+            self.runs_view.comparison.clear()  # (the hint beside the run actions says what to select)
             return
         try:
             a, b = RunFolder.open(chosen[0].path), RunFolder.open(chosen[1].path)

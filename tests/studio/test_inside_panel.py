@@ -411,6 +411,22 @@ def test_layer_statistics_table_matches_the_engine(qtbot, panel, small):
     np.testing.assert_array_equal(weights, expected[0].weights.counts)
 
 
+def test_the_statistics_heading_names_the_weights_they_were_measured_with(qtbot, panel, small):
+    model, dataset = small
+    panel.set_model(model, dataset)
+    settle(qtbot, panel)
+    assert "with the latest weights (updated after every epoch)" in panel.stats.note.text()
+    # The time machine pins an older epoch: its figures are that epoch's, and the heading says so.
+    past = Model.from_architecture(SMALL_CNN, seed=1)
+    past.preprocessing = model.preprocessing
+    panel.pin_model(past, "Epoch 1 of run 2", dataset)
+    qtbot.waitUntil(lambda: "with the weights of epoch 1 of run 2." in panel.stats.note.text(), timeout=10_000)
+    assert "latest" not in panel.stats.note.text()
+    assert "Measured on all 40 test images" in panel.stats.note.text()
+    panel.pin_model(model, "Run 3 after 5 epochs", dataset)  # (another run, from the Runs tab)
+    qtbot.waitUntil(lambda: "with the weights of run 3 after 5 epochs." in panel.stats.note.text(), timeout=10_000)
+
+
 # -- colour input ----------------------------------------
 def test_everything_works_on_cifar_shaped_colour_input(qtbot, panel):
     dataset = cifar_shaped_dataset()

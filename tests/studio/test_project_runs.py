@@ -229,6 +229,9 @@ def test_the_time_machine_shows_each_epochs_network(qtbot, tmp_path, data, npz):
             return shown.keys() == expected.keys() and all(np.array_equal(shown[k], expected[k]) for k in expected)
 
         qtbot.waitUntil(maps_match, timeout=WAIT_MS)
+        # The layer statistics are this epoch's, and their heading says so (not "the latest weights").
+        qtbot.waitUntil(lambda epoch=epoch: f"with the weights of epoch {epoch} of run 1." in inside.stats.note.text(),
+                        timeout=WAIT_MS)
         np.testing.assert_array_equal(inside.filters._kernels["conv2d_1"], checkpoint.layers[0].params["kernel"])
         results = w.training_panel.results
         assert results.headline.text().startswith(f"Epoch {epoch} of run") and results.evaluation is not None
@@ -236,6 +239,10 @@ def test_the_time_machine_shows_each_epochs_network(qtbot, tmp_path, data, npz):
         assert w.training_panel.plots.marked_epoch == epoch  # and the curves mark it
     workspace.inside_scrubber.latest_button.click()
     assert not machine.active and inside.pinned == "" and w.training_panel.plots.marked_epoch is None
+    for scrubber in (workspace.inside_scrubber, workspace.train_scrubber):  # both handles at the last position
+        assert scrubber.slider.value() == scrubber.slider.maximum() == 2
+        assert scrubber.position.text() == "latest (3 epochs)"
+    qtbot.waitUntil(lambda: "with the latest weights" in inside.stats.note.text(), timeout=WAIT_MS)
     for name, value in w.document.trained.weights().items():
         np.testing.assert_array_equal(inside.model.tensors()[name], value)
     close(w)

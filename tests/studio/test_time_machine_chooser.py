@@ -1,4 +1,5 @@
-"""The time machine's run chooser: a long run label may be elided in a narrow row, never lost."""
+"""The time machine's scrubber: a long run label may be elided in a narrow row, never lost; the slider's
+handle always stands where the shown weights are."""
 
 from __future__ import annotations
 
@@ -32,7 +33,14 @@ class FakeMachine(QObject):
 
     def play(self, _on: bool) -> None: ...
 
-    def release(self) -> None: ...
+    def go_to(self, epoch: int) -> None:
+        self.epoch, self.active = epoch, True
+        self.position_changed.emit()
+
+    def release(self) -> None:
+        # As TimeMachine.release: the latest weights again, the epoch last looked at kept.
+        self.active = False
+        self.position_changed.emit()
 
 
 def test_the_run_chooser_names_the_whole_run_in_its_tooltip_and_list(qtbot):
@@ -68,3 +76,24 @@ def test_the_run_chooser_names_the_whole_run_in_its_tooltip_and_list(qtbot):
     machine.runs = []
     machine.runs_changed.emit()
     assert "Run" not in box.toolTip().split("The run whose")[0]
+
+
+def test_latest_moves_the_slider_handle_to_the_last_position(qtbot):
+    machine = FakeMachine()
+    scrubber = EpochScrubber(machine)
+    qtbot.addWidget(scrubber)
+    scrubber.resize(600, 60)
+    scrubber.show()
+    qtbot.waitExposed(scrubber)
+    slider = scrubber.slider
+    assert slider.value() == slider.maximum() == 2 and scrubber.position.text() == "latest (3 epochs)"
+    slider.setFocus()
+    qtbot.keyClick(slider, Qt.Key.Key_Home)  # back to the first epoch, as a drag to the left end does
+    assert machine.active and machine.epoch == 1 and slider.value() == 0
+    assert scrubber.position.text() == "epoch 1 / 3"
+    qtbot.mouseClick(scrubber.latest_button, Qt.MouseButton.LeftButton)
+    assert not machine.active and scrubber.position.text() == "latest (3 epochs)"
+    assert slider.value() == slider.maximum()  # the handle follows the label
+    # From there one step back shows the epoch before the last.
+    qtbot.keyClick(slider, Qt.Key.Key_Left)
+    assert machine.active and machine.epoch == 2 and slider.value() == 1
