@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,9 @@ class TimeMachine(QObject):
         self.active = False  # a past epoch is shown (not the latest weights)
         self.enabled = True  # False while a run trains
         self.evaluate_epochs = True
+        # Says whose the latest weights (the trained network) are, e.g. "run 3 · 0 epochs · stopped": they
+        # need not be the chosen run's last epoch (a run stopped before its first epoch keeps no epoch).
+        self.describe_latest: Callable[[], str] = lambda: ""
         self._numbers: dict[str, int] = {}
         self._loader = CheckpointLoader()
         self._thread = new_thread("checkpoint-loader", self._loader)
@@ -187,6 +191,13 @@ class TimeMachine(QObject):
             self.active = False
             self.position_changed.emit()
             self.released.emit()
+
+    def latest_text(self) -> str:
+        """The scrubber's words for the latest weights."""
+        said = self.describe_latest()
+        if said:
+            return f"latest: {said}"
+        return f"latest ({self.epochs[-1]} epochs)" if self.epochs else "latest"
 
     @property
     def playing(self) -> bool:
@@ -339,8 +350,8 @@ class EpochScrubber(QWidget):
         if not m.enabled:
             self.position.setText("while training: live")
         elif not m.epochs:
-            self.position.setText("no kept epochs")
+            self.position.setText(f"{m.latest_text()} · no kept epochs" if m.describe_latest() else "no kept epochs")
         elif m.active:
             self.position.setText(f"epoch {m.epoch} / {m.epochs[-1]}")
         else:
-            self.position.setText(f"latest ({m.epochs[-1]} epochs)")
+            self.position.setText(m.latest_text())

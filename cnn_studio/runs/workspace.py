@@ -75,6 +75,10 @@ class RunsWorkspace(QObject):
         session.datasets.failed.connect(self._on_dataset_failed)
 
         self.time_machine = TimeMachine(self.store, session.datasets, self)
+        self.time_machine.describe_latest = self._describe_latest
+        # The words for the latest weights follow the run's outcome and the trained network.
+        self.document.runs.run_changed.connect(lambda _record: self.time_machine.position_changed.emit())
+        self.document.trained.replaced.connect(self.time_machine.position_changed)
         self.time_machine.shown.connect(self._show_epoch)
         self.time_machine.released.connect(self._show_latest)
         self.time_machine.failed.connect(lambda text: self.window.statusBar().showMessage(
@@ -289,6 +293,22 @@ class RunsWorkspace(QObject):
 
         found = self.window.findChildren(TrainingPanel)
         return found[0] if found else None
+
+    def _describe_latest(self) -> str:
+        """Whose the trained network's weights are: "run 3 · 2 epochs", "run 4 · 0 epochs · stopped",
+        "imported weights"; "" when nothing is trained."""
+        trained = self.document.trained
+        if trained.empty:
+            return ""
+        if trained.imported:
+            return "imported weights"
+        epochs = trained.epochs_completed
+        said = f"{epochs} epoch{'s' if epochs != 1 else ''}"
+        record = self.document.runs.by_run_id(trained.run_id) if trained.run_id else None
+        if record is None:
+            return said
+        outcome = "" if record.outcome in ("completed", "running") else f" · {record.outcome}"
+        return f"run {record.number} · {said}{outcome}"
 
     def _after_run(self) -> None:
         folder = self.runner.kept_run

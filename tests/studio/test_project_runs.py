@@ -241,7 +241,7 @@ def test_the_time_machine_shows_each_epochs_network(qtbot, tmp_path, data, npz):
     assert not machine.active and inside.pinned == "" and w.training_panel.plots.marked_epoch is None
     for scrubber in (workspace.inside_scrubber, workspace.train_scrubber):  # both handles at the last position
         assert scrubber.slider.value() == scrubber.slider.maximum() == 2
-        assert scrubber.position.text() == "latest (3 epochs)"
+        assert scrubber.position.text() == "latest: run 1 · 3 epochs"
     qtbot.waitUntil(lambda: "with the latest weights" in inside.stats.note.text(), timeout=WAIT_MS)
     for name, value in w.document.trained.weights().items():
         np.testing.assert_array_equal(inside.model.tensors()[name], value)
@@ -377,4 +377,26 @@ def test_saving_while_a_run_trains_moves_the_run_when_it_ends(qtbot, tmp_path, d
     folder = RunFolder.open(runs / run_id)
     assert folder.status == "completed" and folder.epochs_completed == w.document.trained.epochs_completed
     assert not (temporary / run_id).exists()
+    close(w)
+
+
+def test_the_time_machine_names_whose_weights_the_latest_are(qtbot, tmp_path, data, npz):
+    """A run stopped before its first epoch keeps no checkpoint, but its weights are the trained network:
+    the scrubbers must say so, not show the previous run's last epoch as the latest."""
+    w = make_window(tmp_path)
+    w.document.replace_architecture(SMALL_CNN)
+    w.training_panel.use_dataset(data, str(npz))
+    train(qtbot, w)
+    workspace = w.runs_workspace
+    assert workspace.inside_scrubber.position.text() == "latest: run 1 · 2 epochs"
+    panel = w.training_panel
+    panel.form.set_config(TrainConfig(epochs=50, batch_size=32, learning_rate=0.05))
+    with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS) as ended:
+        panel.start()
+        panel.stop()
+    assert ended.args == ["stopped"]
+    assert w.document.trained.run_id == w.document.runs.current.run_id  # Inside shows run 2's weights
+    for scrubber in (workspace.inside_scrubber, workspace.train_scrubber):
+        qtbot.waitUntil(lambda s=scrubber: s.position.text() == "latest: run 2 · 0 epochs · stopped",
+                        timeout=WAIT_MS)
     close(w)

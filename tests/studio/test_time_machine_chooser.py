@@ -42,6 +42,12 @@ class FakeMachine(QObject):
         self.active = False
         self.position_changed.emit()
 
+    def describe_latest(self) -> str:
+        return "run 2 · 3 epochs"
+
+    def latest_text(self) -> str:
+        return f"latest: {self.describe_latest()}"
+
 
 def test_the_run_chooser_names_the_whole_run_in_its_tooltip_and_list(qtbot):
     machine = FakeMachine()
@@ -86,13 +92,13 @@ def test_latest_moves_the_slider_handle_to_the_last_position(qtbot):
     scrubber.show()
     qtbot.waitExposed(scrubber)
     slider = scrubber.slider
-    assert slider.value() == slider.maximum() == 2 and scrubber.position.text() == "latest (3 epochs)"
+    assert slider.value() == slider.maximum() == 2 and scrubber.position.text() == "latest: run 2 · 3 epochs"
     slider.setFocus()
     qtbot.keyClick(slider, Qt.Key.Key_Home)  # back to the first epoch, as a drag to the left end does
     assert machine.active and machine.epoch == 1 and slider.value() == 0
     assert scrubber.position.text() == "epoch 1 / 3"
     qtbot.mouseClick(scrubber.latest_button, Qt.MouseButton.LeftButton)
-    assert not machine.active and scrubber.position.text() == "latest (3 epochs)"
+    assert not machine.active and scrubber.position.text() == "latest: run 2 · 3 epochs"
     assert slider.value() == slider.maximum()  # the handle follows the label
     # From there one step back shows the epoch before the last.
     qtbot.keyClick(slider, Qt.Key.Key_Left)
