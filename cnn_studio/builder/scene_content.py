@@ -65,12 +65,12 @@ def problem_marks(analysis: Analysis, layers: list[dict[str, Any]]) -> Marks:
         wire = problem_wire(problem)
         if wire is not None:
             mark(wires, wire, level)
-            continue
+        # The block too (a merge whose inputs do not match: its wire and the merge itself).
         layer_id = problem_layer_id(problem, layers)
         if layer_id:
             mark(blocks, layer_id, level)
     for info in analysis.layers:
-        if info.error is not None and info.id and problem_wire(info.error) is None:
+        if info.error is not None and info.id:
             mark(blocks, info.id, severity(info.error))
     return Marks(blocks, wires)
 

@@ -200,6 +200,7 @@ def test_add_shape_mismatch_marks_the_wire_and_its_fix_inserts_a_projection(wind
     wire = canvas.wires_between(INPUT, add)[0]
     assert wire.state == "error"
     assert canvas.wires_between("conv_b", add)[0].state != "error"
+    assert canvas.block(add).has_error  # the Add itself is marked too
     row = window.problems.rows[0]
     assert row.fix_button.text() == "Insert a 1x1 Conv2D (8 filters)"
     row.fix_button.click()
@@ -207,6 +208,7 @@ def test_add_shape_mismatch_marks_the_wire_and_its_fix_inserts_a_projection(wind
     projection = inputs(doc)[add][1]
     spec = doc.layer(doc.index_of(projection))
     assert (spec["type"], spec["kernel_size"], spec["filters"], spec["inputs"]) == ("Conv2D", 1, 8, [INPUT])
+    assert not canvas.block(add).has_error
     window.undo_action.trigger()
     assert inputs(doc)[add] == ["conv_b", INPUT]
 
