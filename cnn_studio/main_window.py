@@ -259,8 +259,9 @@ class MainWindow(QMainWindow):
                     action.setToolTip(cls.description)
                     action.triggered.connect(partial(self._insert_after_selection, type_name))
         edit.addSeparator()
-        self.filter_action = self._action("&Find Layer…", self._focus_palette, SK.Find,
-                                          "Filter the layer palette")
+        # It finds layer types to add (the palette), not blocks on the canvas: named for what it does.
+        self.filter_action = self._action("&Filter Layer Palette…", self._focus_palette, SK.Find,
+                                          "Type to filter the palette's layer types by name or description")
         edit.addAction(self.filter_action)
 
         view = self.menus["View"]
