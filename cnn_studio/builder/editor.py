@@ -252,7 +252,26 @@ class ArchitectureEditor(QObject):
             text = f"Make {self._name(source)} the output"
         else:
             text = f"Connect {self._name(source)} to {self._name(target)}"
-        return self._edit(text, lambda layers: graph.connect(layers, source, target))
+        replaced = self._replaced_input(source, target)
+        done = self._edit(text, lambda layers: graph.connect(layers, source, target))
+        if done and replaced is not None:
+            # A one-input layer's input is replaced, not added to: say so, the old branch may now lead nowhere.
+            self.notice.emit(f"{self._name(target)} now takes {self._name(source)} instead of {self._name(replaced)} "
+                             "(a one-input layer; Ctrl+Z puts the old wire back).")
+        return done
+
+    def _replaced_input(self, source: str, target: str) -> str | None:
+        """The input ``target`` would lose if ``source`` were connected to it (None: it keeps them all)."""
+        if target == OUTPUT:
+            return None
+        try:
+            spec = graph.spec_by_id(self.document.layers(), target)
+        except GraphEditError:
+            return None
+        inputs = graph.inputs_of(spec)
+        if graph.takes_many(spec) or not inputs or source in inputs:
+            return None
+        return inputs[0]
 
     def disconnect(self, wire: Wire) -> bool:
         text = f"Disconnect {self._name(wire.source)} from {self._name(wire.target)}"

@@ -437,3 +437,16 @@ def test_a_click_in_a_blocks_middle_selects_it_and_a_drag_from_its_port_connects
     assert canvas.port_at(canvas.mapToScene(middle)) is None
     # Pressing on the output port itself still starts a wire.
     assert canvas.port_at(canvas.block("conv_b").output_port()) == ("out", "conv_b")
+
+
+def test_wiring_into_a_one_input_layer_replaces_its_input_and_says_so(window):
+    said: list[str] = []
+    window.editor.notice.connect(said.append)
+    assert window.editor.connect(INPUT, "conv_b")
+    assert inputs(window.document)["conv_b"] == [INPUT]
+    assert said == ["conv2d_2 now takes the input instead of conv2d_1 (a one-input layer; Ctrl+Z puts the old "
+                    "wire back)."]
+    # conv_a now feeds nothing: a warning, not silence.
+    assert any("conv2d_1" in text for text in window.problems.texts())
+    window.undo_action.trigger()
+    assert inputs(window.document)["conv_b"] == ["conv_a"]
