@@ -375,6 +375,10 @@ def move_in_chain(layers: Sequence[Spec], node: str, delta: int) -> list[Spec]:
         if takes_many(spec_by_id(layers, above)):
             raise GraphEditError(f"{label(layers, node)} cannot move above {label(layers, above)}, "
                                  "which joins branches")
+        if len(set(consumers(layers).get(above, []))) > 1:
+            # Above a fork the layer would leave its branch for the trunk, changing what every branch gets.
+            raise GraphEditError(f"{label(layers, node)} is first on its branch: {label(layers, above)} above it "
+                                 "feeds several layers; drag it onto a wire instead")
         rest = remove(layers, node)
         moved = {k: copy.deepcopy(v) for k, v in spec.items() if k != "inputs"}
         return insert_before(rest, [moved], above)

@@ -175,3 +175,12 @@ def test_a_residual_block_uses_the_input_as_its_shortcut_only_when_sizes_match()
     projected = composites.residual_block((8, 8, 32), downsample=True)
     projection = [s for s in projected if s["type"] == "Conv2D" and s["kernel_size"] == 1]
     assert len(projection) == 1 and projection[0]["stride"] == 2 and projection[0]["filters"] == 64
+
+
+def test_moving_up_stops_at_the_start_of_a_branch():
+    # a feeds both b (the branch) and the Add: b moving up would leave its branch for the trunk.
+    layers = graph.connect(graph.insert_on_wire(chain(), [spec("add", "Add")], Wire("b", "f")), "a", "add")
+    with pytest.raises(GraphEditError, match="first on its branch: conv2d_1 above it feeds several layers"):
+        graph.move_in_chain(layers, "b", -1)
+    # Within a chain it still swaps with its neighbour.
+    assert graph.ids(graph.move_in_chain(chain(), "b", -1))[:2] == ["b", "a"]
