@@ -106,12 +106,21 @@ def _with_defaults(spec: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def problem_text(problem: ArchitectureError) -> str:
-    """'<Type> <index>: <hint or message>' as the problems list and block tooltips show it."""
+def problem_text(problem: ArchitectureError, name: str = "") -> str:
+    """'<name> (<Type>): <hint or message>' as the problems list and block tooltips show it, naming the
+    layer as its block does ('<Type> <index>' when the name is not known)."""
     explanation = problem.hint or _LOCATION_PREFIX.sub("", problem.message)
     if problem.layer_index is None:
         return f"Network: {explanation}"
-    return f"{problem.layer_type} {problem.layer_index}: {explanation}"
+    where = f"{name} ({problem.layer_type})" if name else f"{problem.layer_type} {problem.layer_index}"
+    return f"{where}: {explanation}"
+
+
+def problem_layer_name(problem: ArchitectureError, analysis: Any) -> str:
+    """The name of the layer a problem is about, from the analysis ("" when it names none)."""
+    index = problem.layer_index
+    layers = getattr(analysis, "layers", ())
+    return layers[index - 1].name if index is not None and 0 < index <= len(layers) else ""
 
 
 def problem_summary(problem: ArchitectureError) -> str:

@@ -174,7 +174,7 @@ def _fit_window_command(document: ProjectDocument, problem: ArchitectureError, s
     if culprit is None or problem.field not in WINDOW_FIELDS or not isinstance(size, int):
         return None
     spec = graph.spec_by_id(document.layers(), culprit)
-    where = f"{problem.layer_type} {problem.layer_index}" if problem.layer_index else _layer_name(document, culprit)
+    where = describe.problem_layer_name(problem, document.analysis()) or _layer_name(document, culprit)
     return SetLayerCommand(document, culprit, {**spec, problem.field: size},
                            text=f"Fix: {WINDOW_FIELDS[problem.field]} {size} on {where}")
 
@@ -186,7 +186,7 @@ def _fix_command(document: ProjectDocument, problem: ArchitectureError,
     culprit = culprit_id(document, problem)
     classes = num_classes or DEFAULT_CLASSES
     data: dict[str, Any] = dict(getattr(problem, "fix_data", None) or {})
-    where = f"{problem.layer_type} {problem.layer_index}" if problem.layer_index else "the network"
+    where = describe.problem_layer_name(problem, document.analysis()) or "the network"
     if name == "append_classifier":
         analysis = document.analysis()
         out = analysis.layers[-1].output_shape if analysis.layers else analysis.input_shape

@@ -219,7 +219,8 @@ class LayerInspector(DocumentScrollView):
         self._fixes = self.editor.fixes(problem) if problem is not None else []
         self.problem.setVisible(problem is not None)
         if problem is not None:
-            self.problem.setText(describe.problem_text(problem))
+            self.problem.setText(describe.problem_text(problem, describe.problem_layer_name(
+                problem, self.document.analysis())))
         while len(self.fix_buttons) < len(self._fixes):
             self._add_fix_button()
         for position, button in enumerate(self.fix_buttons):

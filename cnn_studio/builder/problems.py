@@ -27,7 +27,8 @@ ALL_CLEAR_BUT_WARNINGS = "✔  The network can train, but look at the warnings b
 class ProblemRow(QFrame):
     clicked = Signal()
 
-    def __init__(self, problem: ArchitectureError, fixes: list[Fix], parent: QWidget | None = None) -> None:
+    def __init__(self, problem: ArchitectureError, fixes: list[Fix], parent: QWidget | None = None,
+                 name: str = "") -> None:
         super().__init__(parent)
         self.problem = problem
         self.fixes = fixes
@@ -41,7 +42,7 @@ class ProblemRow(QFrame):
         self.setToolTip(f"Click to select the {culprit}; the message shows the formula with your numbers.")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 4, 6, 4)
-        self.label = QLabel(("Warning · " if warning else "") + describe.problem_text(problem), self)
+        self.label = QLabel(("Warning · " if warning else "") + describe.problem_text(problem, name), self)
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         # The selectable text takes the mouse press itself: a click on it must select the culprit too.
@@ -108,7 +109,8 @@ class ProblemsPanel(DocumentScrollView):
         self.all_clear.setVisible(not problems)
         self.all_clear.setText(ALL_CLEAR_BUT_WARNINGS if analysis.warnings else ALL_CLEAR)
         for position, problem in enumerate((*problems, *analysis.warnings)):
-            row = ProblemRow(problem, self.editor.fixes(problem), self.widget())
+            row = ProblemRow(problem, self.editor.fixes(problem), self.widget(),
+                             describe.problem_layer_name(problem, analysis))
             row.clicked.connect(lambda p=problem: self._select(p))
             for button, fix in zip(row.fix_buttons, row.fixes):
                 button.setEnabled(not self.document.locked)

@@ -108,7 +108,7 @@ def layer_content(info: LayerInfo, spec: dict, state: str, input_shapes: list,
     lines = [f"<b>{info.type} {info.index}</b> — {info.name}"]
     if problem is not None:
         accent = style.WARNING_ACCENT if severity(problem) == "warning" else style.ERROR_ACCENT
-        lines.append(f"<span style='color:{accent}'>{describe.problem_text(problem)}</span>")
+        lines.append(f"<span style='color:{accent}'>{describe.problem_text(problem, info.name)}</span>")
     lines.append(f"Settings: {describe.settings_text(spec)}")
     if len(input_shapes) > 1:
         ins = ", ".join(describe.format_shape(s) for s in input_shapes)
@@ -187,8 +187,8 @@ def wire_tooltip(wire: Wire, shape, names: dict[str, str], problem: Architecture
     else:
         lines.append(f"Tensor shape per image: {describe.format_shape(shape)}")
     if problem is not None:
-        colour = style.ERROR_ACCENT if severity(problem) == "error" else "#b26a00"
-        lines.append(f"<span style='color:{colour}'>{describe.problem_text(problem)}</span>")
+        colour = style.ERROR_ACCENT if severity(problem) == "error" else style.WARNING_ACCENT
+        lines.append(f"<span style='color:{colour}'>{describe.problem_text(problem, target)}</span>")
     lines.append("<small>Click to select, Delete to disconnect; drop a layer here to insert it.</small>")
     return "<br>".join(lines)
 
