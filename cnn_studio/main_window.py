@@ -162,7 +162,7 @@ class MainWindow(QMainWindow):
         self.inspector = LayerInspector(self.document, self.editor, self)
         self.problems = ProblemsPanel(self.document, self.editor, self)
         self.history = QUndoView(self.document.undo_stack, self)
-        self.history.setEmptyLabel("<opened project>")
+        self.history.setEmptyLabel("Opened project")  # the first row: the project as it was opened
         self.history.setToolTip("Every edit so far; click one to go back to it")
         self.palette_dock = self.add_dock(self.layer_palette, "Layers", Qt.DockWidgetArea.LeftDockWidgetArea)
         self.inspector_dock = self.add_dock(self.inspector, "Properties", Qt.DockWidgetArea.RightDockWidgetArea)

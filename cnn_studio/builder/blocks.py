@@ -7,6 +7,7 @@ what that is and handles the mouse.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPointF, QRectF, Qt
@@ -94,7 +95,7 @@ def count_font() -> QFont:
 
 
 TEXT_LEFT = 13 + ICON_SIZE + 8  # from the block's left edge: stripe, icon and a gap
-COUNT_LINE = 15.0  # the height a parameter count on a line of its own adds
+COUNT_LINE = 15.0  # the height a parameter count (or a long name) on a line of its own adds
 
 
 @dataclass(frozen=True)
@@ -119,14 +120,35 @@ def _text_room(content: BlockContent) -> float:
     return BLOCK_WIDTH - TEXT_LEFT - 10 - _badges_width(content)
 
 
-def _first_line_width(content: BlockContent) -> float:
-    """What the type, the name and the parameter count need side by side, whole."""
+def _name_fits_beside(content: BlockContent) -> bool:
+    """Whether the layer's name fits whole on the first line, beside its type."""
     width = QFontMetricsF(title_font()).horizontalAdvance(content.title) + 7
-    if content.subtitle:
+    return width + QFontMetricsF(small_font()).horizontalAdvance(content.subtitle) <= _text_room(content)
+
+
+def _first_line_width(content: BlockContent, with_name: bool = True) -> float:
+    """What the type, the name (``with_name``) and the parameter count need side by side, whole."""
+    width = QFontMetricsF(title_font()).horizontalAdvance(content.title) + 7
+    if content.subtitle and with_name:
         width += QFontMetricsF(small_font()).horizontalAdvance(content.subtitle)
     if content.params:
         width += 8 + QFontMetricsF(count_font()).horizontalAdvance(content.params)
     return width
+
+
+def elide_name(name: str, metrics: QFontMetricsF, width: float) -> str:
+    """``name`` cut to ``width``, keeping its end: an automatic name's number tells layers of one kind
+    apart ("global_avera…_1"), and the end of a name given by hand often does too ("encod…onv_b").
+    The block's tooltip has the whole name."""
+    if metrics.horizontalAdvance(name) <= width:
+        return name
+    number = re.search(r"_\d+$", name)
+    if number:
+        stem = metrics.elidedText(name[:number.start()], Qt.TextElideMode.ElideRight,
+                                  width - metrics.horizontalAdvance(number.group()))
+        if stem and stem != "…":
+            return stem + number.group()
+    return metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, width)
 
 
 class Block(QGraphicsItem):
@@ -152,13 +174,15 @@ class Block(QGraphicsItem):
     def set_content(self, content: BlockContent) -> None:
         self.prepareGeometryChange()
         self.content = content
-        # The layer's name matters more than its parameter count: when both do not fit whole beside the
-        # type, the count gets a line of its own and the block grows by that line.
-        self.count_below = content.kind == "layer" and bool(content.params) and (
-            _first_line_width(content) > _text_room(content))
-        height = BLOCK_HEIGHT if content.kind == "layer" else END_HEIGHT
-        if self.count_below:
-            height += COUNT_LINE
+        # A name too long to stand whole beside the type ("global_average_pooling2d_1") gets a line of
+        # its own under it. The name matters more than the parameter count: when both do not fit whole on
+        # the first line, the count gets a line of its own. The block grows by each such line.
+        layer = content.kind == "layer"
+        self.name_below = layer and bool(content.subtitle) and not _name_fits_beside(content)
+        self.count_below = layer and bool(content.params) and (
+            _first_line_width(content, with_name=not self.name_below) > _text_room(content))
+        height = BLOCK_HEIGHT if layer else END_HEIGHT
+        height += COUNT_LINE * (self.name_below + self.count_below)
         self._rect = QRectF(-BLOCK_WIDTH / 2, 0, BLOCK_WIDTH, height)
         self.setToolTip(content.tooltip)
         self.setCursor(Qt.CursorShape.OpenHandCursor if content.kind == "layer" else Qt.CursorShape.ArrowCursor)
@@ -314,9 +338,10 @@ class Block(QGraphicsItem):
         self._paint_drop_edge(painter)
 
     def text_layout(self) -> list[BlockText]:
-        """The texts the block draws and where: the type and the layer's name on the first line with the
-        parameter count (or the profiler's time) at its right end, or on a line of its own below the
-        settings when the first line has no room for it; the settings on the second line."""
+        """The texts the block draws and where: the type and the layer's name on the first line (a long
+        name on a line of its own under it) with the parameter count (or the profiler's time) at its
+        right end, or on a line of its own below the settings when the first line has no room for it;
+        the settings on the line after the name."""
         c = self.content
         rect = self._rect
         error = c.state == "error"
@@ -336,16 +361,21 @@ class Block(QGraphicsItem):
         count_metrics = QFontMetricsF(count_font())
         if params and not self.count_below:
             width = count_metrics.horizontalAdvance(params)
-            if x + width + 40 < right:  # the name matters more than the count when room is short
+            # The name matters more than the count when room is short (unless it has a line of its own).
+            if x + width + (0 if self.name_below else 40) < right:
                 texts.append(BlockText("params", params, count, right - width, baseline, count_colour))
                 right_limit = right - width - 8
-        if c.subtitle:
-            metrics = QFontMetricsF(small_font())
-            text = metrics.elidedText(c.subtitle, Qt.TextElideMode.ElideRight, max(0.0, right_limit - x))
+        metrics = QFontMetricsF(small_font())
+        if c.subtitle and self.name_below:
+            text = elide_name(c.subtitle, metrics, rect.right() - 10 - left)  # whole, but for a very long name
+            texts.append(BlockText("subtitle", text, small, left, baseline + COUNT_LINE, style.MUTED_TEXT))
+        elif c.subtitle:
+            text = elide_name(c.subtitle, metrics, max(0.0, right_limit - x))
             texts.append(BlockText("subtitle", text, small, x, baseline, style.MUTED_TEXT))
 
         settings_metrics = QFontMetricsF(small_font())
         second = rect.top() + (BLOCK_HEIGHT if c.kind == "layer" else END_HEIGHT) - (15 if c.kind == "layer" else 12)
+        second += COUNT_LINE * self.name_below
         if c.settings:
             text = settings_metrics.elidedText(c.settings, Qt.TextElideMode.ElideRight, rect.right() - 10 - left)
             texts.append(BlockText("settings", text, small, left, second + settings_metrics.ascent() / 2,

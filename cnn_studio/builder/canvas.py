@@ -3,9 +3,14 @@
 Blocks have an input port (top) and an output port (bottom). Drag from an output port to a block
 to connect them (or from an input port back to a source); click a wire to select it and press
 Delete to disconnect it; drop a palette entry on a wire to insert it there (near a block: before
-or after it; below everything: at the end); drag a block onto a wire to move it there, anywhere
-else to just place it. Up/Down walk the selection, Alt+Up/Down move a block along its path,
-Ctrl+wheel zooms, dragging the background pans.
+or after it; below everything: at the end); drag a block onto a wire (or just beside one) to move
+it there, anywhere else to just place it (beside any block it would cover; Esc puts it back).
+Up/Down walk the selection, Alt+Up/Down move a block along its path, Ctrl+wheel zooms, dragging the
+background pans. Nothing of this scrolls the view by itself: what is under the pointer stays there.
+
+A new or opened project, Actual Size and a Fit that cannot show everything start at the top of the
+network (the input) with the main column in the middle; a network smaller than the view sits in
+its middle.
 
 The layout is automatic (``layout.layered_layout``) whenever the graph's structure changes; a
 block placed by hand stays put until the structure changes or Tidy is chosen. Blocks are
@@ -34,7 +39,7 @@ from cnn_studio.builder.blocks import (
     WireItem,
 )
 from cnn_studio.builder.editor import ArchitectureEditor, DropTarget
-from cnn_studio.builder.layout import Layout, layered_layout, main_path
+from cnn_studio.builder.layout import Layout, free_spot, layered_layout, main_path
 from cnn_studio.builder.mime import block_id_from, composite_from, layer_type_from
 from cnn_studio.document import ProjectDocument
 from cnn_studio.graph import INPUT, OUTPUT, Wire
@@ -45,6 +50,8 @@ MIN_AUTO_ZOOM = 0.75  # below this, the first view of a network makes text too s
 PORT_HIT = 15.0  # scene distance from a port's centre that still counts as the port
 PORT_HIT_SCREEN = 11.0  # ... and at least this many pixels on screen when zoomed out
 SNAP_DISTANCE = 70.0  # a drop this close to a wire lands on it
+MOVE_SNAP_SCREEN = 24.0  # a moved block released this many pixels from a wire still lands on it
+BLOCK_GAP = 20.0  # the least room a block placed by hand keeps from the others
 SCENE_MARGIN = 90.0
 
 HINT_PORT_OUT = "Drag from this output port onto another block to connect them."
@@ -61,6 +68,8 @@ class _Gesture:
     target: str | None = None
     wire: Wire | None = None  # the wire a moved block would land on
     grab: QPointF | None = None  # where the block was grabbed, relative to its origin
+    origin: QPointF | None = None  # where the pressed block was (a cancelled move puts it back there)
+    was_manual: bool = False  # ... and whether it had been placed by hand
     moved: bool = False
 
 
@@ -81,7 +90,7 @@ class ArchitectureCanvas(QGraphicsView):
         self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
         self.setAcceptDrops(True)
-        self.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)  # a network smaller than the view sits in its middle
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setBackgroundBrush(Qt.GlobalColor.white)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -103,11 +112,18 @@ class ArchitectureCanvas(QGraphicsView):
         self._hint = ""
         self._heat: dict[str, tuple[float, str]] = {}  # layer id -> block colouring (the profiler's)
         self.auto_fit: str | None = "readable"  # None once the user zooms by hand; "all" after Fit
+        # The view shows the top of the network and the user has not scrolled away: resizes and refits
+        # keep it there.
+        self._at_start = True
+        self._selecting_here = False  # a click selects: no scrolling to the block under the pointer
         self.scene().addItem(self.marker)
         self.scene().addItem(self.pending)
         document.changed.connect(self.rebuild)
         document.settings_changed.connect(self.rebuild)
+        document.project_replaced.connect(self._project_replaced)
         self.selection.changed.connect(self._show_selection)
+        for bar in (self.horizontalScrollBar(), self.verticalScrollBar()):
+            bar.actionTriggered.connect(self._left_start)  # the user scrolled (wheel, bar, keys)
         self.rebuild()
 
     # -- building the scene -------------------------------------------------------------------------------
@@ -154,10 +170,12 @@ class ArchitectureCanvas(QGraphicsView):
             self.layout_result = self._compute_layout(wires)
             self._place_blocks()
         self._build_wires(wires, analysis, layers, shapes, marks, relayout)
-        self._update_scene_rect()
+        # A settings edit moves nothing: neither may the view (it keeps what a free drag left on screen).
+        self._update_scene_rect(keep_view=not relayout)
         if self.auto_fit:
             self._fit(self.auto_fit)
-        self._show_selection(self.selection.layer_id or "")
+        # Blocks that moved keep the selected one in view; a settings edit moves nothing, nor the view.
+        self._show_selection(self.selection.layer_id or "", scroll=relayout)
         if self.selected_wire not in {item.wire for item in self.edges}:
             self.selected_wire = None
         self._show_wire_selection()
@@ -218,13 +236,39 @@ class ArchitectureCanvas(QGraphicsView):
                 path, last = wiring.route(item.wire, self.blocks, self.layout_result, ends[item.wire], manual)
                 item.set_path(path, last.pointAtPercent(0.5))
 
-    def _update_scene_rect(self) -> None:
+    def _update_scene_rect(self, keep_view: bool = False) -> None:
+        """The scene: every block and wire with a margin. With ``keep_view`` it also keeps the area shown
+        now and the view does not move (a block dragged off the edge grows the scene under the pointer,
+        instead of the view re-centring on the grown scene)."""
+        rect = self._content_rect()
+        if not keep_view:
+            self.scene().setSceneRect(rect)
+            return
+        corner = self.mapToScene(QPoint(0, 0))
+        kept = rect.united(self.mapToScene(self.viewport().rect()).boundingRect())
+        self.scene().setSceneRect(kept)
+        self._scroll_to(corner, QPoint(0, 0))
+        # A scene no larger than the view cannot scroll: Qt centres it, and with a scroll bar shown along
+        # the other side it centres it half that bar off. Shift the scene by what is left over.
+        left_over = QPointF(self.mapFromScene(corner)) / max(self.zoom_level(), 1e-6)
+        if not left_over.isNull():
+            self.scene().setSceneRect(kept.translated(left_over).united(rect))
+            self._scroll_to(corner, QPoint(0, 0))
+
+    def _content_rect(self) -> QRectF:
+        """Every block and wire, with a margin."""
         rect = QRectF()
         for block in self.blocks.values():
             rect = rect.united(block.rect_in_scene())
         for item in self.edges:
             rect = rect.united(item.path.boundingRect())
-        self.scene().setSceneRect(rect.adjusted(-SCENE_MARGIN, -30, SCENE_MARGIN, 30))
+        return rect.adjusted(-SCENE_MARGIN, -30, SCENE_MARGIN, 30)
+
+    def _scroll_to(self, scene_pos: QPointF, view_pos: QPoint) -> None:
+        """Scroll so ``scene_pos`` is at ``view_pos`` of the viewport (as far as the scene allows)."""
+        off = self.mapFromScene(scene_pos) - view_pos
+        self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + off.x())
+        self.verticalScrollBar().setValue(self.verticalScrollBar().value() + off.y())
 
     def set_heat(self, heat: dict[str, tuple[float, str]] | None) -> None:
         """Colour blocks by a measure (layer id -> (fraction 0..1, label)); None or {} removes the colouring."""
@@ -319,13 +363,29 @@ class ArchitectureCanvas(QGraphicsView):
         return self.transform().m11()
 
     # -- selection ----------------------------------------------------------------------------------------------
-    def _show_selection(self, layer_id: str) -> None:
+    def _show_selection(self, layer_id: str, scroll: bool = True) -> None:
         for key, block in self.blocks.items():
             block.set_selected(key == layer_id)
         if layer_id:
             self.select_wire(None)
-        if layer_id in self.blocks:
-            self.ensureVisible(self.blocks[layer_id], 20, 40)
+        if scroll and not self._selecting_here and layer_id in self.blocks:
+            self._ensure_visible(self.blocks[layer_id], 20, 40)
+
+    def _select_here(self, layer_id: str | None) -> None:
+        """Select the block under the pointer without scrolling: it is on screen already, and a scroll
+        now would pull it from under the pointer (a drag starting there would jump)."""
+        self._selecting_here = True
+        try:
+            self.selection.select(layer_id)
+        finally:
+            self._selecting_here = False
+
+    def _ensure_visible(self, item, x_margin: int, y_margin: int) -> None:
+        """``ensureVisible``; when that scrolls, the view no longer shows the start of the network."""
+        before = (self.horizontalScrollBar().value(), self.verticalScrollBar().value())
+        self.ensureVisible(item, x_margin, y_margin)
+        if (self.horizontalScrollBar().value(), self.verticalScrollBar().value()) != before:
+            self._left_start()
 
     def select_wire(self, wire: Wire | None) -> None:
         self.selected_wire = wire
@@ -339,7 +399,7 @@ class ArchitectureCanvas(QGraphicsView):
         if not items:
             return False
         self.select_wire(items[0].wire)
-        self.ensureVisible(items[0], 40, 40)
+        self._ensure_visible(items[0], 40, 40)
         return True
 
     def _show_wire_selection(self) -> None:
@@ -399,15 +459,14 @@ class ArchitectureCanvas(QGraphicsView):
     def _output_wire(self) -> Wire:
         return next(item.wire for item in self.edges if item.wire.target == OUTPUT)
 
-    def _nearest_wire(self, scene_pos: QPointF, exclude: str | None) -> WireItem | None:
-        area = QRectF(scene_pos.x() - SNAP_DISTANCE, scene_pos.y() - SNAP_DISTANCE, 2 * SNAP_DISTANCE,
-                      2 * SNAP_DISTANCE)
+    def _nearest_wire(self, scene_pos: QPointF, exclude: str | None, reach: float = SNAP_DISTANCE) -> WireItem | None:
+        area = QRectF(scene_pos.x() - reach, scene_pos.y() - reach, 2 * reach, 2 * reach)
         best: tuple[float, WireItem] | None = None
         for item in self.scene().items(area):
             if not isinstance(item, WireItem) or exclude in (item.wire.source, item.wire.target):
                 continue
             d = _path_distance(item.path, scene_pos)
-            if d <= SNAP_DISTANCE and (best is None or d < best[0]):
+            if d <= reach and (best is None or d < best[0]):
                 best = (d, item)
         return best[1] if best else None
 
@@ -527,11 +586,12 @@ class ArchitectureCanvas(QGraphicsView):
             return
         block = self.any_block_at(scene_pos)
         if block is not None:
-            self.selection.select(block.layer_id)
+            self._select_here(block.layer_id)
             if block.layer_id is None:
                 self.select_wire(None)
             grab = scene_pos - block.pos()
-            self._gesture = _Gesture("press", view_pos, key=block.key, grab=grab)
+            self._gesture = _Gesture("press", view_pos, key=block.key, grab=grab, origin=block.pos(),
+                                     was_manual=block.key in self._manual)
             event.accept()
             return
         wire = self.wire_at(scene_pos)
@@ -563,12 +623,13 @@ class ArchitectureCanvas(QGraphicsView):
                 self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
             elif gesture.key in self.order:
                 gesture.kind = "move"
-                self.blocks[gesture.key].setZValue(5)
+                self._lift(self.blocks[gesture.key], True)
                 self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
             else:
                 self._gesture = None
                 return
         if gesture.kind == "pan":
+            self._left_start()
             delta = view_pos - gesture.start
             gesture.start = view_pos
             self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - delta.x())
@@ -717,29 +778,77 @@ class ArchitectureCanvas(QGraphicsView):
         self._route_wires(only={gesture.key})
         for item in self.edges:
             item.set_highlighted(False)
-        item = self.wire_at(scene_pos, exclude=gesture.key)
+        item = self._wire_for_move(scene_pos, gesture.key)
         gesture.wire = item.wire if item is not None and not self.document.locked else None
+        self.marker.setVisible(gesture.wire is not None)
         if item is not None and gesture.wire is not None:
             item.set_highlighted(True)
+            self.marker.setPos(item.label_at)  # above the block, which hides the wire under it
             self._say(f"Release to move {self._node_words(gesture.key)} onto the wire "
                       f"{self._wire_words(item.wire)}; elsewhere it just stays where you put it.")
         else:
             self._say("Drop the block on a wire to move it there in the network; elsewhere it just stays where "
-                      "you put it (Tidy lays everything out again).")
+                      "you put it, beside any block it would cover (Tidy lays everything out again).")
+
+    def _wire_for_move(self, scene_pos: QPointF, key: str) -> WireItem | None:
+        """The wire a block moved to ``scene_pos`` would land on: the one under the pointer, else the
+        nearest within a few pixels on screen (a wire is thin; a release just beside it means it)."""
+        item = self.wire_at(scene_pos, exclude=key)
+        if item is None:
+            item = self._nearest_wire(scene_pos, key, reach=MOVE_SNAP_SCREEN / max(self.zoom_level(), 1e-6))
+        return item
+
+    def _lift(self, block: Block, lifted: bool) -> None:
+        """A moved block floats above the others, see-through: the wire it would land on shows under it."""
+        block.setZValue(5 if lifted else 0)
+        block.setOpacity(0.7 if lifted else 1.0)
+
+    def _end_move_feedback(self, block: Block | None) -> None:
+        if block is not None:
+            self._lift(block, False)
+        for item in self.edges:
+            item.set_highlighted(False)
+        self.marker.setVisible(False)
+
+    def _put_back(self, gesture: _Gesture) -> None:
+        """A cancelled move: the block goes back where it was."""
+        block = self.blocks[gesture.key]
+        if gesture.was_manual:
+            self._manual[gesture.key] = gesture.origin
+        else:
+            self._manual.pop(gesture.key, None)
+        block.setPos(gesture.origin)
+        self._route_wires(only={gesture.key})
 
     def _finish_move(self, gesture: _Gesture) -> None:
         block = self.blocks.get(gesture.key)
-        if block is not None:
-            block.setZValue(0)
-        for item in self.edges:
-            item.set_highlighted(False)
+        self._end_move_feedback(block)
         self._say("")
         if gesture.wire is not None:
             self._manual.pop(gesture.key, None)
             if not self.editor.move_onto_wire(gesture.key, gesture.wire):
                 self.tidy_block(gesture.key)
             return
-        self._update_scene_rect()
+        if block is not None:
+            self._settle(gesture.key)
+        # The user arranges the view by hand now: later edits and resizes must not rescale or scroll it.
+        self.auto_fit = None
+        self._left_start()
+        self._update_scene_rect(keep_view=True)
+
+    def _settle(self, key: str) -> None:
+        """A block placed by hand does not cover another: it moves the least way (sideways, up or down)
+        to where it keeps BLOCK_GAP from every other block."""
+        block = self.blocks[key]
+        here = block.rect_in_scene()
+        others = [(r.left(), r.top(), r.width(), r.height())
+                  for r in (b.rect_in_scene() for k, b in self.blocks.items() if k != key)]
+        left, top = free_spot((here.left(), here.top(), here.width(), here.height()), others, BLOCK_GAP)
+        if (left, top) == (here.left(), here.top()):
+            return
+        block.setPos(block.pos() + QPointF(left - here.left(), top - here.top()))
+        self._manual[key] = block.pos()
+        self._route_wires(only={key})
 
     def tidy_block(self, key: str) -> None:
         self._manual.pop(key, None)
@@ -763,9 +872,8 @@ class ArchitectureCanvas(QGraphicsView):
         if gesture.kind == "connect":
             self._end_connect_feedback()
         elif gesture.kind == "move" and gesture.key in self.blocks:
-            self.blocks[gesture.key].setZValue(0)
-            for item in self.edges:
-                item.set_highlighted(False)
+            self._end_move_feedback(self.blocks[gesture.key])
+            self._put_back(gesture)
         self.viewport().unsetCursor()
         self._say("")
 
@@ -838,7 +946,7 @@ class ArchitectureCanvas(QGraphicsView):
         """The context menu of a block (which it selects)."""
         menu = QMenu(self)
         menu.setToolTipsVisible(True)
-        self.selection.select(layer_id)
+        self._select_here(layer_id)
         locked = self.document.locked
         for text, slot in (("Duplicate", self.editor.duplicate), ("Move up", lambda: self.editor.move_by(-1)),
                            ("Move down", lambda: self.editor.move_by(1))):
@@ -894,21 +1002,44 @@ class ArchitectureCanvas(QGraphicsView):
     # -- zoom -------------------------------------------------------------------------------------------------
     def zoom(self, factor: float) -> None:
         self.auto_fit = None
+        self._left_start()
         current = self.zoom_level()
         factor = max(MIN_ZOOM / current, min(MAX_ZOOM / current, factor))
         self.scale(factor, factor)
 
     def reset_zoom(self) -> None:
+        """Actual Size: 100%, showing the top of the network with its main column in the middle."""
         self.auto_fit = None
         self.resetTransform()
+        self.show_start()
 
     def fit_all(self) -> None:
         """Scale so the whole network is visible (never above 100%); keep fitting on resize and edits."""
+        self._at_start = True  # where even the least zoom cannot show it all: from its top
         self._fit("all")
+
+    def show_start(self) -> None:
+        """Scroll to the top of the network (the input) with the main column (x = 0) in the middle, as
+        far as the scene reaches; keep it there as the view is resized until the user scrolls away."""
+        self._at_start = True
+        top = self.scene().sceneRect().top()
+        self.centerOn(QPointF(0.0, top + self.viewport().height() / 2 / max(self.zoom_level(), 1e-6)))
+
+    def _left_start(self, *_action: object) -> None:
+        """The user scrolled, zoomed or dragged: resizes and refits keep the view where it is now."""
+        self._at_start = False
+
+    def _project_replaced(self) -> None:
+        """New, Open or a template: laid out afresh, from the top of the network, readable (or fitted
+        whole when the user chose Fit)."""
+        self.auto_fit = self.auto_fit or "readable"
+        self._at_start = True
+        self.tidy()
+        self.show_start()
 
     def _fit(self, mode: str) -> None:
         self.auto_fit = mode
-        rect = self.scene().sceneRect()
+        rect = self._content_rect()  # the network, not the empty room a free drag left in the scene
         view = self.viewport().rect()
         if rect.isEmpty() or view.isEmpty():
             return
@@ -917,7 +1048,9 @@ class ArchitectureCanvas(QGraphicsView):
         factor = max(factor, MIN_AUTO_ZOOM if mode == "readable" else MIN_ZOOM)
         self.resetTransform()
         self.scale(factor, factor)
-        if rect.width() * factor > view.width():
+        if self._at_start:
+            self.show_start()
+        elif rect.width() * factor > view.width():
             # Too wide to fit: start with the main path (x = 0) in the middle.
             middle = self.mapToScene(self.viewport().rect().center())
             self.centerOn(QPointF(0.0, middle.y()))
@@ -926,13 +1059,16 @@ class ArchitectureCanvas(QGraphicsView):
         super().resizeEvent(event)
         if self.auto_fit:
             self._fit(self.auto_fit)
+        elif self._at_start:
+            self.show_start()
 
 
 def _distance(a: QPointF, b: QPointF) -> float:
     return math.hypot(a.x() - b.x(), a.y() - b.y())
 
 
-def _path_distance(path: QPainterPath, point: QPointF, samples: int = 48) -> float:
+def _path_distance(path: QPainterPath, point: QPointF) -> float:
+    samples = max(48, int(path.length() / 4))  # a point every few pixels, however long the wire
     return min(_distance(path.pointAtPercent(i / samples), point) for i in range(samples + 1))
 
 

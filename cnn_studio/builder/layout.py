@@ -27,6 +27,8 @@ COMPONENT_GAP = 120.0
 ORDERING_ROUNDS = 4
 PLACEMENT_SWEEPS = 4
 
+Box = tuple[float, float, float, float]  # left, top, width, height
+
 
 @dataclass(frozen=True)
 class Rank:
@@ -281,3 +283,24 @@ def _place_rank(layer: list, x: dict, sugiyama: SugiyamaLayout, spine: set[str],
                     break
                 x[layer[j]] = min(x[layer[j]], x[layer[j + 1]] - _gap(sugiyama, layer[j], layer[j + 1]))
         fixed[i] = True
+
+
+def free_spot(box: Box, others: Sequence[Box], gap: float) -> tuple[float, float]:
+    """The top-left corner nearest to ``box``'s own where it keeps ``gap`` from every box in ``others``.
+
+    A block placed by hand must not cover another, but should stay as close as it can to where it was
+    put: it stays, or moves straight sideways or straight up or down just past the boxes in its way.
+    Up or down counts double (between ranks run the wires): a block steps aside unless a short hop up
+    or down clears it. Far enough to the side every box is passed, so there always is such a place.
+    """
+    left, top, width, height = box
+
+    def clear(x: float, y: float) -> bool:
+        room = gap - 1e-6  # computed edges land exactly on the gap: rounding must not count as a clash
+        return all(x + width + room <= ox or ox + ow + room <= x or y + height + room <= oy or oy + oh + room <= y
+                   for ox, oy, ow, oh in others)
+
+    xs = [left] + [ox - gap - width for ox, _, _, _ in others] + [ox + ow + gap for ox, _, ow, _ in others]
+    ys = [oy - gap - height for _, oy, _, _ in others] + [oy + oh + gap for _, oy, _, oh in others]
+    candidates = [(x, top) for x in xs] + [(left, y) for y in ys]
+    return min((c for c in candidates if clear(*c)), key=lambda c: abs(c[0] - left) + 2 * abs(c[1] - top))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtGui import QFontMetricsF
 
-from cnn_studio.builder.blocks import BLOCK_HEIGHT, Block, BlockContent
+from cnn_studio.builder.blocks import BLOCK_HEIGHT, Block, BlockContent, elide_name, small_font
 from tests.studio.builder_helpers import make_window
 
 
@@ -85,6 +85,40 @@ def test_every_block_of_the_seed_network_shows_its_name_and_count_whole(qtbot, t
         for upper, lower in zip(blocks, blocks[1:], strict=False):
             if abs(upper.pos().x() - lower.pos().x()) < 1:
                 assert upper.rect_in_scene().bottom() < lower.rect_in_scene().top()
+    finally:
+        window.document.mark_saved()
+        window.close()
+
+
+def test_a_long_name_gets_a_line_of_its_own_and_the_tooltip_has_it_whole(qtbot, tmp_path):
+    name = "global_average_pooling2d_1"
+    block = Block(BlockContent(key="g", kind="layer", title="GlobalAvgPool2D", subtitle=name,
+                               settings="one value per channel", category="pooling"))
+    texts = drawn(block)
+    assert block.name_below and block.height() > BLOCK_HEIGHT
+    assert texts["subtitle"].text == name  # whole, under the type and above the settings
+    assert texts["title"].baseline < texts["subtitle"].baseline < texts["settings"].baseline
+    assert_inside_and_apart(block)
+    # Longer still, it is cut in the middle: the number that tells layers of a kind apart stays.
+    longer = Block(BlockContent(key="g", kind="layer", title="GlobalAvgPool2D", subtitle="global_" * 8 + "pool_12",
+                                settings="one value per channel", category="pooling"))
+    assert drawn(longer)["subtitle"].text.endswith("…_12")
+    assert_inside_and_apart(longer)
+    metrics = QFontMetricsF(small_font())
+    cut = elide_name("encoder_block_three_conv_b", metrics, 90)  # a name given by hand keeps its end too
+    assert cut.startswith("enc") and cut.endswith("onv_b") and "…" in cut and metrics.horizontalAdvance(cut) <= 90
+    assert elide_name("conv2d_3", metrics, 90) == "conv2d_3"
+    # On the canvas: the block is laid out taller, and its tooltip names the layer in full.
+    window = make_window(qtbot, tmp_path)
+    try:
+        window.editor.insert_layer("GlobalAvgPool2D", 4)
+        pool = window.selection.layer_id
+        full = window.document.analysis().layers[window.document.index_of(pool)].name
+        block = window.canvas.block(pool)
+        assert block.name_below and drawn(block)["subtitle"].text == full and full in block.toolTip()
+        blocks = sorted(window.canvas.blocks.values(), key=lambda b: b.pos().y())
+        for upper, lower in zip(blocks, blocks[1:], strict=False):
+            assert upper.rect_in_scene().bottom() < lower.rect_in_scene().top()
     finally:
         window.document.mark_saved()
         window.close()

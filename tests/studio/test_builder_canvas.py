@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QRectF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication
 
 from cnn_studio.builder.blocks import BLOCK_HEIGHT, BLOCK_WIDTH
 from cnn_studio.builder.describe import format_shape
 from cnn_studio.builder.mime import block_mime, layer_mime
+from cnn_studio.builder.templates import list_templates
 from tests.studio.builder_helpers import drag_and_drop, layer_ids, layer_types, make_window
 
 SEED_TYPES = ["Conv2D", "MaxPool2D", "Conv2D", "MaxPool2D", "Flatten", "Dense", "Dense"]
@@ -269,3 +272,83 @@ def test_inserting_after_a_duplicate_keeps_every_name_and_makes_none_twice(windo
     drag_and_drop(canvas, layer_mime("Conv2D"), canvas.gap_center(2))
     final = names_by_id(doc)
     assert {key: final[key] for key in before} == before and len(set(final.values())) == len(final)
+
+
+# -- where the view starts ----------------------------------------------------------------------------------
+def open_template(window, key: str) -> None:
+    template = next(t for t in list_templates() if t.key == key)
+    assert window.project.new_project(template)
+
+
+def scroll_to_the_end(canvas) -> None:
+    for bar in (canvas.horizontalScrollBar(), canvas.verticalScrollBar()):
+        bar.setValue(bar.maximum())
+
+
+def assert_shows_the_start(canvas) -> None:
+    """The input block whole at the top of the view, the main column (x = 0) in its middle."""
+    view = QRectF(canvas.viewport().rect())
+    first = QRectF(canvas.mapFromScene(canvas.input_block.rect_in_scene()).boundingRect())
+    assert view.contains(first), (view, first)
+    assert first.top() < 60
+    scene = canvas.scene().sceneRect()
+    half = view.width() / 2 / canvas.zoom_level()
+    if scene.left() <= -half and scene.right() >= half:  # the scene reaches that far both ways
+        assert abs(canvas.mapFromScene(QPointF(0, 0)).x() - view.center().x()) <= 2
+
+
+def test_actual_size_shows_the_top_of_the_network_with_its_main_column_in_the_middle(window):
+    canvas = window.canvas
+    open_template(window, "inception_lite")
+    window.zoom_out_action.trigger()
+    window.zoom_out_action.trigger()
+    scroll_to_the_end(canvas)
+    window.actual_size_action.trigger()
+    assert canvas.zoom_level() == 1.0
+    assert_shows_the_start(canvas)
+    scene = canvas.scene().sceneRect()
+    assert scene.left() < -canvas.viewport().width() / 2  # the middle was reachable: it was checked
+
+
+def test_new_and_templates_open_at_the_top_of_the_network(window, qtbot):
+    canvas = window.canvas
+    window.zoom_in_action.trigger()  # a zoom by hand...
+    scroll_to_the_end(canvas)  # ... and scrolled away
+    open_template(window, "inception_lite")
+    assert_shows_the_start(canvas)
+    scroll_to_the_end(canvas)
+    window.new_action.trigger()
+    assert layer_types(window.document) == SEED_TYPES
+    assert_shows_the_start(canvas)
+    # Resizing the window keeps the start in view until the user scrolls away.
+    open_template(window, "resnet8")
+    window.resize(1150, 760)
+    qtbot.wait(20)
+    assert_shows_the_start(canvas)
+    wheel = QWheelEvent(QPointF(100, 100), canvas.viewport().mapToGlobal(QPointF(100, 100)), QPoint(0, 0),
+                        QPoint(0, -240), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(canvas.viewport(), wheel)
+    scrolled = canvas.verticalScrollBar().value()
+    assert scrolled > canvas.verticalScrollBar().minimum()
+    window.resize(1400, 900)
+    qtbot.wait(20)
+    assert canvas.mapFromScene(canvas.input_block.rect_in_scene().topLeft()).y() < 0  # still scrolled down
+
+
+def test_a_network_zoomed_out_smaller_than_the_view_sits_in_its_middle(window, qtbot):
+    canvas = window.canvas
+    open_template(window, "resnet8")
+    for _ in range(20):
+        window.zoom_out_action.trigger()
+    qtbot.wait(10)  # the scroll bars go, the viewport widens
+    view = QRectF(canvas.viewport().rect())
+    network = QRectF()
+    for block in canvas.blocks.values():
+        network = network.united(block.rect_in_scene())
+    for wire in canvas.edges:
+        network = network.united(wire.path.boundingRect())
+    shown = QRectF(canvas.mapFromScene(network).boundingRect())
+    assert view.contains(shown)
+    assert abs(shown.center().y() - view.center().y()) <= 3
+    assert abs(shown.center().x() - view.center().x()) <= 3, (shown, view)

@@ -92,6 +92,8 @@ def test_edit_menu_names_the_action_to_undo_and_redo(window):
     assert window.redo_action.text() == "&Redo Insert Dropout"
     assert window.undo_action.text() == "&Undo" and not window.undo_action.isEnabled()
     assert window.history.model().rowCount() == 2  # the opened project and the undone insert
+    first = window.history.model().index(0, 0).data()
+    assert first == window.history.emptyLabel() == "Opened project"  # a plain label, not "<opened project>"
 
 
 def test_palette_groups_every_layer_with_tooltips(window):

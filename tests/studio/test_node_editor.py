@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt
 
+from cnn_studio.builder.canvas import BLOCK_GAP
 from cnn_studio.builder.editor import DropTarget
+from cnn_studio.builder.layout import free_spot
 from cnn_studio.builder.mime import composite_mime, layer_mime
 from cnn_studio.graph import INPUT, OUTPUT, Wire
 from engine.architecture import FORMAT
@@ -288,6 +290,97 @@ def test_a_block_dragged_onto_a_wire_moves_there_and_elsewhere_just_stays_put(wi
     assert not canvas.has_manual_positions and canvas.block("dense").pos() == start
 
 
+def test_a_block_dragged_to_empty_canvas_stays_under_the_pointer_and_the_view_does_not_move(window, qtbot):
+    canvas = window.canvas
+    still = canvas.block_center("conv_b")  # a block that is not dragged: it must not shift on screen
+    start = canvas.block_center("conv_a")
+    end = start + QPoint(250, 0)  # off the (narrow) scene's edge: the scene grows to the right
+    mouse_drag(qtbot, canvas, start, end, steps=10)
+    qtbot.wait(20)
+    assert canvas.has_manual_positions
+    assert (canvas.block_center("conv_b") - still).manhattanLength() <= 1
+    assert (canvas.block_center("conv_a") - end).manhattanLength() <= 1
+    assert canvas.scene().sceneRect().contains(canvas.block("conv_a").rect_in_scene())
+    # Half off the view's edge: the scene grows past the view and a scroll bar comes, the view stays.
+    start, end = canvas.block_center("dense"), QPoint(canvas.viewport().width() - 30, canvas.block_center("dense").y())
+    mouse_drag(qtbot, canvas, start, end, steps=10)
+    qtbot.wait(20)
+    assert canvas.horizontalScrollBar().maximum() > canvas.horizontalScrollBar().minimum()
+    assert (canvas.block_center("conv_b") - still).manhattanLength() <= 1
+    assert (canvas.block_center("dense") - end).manhattanLength() <= 1
+    # A settings edit afterwards does not move the view either.
+    window.editor.set_field("dense", "units", 12)
+    qtbot.wait(20)
+    assert (canvas.block_center("conv_b") - still).manhattanLength() <= 1
+
+
+def test_pressing_a_block_half_out_of_view_does_not_scroll_it_from_under_the_pointer(window, qtbot):
+    canvas = window.canvas
+    window.document.load_project(resnet_like(4), "fashion-mnist-mini", {})
+    canvas.reset_zoom()
+    block = canvas.block("r2").rect_in_scene()
+    bar = canvas.verticalScrollBar()
+    bar.setValue(bar.value() + canvas.mapFromScene(block.center()).y() - canvas.viewport().height() + 8)
+    point = canvas.block_center("r2")
+    assert canvas.viewport().height() - 16 < point.y() < canvas.viewport().height()  # its lower half is hidden
+    scrolled = bar.value()
+    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    assert window.selection.layer_id == "r2" and bar.value() == scrolled
+    window.selection.select(None)
+    window.selection.select("r2")  # selected from elsewhere (keys, panels): scrolled into view
+    assert canvas.mapFromScene(block.bottomLeft()).y() < canvas.viewport().height()
+
+
+def test_a_block_released_just_beside_a_wire_lands_on_it(window, qtbot):
+    doc, canvas = window.document, window.canvas
+    wire = canvas.wire_item(Wire("conv_b", "flat"))
+    beside = wire.path.pointAtPercent(0.15) + QPointF(12, 0)  # beside the line, clear of its shape label
+    assert canvas.wire_at(beside) is None
+    viewport, start, end = canvas.viewport(), canvas.block_center("dense"), canvas.mapFromScene(beside)
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=start)
+    for i in range(1, 11):
+        qtbot.mouseMove(viewport, pos=start + (end - start) * (i / 10))
+    # The wire lights up, with the insertion bar above the block, which is see-through while it moves.
+    assert wire.highlighted and canvas.marker.isVisible() and canvas.block("dense").opacity() < 1
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=end)
+    assert not canvas.marker.isVisible()
+    assert layer_ids(doc) == ["conv_a", "conv_b", "dense", "flat"]
+    assert window.undo_action.text().startswith("&Undo Move")
+    assert not canvas.has_manual_positions
+    assert_clean_layout(canvas)
+
+
+def test_escape_during_a_move_puts_the_block_back(window, qtbot):
+    canvas = window.canvas
+    before = canvas.block("conv_a").pos()
+    viewport, start = canvas.viewport(), canvas.block_center("conv_a")
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=start)
+    for i in range(1, 8):
+        qtbot.mouseMove(viewport, pos=start + QPoint(0, 30 * i))  # over conv_b
+    assert canvas.block("conv_a").pos() != before
+    qtbot.keyClick(canvas, Qt.Key.Key_Escape)
+    assert canvas.block("conv_a").pos() == before and not canvas.has_manual_positions
+    assert canvas.block("conv_a").opacity() == 1 and not canvas.marker.isVisible()
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=start + QPoint(0, 210))
+    assert canvas.block("conv_a").pos() == before and window.document.undo_stack.count() == 0
+
+
+def test_a_block_dropped_on_another_block_away_from_wires_moves_aside_to_free_space(window, qtbot):
+    doc, canvas = window.document, window.canvas
+    flat = canvas.block("flat").rect_in_scene()
+    target = QPointF(flat.center().x() + 80, flat.center().y())  # on Flatten's body, far from any wire
+    assert canvas.wire_at(target) is None and canvas.any_block_at(target).key == "flat"
+    mouse_drag(qtbot, canvas, canvas.block_center("conv_a"), canvas.mapFromScene(target), steps=10)
+    assert layer_ids(doc) == ["conv_a", "conv_b", "flat", "dense"] and doc.undo_stack.count() == 0
+    assert canvas.has_manual_positions
+    rects = block_rects(canvas)
+    moved = rects.pop("conv_a")
+    assert not any(moved.intersects(rect) for rect in rects.values())
+    # Beside Flatten, as close to where it was dropped as the room allows.
+    assert moved.top() == pytest.approx(flat.top(), abs=1)
+    assert moved.left() == pytest.approx(flat.right() + BLOCK_GAP, abs=1)
+
+
 def test_connecting_a_side_branch_to_the_output_makes_it_the_network_output(window, qtbot):
     doc, canvas = window.document, window.canvas
     window.editor.insert_at_target("GlobalAvgPool2D", DropTarget("after", node="conv_b"))
@@ -362,6 +455,18 @@ def test_layout_of_inception_blocks_puts_branches_side_by_side(window):
     branch_heads = [s["id"] for s in doc.layers() if s["inputs"] == ["conv_a"]]
     assert len(branch_heads) == 4
     assert len({canvas.block(k).pos().y() for k in branch_heads}) == 1  # one rank, side by side
+
+
+def test_a_free_spot_is_the_nearest_place_clear_of_every_other_box():
+    column = [(0.0, 0.0, 100.0, 50.0), (0.0, 100.0, 100.0, 50.0)]
+    assert free_spot((300.0, 0.0, 100.0, 50.0), column, 20.0) == (300.0, 0.0)  # already clear: stays
+    assert free_spot((60.0, 100.0, 100.0, 50.0), column, 20.0) == (120.0, 100.0)  # over a box: steps aside
+    assert free_spot((0.0, 170.0, 100.0, 50.0), column, 20.0) == (0.0, 170.0)  # exactly the gap below: stays
+    assert free_spot((0.0, 160.0, 100.0, 50.0), column, 20.0) == (0.0, 170.0)  # a short hop down clears it
+    # Far to the side every box is passed: there always is a place.
+    crowd = [(x * 50.0, y * 50.0, 60.0, 60.0) for x in range(6) for y in range(6)]
+    left, top = free_spot((100.0, 100.0, 60.0, 60.0), crowd, 10.0)
+    assert all(left + 70 <= x or x + 70 <= left or top + 70 <= y or y + 70 <= top for x, y, _, _ in crowd)
 
 
 def test_a_format_1_project_loads_as_a_chain_and_is_kept_in_format_2(window, tmp_path):
