@@ -199,7 +199,7 @@ class ExportController(QObject):
 
         def done(result: tuple[list[Path], str]) -> None:
             written, check = result
-            where = str(written[0]) if not fmt.folder else f"{' and '.join(p.name for p in written)} into {path}"
+            where = str(written[0]) if not fmt.folder else f"{_listed([p.name for p in written])} into {path}"
             self._status(f"Exported {fmt.label}: {where}")
             details = "\n\n".join(part for part in (check, note, _USAGE[fmt.name]) if part)
             self.dialogs.info("Export finished", f"Wrote {where}.", details)
@@ -286,10 +286,11 @@ class ExportController(QObject):
         if folder.exists() and not folder.is_dir():
             self._fail(f"{fmt.label} not exported", f"{folder} is a file; choose a folder.")
             return False
-        existing = [name for name in (fmt.main_file, WEIGHTS_FILE_NAME) if (folder / name).exists()]
+        names = (fmt.main_file, *fmt.other_files, WEIGHTS_FILE_NAME)  # a README of the user's own counts too
+        existing = [name for name in names if (folder / name).exists()]
         if not existing:
             return True
-        return self.dialogs.confirm("Replace files?", f"{folder} already holds {' and '.join(existing)}.",
+        return self.dialogs.confirm("Replace files?", f"{folder} already holds {_listed(existing)}.",
                                     "Replace them with this export?")
 
     def _format_available(self, fmt: ExportFormat) -> bool:
@@ -415,3 +416,10 @@ def install_export(window: Any, session: Any, dialogs: ExportDialogs | None = No
     # An export in flight finishes (it is small and atomic) before the window goes away.
     window.close_guards.append(lambda: controller.wait(30000) or True)
     return controller
+
+
+def _listed(names: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    if len(names) < 2:
+        return "".join(names)
+    return f"{', '.join(names[:-1])} and {names[-1]}"

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -29,12 +30,35 @@ WAITING = ("<b>The training doctor</b> watches every run. After each epoch it ch
            "ReLU units, saturated sigmoid or tanh layers, overfitting and classes the network never predicts. "
            "What it finds appears here, with the numbers behind it and a fix where one is obvious.")
 HEALTHY_RATIO = 1e-3
+# Each plot's y-axis title, longest first. A plot squeezed by a dock below the window (the Layer profile)
+# has less than 100 px of axis: it shows the longest title that fits whole, and its tooltip the first.
+GRADIENT_TITLES = ("RMS of d(loss)/d(weights)", "RMS gradient", "gradient")
+RATIO_TITLES = ("update / weight", "update")
+UNITS_TITLES = ("share (%)", "%")
+AXIS_TITLE_COLOUR = "#333333"
 SEVERITY_COLOURS = {"error": "#c0392b", "warning": "#d68910"}
 
 
 def fix_key(fix: Fix) -> tuple[str, str]:
     """What identifies a fix from one report to the next (fixes hold dicts: they are not hashable)."""
     return fix.kind, fix.label
+
+
+def fit_axis_title(plot: pg.PlotWidget, titles: tuple[str, ...]) -> None:
+    """Keep the left axis's title to the longest of ``titles`` its height shows whole (else the last):
+    pyqtgraph centres a longer one on the axis and cuts both ends ("MS of d(loss)/d(weights)")."""
+    item = plot.getPlotItem()
+    axis, box = item.getAxis("left"), item.getViewBox()
+
+    def refit() -> None:
+        room = box.height()  # the axis spans the data's row, as high as the view box
+        metrics = QFontMetricsF(axis.label.font())
+        title = next((t for t in titles if metrics.horizontalAdvance(t) + 6 <= room), titles[-1])
+        if axis.labelText != title:
+            item.setLabel("left", title, color=AXIS_TITLE_COLOUR)
+
+    box.sigResized.connect(refit)
+    refit()
 
 
 def layer_colours(names: list[str]) -> dict[str, pg.QtGui.QColor]:
@@ -161,12 +185,15 @@ class DiagnosticsView(QWidget):
         left_layout.addWidget(scroll, 1)
         left.setMinimumWidth(340)
 
-        self.gradient_plot = make_plot("Gradient size per layer (RMS)", "epoch", "RMS of d(loss)/d(weights)",
+        self.gradient_plot = make_plot("Gradient size per layer (RMS)", "epoch", GRADIENT_TITLES[0],
                                        legend_above=True, log_y=True)
-        self.ratio_plot = make_plot("Weight change per step ÷ weight size", "epoch", "update / weight",
+        self.ratio_plot = make_plot("Weight change per step ÷ weight size", "epoch", RATIO_TITLES[0],
                                     legend_above=True, log_y=True)
-        self.units_plot = make_plot("Dead ReLU units and saturated sigmoid/tanh outputs", "epoch", "share (%)",
+        self.units_plot = make_plot("Dead ReLU units and saturated sigmoid/tanh outputs", "epoch", UNITS_TITLES[0],
                                     legend_above=True)
+        for plot, titles in ((self.gradient_plot, GRADIENT_TITLES), (self.ratio_plot, RATIO_TITLES),
+                             (self.units_plot, UNITS_TITLES)):
+            fit_axis_title(plot, titles)
         self.units_plot.getPlotItem().setYRange(0, 100)
         self.healthy_line = pg.InfiniteLine(pos=math.log10(HEALTHY_RATIO), angle=0,
                                             pen=pg.mkPen("#27ae60", width=1, style=Qt.PenStyle.DashLine),
@@ -191,14 +218,16 @@ class DiagnosticsView(QWidget):
         self.curves: dict[str, dict[str, pg.PlotDataItem]] = {"gradient": {}, "ratio": {}, "units": {}}
 
     def _plot_tip(self, plot: pg.PlotWidget) -> str:
+        # Each tip starts with the axis's whole title: a short plot shows a shorter one (fit_axis_title).
         if plot is self.gradient_plot:
-            return ("Median over each epoch of the size of each layer's gradient. Falling by orders of magnitude "
-                    "towards the input: vanishing gradients; growing: exploding ones.")
+            return (f"{GRADIENT_TITLES[0]}: the median over each epoch of the size (root mean square) of each "
+                    "layer's gradient. Falling by orders of magnitude towards the input: vanishing gradients; "
+                    "growing: exploding ones.")
         if plot is self.ratio_plot:
-            return ("How much one step changes a layer's weights, relative to their size. Around 1e-3 is healthy; "
-                    "far below, the learning rate is too low; far above, too high.")
-        return ("Share of a ReLU layer's units that output zero for every probe image (dead), and of a sigmoid or "
-                "tanh layer's outputs stuck near its limits (saturated).")
+            return (f"{RATIO_TITLES[0]}: how much one step changes a layer's weights, relative to their size. "
+                    "Around 1e-3 is healthy; far below, the learning rate is too low; far above, too high.")
+        return (f"{UNITS_TITLES[0]}: the share of a ReLU layer's units that output zero for every probe image "
+                "(dead), and of a sigmoid or tanh layer's outputs stuck near its limits (saturated).")
 
     # -- content -------------------------------------------------------------------------------------------------
     def clear(self, text: str = WAITING) -> None:

@@ -8,11 +8,13 @@ while training streams new outputs), all in one ViewBox so hover and click map t
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QPen
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFontMetrics, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -23,6 +25,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QSizePolicy,
     QSplitter,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
@@ -36,6 +39,7 @@ PER_CHANNEL = "Colours per channel"
 PER_LAYER = "Colours per layer"
 HIGHLIGHT = QColor(255, 140, 0)
 LAYER_LIST_MIN_WIDTH = 110
+ARROW = "\u2190 "  # starts the line naming the layers a merge or a branch takes
 SIDE_BY_SIDE_RATIO = 1.3  # the maps area's width / height above which grid and enlarged channel sit side by side
 
 
@@ -49,6 +53,60 @@ def unit_grid(vector: np.ndarray) -> np.ndarray:
     cells = np.full(rows * cols, np.nan, dtype=np.float32)
     cells[: len(vector)] = vector
     return cells.reshape(rows, cols)
+
+
+def shorten_name(name: str, fits: Callable[[str], bool]) -> str:
+    """``name`` whole if it fits, else cut in its type part, never in its number: 'batch_norm_12' ->
+    'batch_n…_12', so layers of one kind stay told apart (a plain middle cut gives 'bat…m_12' or worse).
+    A name without a number loses its middle."""
+    if fits(name):
+        return name
+    match = re.fullmatch(r"(.+?)(_\d+)", name)
+    for keep in range(len(name) - 1, 0, -1):
+        if match:
+            short = match.group(1)[:keep] + "\u2026" + match.group(2)
+        else:
+            short = name[: (keep + 1) // 2] + "\u2026" + name[len(name) - keep // 2:]
+        if fits(short):
+            return short
+    return short  # too narrow for anything better; the row's tooltip has the name whole
+
+
+def input_lines(takes: list[str], fits: Callable[[str], bool]) -> list[str]:
+    """The lines that say which layers a row takes: '← a + b' while that fits, else a line per name
+    ('← a', '+ b'), each name whole when its line has room and shortened (shorten_name) only if not.
+    Every line keeps its lead: bare names would read as rows of their own."""
+    lines: list[str] = []
+    for name in takes:
+        if lines and fits(f"{lines[-1]} + {name}"):
+            lines[-1] += f" + {name}"
+            continue
+        lead = "+ " if lines else ARROW
+        lines.append(lead + shorten_name(name, lambda text, lead=lead: fits(lead + text)))
+    return lines
+
+
+class _LayerList(QListWidget):
+    """The layer list; calls ``room_changed`` when the width its rows have changes (the list resized, or its
+    scroll bar came or went), so their text can be laid out again. A call, not a signal: the scroll bar
+    comes while rows are being added, when the list's signals are blocked."""
+
+    def __init__(self, room_changed: Callable[[], None]) -> None:
+        super().__init__()
+        self._room_changed = room_changed
+
+    def text_room(self) -> int:
+        """The width a row's text has: the focus frame's margin and one pixel more stay free on each side
+        (as Qt's item delegate keeps them), besides the list's spacing."""
+        margin = self.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, self) + 1
+        return self.viewport().width() - 2 * self.spacing() - 2 * margin
+
+    def viewportEvent(self, event: QEvent) -> bool:  # noqa: N802 (Qt)
+        handled = super().viewportEvent(event)
+        # Settles: less room only ever adds lines, which keeps the scroll bar that took the room.
+        if event.type() == QEvent.Type.Resize and event.size().width() != event.oldSize().width():
+            self._room_changed()
+        return handled
 
 
 class ChannelGrid(pg.GraphicsLayoutWidget):
@@ -300,7 +358,7 @@ class FeatureMapsView(QWidget):
         self._types: dict[str, str] = {}
         self._inputs: dict[str, list[str]] = {}
         self._channel = 0
-        self.layer_list = QListWidget()
+        self.layer_list = _LayerList(self._retext_rows)
         # Two lines per layer (name, then shape) keep the list narrow without cutting either.
         self.layer_list.setMinimumWidth(LAYER_LIST_MIN_WIDTH)
         self.layer_list.setMaximumWidth(240)
@@ -394,6 +452,24 @@ class FeatureMapsView(QWidget):
         else:
             self._redraw()
 
+    @property
+    def has_outputs(self) -> bool:
+        return bool(self._outputs)
+
+    def show_computing(self, text: str) -> None:
+        """Until the first outputs come: ``text`` (e.g. 'Computing the feature maps…') heads the empty view
+        and stands in the layer list; "" takes it away. Shown outputs are left alone."""
+        if self._outputs:
+            return
+        self.caption.setText(text)
+        self.layer_list.blockSignals(True)
+        self.layer_list.clear()
+        if text:
+            placeholder = QListWidgetItem("Computing\u2026")
+            placeholder.setFlags(Qt.ItemFlag.NoItemFlags)  # not a layer: nothing to pick
+            self.layer_list.addItem(placeholder)
+        self.layer_list.blockSignals(False)
+
     def clear(self) -> None:
         self._outputs = []
         self.layer_list.blockSignals(True)
@@ -407,25 +483,36 @@ class FeatureMapsView(QWidget):
         current = self.current_layer
         self.layer_list.blockSignals(True)
         self.layer_list.clear()
-        previous = "input"
-        for name, out in self._outputs:
-            kind = self._types.get(name, "")
-            text = f"{name}\n{shape_text(out.shape)}"
-            tip = f"{name} ({kind or 'layer'}): output {shape_text(out.shape)}"
-            takes = self._inputs.get(name)
-            if takes and takes != [previous]:
-                # Not simply the row above: a branch starts or branches join here.
-                text += "\n\u2190 " + " + ".join(takes)
-                tip += "<br>takes " + ", ".join(takes)
-            item = QListWidgetItem(text)
-            item.setToolTip(tip)
-            self.layer_list.addItem(item)
-            previous = name
+        for _ in self._outputs:
+            self.layer_list.addItem(QListWidgetItem())
+        self._retext_rows()
         names = [n for n, _ in self._outputs]
         row = names.index(current) if current in names else (0 if names else -1)
         self.layer_list.setCurrentRow(row)
         self.layer_list.blockSignals(False)
         self._redraw()
+
+    def _retext_rows(self) -> None:
+        """Each row's text for the list's present width: name, shape, and what it takes where that is not
+        simply the row above (a branch starts or branches join), wrapped by name rather than cut."""
+        metrics, room = QFontMetrics(self.layer_list.font()), self.layer_list.text_room()
+
+        def fits(text: str) -> bool:
+            return metrics.horizontalAdvance(text) <= room
+        previous = "input"
+        for row, (name, out) in enumerate(self._outputs):
+            item = self.layer_list.item(row)
+            if item is None:
+                return
+            lines = [shorten_name(name, fits), shape_text(out.shape)]
+            tip = f"{name} ({self._types.get(name, '') or 'layer'}): output {shape_text(out.shape)}"
+            takes = self._inputs.get(name)
+            if takes and takes != [previous]:
+                lines += input_lines(takes, fits)
+                tip += "<br>takes " + " + ".join(takes)
+            item.setText("\n".join(lines))
+            item.setToolTip(tip)
+            previous = name
 
     # -- selection -------------------------------------------------------------------------------------
     @property

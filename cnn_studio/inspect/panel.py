@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QHideEvent, QShowEvent
-from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from cnn_studio.inspect.atlas_view import FilterAtlasView
 from cnn_studio.inspect.attribution import compute_attribution
@@ -40,8 +40,30 @@ from engine.metrics import evaluate
 from engine.model import Model
 
 STATS_SAMPLES = 256  # images of the fixed batch the layer statistics are measured on
+# Deferred jobs are handed to the worker in this order when the tab is shown: what the user sees first
+# (feature maps and prediction) must not wait behind the statistics of 256 images.
+FIRST_JOBS = ("sample", "attribution")
+COMPUTING_PREDICTION = "Computing the prediction\u2026"
+COMPUTING_MAPS = "Computing the feature maps\u2026"
 NO_MODEL = ("No trained network yet. Train one on the Train tab (or import weights) to look inside it; "
             "the views update live while it trains.")
+
+
+class BusyNote(QWidget):
+    """'Computing…' with a moving bar: shown while a view waits for its first results."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.label = QLabel("Computing\u2026")
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 0)  # no steps to count: the bar just moves
+        self.bar.setTextVisible(False)
+        self.bar.setFixedSize(70, 10)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.label)
+        layout.addWidget(self.bar)
+        self.setToolTip("The network's feature maps and prediction for the chosen sample are being computed")
 
 
 def layer_inputs(model: Model) -> dict[str, list[str]]:
@@ -97,6 +119,8 @@ class InsidePanel(QWidget):
         self.status.setWordWrap(True)
         self.status.setTextFormat(Qt.TextFormat.RichText)
         self.status.linkActivated.connect(lambda _link: self.unpin())
+        self.busy_note = BusyNote()
+        self.busy_note.setVisible(False)
         self.picker = SamplePicker()
         self.picker.sample_changed.connect(self._on_sample_changed)
         self.prediction = PredictionView()
@@ -143,7 +167,10 @@ class InsidePanel(QWidget):
         splitter.setSizes([330, 1100])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
-        layout.addWidget(self.status)
+        top = QHBoxLayout()
+        top.addWidget(self.status, 1)
+        top.addWidget(self.busy_note, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(top)
         layout.addWidget(splitter, 1)
 
     # -- idle API ------------------------------------------------------------------------------------------
@@ -377,6 +404,7 @@ class InsidePanel(QWidget):
 
     def _draw_probe(self, result: Any) -> None:
         self.probes_received += 1
+        self._sample_results_arrived()
         self.feature_maps.set_outputs(list(result.layer_outputs))
         self.prediction.set_prediction(result.probabilities, self._class_names, self.picker.current_label())
 
@@ -400,13 +428,16 @@ class InsidePanel(QWidget):
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         deferred, self._deferred = self._deferred, {}
-        for kind, (worker, job, progress) in deferred.items():
+        for kind in sorted(deferred, key=lambda k: FIRST_JOBS.index(k) if k in FIRST_JOBS else len(FIRST_JOBS)):
+            worker, job, progress = deferred[kind]
             worker.submit(kind, job, progress)
         if self._live:
             self._send_probe()
             if self._pending_probe is not None:
                 pending, self._pending_probe = self._pending_probe, None
                 self._draw_probe(pending)
+            elif self._probe_sent is not None:
+                self._expect_sample_results()  # the training worker probes the sample from its next batches
 
     def hideEvent(self, event: QHideEvent) -> None:
         super().hideEvent(event)
@@ -424,6 +455,7 @@ class InsidePanel(QWidget):
             return
         x = self.picker.current_input()
         if x is None or self._model is None:
+            self._sample_results_arrived()  # nothing to wait for
             self.prediction.clear()
             self.attribution.clear()
             if self._model is None:
@@ -476,6 +508,8 @@ class InsidePanel(QWidget):
         # each kind waits for the tab to be shown, so the inspection never slows training down unseen.
         # ``slow`` jobs run on the second worker and take a task (progress, cancelling).
         worker = self.slow_worker if slow else self.worker
+        if kind == "sample":
+            self._expect_sample_results()
         if self.isVisible():
             worker.submit(kind, job, slow)
         else:
@@ -486,6 +520,7 @@ class InsidePanel(QWidget):
             token, probe_result, attribution_result = result
             if token != self._sample_token:
                 return
+            self._sample_results_arrived()
             self.feature_maps.set_outputs(probe_result.layer_outputs)
             self.prediction.set_prediction(probe_result.probabilities, self._class_names,
                                            self.picker.current_label())
@@ -533,6 +568,8 @@ class InsidePanel(QWidget):
                 self.attribution.show_computing("Stopped. Change a setting or the sample to compute again.")
 
     def _on_job_failed(self, kind: str, message: str) -> None:
+        if kind == "sample":
+            self._sample_results_arrived()  # none are coming: the status line below says why
         if kind == "attribution":
             self.attribution.set_busy(False)
         elif kind in self._controllers:
@@ -551,7 +588,25 @@ class InsidePanel(QWidget):
             return float(self._model.preprocessing.get("scale", 1 / 255))
         return float(self._dataset.normalization.scale) if self._dataset is not None else 1 / 255
 
+    def _expect_sample_results(self) -> None:
+        """While no feature maps are shown yet (the first sample of a network, e.g. just after a run with
+        the tab hidden), say they are being computed: a large network takes seconds, and empty views
+        with bare axes read as broken. Later samples keep showing the previous results until theirs come."""
+        if self.feature_maps.has_outputs:
+            return
+        self.busy_note.setVisible(True)
+        self.prediction.clear(COMPUTING_PREDICTION)
+        self.feature_maps.show_computing(COMPUTING_MAPS)
+
+    def _sample_results_arrived(self) -> None:
+        """The end of the wait _expect_sample_results announced (results, a failure, or nothing to compute)."""
+        self.busy_note.setVisible(False)
+        self.feature_maps.show_computing("")
+        if self.prediction.headline.text() == COMPUTING_PREDICTION:
+            self.prediction.clear()
+
     def _clear_model_views(self, text: str) -> None:
+        self._sample_results_arrived()
         self.feature_maps.clear()
         self.prediction.clear()
         self.attribution.clear()

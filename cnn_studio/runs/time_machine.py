@@ -9,6 +9,7 @@ while scrubbing are skipped), and recent epochs stay cached, so the slider never
 from __future__ import annotations
 
 import html
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -16,8 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import QComboBox, QLabel, QPushButton, QSizePolicy, QSlider, QStyle, QWidget
+from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QPaintEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
+    QWidget,
+)
 
 from cnn_studio.flow_layout import FlowLayout
 from cnn_studio.training.threads import new_thread, register
@@ -250,6 +262,55 @@ class TimeMachine(QObject):
             self._thread.wait()
 
 
+def shorten_run_label(label: str, fits: Callable[[str], bool]) -> str:
+    """``label`` whole if it fits, else cut after its last whole part that fits, marked '…': the status goes
+    first, then the batch size, the learning rate... A setting keeps its value ('lr 0.05', never 'lr'),
+    and the run's number always stays ('Run 2: sgd lr 0.05 bs 32 · completed' -> 'Run 2: sgd lr 0.05…')."""
+    if fits(label):
+        return label
+    parts = re.findall(r"(?:Run|lr|bs) \S+|\S+", label)
+    for count in range(len(parts) - 1, 0, -1):
+        short = " ".join(parts[:count]).rstrip(" ·:") + "\u2026"
+        if fits(short):
+            return short
+    return parts[0].rstrip(":") + "\u2026" if parts else label
+
+
+class RunBox(QComboBox):
+    """The run chooser. It asks for the width of its longest run label (a row with room shows them whole)
+    and, where it gets less, shows the chosen label cut at a whole part (shorten_run_label) instead of
+    clipping it mid-word ('Run 2: sgd lr 0.05 b'); the tooltip and the list it opens have every label whole."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt)
+        hint = super().sizeHint()
+        widest = max((self.fontMetrics().horizontalAdvance(self.itemText(i)) for i in range(self.count())), default=0)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        needed = self.style().sizeFromContents(QStyle.ContentsType.CT_ComboBox, option,
+                                               QSize(widest + 4, hint.height()), self).width()
+        return QSize(min(max(hint.width(), needed), self.maximumWidth()), hint.height())
+
+    def text_room(self) -> int:
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        return self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                           QStyle.SubControl.SC_ComboBoxEditField, self).width()
+
+    def shown_text(self) -> str:
+        """The chosen run's label as the box shows it, shortened to its room."""
+        metrics, room = self.fontMetrics(), self.text_room()
+        return shorten_run_label(self.currentText(), lambda text: metrics.horizontalAdvance(text) <= room)
+
+    def paintEvent(self, _event: QPaintEvent) -> None:  # noqa: N802 (Qt)
+        # QComboBox's own painting, but with the label shortened to the box's room.
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        option.currentText = self.shown_text()
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+
+
 class EpochScrubber(QWidget):
     """A run chooser, a slider over its kept epochs, play, and "Latest"; follows and steers a TimeMachine."""
 
@@ -259,7 +320,7 @@ class EpochScrubber(QWidget):
         self.machine = machine
         self.title = QLabel("<b>Time machine</b>")
         self.title.setToolTip("Look at the network as it was after any kept epoch of a run")
-        self.run_box = QComboBox()
+        self.run_box = RunBox()
         self.run_box.setToolTip(RUN_BOX_TIP)
         self.run_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.run_box.setMinimumContentsLength(10)
@@ -309,6 +370,7 @@ class EpochScrubber(QWidget):
         metrics = view.fontMetrics()
         widest = max((metrics.horizontalAdvance(label) for _, label in self.machine.runs), default=0)
         view.setMinimumWidth(widest + 2 * view.frameWidth() + 32 if widest else 0)  # 32: the items' margins
+        self.run_box.updateGeometry()  # it asks for the width of its longest label: the row makes room again
         self.run_box.blockSignals(False)
         self._show_position()
 

@@ -54,7 +54,7 @@ class RunRecord:
     smoothed_loss: SmoothedSeries = field(default_factory=SmoothedSeries)
     epochs: list[EpochEnd] = field(default_factory=list)
     rate_changes: list[tuple[int, str, float]] = field(default_factory=list)  # (step, "lr"/"momentum", value)
-    outcome: str = "running"  # or a TrainingFinished reason, or "failed"
+    outcome: str = "running"  # or "paused" (while the runner is paused), a TrainingFinished reason, or "failed"
     message: str = ""
     test_accuracy: float | None = None
     run_id: str = ""  # its run folder in the project's runs folder ("" when the run was not kept)
@@ -159,6 +159,7 @@ class RunRecorder(QObject):
         runner.rate_changed.connect(self._on_rate_changed)
         runner.finished.connect(self._on_finished)
         runner.failed.connect(self._on_failed)
+        runner.state_changed.connect(self._on_state_changed)
         trained.evaluation_changed.connect(self._on_evaluation)
         trained.replaced.connect(self._stop_recording)
 
@@ -205,6 +206,17 @@ class RunRecorder(QObject):
         record = self._current()
         if record is not None:
             record.rate_changes.append((step, kind, value))
+            self.history.changed(record)
+
+    def _on_state_changed(self) -> None:
+        # Pause and resume change no event stream, only the runner's state: mirror it into the outcome so the
+        # run list says "paused" instead of "running". An ended run's outcome (stopped, completed) stays.
+        record = self._current()
+        if record is None or record.outcome not in ("running", "paused"):
+            return
+        outcome = "paused" if self.runner.paused else "running"
+        if outcome != record.outcome:
+            record.outcome = outcome
             self.history.changed(record)
 
     def _on_finished(self, event: TrainingFinished) -> None:

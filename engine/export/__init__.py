@@ -113,6 +113,11 @@ def _export_folder(model: Model, folder: Path, fmt: ExportFormat, snapshot: dict
         if fmt.name == "pytorch-train":
             names += _training_project(model, stage, class_names, train_settings)
         else:
+            if fmt.name == "predictor":  # how to use it, beside it (the folder may go to someone without the studio)
+                from engine.export.predictor_codegen import README_NAME, generate_predictor_readme
+
+                write_text_atomic(stage / README_NAME, generate_predictor_readme(model, class_names, WEIGHTS_FILE_NAME))
+                names.append(README_NAME)
             write_text_atomic(stage / fmt.main_file, generate(model, class_names, WEIGHTS_FILE_NAME))
             names.append(fmt.main_file)
         save_weights(model, stage / WEIGHTS_FILE_NAME, snapshot)

@@ -33,7 +33,8 @@ class ExportFormat:
     """One way to take a trained network away.
 
     ``suffix`` is the file suffix of a single-file format, or "" for a folder format (which writes
-    ``main_file`` and the weights beside it). ``packages`` are the optional modules it imports.
+    ``main_file`` and the weights beside it, and ``other_files``). ``packages`` are the optional modules
+    it imports.
     """
 
     name: str
@@ -43,6 +44,7 @@ class ExportFormat:
     packages: tuple[str, ...] = ()
     install: str = ""
     main_file: str = ""
+    other_files: tuple[str, ...] = ()  # what a folder format writes besides main_file and the weights
 
     @property
     def folder(self) -> bool:
@@ -65,15 +67,15 @@ FORMATS: dict[str, ExportFormat] = {
                      "The network in inference form for ONNX Runtime, OpenCV, TensorRT and other tools.",
                      packages=("onnx",), install="pip install onnx onnxruntime"),
         ExportFormat("predictor", "NumPy predictor (predict.py)", "",
-                     "A standalone predict.py that needs only NumPy, plus weights.npz beside it.",
-                     main_file="predict.py"),
+                     "A standalone predict.py that needs only NumPy, plus weights.npz and a README beside it.",
+                     main_file="predict.py", other_files=("README.md",)),
         ExportFormat("pytorch", "PyTorch code (model.py)", "",
                      "A PyTorch nn.Module mirroring the architecture with a weight loader, plus weights.npz.",
                      main_file="model.py"),
         ExportFormat("pytorch-train", "PyTorch training project (train.py)", "",
                      "model.py, train.py and a README: trains the network with the same settings under "
                      "PyTorch, alone or with torchrun on many processes, and writes weights CNN Studio opens.",
-                     main_file="train.py"),
+                     main_file="train.py", other_files=("model.py", "README.md", "initial.npz")),
     )
 }
 

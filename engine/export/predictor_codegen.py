@@ -20,6 +20,7 @@ from engine.model import Model
 from engine.pictures import deep_to_uint8, picture_pixels
 
 TEMPLATE = Path(__file__).with_name("predictor_template.py")
+README_NAME = "README.md"
 
 
 def _replace_block(text: str, block: str, body: str) -> str:
@@ -58,3 +59,122 @@ def generate_predictor(model: Model, class_names: list[str] | None = None,
     text = _replace_block(template, "", "\n".join(lines) + "\n")
     text = _replace_block(text, " pictures", picture_functions())
     return _replace_block(text, " layers", layer_functions())
+
+
+def _colour_words(channels: int) -> str:
+    return {1: "grayscale", 3: "RGB"}.get(channels, f"{channels}-channel")
+
+
+def _output_count(model: Model) -> int:
+    count = 1
+    for size in model.output_shape:
+        count *= int(size)
+    return count
+
+
+def _gives_probabilities(model: Model) -> bool:
+    last = (model.architecture.get("layers") or [{}])[-1]
+    return last.get("type") == "Softmax" or last.get("activation") == "softmax"
+
+
+def _class_lines(model: Model, names: list[str]) -> str:
+    outputs = _output_count(model)
+    if names and len(names) == outputs:  # a "|" in a name would end its table cell
+        return "\n".join(f"| {i} | {name.replace('|', chr(92) + '|')} |" for i, name in enumerate(names))
+    return "\n".join(f"| {i} | {i} |" for i in range(outputs))  # predict.py prints the index for want of a name
+
+
+def _preprocessing_text(preprocessing: dict) -> str:
+    scale = float(preprocessing.get("scale", 1 / 255))
+    text = ("each raw pixel value (0-255) is divided by 255" if abs(scale - 1 / 255) < 1e-9
+            else f"each raw pixel value (0-255) is multiplied by {scale:.6g}")
+    if preprocessing.get("mean") is not None:
+        mean = ", ".join(f"{float(v):.4g}" for v in preprocessing["mean"])
+        std = ", ".join(f"{float(v):.4g}" for v in preprocessing["std"])
+        text += f", then the channel mean ({mean}) is subtracted and the result divided by the channel std ({std})"
+    return text
+
+
+def generate_predictor_readme(model: Model, class_names: list[str] | None = None,
+                              weights_file: str = WEIGHTS_FILE_NAME) -> str:
+    """README.md for a predictor folder: how to run ``predict.py`` on pictures and ``.npy`` batches, its exit
+    codes and what it needs, with this network's input size and classes filled in."""
+    h, w, c = (int(v) for v in model.input_shape)
+    names = [str(n) for n in class_names or []]
+    colour, k = _colour_words(c), _output_count(model)
+    scores = "probabilities" if _gives_probabilities(model) else "scores (the last layer is no softmax)"
+    shape = ", ".join(str(int(v)) for v in model.output_shape)
+    pillow = ""
+    if c in (1, 3):
+        pillow = f"""- Pillow (`pip install pillow`) only to read JPEG, BMP, GIF or TIFF pictures, or pictures of
+  another size than {w}x{h}. `.npy` batches, PNG and PGM/PPM pictures need no more than NumPy.
+"""
+        pictures = f"""## Pictures
+
+```bash
+python predict.py picture.png                 # one picture
+python predict.py a.png b.jpg c.bmp --top 5   # several; the 5 likeliest classes of each
+```
+
+A picture becomes the network's {w}x{h} {colour} input as in CNN Studio: turned upright by its EXIF
+orientation, transparent parts black, converted to {colour}, resized to {w}x{h} (width x height).
+Without Pillow, only PNG (not interlaced) and PGM/PPM files are read, and they must already be {w}x{h}.
+"""
+    else:
+        pictures = f"""## Pictures
+
+The network takes {c}-channel inputs, which no picture file holds: give `.npy` batches.
+"""
+    return f"""# NumPy predictor
+
+Exported by CNN Studio: `predict.py` classifies inputs with this network ({len(model.layers)} layers) on the
+CPU, with NumPy alone. It repeats the engine's own arithmetic, so it predicts what CNN Studio predicts.
+
+| | |
+| --- | --- |
+| input | {h}x{w}x{c} (height x width x channels), {colour} |
+| output | {k} classes, as {scores} |
+
+| file | what it is |
+| --- | --- |
+| `predict.py` | the predictor, a single standalone script (it does not need CNN Studio) |
+| `{weights_file}` | the weights; they also record the layers and how pixels are normalized |
+| `README.md` | this file |
+
+## What it needs
+
+- Python 3 and NumPy; CNN Studio itself runs on Python 3.11 and NumPy 1.26 or later.
+{pillow}
+{pictures}
+## .npy batches
+
+```bash
+python predict.py batch.npy                          # raw pixels, 0-255
+python predict.py batch.npy --json                   # the results as JSON
+python predict.py batch.npy --save outputs.npy       # the {scores.split(" (")[0]} as an (N, {shape}) array
+python predict.py normalized.npy --normalized        # values already normalized for the network
+```
+
+A batch is an array of shape (N, {h}, {w}, {c}){f" (or (N, {h}, {w}) without the channel axis)" if c == 1 else ""};
+a single ({h}, {w}, {c}) array is one input. Raw pixels are normalized as in training: {_preprocessing_text(
+    model.preprocessing)}.
+
+`--weights FILE` uses another CNN Studio `.npz` weight file of the same network instead of `{weights_file}`.
+
+## Output
+
+One line per input: its name (`batch.npy[3]` for a row of a batch), the predicted class and the likeliest
+classes with their {scores.split(" (")[0]} (`--top N`, default 3). The classes:
+
+| index | class |
+| --- | --- |
+{_class_lines(model, names)}
+
+## Exit codes
+
+| code | meaning |
+| --- | --- |
+| 0 | every input was classified |
+| 1 | some inputs could not be read (each is named on stderr); the others were classified |
+| 2 | nothing was classified: no usable input, the weight file is missing or unreadable, or wrong arguments |
+"""

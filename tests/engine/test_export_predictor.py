@@ -141,12 +141,43 @@ def test_user_mistakes_give_one_line_and_a_nonzero_exit(tmp_path) -> None:
 def test_generated_file_names_the_network_and_needs_no_engine(tmp_path) -> None:
     model = randomized_model("rgb_global_pool")
     written = export_model(model, tmp_path / "out", format="predictor", class_names=["w", "x", "y", "z"])
-    assert [p.name for p in written] == ["predict.py", "weights.npz"]
+    assert [p.name for p in written] == ["predict.py", "README.md", "weights.npz"]
     source = written[0].read_text()
     assert "import engine" not in source and "from engine" not in source
     assert "CLASS_NAMES: list[str] = ['w', 'x', 'y', 'z']" in source
     assert "INPUT_SHAPE = (17, 11, 3)" in source
     assert "stem conv (Conv2D)" in source  # the model summary heads the file
+
+
+def test_the_readme_says_how_to_run_it_on_this_networks_inputs(tmp_path) -> None:
+    model = randomized_model("rgb_global_pool")  # 17 high, 11 wide, RGB; 4 classes
+    export_model(model, tmp_path / "out", format="predictor", class_names=["w", "x", "y", "z"])
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert "17x11x3" in readme and "resized to 11x17 (width x height)" in readme and "RGB" in readme
+    assert "(N, 17, 11, 3)" in readme  # the .npy batch shape
+    assert "python predict.py picture.png" in readme and "python predict.py batch.npy" in readme
+    assert "| 0 | w |" in readme and "| 3 | z |" in readme and "4 classes, as probabilities" in readme
+    for code in ("| 0 |", "| 1 |", "| 2 |"):
+        assert code in readme.split("## Exit codes")[1]
+    assert "Pillow" in readme and "NumPy" in readme
+    # What it says about the exit codes is what predict.py does: 1 when an input is unreadable, 2 for nothing.
+    np.save(tmp_path / "batch.npy", raw_batch(model, 2))
+    assert run_predictor(tmp_path / "out", tmp_path / "batch.npy").returncode == 0
+    assert run_predictor(tmp_path / "out", tmp_path / "batch.npy", tmp_path / "missing.png").returncode == 1
+    assert run_predictor(tmp_path / "out", tmp_path / "missing.png").returncode == 2
+    # A gray network of another size, without class names: its own size, and the outputs by number.
+    gray = randomized_model("gray_odd_every_kind")
+    export_model(gray, tmp_path / "gray", format="predictor")
+    readme = (tmp_path / "gray" / "README.md").read_text()
+    assert "15x13x1" in readme and "grayscale" in readme and "(N, 15, 13)" in readme and "| 4 | 4 |" in readme
+
+
+def test_the_readme_of_a_network_no_picture_fits_offers_npy_batches_only(tmp_path) -> None:
+    model = randomized_model("feature_map_output")  # 2-channel inputs, feature maps out
+    export_model(model, tmp_path / "out", format="predictor")
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert "2-channel inputs, which no picture file holds" in readme and "picture.png" not in readme
+    assert "pip install pillow" not in readme and "as scores" in readme and "(N, 5, 5, 3)" in readme
 
 
 # -- the NumPy-only image readers, against Pillow ------------------------------------------------------

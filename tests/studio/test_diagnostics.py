@@ -151,3 +151,40 @@ def test_show_layer_selects_the_block_in_the_design(qtbot, window):
     qtbot.mouseClick(card.show_button, Qt.MouseButton.LeftButton)
     assert window.tabs.currentWidget() is window.design_tab
     assert window.selection.layer_id == window.document.layers()[0]["id"]
+
+
+@pytest.mark.parametrize("size", [(525, 560), (900, 1300)])
+def test_each_plots_axis_title_fits_its_axis_whole(qtbot, size):
+    # With the Layer profile dock open below a 1100x750 window, each plot has well under 100 px of axis, and the
+    # gradient plot's title was cut to "MS of d(loss)/d(weights)"; now a shorter one is shown, the whole in the tip.
+    import numpy as np
+    from PySide6.QtGui import QFontMetricsF
+
+    from cnn_studio.diagnose.diagnostics_view import GRADIENT_TITLES, RATIO_TITLES, UNITS_TITLES, DiagnosticsView
+    from engine.doctor.records import EpochRecord, LayerEpoch
+
+    names = [f"{kind}_{i}" for i in range(1, 10) for kind in ("conv2d", "batch_norm")] + ["dense_1"]  # ResNet-8
+    rng = np.random.default_rng(0)
+    layers = tuple(LayerEpoch(n, "Conv2D", gradient_rms=float(10 ** rng.uniform(-3, -1)), update_ratio=1e-3,
+                              dead_fraction=0.1, dead_units=1, units=8, activation="relu") for n in names)
+    view = DiagnosticsView()
+    qtbot.addWidget(view)
+    view.resize(*size)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_report(DoctorReport(tuple(EpochRecord(e, 1.0, 1.0, 0.5, 0.5, 0.01, layers, (), (), 64)
+                                       for e in range(1, 4)), ()))
+    qtbot.wait(20)
+    for plot, titles in ((view.gradient_plot, GRADIENT_TITLES), (view.ratio_plot, RATIO_TITLES),
+                         (view.units_plot, UNITS_TITLES)):
+        item = plot.getPlotItem()
+        axis = item.getAxis("left")
+        shown = axis.labelText
+        assert shown in titles
+        room = item.getViewBox().height()
+        assert QFontMetricsF(axis.label.font()).horizontalAdvance(shown) <= room or shown == titles[-1], (shown, room)
+        assert plot.toolTip().startswith(titles[0])  # the whole title, whatever the axis shows
+    if size == (900, 1300):  # room enough: the whole title
+        assert view.gradient_plot.getPlotItem().getAxis("left").labelText == GRADIENT_TITLES[0]
+    else:
+        assert view.gradient_plot.getPlotItem().getAxis("left").labelText != GRADIENT_TITLES[0]

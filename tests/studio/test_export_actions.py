@@ -197,7 +197,8 @@ def test_folder_exports_ask_before_replacing_files(qtbot, setup, tmp_path, name,
     _, _, dialogs, controller = setup
     folder = tmp_path / "bundle"
     written = export_and_wait(qtbot, controller, name, folder)
-    assert sorted(Path(p).name for p in written) == sorted([main_file, "weights.npz"])
+    readme = ["README.md"] if name == "predictor" else []  # how to run predict.py, beside it
+    assert sorted(Path(p).name for p in written) == sorted([main_file, "weights.npz", *readme])
     assert dialogs.asked == []
     before = (folder / main_file).read_bytes()
     dialogs.answer = False
@@ -206,6 +207,16 @@ def test_folder_exports_ask_before_replacing_files(qtbot, setup, tmp_path, name,
     dialogs.answer = True
     export_and_wait(qtbot, controller, name, folder)
     assert dialogs.asked == ["Replace files?", "Replace files?"]
+
+
+def test_a_readme_of_the_users_own_is_not_replaced_unasked(qtbot, setup, tmp_path) -> None:
+    _, _, dialogs, controller = setup
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "README.md").write_text("my notes")
+    dialogs.answer = False
+    assert not controller.export_to("predictor", folder)  # the predictor's README would take its place
+    assert dialogs.asked == ["Replace files?"] and (folder / "README.md").read_text() == "my notes"
 
 
 def test_training_project_takes_the_projects_training_settings(qtbot, setup, tmp_path) -> None:

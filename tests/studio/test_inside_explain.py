@@ -19,6 +19,18 @@ def settle(qtbot, panel: InsidePanel) -> None:
     qtbot.waitUntil(lambda: not panel.worker.busy and not panel.slow_worker.busy, timeout=WAIT_MS)
 
 
+def wait_for_layout(qtbot, widget) -> None:
+    """Until ``widget`` stays where it is for 50 ms: a word-wrapped label that got new text (a status line,
+    a headline) takes more than one layout pass to settle, and moves what is below it."""
+    seen = [None]
+
+    def unmoved() -> bool:
+        where, seen[0] = seen[0], (widget.mapTo(widget.window(), widget.rect().topLeft()), widget.size())
+        return where == seen[0]
+
+    qtbot.waitUntil(lambda: qtbot.wait(50) or unmoved(), timeout=5_000)
+
+
 def choose(box, data) -> None:
     box.setCurrentIndex(box.findData(data))
 
@@ -191,6 +203,7 @@ def test_embedding_points_hover_for_the_image_and_click_into_the_picker(qtbot, p
     predictions = model.predict(dataset.normalized("test")).argmax(axis=1)
     np.testing.assert_array_equal(view.predictions, predictions)
     assert "misclassified" in view.status.text()
+    wait_for_layout(qtbot, view.plot)  # the points' new status line may still move the plot down
     target = int(np.argmax(view.points[:, 0]))  # the rightmost point: nothing overlaps it
     at = view.plot.mapFromScene(view.scene_position(target))
     QTest.mouseMove(view.plot.viewport(), at)

@@ -13,9 +13,10 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QFontMetrics
 
-from cnn_studio.inspect.feature_maps import FeatureMapsView
+from cnn_studio.inspect.feature_maps import FeatureMapsView, input_lines, shorten_name
 from cnn_studio.inspect.layer_stats import LayerStatsView
 from cnn_studio.inspect.mistakes_gallery import CELL, THUMBNAIL, MistakesGallery
+from cnn_studio.inspect.panel import layer_inputs
 from engine.inspection import layer_statistics
 from engine.metrics import evaluate
 from engine.model import Model
@@ -52,6 +53,50 @@ def test_the_layer_list_shows_every_name_and_shape_whole(qtbot, seed):
         for line in listing.item(row).text().splitlines():
             assert metrics.horizontalAdvance(line) + 8 <= room, (line, room)
     assert "max_pool2d_1" in listing.item(1).text() and "13×13×32" in listing.item(1).text()
+
+
+def test_names_are_shortened_in_their_type_part_and_never_lose_their_number():
+    def fits_11(text: str) -> bool:  # one character, one unit of room
+        return len(text) <= 11
+
+    assert shorten_name("relu_1", fits_11) == "relu_1"
+    assert shorten_name("batch_norm_12", fits_11) == "batch_n\u2026_12"
+    assert shorten_name("a_very_long_name", fits_11) == "a_ver\u2026_name"  # no number: the middle goes
+    assert input_lines(["conv2d_2", "relu_1"], lambda t: len(t) <= 30) == ["\u2190 conv2d_2 + relu_1"]
+    assert input_lines(["batch_norm_12", "relu_1"], lambda t: len(t) <= 15) == [
+        "\u2190 batch_norm_12", "+ relu_1"]
+    assert input_lines(["batch_norm_12", "relu_1"], fits_11) == ["\u2190 batch\u2026_12", "+ relu_1"]
+
+
+@pytest.mark.parametrize("size", [NARROW, WIDE])
+def test_a_merge_row_names_every_layer_it_takes_whole(qtbot, size):
+    # ResNet-8: each Add takes two batch norms (or a batch norm and a ReLU); in a single line
+    # "← batch_norm_5 + batch_norm_6" is wider than the list, and was cut to "← batch_...h_norm_6".
+    model = Model.from_architecture(asset_path("templates", "resnet8.json"), seed=0)
+    view = shown(qtbot, FeatureMapsView(), size)
+    view.set_layer_inputs(layer_inputs(model))
+    view.set_outputs(model.layer_outputs(np.zeros((28, 28, 1), np.float32)))
+    qtbot.wait(10)
+    listing = view.layer_list
+    metrics = QFontMetrics(listing.font())
+    room = listing.viewport().width()
+    rows = {name: listing.item(row) for row, name in enumerate(model.names)}
+    for item in rows.values():
+        for line in item.text().splitlines():
+            assert metrics.horizontalAdvance(line) + 8 <= room, (line, room)
+    for add in ("add_1", "add_2", "add_3"):
+        takes = layer_inputs(model)[add]
+        lines = rows[add].text().splitlines()[2:]
+        assert lines[0].startswith("\u2190 ") and all(line.startswith("+ ") for line in lines[1:])
+        shown_names = [line.split(" ", 1)[1] for line in lines]
+        if size == WIDE:
+            assert shown_names == takes  # a line each, every name whole
+        else:  # the narrowest list: a name too long for its line keeps its start and its number
+            for name, short in zip(takes, shown_names, strict=True):
+                stem, number = name.rsplit("_", 1)
+                kept = short[: -len(number) - 2]  # what is left of the stem before "…_<number>"
+                assert short == name or (short.endswith("\u2026_" + number) and stem.startswith(kept))
+        assert "takes " + " + ".join(takes) in rows[add].toolTip()  # and the tooltip has them whole
 
 
 @pytest.mark.parametrize("size", [NARROW, (520, 700), WIDE, (1000, 420)])

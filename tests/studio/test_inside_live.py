@@ -8,6 +8,7 @@ from PySide6.QtCore import QObject, QSettings
 from PySide6.QtWidgets import QMenu, QTabWidget, QWidget
 
 from cnn_studio.inspect import InsidePanel, install_inside
+from cnn_studio.inspect.panel import COMPUTING_MAPS, COMPUTING_PREDICTION
 from cnn_studio.main_window import MainWindow
 from cnn_studio.training.session import TrainingSession
 from engine.data import Normalization
@@ -87,6 +88,31 @@ def test_a_hidden_tab_asks_for_no_probes_and_catches_up_when_shown(qtbot, sessio
     qtbot.waitUntil(lambda: panel.probes_received > hidden_at, timeout=30_000)
     session.runner.stop()
     qtbot.waitUntil(lambda: not session.runner.running, timeout=30_000)
+
+
+def test_opened_after_a_run_it_says_it_is_computing_and_shows_the_sample_first(qtbot, session, panel):
+    # The tab stayed hidden through the whole run (the user watched the Train tab): nothing was computed.
+    panel.hide()
+    dataset = stripes_dataset(n_train=64, n_test=16)
+    session.runner.start(SMALL_CNN, dataset, TrainConfig(epochs=2, batch_size=16, validation_split=0.0))
+    qtbot.waitUntil(lambda: not session.runner.running, timeout=30_000)
+    assert not panel.feature_maps.has_outputs
+    # Not a blank tab with bare axes: every empty view says its results are on their way.
+    assert not panel.busy_note.isHidden()
+    assert panel.prediction.headline.text() == COMPUTING_PREDICTION
+    assert panel.feature_maps.caption.text() == COMPUTING_MAPS
+    assert panel.feature_maps.layer_list.item(0).text() == "Computing\u2026"
+    assert panel.feature_maps.current_layer is None  # the stand-in row is no layer
+    arrived: list[str] = []
+    panel.worker.result_ready.connect(lambda kind, _result: arrived.append(kind))
+    panel.show()
+    qtbot.waitUntil(lambda: panel.feature_maps.has_outputs, timeout=10_000)
+    # The feature maps and prediction come first, not after the statistics of the test images.
+    assert arrived[0] == "sample"
+    assert panel.busy_note.isHidden() and panel.prediction.probabilities is not None
+    assert panel.feature_maps.current_layer == "conv2d_1" and panel.feature_maps.caption.text() != COMPUTING_MAPS
+    qtbot.waitUntil(lambda: not panel.worker.busy, timeout=10_000)
+    assert "stats" in arrived
 
 
 def test_statistics_follow_each_epoch_of_a_run(qtbot, session, panel):

@@ -3,11 +3,12 @@ handle always stands where the shown weights are."""
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QStyle, QStyleOptionComboBox
 
-from cnn_studio.runs.time_machine import EpochScrubber
+from cnn_studio.runs.time_machine import EpochScrubber, shorten_run_label
 
 LONG = "Run 12: adam lr 0.001 bs 64 · completed"
 SHORT = "Run 3: sgd lr 0.05 bs 32 · stopped"
@@ -82,6 +83,36 @@ def test_the_run_chooser_names_the_whole_run_in_its_tooltip_and_list(qtbot):
     machine.runs = []
     machine.runs_changed.emit()
     assert "Run" not in box.toolTip().split("The run whose")[0]
+
+
+def test_a_run_label_is_cut_at_a_whole_setting_never_mid_word():
+    def fits(width: int):
+        return lambda text: len(text) <= width
+
+    assert shorten_run_label(LONG, fits(60)) == LONG
+    assert shorten_run_label(LONG, fits(30)) == "Run 12: adam lr 0.001 bs 64\u2026"  # the status goes first
+    assert shorten_run_label(LONG, fits(27)) == "Run 12: adam lr 0.001\u2026"  # "bs" never without its 64
+    assert shorten_run_label(LONG, fits(3)) == "Run 12\u2026"  # the run's number always stays
+
+
+@pytest.mark.parametrize("width", [300, 700])
+def test_the_run_chooser_shows_its_label_whole_where_there_is_room_and_cut_cleanly_where_not(qtbot, width):
+    machine = FakeMachine()
+    scrubber = EpochScrubber(machine)
+    qtbot.addWidget(scrubber)
+    scrubber.resize(width, 80)  # 300: the Inside tab of a 1100 px window; 700: a wide one
+    scrubber.show()
+    qtbot.waitExposed(scrubber)
+    box = scrubber.run_box
+    metrics = QFontMetrics(box.font())
+    shown = box.shown_text()
+    assert metrics.horizontalAdvance(shown) <= box.text_room()
+    if width == 700:  # it asks for its longest label's width, and gets it
+        assert shown == LONG and box.text_room() >= metrics.horizontalAdvance(LONG)
+    else:  # cut after a whole setting, marked, never "Run 12: adam lr 0.001 b"
+        assert shown != LONG and shown.endswith("\u2026") and LONG.startswith(shown[:-1])
+        assert LONG[len(shown) - 1] == " "
+    assert LONG in box.toolTip()
 
 
 def test_latest_moves_the_slider_handle_to_the_last_position(qtbot):

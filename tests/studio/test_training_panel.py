@@ -166,8 +166,10 @@ def test_pause_resume_stop_and_one_more_epoch(qtbot, window):
     assert panel.session.runner.paused and panel.resume_button.isEnabled() and not panel.pause_button.isEnabled()
     assert panel.pause_action.text() == "Resume"
     qtbot.waitUntil(lambda: panel.status_progress.label.text().startswith("Paused"), timeout=WAIT_MS)
+    assert panel.history_list.item(0).text().endswith(" · paused")  # the run list says so too
     panel.pause_action.trigger()  # F6 toggles back
     assert not panel.session.runner.paused and panel.pause_action.text() == "Pause"
+    assert panel.history_list.item(0).text().endswith(" · running")
     with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS):
         panel.stop_button.click()
     done = panel.session.trained.epochs_completed

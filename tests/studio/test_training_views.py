@@ -7,16 +7,18 @@ import warnings
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QCheckBox
 
 from cnn_studio.training.confusion_view import ConfusionMatrixView
 from cnn_studio.training.progress import TrainingProgress, describe_batch, format_duration
-from cnn_studio.training.run_history import RunHistory
+from cnn_studio.training.run_history import RunHistory, RunRecorder
+from cnn_studio.training.run_list import RunHistoryList
 from cnn_studio.training.series import GrowingSeries, SmoothedSeries
 from cnn_studio.training.settings_form import TrainingSettingsForm
 from cnn_studio.training.thread_warnings import warnings_to
 from engine.data import DatasetInfo
-from engine.training import BatchEnd, EpochEnd, TrainConfig
+from engine.training import BatchEnd, EpochEnd, TrainConfig, TrainingFinished
 
 
 def test_growing_series_keeps_every_point_and_finds_the_nearest():
@@ -67,6 +69,46 @@ def test_run_records_are_labelled_with_their_key_settings(qapp):
     assert run.describe() == "run 1: adam lr 0.001 bs 128 · 1 epoch · val 75.0% · test 74.0% · stopped"
     run.set_smoothing(batches_per_epoch=1000)
     assert run.smoothed_loss.beta == pytest.approx(1 - 1 / 50)
+
+
+class _StandInRunner(QObject):
+    """Just the signals and state a RunRecorder follows, so pause and resume can be played without a thread."""
+
+    began, started, batches, epoch_end = Signal(bool), Signal(object), Signal(object), Signal(object)
+    finished, failed, rate_changed, state_changed = Signal(object), Signal(str), Signal(str, float, int), Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused, self.run_id, self.dataset, self.config = False, "", None, TrainConfig()
+
+    def set_paused(self, paused: bool) -> None:
+        self.paused = paused
+        self.state_changed.emit()
+
+
+class _StandInTrained(QObject):
+    evaluation_changed, replaced = Signal(), Signal()
+
+    def architecture(self) -> dict:
+        return {}
+
+
+def test_a_paused_run_is_listed_as_paused_until_it_resumes(qtbot):
+    history, runner, trained = RunHistory(), _StandInRunner(), _StandInTrained()
+    recorder = RunRecorder(history, runner, trained)  # noqa: F841 (kept alive: it does the recording)
+    runs = RunHistoryList(history)
+    qtbot.addWidget(runs)
+    runner.began.emit(True)
+    assert runs.item(0).text().endswith(" · running")
+    runner.set_paused(True)
+    assert history.current.outcome == "paused" and runs.item(0).text().endswith(" · paused")
+    runner.set_paused(False)
+    assert history.current.outcome == "running" and runs.item(0).text().endswith(" · running")
+    # Stopping while paused: the run ends as stopped, and a later state change does not bring "running" back.
+    runner.set_paused(True)
+    runner.finished.emit(TrainingFinished("stopped", 0, ""))
+    runner.set_paused(False)
+    assert runs.item(0).text().endswith(" · stopped")
 
 
 def test_settings_form_round_trips_a_config_and_reports_edits(qtbot):
