@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
 
 import cnn_studio.training.panel as panel_module
 from cnn_studio.main_window import MainWindow
@@ -18,6 +17,7 @@ from engine.runs import RunFolder, dataset_reference, new_run, train_in_folder
 from engine.training import TrainConfig
 from engine.weights import build_model
 from tests.helpers.engine_factories import SMALL_CNN, stripes_dataset
+from tests.studio.window_helpers import close_window, shown_window
 
 WAIT_MS = 60_000
 
@@ -41,16 +41,10 @@ def quiet(monkeypatch):
 
 
 def make_window(tmp_path) -> MainWindow:
-    w = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    w.resize(1100, 750)
-    w.show()
-    return w
+    return shown_window(tmp_path)
 
 
-def close(w: MainWindow) -> None:
-    w.document.mark_saved()
-    w.close()
-    w.deleteLater()
+close = close_window
 
 
 def train(qtbot, w: MainWindow, epochs: int = 2) -> None:

@@ -8,12 +8,11 @@ import json
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QFontMetrics
 from PySide6.QtWidgets import QLabel, QScrollArea
 
 import cnn_studio.training.panel as panel_module
-from cnn_studio.main_window import MainWindow
 from cnn_studio.runs.class_header import TURNED_MARGIN
 from cnn_studio.runs.compare import RunComparison, flip_summary, flips
 from cnn_studio.runs.store import runs_folder_for
@@ -22,6 +21,7 @@ from engine.model import Model
 from engine.runs import RunFolder, dataset_reference, new_run, train_in_folder
 from engine.training import TrainConfig
 from tests.helpers.engine_factories import arch
+from tests.studio.window_helpers import close_window, shown_window
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 NET = arch({"type": "Conv2D", "filters": 2, "kernel_size": 3, "activation": "relu"}, {"type": "Flatten"},
@@ -140,17 +140,8 @@ def test_a_cleared_comparison_forgets_the_old_ranges_and_scales_to_the_next(qtbo
     qtbot.waitUntil(lambda: spans_the_curves(comparison))  # the axes follow the data again
 
 
-def make_window(tmp_path, size: tuple[int, int]) -> MainWindow:
-    w = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    w.resize(*size)
-    w.show()
-    return w
-
-
-def close(w: MainWindow) -> None:
-    w.document.mark_saved()
-    w.close()
-    w.deleteLater()
+make_window = shown_window
+close = close_window
 
 
 def click_row(qtbot, view, row: int, modifier=Qt.KeyboardModifier.NoModifier) -> None:

@@ -30,3 +30,18 @@ def trainable_window(tmp_path: Path, dataset: Any, size: tuple[int, int] = (1400
         window.document.mark_saved()
         window.close()
         window.deleteLater()
+
+
+def shown_window(tmp_path: Path, size: tuple[int, int] = (1100, 750)) -> MainWindow:
+    """A shown main window with its own settings file (the caller closes it with ``close_window``)."""
+    window = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    window.resize(*size)
+    window.show()
+    return window
+
+
+def close_window(window: MainWindow) -> None:
+    """Close as saved: no "save changes?" question waits for an answer."""
+    window.document.mark_saved()
+    window.close()
+    window.deleteLater()
