@@ -18,7 +18,7 @@ from engine.losses import softmax_cross_entropy
 from tests.engine.test_strided_conv_gradient import loop_input_gradient
 from tests.helpers.engine_factories import arch
 from tests.helpers.gradcheck import check_model_gradients
-from tests.helpers.threads import alone_and_split
+from tests.helpers.threads import assert_conv_backward_splits_alike
 
 
 def loop_kernel_gradient(grad: np.ndarray, x: np.ndarray, kernel_shape: tuple[int, ...],
@@ -152,14 +152,4 @@ def test_finite_differences(name):
 
 
 def test_on_threads_and_one_image_blocks(monkeypatch):
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((5, 9, 8, 8))
-    kernel = rng.standard_normal((3, 3, 8, 8))
-    grad = rng.standard_normal((5, 9, 8, 8))
-    mask = grad > -0.5
-    def backward():
-        return conv2d_backward(grad, x, kernel, True, 1, "same", relu_mask=mask)
-
-    alone, split = alone_and_split(monkeypatch, backward)
-    for a, b in zip(alone, split):
-        np.testing.assert_allclose(a, b, atol=1e-11)
+    assert_conv_backward_splits_alike(monkeypatch, 4, (5, 9, 8, 8), (3, 3, 8, 8), stride=1, atol=1e-11)

@@ -12,7 +12,7 @@ from engine.kernels import conv as conv_kernels
 from engine.kernels.conv import Convolution, conv2d_backward
 from engine.layers import Conv2D
 from tests.helpers.gradcheck import check_layer_gradients
-from tests.helpers.threads import alone_and_split
+from tests.helpers.threads import assert_conv_backward_splits_alike
 
 
 def loop_input_gradient(grad: np.ndarray, x_shape: tuple[int, ...], kernel: np.ndarray, stride: int,
@@ -82,14 +82,4 @@ def test_phases_finite_differences(shape, filters, kernel_size, stride, padding)
 
 
 def test_phases_on_threads_and_one_image_blocks(monkeypatch):
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((5, 9, 8, 4))
-    kernel = rng.standard_normal((3, 3, 4, 4))
-    grad = rng.standard_normal((5, 5, 4, 4))
-    mask = grad > -0.5
-    def backward():
-        return conv2d_backward(grad, x, kernel, True, 2, "same", relu_mask=mask)
-
-    alone, split = alone_and_split(monkeypatch, backward)
-    for a, b in zip(alone, split):
-        np.testing.assert_allclose(a, b, atol=1e-12)
+    assert_conv_backward_splits_alike(monkeypatch, 3, (5, 9, 8, 4), (3, 3, 4, 4), stride=2, atol=1e-12)
