@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import ResourceError
+from engine.kernels import spectral
 
 FLOAT_BYTES = 4
 LIMIT_ENV = "CNN_ENGINE_MEMORY_LIMIT"
@@ -173,6 +174,12 @@ def _conv_scratch(analysis: Any, batch_size: int) -> int:
             continue
         ho, wo, filters = info.output_shape
         k = info.config.get("kernel_size", 1)
+        kernel_shape = (k, k, info.input_shape[2], filters)
+        batch_shape = (max(batch_size, 1), *info.input_shape)
+        stride, padding = info.config.get("stride", 1), info.config.get("padding", "valid")
+        if batch_size and spectral.worthwhile(batch_shape, kernel_shape, stride, padding, "input"):
+            total += spectral.memory_bytes(batch_shape, kernel_shape, padding, _THREADS, FLOAT_BYTES)
+            continue
         row = max(k * k * info.input_shape[2] + 1, filters) * FLOAT_BYTES
         per_image = ho * wo * row
         block = max(_BLOCK_BYTES, per_image) if batch_size else per_image

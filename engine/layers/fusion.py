@@ -28,6 +28,7 @@ from engine.kernels.conv_batch_norm import (
 )
 from engine.kernels.conv_batch_norm_relu import ConvBatchNormReluCache, conv_bn_relu_backward, conv_bn_relu_forward
 from engine.kernels.pooling import pool_backward, pool_forward
+from engine.kernels.spectral import spectral_conv2d_backward, spectral_conv2d_forward
 from engine.layers.activations import ReLU
 from engine.layers.base import Layer
 from engine.layers.conv import Conv2D
@@ -63,19 +64,36 @@ class ConvMaxPool:
         )
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        conv, size = self.conv, self.pool.config["pool_size"]
+        if conv.spectral(x.shape, training):
+            # Through the Fourier transform the whole output exists at once: pool it as the
+            # ReLU -> MaxPool2D step does.
+            z, spectrum = spectral_conv2d_forward(x, conv.params["kernel"], conv.params.get("bias"),
+                                                  conv.config["padding"], keep=training,
+                                                  workspace=conv.workspace)
+            out, pooling = pool_forward(z, size, size, "valid", "max", training, relu=True)
+            self._cache = ("spectral", x, spectrum, pooling)
+            return out
         out, winners = self._forward(x, keep_winners=training)
-        self._cache = (x, out, winners)
+        self._cache = ("blocks", x, out, winners)
         return out
 
     def backward(self, grad: np.ndarray) -> np.ndarray | None:
-        x, out, winners = self._cache
-        if winners is None:  # backward after an inference forward (saliency)
-            winners = self._forward(x, keep_winners=True)[1]
-        conv = self.conv
-        d_x, d_kernel, d_bias = conv2d_maxpool_backward(
-            grad, out, winners, x, conv.params["kernel"], "bias" in conv.params, conv.config["stride"],
-            conv.config["padding"], self.pool.config["pool_size"], conv.needs_input_grad, conv.workspace,
-        )
+        conv, size = self.conv, self.pool.config["pool_size"]
+        if self._cache[0] == "spectral":
+            _, x, spectrum, pooling = self._cache
+            d_x, d_kernel, d_bias = spectral_conv2d_backward(
+                pool_backward(grad, pooling, size, size, "max"), x, spectrum, conv.params["kernel"],
+                "bias" in conv.params, conv.config["padding"], conv.needs_input_grad, workspace=conv.workspace,
+            )
+        else:
+            _, x, out, winners = self._cache
+            if winners is None:  # backward after an inference forward (saliency)
+                winners = self._forward(x, keep_winners=True)[1]
+            d_x, d_kernel, d_bias = conv2d_maxpool_backward(
+                grad, out, winners, x, conv.params["kernel"], "bias" in conv.params, conv.config["stride"],
+                conv.config["padding"], size, conv.needs_input_grad, conv.workspace,
+            )
         conv.grads["kernel"][...] = d_kernel
         if d_bias is not None:
             conv.grads["bias"][...] = d_bias
