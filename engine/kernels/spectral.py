@@ -37,9 +37,11 @@ from engine.parallel import parallel_for
 enabled = True
 
 # The spectral path is taken where its estimated multiply-adds (complex ones counted as four)
-# are this many times fewer than the direct convolution's: the direct products run at a higher
-# rate, and below this ratio they were as fast or faster (benchmarks/README.md).
-MIN_SAVING = 1.4
+# are this many times fewer than the direct convolution's, by what a step computes (see
+# passes_for). Measured on one core (benchmarks/README.md): in training, estimates of 1.1 to 3
+# ran 1.26x to 2.3x faster; a forward alone gains less (the direct forward needs no col2im or
+# second im2col), 1.13 ran 0.94x, 1.26 ran 1.09x.
+MIN_SAVING = {"forward": 1.25, "kernel": 1.1, "input": 1.1}
 # Smaller kernels (3x3) never gained, whatever the channels.
 MIN_KERNEL_AREA = 16
 # Images per transform chunk: enough rows for the per-frequency products, bounded memory.
@@ -73,7 +75,7 @@ def worthwhile(input_shape: tuple[int, ...], kernel_shape: tuple[int, ...], stri
 
     ``input_shape`` (N, H, W, C); ``passes`` as passes_for gives it. A rough multiply-add count of
     each path (transforms as the products they are, complex multiply-adds as four real ones),
-    compared with MIN_SAVING."""
+    compared with MIN_SAVING[passes]."""
     if not enabled or stride != 1:
         return False
     n, h, w, c = input_shape
@@ -100,7 +102,7 @@ def worthwhile(input_shape: tuple[int, ...], kernel_shape: tuple[int, ...], stri
     if passes == "input":
         per_image += out_of_spectrum(h, w, c)
     per_batch = (1 if passes == "forward" else 2) * 4 * p * v * kh * kw * c * f
-    return direct * n >= MIN_SAVING * (per_image * n + per_batch)
+    return direct * n >= MIN_SAVING[passes] * (per_image * n + per_batch)
 
 
 def memory_bytes(input_shape: tuple[int, ...], kernel_shape: tuple[int, ...], padding: str | int,

@@ -45,3 +45,8 @@ def test_epoch_benchmark_trains_an_epoch_and_reports_accuracy():
 def test_doctor_overhead_compares_epochs_with_and_without_the_doctor():
     out = run("doctor_overhead.py", "--rounds", "1", "--images", "256")
     assert re.search(r"median ratio \(with / without\): \d+\.\d+", out), out
+
+
+def test_paths_benchmark_pairs_a_path_on_and_off():
+    out = run("paths_ab.py", "--path", "spectral", "--rounds", "1", "--steps", "1", "--nets", "k7")
+    assert re.search(r"k7\s+on\s+[\d.]+ ms\s+off\s+[\d.]+ ms\s+speed on/off median [\d.]+", out), out
