@@ -46,6 +46,8 @@ MIN_SAVING = {"forward": 1.25, "kernel": 1.1, "input": 1.1}
 MIN_KERNEL_AREA = 16
 # Images per transform chunk: enough rows for the per-frequency products, bounded memory.
 CHUNK_IMAGES = 32
+# The batch the choice of path assumes, whatever the real one (see worthwhile).
+DECISION_IMAGES = 32
 
 
 def _phases(rows: np.ndarray, size: int, columns: np.ndarray, sign: int) -> np.ndarray:
@@ -75,13 +77,16 @@ def worthwhile(input_shape: tuple[int, ...], kernel_shape: tuple[int, ...], stri
 
     ``input_shape`` (N, H, W, C); ``passes`` as passes_for gives it. A rough multiply-add count of
     each path (transforms as the products they are, complex multiply-adds as four real ones),
-    compared with MIN_SAVING[passes]."""
+    compared with MIN_SAVING[passes]. The answer does not depend on N: the two processes of a
+    split step, whose halves of an odd batch differ by an image, must take the same path (their
+    batch-norm layers swap sums that the fused and unfused steps take differently)."""
     if not enabled or stride != 1:
         return False
-    n, h, w, c = input_shape
+    _, h, w, c = input_shape
     kh, kw, _, f = kernel_shape
     if kh * kw < MIN_KERNEL_AREA:
         return False
+    n = DECISION_IMAGES
     top, bottom, left, right = conv_pads(h, w, kh, kw, 1, padding)
     p, q = h + top + bottom, w + left + right
     ho, wo, v = p - kh + 1, q - kw + 1, q // 2 + 1

@@ -122,12 +122,35 @@ class ReluMaxPool:
         return pool_backward(grad, self._cache, size, size, "max")
 
 
+# A fused Conv2D -> BatchNorm step's cache while its layers run one by one.
+_LAYER_BY_LAYER = ("layer by layer",)
+
+
 class _ConvBatchNormStep:
-    """What the fused steps starting with Conv2D -> BatchNorm share: running statistics, gradients."""
+    """What the fused steps starting with Conv2D -> BatchNorm share: running statistics, gradients,
+    and running their layers one by one where the convolution takes the spectral path (the fused
+    kernels work on the direct convolution's blocks)."""
 
     conv: Conv2D
     norm: BatchNorm
     _cache: tuple | None
+
+    def layers(self) -> list[Layer]:
+        raise NotImplementedError
+
+    def _layer_by_layer(self, x: np.ndarray, training: bool) -> bool:
+        return self.conv.spectral(x.shape, training)
+
+    def _forward_layers(self, x: np.ndarray, training: bool) -> np.ndarray:
+        for layer in self.layers():
+            x = layer.forward(x, training)
+        self._cache = _LAYER_BY_LAYER
+        return x
+
+    def _backward_layers(self, grad: np.ndarray) -> np.ndarray | None:
+        for layer in reversed(self.layers()):
+            grad = layer.backward(grad)
+        return grad
 
     def _remember(self, x: np.ndarray, out: np.ndarray, cache: object,
                   batch_stats: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
@@ -169,10 +192,17 @@ class ConvBatchNormReluMaxPool(_ConvBatchNormStep):
             moving, conv.workspace, keep_winners, norm.stats_reducer,
         )
 
+    def layers(self) -> list[Layer]:
+        return [self.conv, self.norm, self.relu, self.pool]
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        if self._layer_by_layer(x, training):
+            return self._forward_layers(x, training)
         return self._remember(x, *self._forward(x, training, keep_winners=training))
 
     def backward(self, grad: np.ndarray) -> np.ndarray | None:
+        if self._cache is _LAYER_BY_LAYER:
+            return self._backward_layers(grad)
         x, cache = self._cache
         if cache.winners is None:  # backward after an inference forward (saliency)
             cache = self._forward(x, training=False, keep_winners=True)[1]
@@ -212,10 +242,17 @@ class ConvBatchNorm(_ConvBatchNormStep):
             keep_z=conv.needs_input_grad, reducer=norm.stats_reducer, relu=self.relu,
         )
 
+    def layers(self) -> list[Layer]:
+        return [self.conv, self.norm]
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        if self._layer_by_layer(x, training):
+            return self._forward_layers(x, training)
         return self._remember(x, *self._forward(x, training))
 
     def backward(self, grad: np.ndarray) -> np.ndarray | None:
+        if self._cache is _LAYER_BY_LAYER:
+            return self._backward_layers(grad)
         x, cache = self._cache
         conv, norm = self.conv, self.norm
         d_x, d_kernel, d_bias, d_gamma, d_beta = conv_bn_relu_backward(
@@ -238,6 +275,9 @@ class ConvBatchNormRelu(ConvBatchNorm):
     @staticmethod
     def fits(layers: list[Layer]) -> bool:
         return ConvBatchNorm.fits(layers[:2]) and isinstance(layers[2], ReLU)
+
+    def layers(self) -> list[Layer]:
+        return [self.conv, self.norm, self.relu_layer]
 
 
 class AddRelu:

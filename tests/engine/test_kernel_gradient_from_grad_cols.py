@@ -13,12 +13,19 @@ import pytest
 
 from engine import Model
 from engine.kernels import conv as conv_kernels
+from engine.kernels import spectral
 from engine.kernels.conv import Convolution, conv2d_backward
 from engine.losses import softmax_cross_entropy
 from tests.engine.test_strided_conv_gradient import loop_input_gradient
 from tests.helpers.engine_factories import arch
 from tests.helpers.gradcheck import check_model_gradients
 from tests.helpers.threads import assert_conv_backward_splits_alike
+
+
+@pytest.fixture(autouse=True)
+def direct_convolutions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These networks test the direct kernels: their 5x5 convolution would go spectral."""
+    monkeypatch.setattr(spectral, "enabled", False)
 
 
 def loop_kernel_gradient(grad: np.ndarray, x: np.ndarray, kernel_shape: tuple[int, ...],

@@ -192,6 +192,11 @@ BN_NETS = {
     "unpooled first": arch(*conv_bn(4), {"type": "Conv2D", "filters": 5, "kernel_size": 3, "activation": "relu"},
                            {"type": "BatchNorm"}, {"type": "MaxPool2D", "pool_size": 2}, {"type": "Flatten"},
                            {"type": "Dense", "units": 3, "activation": "softmax"}),
+    # A 5x5 convolution the engine runs through the Fourier transform, its batch norm unfused.
+    "spectral": arch(*conv_bn(16, "same"), {"type": "MaxPool2D", "pool_size": 2},
+                     {"type": "Conv2D", "filters": 16, "kernel_size": 5, "padding": "same"}, {"type": "BatchNorm"},
+                     {"type": "ReLU"}, {"type": "MaxPool2D", "pool_size": 2}, {"type": "Flatten"},
+                     {"type": "Dense", "units": 3, "activation": "softmax"}),
 }
 
 
@@ -206,6 +211,8 @@ def test_batch_norm_statistics_and_gradients_cover_the_whole_batch(net, n):
     x, y = batch(n)
     x += 50  # far from zero: each process's sums are about its own reference
     assert replica.wanted(split, n)
+    if net == "spectral":  # each half, even of an odd batch
+        assert split.layers[4].spectral((n // 2, 6, 6, 16), training=True)
     expected_loss, expected_accuracy = one_process_step(alone, x, y, 0.0)
     loss, accuracy = replica.train_gradients(split, x, y)
     assert loss == pytest.approx(expected_loss, rel=1e-10)

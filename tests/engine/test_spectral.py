@@ -116,6 +116,14 @@ def test_which_convolutions_take_the_spectral_path():
     assert worthwhile((32, 16, 16, 32), (5, 5, 32, 64), 1, "same", "forward")
 
 
+def test_the_choice_does_not_depend_on_the_batch_size():
+    """Two processes splitting an odd batch must take the same path (their batch norms meet)."""
+    shapes = [((5, 5, 16, 16), (6, 6, 16)), ((5, 5, 8, 16), (28, 28, 8)), ((3, 3, 32, 64), (16, 16, 32))]
+    for kernel_shape, image in shapes:
+        answers = {worthwhile((n, *image), kernel_shape, 1, "same", "input") for n in (1, 9, 10, 32, 64, 256)}
+        assert len(answers) == 1
+
+
 def test_the_switch_turns_it_off(monkeypatch):
     monkeypatch.setattr(spectral, "enabled", False)
     assert not worthwhile((32, 16, 16, 32), (5, 5, 32, 64), 1, "same", "input")
@@ -212,3 +220,44 @@ def test_the_memory_estimate_counts_what_the_spectral_path_holds():
         tracemalloc.stop()
     layer_output_and_gradient = 2 * out.nbytes + x.nbytes
     assert peak - layer_output_and_gradient <= spectral.memory_bytes(x.shape, kernel.shape, "same", 1)
+
+
+def batch_norm_network(tail: str) -> dict:
+    """A 5x5 Conv2D -> BatchNorm [-> ReLU [-> MaxPool2D]], the runs the engine fuses."""
+    layers: list[dict] = [{"type": "Conv2D", "filters": 4, "kernel_size": 5, "padding": "same", "activation": None},
+                          {"type": "BatchNorm"}]
+    if tail in ("relu", "pool"):
+        layers.append({"type": "ReLU"})
+    if tail == "pool":
+        layers.append({"type": "MaxPool2D", "pool_size": 2})
+    layers += [{"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}]
+    return {"format": "cnn-studio.architecture/2", "input": {"shape": [8, 8, 3]}, "layers": layers}
+
+
+@pytest.mark.parametrize("tail", ["none", "relu", "pool"])
+def test_fused_batch_norm_steps_run_layer_by_layer_on_the_spectral_path(monkeypatch, tail):
+    rng = np.random.default_rng(11)
+    x, y = rng.standard_normal((4, 8, 8, 3)), rng.integers(0, 3, 4)
+    results = []
+    for saving in (0.0, float("inf")):
+        monkeypatch.setattr(spectral, "MIN_SAVING", dict.fromkeys(spectral.MIN_SAVING, saving))
+        model = Model(batch_norm_network(tail), seed=3, dtype=np.float64)
+        loss, grad, _ = softmax_cross_entropy(model.forward_logits(x, training=True), y)
+        d_x = model.backward(grad, input_grad=True)
+        gradients = {name: value.copy() for name, value in model.gradients().items()}
+        state = {name: value.copy() for name, value in model.state().items()}
+        inference = model.forward_logits(x, training=False)
+        results.append((loss, d_x, gradients, state, inference))
+    for a, b in zip(results[0][2:4], results[1][2:4]):
+        for name in b:
+            np.testing.assert_allclose(a[name], b[name], atol=1e-10, err_msg=name)
+    assert results[0][0] == pytest.approx(results[1][0], abs=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], atol=1e-11)
+    np.testing.assert_allclose(results[0][4], results[1][4], atol=1e-11)
+
+
+@pytest.mark.parametrize("tail", ["none", "pool"])
+def test_batch_norm_network_gradients_through_the_spectral_path(always_spectral, tail):
+    rng = np.random.default_rng(12)
+    model = Model(batch_norm_network(tail), seed=4, dtype=np.float64)
+    check_model_gradients(model, rng.standard_normal((3, 8, 8, 3)), rng.integers(0, 3, 3), rng)
