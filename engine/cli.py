@@ -110,6 +110,9 @@ def diagnosing(printer: Any, doctor: Any) -> Any:
         if isinstance(event, (EpochEnd, TrainingFinished)):
             for found in doctor.take_new():
                 print(f"diagnosis: {_one_line(found.line())}", file=printer.stream)
+        if isinstance(event, TrainingFinished) and not doctor.diagnoses:
+            for note in doctor.notes():
+                print(f"doctor: {note}", file=printer.stream)
 
     return callback
 

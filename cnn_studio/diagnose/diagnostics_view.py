@@ -3,6 +3,7 @@ records plotted per layer and epoch (gradient size, update-to-weight ratio, dead
 
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -296,6 +297,10 @@ class DiagnosticsView(QWidget):
             self.summary.setText(f"<b>The training doctor found {n} problem{'s' if n != 1 else ''}</b> "
                                  f"(checked after epoch {last}). Each says what it saw and what to do; a button "
                                  "applies the fix to the project as one undoable edit.")
+        elif epochs and report.notes:
+            # A short run is no clean bill of health: say what is still to watch.
+            notes = "".join(f"<br>{html.escape(note)}" for note in report.notes)
+            self.summary.setText(f"<b style='color:#1e8449'>No problems found</b> after epoch {last}.{notes}")
         elif epochs:
             self.summary.setText(f"<b style='color:#1e8449'>No problems found</b> after epoch {last}: the loss, "
                                  "the gradients, the weight updates and the units all look healthy.")

@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.doctor.recorder import Recorder, activation_of
 from engine.doctor.records import Diagnosis, EpochRecord
-from engine.doctor.rules import LayerInfo, RunContext, diagnose
+from engine.doctor.rules import LayerInfo, RunContext, diagnose, early_signs
 from engine.layers import Dropout
 
 
@@ -29,6 +29,7 @@ class DoctorReport:
     records: tuple[EpochRecord, ...]
     diagnoses: tuple[Diagnosis, ...]
     class_names: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # early signs and checks still to come (rules.early_signs)
 
 
 def describe_layers(model: Any) -> tuple[LayerInfo, ...]:
@@ -113,6 +114,15 @@ class TrainingDoctor:
         self._reported.update(d.key for d in new)
         return new
 
+    def notes(self) -> list[str]:
+        """Early signs below the rules' thresholds, and the checks that need more epochs."""
+        if self.trainer is None or not self.records:
+            return []
+        try:
+            return early_signs(self.records, self.context())
+        except Exception:  # noqa: BLE001 (a note is never worth failing a run for)
+            return []
+
     def report(self) -> DoctorReport:
         names = tuple(self.trainer.dataset.class_names) if self.trainer is not None else ()
-        return DoctorReport(tuple(self.records), tuple(self.diagnoses), names)
+        return DoctorReport(tuple(self.records), tuple(self.diagnoses), names, tuple(self.notes()))

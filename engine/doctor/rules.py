@@ -329,6 +329,39 @@ def class_never_predicted(records: list[EpochRecord], context: RunContext) -> li
         "a longer training or a larger network can help.", last.epoch)]
 
 
+def _rising_tail(values: list[float]) -> int:
+    """How many of the last values each rose above the one before."""
+    count = 0
+    for before, after in zip(reversed(values[:-1]), reversed(values[1:])):
+        if not (math.isfinite(before) and math.isfinite(after) and after > before):
+            break
+        count += 1
+    return count
+
+
+def early_signs(records: list[EpochRecord], context: RunContext) -> list[str]:
+    """What the epochs so far hint at below the rules' thresholds, and which checks need more
+    epochs: so that a short run is not read as a clean bill of health."""
+    notes = []
+    if context.validation and len(records) >= 2:
+        val, train = [r.val_loss for r in records], [r.train_loss for r in records]
+        rises = _rising_tail(val)
+        if 0 < rises < OVERFITTING_EPOCHS and train[-1] < train[-1 - rises]:
+            shown = " → ".join(f"{v:.3f}" for v in val[-1 - rises:])
+            span = "the last epoch" if rises == 1 else f"the last {rises} epochs"
+            notes.append(f"The validation loss rose in {span} ({shown}) "
+                         f"while the training loss fell: worth watching, as the doctor names it overfitting after "
+                         f"{OVERFITTING_EPOCHS} rising epochs in a row.")
+    later = []
+    if context.validation and len(records) < OVERFITTING_EPOCHS + 1:
+        later.append(f"overfitting from epoch {OVERFITTING_EPOCHS + 1}")
+    if len(records) < NEVER_PREDICTED_EPOCHS:
+        later.append(f"classes never predicted from epoch {NEVER_PREDICTED_EPOCHS}")
+    if records and later:
+        notes.append(f"Some checks need more epochs: {' and '.join(later)}.")
+    return notes
+
+
 RULES = (learning_rate_too_high, learning_rate_too_low, gradient_flow, dead_relu, saturated_activations, overfitting,
          class_never_predicted)
 

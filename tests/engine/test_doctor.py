@@ -253,3 +253,51 @@ def test_a_failing_doctor_never_stops_training(monkeypatch):
     with pytest.warns(RuntimeWarning, match="stopped recording"):
         doctor, finished = train(SMALL_CNN, stripes_dataset(200, 40), epochs=2, learning_rate=0.05)
     assert finished.reason == "completed" and doctor.records == []
+
+
+# -- early signs: a short run is no clean bill of health ----------------------------------------------------------
+def epochs(val_losses, train_losses):
+    from engine.doctor.records import EpochRecord
+
+    return [EpochRecord(e, t, v, 0.5, 0.5, 0.01, (), (), (), 64)
+            for e, (v, t) in enumerate(zip(val_losses, train_losses), start=1)]
+
+
+def context(validation=True):
+    from engine.doctor.rules import RunContext
+
+    return RunContext("sgd", 0.01, 0.9, 0, 0, validation, ("a", "b"), ())
+
+
+def test_a_validation_loss_rising_for_two_epochs_is_an_early_sign():
+    from engine.doctor.rules import diagnose, early_signs
+
+    records = epochs([0.50, 0.52, 0.55], [0.60, 0.50, 0.40])
+    assert diagnose(records, context()) == []
+    notes = early_signs(records, context())
+    assert notes[0] == ("The validation loss rose in the last 2 epochs (0.500 → 0.520 → 0.550) while the training "
+                        "loss fell: worth watching, as the doctor names it overfitting after 3 rising epochs in a row.")
+    assert notes[1] == "Some checks need more epochs: overfitting from epoch 4."
+
+
+def test_early_signs_name_the_checks_still_to_come_and_stop_when_all_have_run():
+    from engine.doctor.rules import early_signs
+
+    one = epochs([0.5], [0.6])
+    assert early_signs(one, context()) == [
+        "Some checks need more epochs: overfitting from epoch 4 and classes never predicted from epoch 3."]
+    assert early_signs(one, context(validation=False)) == [
+        "Some checks need more epochs: classes never predicted from epoch 3."]
+    falling = epochs([0.5, 0.4, 0.35, 0.3], [0.6, 0.5, 0.4, 0.3])
+    assert early_signs(falling, context()) == []
+    # Both losses rising is no sign of overfitting.
+    assert early_signs(epochs([0.5, 0.4, 0.35, 0.3, 0.4], [0.6, 0.5, 0.4, 0.3, 0.35]), context()) == []
+
+
+def test_the_command_line_says_which_checks_a_short_run_did_not_reach(capsys):
+    code = main(["train", "assets/architectures/seed_sample.json", "--epochs", "1", "--limit", "640",
+                 "--processes", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "doctor: Some checks need more epochs: overfitting from epoch 4 and classes never predicted from " \
+           "epoch 3." in out, out

@@ -188,3 +188,21 @@ def test_each_plots_axis_title_fits_its_axis_whole(qtbot, size):
         assert view.gradient_plot.getPlotItem().getAxis("left").labelText == GRADIENT_TITLES[0]
     else:
         assert view.gradient_plot.getPlotItem().getAxis("left").labelText != GRADIENT_TITLES[0]
+
+
+def test_a_short_clean_run_says_what_is_still_to_watch_instead_of_all_healthy(qtbot):
+    from cnn_studio.diagnose.diagnostics_view import DiagnosticsView
+    from engine.doctor.records import EpochRecord
+
+    view = DiagnosticsView()
+    qtbot.addWidget(view)
+    records = tuple(EpochRecord(e, 0.5, v, 0.5, 0.5, 0.01, (), (), (), 64) for e, v in ((1, 0.40), (2, 0.45)))
+    note = ("The validation loss rose in the last epoch (0.400 → 0.450) while the training loss fell: worth "
+            "watching, as the doctor names it overfitting after 3 rising epochs in a row.")
+    view.set_report(DoctorReport(records, (), (), (note, "Some checks need more epochs: overfitting from epoch 4.")))
+    text = view.summary.text()
+    assert "No problems found" in text and "after epoch 2" in text
+    assert "worth watching" in text and "overfitting from epoch 4" in text
+    assert "look healthy" not in text
+    view.set_report(DoctorReport(records, ()))
+    assert "look healthy" in view.summary.text()
