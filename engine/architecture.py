@@ -455,6 +455,9 @@ def _analyze_document(doc: Any, input_shape: Shape | None) -> Analysis:
                 consumers[ref].append(info.id)
     warnings = [_unused_warning(info, infos[-1]) for info in infos[:-1]
                 if not consumers[info.id] and info.error is None]
+    by_id = {info.id: info for info in infos}
+    warnings += [_softmax_inside_warning(info, [by_id[i] for i in consumers[info.id] if i in by_id])
+                 for info in infos[:-1] if consumers[info.id] and info.error is None and _is_softmax(info)]
     return Analysis(network_shape, tuple(infos), tuple(problems), tuple(warnings),
                     {k: tuple(v) for k, v in consumers.items()})
 
@@ -603,6 +606,29 @@ def _unused_warning(info: LayerInfo, last: LayerInfo) -> ArchitectureError:
         hint=f"No layer uses the output of {info.name}, and only the last layer in the list ({last.name}) is the "
         f"network's output. Connect {info.name} to a "
         "layer on the way to it (an Add or a Concatenate joins branches), or delete the branch.",
+    )
+
+
+def _is_softmax(info: LayerInfo) -> bool:
+    return info.type == "Softmax" or info.config.get("activation") == "softmax"
+
+
+def _softmax_inside_warning(info: LayerInfo, readers: list[LayerInfo]) -> ArchitectureError:
+    names = ", ".join(reader.name for reader in readers)
+    takes = "takes" if len(readers) == 1 else "take"
+    relu_after = any(reader.type == "ReLU" or reader.config.get("activation") == "relu" for reader in readers)
+    if info.type == "Softmax":
+        what, remedy, fix = f"{info.name} (a Softmax layer)", f"Delete {info.name}", "remove_softmax"
+    else:
+        what, remedy, fix = f"{info.name} has a softmax activation: it", f"Use 'relu' in {info.name}", "activation_relu"
+    return ArchitectureError(
+        f"{what} turns its values into probabilities but is not the network's output: {names} {takes} them",
+        layer_index=info.index, layer_type=info.type, layer_id=info.id, severity="warning", fix=fix,
+        hint=f"{info.name} turns its values into probabilities (softmax), and {names} {takes} them. Softmax belongs "
+        "on the last layer, where it turns the scores into class probabilities for the loss; inside a network it "
+        "squeezes every value into (0, 1), all of them summing to 1, which slows learning or stops it"
+        + (" (and a ReLU after it changes nothing: probabilities are never negative)" if relu_after else "")
+        + f". {remedy}, or make it the last layer.",
     )
 
 

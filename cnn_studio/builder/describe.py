@@ -15,6 +15,8 @@ FIX_LABELS = {
     "set_output_units": "Set units to the class count",
     "project_shortcut": "Insert a 1x1 Conv2D projection",
     "insert_pooling": "Insert pooling",
+    "activation_relu": "Use ReLU instead of softmax",
+    "remove_softmax": "Remove the Softmax layer",
 }
 
 _LOCATION_PREFIX = re.compile(r"^layer \d+ \([^)]*\): ")

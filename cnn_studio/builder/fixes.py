@@ -257,8 +257,10 @@ def _fix_command(document: ProjectDocument, problem: ArchitectureError,
         at = [s["id"] for s in changed].index(culprit)
         return GraphEditCommand(document, f"Fix: join the inputs of {where} with {data['merge']}",
                                 graph.ordered(changed[:at] + [merge] + changed[at:], graph.output_id(layers)))
-    if name == "remove_merge":
+    if name in ("remove_merge", "remove_softmax"):
         return GraphEditCommand(document, f"Fix: remove {where}", graph.remove(layers, culprit))
+    if name == "activation_relu":
+        return SetLayerCommand(document, culprit, {**spec, "activation": "relu"}, text=f"Fix: ReLU in {where}")
     return None
 
 

@@ -250,3 +250,21 @@ def test_every_problem_of_a_document_is_listed_with_one_line_each():
 def test_validate_raises_the_first_graph_problem():
     with pytest.raises(ArchitectureError, match="is not the id of any layer"):
         validate(doc(conv("a"), {"type": "Add", "inputs": ["a", "b"]}))
+
+
+def test_a_softmax_inside_the_network_is_a_warning_with_a_fix():
+    inner = {"id": "probs", "type": "Dense", "units": 6, "activation": "softmax"}
+    analysis = analyze(doc({"type": "Flatten"}, inner, {"id": "r", "type": "ReLU"},
+                           {"type": "Dense", "units": 3, "activation": "softmax"}))
+    assert analysis.ok and len(analysis.warnings) == 1
+    [warning] = analysis.warnings
+    assert warning.layer_id == "probs" and warning.fix == "activation_relu"
+    assert str(warning) == ("layer 2 (Dense): dense_1 has a softmax activation: it turns its values into "
+                            "probabilities but is not the network's output: relu_1 takes them")
+    assert "a ReLU after it changes nothing" in warning.hint and "Use 'relu' in dense_1" in warning.hint
+    # A Softmax layer in the middle: its fix removes it.
+    analysis = analyze(doc({"type": "Flatten"}, {"id": "s", "type": "Softmax"}, {"type": "Dense", "units": 3}))
+    [warning] = analysis.warnings
+    assert warning.fix == "remove_softmax" and "ReLU" not in warning.hint
+    # On the output, where it belongs, softmax is no warning.
+    assert analyze(doc({"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"})).warnings == ()

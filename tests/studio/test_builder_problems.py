@@ -222,3 +222,27 @@ def test_a_branch_nothing_uses_is_a_warning_in_the_list_the_title_and_the_blocks
     row = window.problems.rows[0]
     qtbot.mouseClick(row.label, Qt.MouseButton.LeftButton)
     assert window.selection.layer_id == "loose"
+
+
+def test_a_softmax_inside_the_network_is_a_warning_whose_fix_uses_relu_and_undoes(window, qtbot):
+    from PySide6.QtCore import Qt
+
+    doc = window.document
+    doc.replace_architecture({
+        "format": "cnn-studio.architecture/2", "input": {"shape": [12, 12, 1]},
+        "layers": [
+            {"id": "flat", "type": "Flatten"},
+            {"id": "probs", "type": "Dense", "name": "probs", "units": 16, "activation": "softmax"},
+            {"id": "out", "type": "Dense", "units": 3, "activation": "softmax"},
+        ],
+    })
+    [text] = window.problems.texts()
+    assert text.startswith("Warning · probs (Dense): probs turns its values into probabilities (softmax), and dense_2 "
+                           "takes them.")
+    button = window.problems.rows[0].fix_button
+    assert button is not None and button.text() == "Use ReLU instead of softmax"
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert doc.layers()[1]["activation"] == "relu"
+    assert window.problems.texts() == []
+    doc.undo_stack.undo()
+    assert doc.layers()[1]["activation"] == "softmax"
