@@ -36,10 +36,11 @@ from cnn_studio.autosave import Autosave
 from cnn_studio.builder import style
 from cnn_studio.builder.banner import LockBanner
 from cnn_studio.builder.canvas import ArchitectureCanvas
+from cnn_studio.builder.composites import COMPOSITES
 from cnn_studio.builder.dialogs import Dialogs
 from cnn_studio.builder.editor import ArchitectureEditor
 from cnn_studio.builder.inspector import LayerInspector
-from cnn_studio.builder.palette import LayerPalette
+from cnn_studio.builder.palette import BLOCKS_GROUP, LayerPalette, composite_summary
 from cnn_studio.builder.problems import ProblemsPanel
 from cnn_studio.builder.project import ProjectController
 from cnn_studio.builder.recent import RecentFiles
@@ -258,6 +259,7 @@ class MainWindow(QMainWindow):
                     action = sub.addAction(type_name)
                     action.setToolTip(cls.description)
                     action.triggered.connect(partial(self._insert_after_selection, type_name))
+        self._build_blocks_menu(insert)
         edit.addSeparator()
         # It finds layer types to add (the palette), not blocks on the canvas: named for what it does.
         self.filter_action = self._action("&Filter Layer Palette…", self._focus_palette, SK.Find,
@@ -282,6 +284,18 @@ class MainWindow(QMainWindow):
         help_menu.addAction(self._action("&Keyboard Shortcuts", self._show_shortcuts, SK.HelpContents,
                                          "List the keyboard shortcuts"))
         help_menu.addAction(self._action("&About CNN Studio", self._show_about, None, "Version and credits"))
+
+    def _build_blocks_menu(self, insert: QMenu) -> None:
+        """Insert Layer > Blocks: the palette's composite blocks, each one undoable edit like a palette drop."""
+        insert.addSeparator()
+        blocks = insert.addMenu(style.category_icon(BLOCKS_GROUP), BLOCKS_GROUP)
+        blocks.setToolTipsVisible(True)
+        for key, composite in COMPOSITES.items():
+            action = blocks.addAction(style.category_icon(BLOCKS_GROUP), composite.title)
+            # The palette's words, less its drag hint (a menu item is chosen, not dragged).
+            action.setToolTip(composite_summary(key))
+            action.triggered.connect(partial(self._insert_composite_after_selection, key))
+        self.blocks_menu = blocks
 
     def _connect_document(self) -> None:
         doc = self.document
@@ -316,9 +330,13 @@ class MainWindow(QMainWindow):
         self.redo_action.setEnabled(stack.canRedo() and not locked)
 
     def _update_block_actions(self) -> None:
-        has = self.selection.layer_id is not None and not self.document.locked
-        for action in (self.delete_action, self.duplicate_action, self.move_up_action, self.move_down_action):
+        editable = not self.document.locked
+        has = self.selection.layer_id is not None and editable
+        for action in (self.duplicate_action, self.move_up_action, self.move_down_action):
             action.setEnabled(has)
+        # With the Input block selected, Delete stays enabled: choosing it says why the Input stays, where a
+        # greyed-out item would leave the user guessing.
+        self.delete_action.setEnabled(editable and (has or self.selection.input_selected))
 
     def _update_problem_count(self) -> None:
         analysis = self.document.analysis()
@@ -362,6 +380,9 @@ class MainWindow(QMainWindow):
 
     def _insert_after_selection(self, type_name: str) -> None:
         self.editor.insert_after_selection(type_name)
+
+    def _insert_composite_after_selection(self, key: str, _checked: bool = False) -> None:
+        self.editor.insert_composite_after_selection(key)
 
     def _show_hint(self, text: str) -> None:
         if text:

@@ -407,11 +407,14 @@ class ArchitectureCanvas(QGraphicsView):
             item.set_selected(item.wire == self.selected_wire)
 
     def _step_selection(self, delta: int) -> None:
-        if not self.order:
-            return
-        current = self.selection.layer_id
-        index = self.order.index(current) + delta if current in self.order else (0 if delta > 0 else -1)
-        self.selection.select(self.order[max(0, min(index, len(self.order) - 1))])
+        """Up/Down: the previous/next block, the Input block first (so the keyboard reaches it too)."""
+        nodes = [INPUT, *self.order]
+        current = INPUT if self.selection.input_selected else self.selection.layer_id
+        if current in nodes:
+            index = nodes.index(current) + delta
+        else:
+            index = 1 if delta > 0 else len(nodes) - 1  # nothing selected: the first or the last layer
+        self.selection.select(nodes[max(0, min(index, len(nodes) - 1))])
 
     # -- hints ------------------------------------------------------------------------------------------------------
     def _say(self, text: str) -> None:
@@ -586,7 +589,8 @@ class ArchitectureCanvas(QGraphicsView):
             return
         block = self.any_block_at(scene_pos)
         if block is not None:
-            self._select_here(block.layer_id)
+            # The Input block is selectable (Delete then says why it stays); the Output block is not.
+            self._select_here(INPUT if block.key == INPUT else block.layer_id)
             if block.layer_id is None:
                 self.select_wire(None)
             grab = scene_pos - block.pos()

@@ -41,6 +41,12 @@ def new_layer_spec(type_name: str) -> dict[str, Any]:
     return spec
 
 
+# Said when Delete meets the Input block: it is not a layer, and its shape is set by the dataset (the
+# inspector only describes it), so the words point there.
+INPUT_KEPT = ("The Input block can't be deleted: every network starts with it. Its shape follows the "
+              "dataset chosen in the Train tab.")
+
+
 @dataclass(frozen=True)
 class DropTarget:
     """Where new layers go: on ``wire``, or "before"/"after" the node ``node``."""
@@ -114,10 +120,22 @@ class ArchitectureEditor(QObject):
 
     def insert_after_selection(self, type_name: str) -> str | None:
         """A new layer after the selected block (between it and everything it feeds), else at the end."""
-        layer_id = self.selection.layer_id
-        if layer_id is None or type_name not in LAYER_TYPES:
+        target = self._after_selection()
+        if target is None or type_name not in LAYER_TYPES:
             return self.append_layer(type_name)
-        return self.insert_at_target(type_name, DropTarget("after", node=layer_id))
+        return self.insert_at_target(type_name, target)
+
+    def insert_composite_after_selection(self, key: str) -> str | None:
+        """A composite block after the selected block, else at the end (as the palette appends it)."""
+        target = self._after_selection()
+        if target is None:
+            return self.append_composite(key)
+        return self.insert_composite(key, target)
+
+    def _after_selection(self) -> DropTarget | None:
+        """Right after the selected block (the Input block too: the new layers come first); None: nothing selected."""
+        node = INPUT if self.selection.input_selected else self.selection.layer_id
+        return DropTarget("after", node=node) if node is not None else None
 
     def insert_at_target(self, type_name: str, target: DropTarget) -> str | None:
         """A new layer of ``type_name`` where ``target`` says (on a wire, before or after a block)."""
@@ -181,7 +199,11 @@ class ArchitectureEditor(QObject):
 
     # -- removing and moving -----------------------------------------------------------------------
     def remove(self, layer_id: str | None = None) -> bool:
-        """Delete a layer (default: the selected one); what it fed takes its input instead."""
+        """Delete a layer (default: the selected one); what it fed takes its input instead. The Input
+        block is kept, with a notice saying why (a silent Delete looks broken)."""
+        if layer_id == INPUT or (layer_id is None and self.selection.input_selected):
+            self.notice.emit(INPUT_KEPT)
+            return False
         layer_id = layer_id or self.selection.layer_id
         if layer_id is None:
             return False

@@ -232,10 +232,7 @@ class LayerInspector(DocumentScrollView):
         self._clear_form()
         self._form_for = (None, None)
         self.icon.setPixmap(style.icon("input").pixmap(28, 28))
-        self.title.setText("Network")
-        self.kind.setText("")
-        self.description.setText("Select a block on the canvas to edit its settings. Drag layers from the "
-                                 "palette to add them.")
+        self._show_network_heading()
         self._show_problem(None)
         analysis = self.document.analysis()
         self.facts.setText(
@@ -246,6 +243,19 @@ class LayerInspector(DocumentScrollView):
             f"<tr><td>Output</td><td><b>{describe.format_shape(analysis.output_shape)}</b></td></tr>"
             f"</table><p style='color:{style.MUTED_TEXT}'>The input shape follows the dataset chosen for "
             "training.</p>")
+
+    def _show_network_heading(self) -> None:
+        if self.editor.selection.input_selected:
+            # The Input block has no settings of its own: say what it is, rather than "select a block".
+            self.title.setText("Input")
+            self.kind.setText("Where every network starts")
+            self.description.setText("The images the network is given. It has no settings here and can't be "
+                                     "deleted.")
+        else:
+            self.title.setText("Network")
+            self.kind.setText("")
+            self.description.setText("Select a block on the canvas to edit its settings. Drag layers from the "
+                                     "palette to add them.")
 
     # -- edits --------------------------------------------------------------------------------------------------
     def _commit(self, field: str, value: Any) -> None:

@@ -26,10 +26,14 @@ def layer_tooltip(type_name: str) -> str:
     return f"<b>{type_name}</b> <i>({cls.category})</i><br>{cls.description}<br><br><small>{HINT}</small>"
 
 
-def composite_tooltip(key: str) -> str:
+def composite_summary(key: str) -> str:
+    """A composite block in rich text: its title, that it is one undo step, and what it holds."""
     composite = COMPOSITES[key]
-    return (f"<b>{composite.title}</b> <i>(several layers, one undo step)</i><br>{composite.description}"
-            f"<br><br><small>{HINT}</small>")
+    return f"<b>{composite.title}</b> <i>(several layers, one undo step)</i><br>{composite.description}"
+
+
+def composite_tooltip(key: str) -> str:
+    return f"{composite_summary(key)}<br><br><small>{HINT}</small>"
 
 
 class _PaletteTree(QTreeWidget):

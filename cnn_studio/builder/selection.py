@@ -5,10 +5,16 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 
 from cnn_studio.document import ProjectDocument
+from cnn_studio.graph import INPUT
 
 
 class BlockSelection(QObject):
-    """Holds the selected layer id (or None). ``changed(str)`` carries the id, "" for none.
+    """Holds the selected layer id, ``INPUT`` for the Input block, or None. ``changed(str)`` carries
+    the id (``INPUT`` for the Input block), "" for none.
+
+    The Input block is not a layer: ``layer_id`` and ``index()`` stay None while it is selected, so
+    layer edits (duplicate, move, the inspector's form) leave it alone; it is selectable so that the
+    canvas shows it selected and Delete can explain why it stays.
 
     A selection whose layer disappears (deleted, undone) clears itself.
     """
@@ -23,18 +29,24 @@ class BlockSelection(QObject):
 
     @property
     def layer_id(self) -> str | None:
-        return self._id
+        """The selected layer's id; None when nothing or the Input block is selected."""
+        return None if self._id == INPUT else self._id
+
+    @property
+    def input_selected(self) -> bool:
+        return self._id == INPUT
 
     def index(self) -> int | None:
         """0-based position of the selected layer, or None."""
-        if self._id is None:
+        if self.layer_id is None:
             return None
         try:
-            return self._document.index_of(self._id)
+            return self._document.index_of(self.layer_id)
         except KeyError:
             return None
 
     def select(self, layer_id: str | None) -> None:
+        """Select a layer by id, the Input block by ``INPUT``, or nothing (None or "")."""
         layer_id = layer_id or None
         if layer_id == self._id:
             return
@@ -42,5 +54,5 @@ class BlockSelection(QObject):
         self.changed.emit(layer_id or "")
 
     def _drop_if_gone(self) -> None:
-        if self._id is not None and self.index() is None:
+        if self.layer_id is not None and self.index() is None:
             self.select(None)
