@@ -385,10 +385,13 @@ class MainWindow(QMainWindow):
         self.editor.insert_composite_after_selection(key)
 
     def _show_hint(self, text: str) -> None:
+        bar = self.statusBar()
         if text:
-            self.statusBar().showMessage(text)
-        else:
-            self.statusBar().clearMessage()
+            self._hint_text = text
+            bar.showMessage(text)
+        elif bar.currentMessage() == getattr(self, "_hint_text", ""):
+            # Only the hint goes when the pointer moves on: a notice (a refused edit, say) keeps its seconds.
+            bar.clearMessage()
 
     def _new_from_template(self, template, _checked: bool = False) -> None:
         before = self.statusBar().currentMessage()

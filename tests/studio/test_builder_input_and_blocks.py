@@ -225,3 +225,16 @@ def test_a_locked_document_refuses_a_block_from_the_menu_and_says_why(window):
     block_action(window, "inception").trigger()
     assert doc.layers() == before and doc.undo_stack.count() == steps
     assert "training is running" in window.statusBar().currentMessage()
+
+
+def test_a_hint_going_away_leaves_a_notice_in_the_status_bar(window, qtbot):
+    click_input_block(qtbot, window.canvas)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Delete)
+    bar = window.statusBar()
+    assert bar.currentMessage() == INPUT_KEPT
+    window.canvas.hint.emit("")  # the pointer leaves a port: its hint is cleared, not the notice
+    assert bar.currentMessage() == INPUT_KEPT
+    window.canvas.hint.emit("Drag to an input port to connect")
+    assert bar.currentMessage() == "Drag to an input port to connect"
+    window.canvas.hint.emit("")
+    assert bar.currentMessage() == ""
