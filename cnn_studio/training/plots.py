@@ -1,8 +1,11 @@
 """Live training curves: loss per batch (raw and smoothed, rate-change markers) and per-epoch loss/accuracy.
 
 The plot items are made once and fed with ``setData`` from growing buffers; the owner calls ``refresh``
-on a timer, so the redraw rate does not depend on how fast batches arrive. Earlier runs can be overlaid,
-each in its own colour.
+on a timer, so the redraw rate does not depend on how fast batches arrive. Earlier runs can be overlaid.
+
+Every run is drawn in its own colour (run_colors: fixed by its number), training solid and validation
+dashed; the current run has thicker lines and larger points. So a run looks the same hue before and after
+a later run starts, and the epoch plots' legends name each run drawn (plus a key to the two line styles).
 """
 
 from __future__ import annotations
@@ -13,16 +16,22 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
 
 from cnn_studio.plot_axes import DecadeAxis, plain_numbers
 from cnn_studio.plot_legend import LegendAbove
+from cnn_studio.training.run_colors import run_color
 from cnn_studio.training.run_history import RunRecord
 
-TRAIN_COLOR = "#1f77b4"
-VAL_COLOR = "#e8710a"
-RAW_COLOR = (31, 119, 180, 70)  # the raw per-batch loss is drawn faint under its smoothed curve
-MARKER_COLOR = "#b35900"
+RAW_ALPHA = 70  # the current run's raw per-batch loss is drawn faint (in its colour) under its smoothed curve
+# Rate changes and the time machine's epoch: a neutral grey, so no marker reads as one of the runs' hues.
+MARKER_COLOR = "#555555"
+KEY_COLOR = "#444444"  # the legend's key to the line styles, which stand for no run in particular
+CURRENT_WIDTH, OVERLAY_WIDTH = 2.5, 1.5  # the current run stands out by its weight, not by another hue
+CURRENT_POINTS, OVERLAY_POINTS = 7, 5
+KINDS = ("train", "validation")
+SYMBOLS = {"train": "o", "validation": "s"}
 # The hover readout names a point only when the mouse is this close to it (steps, epochs): where nothing
 # is drawn (past the last batch so far, between runs' ends) it says nothing.
 STEP_REACH = 1.0
@@ -64,6 +73,52 @@ def make_plot(title: str, x_label: str, y_label: str, legend_above: bool = False
     plot.layout.setContentsMargins(left, top, 12, bottom)
     widget.setMinimumHeight(160)
     return widget
+
+
+def run_pen(color: str, kind: str = "train", current: bool = True) -> QPen:
+    """A run's line: solid for training, dashed for validation, thicker for the current run."""
+    style = Qt.PenStyle.SolidLine if kind == "train" else Qt.PenStyle.DashLine
+    return pg.mkPen(color, width=CURRENT_WIDTH if current else OVERLAY_WIDTH, style=style)
+
+
+def style_epoch_curve(curve: pg.PlotDataItem, color: str, kind: str, current: bool) -> None:
+    """Draw ``curve`` (a run's ``kind`` of epoch values) in the run's colour, as the current run or an overlay."""
+    curve.setPen(run_pen(color, kind, current))
+    curve.setSymbol(SYMBOLS[kind])
+    curve.setSymbolSize(CURRENT_POINTS if current else OVERLAY_POINTS)
+    curve.setSymbolBrush(color)
+    curve.setSymbolPen(pg.mkPen(color))
+
+
+class RunSample(pg.ItemSample):
+    """A legend entry for a whole run: drawn like its training curve; a click hides or shows all its curves."""
+
+    def __init__(self, curves: list[pg.PlotDataItem]) -> None:
+        super().__init__(curves[0])
+        self.curves = curves
+
+    def mouseClickEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if event.button() == Qt.MouseButton.LeftButton:
+            shown = not self.item.isVisible()
+            for curve in self.curves:
+                curve.setVisible(shown)
+        event.accept()
+        self.update()
+        self.sigClicked.emit(self.item)
+
+
+class KeySample(pg.ItemSample):
+    """A legend entry that explains a line style; it stands for no curve, so a click changes nothing."""
+
+    def mouseClickEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        event.accept()
+
+
+def style_key(kind: str) -> pg.PlotDataItem:
+    """A curve never added to a plot, which the legend draws as the key to ``kind``'s line style."""
+    key = pg.PlotDataItem(name=kind)
+    style_epoch_curve(key, KEY_COLOR, kind, current=False)
+    return key
 
 
 class HoverReadout:
@@ -137,15 +192,17 @@ class TrainingPlots(QWidget):
         # their legends sit above the data.
         self.loss_plot = make_plot("Loss per epoch", "epoch", "loss", legend_above=True)
         self.accuracy_plot = make_plot("Accuracy per epoch", "epoch", "accuracy (%)", legend_above=True)
-        self.raw_curve = self.batch_plot.plot(pen=pg.mkPen(RAW_COLOR, width=1), name="loss (raw)")
-        self.smooth_curve = self.batch_plot.plot(pen=pg.mkPen(TRAIN_COLOR, width=2), name="loss (smoothed)")
+        # The current run's curves: made once, coloured for whichever run is current (_color_current).
+        self.raw_curve = self.batch_plot.plot()
+        self.smooth_curve = self.batch_plot.plot()
         for curve in (self.raw_curve, self.smooth_curve):
             curve.setClipToView(True)
             curve.setDownsampling(auto=True, method="peak")
-        self.train_loss_curve = self._epoch_curve(self.loss_plot, TRAIN_COLOR, "train", "o")
-        self.val_loss_curve = self._epoch_curve(self.loss_plot, VAL_COLOR, "validation", "s")
-        self.train_acc_curve = self._epoch_curve(self.accuracy_plot, TRAIN_COLOR, "train", "o")
-        self.val_acc_curve = self._epoch_curve(self.accuracy_plot, VAL_COLOR, "validation", "s")
+        self.train_loss_curve, self.val_loss_curve = self.loss_plot.plot(), self.loss_plot.plot()
+        self.train_acc_curve, self.val_acc_curve = self.accuracy_plot.plot(), self.accuracy_plot.plot()
+        self._keys = [style_key(kind) for kind in KINDS]
+        self._color_current(run_color(1))
+        self._label_plots()
         self.accuracy_plot.getPlotItem().setYRange(0, 100, padding=0.02)
         self.accuracy_plot.getPlotItem().vb.setLimits(yMin=-5, yMax=105)
 
@@ -162,16 +219,30 @@ class TrainingPlots(QWidget):
         layout.addWidget(self.batch_plot, 3)
         layout.addLayout(bottom, 2)
 
-    @staticmethod
-    def _epoch_curve(widget: pg.PlotWidget, color: str, name: str, symbol: str) -> pg.PlotDataItem:
-        style = Qt.PenStyle.SolidLine if name == "train" else Qt.PenStyle.DashLine
-        return widget.plot(pen=pg.mkPen(color, width=2, style=style), symbol=symbol, symbolSize=6,
-                           symbolBrush=color, symbolPen=pg.mkPen(color), name=name)
+    @property
+    def current_curves(self) -> list[pg.PlotDataItem]:
+        """The current run's curves: raw and smoothed batch loss, then train/validation loss and accuracy."""
+        return [self.raw_curve, self.smooth_curve, self.train_loss_curve, self.val_loss_curve,
+                self.train_acc_curve, self.val_acc_curve]
+
+    def _color_current(self, color: str) -> None:
+        """The current run's curves in its colour (the same hue it keeps as an overlay), drawn heavier."""
+        raw = QColor(color)
+        raw.setAlpha(RAW_ALPHA)
+        self.raw_curve.setPen(pg.mkPen(raw, width=1))
+        self.smooth_curve.setPen(run_pen(color))
+        for curve, kind in zip(self.current_curves[2:], KINDS * 2):
+            style_epoch_curve(curve, color, kind, current=True)
 
     # -- the current run -------------------------------------------------------------------------------
     def begin_run(self, record: RunRecord) -> None:
         """Show ``record`` as the current run (its curves restart empty; earlier overlays stay)."""
+        if record is not self.record:
+            for curve in self.current_curves:
+                curve.setVisible(True)  # a click on the last run's legend entry may have hidden them
         self.record = record
+        self._color_current(record.color)
+        self._label_plots()
         self._loss_top = None
         for line in self._markers:
             self.batch_plot.removeItem(line)
@@ -204,9 +275,11 @@ class TrainingPlots(QWidget):
             self.batch_plot.removeItem(line)
         self._markers.clear()
         self.mark_epoch(None)
-        for curve in (self.raw_curve, self.smooth_curve, self.train_loss_curve, self.val_loss_curve,
-                      self.train_acc_curve, self.val_acc_curve):
+        for curve in self.current_curves:
             curve.setData([], [])
+            curve.setVisible(True)
+        self._color_current(run_color(1))  # the next project's first run
+        self._label_plots()
         self._drawn, self._loss_top, self._dirty = (0, 0), None, False
         for readout in (self.batch_readout, self.loss_readout, self.accuracy_readout):
             readout.hide()
@@ -272,6 +345,7 @@ class TrainingPlots(QWidget):
         self._set_epoch_data(r, (self.train_loss_curve, self.val_loss_curve, self.train_acc_curve,
                                  self.val_acc_curve))
         self._drawn = (len(r.batch_loss), len(r.epochs))
+        self._rename_current()
         self._fit_loss_axis()
         x_max = self.batch_plot.getPlotItem().vb.viewRange()[0][1]
         if len(r.batch_loss) and r.batch_loss.x[-1] > x_max:  # ran past the expected end: let the axis follow
@@ -324,7 +398,7 @@ class TrainingPlots(QWidget):
         return [items[0].record for items in self._overlays.values()]  # type: ignore[attr-defined]
 
     def set_overlays(self, records: list[RunRecord]) -> None:
-        """Overlay exactly these earlier runs (dashed, in each run's colour)."""
+        """Overlay exactly these earlier runs (each in its own colour, thinner than the current run)."""
         wanted = {r.number: r for r in records if r is not self.record}
         for number in list(self._overlays):
             if number not in wanted:
@@ -333,6 +407,7 @@ class TrainingPlots(QWidget):
         for number, record in wanted.items():
             if number not in self._overlays:
                 self._overlays[number] = self._make_overlay(record)
+        self._label_plots()
         self._loss_top = None
         self.redraw()
 
@@ -340,30 +415,66 @@ class TrainingPlots(QWidget):
         for widget in (self.batch_plot, self.loss_plot, self.accuracy_plot):
             plot = widget.getPlotItem()
             if item in plot.items:
-                plot.removeItem(item)
-            plot.legend.removeItem(item)
+                plot.removeItem(item)  # (the callers relabel the legends after)
 
     @property
     def overlay_numbers(self) -> list[int]:
         return sorted(self._overlays)
 
+    def overlay_curves(self, number: int) -> list[pg.PlotDataItem]:
+        """Overlaid run ``number``'s curves, in the order of ``current_curves`` less the raw batch loss."""
+        return list(self._overlays.get(number, []))
+
     def _make_overlay(self, record: RunRecord) -> list[pg.PlotDataItem]:
-        dashed = pg.mkPen(record.color, width=1.5, style=Qt.PenStyle.DashLine)
-        solid = pg.mkPen(record.color, width=1.5)
-        smooth = self.batch_plot.plot(record.smoothed_loss.x.copy(), record.smoothed_loss.y.copy(), pen=dashed,
-                                      name=record.label)
+        """The run's curves drawn as when it was current, in its colour and line styles, only thinner:
+        its smoothed batch loss, then train/validation loss, then train/validation accuracy."""
+        smooth = self.batch_plot.plot(record.smoothed_loss.x.copy(), record.smoothed_loss.y.copy(),
+                                      pen=run_pen(record.color, current=False), name=record.label)
         curves = [smooth]
-        # Only the batch plot's legend names the run: in the small epoch plots long names would hide the
-        # points, and the run's colour is shown beside it in the run list.
         for widget in (self.loss_plot, self.accuracy_plot):
-            curves.append(widget.plot(pen=solid, symbol="t", symbolSize=5, symbolBrush=record.color,
-                                      symbolPen=pg.mkPen(record.color)))
-            curves.append(widget.plot(pen=dashed))
+            for kind in KINDS:
+                curve = widget.plot()
+                style_epoch_curve(curve, record.color, kind, current=False)
+                curves.append(curve)
         self._set_epoch_data(record, (curves[1], curves[2], curves[3], curves[4]))
         for item in curves:
             item.record = record  # type: ignore[attr-defined]
             item.setZValue(-1)
         return curves
+
+    # -- legends ---------------------------------------------------------------------------------------------
+    def _label_plots(self) -> None:
+        """Legend entries for the runs drawn now: the current run first, then the overlays by number."""
+        self._label_batch_plot()
+        runs: list[tuple[int, list[pg.PlotDataItem]]] = []
+        if self.record is not None:
+            runs.append((self.record.number, self.current_curves[2:]))
+        runs += [(number, items[1:]) for number, items in sorted(self._overlays.items())]
+        for i, widget in enumerate((self.loss_plot, self.accuracy_plot)):
+            legend = widget.getPlotItem().legend
+            legend.clear()
+            # One entry a run (its colour) and a key to the two line styles: short names, so the legend
+            # stays a row or two above these small plots however many runs are overlaid.
+            for number, curves in runs:
+                legend.addItem(RunSample(curves[2 * i:2 * i + 2]), f"run {number}")
+            for key in self._keys:
+                legend.addItem(KeySample(key), key.name())
+
+    def _label_batch_plot(self) -> None:
+        legend = self.batch_plot.getPlotItem().legend
+        legend.clear()
+        if self.record is not None:
+            legend.addItem(self.raw_curve, "loss (raw)")
+            legend.addItem(self.smooth_curve, self.record.label)
+        for _number, items in sorted(self._overlays.items()):
+            legend.addItem(items[0], items[0].record.label)  # type: ignore[attr-defined]
+        legend.setVisible(bool(legend.items))  # no empty box before the first run
+
+    def _rename_current(self) -> None:
+        """The current run's batch-loss entry follows its label ("lr 0.05→0.01" once the rate is changed)."""
+        label = self.batch_plot.getPlotItem().legend.getLabel(self.smooth_curve)
+        if self.record is not None and label is not None and label.text != self.record.label:
+            label.setText(self.record.label)
 
     # -- hover text ------------------------------------------------------------------------------------------
     def _describe_batch(self, x: float) -> tuple[float, str] | None:

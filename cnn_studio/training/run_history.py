@@ -14,12 +14,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from cnn_studio.training.run_colors import run_color
 from cnn_studio.training.series import GrowingSeries, SmoothedSeries
 from engine.architecture import analyze
 from engine.training import BatchEnd, EpochEnd, TrainConfig, TrainingFinished, TrainingStarted
 
-# Colours for earlier runs' overlay curves (the current run uses the plots' own blue/orange).
-OVERLAY_COLORS = ("#8e44ad", "#16a085", "#c0392b", "#7f8c8d", "#d35400", "#2c3e50", "#27ae60", "#b7950b")
 # Layer kinds a network is summed up by, in this order ("2 conv, 2 dense, 225k params").
 SUMMARY_KINDS = (("Conv2D", "conv"), ("BatchNorm", "batch norm"), ("Dense", "dense"))
 
@@ -71,7 +70,8 @@ class RunRecord:
 
     @property
     def color(self) -> str:
-        return OVERLAY_COLORS[(self.number - 1) % len(OVERLAY_COLORS)]
+        """The run's hue in every Train-tab plot and the run list, current or overlaid (run_colors)."""
+        return run_color(self.number)
 
     def describe(self) -> str:
         """The label, the network and what the run reached, for the history list."""

@@ -8,13 +8,15 @@ from PySide6.QtWidgets import QListWidget, QListWidgetItem, QWidget
 
 from cnn_studio.training.run_history import RunHistory, RunRecord
 
-CURRENT_COLOR = "#1f77b4"
-
 
 def _swatch(color: str) -> QIcon:
     pixmap = QPixmap(14, 14)
     pixmap.fill(QColor(color))
     return QIcon(pixmap)
+
+
+def _current_tip(record: RunRecord) -> str:
+    return f"The current run (always drawn, with thicker lines): {record.label} on {record.dataset_name}"
 
 
 class RunHistoryList(QListWidget):
@@ -51,9 +53,9 @@ class RunHistoryList(QListWidget):
                 item.setCheckState(Qt.CheckState.Unchecked)
         item = QListWidgetItem(record.describe())
         item.setData(Qt.ItemDataRole.UserRole, record.number)
-        item.setIcon(_swatch(CURRENT_COLOR))
+        item.setIcon(_swatch(record.color))  # the run's own colour, kept when a later run starts
         item.setFlags(Qt.ItemFlag.ItemIsEnabled)
-        item.setToolTip(f"The current run (always drawn): {record.label} on {record.dataset_name}")
+        item.setToolTip(_current_tip(record))
         self.insertItem(0, item)
         self.blockSignals(False)
         for i in range(1, self.count()):
@@ -76,11 +78,11 @@ class RunHistoryList(QListWidget):
             return
         self.blockSignals(True)
         item.setText(record.describe())
+        item.setIcon(_swatch(record.color))
         if record is not self.history.current:
-            item.setIcon(_swatch(record.color))
-            item.setToolTip(f"{record.label} on {record.dataset_name}; tick to overlay its curves")
+            item.setToolTip(f"{record.label} on {record.dataset_name}; tick to overlay its curves in this colour")
         else:
-            item.setToolTip(f"The current run (always drawn): {record.label} on {record.dataset_name}")
+            item.setToolTip(_current_tip(record))
         self.blockSignals(False)
 
     def _on_item_changed(self, _item: QListWidgetItem) -> None:

@@ -59,8 +59,8 @@ def check_legend(widget: pg.PlotWidget, names: list[str]) -> None:
                for i, a in enumerate(rects) for b in rects[i + 1:])
 
 
-def a_run() -> RunRecord:
-    run = RunRecord(1, TrainConfig(epochs=6), "stripes")
+def a_run(number: int = 1) -> RunRecord:
+    run = RunRecord(number, TrainConfig(epochs=6), "stripes")
     # Accuracy up to the top right; the validation loss climbing into the top right (overfitting).
     for epoch, (loss, val_loss, acc, val_acc) in enumerate(
             [(2.3, 1.0, 0.2, 0.6), (1.2, 0.8, 0.7, 0.8), (0.6, 0.9, 0.9, 0.9), (0.3, 1.4, 0.97, 0.9),
@@ -77,15 +77,16 @@ def test_the_epoch_legends_sit_above_the_curves(qtbot, size):
     plots.show()
     qtbot.waitExposed(plots)
     plots.expect(600, 6)
-    plots.begin_run(a_run())
+    current = a_run(number=2)
+    plots.begin_run(current)
     qtbot.wait(20)
     for widget in (plots.loss_plot, plots.accuracy_plot):
-        check_legend(widget, ["train", "validation"])
-    # An overlaid earlier run adds no entry to these small plots and still stays clear of their legends.
+        check_legend(widget, ["run 2", "train", "validation"])
+    # An overlaid earlier run gets an entry of its own; the legend wraps into more rows, still above the data.
     plots.set_overlays([a_run()])
     qtbot.wait(20)
     for widget in (plots.loss_plot, plots.accuracy_plot):
-        check_legend(widget, ["train", "validation"])
+        check_legend(widget, ["run 2", "run 1", "train", "validation"])
 
 
 def layer_epochs(epoch: int, names: list[str]) -> tuple[LayerEpoch, ...]:
