@@ -58,6 +58,18 @@ class Workspace:
         self._arrays[role] = (full_key, array)
         return array
 
+    def rows(self, role: str, rows: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """The first ``rows`` rows of a (rows, *shape) scratch array for ``role`` that only ever grows,
+        so that batches of changing sizes (the last one of an epoch, a few images in inference) reuse
+        one array instead of each size keeping its own."""
+        full_key = (tuple(shape), np.dtype(dtype), None, "rows")
+        entry = self._arrays.get(role)
+        if entry is not None and entry[0] == full_key and len(entry[1]) >= rows:
+            return entry[1][:rows]
+        array = np.empty((rows, *shape), dtype)
+        self._arrays[role] = (full_key, array)
+        return array
+
     def clear(self) -> None:
         self._arrays.clear()
 

@@ -219,14 +219,14 @@ class SpectralConvolution:
 
 
 class Scratch:
-    """One thread's scratch arrays in a layer's workspace, for chunks of up to ``images`` images."""
+    """One thread's scratch arrays in a layer's workspace."""
 
-    def __init__(self, workspace: Workspace, part: int, images: int) -> None:
-        self.workspace, self.part, self.images = workspace, part, images
+    def __init__(self, workspace: Workspace, part: int) -> None:
+        self.workspace, self.part = workspace, part
 
     def __call__(self, role: str, n: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        """The first n images' worth of the (images, *shape) scratch array for ``role``."""
-        return self.single(role, (self.images, *shape), dtype)[:n]
+        """n images' worth, (n, *shape), of the scratch array for ``role``."""
+        return self.workspace.rows(f"spectral {role} {self.part} {shape}", n, shape, dtype)
 
     def single(self, role: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """The scratch array of this exact shape for ``role``."""
@@ -273,7 +273,7 @@ def spectral_conv2d_forward(
     kept = np.empty((n, k, conv.c), conv.complex) if keep else None
 
     def work(part: int, start: int, stop: int) -> None:
-        scratch = Scratch(workspace, part, min(CHUNK_IMAGES, stop - start))
+        scratch = Scratch(workspace, part)
         for a, b in _chunks(start, stop):
             spectra = kept[a:b] if kept is not None else scratch("x spectrum", b - a, (k, conv.c), conv.complex)
             conv.spectrum(x[a:b], conv.x_cols, conv.x_rows, spectra, scratch)
@@ -309,7 +309,7 @@ def spectral_conv2d_backward(
     d_x = np.empty(x.shape, grad.dtype) if need_input_grad else None
 
     def work(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
-        scratch = Scratch(workspace, part, min(CHUNK_IMAGES, stop - start))
+        scratch = Scratch(workspace, part)
         kernel_spectrum_grad = scratch.single("kernel gradient", (k, conv.c, conv.f), conv.complex)
         d_bias = np.zeros(conv.f, grad.dtype) if with_bias else None
         for a, b in _chunks(start, stop):

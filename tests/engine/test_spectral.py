@@ -261,3 +261,21 @@ def test_batch_norm_network_gradients_through_the_spectral_path(always_spectral,
     rng = np.random.default_rng(12)
     model = Model(batch_norm_network(tail), seed=4, dtype=np.float64)
     check_model_gradients(model, rng.standard_normal((3, 8, 8, 3)), rng.integers(0, 3, 3), rng)
+
+
+def test_batches_of_changing_sizes_reuse_one_set_of_scratch_arrays():
+    rng = np.random.default_rng(13)
+    kernel = rng.standard_normal((5, 5, 4, 6))
+    workspace = Workspace()
+    sizes = []
+    for n in (7, 3, 7, 1, 5):  # a training batch, the epoch's last, inference on a few images
+        x = rng.standard_normal((n, 8, 8, 4))
+        out, cache = spectral_conv2d_forward(x, kernel, None, "same", keep=True, workspace=workspace)
+        np.testing.assert_allclose(out, conv2d_forward(x, kernel, None, 1, "same"), atol=1e-11)
+        grad = rng.standard_normal(out.shape)
+        got = spectral_conv2d_backward(grad, x, cache, kernel, False, "same", workspace=workspace)
+        np.testing.assert_allclose(got[0], conv2d_backward(grad, x, kernel, False, 1, "same")[0], atol=1e-11)
+        sizes.append(len(workspace._arrays))
+    assert len(set(sizes)) == 1  # no new arrays for the smaller batches after the first
+    largest = max(array.nbytes for _, array in workspace._arrays.values())
+    assert largest <= 7 * 8 * 8 * 32 * 16  # never more than the largest batch needs
