@@ -8,11 +8,10 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import (
     QFrame,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QScrollArea,
@@ -22,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnn_studio.flow_layout import FlowLayout
 from cnn_studio.training.plots import make_plot
 from cnn_studio.turning_splitter import TurningSplitter, vertically_scrolling
 from engine.doctor import Diagnosis, DoctorReport, EpochRecord, Fix
@@ -38,6 +38,9 @@ RATIO_TITLES = ("update / weight", "update")
 UNITS_TITLES = ("share (%)", "%")
 AXIS_TITLE_COLOUR = "#333333"
 SEVERITY_COLOURS = {"error": "#c0392b", "warning": "#d68910"}
+# Stacked (a narrow tab), the advice pane is as tall as its cards need, between these heights; the plots
+# below get PLOTS_HEIGHT and the tab scrolls. Taller than ADVICE_MOST, the cards scroll in their own pane.
+ADVICE_LEAST, ADVICE_MOST, PLOTS_HEIGHT = 120, 640, 3 * 240
 
 
 def fix_key(fix: Fix) -> tuple[str, str]:
@@ -94,8 +97,9 @@ class DiagnosisCard(QFrame):
         layout.addWidget(self.advice)
         self.buttons: dict[tuple[str, str], QPushButton] = {}
         self.fixes: dict[tuple[str, str], Fix] = {}
-        row = QHBoxLayout()
-        row.setSpacing(6)
+        # The buttons wrap onto further rows: side by side they are wider than the advice pane, and the
+        # card (in a scroll area that does not scroll sideways) would be cut off on the right.
+        row = FlowLayout()
         for fix in diagnosis.fixes:
             button = QPushButton(fix.label)
             button.setToolTip(f"{fix.label}: one undoable edit of the project (Ctrl+Z undoes it); the next run "
@@ -111,7 +115,6 @@ class DiagnosisCard(QFrame):
             show.clicked.connect(lambda _checked=False: self.layer_requested.emit(diagnosis.layer))
             row.addWidget(show)
             self.show_button = show
-        row.addStretch(1)
         if diagnosis.fixes or diagnosis.layer:
             layout.addLayout(row)
         self._applied: set[tuple[str, str]] = set()
@@ -174,7 +177,7 @@ class DiagnosticsView(QWidget):
         self.card_layout.setContentsMargins(0, 0, 0, 0)
         self.card_layout.setSpacing(8)
         self.card_layout.addStretch(1)
-        scroll = QScrollArea()
+        scroll = self.cards_scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -207,12 +210,18 @@ class DiagnosticsView(QWidget):
             plots.addWidget(plot)
         # Advice beside the plots in a wide tab; in a narrow one the plots go below at full width and the
         # tab scrolls (plots a third of the width would cut their titles and hide their curves).
-        splitter = TurningSplitter(side_by_side_from=800, shares=(2, 3), stacked_heights=(120, 3 * 240))
+        splitter = TurningSplitter(side_by_side_from=800, shares=(2, 3), stacked_heights=(ADVICE_LEAST, PLOTS_HEIGHT))
         splitter.addWidget(left)
         splitter.addWidget(plots)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
         self.splitter = splitter
+        self.advice = left
+        left.installEventFilter(self)  # a new width wraps the cards anew: their height changes
+        self.card_box.installEventFilter(self)  # new cards are laid out (shown) after set_report returns
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.timeout.connect(self._fit_advice)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(vertically_scrolling(splitter))
@@ -241,6 +250,7 @@ class DiagnosticsView(QWidget):
                 plot.removeItem(item)
         for kind in self.curves:
             self.curves[kind] = {}
+        self._fit_timer.start(0)
 
     def set_report(self, report: DoctorReport) -> None:
         same = self.report is not None and [d for d in self.report.diagnoses] == list(report.diagnoses)
@@ -249,6 +259,7 @@ class DiagnosticsView(QWidget):
             self._set_cards(list(report.diagnoses))
         self._update_summary()
         self._plot(list(report.records))
+        self._fit_timer.start(0)
 
     @property
     def diagnoses(self) -> tuple[Diagnosis, ...]:
@@ -270,6 +281,35 @@ class DiagnosticsView(QWidget):
     def card(self, kind: str) -> DiagnosisCard | None:
         return next((c for c in self.cards if c.diagnosis.kind == kind), None)
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if watched is self.advice and event.type() == QEvent.Type.Resize and \
+                event.size().width() != event.oldSize().width():
+            self._fit_timer.start(0)  # after the resize: the splitter is being laid out now
+        elif watched is self.card_box and event.type() == QEvent.Type.LayoutRequest:
+            self._fit_timer.start(0)
+        return super().eventFilter(watched, event)
+
+    def advice_height(self) -> int:
+        """The height the advice pane needs to show the summary and every card whole at its present width."""
+        layout = self.advice.layout()
+        margins = layout.contentsMargins()
+        width = self.advice.width() - margins.left() - margins.right()
+        cards = self.card_layout.heightForWidth(self.cards_scroll.viewport().width()) if self.cards else 0
+        return (margins.top() + margins.bottom() + self.summary.heightForWidth(width) + layout.spacing()
+                + max(cards, 0) + 2 * self.cards_scroll.frameWidth())
+
+    def _fit_advice(self) -> None:
+        """Stacked above the plots, the advice pane had a fixed 120 px: one card's first lines in a scroll area
+        of its own, its fix buttons out of sight. It gets the height its cards need (the tab scrolls)."""
+        splitter = self.splitter
+        height = max(ADVICE_LEAST, min(self.advice_height(), ADVICE_MOST))
+        if splitter.stacked_heights[0] == height:
+            return
+        splitter.stacked_heights = (height, *splitter.stacked_heights[1:])
+        if splitter.orientation() == Qt.Orientation.Vertical:
+            splitter.setSizes([height, max(splitter.sizes()[1], PLOTS_HEIGHT)])
+        splitter.updateGeometry()
+
     def _set_cards(self, diagnoses: list[Diagnosis]) -> None:
         for card in self.cards:
             self.card_layout.removeWidget(card)
@@ -277,7 +317,10 @@ class DiagnosticsView(QWidget):
         self.cards = []
         for diagnosis in diagnoses:
             card = DiagnosisCard(diagnosis)
-            card.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+            # Not capped at its size hint: a card's height depends on its width (wrapped text and buttons), and
+            # the column's layout gives it that height only if it may be taller than the hint. The stretch
+            # below the cards keeps them packed at the top.
+            card.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
             card.fix_requested.connect(self.fix_requested)
             card.layer_requested.connect(self.layer_requested)
             card.set_fixes_enabled(self._fixes_enabled, self._reason)

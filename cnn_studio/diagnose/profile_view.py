@@ -33,6 +33,8 @@ from PySide6.QtWidgets import (
 from engine.explain import Cancelled
 from engine.profiler import Profile, profile_training
 
+INTRODUCTION = ("Profile times each layer's forward and backward pass over a few training steps, with the "
+                "project's batch size and optimizer.")
 COLUMNS = ("Step of the run plan", "Forward ms", "Backward ms", "Total ms", "Share of the step", "Activations")
 
 
@@ -146,8 +148,7 @@ class ProfileView(QWidget):
         self.colour_box.setToolTip("Tint the canvas's blocks by their share of the step, the slowest reddest")
         self.colour_box.setChecked(True)
         self.colour_box.toggled.connect(self.colour_toggled)
-        self.summary = QLabel("Profile times each layer's forward and backward pass over a few training steps, "
-                              "with the project's batch size and optimizer.")
+        self.summary = QLabel(INTRODUCTION)
         self.summary.setWordWrap(True)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -198,6 +199,13 @@ class ProfileView(QWidget):
             f"{described}: one training step of {profile.batch_size} images takes {profile.step_s * 1e3:.1f} ms "
             f"({profile.images_per_second:,.0f} images/s), the mean of {profile.steps} steps. Layers the engine runs "
             "as one kernel (a convolution with its pooling, say) are timed together.")
+        self.set_busy(False)
+
+    def clear(self) -> None:
+        """No profile: the table empty, the introduction shown (another project is open)."""
+        self.profile = None
+        self.table.setRowCount(0)
+        self.summary.setText(INTRODUCTION)
         self.set_busy(False)
 
     def mark_stale(self) -> None:

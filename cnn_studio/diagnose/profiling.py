@@ -50,6 +50,7 @@ class ProfileWorkspace(QObject):
         window.menus["Train"].addSeparator()
         window.menus["Train"].addAction(self.action)
         self._pending = False
+        self._discard = False  # the profile under way belongs to a project that has been replaced
         self.view.profile_requested.connect(self.profile)
         self.view.cancel_requested.connect(self.runner.cancel)
         self.view.colour_toggled.connect(lambda _on: self._colour())
@@ -57,6 +58,7 @@ class ProfileWorkspace(QObject):
         self.runner.finished.connect(self._finished)
         self.runner.failed.connect(self._failed)
         self.document.changed.connect(self._design_changed)
+        self.document.project_replaced.connect(self._project_replaced)
         training.datasets.ready.connect(self._dataset_ready)
         training.datasets.failed.connect(lambda _message: setattr(self, "_pending", False))
         window.close_guards.append(self._close)
@@ -95,6 +97,7 @@ class ProfileWorkspace(QObject):
             self._start(dataset)
 
     def _start(self, dataset: Any) -> None:
+        self._discard = False
         config = self.training.form.config()
         self.view.set_busy(True, 0.0)
         self.view.summary.setText(f"Profiling {self.view.steps.value()} training steps of {config.batch_size} "
@@ -103,6 +106,9 @@ class ProfileWorkspace(QObject):
         self.runner.start(self.document.architecture(), dataset, config, self.view.steps.value())
 
     def _finished(self, profile: Profile) -> None:
+        if self._discard:
+            self.view.clear()
+            return
         self.view.set_profile(profile, self._described)
         wanted = min(PROFILE_HEIGHT, self.window.height() // 4)
         if not self.dock.isFloating() and self.dock.height() < wanted:
@@ -115,6 +121,9 @@ class ProfileWorkspace(QObject):
 
     def _failed(self, message: str) -> None:
         self.view.set_busy(False)
+        if self._discard:
+            self.view.clear()
+            return
         if not message:
             self.view.summary.setText("Profiling cancelled.")
             return
@@ -133,6 +142,15 @@ class ProfileWorkspace(QObject):
         if self.view.profile is not None:
             self.view.mark_stale()
             self.window.canvas.set_heat(None)
+
+    def _project_replaced(self) -> None:
+        # The table timed another project's network: it must not stand beside this one (New, Open).
+        self._pending = False
+        if self.runner.running:
+            self._discard = True
+            self.runner.cancel()
+        self.view.clear()
+        self.window.canvas.set_heat(None)
 
     def _close(self) -> bool:
         self.runner.shutdown()

@@ -15,7 +15,6 @@ import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPainter, QPixmap, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
-    QComboBox,
     QLabel,
     QListView,
     QProgressBar,
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from cnn_studio.flow_layout import FlowLayout
 from cnn_studio.inspect.images import WEIGHT_COLORMAP, colormap, to_qimage
+from cnn_studio.inspect.layer_box import layer_box
 from engine.explain import FilterAtlas, filter_atlas
 from engine.inspection import as_normalization, conv_layer_names, raw_to_uint8
 from engine.model import Model
@@ -100,9 +100,7 @@ class FilterAtlasView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.layer_box = QComboBox()
-        self.layer_box.setToolTip("The convolution whose channels are shown")
-        self.layer_box.setMinimumContentsLength(12)
+        self.layer_box = layer_box("The convolution whose channels are shown")
         self.top_k = QSpinBox()
         self.top_k.setRange(1, 25)
         self.top_k.setValue(9)
@@ -198,6 +196,9 @@ class FilterAtlasView(QWidget):
         self.atlas, self._names = atlas, list(class_names)
         self.model.clear()
         weights = atlas.weights
+        pointwise = weights is not None and weights.shape[:2] == (1, 1)
+        if pointwise:
+            weights = None  # one number per input channel: their mean would be a tile of one flat colour
         for entry in atlas.channels:
             w = weights[..., entry.channel] if weights is not None else None
             pixmap = tile_pixmap(entry.patches, w)
@@ -213,10 +214,12 @@ class FilterAtlasView(QWidget):
         rh, rw = atlas.patch_shape
         weights_text = "its weights (left) and " if weights is not None else ""
         kept = len(atlas.channels[0].indices) if atlas.channels else 0
+        pointwise_text = (" A 1x1 convolution's weights only mix the input channels at each position: they make "
+                          "no picture.") if pointwise else ""
         self.status.setText(
             f"{atlas.layer}: each tile shows {weights_text}the {kept} patches of the {atlas.images} test images "
             f"that excite the channel most, each {rh}x{rw} pixels: the "
-            "part of the image one position of the channel sees.")
+            f"part of the image one position of the channel sees.{pointwise_text}")
         self.set_busy(False)
         if self.channel is not None and self.channel < len(atlas.channels):
             self.show_channel(self.channel)

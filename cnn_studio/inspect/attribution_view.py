@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from cnn_studio.flow_layout import FlowLayout
 from cnn_studio.inspect.images import ACTIVATION_COLORMAP, SALIENCY_COLORMAP, WEIGHT_COLORMAP, colormap
+from cnn_studio.inspect.layer_box import layer_box
 
 METHODS = ("gradient", "smoothgrad", "gradcam", "occlusion")
 METHOD_TITLES = {"gradient": "Gradient", "smoothgrad": "SmoothGrad", "gradcam": "Grad-CAM", "occlusion": "Occlusion"}
@@ -119,10 +120,8 @@ class AttributionView(QWidget):
             self.method_box.addItem(METHOD_TITLES[method], method)
             self.method_box.setItemData(self.method_box.count() - 1, METHOD_TIPS[method], Qt.ItemDataRole.ToolTipRole)
         self.method_box.setToolTip("How the map is computed (hover an entry for what it shows)")
-        self.layer_box = QComboBox()
-        self.layer_box.setToolTip("The layer whose feature maps Grad-CAM weighs (the last one with feature maps "
+        self.layer_box = layer_box("The layer whose feature maps Grad-CAM weighs (the last one with feature maps "
                                   "is usual: most meaning, least detail)")
-        self.layer_box.setMinimumContentsLength(12)
         self.class_box = QComboBox()
         self.class_box.setToolTip("Whose class score is explained")
         self.samples = _spin(1, 200, 25, "Noisy copies averaged (more: smoother, slower)")

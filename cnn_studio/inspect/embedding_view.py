@@ -9,6 +9,7 @@ lined up with the previous one so the points do not flip from epoch to epoch.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QVBoxLayout, QWid
 
 from cnn_studio.flow_layout import FlowLayout
 from cnn_studio.inspect.images import to_pixmap
+from cnn_studio.inspect.layer_box import layer_box
 from engine.explain import default_embedding_layer, embed, tsne_available, vector_layers
 from engine.inspection import as_normalization, raw_to_uint8
 from engine.model import Model
@@ -65,10 +67,8 @@ class EmbeddingView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.layer_box = QComboBox()
-        self.layer_box.setToolTip("Whose activations are projected (the last hidden Dense layer by default: "
+        self.layer_box = layer_box("Whose activations are projected (the last hidden Dense layer by default: "
                                   "what the classifier sees)")
-        self.layer_box.setMinimumContentsLength(12)
         self.method_box = QComboBox()
         self.method_box.addItem("PCA", "pca")
         self.method_box.addItem("t-SNE", "tsne")
@@ -89,8 +89,10 @@ class EmbeddingView(QWidget):
         item.hideAxis("left")
         item.hideAxis("bottom")
         item.setMenuEnabled(False)
-        self.legend = item.addLegend(offset=(-6, 6), labelTextColor="#222222", brush=pg.mkBrush(255, 255, 255, 220),
-                                     pen=pg.mkPen("#cccccc"))
+        # The key sits above the plot, wrapping: inside it, ten classes covered a third of a narrow plot's points.
+        self.legend = QLabel("")
+        self.legend.setWordWrap(True)
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.scatter = pg.ScatterPlotItem(size=7, pxMode=True)
         self.plot.addItem(self.scatter)
         self.preview = QLabel(self.plot)
@@ -107,6 +109,7 @@ class EmbeddingView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)
         layout.addWidget(self.status)
+        layout.addWidget(self.legend)
         layout.addWidget(self.plot, 1)
         self.layer_box.currentIndexChanged.connect(lambda _i: self.settings_changed.emit())
         self.method_box.currentIndexChanged.connect(lambda _i: self.settings_changed.emit())
@@ -145,7 +148,7 @@ class EmbeddingView(QWidget):
     # -- drawing -------------------------------------------------------------------------------------------------
     def clear(self, text: str) -> None:
         self.scatter.clear()
-        self.legend.clear()
+        self.legend.setText("")
         self.points = np.zeros((0, 2))
         self.indices = np.zeros(0, np.int64)
         self.status.setText(text)
@@ -163,26 +166,30 @@ class EmbeddingView(QWidget):
                   "size": 9 if w else 6, "pen": pg.mkPen("#222222", width=0.6) if w else None}
                  for p, b, w in zip(self.points, brushes, wrong)]
         self.scatter.setData(spots)
-        self.legend.clear()
-        for k in sorted(set(int(v) for v in self.labels)):
-            marker = pg.ScatterPlotItem(symbol="o", brush=pg.mkBrush(class_colour(k)), pen=None, size=8)
-            self.legend.addItem(marker, self._name(k))
-        if wrong.any():
-            self.legend.addItem(pg.ScatterPlotItem(symbol="x", brush=pg.mkBrush("#777777"), size=9,
-                                                   pen=pg.mkPen("#222222", width=0.6)),
-                                f"misclassified ({int(wrong.sum())})")
+        self.legend.setText(self._legend_html(int(wrong.sum())))
         self._fit()
         self.status.setText(text)
         self.set_busy(False)
 
+    def _legend_html(self, wrong: int) -> str:
+        """One entry per class shown (its colour, its name), then the crosses; entries wrap, names do not."""
+        def entry(mark: str, colour: str, text: str) -> str:
+            return (f"<span style='color:{colour}; font-size:large'>{mark}</span>&nbsp;"
+                    + html.escape(text).replace(" ", "&nbsp;"))
+
+        entries = [entry("\u25cf", class_colour(k), self._name(k)) for k in sorted(set(int(v) for v in self.labels))]
+        if wrong:
+            entries.append(entry("\u00d7", "#222222", f"misclassified ({wrong})"))
+        return " &nbsp; ".join(entries)
+
     def _fit(self) -> None:
-        """Show every point, with room on the right for the legend."""
+        """Show every point."""
         if not len(self.points):
             return
         (x0, y0), (x1, y1) = self.points.min(axis=0), self.points.max(axis=0)
         width, height = max(x1 - x0, 1e-9), max(y1 - y0, 1e-9)
         view = self.plot.getPlotItem().getViewBox()
-        view.setRange(xRange=(x0 - 0.04 * width, x1 + 0.32 * width), yRange=(y0 - 0.04 * height, y1 + 0.04 * height),
+        view.setRange(xRange=(x0 - 0.04 * width, x1 + 0.04 * width), yRange=(y0 - 0.04 * height, y1 + 0.04 * height),
                       padding=0)
 
     def _name(self, k: int) -> str:

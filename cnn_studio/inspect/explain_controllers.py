@@ -61,6 +61,12 @@ class _Controller(QObject):
     def cancelled(self) -> None:
         self.view.set_busy(False)
 
+    def failed(self, text: str) -> None:
+        """The computation raised: the view says why (not what it was computing) and tries again when next
+        shown; what it showed before belonged to other settings or weights."""
+        self.stale = True
+        self.view.clear(text)
+
     def compute(self) -> None:
         raise NotImplementedError
 

@@ -139,6 +139,7 @@ class ChannelGrid(pg.GraphicsLayoutWidget):
         self._highlight.setZValue(10)
         self._highlight.setVisible(False)
         self.view.addItem(self._highlight, ignoreBounds=True)
+        self._pointer = None  # the scene position under the mouse pointer (None: not over the grid)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.scene().sigMouseClicked.connect(self._on_mouse_clicked)
 
@@ -155,6 +156,13 @@ class ChannelGrid(pg.GraphicsLayoutWidget):
         self._maps = None
         self._layout = (0, 0, 0, 0)
         self._highlight.setVisible(False)
+        self._read_pointer()
+
+    def leaveEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().leaveEvent(event)
+        # The scene hears of no move once the pointer is outside: the readout would keep the last value.
+        self._pointer = None
+        self.hovered.emit("")
 
     def set_maps(self, maps: np.ndarray, per_channel: bool, units: int = 0) -> None:
         """Show (C, H, W) maps; ``units`` > 0 marks a single tile holding a vector of that many units."""
@@ -186,6 +194,8 @@ class ChannelGrid(pg.GraphicsLayoutWidget):
                 QRectF(0, 0, cols * (w + self._gap) - self._gap, rows * (h + self._gap) - self._gap), padding=0.02
             )
             self.select(self._selected if 0 <= self._selected < count and not units else -1)
+        # New outputs under a resting pointer (training streams them): the readout shows the new value.
+        self._read_pointer()
 
     def select(self, channel: int) -> None:
         """Outline one tile (-1: none)."""
@@ -223,7 +233,12 @@ class ChannelGrid(pg.GraphicsLayoutWidget):
         return self.locate(point.x(), point.y())
 
     def _on_mouse_moved(self, scene_pos) -> None:
-        hit = self._hit(scene_pos)
+        self._pointer = scene_pos
+        self._read_pointer()
+
+    def _read_pointer(self) -> None:
+        """Emit ``hovered`` for what lies under the pointer now ("" when nothing does)."""
+        hit = None if self._pointer is None else self._hit(self._pointer)
         if hit is None:
             self.hovered.emit("")
             return
@@ -470,14 +485,15 @@ class FeatureMapsView(QWidget):
             self.layer_list.addItem(placeholder)
         self.layer_list.blockSignals(False)
 
-    def clear(self) -> None:
+    def clear(self, text: str = "") -> None:
+        """Show no outputs; ``text`` heads the empty view (why there are none)."""
         self._outputs = []
         self.layer_list.blockSignals(True)
         self.layer_list.clear()
         self.layer_list.blockSignals(False)
         self.grid.clear_maps()
         self.enlarged.clear()
-        self.caption.setText("")
+        self.caption.setText(text)
 
     def _rebuild_list(self) -> None:
         current = self.current_layer

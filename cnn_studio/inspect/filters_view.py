@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QObject, Signal
+from PySide6.QtWidgets import QCheckBox, QLabel, QVBoxLayout, QWidget
 
 from cnn_studio.flow_layout import FlowLayout
 from cnn_studio.inspect.images import WEIGHT_COLORMAP, colormap
+from cnn_studio.inspect.layer_box import layer_box
 from engine.inspection import filter_images, grid_shape
 from engine.model import Model
 
@@ -42,8 +43,7 @@ class FiltersView(QWidget):
         super().__init__(parent)
         self._kernels: dict[str, np.ndarray] = {}
         self._layout: tuple[str, int, int, int, int] = ("", 0, 0, 0, 0)  # mode, rows, cols, kh, kw
-        self.layer_box = QComboBox()
-        self.layer_box.setToolTip("Which conv layer's kernels to draw")
+        self.layer_box = layer_box("Which conv layer's kernels to draw")
         self.layer_box.currentIndexChanged.connect(lambda _i: self._redraw())
         self.rgb_box = QCheckBox("As colour pictures")
         self.rgb_box.setToolTip("Draw each filter of a colour input as one RGB picture")
@@ -61,6 +61,7 @@ class FiltersView(QWidget):
         self.image = pg.ImageItem(axisOrder="row-major")
         self.view.addItem(self.image)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.graphics.installEventFilter(self)  # the pointer leaving: the readout must not keep its last filter
         controls = FlowLayout()
         controls.add_labelled("Layer", self.layer_box)
         controls.addWidget(self.rgb_box)
@@ -95,7 +96,13 @@ class FiltersView(QWidget):
     def show_layer(self, name: str) -> None:
         self.layer_box.setCurrentText(name)
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if watched is self.graphics and event.type() == QEvent.Type.Leave:
+            self.hover_label.setText("")
+        return super().eventFilter(watched, event)
+
     def _redraw(self) -> None:
+        self.hover_label.setText("")  # it named a weight of what was drawn before
         name = self.layer_box.currentText()
         kernel = self._kernels.get(name)
         if kernel is None:

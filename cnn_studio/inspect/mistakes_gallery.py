@@ -152,17 +152,19 @@ class MistakesGallery(QWidget):
         self.view.setSpacing(0)
         self.view.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)  # a steady width to fill
         self.view.viewport().installEventFilter(self)
-        for box in (self.order_box, self.class_box):
-            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            box.setMinimumContentsLength(6)
+        # The sort orders are few and short: always whole. Class names can be long (a folder's): that box may
+        # shrink, and takes what room is left.
+        self.order_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.class_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.class_box.setMinimumContentsLength(6)
         self.view.clicked.connect(self._on_clicked)
         self.view.activated.connect(self._on_clicked)
-        # The boxes take the room there is (whole texts in a wide pane); in a narrow one the button wraps below.
+        # The boxes take the room there is (whole texts in a wide pane); in a narrow one what does not fit beside
+        # the sort order wraps below (side by side, the two boxes cut "Sort: most confident" short).
         for box in (self.order_box, self.class_box):
             box.setSizePolicy(QSizePolicy.Policy.Expanding, box.sizePolicy().verticalPolicy())
         controls = FlowLayout()
         controls.addWidget(self.order_box)
-        controls.glue_last()
         controls.addWidget(self.class_box)
         controls.addWidget(self.evaluate_button)
         layout = QVBoxLayout(self)

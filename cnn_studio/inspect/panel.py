@@ -9,12 +9,23 @@ draws the ProbeResults the training worker computes on its snapshots.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QHideEvent, QShowEvent
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSplitter, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QProgressBar,
+    QSplitter,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from cnn_studio.inspect.atlas_view import FilterAtlasView
 from cnn_studio.inspect.attribution import compute_attribution
@@ -28,6 +39,7 @@ from cnn_studio.inspect.layer_stats import LayerStatsView, statistics_note
 from cnn_studio.inspect.mistakes_gallery import MistakesGallery
 from cnn_studio.inspect.prediction_view import PredictionView
 from cnn_studio.inspect.sample_picker import SamplePicker
+from cnn_studio.turning_splitter import vertically_scrolling
 from engine.explain import default_cam_layer, spatial_layers
 from engine.inspection import (
     Probe,
@@ -45,6 +57,10 @@ STATS_SAMPLES = 256  # images of the fixed batch the layer statistics are measur
 FIRST_JOBS = ("sample", "attribution")
 COMPUTING_PREDICTION = "Computing the prediction\u2026"
 COMPUTING_MAPS = "Computing the feature maps\u2026"
+# What each kind of job computes, in the words of the views (a failure names it so).
+JOB_NAMES = {"sample": "feature maps and prediction", "attribution": "attribution map", "stats": "layer statistics",
+             "evaluation": "test-set evaluation", "atlas": "filter atlas", "embedding": "embedding"}
+NO_SAMPLE = "No sample: pick a test image, open a picture or draw one."
 NO_MODEL = ("No trained network yet. Train one on the Train tab (or import weights) to look inside it; "
             "the views update live while it trains.")
 
@@ -152,6 +168,8 @@ class InsidePanel(QWidget):
         self.views.addTab(self.embedding, "Embedding")
         self.views.setTabToolTip(self.views.count() - 1, "Where a layer puts each test image, projected to 2-D")
         self.views.currentChanged.connect(self._on_view_changed)
+        self.views_button = self._make_views_button()
+        self.views.installEventFilter(self)  # its width decides whether the tabs need the button
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -160,7 +178,9 @@ class InsidePanel(QWidget):
         left_layout.addWidget(self.prediction, 1)
         left.setMinimumWidth(220)
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(left)
+        # The drawing pad makes the column taller than a 750 px window leaves it: it scrolls instead of
+        # making the whole window taller than the screen.
+        splitter.addWidget(vertically_scrolling(left))
         splitter.addWidget(self.views)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
@@ -172,6 +192,40 @@ class InsidePanel(QWidget):
         top.addWidget(self.busy_note, 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(top)
         layout.addWidget(splitter, 1)
+
+    def _make_views_button(self) -> QToolButton:
+        """'Views': a menu of every view, beside the tabs when they do not all fit. In the narrow pane of a
+        1100 px window only three of the seven tabs show, the rest behind two small scroll arrows."""
+        button = QToolButton()
+        button.setText("Views")
+        button.setToolTip("Every view of the network: the tabs do not all fit")
+        button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(button)
+        menu.aboutToShow.connect(lambda: self._fill_views_menu(menu))
+        button.setMenu(menu)
+        self.views.setCornerWidget(button, Qt.Corner.TopRightCorner)
+        button.setVisible(False)
+        return button
+
+    def _fill_views_menu(self, menu: QMenu) -> None:
+        menu.clear()
+        for index in range(self.views.count()):
+            action = menu.addAction(self.views.tabText(index))
+            action.setCheckable(True)
+            action.setChecked(index == self.views.currentIndex())
+            action.setToolTip(self.views.tabToolTip(index))
+            action.triggered.connect(lambda _checked=False, i=index: self.views.setCurrentIndex(i))
+
+    def _fit_views_button(self) -> None:
+        # Measured against the whole width: the button's own room must not make it come and go.
+        overflowing = self.views.tabBar().sizeHint().width() > self.views.width()
+        if overflowing == self.views_button.isHidden():
+            self.views_button.setVisible(overflowing)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if watched is self.views and event.type() == QEvent.Type.Resize:
+            self._fit_views_button()
+        return super().eventFilter(watched, event)
 
     # -- idle API ------------------------------------------------------------------------------------------
     @property
@@ -391,7 +445,8 @@ class InsidePanel(QWidget):
             self.set_model(self._model, dataset)
 
     def _on_epoch_end(self, event: Any) -> None:
-        self._epoch_text = f"epoch {event.epoch} of {event.epochs}"
+        # The epoch that ended: the next one is already being trained when this is shown.
+        self._epoch_text = f"epoch {event.epoch} of {event.epochs} done"
         self._update_status()
 
     def _on_probe(self, result: Any) -> None:
@@ -449,17 +504,19 @@ class InsidePanel(QWidget):
     # -- computing on demand ---------------------------------------------------------------------------------
     def _on_sample_changed(self) -> None:
         self._sample_token += 1
-        if self._live:
-            self._send_probe()
-            self._request_attribution()
-            return
         x = self.picker.current_input()
         if x is None or self._model is None:
+            if self._live:
+                self._send_probe()  # no sample: the training worker stops probing
             self._sample_results_arrived()  # nothing to wait for
             self.prediction.clear()
             self.attribution.clear()
-            if self._model is None:
-                self.feature_maps.clear()
+            # The maps of the sample that was shown before must not stand for no sample at all.
+            self.feature_maps.clear(NO_SAMPLE if self._model is not None else "")
+            return
+        if self._live:
+            self._send_probe()
+            self._request_attribution()
             return
         token, request, label = self._sample_token, self.attribution.request(), self.picker.current_label()
         if request.long:
@@ -568,13 +625,21 @@ class InsidePanel(QWidget):
                 self.attribution.show_computing("Stopped. Change a setting or the sample to compute again.")
 
     def _on_job_failed(self, kind: str, message: str) -> None:
+        # The view that waited says so itself: its "Computing…" would otherwise stay for good.
+        what = JOB_NAMES.get(kind, kind)
+        failure = f"Could not compute the {what}: {message}"
         if kind == "sample":
             self._sample_results_arrived()  # none are coming: the status line below says why
-        if kind == "attribution":
+        elif kind == "attribution":
             self.attribution.set_busy(False)
+            self.attribution.show_computing(failure)
+        elif kind == "stats":
+            self.stats.clear(failure)
+        elif kind == "evaluation":
+            self.mistakes.summary.setText(failure)
         elif kind in self._controllers:
-            self._controllers[kind].cancelled()
-        self.status.setText(f"<span style='color:#c0392b'>Could not compute the {kind} view: {message}</span>")
+            self._controllers[kind].failed(failure)
+        self.status.setText(f"<span style='color:#c0392b'>{html.escape(failure)}</span>")
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def _evaluation_fits(self, evaluation: Any) -> bool:

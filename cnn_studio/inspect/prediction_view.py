@@ -36,6 +36,8 @@ class PredictionView(QWidget):
         self.bars = pg.BarGraphItem(x0=[], y=[], width=[], height=0.7)
         self.plot.addItem(self.bars)
         self._labels: list[pg.TextItem] = []
+        self._names: list[str] = []  # the classes the axis names (kept while the view is empty)
+        self._name_classes()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.headline)
@@ -50,6 +52,13 @@ class PredictionView(QWidget):
             label.setVisible(False)
         self.headline.setText(text)
         self.probabilities, self.top_class, self.true_label = None, None, None
+        # The classes stay named, but the true-class mark belonged to the sample that is gone.
+        self._name_classes()
+
+    def _name_classes(self, true_label: int | None = None) -> None:
+        """The class axis: each class's name, the true one marked; no numbers before any class is known."""
+        ticks = [(i, f"\u2713 {n}" if i == true_label else n) for i, n in enumerate(self._names)]
+        self.plot.getPlotItem().getAxis("left").setTicks([ticks])
 
     def set_prediction(self, probabilities: np.ndarray, class_names: list[str], true_label: int | None) -> None:
         probs = np.asarray(probabilities, dtype=np.float64).reshape(-1)
@@ -72,8 +81,8 @@ class PredictionView(QWidget):
                 label.setAnchor((1, 0.5) if inside else (0, 0.5))
                 label.setColor((255, 255, 255) if inside else (40, 40, 40))
                 label.setPos(probs[i] - 0.01 if inside else probs[i] + 0.01, i)
-        axis = self.plot.getPlotItem().getAxis("left")
-        axis.setTicks([[(i, f"\u2713 {n}" if i == true_label else n) for i, n in enumerate(names)]])
+        self._names = names
+        self._name_classes(true_label)
         self.plot.setYRange(-0.6, k - 0.4, padding=0)
         self.plot.setXRange(0, 1.2, padding=0)
         verdict = ""

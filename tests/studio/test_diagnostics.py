@@ -206,3 +206,69 @@ def test_a_short_clean_run_says_what_is_still_to_watch_instead_of_all_healthy(qt
     assert "look healthy" not in text
     view.set_report(DoctorReport(records, ()))
     assert "look healthy" in view.summary.text()
+
+
+def dead_relu_report(layers: tuple[str, ...]) -> DoctorReport:
+    """What a run with a learning rate of 0.3 gets: a dead-ReLU card per layer, each with two fixes."""
+    def diagnosis(layer: str) -> Diagnosis:
+        fixes = (Fix("set_activation", f"Use LeakyReLU in {layer}", {"layers": [layer], "activation": "leaky_relu"}),
+                 Fix("set_learning_rate", "Set the learning rate to 0.1", {"learning_rate": 0.1}))
+        evidence = (f"28 of 32 channels of {layer} (88%) output zero for every one of the 256 probe images after "
+                    "epoch 3: they no longer learn.")
+        advice = ("A ReLU whose input is always negative gets no gradient. LeakyReLU keeps a small slope there; a "
+                  "lower learning rate avoids pushing units into that state.")
+        return Diagnosis("dead_relu", "Dead ReLU units", evidence, advice, 3, layer, fixes)
+
+    return report(*(diagnosis(layer) for layer in layers))
+
+
+def shown_diagnostics(qtbot, size: tuple[int, int], layers: tuple[str, ...]):
+    from cnn_studio.diagnose.diagnostics_view import DiagnosticsView
+
+    view = DiagnosticsView()
+    qtbot.addWidget(view)
+    view.resize(*size)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_report(dead_relu_report(layers))
+    qtbot.wait(50)
+    return view
+
+
+def check_cards_whole(view) -> None:
+    """Every card's text and buttons lie inside the cards' viewport, none cut at the side or at the bottom."""
+    viewport = view.cards_scroll.viewport()
+    for card in view.cards:
+        assert card.width() <= viewport.width()
+        for widget in (*card.buttons.values(), card.show_button, card.evidence, card.advice):
+            corner = widget.mapTo(card, widget.rect().bottomRight())
+            assert widget.isVisible() and corner.x() < card.width() and corner.y() < card.height(), widget
+            assert widget.mapTo(viewport, widget.rect().topRight()).x() < viewport.width()
+        for label in (card.evidence, card.advice):
+            assert label.height() >= label.heightForWidth(label.width())  # every wrapped line shown
+        assert card.evidence.text().endswith("they no longer learn.")
+
+
+@pytest.mark.parametrize("width", [900, 1100])
+def test_a_cards_text_and_buttons_are_whole_in_the_advice_pane(qtbot, width):
+    # The advice pane of a 1600 px window is about 400 px wide; a dead-ReLU card's three buttons side by side
+    # are wider, and the card was cut off on the right: its text in mid-word, the Show button half gone.
+    view = shown_diagnostics(qtbot, (width, 800), ("conv2d_1", "conv2d_2"))
+    assert view.splitter.orientation() == Qt.Orientation.Horizontal  # the advice beside the plots
+    check_cards_whole(view)
+
+
+def test_stacked_above_the_plots_the_advice_is_as_tall_as_its_cards(qtbot):
+    # The Diagnostics tab of a 1100x750 window: the advice pane above the plots had 120 px, one card's first two
+    # lines in a scroll area of its own, its fix buttons out of sight.
+    view = shown_diagnostics(qtbot, (540, 560), ("conv2d_1", "conv2d_2", "dense_1"))
+    assert view.splitter.orientation() == Qt.Orientation.Vertical
+    qtbot.waitUntil(lambda: view.splitter.sizes()[0] >= view.advice_height(), timeout=5_000)
+    assert view.splitter.sizes()[0] > 120 and view.splitter.sizes()[1] >= 3 * 240  # the plots keep their height
+    assert view.cards_scroll.verticalScrollBar().maximum() == 0  # nothing to scroll inside the pane
+    check_cards_whole(view)
+    # Fewer problems after the next epoch: the pane shrinks with them.
+    tall = view.splitter.sizes()[0]
+    view.set_report(dead_relu_report(("conv2d_1",)))
+    qtbot.waitUntil(lambda: view.splitter.sizes()[0] < tall, timeout=5_000)
+    assert view.splitter.sizes()[0] >= view.advice_height()

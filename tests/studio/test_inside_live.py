@@ -178,3 +178,15 @@ def test_adopted_weights_drop_the_last_runs_accuracy_and_mistakes(qtbot, session
     assert panel.model is other
     assert "test accuracy" not in panel.status.text()
     assert "evaluated" in panel.mistakes.summary.text()
+
+
+def test_the_live_status_names_the_epoch_done_not_the_one_being_trained(qtbot, session, panel):
+    # After epoch 1 it said "(epoch 1 of 3)" while the status bar showed "Epoch 2/3" being trained.
+    seen: list[str] = []
+    session.runner.epoch_end.connect(lambda event: seen.append(panel.status.text()))  # after the panel's slot
+    session.runner.start(SMALL_CNN, stripes_dataset(n_train=64, n_test=10),
+                         TrainConfig(epochs=2, batch_size=16, validation_split=0.0))
+    qtbot.waitUntil(lambda: len(seen) == 2, timeout=30_000)
+    assert "Live" in seen[0] and "(epoch 1 of 2 done)" in seen[0]
+    assert "(epoch 2 of 2 done)" in seen[1]
+    qtbot.waitUntil(lambda: not session.runner.running, timeout=30_000)

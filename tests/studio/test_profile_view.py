@@ -83,3 +83,21 @@ def test_profiling_can_be_cancelled(qtbot, window, monkeypatch):
         gate.set()
     assert failed.args == [""] and "cancelled" in workspace.view.summary.text()
     assert not workspace.runner.running and workspace.view.profile_button.isEnabled()
+
+
+def test_a_new_project_drops_the_profile_of_the_last_one(qtbot, window):
+    # File > New from template kept the previous project's table under "(an earlier design)", for a network that
+    # is no longer open at all.
+    workspace = window.profiler
+    view = workspace.view
+    view.steps.setValue(1)
+    with qtbot.waitSignal(workspace.runner.finished, timeout=60_000):
+        workspace.action.trigger()
+    assert view.table.rowCount() > 0 and window.canvas.heat
+    window.document.mark_saved()  # no "save changes?" question
+    next(a for a in window.templates_menu.actions() if a.text() == "LeNet-5").trigger()
+    assert len(window.document.layers()) != 4  # LeNet-5 is open now
+    assert view.profile is None and view.table.rowCount() == 0
+    assert "(an earlier design)" not in view.summary.text() and view.summary.text().startswith("Profile times")
+    assert window.canvas.heat == {}
+
