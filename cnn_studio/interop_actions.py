@@ -24,6 +24,7 @@ from cnn_studio.messages import headless, show_message
 from engine.errors import EngineError
 from engine.export.formats import EXTRAS_HINT
 from engine.model import Model
+from engine.onnx_import.loading import OnnxImportError
 
 ONNX_TOLERANCE = 1e-3  # relative; beyond it the import is wrong, not rounded
 CALIBRATION_IMAGES = 300
@@ -117,17 +118,25 @@ class InteropController(QObject):
         path = Path(path)
         self.directory = path.parent
 
-        def work() -> tuple[Any, Model, float | None]:
+        def work() -> tuple[Any, Model, float | None] | OnnxImportError:
             from engine.onnx_import import check_against_onnx, import_onnx
 
-            imported = import_onnx(path)
+            try:
+                imported = import_onnx(path)
+            except OnnxImportError as exc:
+                if exc.culprits:
+                    return exc  # listed one a line by done(), not squeezed into the job's one-line message
+                raise
             difference = check_against_onnx(imported)
             if difference is not None and difference > ONNX_TOLERANCE:
                 raise EngineError(f"{path}: the imported network does not predict like the original (relative "
                                   f"difference {difference:.2g} on random inputs)")
             return imported, imported.model(), difference
 
-        def done(result: tuple[Any, Model, float | None]) -> None:
+        def done(result: tuple[Any, Model, float | None] | OnnxImportError) -> None:
+            if isinstance(result, OnnxImportError):
+                self._refused(path, result)
+                return
             imported, model, difference = result
             if self.session.runner.running or self.window.document.locked:
                 self._fail("ONNX model not imported", "Training started while the file was read; stop it first.")
@@ -160,6 +169,15 @@ class InteropController(QObject):
 
         self._run(work, done, "ONNX model not imported", path)
         return True
+
+    def _refused(self, path: Path, error: OnnxImportError) -> None:
+        """The nodes (or the input or output) that keep a network out, one a line, and what to change."""
+        culprits = "\n".join(f"• {culprit[:1].upper()}{culprit[1:]}" for culprit in error.culprits)
+        text = f"{path} cannot be imported:\n{culprits}"
+        informative = " ".join(part for part in (error.advice, "The open project is unchanged.") if part)
+        self._status(f"ONNX model not imported: {error}")
+        self.dialogs.error("ONNX model not imported", text, informative)
+        self.failed.emit(str(error))
 
     def _keep_input_shape(self, model: Model) -> None:
         """An imported network's weights fix its input: when opening it made the input follow the chosen

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import select
 import sys
 import time
 import typing
@@ -128,7 +129,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from engine.architecture import summary
     from engine.memory import available_memory, estimate_model, estimate_training, format_bytes
 
-    analysis = checked_architecture(args.architecture)
+    analysis = checked_architecture(_document(args), args.architecture)
     print(summary(analysis))
     build, train = estimate_model(analysis), estimate_training(analysis, 64)
     free = available_memory()
@@ -172,21 +173,107 @@ def _refuse_oversized(args: argparse.Namespace) -> None:
     from engine.architecture import analyze
     from engine.memory import check_model
 
-    analysis = analyze(args.architecture)
+    analysis = analyze(_document(args))
     if analysis.ok:
         check_model(analysis, args.architecture)
 
 
+def _read_start(args: argparse.Namespace) -> None:
+    """Where an architecture file is expected, a weight file is the network it holds with its weights:
+    ``summary`` shows it, ``train`` and ``profile`` start from it (fine-tuning), ``args.start`` keeps
+    it. An ONNX file is refused with the command that imports it."""
+    from engine.file_kind import describe_file
+
+    args.start = None
+    path = Path(args.architecture)
+    if not path.is_file():
+        return  # reading the architecture says what is missing
+    kind = describe_file(path)
+    if path.suffix.lower() == ".onnx" and kind in ("an ONNX model", "a binary file of another kind"):
+        raise EngineError(f"{path}: an ONNX model, not an architecture file: `cnn-engine import {path} --out "
+                          f"{path.with_suffix('.npz').name}` makes it an engine weight file, which "
+                          f"{args.command} takes")
+    if kind not in ("a zip archive", "a safetensors file"):
+        return
+    if args.command == "sweep":
+        raise EngineError(f"{path}: a weight file; a sweep trains every run from fresh weights, so give it an "
+                          "architecture file")
+    from engine.export import load_weight_file
+
+    args.start = load_weight_file(path)
+
+
+def _document(args: argparse.Namespace) -> dict[str, Any] | str:
+    """The architecture the command works on: the weight file's network, or the architecture file."""
+    start = getattr(args, "start", None)
+    return start.architecture if start is not None else args.architecture
+
+
 def _architecture(args: argparse.Namespace, dataset: Any) -> dict[str, Any]:
+    return _network(args, dataset)[0]
+
+
+def _network(args: argparse.Namespace, dataset: Any) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+    """The document to train, adapted and frozen as the options say, and the weights it starts from
+    (None: fresh ones), those of a weight file given as the architecture less a replaced head."""
     from engine.architecture import analyze, load_architecture_file, with_input_shape
 
-    doc = load_architecture_file(args.architecture)
-    if args.adapt_input and analyze(doc).input_shape != tuple(dataset.input_shape):
+    start = getattr(args, "start", None)
+    doc = start.architecture if start is not None else load_architecture_file(args.architecture)
+    shape = tuple(dataset.input_shape)
+    if args.adapt_input and analyze(doc).input_shape != shape:
+        if start is not None:
+            raise EngineError(f"--adapt-input: the weights in {args.architecture} are for "
+                              f"{'x'.join(map(str, start.input_shape))} images, and {dataset.name} has "
+                              f"{'x'.join(map(str, shape))}; trained weights keep their input, so train on images "
+                              "of that size (--image-size for a folder of images)")
         doc = with_input_shape(doc, dataset.input_shape)
-    if args.adapt_output:
+    weights = start.tensors() if start is not None else None
+    if args.adapt_output and start is not None:
+        model = _with_new_head(start, dataset.num_classes)
+        doc, weights = model.architecture, model.tensors()
+    elif args.adapt_output:
         doc = with_output_classes(doc, dataset.num_classes)
+    if args.freeze:
+        doc = _frozen(doc, args.freeze)
     checked_architecture(doc, args.architecture)
-    return doc
+    return doc, weights
+
+
+def _with_new_head(model: Any, classes: int) -> Any:
+    """``model`` with its last Dense layer given ``classes`` units and fresh weights, every other layer's
+    kept; the model itself when it has that many outputs already."""
+    from engine.errors import ArchitectureError
+    from engine.fine_tuning import head_index, replace_head
+
+    try:
+        index = head_index(model.architecture)
+        units = model.architecture["layers"][index].get("units")
+        if units == classes:
+            return model
+        fresh = replace_head(model, classes)
+    except ArchitectureError as exc:
+        raise EngineError(f"--adapt-output: {exc}") from None
+    print(f"--adapt-output: {model.names[index]} now has {classes} units (it had {units}), one per class of the "
+          "dataset, with fresh weights; every other layer keeps its trained weights")
+    return fresh
+
+
+def _frozen(doc: dict[str, Any], names: str) -> dict[str, Any]:
+    """``doc`` with the layers ``--freeze`` names (comma-separated names or ids, or "backbone": every
+    layer before the last Dense one) frozen."""
+    from engine.architecture import layer_names, upgrade
+    from engine.errors import ArchitectureError
+    from engine.fine_tuning import freeze_all_but_head, set_trainable
+
+    doc = upgrade(doc)  # a format 1 list too
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    try:
+        if wanted == ["backbone"]:
+            return freeze_all_but_head(doc)
+        return set_trainable(doc, wanted, False)
+    except ArchitectureError as exc:
+        raise EngineError(f"--freeze: {exc} (its layers: {', '.join(layer_names(doc))}; or backbone)") from None
 
 
 def with_output_classes(doc: dict[str, Any], classes: int) -> dict[str, Any]:
@@ -279,12 +366,13 @@ def _outcome_status(finished: Any) -> int:
     return 3
 
 
-def _prepare(doc: dict[str, Any], dataset: Any, config: Any) -> tuple[Any, Any]:
+def _prepare(doc: dict[str, Any], dataset: Any, config: Any,
+             weights: dict[str, np.ndarray] | None = None) -> tuple[Any, Any]:
     from engine.errors import ClassCountError, InputShapeError
     from engine.training import prepare
 
     try:
-        return prepare(doc, dataset, config)
+        return prepare(doc, dataset, config, weights=weights)
     except InputShapeError as exc:
         raise EngineError(f"{exc} (--adapt-input gives the network the dataset's shape)") from None
     except ClassCountError as exc:
@@ -300,11 +388,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     _refuse_oversized(args)
     run_dir = Path(args.run_dir) if args.run_dir else None
     dataset = _limited(_load_data(args), args)
-    doc = _architecture(args, dataset)
+    doc, weights = _network(args, dataset)
     if run_dir is not None:
         _refuse_existing_run(run_dir, doc)
     _describe(dataset)
-    model, trainer = _prepare(doc, dataset, config)
+    model, trainer = _prepare(doc, dataset, config, weights)
+    if weights is not None:
+        print(f"starting from the weights in {args.architecture}")
     if not args.out and run_dir is None:
         # Said before training, so a long run can still be stopped and started again with --out.
         print("note: the trained weights will not be saved: add --out FILE.npz (or --run-dir DIR) to keep them")
@@ -462,9 +552,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from engine.export import refuse_onnx
     from engine.metrics import evaluate
     from engine.weights import load_weights
 
+    refuse_onnx(args.weights)
     model = load_weights(args.weights)
     dataset = _load_data(args)
     if tuple(dataset.input_shape) != tuple(model.input_shape):
@@ -501,7 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("summary", help="print the layer table of an architecture file")
-    p.add_argument("architecture", help="architecture JSON file")
+    p.add_argument("architecture", help="architecture JSON file (or a weight file: the network it holds)")
     p.set_defaults(func=cmd_summary)
 
     def add_data(p: argparse.ArgumentParser) -> None:
@@ -511,22 +603,25 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="resize image folders")
         p.add_argument("--color", choices=("grayscale", "rgb"), help="colour mode for image folders")
 
-    def add_settings(p: argparse.ArgumentParser, epochs: int = 1) -> None:
-        p.add_argument("architecture", help="architecture JSON file")
+    def add_settings(p: argparse.ArgumentParser, epochs: int = 1, weights: bool = True) -> None:
+        p.add_argument("architecture", help="architecture JSON file" + (
+            ", or a weight file (.npz, .safetensors) to train on from its weights (fine-tuning)" if weights else ""))
         add_data(p)
-        p.add_argument("--epochs", type=int, default=epochs)
-        p.add_argument("--batch-size", type=int, default=64)
+        p.add_argument("--epochs", type=int, default=epochs, help=f"passes over the training images (default {epochs})")
+        p.add_argument("--batch-size", type=int, default=64, help="images per training step (default 64)")
         p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd")
         p.add_argument("--lr", type=float, help="learning rate (default 0.01 for sgd, 0.001 for adam)")
-        p.add_argument("--momentum", type=float, default=0.9)
-        p.add_argument("--weight-decay", type=float, default=0.0)
-        p.add_argument("--label-smoothing", type=float, default=0.0)
+        p.add_argument("--momentum", type=float, default=0.9, help="sgd's momentum, adam's beta1 (default 0.9)")
+        p.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default 0)")
+        p.add_argument("--label-smoothing", type=float, default=0.0,
+                       help="share of each label spread over the other classes (default 0)")
         p.add_argument("--schedule", choices=SCHEDULES, default="constant",
                        help="learning-rate schedule; plateau lowers it when the monitored metric stalls")
-        p.add_argument("--validation-split", type=float, default=0.1)
+        p.add_argument("--validation-split", type=float, default=0.1,
+                       help="share of the training images held out for validation (default 0.1)")
         p.add_argument("--augment-shift", type=int, default=0, help="random shifts of up to N pixels")
         p.add_argument("--augment-hflip", action="store_true", help="random horizontal flips")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=int, default=0, help="random seed: the same seed trains the same (default 0)")
         p.add_argument("--limit", type=int, help="train on at most N images (a quick run)")
         p.add_argument("--processes", type=_processes, default="auto", metavar="{1,2,auto}",
                        help="processes per training step: 2 splits each step with a helper process, auto "
@@ -534,7 +629,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--adapt-input", action="store_true",
                        help="use the dataset's image shape as the network's input shape")
         p.add_argument("--adapt-output", action="store_true",
-                       help="give the Dense layer that makes the output one unit per class of the dataset")
+                       help="give the Dense layer that makes the output one unit per class of the dataset (from a "
+                            "weight file: the last Dense layer, with fresh weights; the others keep theirs)")
+        p.add_argument("--freeze", metavar="LAYERS",
+                       help="comma-separated layer names to freeze (no updates in training), or backbone: every "
+                            "layer before the last Dense one")
         p.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
                        help="stop after PATIENCE epochs without improvement of --monitor (0: off)")
         p.add_argument("--monitor", choices=MONITORS, default="val_loss",
@@ -550,7 +649,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="checkpoints to keep in a run folder: every epoch (all, the default for train), "
                             "the best and the last (best, the default for sweep), or the last N")
 
-    p = sub.add_parser("train", help="train an architecture on a dataset")
+    p = sub.add_parser("train", help="train an architecture on a dataset",
+                       description="Train an architecture on a dataset, or fine-tune a trained network: given a "
+                                   "weight file, training starts from its weights (--adapt-output gives it a new "
+                                   "head for the dataset's classes, --freeze keeps layers as they are).")
     add_settings(p)
     p.add_argument("--out", help="where to save the trained weights (.npz)")
     p.add_argument("--run-dir", metavar="DIR",
@@ -578,7 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("sweep", help="train one run per point of a grid or random search")
-    add_settings(p, epochs=1)
+    add_settings(p, epochs=1, weights=False)
     p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2|KEY=LOW..HIGH",
                    help="a setting and its values, e.g. lr=0.1,0.03, batch_size=32,64, dropout_1.rate=0.2,0.5, "
                         "conv2d_2.filters=16,32; a range LOW..HIGH with --random (repeatable)")
@@ -600,7 +702,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate_args(args: argparse.Namespace) -> None:
-    """Options the training settings' check does not cover."""
+    """Options the training settings' check does not cover, and the files they name."""
+    if args.command in ("train", "resume") and args.out:
+        from engine.export.formats import check_output_file
+
+        check_output_file(args.out)  # before training: a misspelt folder must not cost the run
+    if hasattr(args, "architecture"):
+        _read_start(args)
     random = getattr(args, "random", None)
     if random is not None and random < 1:
         raise EngineError(f"--random must be at least 1, not {random}")
@@ -621,6 +729,21 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
     print(f"cnn-engine: warning: {_one_line(message)}", file=sys.stderr)
 
 
+def _stdout_closed() -> bool:
+    """Whether standard output's reader has closed the pipe; if so, it is pointed at the null device so
+    that Python's own flush at exit does not complain a second time."""
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()  # the write end of a pipe nobody reads any more reports an error
+        poller.register(fd, select.POLLOUT)
+        closed = any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or stdout is no file
+        return False
+    if closed:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    return closed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -628,13 +751,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         _validate_args(args)
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
-            return args.func(args)
+            status = args.func(args)
+            sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
+            return status
     except (EngineError, ValueError) as exc:
         print(f"cnn-engine: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cnn-engine: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError as exc:
+        if _stdout_closed():
+            return 1  # the reader (head, less) has gone: stop quietly, as command-line tools do
+        print(f"cnn-engine: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"cnn-engine: error: {_one_line(exc)}", file=sys.stderr)
         return 2

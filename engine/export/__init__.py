@@ -168,8 +168,24 @@ def read_any_weight_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[
     """(architecture, preprocessing, tensors in layer order) from a .npz or .safetensors weight file.
 
     The kind is told by the content, so a .safetensors file written under another name (train.py
-    --out) reads too, and any other file is refused saying what it is."""
+    --out) reads too, and any other file is refused saying what it is. An ONNX model is refused with
+    how it becomes a weight file."""
+    refuse_onnx(path)
     return read_weight_file(path)
+
+
+def refuse_onnx(path: str | os.PathLike) -> None:
+    """Raise ExportError when ``path`` is an ONNX model given where a weight file belongs, saying how
+    to import it; anything else is left to the weight file reader."""
+    path = Path(path)
+    if path.suffix.lower() != ".onnx" or not path.is_file():
+        return
+    from engine.file_kind import describe_file
+
+    if describe_file(path) in ("an ONNX model", "a binary file of another kind"):
+        raise ExportError(f"{path}: an ONNX model, not a CNN Studio weight file: import it first with "
+                          f"`cnn-engine import {path} --out {path.with_suffix('.npz').name}` (in the studio: "
+                          "File > Import ONNX Model)")
 
 
 def load_weight_file(path: str | os.PathLike) -> Model:

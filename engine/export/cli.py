@@ -15,12 +15,14 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p = subparsers.add_parser(
         "export",
         help="export a weight file as .npz, .safetensors, ONNX, a NumPy predictor or PyTorch code",
-        description="Export trained weights. predictor and pytorch write a folder holding predict.py or "
-                    "model.py plus weights.npz; the other formats write one file.",
+        description="Export trained weights. predictor, pytorch and pytorch-train write a folder holding "
+                    "predict.py, model.py or a PyTorch training project (train.py, model.py, a README) plus "
+                    "weights.npz; the other formats write one file.",
     )
     p.add_argument("weights", help="weight file to export (.npz or .safetensors)")
     p.add_argument("--format", choices=tuple(FORMATS), help="output format (default: from the --out suffix)")
-    p.add_argument("--out", required=True, help="output file, or folder for predictor/pytorch")
+    p.add_argument("--out", required=True,
+                   help="output file (its folder must exist), or the folder for predictor, pytorch and pytorch-train")
     p.add_argument("--class-names", help="comma-separated class names to label the outputs")
     p.add_argument("--train-settings", metavar="FILE",
                    help="pytorch-train: the training settings, from a project (.cnnproj), a run folder (or its "
@@ -42,11 +44,14 @@ def run_export(args: argparse.Namespace) -> int:
     """Load ``args.weights``, export it to ``args.out`` and list what was written; errors propagate
     as EngineError (the CLI prints them as one line)."""
     from engine.export import export_model, load_weight_file
+    from engine.export.formats import check_output_file, format_for_path
 
     model = load_weight_file(args.weights)
     names = [n.strip() for n in args.class_names.split(",")] if args.class_names else None
     if getattr(args, "quantize", None):
         return _run_quantize(args, model, names)
+    if not format_for_path(args.out, args.format).folder:
+        check_output_file(args.out, suffixes=())  # a folder that does not exist, said in the option's words
     settings = None
     if getattr(args, "train_settings", None):
         settings = read_train_settings(args.train_settings)
@@ -77,7 +82,12 @@ def read_train_settings(path: str) -> dict[str, Any]:
         doc = json.loads(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ExportError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except UnicodeDecodeError:
+        from engine.file_kind import describe_file
+
+        raise ExportError(f"{path}: not a JSON file of training settings: it is {describe_file(source)} (give a "
+                          "project file .cnnproj, a run folder or its run.json)") from None
+    except (OSError, json.JSONDecodeError) as exc:
         raise ExportError(f"{path}: not a JSON file of training settings ({exc})") from None
     nested = next((key for key in ("training", "config") if isinstance(doc, dict) and key in doc), None)
     settings = doc.get(nested) if nested else doc if isinstance(doc, dict) else None

@@ -98,7 +98,33 @@ def format_for_path(path: str | os.PathLike, format: str | None = None) -> Expor
         if candidate.suffix and candidate.suffix == suffix:
             return candidate
     raise ExportError(f"{path}: cannot tell the export format from the name; end it in .npz, .safetensors "
-                      "or .onnx, or name the format (predictor and pytorch write into a folder)")
+                      "or .onnx, or name the format with --format (predictor, pytorch and pytorch-train write "
+                      "into a folder)")
+
+
+def check_output_file(path: str | os.PathLike, option: str = "--out", suffixes: tuple[str, ...] = (".npz",),
+                      what: str = "the weight file") -> Path:
+    """``path`` when a file of one of ``suffixes`` can be written there; else ExportError, one line naming
+    the option and what to change. Asked before any work, so an hour of training is never lost to a
+    folder name misspelt (the atomic write would only fail at the end, naming its temporary file)."""
+    path = Path(path)
+    if path.is_dir():
+        example = f", e.g. {path / ('model' + suffixes[0])}" if suffixes else ""
+        raise ExportError(f"{option} {path}: is a folder; name the file to write{example}")
+    if suffixes and path.suffix.lower() not in suffixes:
+        other = next((f for f in FORMATS.values() if f.suffix and f.suffix == path.suffix.lower()), None)
+        convert = (f" (then `cnn-engine export {path.with_suffix('.npz').name} --out {path.name}` converts it)"
+                   if other is not None and ".npz" in suffixes else "")
+        raise ExportError(f"{option} {path}: {what} must end in {' or '.join(suffixes)}, e.g. "
+                          f"{path.with_suffix(suffixes[0])}{convert}")
+    folder = path.parent
+    if not folder.exists():
+        raise ExportError(f"{option} {path}: the folder {folder} does not exist (create it first)")
+    if not folder.is_dir():
+        raise ExportError(f"{option} {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ExportError(f"{option} {path}: cannot write into {folder} (permission denied)")
+    return path
 
 
 def require(package: str, purpose: str, install: str) -> ModuleType:

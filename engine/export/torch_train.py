@@ -93,7 +93,8 @@ N processes computes every N-th image of a step and the gradients are averaged, 
 of one process with the whole batch (on GPUs batch norm is synchronised too; on CPUs each process
 normalises with its own share).
 
-`DATA` is what CNN Studio reads: an `.npz` file (`x` (N, H, W[, C]), `y` (N,), optionally `x_test`,
+`DATA` is the path of data CNN Studio reads (its names, such as `fashion-mnist-mini`, mean nothing
+here: give the folder or file): an `.npz` file (`x` (N, H, W[, C]), `y` (N,), optionally `x_test`,
 `y_test`, `class_names`), a folder of IDX files (MNIST, Fashion-MNIST, ...), a CIFAR-10 python folder, or
 a folder with one sub-folder of images per class (read with Pillow, resized to {h}x{w}). Without a test
 part, 20 % of the images are held out for the test, as in CNN Studio.

@@ -250,7 +250,9 @@ def read_image_folder(root: Path) -> Data:
 def read_dataset(path: str) -> Data:
     p = Path(path)
     if not p.exists():
-        raise SystemExit(f"{p}: no such file or folder (give an .npz file, an IDX, CIFAR-10 or image folder)")
+        # CNN Studio's dataset names (fashion-mnist-mini) mean nothing here: the data is wherever it was copied.
+        named = "; CNN Studio's dataset names are not known here" if len(p.parts) == 1 and not p.suffix else ""
+        raise SystemExit(f"{p}: no such file or folder (give an .npz file, an IDX, CIFAR-10 or image folder{named})")
     if p.is_file():
         if p.suffix.lower() == ".npz":
             return read_npz(p)
@@ -480,20 +482,58 @@ def evaluate(net: nn.Module, x: np.ndarray, y: np.ndarray, normalize, device, ba
     return total_loss / max(len(x), 1), correct / max(len(x), 1)
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text) if text.lstrip("-").isdigit() else None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"a positive number, not {text!r}")
+    return value
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help=".npz file, IDX folder, CIFAR-10 folder or folder of class folders")
-    p.add_argument("--epochs", type=int, help=f"epochs to train (default {SETTINGS['epochs']})")
-    p.add_argument("--batch-size", type=int, help=f"images per step, all processes together "
-                                                  f"(default {SETTINGS['batch_size']})")
-    p.add_argument("--lr", type=float, help=f"learning rate (default {SETTINGS['learning_rate']})")
+    p.add_argument("--epochs", type=_at_least_one, help=f"epochs to train (default {SETTINGS['epochs']})")
+    p.add_argument("--batch-size", type=_at_least_one, help=f"images per step, all processes together "
+                                                            f"(default {SETTINGS['batch_size']})")
+    p.add_argument("--lr", type=_positive, help=f"learning rate (default {SETTINGS['learning_rate']})")
     p.add_argument("--seed", type=int, help=f"random seed (default {SETTINGS['seed']})")
     p.add_argument("--out", default="trained.safetensors", help="weights to write (.safetensors or .npz)")
     start = p.add_mutually_exclusive_group()
     start.add_argument("--from-scratch", action="store_true", help="start from initial.npz, not weights.npz")
     start.add_argument("--weights", help="start from this engine weight file (.npz or .safetensors)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    # Said before any data is read: a misspelt folder must not cost the run at its very end.
+    out = Path(args.out)
+    if out.suffix.lower() not in (".safetensors", ".npz"):
+        p.error(f"--out {out}: the weights are written as .safetensors or .npz; end the name in one of them")
+    if out.is_dir() or not out.parent.is_dir():
+        p.error(f"--out {out}: " + ("is a folder; name the file to write" if out.is_dir()
+                                    else f"the folder {out.parent} does not exist"))
+    if args.weights and not Path(args.weights).is_file():
+        p.error(f"--weights {args.weights}: no such file")
+    return args
+
+
+def start_tensors(path: Path) -> dict[str, np.ndarray]:
+    """The weights training starts from, read and checked against the network; one line if they do not fit."""
+    try:
+        return read_engine_weights(path)
+    except OSError as exc:
+        raise SystemExit(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except (ValueError, KeyError, struct.error):  # numpy's and json's reasons speak of pickles and offsets
+        raise SystemExit(f"{path}: not a CNN Studio weight file (.npz, or .safetensors as train.py writes "
+                         "them)") from None
 
 
 def main(argv=None) -> int:
@@ -525,7 +565,10 @@ def main(argv=None) -> int:
         raise SystemExit(f"{args.data}: images are {data.x_train.shape[1:]}, the network takes {tuple(INPUT_SHAPE)}")
     net = Net()
     start = HERE / "initial.npz" if args.from_scratch else Path(args.weights) if args.weights else HERE / "weights.npz"
-    load_tensors(net, read_engine_weights(start), str(start))
+    try:
+        load_tensors(net, start_tensors(start), str(start))
+    except ValueError as exc:  # weights of another network
+        raise SystemExit(str(exc)) from None
     with torch.no_grad():
         outputs = net.eval()(torch.zeros(1, INPUT_SHAPE[2], INPUT_SHAPE[0], INPUT_SHAPE[1]), logits=True).shape[-1]
     if max(data.y_train.max(initial=0), data.y_test.max(initial=0)) >= outputs:

@@ -29,8 +29,9 @@ from engine.data.normalization import Normalization
 from engine.errors import DataError, EngineError, brief
 from engine.export.formats import require
 from engine.json_files import parse_json
-from engine.onnx_import.convert import Converted, Converter
+from engine.onnx_import.convert import Converted, Converter, Problem
 from engine.onnx_import.loading import OnnxImportError, load_onnx, opset_version
+from engine.onnx_import.ops import LAYER_OPERATORS
 
 __all__ = ["ImportedNetwork", "OnnxImportError", "check_against_onnx", "import_onnx", "write_imported"]
 
@@ -76,9 +77,7 @@ def import_onnx(path: str | os.PathLike, preprocessing: dict[str, Any] | None = 
 def _import(path: Path, proto: Any, preprocessing: dict[str, Any] | None) -> ImportedNetwork:
     result = Converter(proto).run()
     if not isinstance(result, Converted):
-        listing = "; ".join(str(p) for p in result)
-        count = f"{len(result)} node{'s' if len(result) != 1 else ''}"
-        raise OnnxImportError(f"{path}: cannot import {count}: {listing}")
+        raise refusal(path, result)
     metadata = {p.key: p.value for p in proto.metadata_props}
     producer = " ".join(p for p in (proto.producer_name, proto.producer_version) if p) or "unknown"
     chosen = preprocessing if preprocessing is not None else _recorded_preprocessing(metadata)
@@ -99,6 +98,27 @@ def _import(path: Path, proto: Any, preprocessing: dict[str, Any] | None) -> Imp
     except EngineError as exc:
         raise OnnxImportError(f"{path}: the imported network does not build: {exc}") from None
     return imported
+
+
+def refusal(path: Path, problems: list[Problem]) -> OnnxImportError:
+    """One line naming every culprit and what to do: "net.onnx: cannot import 2 nodes: Gelu '/Gelu' (not
+    supported); Conv '/c1/Conv' (group 2: ...). Change them in the original model and export it again
+    (CNN Studio imports ...)"."""
+    whole = [str(p) for p in problems if p.whole_model]
+    nodes = [p for p in problems if not p.whole_model]
+    count = f"{len(nodes)} node{'s' if len(nodes) != 1 else ''}"
+    listing = "; ".join(str(p) for p in nodes)
+    if whole:
+        message = f"{path}: cannot import it: {'; '.join(whole)}" + (f"; and {count}: {listing}" if nodes else "")
+    else:
+        message = f"{path}: cannot import {count}: {listing}"
+    advice = ""
+    if nodes:
+        advice = f"Change {'it' if len(nodes) == 1 else 'them'} in the original model and export it again"
+        if any(p.reason == "not supported" for p in nodes):
+            advice += f" (the operators CNN Studio imports: {', '.join(LAYER_OPERATORS)})"
+        message += f". {advice}"
+    return OnnxImportError(message, [str(p) for p in problems], advice + "." if advice else "")
 
 
 def _recorded_preprocessing(metadata: dict[str, str]) -> dict[str, Any]:

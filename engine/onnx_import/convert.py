@@ -23,7 +23,7 @@ from engine.architecture import FORMAT, build_layer, default_name
 from engine.errors import ArchitectureError
 from engine.layers import LAYER_TYPES
 from engine.onnx_import.loading import opset_version
-from engine.onnx_import.ops import HANDLERS, attributes, missing_layer
+from engine.onnx_import.ops import HANDLERS, attributes, form_problem, missing_layer
 from engine.onnx_import.values import Unsupported, Value
 
 _FLOAT = 1  # TensorProto.FLOAT
@@ -48,12 +48,19 @@ class Converted:
 
 @dataclass
 class Problem:
+    """A node that cannot be imported (its operator, name and why), or with ``op`` "" a problem of the
+    model as a whole (its inputs or outputs), whose reason is then a whole clause about the model."""
+
     op: str
     name: str
     reason: str
 
+    @property
+    def whole_model(self) -> bool:
+        return not self.op
+
     def __str__(self) -> str:
-        return f"{self.op} {self.name!r} ({self.reason})"
+        return self.reason if self.whole_model else f"{self.op} {self.name!r} ({self.reason})"
 
 
 class Converter:
@@ -110,23 +117,27 @@ class Converter:
     def _read_input(self) -> str:
         inputs = [i for i in self.graph.input if i.name not in self.constants]
         if len(inputs) != 1:
-            names = ", ".join(repr(i.name) for i in inputs) or "none"
-            self.problems.append(Problem("graph", "inputs", f"{len(inputs)} data inputs ({names}); the engine's "
-                                         "networks take one image batch"))
+            names = ", ".join(repr(i.name) for i in inputs)
+            self.problems.append(Problem("", "inputs", f"it has {len(inputs)} data inputs ({names}); the engine's "
+                                         "networks take one batch of images" if inputs else "it has no data input"))
             self.poisoned.update(i.name for i in inputs)
             return "NCHW"
         graph_input = inputs[0]
         tensor_type = graph_input.type.tensor_type
         dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+        shown = "(" + ", ".join(str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
+                                for d in tensor_type.shape.dim) + ")"
         fail = None
         if tensor_type.elem_type != _FLOAT:
-            fail = "the input is not float32"
+            fail = f"its input {graph_input.name!r} is {_type_name(tensor_type.elem_type)}, not float32"
         elif len(dims) != 4:
-            fail = f"the input has {len(dims)} dimensions; the engine takes images (N, C, H, W) or (N, H, W, C)"
+            fail = (f"its input {graph_input.name!r} is {shown}, {len(dims)} dimensions; the engine's networks take "
+                    "images, (N, C, H, W) or (N, H, W, C)")
         elif any(d is None or d < 1 for d in dims[1:]):
-            fail = "the input's height, width and channels must be fixed numbers"
+            fail = (f"its input {graph_input.name!r} is {shown}: the height, width and channels must be fixed "
+                    "numbers (export it with one image size; only the batch may vary)")
         if fail:
-            self.problems.append(Problem("graph", graph_input.name, fail))
+            self.problems.append(Problem("", graph_input.name, fail))
             self.poisoned.add(graph_input.name)
             return "NCHW"
         self.batch = dims[0] if dims[0] else 1
@@ -160,6 +171,8 @@ class Converter:
                 self.problems.append(Problem(node.op_type, name, "not supported"))
             elif missing:
                 self.problems.append(Problem(node.op_type, name, f"the engine has no {missing} layer"))
+            elif (reason := form_problem(self, node)) is not None:
+                self.problems.append(Problem(node.op_type, name, reason))
             return
         if node.domain not in ("", "ai.onnx"):
             self._fail(node, name, f"operator of the {node.domain!r} domain")
@@ -284,19 +297,20 @@ class Converter:
     def _check_output(self) -> None:
         outputs = list(self.graph.output)
         if len(outputs) != 1:
-            self.problems.append(Problem("graph", "outputs", f"{len(outputs)} outputs; the engine's networks have "
-                                         "one"))
+            names = ", ".join(repr(o.name) for o in outputs)
+            self.problems.append(Problem("", "outputs", f"it has {len(outputs)} outputs ({names}); the engine's "
+                                         "networks have one (export the classifier's output alone)"))
             return
         out = outputs[0].name
         if out in self.constants:
-            self.problems.append(Problem("graph", out, "the output does not depend on the input"))
+            self.problems.append(Problem("", out, f"its output {out!r} does not depend on the input"))
             return
         v = self.values[out]
         if v.layer == "input":
-            self.problems.append(Problem("graph", out, "the network has no layers"))
+            self.problems.append(Problem("", out, f"its output {out!r} is its input: the network has no layers"))
         elif v.order is not None:
-            self.problems.append(Problem("graph", out, "the output is a feature map flattened channels first; the "
-                                         "engine flattens (H, W, C)"))
+            self.problems.append(Problem("", out, f"its output {out!r} is a feature map flattened channels first; "
+                                         "the engine flattens (H, W, C)"))
         elif v.layout == "nchw" and v.size != v.shape[-1]:
             h, w, c = v.shape
             self.notes.append(f"The output {out!r} is ({c}, {h}, {w}) per image in the ONNX model; the imported "
@@ -336,6 +350,16 @@ class Converter:
     def _tensors(self) -> dict[str, np.ndarray]:
         return {f"{layer_id}.{key}": value for layer_id in self.order
                 for key, value in self.layer_tensors[layer_id].items()}
+
+
+def _type_name(elem_type: int) -> str:
+    """'int64', 'float16', ... for an ONNX element type."""
+    from onnx import TensorProto
+
+    try:
+        return TensorProto.DataType.Name(elem_type).lower()
+    except ValueError:
+        return f"of element type {elem_type}"
 
 
 def _exported_layer_name(node_name: str, op_type: str) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
 from engine.export.formats import require
+from engine.file_kind import describe_file
 
 INSTALL = "pip install onnx onnxruntime"
 # The opsets whose operator definitions the importer reads (attributes moved to inputs at 13 and 18).
@@ -15,7 +17,15 @@ OPSETS = range(7, 22)
 
 
 class OnnxImportError(EngineError):
-    """An ONNX file that cannot become an engine network; the message is one line naming the culprit."""
+    """An ONNX file that cannot become an engine network; the message is one line naming the culprit.
+
+    A refused network also carries its ``culprits`` (each node, or the model's input or output, with
+    why) and the ``advice`` on what to change, for a window that lists them one a line."""
+
+    def __init__(self, message: str, culprits: Sequence[str] = (), advice: str = "") -> None:
+        super().__init__(message)
+        self.culprits = list(culprits)
+        self.advice = advice
 
 
 def load_onnx(path: str | os.PathLike) -> Any:
@@ -35,8 +45,8 @@ def load_onnx(path: str | os.PathLike) -> Any:
     try:
         model = onnx.ModelProto()
         model.ParseFromString(data)
-    except Exception as exc:  # protobuf's DecodeError and friends: a truncated or foreign file
-        raise OnnxImportError(f"{path}: not an ONNX model, or the file is truncated ({_short(exc)})") from None
+    except Exception:  # protobuf's DecodeError and friends: a truncated or foreign file
+        raise OnnxImportError(_not_onnx(path)) from None
     if not model.HasField("graph") or not model.graph.node or not model.graph.output:
         raise OnnxImportError(f"{path}: not an ONNX model, or the file is truncated (it has no graph)")
     if any(_external(t) for t in model.graph.initializer):
@@ -56,6 +66,15 @@ def load_onnx(path: str | os.PathLike) -> Any:
         raise OnnxImportError(f"{path}: opset {version} is not supported (opsets {OPSETS.start} to "
                               f"{OPSETS.stop - 1} are)")
     return model
+
+
+def _not_onnx(path: Path) -> str:
+    """What a file protobuf cannot read holds, in words: what it is when that can be told (a picture, a
+    weight file, a text file), else that it is not ONNX or is cut short (protobuf's reason says no more)."""
+    kind = describe_file(path)
+    if kind == "a binary file of another kind" or kind == "an ONNX model":
+        return f"{path}: not an ONNX model, or the file is truncated (it cannot be read as one)"
+    return f"{path}: not an ONNX model: it is {kind}"
 
 
 def opset_version(model: Any) -> int:

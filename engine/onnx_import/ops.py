@@ -90,10 +90,9 @@ def _engine_padding(v: Value, kernel: int, stride: int, attrs: dict[str, Any], p
     raise Unsupported(f"{shown}: the engine pads 'valid', 'same' (odd pixel after) or equally on every side")
 
 
-def conv(c: Converter, node: Any, name: str) -> None:
-    v = c.feature_map(node)
+def _conv_form(c: Converter, node: Any) -> tuple[np.ndarray, int, int]:
+    """The weight, kernel size and stride of a Conv the engine can express, whatever its input holds."""
     weight = c.constant(node, 1, "the weight")
-    bias = c.constant(node, 2, "the bias", required=False)
     attrs = attributes(node)
     if weight.ndim != 4:
         raise Unsupported(f"{weight.ndim - 2}-D convolution: only 2-D is supported")
@@ -101,13 +100,21 @@ def conv(c: Converter, node: Any, name: str) -> None:
         raise Unsupported(f"group {attrs['group']}: grouped and depthwise convolutions are not supported")
     if any(d != 1 for d in attrs.get("dilations", [1, 1])):
         raise Unsupported(f"dilations {list(attrs['dilations'])}: dilated convolutions are not supported")
-    filters, channels, kh, kw = weight.shape
+    _, _, kh, kw = weight.shape
     kernel = _square(node, attrs.get("kernel_shape", [kh, kw]), "kernel")
     if (kh, kw) != (kernel, kernel):
         raise Unsupported(f"kernel_shape {kernel} does not match the weight's {kh}x{kw}")
+    return weight, kernel, _square(node, attrs.get("strides", [1, 1]), "strides")
+
+
+def conv(c: Converter, node: Any, name: str) -> None:
+    v = c.feature_map(node)
+    weight, kernel, stride = _conv_form(c, node)
+    bias = c.constant(node, 2, "the bias", required=False)
+    attrs = attributes(node)
+    filters, channels = weight.shape[:2]
     if channels != v.shape[2]:
         raise Unsupported(f"the weight expects {channels} input channels, the input has {v.shape[2]}")
-    stride = _square(node, attrs.get("strides", [1, 1]), "strides")
     padding = _engine_padding(v, kernel, stride, attrs, None)
     tensors = {"kernel": weight.transpose(2, 3, 1, 0)}
     if bias is not None:
@@ -124,8 +131,8 @@ def _pairs(v: Value, kernel: int, stride: int, padding: str | int) -> tuple[tupl
     return (t, b), (l, r)
 
 
-def pool(c: Converter, node: Any, name: str) -> None:
-    v = c.feature_map(node)
+def _pool_form(c: Converter, node: Any) -> tuple[int, int]:
+    """The window and stride of a pooling the engine can express, whatever its input holds."""
     attrs = attributes(node)
     if len(node.output) > 1 and node.output[1] and c.consumers[node.output[1]]:
         raise Unsupported("its indices output is used")
@@ -134,7 +141,13 @@ def pool(c: Converter, node: Any, name: str) -> None:
     if any(d != 1 for d in attrs.get("dilations", [1, 1])):
         raise Unsupported(f"dilations {list(attrs['dilations'])}: dilated pooling is not supported")
     kernel = _square(node, attrs.get("kernel_shape", []), "kernel_shape")
-    stride = _square(node, attrs.get("strides", [1, 1]), "strides")
+    return kernel, _square(node, attrs.get("strides", [1, 1]), "strides")
+
+
+def pool(c: Converter, node: Any, name: str) -> None:
+    v = c.feature_map(node)
+    attrs = attributes(node)
+    kernel, stride = _pool_form(c, node)
     average = node.op_type == "AveragePool"
     padding = _engine_padding(v, kernel, stride, attrs, "avg" if average else "max")
     settings: dict[str, Any] = {"pool_size": kernel, "stride": stride, "padding": padding}
@@ -474,6 +487,25 @@ def shape_of(c: Converter, node: Any, name: str) -> None:
     c.constants[node.output[0]] = full[start:end]
 
 
+# The checks that need only a node's attributes and weights, not what it reads.
+_FORMS: dict[str, Callable[[Converter, Any], object]] = {"Conv": _conv_form, "MaxPool": _pool_form,
+                                                        "AveragePool": _pool_form}
+
+
+def form_problem(c: Converter, node: Any) -> str | None:
+    """Why ``node`` cannot be imported whatever its input holds (a grouped or dilated convolution, a
+    rectangular window), or None. Asked of the nodes after one that failed too, so that one message
+    names every node to change, not only the first on each path."""
+    check = _FORMS.get(node.op_type)
+    if check is None or any(i not in c.constants for i in node.input[1:] if i):
+        return None  # weights computed from what failed are not the node's own fault
+    try:
+        check(c, node)
+    except Unsupported as exc:
+        return str(exc)
+    return None
+
+
 HANDLERS: dict[str, Callable[[Converter, Any, str], None]] = {
     "Conv": conv,
     "MaxPool": pool,
@@ -501,3 +533,7 @@ HANDLERS: dict[str, Callable[[Converter, Any, str], None]] = {
     "Cast": cast,
     "Shape": shape_of,
 }
+
+# Operators that only reshape, relabel or feed others; a user changing a model thinks in the rest.
+_PLUMBING = {"Identity", "Cast", "Shape", "Squeeze", "Transpose", "Sum", "ReduceMean"}
+LAYER_OPERATORS = tuple(op for op in HANDLERS if op not in _PLUMBING)

@@ -275,3 +275,37 @@ def test_plateau_schedule_and_early_stopping_follow_the_engine(tmp_path):
         if stopper.triggered:
             break
     assert watch.stop and watch.scale < 1
+
+
+@pytest.mark.parametrize("options, expected", [
+    (["--epochs", "0"], "train.py: error: argument --epochs: a whole number of at least 1, not '0'"),
+    (["--batch-size", "-4"], "train.py: error: argument --batch-size: a whole number of at least 1, not '-4'"),
+    (["--lr", "-1"], "train.py: error: argument --lr: a positive number, not '-1'"),
+    (["--out", "{tmp}/missing/trained.safetensors"],
+     "train.py: error: --out {tmp}/missing/trained.safetensors: the folder {tmp}/missing does not exist"),
+    (["--out", "trained.pt"],
+     "train.py: error: --out trained.pt: the weights are written as .safetensors or .npz; end the name in one of them"),
+    (["--weights", "absent.npz"], "train.py: error: --weights absent.npz: no such file"),
+    (["--weights", "{tmp}/other.npz"],
+     "{tmp}/other.npz: tensor 'conv2d_1.kernel' is missing: the file holds a different network"),
+])
+def test_train_script_refuses_bad_options_in_one_line_before_training(tmp_path, options, expected):
+    pytest.importorskip("torch", reason="PyTorch is not installed")
+    folder = project(tmp_path)
+    data = write_stripes(tmp_path / "stripes.npz")
+    save_weights(Model(arch({"type": "Flatten"}, {"type": "Dense", "units": 3}), seed=0), tmp_path / "other.npz")
+    result = _run([sys.executable, "train.py", "--data", str(data),
+                   *[o.format(tmp=tmp_path) for o in options]], folder)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == expected.format(tmp=tmp_path)
+    assert "epoch 1/" not in result.stdout and not (folder / "trained.safetensors").exists()
+
+
+def test_train_script_says_a_studio_dataset_name_means_nothing_there(tmp_path):
+    pytest.importorskip("torch", reason="PyTorch is not installed")
+    folder = project(tmp_path)
+    result = _run([sys.executable, "train.py", "--data", "fashion-mnist-mini"], folder)
+    assert result.returncode == 1 and result.stderr.strip() == (
+        "fashion-mnist-mini: no such file or folder (give an .npz file, an IDX, CIFAR-10 or image folder; CNN "
+        "Studio's dataset names are not known here)")
+    assert "mean nothing\nhere: give the folder or file" in (folder / "README.md").read_text()

@@ -334,6 +334,17 @@ def test_import_of_another_architecture_is_refused_naming_the_tensor(qtbot, setu
     assert session.adopted == []
 
 
+def test_import_of_an_onnx_model_points_to_import_onnx_model(qtbot, setup, tmp_path) -> None:
+    _, session, dialogs, controller = setup
+    path = export_model(randomized_model("gray_odd_every_kind"), tmp_path / "net.onnx")[0]
+    with qtbot.waitSignal(controller.failed, timeout=20000):
+        assert controller.import_from(path)
+    assert dialogs.errors[-1] == ("Weights not imported", f"{path}: an ONNX model, not a CNN Studio weight file: "
+                                  f"import it first with `cnn-engine import {path} --out net.npz` (in the studio: "
+                                  "File > Import ONNX Model)", "")
+    assert session.adopted == []
+
+
 def test_import_is_refused_while_training_runs(setup, tmp_path) -> None:
     _, session, dialogs, controller = setup
     session.runner.running = True

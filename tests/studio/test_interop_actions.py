@@ -120,20 +120,55 @@ def test_the_studios_own_onnx_export_comes_back_with_its_names_and_a_report_in_s
     assert advice.startswith("It takes 12×12×1 images") and "Replace Head" in advice
 
 
-def test_an_unsupported_onnx_file_is_refused_and_nothing_changes(qtbot, window, tmp_path):
+def test_an_unsupported_onnx_file_is_refused_naming_each_node_on_its_line_and_nothing_changes(qtbot, window,
+                                                                                              tmp_path):
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("LRN", ["x"], ["y"], name="local_norm", size=3)], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 8])],
+    nodes = [helper.make_node("LRN", ["x"], ["n"], name="local_norm", size=3),
+             helper.make_node("HardSigmoid", ["n"], ["y"], name="gate")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 8, 8])])
     path = tmp_path / "odd.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     before = window.document.architecture()
+    with qtbot.waitSignal(window.interop.failed, timeout=WAIT_MS) as failed:
+        window.interop.import_onnx_from(path)
+    title, text, informative = window.interop.dialogs.errors[-1]
+    assert title == "ONNX model not imported"
+    assert text == (f"{path} cannot be imported:\n• LRN 'local_norm' (not supported)\n"
+                    "• HardSigmoid 'gate' (not supported)")
+    assert informative.startswith("Change them in the original model and export it again (the operators CNN Studio "
+                                  "imports: Conv, MaxPool, ")
+    assert informative.endswith("). The open project is unchanged.")
+    # The status bar and the signal keep the one-line message.
+    assert failed.args[0].startswith(f"{path}: cannot import 2 nodes: LRN 'local_norm' (not supported); ")
+    assert window.statusBar().currentMessage().startswith("ONNX model not imported: ")
+    assert window.document.architecture() == before
+
+
+def test_an_onnx_input_of_free_size_is_described_as_the_models_input(qtbot, window, tmp_path):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="r")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, "h", "w"])])
+    path = tmp_path / "free.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     with qtbot.waitSignal(window.interop.failed, timeout=WAIT_MS):
         window.interop.import_onnx_from(path)
-    title, text, _ = window.interop.dialogs.errors[-1]
-    assert title == "ONNX model not imported" and "LRN 'local_norm'" in text and len(text.splitlines()) == 1
-    assert window.document.architecture() == before
+    _, text, informative = window.interop.dialogs.errors[-1]
+    assert text == (f"{path} cannot be imported:\n• Its input 'x' is (n, 3, h, w): the height, width and channels "
+                    "must be fixed numbers (export it with one image size; only the batch may vary)")
+    assert informative == "The open project is unchanged."
+
+
+def test_a_file_that_is_not_onnx_is_one_line(qtbot, window, tmp_path):
+    path = tmp_path / "notes.onnx"
+    path.write_text("not a model\n")
+    with qtbot.waitSignal(window.interop.failed, timeout=WAIT_MS):
+        window.interop.import_onnx_from(path)
+    assert window.interop.dialogs.errors[-1] == ("ONNX model not imported",
+                                                 f"{path}: not an ONNX model: it is a text file", "")
 
 
 def test_trainable_checkbox_freezes_a_layer_with_a_lock_and_totals(qtbot, window, tmp_path):
