@@ -13,8 +13,8 @@ import html
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QHideEvent, QShowEvent
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QHideEvent, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -92,6 +92,17 @@ def layer_inputs(model: Model) -> dict[str, list[str]]:
     return {name: [name_of.get(ref, ref) for ref in refs] for name, refs in zip(model.names, inputs)}
 
 
+class _ViewTabs(QTabWidget):
+    """The views' tabs, saying when their width changes (a signal, not an event filter on the panel:
+    a filter's Python method can still be called while the panel is being torn down)."""
+
+    resized = Signal()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self.resized.emit()
+
+
 class InsidePanel(QWidget):
     """Sample picker and prediction on the left; feature maps, attribution, filters, statistics, mistakes.
 
@@ -156,7 +167,7 @@ class InsidePanel(QWidget):
         self.embedding_controller = EmbeddingController(self, self.embedding)
         self._controllers = {"atlas": self.atlas_controller, "embedding": self.embedding_controller}
 
-        self.views = QTabWidget()
+        self.views = _ViewTabs()
         self.views.addTab(self.feature_maps, "Feature maps")
         self.views.addTab(self.attribution, "Attribution")
         self.views.setTabToolTip(1, "Where the network looks to decide: gradient, SmoothGrad, Grad-CAM, occlusion")
@@ -169,7 +180,7 @@ class InsidePanel(QWidget):
         self.views.setTabToolTip(self.views.count() - 1, "Where a layer puts each test image, projected to 2-D")
         self.views.currentChanged.connect(self._on_view_changed)
         self.views_button = self._make_views_button()
-        self.views.installEventFilter(self)  # its width decides whether the tabs need the button
+        self.views.resized.connect(self._fit_views_button)  # its width decides whether the tabs need it
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -221,11 +232,6 @@ class InsidePanel(QWidget):
         overflowing = self.views.tabBar().sizeHint().width() > self.views.width()
         if overflowing == self.views_button.isHidden():
             self.views_button.setVisible(overflowing)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
-        if watched is self.views and event.type() == QEvent.Type.Resize:
-            self._fit_views_button()
-        return super().eventFilter(watched, event)
 
     # -- idle API ------------------------------------------------------------------------------------------
     @property
