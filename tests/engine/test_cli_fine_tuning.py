@@ -12,6 +12,7 @@ import pytest
 from engine.cli import main
 from engine.model import Model
 from engine.weights import load_weights, save_weights
+from tests.helpers.data_factories import write_stripes_npz
 from tests.helpers.engine_factories import arch, stripes_dataset
 
 # Trained elsewhere on five classes: the head must become a three-class one for the stripes.
@@ -25,10 +26,7 @@ PRETRAINED = arch(
 
 @pytest.fixture
 def files(tmp_path):
-    data = stripes_dataset(96, 24)
-    npz = tmp_path / "stripes.npz"
-    np.savez(npz, x=data.x_train[..., 0], y=data.y_train, x_test=data.x_test[..., 0], y_test=data.y_test,
-             class_names=np.array(data.class_names))
+    npz = write_stripes_npz(tmp_path / "stripes.npz")
     weights = save_weights(Model(PRETRAINED, seed=3), tmp_path / "pretrained.npz")
     return tmp_path, weights, npz
 

@@ -7,21 +7,17 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from engine.cli import main
 from engine.weights import load_weights
-from tests.helpers.data_factories import make_image_folder
-from tests.helpers.engine_factories import SMALL_CNN, stripes_dataset
+from tests.helpers.data_factories import make_image_folder, write_stripes_npz
+from tests.helpers.engine_factories import SMALL_CNN
 
 
 @pytest.fixture
 def files(tmp_path):
-    data = stripes_dataset(96, 24)
-    npz = tmp_path / "stripes.npz"
-    np.savez(npz, x=data.x_train[..., 0], y=data.y_train, x_test=data.x_test[..., 0], y_test=data.y_test,
-             class_names=np.array(data.class_names))
+    npz = write_stripes_npz(tmp_path / "stripes.npz")
     arch = tmp_path / "small.json"
     arch.write_text(json.dumps(SMALL_CNN))
     return tmp_path, arch, npz

@@ -109,3 +109,13 @@ def make_image_folder(
             arr = rng.integers(0, 256, size=shape, dtype=np.uint8)
             Image.fromarray(arr).convert(mode).save(folder / name / f"{i}.{fmt}")
     return folder
+
+
+def write_stripes_npz(path: Path, n_train: int = 96, n_test: int = 24) -> Path:
+    """The three-class stripes images (engine_factories.stripes_dataset) as a one-channel dataset .npz."""
+    from tests.helpers.engine_factories import stripes_dataset
+
+    data = stripes_dataset(n_train, n_test)
+    np.savez(path, x=data.x_train[..., 0], y=data.y_train, x_test=data.x_test[..., 0], y_test=data.y_test,
+             class_names=np.array(data.class_names))
+    return path
