@@ -22,6 +22,8 @@ class DatasetProgress(QObject):
         self.source = source
         self.window = window
         self.dialog: QProgressDialog | None = None
+        self._advancing = False
+        self._ended: QProgressDialog | None = None  # a dialog whose load ended inside _advance
         source.loading.connect(self._start)
         source.progressed.connect(self._advance)
         for finished in (source.loaded, source.failed, source.cancelled):
@@ -41,16 +43,32 @@ class DatasetProgress(QObject):
         self.dialog = dialog
 
     def _advance(self, ref: str, stage: str, done: int, total: int) -> None:
-        if self.dialog is None:
+        dialog = self.dialog
+        if dialog is None or self._advancing:
             return
-        what = STAGES.get(stage)
-        if what is not None:
-            self.dialog.setLabelText(f"{what} {dataset_title(ref)}: {done:,} of {total:,}")
-        self.dialog.setMaximum(max(total, 1))
-        self.dialog.setValue(min(done, max(total, 1)))
+        # A modal dialog's setValue runs the event loop: the load may end (and _finish run) inside it,
+        # and the dialog must not be deleted while its own setValue is still on the stack.
+        self._advancing = True
+        try:
+            what = STAGES.get(stage)
+            if what is not None:
+                dialog.setLabelText(f"{what} {dataset_title(ref)}: {done:,} of {total:,}")
+            dialog.setMaximum(max(total, 1))
+            dialog.setValue(min(done, max(total, 1)))
+        finally:
+            self._advancing = False
+        if self._ended is not None:
+            ended, self._ended = self._ended, None
+            self._close(ended)
 
     def _finish(self, *_args: object) -> None:
         dialog, self.dialog = self.dialog, None
+        if dialog is not None and self._advancing:
+            self._ended = dialog  # closed once setValue has returned
+            return
+        self._close(dialog)
+
+    def _close(self, dialog: QProgressDialog | None) -> None:
         if dialog is not None:
             dialog.canceled.disconnect(self.source.abort)
             dialog.close()
