@@ -7,10 +7,12 @@ per-round ratios (off / on: above 1 = the path is faster). Pairing in one proces
 comparison honest on a shared, noisy machine, where two separate runs can differ by more than
 the change measured.
 
-Paths: ``spectral`` (convolutions through the Fourier transform, engine/kernels/spectral.py) and
+Paths: ``spectral`` (convolutions through the Fourier transform, engine/kernels/spectral.py),
+``winograd`` (wide 3x3 convolutions by Winograd's F(2x2, 3x3), engine/kernels/winograd.py) and
 ``stacks`` (tall products as stacks of short ones, engine/kernels/products.py).
 
     python benchmarks/paths_ab.py --path spectral --nets k5 k7
+    python benchmarks/paths_ab.py --path winograd --nets wide256 vgg32
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ import engine_vs_torch as bench  # noqa: E402  (the networks)
 
 def switch(path: str):
     """A function turning ``path`` on (True) or off (False)."""
-    from engine.kernels import products, spectral
+    from engine.kernels import products, spectral, winograd
 
-    module = {"spectral": spectral, "stacks": products}[path]
+    module = {"spectral": spectral, "winograd": winograd, "stacks": products}[path]
 
     def turn(on: bool) -> None:
         module.enabled = on
@@ -67,7 +69,7 @@ def measure(name: str, args: argparse.Namespace) -> dict[bool, list[float]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--path", choices=["spectral", "stacks"], required=True)
+    parser.add_argument("--path", choices=["spectral", "winograd", "stacks"], required=True)
     parser.add_argument("--nets", nargs="+", default=["k5", "k7"], choices=list(bench.NETWORKS))
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=9)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import ResourceError
-from engine.kernels import spectral
+from engine.kernels.transform_paths import choose
 
 FLOAT_BYTES = 4
 LIMIT_ENV = "CNN_ENGINE_MEMORY_LIMIT"
@@ -177,8 +177,9 @@ def _conv_scratch(analysis: Any, batch_size: int) -> int:
         kernel_shape = (k, k, info.input_shape[2], filters)
         batch_shape = (max(batch_size, 1), *info.input_shape)
         stride, padding = info.config.get("stride", 1), info.config.get("padding", "valid")
-        if batch_size and spectral.worthwhile(batch_shape, kernel_shape, stride, padding, "input"):
-            total += spectral.memory_bytes(batch_shape, kernel_shape, padding, _THREADS, FLOAT_BYTES)
+        path = choose(batch_shape, kernel_shape, stride, padding, "input") if batch_size else None
+        if path is not None:
+            total += path.memory_bytes(batch_shape, kernel_shape, padding, _THREADS, FLOAT_BYTES)
             continue
         row = max(k * k * info.input_shape[2] + 1, filters) * FLOAT_BYTES
         per_image = ho * wo * row

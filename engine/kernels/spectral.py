@@ -38,8 +38,8 @@ enabled = True
 
 # The spectral path is taken where its estimated multiply-adds (complex ones counted as four)
 # are this many times fewer than the direct convolution's, by what a step computes (see
-# passes_for). Measured on one core (benchmarks/README.md): in training, estimates of 1.1 to 3
-# ran 1.26x to 2.3x faster; a forward alone gains less (the direct forward needs no col2im or
+# transform_paths.passes_for). Measured on one core (benchmarks/README.md): in training,
+# estimates of 1.1 to 3 ran 1.26x to 2.3x faster; a forward alone gains less (the direct forward needs no col2im or
 # second im2col), 1.13 ran 0.94x, 1.26 ran 1.09x.
 MIN_SAVING = {"forward": 1.25, "kernel": 1.1, "input": 1.1}
 # Smaller kernels (3x3) never gained, whatever the channels.
@@ -64,20 +64,13 @@ def _half_spectrum_weights(q: int) -> np.ndarray:
     return weights
 
 
-def passes_for(training: bool, needs_input_grad: bool) -> str:
-    """What a step computes: 'forward' (inference), 'kernel' (and the kernel gradient), 'input'."""
-    if not training:
-        return "forward"
-    return "input" if needs_input_grad else "kernel"
-
-
 def worthwhile(input_shape: tuple[int, ...], kernel_shape: tuple[int, ...], stride: int,
                padding: str | int, passes: str) -> bool:
     """Whether the spectral path should be faster than the direct one for this convolution.
 
-    ``input_shape`` (N, H, W, C); ``passes`` as passes_for gives it. A rough multiply-add count of
-    each path (transforms as the products they are, complex multiply-adds as four real ones),
-    compared with MIN_SAVING[passes]. The answer does not depend on N: the two processes of a
+    ``input_shape`` (N, H, W, C); ``passes`` as transform_paths.passes_for gives it. A rough
+    multiply-add count of each path (transforms as the products they are, complex multiply-adds
+    as four real ones), compared with MIN_SAVING[passes]. The answer does not depend on N: the two processes of a
     split step, whose halves of an odd batch differ by an image, must take the same path (their
     batch-norm layers swap sums that the fused and unfused steps take differently)."""
     if not enabled or stride != 1:

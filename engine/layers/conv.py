@@ -9,7 +9,7 @@ import numpy as np
 from engine.kernels.blocks import Workspace
 from engine.kernels.conv import conv2d_backward, conv2d_forward
 from engine.kernels.im2col import conv_pads
-from engine.kernels.spectral import passes_for, spectral_conv2d_backward, spectral_conv2d_forward, worthwhile
+from engine.kernels.transform_paths import TransformPath, choose, passes_for
 from engine.layers.activated import ACTIVATION_FIELD, ActivatedLayer
 from engine.layers.base import ConfigError, Field, Shape, require_rank
 from engine.layers.initializers import init_kernel
@@ -75,35 +75,35 @@ class Conv2D(ActivatedLayer):
         kh, kw, c, f = shape
         return init_kernel(shape, kh * kw * c, kh * kw * f, self.config["activation"], rng)
 
-    def spectral(self, x_shape: tuple[int, ...], training: bool) -> bool:
-        """Whether this convolution of an (N, H, W, C) batch runs through the Fourier transform
-        (engine/kernels/spectral.py: 4x4 kernels and larger where it saves enough)."""
-        return worthwhile(x_shape, self.params["kernel"].shape, self.config["stride"], self.config["padding"],
-                          passes_for(training, self.needs_input_grad))
+    def transform_path(self, x_shape: tuple[int, ...], training: bool) -> TransformPath | None:
+        """The transform this convolution of an (N, H, W, C) batch runs through instead of im2col, if
+        any (engine/kernels/transform_paths.py: Fourier for large kernels, Winograd for wide 3x3)."""
+        return choose(x_shape, self.params["kernel"].shape, self.config["stride"], self.config["padding"],
+                      passes_for(training, self.needs_input_grad))
 
     def linear_forward(self, x: np.ndarray, training: bool, relu: bool) -> np.ndarray:
         # Training records the ReLU mask for backward while each block is in cache; after
         # inference, a backward (saliency) derives it from the output.
         mask = np.empty((len(x), *self.output_shape(x.shape[1:])), bool) if relu and training else None
         kernel, bias, padding = self.params["kernel"], self.params.get("bias"), self.config["padding"]
-        spectrum = None
-        spectral = self.spectral(x.shape, training)
-        if spectral:
-            out, spectrum = spectral_conv2d_forward(x, kernel, bias, padding, training, relu, mask, self.workspace)
+        kept = None
+        path = self.transform_path(x.shape, training)
+        if path is not None:
+            out, kept = path.forward(x, kernel, bias, padding, training, relu, mask, self.workspace)
         else:
             out = conv2d_forward(x, kernel, bias, self.config["stride"], padding, self.workspace, relu=relu,
                                  relu_mask=mask)
-        self._cache = (x, out if relu and mask is None else mask, spectral, spectrum)
+        self._cache = (x, out if relu and mask is None else mask, path, kept)
         return out
 
     def linear_backward(self, grad: np.ndarray, relu: bool) -> np.ndarray:
-        x, mask, spectral, spectrum = self._cache
+        x, mask, path, kept = self._cache
         if relu and mask.dtype != bool:
             mask = mask > 0
         kernel, with_bias, padding = self.params["kernel"], "bias" in self.params, self.config["padding"]
-        if spectral:
-            d_x, d_kernel, d_bias = spectral_conv2d_backward(
-                grad, x, spectrum, kernel, with_bias, padding, self.needs_input_grad, mask if relu else None,
+        if path is not None:
+            d_x, d_kernel, d_bias = path.backward(
+                grad, x, kept, kernel, with_bias, padding, self.needs_input_grad, mask if relu else None,
                 self.workspace,
             )
         else:

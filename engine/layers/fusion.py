@@ -28,7 +28,6 @@ from engine.kernels.conv_batch_norm import (
 )
 from engine.kernels.conv_batch_norm_relu import ConvBatchNormReluCache, conv_bn_relu_backward, conv_bn_relu_forward
 from engine.kernels.pooling import pool_backward, pool_forward
-from engine.kernels.spectral import spectral_conv2d_backward, spectral_conv2d_forward
 from engine.layers.activations import ReLU
 from engine.layers.base import Layer
 from engine.layers.conv import Conv2D
@@ -65,14 +64,14 @@ class ConvMaxPool:
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         conv, size = self.conv, self.pool.config["pool_size"]
-        if conv.spectral(x.shape, training):
-            # Through the Fourier transform the whole output exists at once: pool it as the
-            # ReLU -> MaxPool2D step does.
-            z, spectrum = spectral_conv2d_forward(x, conv.params["kernel"], conv.params.get("bias"),
-                                                  conv.config["padding"], keep=training,
-                                                  workspace=conv.workspace)
+        path = conv.transform_path(x.shape, training)
+        if path is not None:
+            # Through a transform the whole output exists at once: pool it as the ReLU ->
+            # MaxPool2D step does.
+            z, kept = path.forward(x, conv.params["kernel"], conv.params.get("bias"), conv.config["padding"],
+                                   keep=training, workspace=conv.workspace)
             out, pooling = pool_forward(z, size, size, "valid", "max", training, relu=True)
-            self._cache = ("spectral", x, spectrum, pooling)
+            self._cache = ("transform", x, (path, kept), pooling)
             return out
         out, winners = self._forward(x, keep_winners=training)
         self._cache = ("blocks", x, out, winners)
@@ -80,10 +79,10 @@ class ConvMaxPool:
 
     def backward(self, grad: np.ndarray) -> np.ndarray | None:
         conv, size = self.conv, self.pool.config["pool_size"]
-        if self._cache[0] == "spectral":
-            _, x, spectrum, pooling = self._cache
-            d_x, d_kernel, d_bias = spectral_conv2d_backward(
-                pool_backward(grad, pooling, size, size, "max"), x, spectrum, conv.params["kernel"],
+        if self._cache[0] == "transform":
+            _, x, (path, kept), pooling = self._cache
+            d_x, d_kernel, d_bias = path.backward(
+                pool_backward(grad, pooling, size, size, "max"), x, kept, conv.params["kernel"],
                 "bias" in conv.params, conv.config["padding"], conv.needs_input_grad, workspace=conv.workspace,
             )
         else:
@@ -128,7 +127,7 @@ _LAYER_BY_LAYER = ("layer by layer",)
 
 class _ConvBatchNormStep:
     """What the fused steps starting with Conv2D -> BatchNorm share: running statistics, gradients,
-    and running their layers one by one where the convolution takes the spectral path (the fused
+    and running their layers one by one where the convolution takes a transform path (the fused
     kernels work on the direct convolution's blocks)."""
 
     conv: Conv2D
@@ -139,7 +138,7 @@ class _ConvBatchNormStep:
         raise NotImplementedError
 
     def _layer_by_layer(self, x: np.ndarray, training: bool) -> bool:
-        return self.conv.spectral(x.shape, training)
+        return self.conv.transform_path(x.shape, training) is not None
 
     def _forward_layers(self, x: np.ndarray, training: bool) -> np.ndarray:
         for layer in self.layers():

@@ -212,7 +212,7 @@ def test_batch_norm_statistics_and_gradients_cover_the_whole_batch(net, n):
     x += 50  # far from zero: each process's sums are about its own reference
     assert replica.wanted(split, n)
     if net == "spectral":  # each half, even of an odd batch
-        assert split.layers[4].spectral((n // 2, 6, 6, 16), training=True)
+        assert split.layers[4].transform_path((n // 2, 6, 6, 16), training=True) is not None
     expected_loss, expected_accuracy = one_process_step(alone, x, y, 0.0)
     loss, accuracy = replica.train_gradients(split, x, y)
     assert loss == pytest.approx(expected_loss, rel=1e-10)

@@ -10,7 +10,7 @@ import pytest
 
 from engine import Model, memory, parallel
 from engine.architecture import analyze
-from engine.kernels import spectral
+from engine.kernels import spectral, transform_paths
 from engine.kernels.blocks import Workspace
 from engine.kernels.conv import conv2d_backward, conv2d_forward
 from engine.kernels.spectral import spectral_conv2d_backward, spectral_conv2d_forward, worthwhile
@@ -135,7 +135,7 @@ def test_conv2d_layer_gradients_through_the_spectral_path(always_spectral):
     layer.build((7, 6, 2), rng, np.float64)
     layer.params["bias"][...] = rng.standard_normal(3)
     x = rng.standard_normal((2, 7, 6, 2))
-    assert layer.spectral(x.shape, training=True)
+    assert layer.transform_path(x.shape, training=True) is transform_paths.SPECTRAL
     check_layer_gradients(layer, x, rng)
 
 
@@ -166,7 +166,7 @@ def test_a_network_trains_alike_on_either_path(monkeypatch, pool):
         monkeypatch.setattr(spectral, "MIN_SAVING", dict.fromkeys(spectral.MIN_SAVING, saving))
         model = Model(network(pool), seed=1, dtype=np.float64)
         convolutions = [layer for layer in model.layers if isinstance(layer, Conv2D)]
-        assert [conv.spectral(x.shape, True) for conv in convolutions[:1]] == [saving == 0.0]
+        assert [conv.transform_path(x.shape, True) is not None for conv in convolutions[:1]] == [saving == 0.0]
         loss, grad, _ = softmax_cross_entropy(model.forward_logits(x, training=True), y)
         d_x = model.backward(grad, input_grad=True)
         gradients = {name: value.copy() for name, value in model.gradients().items()}
