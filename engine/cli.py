@@ -405,7 +405,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         folder, trainer = new_run(run_dir, model, dataset, config, _dataset_ref(dataset, args), retention=args.keep,
                                   name=args.name or "", architecture_name=architecture_name(args.architecture, doc),
-                                  trainer=trainer)
+                                  trainer=trainer, from_weights=weights is not None)
         print(f"run folder {folder.path}")
         callback = diagnosing(printer, TrainingDoctor(trainer))
         with _interrupted_hint(run_dir):

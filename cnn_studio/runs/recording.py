@@ -39,15 +39,18 @@ class RunRecording:
 
 
 def start_recording(recording: RunRecording, trainer: Trainer, dataset: Dataset,
-                    warn: Callable[[str], None]) -> RunSession | None:
+                    warn: Callable[[str], None], from_weights: bool = False) -> RunSession | None:
     """The session that keeps ``trainer``'s run (run on the worker thread). A folder that cannot be made
-    is a warning: the run trains on without being kept."""
+    is a warning: the run trains on without being kept. ``from_weights``: the trainer's model holds
+    given weights (imported, fine-tuning), which a new run's folder keeps to resume from."""
     try:
         if recording.resume:
             folder = RunFolder.open(recording.path)
             state = folder.latest_state()
             if state is not None:
                 trainer.load_state_dict(state)
+            elif (start := folder.start_weights()) is not None:
+                trainer.model.set_weights(start)
         else:
             ref = dataset_reference(dataset, recording.dataset_spec)
             folder = RunFolder.create(recording.path, architecture=trainer.model.architecture, dataset=ref,
@@ -55,6 +58,8 @@ def start_recording(recording: RunRecording, trainer: Trainer, dataset: Dataset,
                                       name=recording.name, architecture_name=recording.architecture_name)
             folder.record["seed"] = trainer.model.seed
             folder.write_record()
+            if from_weights:
+                folder.save_start_weights(trainer.model)
     except (EngineError, OSError, ValueError) as exc:
         if recording.resume:
             raise

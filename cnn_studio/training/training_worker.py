@@ -200,9 +200,10 @@ class TrainingWorker(QObject):
     def _build_trainer(self) -> Trainer:
         self._send(Status("Building the network…"))
         _model, trainer = prepare(self.architecture, self.dataset, self.config, weights=self.initial_weights)
-        self.initial_weights = None
+        from_weights, self.initial_weights = self.initial_weights is not None, None
         if self.recording is not None:
-            self.run_session = start_recording(self.recording, trainer, self.dataset, self._send_warning)
+            self.run_session = start_recording(self.recording, trainer, self.dataset, self._send_warning,
+                                               from_weights=from_weights)
         self.doctor = TrainingDoctor(trainer)
         with self._lock:
             self.trainer = trainer

@@ -3,6 +3,7 @@
     <run>/run.json                      the record (engine.runs.record describes every key)
     <run>/checkpoints/epoch-0001.npz    one checkpoint per epoch (engine.runs.checkpoint), as retained
     <run>/weights.npz                   the final weights (an engine weight file), once the run ends
+    <run>/start-weights.npz             the weights it started from, when not the seed's (fine-tuning)
     <run>/results.npz                   the test evaluation's per-image arrays (predictions, labels, probabilities)
     <run>/run.lock                      held by the process training the run
 
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from engine import atomic
-from engine.errors import RunError
+from engine.errors import EngineError, RunError
 from engine.metrics import Evaluation
 from engine.runs import record as records
 from engine.runs.checkpoint import CheckpointError, load_checkpoint, load_checkpoint_weights, save_checkpoint
@@ -39,6 +40,7 @@ from engine.training_state import TrainerState, TrainingLog, json_safe
 RECORD = "run.json"
 CHECKPOINTS = "checkpoints"
 WEIGHTS = "weights.npz"
+START_WEIGHTS = "start-weights.npz"
 RESULTS = "results.npz"
 LOCK = "run.lock"
 _CHECKPOINT_NAME = re.compile(r"^epoch-(\d+)\.npz$")
@@ -203,6 +205,30 @@ class RunFolder:
     def weights_path(self) -> Path | None:
         path = self.path / WEIGHTS
         return path if path.exists() else None
+
+    def save_start_weights(self, model: Any) -> None:
+        """Keep the weights the run starts from (an engine weight file) when they are not what the
+        seed makes (fine-tuning, imported weights): a run stopped before its first checkpoint then
+        resumes from them, not from fresh ones."""
+        from engine.weights import save_weights
+
+        if self._write(lambda: save_weights(model, self.path / START_WEIGHTS), "the starting weights", "weights"):
+            self.record["start_weights"] = START_WEIGHTS
+            self.write_record()
+
+    def start_weights(self) -> dict[str, np.ndarray] | None:
+        """The tensors the run started from when they were kept (save_start_weights), else None.
+        RunError when they were kept but cannot be read: fresh weights would silently lose them."""
+        from engine.weights import read_weight_file
+
+        if not self.record.get("start_weights"):
+            return None
+        path = self.path / START_WEIGHTS
+        try:
+            return read_weight_file(path)[2]
+        except (OSError, ValueError, EngineError) as exc:
+            raise RunError(f"{self.id}: the weights this run started from ({path.name}) cannot be read ({exc}); "
+                           "start a new run from the original weight file instead") from None
 
     def latest_state(self, up_to: int | None = None) -> TrainerState | None:
         """The newest checkpoint that loads (at most epoch ``up_to``); damaged ones are passed over

@@ -24,6 +24,7 @@
     sessions          one per process that trained it: started, ended, from_epoch, status, environment
     checkpoints       the epochs whose checkpoint is on disk
     weights           "weights.npz" once the final weights are written
+    start_weights     "start-weights.npz" when the run started from given weights (absent otherwise)
     warnings          warnings met while training (e.g. a full disk)
 """
 

@@ -200,9 +200,10 @@ def train_in_folder(folder: RunFolder, trainer: Trainer, callback: Callable[[Eve
 
 def new_run(path: str | os.PathLike, model: Model, dataset: Dataset, config: TrainConfig, dataset_ref: dict[str, Any],
             *, retention: Any = None, name: str = "", architecture_name: str = "", trainer: Trainer | None = None,
-            ) -> tuple[RunFolder, Trainer]:
+            from_weights: bool = False) -> tuple[RunFolder, Trainer]:
     """A run folder at ``path`` and the trainer that trains it (not started; ``trainer`` when the
-    caller made it already, e.g. with engine.training.prepare)."""
+    caller made it already, e.g. with engine.training.prepare). ``from_weights``: the model holds
+    given weights, not the seed's; the folder keeps them to resume from."""
     from engine.runs.folder import Retention
 
     trainer = trainer if trainer is not None else Trainer(model, dataset, config)
@@ -212,6 +213,8 @@ def new_run(path: str | os.PathLike, model: Model, dataset: Dataset, config: Tra
                               name=name, architecture_name=architecture_name)
     folder.record["seed"] = model.seed
     folder.write_record()
+    if from_weights:
+        folder.save_start_weights(trainer.model)
     return folder, trainer
 
 
@@ -243,9 +246,12 @@ def prepare_resume(path: str | os.PathLike, dataset: Dataset | None = None, epoc
     model = Model(record["architecture"], seed=int(record.get("seed", config.seed)))
     trainer = Trainer(model, dataset, config)
     state = folder.latest_state()
+    start = folder.start_weights() if state is None else None
+    if start is not None:
+        model.set_weights(start)
     if state is None and folder.epochs_completed:
-        message = (f"{folder.id}: no usable checkpoint is left; the run starts again from epoch 1 "
-                   "(with the same seed it repeats the same epochs)")
+        again = "from its starting weights" if start is not None else "(with the same seed it repeats the same epochs)"
+        message = f"{folder.id}: no usable checkpoint is left; the run starts again from epoch 1 {again}"
         folder.add_warning(message)
         warnings.warn(message, RuntimeWarning, stacklevel=2)
     if state is not None:

@@ -268,3 +268,40 @@ def test_training_time_leaves_out_pauses_and_counts_a_stopped_epoch(tmp_path, da
     assert timings["unfinished_seconds"] > 0  # the two batches of epoch 2 are
     assert timings["training_seconds"] == pytest.approx(first + timings["unfinished_seconds"], abs=2e-3)
     assert timings["training_seconds"] == pytest.approx(latest[-1], abs=0.05)
+
+
+def test_a_run_from_given_weights_stopped_before_its_first_checkpoint_resumes_from_them(tmp_path, data):
+    """Fine-tuning: the folder keeps the starting weights, so an early stop does not lose them."""
+    from engine.training import BatchEnd
+
+    start = Model(NET, seed=7).get_weights()  # not what the run's seed (0) makes
+    model = Model(NET, seed=CONFIG.seed)
+    model.set_weights(start)
+    folder, trainer = new_run(tmp_path / "run", model, data, CONFIG, dataset_reference(data, None),
+                              from_weights=True)
+    assert (tmp_path / "run" / "start-weights.npz").exists()
+
+    def stop_at_once(event) -> None:
+        if isinstance(event, BatchEnd):
+            trainer.stop()
+
+    train_in_folder(folder, trainer, stop_at_once)
+    assert RunFolder.open(tmp_path / "run").checkpoints() == []
+    _, resumed = prepare_resume(tmp_path / "run", data)
+    assert resumed.epoch == 0
+    for name, value in resumed.model.get_weights().items():
+        np.testing.assert_array_equal(value, start[name], err_msg=name)
+    # A run from the seed's weights keeps no such file and resumes from the seed's weights again.
+    folder, trainer = new_run(tmp_path / "fresh", Model(NET, seed=CONFIG.seed), data, CONFIG,
+                              dataset_reference(data, None))
+    assert not (tmp_path / "fresh" / "start-weights.npz").exists() and folder.start_weights() is None
+
+
+def test_unreadable_starting_weights_are_an_error_not_fresh_weights(tmp_path, data):
+    model = Model(NET, seed=3)
+    folder, _ = new_run(tmp_path / "run", model, data, CONFIG, dataset_reference(data, None), from_weights=True)
+    folder.record["status"] = "stopped"
+    folder.write_record()
+    (tmp_path / "run" / "start-weights.npz").write_bytes(b"not a weight file")
+    with pytest.raises(RunError, match="started from"):
+        prepare_resume(tmp_path / "run", data)
