@@ -366,13 +366,16 @@ def _outcome_status(finished: Any) -> int:
     return 3
 
 
-def _prepare(doc: dict[str, Any], dataset: Any, config: Any,
-             weights: dict[str, np.ndarray] | None = None) -> tuple[Any, Any]:
+def _prepare(doc: dict[str, Any], dataset: Any, config: Any, weights: dict[str, np.ndarray] | None = None,
+             args: argparse.Namespace | None = None) -> tuple[Any, Any]:
+    """The model and trainer; with ``weights``, the weight file's preprocessing (``args.start``)
+    normalises the data as the weights were trained."""
     from engine.errors import ClassCountError, InputShapeError
     from engine.training import prepare
 
+    start = getattr(args, "start", None) if weights is not None else None
     try:
-        return prepare(doc, dataset, config, weights=weights)
+        return prepare(doc, dataset, config, weights=weights, preprocessing=start.preprocessing if start else None)
     except InputShapeError as exc:
         raise EngineError(f"{exc} (--adapt-input gives the network the dataset's shape)") from None
     except ClassCountError as exc:
@@ -392,7 +395,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if run_dir is not None:
         _refuse_existing_run(run_dir, doc)
     _describe(dataset)
-    model, trainer = _prepare(doc, dataset, config, weights)
+    model, trainer = _prepare(doc, dataset, config, weights, args)
     if weights is not None:
         print(f"starting from the weights in {args.architecture}")
     if not args.out and run_dir is None:

@@ -147,10 +147,11 @@ class History:
 
 
 def prepare(architecture: dict[str, Any] | str | os.PathLike, dataset: Dataset, config: TrainConfig | None = None,
-            *, weights: dict[str, np.ndarray] | None = None) -> tuple[Model, Trainer]:
+            *, weights: dict[str, np.ndarray] | None = None,
+            preprocessing: dict[str, Any] | None = None) -> tuple[Model, Trainer]:
     """Check that ``architecture`` (a document or its file) can train on ``dataset`` with ``config``,
     then build the model (seeded with ``config.seed``; starting from ``weights`` when given) and
-    its trainer.
+    its trainer. ``preprocessing``: the starting weights' record of their inputs (see Trainer).
 
     Raises the first problem found (see engine.preflight.training_problems) before any weight is
     allocated: a SettingError, an ArchitectureError (ClassifierHeadError, ClassCountError, ...),
@@ -166,7 +167,7 @@ def prepare(architecture: dict[str, Any] | str | os.PathLike, dataset: Dataset, 
     model = Model(doc, seed=config.seed)
     if weights is not None:
         model.set_weights(weights)
-    return model, Trainer(model, dataset, config, _checked=True)
+    return model, Trainer(model, dataset, config, preprocessing=preprocessing, _checked=True)
 
 
 def train_step(model: Model, optimizer: Optimizer, x: np.ndarray, y: np.ndarray,
@@ -194,7 +195,10 @@ class Trainer:
     """Trains ``model`` on ``dataset``'s training part, holding out a seeded validation split."""
 
     def __init__(self, model: Model, dataset: Dataset, config: TrainConfig | None = None, *,
-                 _checked: bool = False) -> None:
+                 preprocessing: dict[str, Any] | None = None, _checked: bool = False) -> None:
+        """``preprocessing``: for a model holding trained weights (fine-tuning), the record of the
+        inputs they were trained on (Model.preprocessing); their mean and std then normalise the
+        dataset, so that the weights see inputs like those they learnt from."""
         self.config = config or TrainConfig()
         if not _checked:  # prepare() has checked already
             check_training(model.analysis, dataset, self.config)
@@ -203,7 +207,7 @@ class Trainer:
                                   self.config.momentum, built=True)
         self.model = model
         self.dataset = dataset.standardized() if self.config.standardize else dataset
-        model.preprocessing = self.dataset.normalization.to_dict()
+        self._normalize_as(preprocessing)
         self.train_idx, self.val_idx = self.dataset.split(self.config.validation_split, self.config.seed)
         self.optimizer = self.config.make_optimizer()
         self.rng = np.random.default_rng(self.config.seed)
@@ -433,6 +437,18 @@ class Trainer:
             log=self.log.copy(),
         )
 
+    def _normalize_as(self, preprocessing: dict[str, Any] | None) -> None:
+        """Normalise the data with the mean and std of ``preprocessing`` where it has them (see
+        __init__), and record what the model is trained on."""
+        self.dataset = self.dataset.centered_as(preprocessing)
+        self.model.preprocessing = self.dataset.normalization.to_dict()
+
+    def load_weights(self, weights: dict[str, np.ndarray], preprocessing: dict[str, Any] | None) -> None:
+        """Start from ``weights`` (a run resumed before its first checkpoint), normalising as they
+        were trained (see __init__)."""
+        self.model.set_weights(weights)
+        self._normalize_as(preprocessing)
+
     def load_state_dict(self, state: TrainerState) -> None:
         """Continue from ``state``: the next epoch is state.epoch + 1, bit-identical to the run
         that saved it. Raises TrainingError for a state of another network or other settings."""
@@ -443,7 +459,7 @@ class Trainer:
             raise TrainingError(f"the saved training state belongs to another network ({difference})")
         training_state.check_binding_settings(state.config, self.config.to_dict())
         self.model.set_weights(state.weights)
-        self.model.preprocessing = dict(state.preprocessing)
+        self._normalize_as(state.preprocessing)
         self.optimizer.load_state_dict(state.optimizer, state.optimizer_slots)
         self._set_generator_states(state.rngs)
         self.schedule.base_lr = float(state.schedule["base_lr"])

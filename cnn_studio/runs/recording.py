@@ -50,7 +50,7 @@ def start_recording(recording: RunRecording, trainer: Trainer, dataset: Dataset,
             if state is not None:
                 trainer.load_state_dict(state)
             elif (start := folder.start_weights()) is not None:
-                trainer.model.set_weights(start)
+                trainer.load_weights(*start)
         else:
             ref = dataset_reference(dataset, recording.dataset_spec)
             folder = RunFolder.create(recording.path, architecture=trainer.model.architecture, dataset=ref,

@@ -204,8 +204,10 @@ class TrainingControls(QObject):
             self.update()
             return
         imported = self.trained.start_weights_for(architecture)
+        preprocessing = self.trained.imported_preprocessing() if imported is not None else None
         try:
-            self.runner.start(architecture, dataset, config, initial_weights=imported)
+            self.runner.start(architecture, dataset, config, initial_weights=imported,
+                              initial_preprocessing=preprocessing)
         except (EngineError, ValueError) as exc:
             self.notify("error", "Cannot start training", str(exc))
             self.update()

@@ -149,13 +149,15 @@ class TrainingRunner(QObject):
 
     # -- runs ---------------------------------------------------------------------------------------------
     def start(self, architecture: dict[str, Any], dataset: Dataset, config: TrainConfig,
-              initial_weights: dict[str, np.ndarray] | None = None, recording: RunRecording | None = None) -> None:
+              initial_weights: dict[str, np.ndarray] | None = None, recording: RunRecording | None = None,
+              initial_preprocessing: dict[str, Any] | None = None) -> None:
         """Train a network built from a copy of ``architecture`` on ``dataset``.
 
         It starts from ``initial_weights`` when given (e.g. imported ones), else from a fresh seeded
-        initialisation. The run is kept on disk as ``recording`` says (by default as ``recording_for``
-        says); a recording with ``resume`` continues the interrupted run in its folder from its last
-        checkpoint, up to its planned epochs.
+        initialisation; ``initial_preprocessing`` (their record of the inputs they were trained on)
+        then normalises the data as they expect. The run is kept on disk as ``recording`` says (by
+        default as ``recording_for`` says); a recording with ``resume`` continues the interrupted run
+        in its folder from its last checkpoint, up to its planned epochs.
 
         Raises the engine's typed errors (engine.preflight) at once, before any thread starts, for
         whatever can be seen without training: a setting out of range, an invalid architecture, the
@@ -168,7 +170,8 @@ class TrainingRunner(QObject):
         if recording is None and self.recording_for is not None:
             recording = self.recording_for(architecture, dataset, config)
         self._retire_worker()
-        worker = TrainingWorker(architecture, dataset, config, initial_weights=initial_weights, recording=recording)
+        worker = TrainingWorker(architecture, dataset, config, initial_weights=initial_weights,
+                                initial_preprocessing=initial_preprocessing, recording=recording)
         self._recording = recording
         thread = new_thread("training", worker)
         worker.event.connect(self._on_worker_event)

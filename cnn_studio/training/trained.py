@@ -136,6 +136,11 @@ class TrainedNetwork(QObject):
         weights = self._imported.get_weights()
         return weights if {k: v.shape for k, v in weights.items()} == shapes else None
 
+    def imported_preprocessing(self) -> dict[str, Any] | None:
+        """The imported weights' record of the inputs they were trained on (None: nothing imported):
+        training from them normalises the data with its mean and std."""
+        return None if self._imported is None else copy.deepcopy(self._imported.preprocessing)
+
     # -- writing: the training runner ----------------------------------------------------------------------
     def begin_run(self, architecture: dict[str, Any], dataset: Dataset, seed: int) -> None:
         """A fresh run of ``architecture`` on ``dataset`` starts: its first snapshot brings the weights.

@@ -108,10 +108,12 @@ class TrainingWorker(QObject):
                  *, batch_emit_interval: float = 1.0 / BATCH_EMITS_PER_SECOND,
                  probe_interval: float = 1.0 / PROBES_PER_SECOND,
                  initial_weights: dict[str, np.ndarray] | None = None,
+                 initial_preprocessing: dict[str, Any] | None = None,
                  recording: RunRecording | None = None) -> None:
         super().__init__()
         self.architecture = copy.deepcopy(architecture)
         self.initial_weights = initial_weights
+        self.initial_preprocessing = initial_preprocessing
         # Where the run is kept on disk (None: not kept); its session writes from this thread.
         self.recording = recording
         self.run_session: RunSession | None = None
@@ -199,7 +201,9 @@ class TrainingWorker(QObject):
 
     def _build_trainer(self) -> Trainer:
         self._send(Status("Building the network…"))
-        _model, trainer = prepare(self.architecture, self.dataset, self.config, weights=self.initial_weights)
+        preprocessing = self.initial_preprocessing if self.initial_weights is not None else None
+        _model, trainer = prepare(self.architecture, self.dataset, self.config, weights=self.initial_weights,
+                                  preprocessing=preprocessing)
         from_weights, self.initial_weights = self.initial_weights is not None, None
         if self.recording is not None:
             self.run_session = start_recording(self.recording, trainer, self.dataset, self._send_warning,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -170,6 +171,17 @@ class Dataset:
         std = np.maximum(np.sqrt(var) * scale, 1e-6)
         norm = Normalization(scale=scale, mean=tuple(float(m) for m in mean * scale),
                              std=tuple(float(s) for s in std))
+        return dataclasses.replace(self, normalization=norm)
+
+    def centered_as(self, preprocessing: dict[str, Any] | None) -> Dataset:
+        """Same storage, centred with the mean and std of ``preprocessing`` (the record of the inputs
+        some weights were trained on; both measured after scaling), this dataset's own scale kept.
+        Itself when the record centres nothing or is for another number of channels."""
+        mean = (preprocessing or {}).get("mean")
+        std = (preprocessing or {}).get("std")
+        if mean is None or std is None or len(mean) != self.x_train.shape[3]:
+            return self
+        norm = Normalization(scale=self.normalization.scale, mean=tuple(mean), std=tuple(std))
         return dataclasses.replace(self, normalization=norm)
 
     def subset(self, n_train: int, n_test: int, seed: int = 0) -> Dataset:

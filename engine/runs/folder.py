@@ -216,16 +216,18 @@ class RunFolder:
             self.record["start_weights"] = START_WEIGHTS
             self.write_record()
 
-    def start_weights(self) -> dict[str, np.ndarray] | None:
-        """The tensors the run started from when they were kept (save_start_weights), else None.
-        RunError when they were kept but cannot be read: fresh weights would silently lose them."""
+    def start_weights(self) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+        """(tensors, preprocessing) the run started from when they were kept (save_start_weights),
+        else None. RunError when they were kept but cannot be read: fresh weights would silently
+        lose them."""
         from engine.weights import read_weight_file
 
         if not self.record.get("start_weights"):
             return None
         path = self.path / START_WEIGHTS
         try:
-            return read_weight_file(path)[2]
+            _, preprocessing, tensors = read_weight_file(path)
+            return tensors, preprocessing
         except (OSError, ValueError, EngineError) as exc:
             raise RunError(f"{self.id}: the weights this run started from ({path.name}) cannot be read ({exc}); "
                            "start a new run from the original weight file instead") from None

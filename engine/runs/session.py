@@ -248,7 +248,7 @@ def prepare_resume(path: str | os.PathLike, dataset: Dataset | None = None, epoc
     state = folder.latest_state()
     start = folder.start_weights() if state is None else None
     if start is not None:
-        model.set_weights(start)
+        trainer.load_weights(*start)
     if state is None and folder.epochs_completed:
         again = "from its starting weights" if start is not None else "(with the same seed it repeats the same epochs)"
         message = f"{folder.id}: no usable checkpoint is left; the run starts again from epoch 1 {again}"

@@ -113,3 +113,16 @@ def test_an_architecture_file_still_trains_from_fresh_weights(files, capsys):
     assert train(str(doc), "--data", str(npz), "--adapt-output", "--freeze", "conv") == 0
     printed = capsys.readouterr().out
     assert "starting from the weights" not in printed and "head now has 3 units (it had 5)" in printed
+
+
+def test_weights_trained_on_centred_inputs_fine_tune_on_centred_inputs(files, capsys):
+    """An import's --mean/--std (or a run with standardised inputs) stays how the data is normalised."""
+    tmp, _, npz = files
+    model = Model(PRETRAINED, seed=3)
+    model.preprocessing = {"scale": 1 / 255, "mean": [0.2], "std": [0.3]}
+    weights = save_weights(model, tmp / "centred.npz")
+    out, run = tmp / "tuned.npz", tmp / "run"
+    assert train(str(weights), "--data", str(npz), "--adapt-output", "--out", str(out)) == 0
+    assert load_weights(out).preprocessing["mean"] == [0.2] and load_weights(out).preprocessing["std"] == [0.3]
+    assert train(str(weights), "--data", str(npz), "--adapt-output", "--run-dir", str(run)) == 0
+    assert load_weights(run / "start-weights.npz").preprocessing["mean"] == [0.2]

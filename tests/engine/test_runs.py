@@ -297,6 +297,38 @@ def test_a_run_from_given_weights_stopped_before_its_first_checkpoint_resumes_fr
     assert not (tmp_path / "fresh" / "start-weights.npz").exists() and folder.start_weights() is None
 
 
+def test_fine_tuning_normalises_as_the_starting_weights_were_trained(tmp_path, data):
+    """Weights trained on centred inputs (an import's --mean/--std) keep seeing such inputs, also
+    after a resume from a checkpoint or from the starting weights."""
+    from engine.training import prepare
+
+    preprocessing = {"scale": 1 / 255, "mean": [0.25], "std": [0.5]}
+    start = Model(NET, seed=7).get_weights()
+    model, trainer = prepare(NET, data, CONFIG, weights=start, preprocessing=preprocessing)
+    assert trainer.dataset.normalization.mean == (0.25,) and trainer.dataset.normalization.std == (0.5,)
+    assert model.preprocessing["mean"] == [0.25] and model.preprocessing["scale"] == data.normalization.scale
+    raw = data.x_train[:2]
+    np.testing.assert_allclose(trainer.dataset.normalized("train", np.arange(2)),
+                               (raw * np.float32(data.normalization.scale) - 0.25) / 0.5, rtol=1e-6)
+    # Another channel count (a network adapted to other data) leaves the data's own normalisation.
+    _, other = prepare(NET, data, CONFIG, preprocessing={"scale": 1.0, "mean": [0.4, 0.4, 0.4], "std": [0.2] * 3})
+    assert other.dataset.normalization == data.normalization
+
+    folder, trainer = new_run(tmp_path / "run", model, data, CONFIG, dataset_reference(data, None),
+                              trainer=trainer, from_weights=True)
+    _, resumed = prepare_resume(tmp_path / "run", data)  # from the starting weights
+    assert resumed.dataset.normalization == trainer.dataset.normalization
+    config = TrainConfig(epochs=1, batch_size=16)
+    _, trainer = prepare(NET, data, config, weights=start, preprocessing=preprocessing)
+    folder, trainer = new_run(tmp_path / "trained", trainer.model, data, config, dataset_reference(data, None),
+                              trainer=trainer, from_weights=True)
+    train_in_folder(folder, trainer)
+    folder.record["status"], folder.record["epochs_planned"] = "stopped", 2
+    folder.write_record()
+    _, resumed = prepare_resume(tmp_path / "trained", data)  # from its epoch-1 checkpoint
+    assert resumed.epoch == 1 and resumed.dataset.normalization == trainer.dataset.normalization
+
+
 def test_unreadable_starting_weights_are_an_error_not_fresh_weights(tmp_path, data):
     model = Model(NET, seed=3)
     folder, _ = new_run(tmp_path / "run", model, data, CONFIG, dataset_reference(data, None), from_weights=True)

@@ -373,3 +373,17 @@ def test_imported_weights_mark_the_last_results_stale_and_start_trains_on_from_t
     for name, value in imported.get_weights().items():
         np.testing.assert_allclose(trained[name], value, atol=1e-4)
         assert not np.allclose(trained[name], fresh[name], atol=1e-4) or not value.any()
+
+
+def test_training_from_imported_weights_normalises_the_data_as_they_were_trained(qtbot, window, data):
+    """Weights trained on centred inputs (e.g. with Standardize inputs, or an import's mean and std)
+    go on seeing such inputs: Start normalises the data with their mean and std."""
+    panel = window.training_panel
+    imported = Model(SMALL_CNN, seed=99)
+    imported.preprocessing = {"scale": 1 / 255, "mean": [0.3], "std": [0.4]}
+    panel.session.trained.adopt(imported, data)
+    configure(panel, epochs=1)
+    with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS):
+        panel.start_button.click()
+    preprocessing = panel.session.trained.model().preprocessing
+    assert preprocessing["mean"] == [0.3] and preprocessing["std"] == [0.4]
