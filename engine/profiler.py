@@ -33,6 +33,9 @@ class ProfileRow:
     forward_s: float
     backward_s: float
     activation_bytes: int = 0
+    # For layers fused into one kernel: each one's part of the row's time, measured by running them
+    # one by one on the same input (empty: an even split).
+    parts: tuple[float, ...] = ()
 
     @property
     def total_s(self) -> float:
@@ -59,11 +62,13 @@ class Profile:
         return self.batch_size / self.step_s if self.step_s > 0 else 0.0
 
     def layer_shares(self) -> dict[str, float]:
-        """Each layer's share of the step (layers fused into one kernel share its time equally)."""
+        """Each layer's share of the step; layers fused into one kernel split its time in the parts
+        measured for them one by one (ProfileRow.parts)."""
         shares: dict[str, float] = {}
         for row in self.rows:
-            for name in row.layers:
-                shares[name] = self.share(row) / len(row.layers)
+            parts = row.parts if len(row.parts) == len(row.layers) else (1 / max(len(row.layers), 1),) * len(row.layers)
+            for name, part in zip(row.layers, parts):
+                shares[name] = self.share(row) * part
         return shares
 
     def table(self) -> str:
@@ -96,11 +101,13 @@ class _Timed:
         self.forward_s = 0.0
         self.backward_s = 0.0
         self.output_bytes = 0
+        self.last_input: Any = None
         self._forward: Callable[..., Any] = op.forward
         self._backward: Callable[..., Any] = op.backward
 
     def install(self) -> None:
         def forward(*args: Any, **kwargs: Any) -> Any:
+            self.last_input = args[0] if args else None
             start = time.perf_counter()
             out = self._forward(*args, **kwargs)
             self.forward_s += time.perf_counter() - start
@@ -127,6 +134,32 @@ class _Timed:
 def _node_layers(model: Model, node: Any) -> tuple[str, ...]:
     first = next(i for i, layer in enumerate(model.layers) if layer is node.first)
     return tuple(model.names[first:node.output])
+
+
+def _fused_parts(model: Model, node: Any, x: np.ndarray, repeats: int = 2) -> tuple[float, ...]:
+    """How a fused run of layers' time splits among them: the run's layers timed one by one (forward
+    in training, then backward) on the input the fused kernel had, the fastest of ``repeats``."""
+    first = next(i for i, layer in enumerate(model.layers) if layer is node.first)
+    layers = model.layers[first:node.output]
+    best = [float("inf")] * len(layers)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(repeats):
+            times = [0.0] * len(layers)
+            value = x
+            for i, layer in enumerate(layers):
+                start = time.perf_counter()
+                value = layer.forward(value, True)
+                times[i] += time.perf_counter() - start
+            grad = np.ones_like(value)
+            for i in reversed(range(len(layers))):
+                start = time.perf_counter()
+                grad = layers[i].backward(grad)
+                times[i] += time.perf_counter() - start
+                if grad is None:
+                    break
+            best = [min(b, t) for b, t in zip(best, times)]
+    total = sum(best)
+    return tuple(t / total for t in best) if total > 0 else ()
 
 
 def profile_training(model: Model, x: np.ndarray, y: np.ndarray, optimizer: Optimizer, batch_size: int = 64,
@@ -179,8 +212,11 @@ def profile_training(model: Model, x: np.ndarray, y: np.ndarray, optimizer: Opti
     rows = []
     for node, timer in zip(nodes, timers):
         names = _node_layers(model, node)
+        parts = ()
+        if len(names) > 1 and isinstance(timer.last_input, np.ndarray):
+            parts = _fused_parts(model, node, timer.last_input)
         rows.append(ProfileRow(" + ".join(names), names, timer.forward_s / steps, timer.backward_s / steps,
-                               timer.output_bytes))
+                               timer.output_bytes, parts))
     rows.append(ProfileRow("loss (softmax cross-entropy)", (), loss_s / steps, 0.0))
     rows.append(ProfileRow(f"update ({getattr(optimizer, 'name', 'optimizer')})", (), 0.0, update_s / steps))
     return Profile(tuple(rows), step_s / steps, batch_size, steps)

@@ -4,8 +4,8 @@
 settings, runs a few training steps on the chosen dataset on a background thread (one warm-up, then
 the timed ones; engine.profiler) and lists each step of the run plan with its forward and backward
 time, its share of the step and the activation memory it keeps for the backward pass. The canvas can
-colour its blocks by time (layers the engine fuses into one kernel share their time). A design
-edited since the profile is marked: its numbers belong to the design as it was.
+colour its blocks by time (layers the engine fuses into one kernel split its time as they take it
+one by one). A design edited since the profile is marked: its numbers belong to the design as it was.
 """
 
 from __future__ import annotations

@@ -37,8 +37,11 @@ def test_the_rows_add_up_to_the_measured_step():
     conv = profile.rows[0]
     assert conv.forward_s > 0 and conv.backward_s > 0
     assert conv.activation_bytes == 32 * 5 * 5 * 4 * 4  # the pooled float32 output of one batch
+    # The fused kernel's time goes to its layers in the parts measured for them one by one.
+    assert len(conv.parts) == 2 and sum(conv.parts) == pytest.approx(1)
     shares = profile.layer_shares()
-    assert shares["conv2d_1"] == shares["max_pool2d_1"] == pytest.approx(profile.share(conv) / 2)
+    assert shares["conv2d_1"] + shares["max_pool2d_1"] == pytest.approx(profile.share(conv))
+    assert shares["conv2d_1"] > shares["max_pool2d_1"]
     assert "step" in profile.table() and "images/s" in profile.table()
 
 
@@ -72,3 +75,21 @@ def test_the_command_line_prints_the_profile(capsys):
                  "--batch-size", "32", "--processes", "1"]) == 0
     out = capsys.readouterr().out
     assert "conv2d_1 + max_pool2d_1" in out and "update (sgd)" in out and "32 images" in out
+
+
+def test_a_fused_convolution_and_batch_norm_split_their_time_as_measured():
+    """The canvas's colouring shows a convolution's time on the convolution, not spread evenly over
+    the batch norm and ReLU fused with it."""
+    doc = {"format": "cnn-studio.architecture/2", "input": {"shape": [16, 16, 8]}, "layers": [
+        {"type": "Conv2D", "filters": 32, "kernel_size": 3, "padding": "same", "use_bias": False},
+        {"type": "BatchNorm"}, {"type": "ReLU"},
+        {"type": "GlobalAvgPool2D"}, {"type": "Dense", "units": 3, "activation": "softmax"}]}
+    model = Model(doc, seed=0)
+    x, y = batches(model, 64)
+    profile = profile_training(model, x, y, make_optimizer("sgd", lr=0.01), batch_size=32, steps=2)
+    fused = profile.rows[0]
+    assert fused.layers == ("conv2d_1", "batch_norm_1", "relu_1")
+    shares = profile.layer_shares()
+    conv, norm, relu = (shares[name] for name in fused.layers)
+    assert conv + norm + relu == pytest.approx(profile.share(fused))
+    assert conv > relu

@@ -44,7 +44,8 @@ def test_profile_fills_the_table_and_colours_the_canvas(qtbot, window):
     assert set(heat) == {spec["id"] for spec in layers}
     assert max(fraction for fraction, _ in heat.values()) == 1.0
     conv, pool = layers[0]["id"], layers[1]["id"]
-    assert heat[conv] == heat[pool] and "ms" in heat[conv][1] and "%" in heat[conv][1]
+    # The fused convolution and pooling split their kernel's time as measured one by one.
+    assert "ms" in heat[conv][1] and "%" in heat[conv][1] and heat[pool][0] > 0
     assert window.canvas.block(conv).heat == heat[conv]
     assert heat == block_heat(profile, {"conv2d_1": conv, "max_pool2d_1": pool, "flatten_1": layers[2]["id"],
                                         "dense_1": layers[3]["id"]})
