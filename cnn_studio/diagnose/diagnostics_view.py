@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from cnn_studio.flow_layout import FlowLayout
 from cnn_studio.training.plots import make_plot
+from cnn_studio.training.run_colors import RUN_COLORS
 from cnn_studio.turning_splitter import TurningSplitter, vertically_scrolling
 from engine.doctor import Diagnosis, DoctorReport, EpochRecord, Fix
 
@@ -65,8 +66,16 @@ def fit_axis_title(plot: pg.PlotWidget, titles: tuple[str, ...]) -> None:
     refit()
 
 
-def layer_colours(names: list[str]) -> dict[str, pg.QtGui.QColor]:
-    return {name: pg.intColor(i, hues=max(len(names), 6), values=1, maxValue=220) for i, name in enumerate(names)}
+# After the palette's seven hues, layers take them again with another line pattern.
+LINE_PATTERNS = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine)
+
+
+def layer_pens(names: list[str]) -> dict[str, tuple[str, Qt.PenStyle]]:
+    """Each layer's (colour, line pattern): the colour-blind safe hues of the Train tab's runs, the
+    pattern telling apart layers whose hue comes round again."""
+    count = len(RUN_COLORS)
+    return {name: (RUN_COLORS[i % count], LINE_PATTERNS[(i // count) % len(LINE_PATTERNS)])
+            for i, name in enumerate(names)}
 
 
 class DiagnosisCard(QFrame):
@@ -200,8 +209,8 @@ class DiagnosticsView(QWidget):
             fit_axis_title(plot, titles)
         self.units_plot.getPlotItem().setYRange(0, 100)
         self.healthy_line = pg.InfiniteLine(pos=math.log10(HEALTHY_RATIO), angle=0,
-                                            pen=pg.mkPen("#27ae60", width=1, style=Qt.PenStyle.DashLine),
-                                            label="healthy ≈ 1e-3", labelOpts={"color": "#27ae60",
+                                            pen=pg.mkPen("#7f7f7f", width=1, style=Qt.PenStyle.DashLine),
+                                            label="healthy ≈ 1e-3", labelOpts={"color": "#555555",
                                                                                  "position": 0.1})
         self.ratio_plot.addItem(self.healthy_line)
         plots = QSplitter(Qt.Orientation.Vertical)
@@ -356,7 +365,7 @@ class DiagnosticsView(QWidget):
             return
         epochs = np.array([r.epoch for r in records], dtype=np.float64)
         names = [entry.name for entry in records[-1].layers]
-        colours = layer_colours(names)
+        pens = layer_pens(names)
 
         def series(get) -> dict[str, np.ndarray]:
             out = {}
@@ -372,13 +381,15 @@ class DiagnosticsView(QWidget):
 
         positive = lambda a: np.where(a > 0, a, np.nan)  # noqa: E731 (log axes show nothing for zero)
         self._curves("gradient", self.gradient_plot, epochs,
-                     {k: positive(v) for k, v in series(lambda e: e.gradient_rms).items()}, colours)
+                     {k: positive(v) for k, v in series(lambda e: e.gradient_rms).items()}, pens)
         self._curves("ratio", self.ratio_plot, epochs,
-                     {k: positive(v) for k, v in series(lambda e: e.update_ratio).items()}, colours)
+                     {k: positive(v) for k, v in series(lambda e: e.update_ratio).items()}, pens)
         dead = {f"{k} dead": 100 * v for k, v in series(lambda e: e.dead_fraction).items()}
         saturated = {f"{k} saturated": 100 * v for k, v in series(lambda e: e.saturated_fraction).items()}
-        unit_colours = {f"{k} {what}": c for k, c in colours.items() for what in ("dead", "saturated")}
-        self._curves("units", self.units_plot, epochs, {**dead, **saturated}, unit_colours)
+        unit_pens = {f"{k} {what}": pen for k, pen in pens.items() for what in ("dead", "saturated")}
+        # A layer's dead and saturated units share its hue: round points for dead, triangles for saturated.
+        symbols = {f"{k} saturated": "t" for k in pens}
+        self._curves("units", self.units_plot, epochs, {**dead, **saturated}, unit_pens, symbols)
         step = max(1, math.ceil(epochs[-1] / 10))  # whole epochs only, at most about ten labels
         for plot in (self.gradient_plot, self.ratio_plot, self.units_plot):
             plot.getPlotItem().setXRange(0.5, max(epochs[-1], 1) + 0.5, padding=0)
@@ -386,13 +397,14 @@ class DiagnosticsView(QWidget):
         self.units_plot.getPlotItem().setYRange(0, 100)
 
     def _curves(self, kind: str, plot: pg.PlotWidget, x: np.ndarray, data: dict[str, np.ndarray],
-                colours: dict[str, object]) -> None:
+                pens: dict[str, tuple[str, Qt.PenStyle]], symbols: dict[str, str] | None = None) -> None:
         curves = self.curves[kind]
         for name in [n for n in curves if n not in data]:
             plot.removeItem(curves.pop(name))
         for name, y in data.items():
             if name not in curves:
-                colour = colours.get(name, "#555555")
-                curves[name] = plot.plot([], [], name=name, pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
-                                         symbolBrush=colour, symbolPen=None, connect="finite")
+                colour, style = pens.get(name, ("#555555", Qt.PenStyle.SolidLine))
+                curves[name] = plot.plot([], [], name=name, pen=pg.mkPen(colour, width=2, style=style),
+                                         symbol=(symbols or {}).get(name, "o"), symbolSize=6, symbolBrush=colour,
+                                         symbolPen=None, connect="finite")
             curves[name].setData(x, y, connect="finite")

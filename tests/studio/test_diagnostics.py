@@ -272,3 +272,24 @@ def test_stacked_above_the_plots_the_advice_is_as_tall_as_its_cards(qtbot):
     view.set_report(dead_relu_report(("conv2d_1",)))
     qtbot.waitUntil(lambda: view.splitter.sizes()[0] < tall, timeout=5_000)
     assert view.splitter.sizes()[0] >= view.advice_height()
+
+
+def test_layer_curves_take_colour_blind_safe_hues_and_patterns_beyond_them(qtbot):
+    from cnn_studio.diagnose.diagnostics_view import DiagnosticsView
+    from cnn_studio.training.run_colors import RUN_COLORS
+    from engine.doctor.records import EpochRecord, LayerEpoch
+
+    layers = tuple(LayerEpoch(f"conv2d_{i}", "Conv2D", 0.1, 0.01, 1e-3, dead_fraction=0.1, saturated_fraction=0.05)
+                   for i in range(1, 10))
+    records = tuple(EpochRecord(e, 0.5, 0.5, 0.5, 0.5, 0.01, layers, (), (), 64) for e in (1, 2))
+    view = DiagnosticsView()
+    qtbot.addWidget(view)
+    view.set_report(DoctorReport(records, ()))
+    curves = view.curves["gradient"]
+    pens = [curves[f"conv2d_{i}"].opts["pen"] for i in range(1, 10)]
+    assert [pen.color().name().upper() for pen in pens[:7]] == [c.upper() for c in RUN_COLORS]
+    assert all(pen.style() == Qt.PenStyle.SolidLine for pen in pens[:7])
+    # The eighth layer takes the first hue again, dashed.
+    assert pens[7].color() == pens[0].color() and pens[7].style() == Qt.PenStyle.DashLine
+    units = view.curves["units"]
+    assert units["conv2d_1 dead"].opts["symbol"] == "o" and units["conv2d_1 saturated"].opts["symbol"] == "t"
