@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from cnn_studio.flow_layout import FlowLayout
 from cnn_studio.inspect.images import to_pixmap
@@ -60,10 +60,13 @@ def embedding_job(x_raw: np.ndarray, labels: np.ndarray, preprocessing: dict, la
 
 class EmbeddingView(QWidget):
     """``set_embedding(...)`` draws the points. Signals: ``settings_changed()`` (layer or method),
-    ``image_chosen(int)`` (a test index), ``cancel_requested()``."""
+    ``image_chosen(int)`` (a test index), ``cancel_requested()`` (stop a projection under way),
+    ``project_requested()`` (start again after a stop)."""
 
     settings_changed = Signal()
     image_chosen = Signal(int)
+    cancel_requested = Signal()
+    project_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -84,6 +87,14 @@ class EmbeddingView(QWidget):
         self.progress.setRange(0, 100)
         self.progress.setMaximumWidth(160)
         self.progress.setVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the projection (t-SNE on many images takes a while)")
+        self.cancel_button.setVisible(False)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.project_button = QPushButton("Project")
+        self.project_button.setToolTip("Project the layer's activations again")
+        self.project_button.setVisible(False)
+        self.project_button.clicked.connect(self.project_requested)
         self.plot = pg.PlotWidget(background="w")
         item = self.plot.getPlotItem()
         item.hideAxis("left")
@@ -105,6 +116,8 @@ class EmbeddingView(QWidget):
         controls.add_labelled("Layer", self.layer_box)
         controls.add_labelled("Projection", self.method_box)
         controls.addWidget(self.progress)
+        controls.addWidget(self.cancel_button)
+        controls.addWidget(self.project_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)
@@ -143,7 +156,19 @@ class EmbeddingView(QWidget):
 
     def set_busy(self, busy: bool, fraction: float = 0.0) -> None:
         self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        if busy:
+            self.project_button.setVisible(False)
         self.progress.setValue(int(round(100 * fraction)))
+
+    def show_stopped(self) -> None:
+        """A projection was cancelled: say so (the points shown, if any, are the last finished ones)
+        and offer to start again."""
+        self.set_busy(False)
+        shown = " The points shown are from the last projection that finished." if len(self.points) else ""
+        self.status.setText(f"Projection stopped.{shown} Press Project, or choose another layer or projection, "
+                            "to project again.")
+        self.project_button.setVisible(True)
 
     # -- drawing -------------------------------------------------------------------------------------------------
     def clear(self, text: str) -> None:
@@ -154,6 +179,7 @@ class EmbeddingView(QWidget):
         self.status.setText(text)
         self.preview.setVisible(False)
         self.set_busy(False)
+        self.project_button.setVisible(False)
 
     def set_embedding(self, points: np.ndarray, indices: np.ndarray, labels: np.ndarray, predictions: np.ndarray,
                       images: np.ndarray | None, scale: float, class_names: list[str], text: str) -> None:

@@ -80,6 +80,21 @@ class EmbeddingController(_Controller):
         self._request: tuple[str, str] | None = None
         view.settings_changed.connect(self.compute)
         view.image_chosen.connect(panel.open_test_image)
+        view.cancel_requested.connect(self._cancel)
+        view.project_requested.connect(self.compute)
+        self._stopping = False  # the user pressed Cancel (a job replaced by a newer one is cancelled too)
+
+    def _cancel(self) -> None:
+        self._stopping = True
+        self.worker.cancel(self.kind)
+
+    def cancelled(self) -> None:
+        if not self._stopping:
+            return  # replaced by a newer projection, whose progress the view shows
+        self._stopping = False
+        self.stale = True  # shown again, it projects again
+        self._request = None
+        self.view.show_stopped()
 
     def compute(self) -> None:
         images = self._test_images()
@@ -87,6 +102,7 @@ class EmbeddingController(_Controller):
             self.view.clear("The embedding needs a trained network and a test set that fits its input.")
             return
         layer, method = self.view.layer, self.view.method
+        self._stopping = False
         same = self._request == (layer, method) and len(self.view.points)
         reference = self.view.points if same else None
         self._request = (layer, method)
@@ -100,6 +116,7 @@ class EmbeddingController(_Controller):
 
     def done(self, result: Any) -> None:
         layer, method, indices, embedding, predictions = result
+        self._stopping = False  # finished before a Cancel could stop it
         if (layer, method) != self._request:
             return
         data = self.dataset

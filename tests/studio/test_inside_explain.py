@@ -124,6 +124,41 @@ def test_a_long_computation_reports_progress_and_can_be_cancelled(qtbot, panel, 
     assert view.result is None or view.result.method != "smoothgrad"
 
 
+def test_a_projection_can_be_cancelled_and_started_again(qtbot, panel, small, monkeypatch):
+    import threading
+
+    import cnn_studio.inspect.embedding_view as embedding_module
+
+    gate = threading.Event()
+    real = embedding_module.embed
+
+    def held(*args, progress=None, cancelled=None, **kwargs):
+        progress(0.1)
+        gate.wait(30)
+        if cancelled():
+            from engine.explain import Cancelled
+
+            raise Cancelled()
+        return real(*args, progress=progress, cancelled=cancelled, **kwargs)
+
+    monkeypatch.setattr(embedding_module, "embed", held)
+    model, dataset = small
+    view = panel.embedding
+    with qtbot.waitSignal(panel.slow_worker.job_progress, timeout=WAIT_MS):
+        panel.set_model(model, dataset)
+        panel.views.setCurrentWidget(view)
+    assert view.progress.isVisible() and view.cancel_button.isVisible() and not view.project_button.isVisible()
+    with qtbot.waitSignal(panel.slow_worker.job_cancelled, timeout=WAIT_MS):
+        qtbot.mouseClick(view.cancel_button, Qt.MouseButton.LeftButton)
+        gate.set()
+    assert not view.progress.isVisible() and not view.cancel_button.isVisible()
+    assert "Projection stopped" in view.status.text() and view.project_button.isVisible()
+    assert not len(view.points)
+    qtbot.mouseClick(view.project_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(view.points) == len(dataset.y_test), timeout=WAIT_MS)
+    assert "misclassified" in view.status.text() and not view.project_button.isVisible()
+
+
 def test_grad_cam_of_a_branching_network_in_the_view(qtbot, panel):
     model = Model.from_architecture(RESIDUAL, seed=1)
     rng = np.random.default_rng(0)
