@@ -365,7 +365,13 @@ class DiagnosticsView(QWidget):
             return
         epochs = np.array([r.epoch for r in records], dtype=np.float64)
         names = [entry.name for entry in records[-1].layers]
-        pens = layer_pens(names)
+        # Hues go to the layers some plot shows (pooling and flattening have nothing to plot), in order.
+        plotted = [name for name in names if any(
+            (entry := record.layer(name)) is not None and any(
+                getattr(entry, field) is not None
+                for field in ("gradient_rms", "update_ratio", "dead_fraction", "saturated_fraction"))
+            for record in records)]
+        pens = layer_pens(plotted)
 
         def series(get) -> dict[str, np.ndarray]:
             out = {}
