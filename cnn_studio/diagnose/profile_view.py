@@ -198,7 +198,8 @@ class ProfileView(QWidget):
         self.summary.setText(
             f"{described}: one training step of {profile.batch_size} images takes {profile.step_s * 1e3:.1f} ms "
             f"({profile.images_per_second:,.0f} images/s), the mean of {profile.steps} steps. Layers the engine runs "
-            "as one kernel (a convolution with its pooling, say) are timed together.")
+            "as one kernel (a convolution with its pooling, say) are timed together; on the canvas their time is split "
+            "as they take it run one by one.")
         self.set_busy(False)
 
     def clear(self) -> None:
