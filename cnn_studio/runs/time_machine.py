@@ -9,6 +9,7 @@ while scrubbing are skipped), and recent epochs stay cached, so the slider never
 from __future__ import annotations
 
 import html
+import math
 import re
 import threading
 from collections import OrderedDict
@@ -136,6 +137,8 @@ class TimeMachine(QObject):
         self.runs: list[tuple[str, str]] = []  # (run folder, label) of runs with checkpoints, newest first
         self.run_id = ""  # the chosen run's folder ("" when none)
         self.epochs: list[int] = []
+        self._rates: dict[int, float] = {}  # the chosen run's learning rate per epoch, as trained
+        self._base_rate: float | None = None  # ... and as set when it started
         self.epoch = 0
         self.active = False  # a past epoch is shown (not the latest weights)
         self.enabled = True  # False while a run trains
@@ -175,10 +178,19 @@ class TimeMachine(QObject):
         if run_id == self.run_id and not force:
             return
         self.run_id = run_id
+        self._rates, self._base_rate = {}, None
         try:
-            self.epochs = [e for e, _ in RunFolder.open(run_id).checkpoints()] if run_id else []
+            folder = RunFolder.open(run_id) if run_id else None
+            self.epochs = [e for e, _ in folder.checkpoints()] if folder is not None else []
         except EngineError:
-            self.epochs = []
+            folder, self.epochs = None, []
+        if folder is not None:
+            # Each epoch's learning rate as trained (a schedule or a change made during the run moves it).
+            self._rates = {int(entry["epoch"]): float(entry["learning_rate"])
+                           for entry in folder.record.get("history") or []
+                           if isinstance(entry.get("learning_rate"), (int, float))}
+            rate = (folder.record.get("config") or {}).get("learning_rate")
+            self._base_rate = float(rate) if isinstance(rate, (int, float)) else None
         if self.epoch not in self.epochs:
             self.epoch = self.epochs[-1] if self.epochs else 0
         self.position_changed.emit()
@@ -249,6 +261,9 @@ class TimeMachine(QObject):
             self._thread.start()
         dataset = self.datasets.current if self.evaluate_epochs else None
         label = f"Epoch {self.epoch} of run {self._numbers.get(self.run_id, Path(self.run_id).name)}"
+        rate = self._rates.get(self.epoch)
+        if rate is not None and self._base_rate is not None and not math.isclose(rate, self._base_rate, rel_tol=1e-6):
+            label += f" (lr {rate:.3g})"
         self._loader.request(_Request(Path(self.run_id), self.epoch, dataset, label))
 
     def _on_loaded(self, view: EpochView) -> None:

@@ -198,6 +198,33 @@ def test_early_stopping_and_checkpoints_from_the_training_dock(qtbot, tmp_path, 
     close(w)
 
 
+def test_the_time_machine_names_an_epochs_learning_rate_where_it_moved(qtbot, tmp_path, data, npz):
+    """A schedule (or a change made while training) moves the learning rate: an epoch shown from the
+    past says the rate it trained with when that is not the run's own."""
+    w = make_window(tmp_path)
+    w.document.replace_architecture(SMALL_CNN)
+    w.training_panel.use_dataset(data, str(npz))
+    panel = w.training_panel
+    panel.form.set_config(TrainConfig(epochs=3, batch_size=32, learning_rate=0.05, schedule="step", step_epochs=1,
+                                      step_gamma=0.5))
+    with qtbot.waitSignal(panel.run_ended, timeout=WAIT_MS):
+        panel.start()
+    workspace, inside = w.runs_workspace, w.inside_panel
+    machine = workspace.time_machine
+    history = RunFolder.open(machine.run_id).record["history"]
+    rates = {entry["epoch"]: entry["learning_rate"] for entry in history}
+    w.tabs.setCurrentWidget(inside)
+    for epoch in (1, 2):
+        with qtbot.waitSignal(machine.shown, timeout=WAIT_MS):
+            workspace.inside_scrubber.slider.setValue(epoch - 1)
+        if rates[epoch] == pytest.approx(0.05):
+            assert inside.pinned == f"Epoch {epoch} of run 1"
+        else:
+            assert inside.pinned == f"Epoch {epoch} of run 1 (lr {rates[epoch]:.3g})"
+    assert any(rate != pytest.approx(0.05) for rate in rates.values())
+    close(w)
+
+
 def test_the_time_machine_shows_each_epochs_network(qtbot, tmp_path, data, npz):
     w = make_window(tmp_path)
     w.document.replace_architecture(SMALL_CNN)
