@@ -197,6 +197,11 @@ BN_NETS = {
                      {"type": "Conv2D", "filters": 16, "kernel_size": 5, "padding": "same"}, {"type": "BatchNorm"},
                      {"type": "ReLU"}, {"type": "MaxPool2D", "pool_size": 2}, {"type": "Flatten"},
                      {"type": "Dense", "units": 3, "activation": "softmax"}),
+    # A 128-channel 3x3 convolution the engine runs through Winograd's transform, its batch norm unfused.
+    "winograd": arch(*conv_bn(128, "same"), {"type": "MaxPool2D", "pool_size": 2},
+                     {"type": "Conv2D", "filters": 128, "kernel_size": 3, "padding": "same"}, {"type": "BatchNorm"},
+                     {"type": "ReLU"}, {"type": "MaxPool2D", "pool_size": 2}, {"type": "Flatten"},
+                     {"type": "Dense", "units": 3, "activation": "softmax"}),
 }
 
 
@@ -211,8 +216,10 @@ def test_batch_norm_statistics_and_gradients_cover_the_whole_batch(net, n):
     x, y = batch(n)
     x += 50  # far from zero: each process's sums are about its own reference
     assert replica.wanted(split, n)
-    if net == "spectral":  # each half, even of an odd batch
-        assert split.layers[4].transform_path((n // 2, 6, 6, 16), training=True) is not None
+    if net in ("spectral", "winograd"):  # each half, even of an odd batch
+        channels = split.layers[4].params["kernel"].shape[2]
+        path = split.layers[4].transform_path((n // 2, 6, 6, channels), training=True)
+        assert path is not None and path.name == net
     expected_loss, expected_accuracy = one_process_step(alone, x, y, 0.0)
     loss, accuracy = replica.train_gradients(split, x, y)
     assert loss == pytest.approx(expected_loss, rel=1e-10)
