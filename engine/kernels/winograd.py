@@ -84,7 +84,7 @@ def memory_bytes(input_shape: tuple[int, ...], kernel_shape: tuple[int, ...], pa
     their transforms over the extended tiles, the products, their gradients, the output planes)."""
     n, h, w, c = input_shape
     f = kernel_shape[3]
-    conv = _plan((h, w, c), f, padding, "")
+    conv = _plan((h, w, c), f, padding)
     extended = (conv.th + 1) * (conv.tw + 1)
     kept = 16 * (n * conv.tiles + f) * c  # the transformed input and kernel
     per_image = 32 * extended * c + conv.tiles * (32 * f + 16 * c)
@@ -102,8 +102,8 @@ class WinogradConvolution:
         self.ho, self.wo = self.h + self.top + bottom - 2, self.w + self.left + right - 2
         self.th, self.tw = -(-self.ho // 2), -(-self.wo // 2)
         self.tiles = self.th * self.tw
-        # The padded plane the tiles cover: an odd output size adds a zero row (column) of padding.
-        self.hp, self.wp = 2 * self.th + 2, 2 * self.tw + 2
+        # The tiles cover a (2 th + 2) x (2 tw + 2) padded plane: an odd output size adds a zero row
+        # (column) of padding, and its last tile row (column) computes outputs that are dropped.
         self.exact = (self.ho, self.wo) == (2 * self.th, 2 * self.tw)
 
     def chunk_images(self, itemsize: int) -> int:
@@ -291,13 +291,13 @@ class Scratch:
 
 
 @functools.lru_cache(maxsize=64)
-def _plan(image_shape: tuple[int, int, int], filters: int, padding: str | int, dtype: str) -> WinogradConvolution:
+def _plan(image_shape: tuple[int, int, int], filters: int, padding: str | int) -> WinogradConvolution:
     return WinogradConvolution(image_shape, filters, padding)
 
 
 def plan(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...], padding: str | int) -> WinogradConvolution:
     """The (shared, cached) tiling for x (N, H, W, C) and a (3, 3, C, F) kernel."""
-    return _plan(tuple(x_shape[1:]), kernel_shape[3], padding, "")
+    return _plan(tuple(x_shape[1:]), kernel_shape[3], padding)
 
 
 class WinogradCache:
