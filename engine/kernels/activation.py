@@ -1,4 +1,5 @@
-"""ReLU kernels (alone, or after a sum of inputs) that work in place on arrays the caller owns."""
+"""ReLU kernels (alone, after a sum of inputs, or ending a convolution's block) that work in place on
+arrays the caller owns."""
 
 from __future__ import annotations
 
@@ -21,6 +22,17 @@ def relu_forward(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
 
     parallel_for(len(x), work, min_items=min_rows(x[0].size if len(x) else 1))
     return out
+
+
+def finish_block(out: np.ndarray, bias: np.ndarray | None, relu: bool, mask: np.ndarray | None) -> None:
+    """A block of convolution output, in place: plus ``bias``, then ReLU; ``mask`` (bool, like the
+    block) receives output > 0."""
+    if bias is not None:
+        out += bias
+    if relu:
+        np.maximum(out, 0, out=out)
+    if mask is not None:
+        np.greater(out, 0, out=mask)
 
 
 def relu_backward(grad: np.ndarray, mask: np.ndarray) -> np.ndarray:

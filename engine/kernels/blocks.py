@@ -85,6 +85,17 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     return out
 
 
+def summed_parts(parts: list[tuple[np.ndarray | None, ...]]) -> tuple[np.ndarray | None, ...]:
+    """The threads' result tuples summed entry by entry, into the first thread's arrays (an entry
+    that is None stays None)."""
+    totals = parts[0]
+    for other in parts[1:]:
+        for total, value in zip(totals, other):
+            if total is not None:
+                total += value
+    return totals
+
+
 def images_per_block(bytes_per_image: int, n: int) -> int:
     budget = SERIAL_BLOCK_BYTES if is_serial() else BLOCK_BYTES
     return max(1, min(n, budget // max(bytes_per_image, 1)))

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.kernels.blocks import Workspace
+from engine.kernels.activation import finish_block
+from engine.kernels.blocks import Workspace, summed_parts
 from engine.kernels.im2col import conv_pads
 from engine.parallel import parallel_for
 
@@ -272,12 +273,7 @@ def spectral_conv2d_forward(
             conv.spectrum(x[a:b], conv.x_cols, conv.x_rows, spectra, scratch)
             products = conv.products(spectra, conj_kernel, scratch("y spectrum", b - a, (k, conv.f), conv.complex))
             conv.plane(products, conv.y_rows, conv.y_cols, out[a:b], scratch)
-            if bias is not None:
-                out[a:b] += bias
-            if relu:
-                np.maximum(out[a:b], 0, out=out[a:b])
-            if relu_mask is not None:
-                np.greater(out[a:b], 0, out=relu_mask[a:b])
+            finish_block(out[a:b], bias, relu, None if relu_mask is None else relu_mask[a:b])
 
     parallel_for(n, work)
     return out, None if kept is None else SpectralCache(kept, conj_kernel)
@@ -328,15 +324,7 @@ def spectral_conv2d_backward(
                 conv.plane(conj_d, conv.dx_rows, conv.dx_cols, d_x[a:b], scratch)
         return kernel_spectrum_grad, d_bias
 
-    results = parallel_for(len(x), work)
-    summed = results[0][0]
-    for other, _ in results[1:]:
-        summed += other
+    summed, d_bias = summed_parts(parallel_for(len(x), work))
     taps = conv.kernel_gradient_matrix @ summed.reshape(k, conv.c * conv.f)
     d_kernel = np.ascontiguousarray(taps.real.reshape(conv.kh, conv.kw, conv.c, conv.f), grad.dtype)
-    d_bias = None
-    if with_bias:
-        d_bias = results[0][1]
-        for _, other in results[1:]:
-            d_bias += other
     return d_x, d_kernel, d_bias

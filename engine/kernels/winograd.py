@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.kernels.blocks import Workspace
+from engine.kernels.activation import finish_block
+from engine.kernels.blocks import Workspace, summed_parts
 from engine.kernels.im2col import conv_pads
 from engine.parallel import parallel_for
 
@@ -331,14 +332,8 @@ def winograd_conv2d_forward(
                                  v.reshape(4, 4, size, conv.th, conv.tw, conv.c), scratch)
             m = scratch("m", (16, size * tiles, conv.f), x.dtype)
             np.matmul(v.reshape(16, size * tiles, conv.c), u, out=m)
-            y = out[a:b]
-            conv.output_transform(m.reshape(4, 4, size, conv.th, conv.tw, conv.f), y, scratch)
-            if bias is not None:
-                y += bias
-            if relu:
-                np.maximum(y, 0, out=y)
-            if relu_mask is not None:
-                np.greater(y, 0, out=relu_mask[a:b])
+            conv.output_transform(m.reshape(4, 4, size, conv.th, conv.tw, conv.f), out[a:b], scratch)
+            finish_block(out[a:b], bias, relu, None if relu_mask is None else relu_mask[a:b])
 
     parallel_for(n, work)
     return out, None if kept is None else WinogradCache(kept, u)
@@ -388,13 +383,5 @@ def winograd_conv2d_backward(
                 conv.input_adjoint(d_v.reshape(4, 4, size, conv.th, conv.tw, conv.c), d_x[a:b], scratch)
         return d_u, d_bias
 
-    results = parallel_for(len(x), work)
-    d_u = results[0][0]
-    for other, _ in results[1:]:
-        d_u += other
-    d_bias = None
-    if with_bias:
-        d_bias = results[0][1]
-        for _, other in results[1:]:
-            d_bias += other
+    d_u, d_bias = summed_parts(parallel_for(len(x), work))
     return d_x, conv.kernel_gradient(d_u), d_bias

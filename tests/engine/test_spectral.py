@@ -3,7 +3,7 @@ direct convolution and the seed's loops, forward and backward, and where the eng
 
 from __future__ import annotations
 
-import tracemalloc
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -11,14 +11,21 @@ import pytest
 from engine import Model, memory, parallel
 from engine.architecture import analyze
 from engine.kernels import spectral, transform_paths
-from engine.kernels.blocks import Workspace
-from engine.kernels.conv import conv2d_backward, conv2d_forward
-from engine.kernels.spectral import spectral_conv2d_backward, spectral_conv2d_forward, worthwhile
-from engine.layers import Conv2D
+from engine.kernels.spectral import worthwhile
 from engine.losses import softmax_cross_entropy
-from tests.engine.test_oracles import seed_conv2d
-from tests.helpers.gradcheck import check_layer_gradients, check_model_gradients
+from tests.helpers.gradcheck import check_model_gradients
 from tests.helpers.threads import alone_and_split
+from tests.helpers.transform_checks import (
+    check_chunks_and_threads,
+    check_conv_layer_gradients,
+    check_matches_direct,
+    check_memory_estimate,
+    check_scratch_reused,
+    check_seed_loops,
+    check_trains_alike,
+    check_without_bias_or_input_gradient,
+    first_conv_transformed,
+)
 
 
 @pytest.fixture
@@ -41,63 +48,21 @@ CASES = [
 @pytest.mark.parametrize("x_shape,k,filters,padding", CASES)
 @pytest.mark.parametrize("relu", [False, True])
 def test_matches_the_direct_convolution_forward_and_backward(x_shape, k, filters, padding, relu):
-    rng = np.random.default_rng(k * 10 + filters)
-    x = rng.standard_normal(x_shape)
-    kernel = rng.standard_normal((k, k, x_shape[3], filters))
-    bias = rng.standard_normal(filters)
-    expected = conv2d_forward(x, kernel, bias, 1, padding, relu=relu)
-    mask = np.empty(expected.shape, bool) if relu else None
-    out, cache = spectral_conv2d_forward(x, kernel, bias, padding, keep=True, relu=relu, relu_mask=mask)
-    np.testing.assert_allclose(out, expected, atol=1e-11)
-    if relu:
-        np.testing.assert_array_equal(mask, expected > 0)
-
-    grad = rng.standard_normal(expected.shape)
-    d_x, d_kernel, d_bias = conv2d_backward(grad, x, kernel, True, 1, padding, relu_mask=mask)
-    for kept in (cache, None):  # with the forward's spectra, and transforming x again
-        got = spectral_conv2d_backward(grad, x, kept, kernel, True, padding, relu_mask=mask)
-        np.testing.assert_allclose(got[0], d_x, atol=1e-11)
-        np.testing.assert_allclose(got[1], d_kernel, atol=1e-10)
-        np.testing.assert_allclose(got[2], d_bias, atol=1e-11)
+    check_matches_direct(transform_paths.SPECTRAL, x_shape, k, filters, padding, relu, atol=1e-11,
+                         seed=k * 10 + filters)
 
 
 def test_matches_the_seed_loops_in_float32():
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((2, 12, 10, 8)).astype(np.float32)
-    kernel = rng.standard_normal((5, 5, 8, 6)).astype(np.float32)
-    out, _ = spectral_conv2d_forward(x, kernel, None, 2, keep=False)
-    for image in range(2):
-        np.testing.assert_allclose(out[image], seed_conv2d(x[image], kernel, 1, 2), rtol=1e-4, atol=1e-4)
-    assert out.dtype == np.float32
+    check_seed_loops(transform_paths.SPECTRAL, 5, 2)
 
 
 def test_without_bias_or_input_gradient():
-    rng = np.random.default_rng(4)
-    x, kernel = rng.standard_normal((3, 8, 8, 4)), rng.standard_normal((5, 5, 4, 3))
-    out, cache = spectral_conv2d_forward(x, kernel, None, "same", keep=True)
-    np.testing.assert_allclose(out, conv2d_forward(x, kernel, None, 1, "same"), atol=1e-11)
-    grad = rng.standard_normal(out.shape)
-    d_x, d_kernel, d_bias = spectral_conv2d_backward(grad, x, cache, kernel, False, "same", need_input_grad=False)
-    assert d_x is None and d_bias is None
-    np.testing.assert_allclose(d_kernel, conv2d_backward(grad, x, kernel, False, 1, "same", False)[1], atol=1e-10)
+    check_without_bias_or_input_gradient(transform_paths.SPECTRAL, 5, atol=1e-11)
 
 
 def test_chunks_threads_and_reused_scratch_give_the_same_gradients(monkeypatch):
-    rng = np.random.default_rng(5)
-    x, kernel = rng.standard_normal((7, 9, 9, 3)), rng.standard_normal((5, 5, 3, 4))
-    grad = rng.standard_normal((7, 9, 9, 4))
-    workspace = Workspace()
-
-    def run():
-        out, cache = spectral_conv2d_forward(x, kernel, None, "same", keep=True, workspace=workspace)
-        return (out, *spectral_conv2d_backward(grad, x, cache, kernel, True, "same", workspace=workspace))
-
-    alone, split = alone_and_split(monkeypatch, run, lambda patched: patched.setattr(spectral, "CHUNK_IMAGES", 2))
-    for a, b in zip(alone, split):
-        np.testing.assert_allclose(b, a, atol=1e-11)
-    again = run()  # the same workspace, now holding the last call's scratch
-    for a, b in zip(alone, again):
-        np.testing.assert_allclose(b, a, atol=1e-11)
+    check_chunks_and_threads(monkeypatch, transform_paths.SPECTRAL, 5,
+                             lambda patched: patched.setattr(spectral, "CHUNK_IMAGES", 2))
 
 
 def test_which_convolutions_take_the_spectral_path():
@@ -130,13 +95,7 @@ def test_the_switch_turns_it_off(monkeypatch):
 
 
 def test_conv2d_layer_gradients_through_the_spectral_path(always_spectral):
-    rng = np.random.default_rng(6)
-    layer = Conv2D(filters=3, kernel_size=5, padding="same", activation="relu")
-    layer.build((7, 6, 2), rng, np.float64)
-    layer.params["bias"][...] = rng.standard_normal(3)
-    x = rng.standard_normal((2, 7, 6, 2))
-    assert layer.transform_path(x.shape, training=True) is transform_paths.SPECTRAL
-    check_layer_gradients(layer, x, rng)
+    check_conv_layer_gradients(transform_paths.SPECTRAL, 5)
 
 
 def network(pool: bool) -> dict:
@@ -156,29 +115,20 @@ def test_network_gradients_through_the_spectral_path(always_spectral, pool):
     check_model_gradients(model, x, y, rng)
 
 
+def take_spectral(monkeypatch: pytest.MonkeyPatch) -> Callable[[bool], None]:
+    """A switch: every 4x4 or larger stride-1 convolution through the Fourier transform, or none."""
+    def take(on: bool) -> None:
+        monkeypatch.setattr(spectral, "MIN_SAVING", dict.fromkeys(spectral.MIN_SAVING, 0.0 if on else float("inf")))
+    return take
+
+
+
 @pytest.mark.parametrize("pool", [False, True])
 def test_a_network_trains_alike_on_either_path(monkeypatch, pool):
     """Forward, gradients and a saliency-style backward after an inference forward agree."""
     rng = np.random.default_rng(8)
-    x, y = rng.standard_normal((4, 9, 9, 2)), rng.integers(0, 3, 4)
-    results = []
-    for saving in (0.0, float("inf")):  # spectral everywhere it can be, then nowhere
-        monkeypatch.setattr(spectral, "MIN_SAVING", dict.fromkeys(spectral.MIN_SAVING, saving))
-        model = Model(network(pool), seed=1, dtype=np.float64)
-        convolutions = [layer for layer in model.layers if isinstance(layer, Conv2D)]
-        assert [conv.transform_path(x.shape, True) is not None for conv in convolutions[:1]] == [saving == 0.0]
-        loss, grad, _ = softmax_cross_entropy(model.forward_logits(x, training=True), y)
-        d_x = model.backward(grad, input_grad=True)
-        gradients = {name: value.copy() for name, value in model.gradients().items()}
-        model.forward_logits(x, training=False)
-        saliency = model.backward(np.ones((4, 3)), input_grad=True)
-        results.append((loss, d_x, gradients, saliency))
-    (loss_a, d_x_a, grads_a, sal_a), (loss_b, d_x_b, grads_b, sal_b) = results
-    assert loss_a == pytest.approx(loss_b, abs=1e-12)
-    np.testing.assert_allclose(d_x_a, d_x_b, atol=1e-11)
-    np.testing.assert_allclose(sal_a, sal_b, atol=1e-11)
-    for name in grads_b:
-        np.testing.assert_allclose(grads_a[name], grads_b[name], atol=1e-10, err_msg=name)
+    check_trains_alike(take_spectral(monkeypatch), network(pool), rng.standard_normal((4, 9, 9, 2)),
+                       rng.integers(0, 3, 4), first_conv_transformed)
 
 
 def test_threads_split_the_spectral_kernel_gradient(monkeypatch, always_spectral):
@@ -205,21 +155,7 @@ def test_the_memory_estimate_counts_what_the_spectral_path_holds():
         {"type": "GlobalAvgPool2D"}, {"type": "Dense", "units": 3, "activation": "softmax"}]}
     scratch = memory.estimate_training(analyze(doc), 32).part("scratch")
     assert scratch >= spectral.memory_bytes((32, 16, 16, 32), (5, 5, 32, 64), "same", 2)
-
-    # What one training step of the layer really allocates stays within the estimate.
-    rng = np.random.default_rng(10)
-    x = rng.standard_normal((32, 16, 16, 32)).astype(np.float32)
-    kernel = rng.standard_normal((5, 5, 32, 64)).astype(np.float32)
-    workspace = Workspace()
-    tracemalloc.start()
-    try:
-        out, cache = spectral_conv2d_forward(x, kernel, None, "same", keep=True, workspace=workspace)
-        spectral_conv2d_backward(out, x, cache, kernel, False, "same", workspace=workspace)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    layer_output_and_gradient = 2 * out.nbytes + x.nbytes
-    assert peak - layer_output_and_gradient <= spectral.memory_bytes(x.shape, kernel.shape, "same", 1)
+    check_memory_estimate(transform_paths.SPECTRAL, (32, 16, 16, 32), (5, 5, 32, 64), threads=1)
 
 
 def batch_norm_network(tail: str) -> dict:
@@ -237,23 +173,8 @@ def batch_norm_network(tail: str) -> dict:
 @pytest.mark.parametrize("tail", ["none", "relu", "pool"])
 def test_fused_batch_norm_steps_run_layer_by_layer_on_the_spectral_path(monkeypatch, tail):
     rng = np.random.default_rng(11)
-    x, y = rng.standard_normal((4, 8, 8, 3)), rng.integers(0, 3, 4)
-    results = []
-    for saving in (0.0, float("inf")):
-        monkeypatch.setattr(spectral, "MIN_SAVING", dict.fromkeys(spectral.MIN_SAVING, saving))
-        model = Model(batch_norm_network(tail), seed=3, dtype=np.float64)
-        loss, grad, _ = softmax_cross_entropy(model.forward_logits(x, training=True), y)
-        d_x = model.backward(grad, input_grad=True)
-        gradients = {name: value.copy() for name, value in model.gradients().items()}
-        state = {name: value.copy() for name, value in model.state().items()}
-        inference = model.forward_logits(x, training=False)
-        results.append((loss, d_x, gradients, state, inference))
-    for a, b in zip(results[0][2:4], results[1][2:4]):
-        for name in b:
-            np.testing.assert_allclose(a[name], b[name], atol=1e-10, err_msg=name)
-    assert results[0][0] == pytest.approx(results[1][0], abs=1e-12)
-    np.testing.assert_allclose(results[0][1], results[1][1], atol=1e-11)
-    np.testing.assert_allclose(results[0][4], results[1][4], atol=1e-11)
+    check_trains_alike(take_spectral(monkeypatch), batch_norm_network(tail), rng.standard_normal((4, 8, 8, 3)),
+                       rng.integers(0, 3, 4), first_conv_transformed)
 
 
 @pytest.mark.parametrize("tail", ["none", "pool"])
@@ -264,18 +185,7 @@ def test_batch_norm_network_gradients_through_the_spectral_path(always_spectral,
 
 
 def test_batches_of_changing_sizes_reuse_one_set_of_scratch_arrays():
-    rng = np.random.default_rng(13)
-    kernel = rng.standard_normal((5, 5, 4, 6))
-    workspace = Workspace()
-    sizes = []
-    for n in (7, 3, 7, 1, 5):  # a training batch, the epoch's last, inference on a few images
-        x = rng.standard_normal((n, 8, 8, 4))
-        out, cache = spectral_conv2d_forward(x, kernel, None, "same", keep=True, workspace=workspace)
-        np.testing.assert_allclose(out, conv2d_forward(x, kernel, None, 1, "same"), atol=1e-11)
-        grad = rng.standard_normal(out.shape)
-        got = spectral_conv2d_backward(grad, x, cache, kernel, False, "same", workspace=workspace)
-        np.testing.assert_allclose(got[0], conv2d_backward(grad, x, kernel, False, 1, "same")[0], atol=1e-11)
-        sizes.append(len(workspace._arrays))
-    assert len(set(sizes)) == 1  # no new arrays for the smaller batches after the first
+    kernel = np.random.default_rng(13).standard_normal((5, 5, 4, 6))
+    workspace = check_scratch_reused(transform_paths.SPECTRAL, kernel, (8, 8, 4))
     largest = max(array.nbytes for _, array in workspace._arrays.values())
     assert largest <= 7 * 8 * 8 * 32 * 16  # never more than the largest batch needs

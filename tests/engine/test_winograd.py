@@ -3,22 +3,26 @@ direct convolution and the seed's loops, forward and backward, and where the eng
 
 from __future__ import annotations
 
-import tracemalloc
-
 import numpy as np
 import pytest
 
 from engine import Model, memory, parallel
 from engine.architecture import analyze
 from engine.kernels import spectral, transform_paths, winograd
-from engine.kernels.blocks import Workspace
-from engine.kernels.conv import conv2d_backward, conv2d_forward
-from engine.kernels.winograd import winograd_conv2d_backward, winograd_conv2d_forward, worthwhile
+from engine.kernels.winograd import worthwhile
 from engine.layers import Conv2D
-from engine.losses import softmax_cross_entropy
-from tests.engine.test_oracles import seed_conv2d
-from tests.helpers.gradcheck import check_layer_gradients, check_model_gradients
-from tests.helpers.threads import alone_and_split
+from tests.helpers.gradcheck import check_model_gradients
+from tests.helpers.transform_checks import (
+    check_chunks_and_threads,
+    check_conv_layer_gradients,
+    check_matches_direct,
+    check_memory_estimate,
+    check_scratch_reused,
+    check_seed_loops,
+    check_trains_alike,
+    check_without_bias_or_input_gradient,
+    first_conv_transformed,
+)
 
 
 def take_winograd(monkeypatch: pytest.MonkeyPatch, on: bool) -> None:
@@ -47,67 +51,25 @@ CASES = [
 @pytest.mark.parametrize("x_shape,filters,padding", CASES)
 @pytest.mark.parametrize("relu", [False, True])
 def test_matches_the_direct_convolution_forward_and_backward(x_shape, filters, padding, relu):
-    rng = np.random.default_rng(x_shape[1] * 10 + filters)
-    x = rng.standard_normal(x_shape)
-    kernel = rng.standard_normal((3, 3, x_shape[3], filters))
-    bias = rng.standard_normal(filters)
-    expected = conv2d_forward(x, kernel, bias, 1, padding, relu=relu)
-    mask = np.empty(expected.shape, bool) if relu else None
-    out, cache = winograd_conv2d_forward(x, kernel, bias, padding, keep=True, relu=relu, relu_mask=mask)
-    np.testing.assert_allclose(out, expected, atol=1e-12)
-    if relu:
-        np.testing.assert_array_equal(mask, expected > 0)
-
-    grad = rng.standard_normal(expected.shape)
-    d_x, d_kernel, d_bias = conv2d_backward(grad, x, kernel, True, 1, padding, relu_mask=mask)
-    for kept in (cache, None):  # with the forward's transformed input, and transforming x again
-        got = winograd_conv2d_backward(grad, x, kept, kernel, True, padding, relu_mask=mask)
-        np.testing.assert_allclose(got[0], d_x, atol=1e-12)
-        np.testing.assert_allclose(got[1], d_kernel, atol=1e-11)
-        np.testing.assert_allclose(got[2], d_bias, atol=1e-12)
+    check_matches_direct(transform_paths.WINOGRAD, x_shape, 3, filters, padding, relu, atol=1e-12,
+                         seed=x_shape[1] * 10 + filters)
 
 
 def test_matches_the_seed_loops_in_float32():
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((2, 12, 10, 8)).astype(np.float32)
-    kernel = rng.standard_normal((3, 3, 8, 6)).astype(np.float32)
-    out, _ = winograd_conv2d_forward(x, kernel, None, 1, keep=False)
-    for image in range(2):
-        np.testing.assert_allclose(out[image], seed_conv2d(x[image], kernel, 1, 1), rtol=1e-4, atol=1e-4)
-    assert out.dtype == np.float32
+    check_seed_loops(transform_paths.WINOGRAD, 3, 1)
 
 
 def test_without_bias_or_input_gradient():
-    rng = np.random.default_rng(4)
-    x, kernel = rng.standard_normal((3, 8, 8, 4)), rng.standard_normal((3, 3, 4, 3))
-    out, cache = winograd_conv2d_forward(x, kernel, None, "same", keep=True)
-    np.testing.assert_allclose(out, conv2d_forward(x, kernel, None, 1, "same"), atol=1e-12)
-    grad = rng.standard_normal(out.shape)
-    d_x, d_kernel, d_bias = winograd_conv2d_backward(grad, x, cache, kernel, False, "same", need_input_grad=False)
-    assert d_x is None and d_bias is None
-    np.testing.assert_allclose(d_kernel, conv2d_backward(grad, x, kernel, False, 1, "same", False)[1], atol=1e-11)
+    check_without_bias_or_input_gradient(transform_paths.WINOGRAD, 3, atol=1e-12)
+
+
+def one_image_chunks(patched: pytest.MonkeyPatch) -> None:
+    patched.setattr(winograd, "CHUNK_BYTES", 1)
+    patched.setattr(winograd, "MIN_CHUNK_TILES", 1)
 
 
 def test_chunks_threads_and_reused_scratch_give_the_same_gradients(monkeypatch):
-    rng = np.random.default_rng(5)
-    x, kernel = rng.standard_normal((7, 9, 9, 3)), rng.standard_normal((3, 3, 3, 4))
-    grad = rng.standard_normal((7, 9, 9, 4))
-    workspace = Workspace()
-
-    def run():
-        out, cache = winograd_conv2d_forward(x, kernel, None, "same", keep=True, workspace=workspace)
-        return (out, *winograd_conv2d_backward(grad, x, cache, kernel, True, "same", workspace=workspace))
-
-    def one_image_chunks(patched: pytest.MonkeyPatch) -> None:
-        patched.setattr(winograd, "CHUNK_BYTES", 1)
-        patched.setattr(winograd, "MIN_CHUNK_TILES", 1)
-
-    alone, split = alone_and_split(monkeypatch, run, one_image_chunks)
-    for a, b in zip(alone, split):
-        np.testing.assert_allclose(b, a, atol=1e-11)
-    again = run()  # the same workspace, now holding the last call's scratch
-    for a, b in zip(alone, again):
-        np.testing.assert_allclose(b, a, atol=1e-11)
+    check_chunks_and_threads(monkeypatch, transform_paths.WINOGRAD, 3, one_image_chunks)
 
 
 def test_which_convolutions_take_the_winograd_path():
@@ -148,13 +110,7 @@ def test_at_most_one_transform_path_fits_a_convolution():
 
 
 def test_conv2d_layer_gradients_through_the_winograd_path(always_winograd):
-    rng = np.random.default_rng(6)
-    layer = Conv2D(filters=3, kernel_size=3, padding="same", activation="relu")
-    layer.build((7, 6, 2), rng, np.float64)
-    layer.params["bias"][...] = rng.standard_normal(3)
-    x = rng.standard_normal((2, 7, 6, 2))
-    assert layer.transform_path(x.shape, training=True) is transform_paths.WINOGRAD
-    check_layer_gradients(layer, x, rng)
+    check_conv_layer_gradients(transform_paths.WINOGRAD, 3)
 
 
 def network(pool: bool) -> dict:
@@ -174,29 +130,13 @@ def test_network_gradients_through_the_winograd_path(always_winograd, pool):
     check_model_gradients(model, x, y, rng)
 
 
+
 @pytest.mark.parametrize("pool", [False, True])
 def test_a_network_trains_alike_on_either_path(monkeypatch, pool):
     """Forward, gradients and a saliency-style backward after an inference forward agree."""
     rng = np.random.default_rng(8)
-    x, y = rng.standard_normal((4, 9, 9, 2)), rng.integers(0, 3, 4)
-    results = []
-    for on in (True, False):
-        take_winograd(monkeypatch, on)
-        model = Model(network(pool), seed=1, dtype=np.float64)
-        convolutions = [layer for layer in model.layers if isinstance(layer, Conv2D)]
-        assert [conv.transform_path(x.shape, True) is not None for conv in convolutions[:1]] == [on]
-        loss, grad, _ = softmax_cross_entropy(model.forward_logits(x, training=True), y)
-        d_x = model.backward(grad, input_grad=True)
-        gradients = {name: value.copy() for name, value in model.gradients().items()}
-        model.forward_logits(x, training=False)
-        saliency = model.backward(np.ones((4, 3)), input_grad=True)
-        results.append((loss, d_x, gradients, saliency))
-    (loss_a, d_x_a, grads_a, sal_a), (loss_b, d_x_b, grads_b, sal_b) = results
-    assert loss_a == pytest.approx(loss_b, abs=1e-12)
-    np.testing.assert_allclose(d_x_a, d_x_b, atol=1e-11)
-    np.testing.assert_allclose(sal_a, sal_b, atol=1e-11)
-    for name in grads_b:
-        np.testing.assert_allclose(grads_a[name], grads_b[name], atol=1e-10, err_msg=name)
+    check_trains_alike(lambda on: take_winograd(monkeypatch, on), network(pool), rng.standard_normal((4, 9, 9, 2)),
+                       rng.integers(0, 3, 4), first_conv_transformed)
 
 
 def batch_norm_network(tail: str) -> dict:
@@ -214,23 +154,8 @@ def batch_norm_network(tail: str) -> dict:
 @pytest.mark.parametrize("tail", ["none", "relu", "pool"])
 def test_fused_batch_norm_steps_run_layer_by_layer_on_the_winograd_path(monkeypatch, tail):
     rng = np.random.default_rng(11)
-    x, y = rng.standard_normal((4, 8, 8, 3)), rng.integers(0, 3, 4)
-    results = []
-    for on in (True, False):
-        take_winograd(monkeypatch, on)
-        model = Model(batch_norm_network(tail), seed=3, dtype=np.float64)
-        loss, grad, _ = softmax_cross_entropy(model.forward_logits(x, training=True), y)
-        d_x = model.backward(grad, input_grad=True)
-        gradients = {name: value.copy() for name, value in model.gradients().items()}
-        state = {name: value.copy() for name, value in model.state().items()}
-        inference = model.forward_logits(x, training=False)
-        results.append((loss, d_x, gradients, state, inference))
-    for a, b in zip(results[0][2:4], results[1][2:4]):
-        for name in b:
-            np.testing.assert_allclose(a[name], b[name], atol=1e-10, err_msg=name)
-    assert results[0][0] == pytest.approx(results[1][0], abs=1e-12)
-    np.testing.assert_allclose(results[0][1], results[1][1], atol=1e-11)
-    np.testing.assert_allclose(results[0][4], results[1][4], atol=1e-11)
+    check_trains_alike(lambda on: take_winograd(monkeypatch, on), batch_norm_network(tail),
+                       rng.standard_normal((4, 8, 8, 3)), rng.integers(0, 3, 4), first_conv_transformed)
 
 
 @pytest.mark.parametrize("tail", ["none", "pool"])
@@ -246,40 +171,13 @@ def test_the_memory_estimate_counts_what_the_winograd_path_holds():
         {"type": "GlobalAvgPool2D"}, {"type": "Dense", "units": 3, "activation": "softmax"}]}
     scratch = memory.estimate_training(analyze(doc), 32).part("scratch")
     assert scratch >= winograd.memory_bytes((32, 8, 8, 128), (3, 3, 128, 128), "same", 2)
-
-    # What one training step of the layer really allocates stays within the estimate.
-    rng = np.random.default_rng(10)
-    x = rng.standard_normal((32, 8, 8, 128)).astype(np.float32)
-    kernel = rng.standard_normal((3, 3, 128, 128)).astype(np.float32)
-    workspace = Workspace()
-    tracemalloc.start()
-    try:
-        out, cache = winograd_conv2d_forward(x, kernel, None, "same", keep=True, workspace=workspace)
-        winograd_conv2d_backward(out, x, cache, kernel, False, "same", workspace=workspace)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    layer_output_and_gradient = 2 * out.nbytes + x.nbytes
-    threads = parallel.get_num_threads()
-    assert peak - layer_output_and_gradient <= winograd.memory_bytes(x.shape, kernel.shape, "same", threads)
+    check_memory_estimate(transform_paths.WINOGRAD, (32, 8, 8, 128), (3, 3, 128, 128), parallel.get_num_threads())
 
 
 def test_batches_of_changing_sizes_reuse_one_set_of_scratch_arrays(monkeypatch):
     monkeypatch.setattr(winograd, "MIN_CHUNK_TILES", 1)
     monkeypatch.setattr(winograd, "CHUNK_BYTES", 16 * 16 * 6 * 8 * 3)  # three images per chunk
-    rng = np.random.default_rng(13)
-    kernel = rng.standard_normal((3, 3, 4, 6))
-    workspace = Workspace()
-    sizes = []
-    for n in (7, 3, 7, 1, 5):  # a training batch, the epoch's last, inference on a few images
-        x = rng.standard_normal((n, 8, 8, 4))
-        out, cache = winograd_conv2d_forward(x, kernel, None, "same", keep=True, workspace=workspace)
-        np.testing.assert_allclose(out, conv2d_forward(x, kernel, None, 1, "same"), atol=1e-12)
-        grad = rng.standard_normal(out.shape)
-        got = winograd_conv2d_backward(grad, x, cache, kernel, False, "same", workspace=workspace)
-        np.testing.assert_allclose(got[0], conv2d_backward(grad, x, kernel, False, 1, "same")[0], atol=1e-12)
-        sizes.append(len(workspace._arrays))
-    assert len(set(sizes)) == 1  # no new arrays for the smaller batches after the first
+    check_scratch_reused(transform_paths.WINOGRAD, np.random.default_rng(13).standard_normal((3, 3, 4, 6)), (8, 8, 4))
 
 
 def test_spectral_and_winograd_layers_in_one_network(always_winograd, monkeypatch):
