@@ -6,14 +6,15 @@ crosses, and curves into the target's input port. Inside a rank a wire only ever
 slot and between ranks there are no blocks, so wires never pass through blocks. Wires into a
 block that takes several inputs arrive side by side along its top edge.
 
-A wire touching a block the user has moved by hand takes a direct curve instead.
+A wire touching a block the user has moved by hand takes a direct curve instead, or, where that
+curve would cross another block, a detour down a lane beside the blocks in its way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtGui import QPainterPath
 
 from cnn_studio.builder.blocks import PORT_RADIUS, Block, arrival_spacing
@@ -21,6 +22,11 @@ from cnn_studio.builder.layout import Layout
 from cnn_studio.graph import Wire
 
 MIN_BEND = 30.0
+# A detour's lane keeps this far from the blocks it passes; a wire counts as crossing a block when
+# it comes within CLEARANCE of it.
+LANE_GAP = 24.0
+CLEARANCE = 4.0
+SAMPLES = 64
 
 
 def curve_to(path: QPainterPath, end: QPointF) -> None:
@@ -52,8 +58,7 @@ def route(wire: Wire, blocks: dict[str, Block], layout: Layout | None, end: QPoi
     slots = _slots(wire, layout) if layout is not None else None
     path = QPainterPath(start)
     if slots is None or wire.source in manual or wire.target in manual:
-        curve_to(path, end)
-        return path, path
+        return _direct(wire, blocks, start, end)
     rank = layout.rank_of[wire.source]
     bottom = layout.ranks[rank].bottom
     if bottom > start.y():
@@ -66,6 +71,49 @@ def route(wire: Wire, blocks: dict[str, Block], layout: Layout | None, end: QPoi
     curve_to(last, end)
     curve_to(path, end)
     return path, last
+
+
+def _direct(wire: Wire, blocks: dict[str, Block], start: QPointF, end: QPointF) -> tuple[QPainterPath, QPainterPath]:
+    """A direct curve from ``start`` to ``end``; where it would cross another block, a detour down a
+    lane beside the blocks in the way (the nearer side first), when one is clear."""
+    path = QPainterPath(start)
+    curve_to(path, end)
+    others = [block.rect_in_scene().adjusted(-CLEARANCE, -CLEARANCE, CLEARANCE, CLEARANCE)
+              for key, block in blocks.items() if key not in (wire.source, wire.target)]
+    hit = [rect for rect in others if _crosses(path, rect)]
+    if not hit:
+        return path, path
+    top, bottom = min(start.y(), end.y()), max(start.y(), end.y())
+    beside = [rect for rect in others if rect.bottom() > top - MIN_BEND and rect.top() < bottom + MIN_BEND]
+    middle = (start.x() + end.x()) / 2
+    # A wire going back up keeps a little further out, so that a block's wires in and out do not
+    # share one lane.
+    gap = LANE_GAP if end.y() >= start.y() else 1.5 * LANE_GAP
+    lanes = {max(r.right() for r in hit) + gap, min(r.left() for r in hit) - gap,
+             max(r.right() for r in beside) + gap, min(r.left() for r in beside) - gap}
+    # Nearer lanes first (the right side on a tie for a wire going down, the left for one going up);
+    # at each lane the wire turns in and out as gently as the blocks around its ends leave room for.
+    side = -1 if end.y() >= start.y() else 1
+    for lane in sorted(lanes, key=lambda x: (abs(x - middle), side * x)):
+        for bend in (MIN_BEND, MIN_BEND / 2, MIN_BEND / 4):
+            detour = QPainterPath(start)
+            curve_to(detour, QPointF(lane, start.y() + bend))
+            detour.lineTo(QPointF(lane, end.y() - bend))
+            last = QPainterPath(detour.currentPosition())
+            curve_to(last, end)
+            curve_to(detour, end)
+            if not any(_crosses(detour, rect) for rect in others):
+                return detour, last
+    return path, path
+
+
+def _crosses(path: QPainterPath, rect: QRectF) -> bool:
+    """Whether the (open) path passes through ``rect``, by points along it."""
+    # (A straight vertical wire's control-point rectangle has no width, and an empty rectangle meets
+    # nothing: widen it.)
+    if not path.controlPointRect().adjusted(-1, -1, 1, 1).intersects(rect):
+        return False
+    return any(rect.contains(path.pointAtPercent(i / SAMPLES)) for i in range(SAMPLES + 1))
 
 
 def departure_x(wire: Wire, blocks: dict[str, Block], layout: Layout | None, manual: Iterable[str]) -> float:

@@ -555,3 +555,24 @@ def test_wiring_into_a_one_input_layer_replaces_its_input_and_says_so(window):
     assert any("conv2d_1" in text for text in window.problems.texts())
     window.undo_action.trigger()
     assert inputs(window.document)["conv_b"] == ["conv_a"]
+
+
+def test_a_wire_to_a_block_moved_by_hand_goes_round_the_blocks_in_its_way(window, qtbot):
+    """Dragged below the rest of the chain, the first convolution's wires would run straight through
+    the blocks between; they take a lane beside them instead."""
+    canvas = window.canvas
+    below = canvas.block("dense").rect_in_scene().bottom() + 120
+    target = canvas.mapFromScene(QPointF(canvas.block("conv_a").top_center().x(), below))
+    mouse_drag(qtbot, canvas, canvas.block_center("conv_a"), target, steps=10)
+    assert canvas.has_manual_positions
+    moved = [item for item in canvas.edges if "conv_a" in (item.wire.source, item.wire.target)]
+    assert moved
+    for item in moved:
+        for key, block in canvas.blocks.items():
+            if key in (item.wire.source, item.wire.target):
+                continue
+            rect = block.rect_in_scene()
+            points = [item.path.pointAtPercent(i / 200) for i in range(201)]
+            assert not any(rect.contains(p) for p in points), (item.wire, key)
+    canvas.tidy()  # back in the layout, the wires take their slots again
+    assert not canvas.has_manual_positions
