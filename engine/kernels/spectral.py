@@ -264,7 +264,8 @@ def spectral_conv2d_forward(
     conj_kernel = conv.kernel_spectrum(kernel)
     n, k = len(x), conv.frequencies
     out = np.empty((n, conv.ho, conv.wo, conv.f), x.dtype)
-    kept = np.empty((n, k, conv.c), conv.complex) if keep else None
+    # Kept for backward in the layer's workspace, reused from step to step (as in winograd.py).
+    kept = Scratch(workspace, -1)("kept", n, (k, conv.c), conv.complex) if keep else None
 
     def work(part: int, start: int, stop: int) -> None:
         scratch = Scratch(workspace, part)

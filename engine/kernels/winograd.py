@@ -321,7 +321,10 @@ def winograd_conv2d_forward(
     u = conv.kernel_transform(kernel)
     n, tiles = len(x), conv.tiles
     out = np.empty((n, conv.ho, conv.wo, conv.f), x.dtype)
-    kept = np.empty((16, n, tiles, conv.c), x.dtype) if keep else None
+    # What backward needs lives in the layer's workspace, reused from step to step: a fresh array of
+    # four times the input each step costs page faults of about a quarter of the layer's time (and
+    # a layer's backward always belongs to its latest forward).
+    kept = Scratch(workspace, -1)("kept", (16, n, tiles, conv.c), x.dtype) if keep else None
 
     def work(part: int, start: int, stop: int) -> None:
         scratch = Scratch(workspace, part)
