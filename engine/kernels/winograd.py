@@ -55,6 +55,10 @@ MIN_CHANNELS = {"forward": 128, "kernel": 128, "input": 128}
 # Odd output sizes compute a tile row or column that is thrown away (a 5x5 output costs 6x6):
 # the path is not taken where that wastes more than this factor.
 MAX_WASTE = 1.35
+# Training keeps the transformed input, four times the input, for backward: on large images (56x56
+# and up at 128 channels) that would be hundreds of megabytes a batch where im2col keeps nothing,
+# so the path is left to images whose transformed input stays within this many bytes.
+MAX_KEPT_BYTES_PER_IMAGE = 4 << 20
 
 
 def worthwhile(input_shape: tuple[int, ...], kernel_shape: tuple[int, ...], stride: int,
@@ -75,7 +79,8 @@ def worthwhile(input_shape: tuple[int, ...], kernel_shape: tuple[int, ...], stri
     if ho < 1 or wo < 1:
         return False
     computed = 4 * (-(-ho // 2)) * (-(-wo // 2))
-    return computed <= MAX_WASTE * ho * wo
+    kept = 4 * computed * c * 4  # 16 values per 2x2 tile and channel, float32
+    return computed <= MAX_WASTE * ho * wo and kept <= MAX_KEPT_BYTES_PER_IMAGE
 
 
 def memory_bytes(input_shape: tuple[int, ...], kernel_shape: tuple[int, ...], padding: str | int,

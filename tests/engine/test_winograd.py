@@ -86,6 +86,10 @@ def test_which_convolutions_take_the_winograd_path():
     assert not worthwhile((32, 16, 16, 128), (5, 5, 128, 128), 1, "same", "input")
     # A 3x3 output would compute 4x4: too much thrown away.
     assert not worthwhile((32, 5, 5, 256), (3, 3, 256, 256), 1, "valid", "input")
+    # Large images: the transformed input kept for backward would be hundreds of megabytes a batch.
+    assert worthwhile((32, 32, 32, 128), (3, 3, 128, 128), 1, "same", "input")
+    assert not worthwhile((32, 56, 56, 128), (3, 3, 128, 128), 1, "same", "input")
+    assert not worthwhile((32, 224, 224, 128), (3, 3, 128, 128), 1, "same", "forward")
 
 
 def test_the_choice_does_not_depend_on_the_batch_size():
