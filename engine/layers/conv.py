@@ -1,4 +1,6 @@
-"""2-D convolution over (N, H, W, C) batches with (kh, kw, C, F) kernels, via im2col + one matmul."""
+"""2-D convolution over (N, H, W, C) batches with (kh, kw, C, F) kernels: im2col + one matmul, or a
+transform where that is faster (engine/kernels/transform_paths.py: Fourier for large kernels,
+Winograd for wide 3x3 ones)."""
 
 from __future__ import annotations
 
