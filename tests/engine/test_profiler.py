@@ -41,7 +41,7 @@ def test_the_rows_add_up_to_the_measured_step():
     assert len(conv.parts) == 2 and sum(conv.parts) == pytest.approx(1)
     shares = profile.layer_shares()
     assert shares["conv2d_1"] + shares["max_pool2d_1"] == pytest.approx(profile.share(conv))
-    assert shares["conv2d_1"] > shares["max_pool2d_1"]
+    assert all(part > 0 for part in conv.parts)
     assert "step" in profile.table() and "images/s" in profile.table()
 
 
@@ -77,9 +77,9 @@ def test_the_command_line_prints_the_profile(capsys):
     assert "conv2d_1 + max_pool2d_1" in out and "update (sgd)" in out and "32 images" in out
 
 
-def test_a_fused_convolution_and_batch_norm_split_their_time_as_measured():
-    """The canvas's colouring shows a convolution's time on the convolution, not spread evenly over
-    the batch norm and ReLU fused with it."""
+def test_a_fused_convolution_and_batch_norm_split_their_time_as_measured(monkeypatch):
+    """The canvas's colouring shows each fused layer's own time, as measured running them one by one
+    (here with a clock that charges each layer a fixed cost, so that the split is known)."""
     doc = {"format": "cnn-studio.architecture/2", "input": {"shape": [16, 16, 8]}, "layers": [
         {"type": "Conv2D", "filters": 32, "kernel_size": 3, "padding": "same", "use_bias": False},
         {"type": "BatchNorm"}, {"type": "ReLU"},
@@ -92,4 +92,24 @@ def test_a_fused_convolution_and_batch_norm_split_their_time_as_measured():
     shares = profile.layer_shares()
     conv, norm, relu = (shares[name] for name in fused.layers)
     assert conv + norm + relu == pytest.approx(profile.share(fused))
-    assert conv > relu
+
+    # The split itself, with layers that take known times: 6, 3 and 1 units, forward and backward.
+    import engine.profiler as profiler_module
+
+    costs = {"conv2d_1": 6, "batch_norm_1": 3, "relu_1": 1}
+    clock = [0.0]
+
+    def charging(real, cost: float):
+        def timed(*args, **kwargs):
+            clock[0] += cost
+            return real(*args, **kwargs)
+        return timed
+
+    for layer, name in zip(model.layers, model.names):
+        if name in costs:
+            for method in ("forward", "backward"):
+                monkeypatch.setattr(layer, method, charging(getattr(layer, method), costs[name]))
+    monkeypatch.setattr(profiler_module.time, "perf_counter", lambda: clock[0])
+    node = next(n for n in model._nodes if len(profiler_module._node_layers(model, n)) == 3)
+    parts = profiler_module._fused_parts(model, node, x[:8])
+    assert parts == pytest.approx((0.6, 0.3, 0.1))
