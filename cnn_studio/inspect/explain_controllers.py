@@ -46,6 +46,10 @@ class _Controller(QObject):
         if model is None:
             self.worker.cancel(self.kind)
             self.view.clear(self.empty_text)
+            # The previous network's layers go too (another project, or no trained network).
+            self.view.layer_box.blockSignals(True)
+            self.view.layer_box.clear()
+            self.view.layer_box.blockSignals(False)
             return
         self.view.set_layers(model)
         if self.view.isVisible():

@@ -262,6 +262,8 @@ class InsidePanel(QWidget):
         self._deferred.clear()  # they were for the previous weights; the new ones are asked for below
         if model is None:
             self._clear_model_views(NO_MODEL)
+            for controller in self._controllers.values():
+                controller.set_model(None, self._dataset)
             return
         k = model.output_shape[0] if len(model.output_shape) == 1 else 0
         data = self._dataset

@@ -125,6 +125,20 @@ def test_a_failed_computation_is_told_in_its_own_view(qtbot, panel, small, monke
     assert "misclassified" in view.status.text()
 
 
+def test_no_network_leaves_nothing_of_the_last_one_in_the_embedding_and_the_atlas(qtbot, panel):
+    """Another project (no trained network): the projection, its layer choices and the atlas's go."""
+    model, data = residual_model_and_data()
+    panel.set_model(model, data)
+    view = panel.embedding
+    panel.views.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: len(view.points) == len(data.y_test), timeout=WAIT_MS)
+    assert view.layer_box.count() and panel.atlas.layer_box.count()
+    panel.set_model(None)
+    assert not len(view.points) and view.legend.text() == "" and view.layer_box.count() == 0
+    assert view.status.text().startswith("The embedding appears once") and not view.project_button.isVisible()
+    assert panel.atlas.layer_box.count() == 0 and panel.atlas.atlas is None
+
+
 # -- nothing cut, nothing hidden ---------------------------------------------------------------------------------
 def test_the_embedding_key_hides_no_point(qtbot, panel):
     model, data = residual_model_and_data()
