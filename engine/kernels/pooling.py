@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from engine.kernels.blocks import images_per_block
-from engine.kernels.im2col import col2im, conv_pads, pad_images, window_view
+from engine.kernels.im2col import conv_pads
+from engine.kernels.window_pool import (
+    avg_pool_backward,
+    avg_pool_forward,
+    max_pool_backward,
+    max_pool_forward,
+    record_winners,
+)
 from engine.parallel import parallel_for
 from engine.shapes import output_size
 
@@ -19,10 +26,11 @@ def pool_forward(
     Average pooling counts padded zeros in the divisor by default (ONNX count_include_pad=1,
     PyTorch's default); with ``count_include_pad`` False each window is divided by the number of
     real pixels it covers (ONNX's default, Keras and TensorFlow). Max pooling pads with -inf so
-    padding never wins. With ``training`` the tiled max
-    path records which input wins each window while the data is in cache (backward then never
-    reads x); otherwise backward works that out from x. ``relu`` (tiled max pooling only) pools
-    max(x, 0) without making it: a ReLU layer before the pooling, fused.
+    padding never wins. With ``training`` max pooling records which input wins each window while
+    the data is in cache (backward then never reads x); otherwise backward works that out from x.
+    Windows side by side (stride == pool_size, no padding) take the tiled kernels below, others
+    engine/kernels/window_pool.py. ``relu`` (tiled max pooling only) pools max(x, 0) without making
+    it: a ReLU layer before the pooling, fused.
     """
     if relu and not (mode == "max" and stride == pool and not any(conv_pads(*x.shape[1:3], pool, pool, stride,
                                                                             padding))):
@@ -35,47 +43,16 @@ def pool_forward(
     if tiled and mode == "max":
         out, winners = _tiled_max(x, pool, ho, wo, keep_winners=training, relu=relu)
         return out, (x.shape, pads, ho, wo, tiled, None if training else x, winners, out if relu else None)
-    if tiled:
-        # Non-overlapping windows: a reshape of the cropped input is the window view.
-        xr = x[:, : ho * pool, : wo * pool, :].reshape(n, ho, pool, wo, pool, c)
-        return xr.mean(axis=(2, 4), dtype=x.dtype), (x.shape, pads, ho, wo, tiled)
-    fill = -np.inf if mode == "max" else 0.0
-    windows = window_view(pad_images(x, pads, fill), pool, pool, stride)
     if mode == "avg":
-        divisor = pool * pool if count_include_pad or not any(pads) else window_counts(h, w, pool, stride, pads)
-        out = windows.sum(axis=(3, 4), dtype=x.dtype)
-        out /= divisor if np.isscalar(divisor) else divisor.astype(x.dtype)
-        return out, (x.shape, pads, ho, wo, tiled, divisor)
-    flat = windows.reshape(n, ho, wo, pool * pool, c)
-    arg = flat.argmax(axis=3)
-    out = np.take_along_axis(flat, arg[:, :, :, None, :], axis=3)[:, :, :, 0, :]
-    return out, (x.shape, pads, ho, wo, tiled, arg)
-
-
-def window_counts(h: int, w: int, pool: int, stride: int, pads: tuple[int, int, int, int]) -> np.ndarray:
-    """How many real (unpadded) pixels each pooling window covers: (Ho, Wo, 1), for broadcasting."""
-    top, bottom, left, right = pads
-
-    def along(size: int, before: int, after: int) -> np.ndarray:
-        starts = np.arange(output_size(size, pool, stride, before, after)) * stride - before
-        return np.minimum(starts + pool, size) - np.maximum(starts, 0)
-
-    return (along(h, top, bottom)[:, None] * along(w, left, right)[None, :])[:, :, None]
+        return avg_pool_forward(x, pool, stride, pads, count_include_pad), (x.shape, pads, ho, wo, tiled,
+                                                                                count_include_pad)
+    out, winners = max_pool_forward(x, pool, stride, pads, keep_winners=training)
+    return out, (x.shape, pads, ho, wo, tiled, None if training else x, winners)
 
 
 def _tap(x: np.ndarray, i: int, j: int, pool: int, ho: int, wo: int) -> np.ndarray:
     """The (N, Ho, Wo, C) strided view of tap (i, j) of every non-overlapping pool x pool window."""
     return x[:, i : i + pool * (ho - 1) + 1 : pool, j : j + pool * (wo - 1) + 1 : pool, :]
-
-
-def _first_true(masks: list[np.ndarray]) -> list[np.ndarray]:
-    """Masks 'equals the maximum' (one per candidate, in order, all but the last) turned in place
-    into 'is the first that does', plus the last candidate's mask: none of the others."""
-    taken = masks[0].copy()
-    for mask in masks[1:]:
-        mask &= ~taken
-        taken |= mask
-    return [*masks, ~taken]
 
 
 def winner_planes(pool: int) -> int:
@@ -109,16 +86,8 @@ def max_pool_taps(taps: list[np.ndarray], pool: int, out: np.ndarray, winners: n
     np.copyto(out, row_maxima[0])
     for row_max in row_maxima[1:]:
         np.maximum(out, row_max, out=out)
-    if winners is None:
-        return
-    if pool == 1:
-        winners[0] = True
-        return
-    rows = _first_true([row_max == out for row_max in row_maxima[:-1]])
-    for i, row_max in enumerate(row_maxima):
-        hits = _first_true([taps[i * pool + j] == row_max for j in range(pool - 1)])
-        for j, hit in enumerate(hits):
-            np.logical_and(hit, rows[i], out=winners[i * pool + j])
+    if winners is not None:
+        record_winners(taps, row_maxima, out, pool, winners)
 
 
 def _max_pool_2x2(t00: np.ndarray, t01: np.ndarray, t10: np.ndarray, t11: np.ndarray, out: np.ndarray,
@@ -204,25 +173,14 @@ def _tiled_max_backward(grad: np.ndarray, winners: np.ndarray, input_shape: tupl
 def pool_backward(grad: np.ndarray, cache: tuple, pool: int, stride: int, mode: str) -> np.ndarray:
     """Gradient of pool_forward with respect to its input."""
     input_shape, pads, ho, wo, tiled = cache[:5]
-    n, h, w, c = input_shape
     if tiled and mode == "max":
         x, winners, relu_output = cache[5:8]
         if winners is None:
             winners = _tiled_max(x, pool, ho, wo, keep_winners=True)[1]
         return _tiled_max_backward(grad, winners, input_shape, pool, relu_output)
-    if tiled:
-        dx = np.zeros(input_shape, grad.dtype)
-        view = dx[:, : ho * pool, : wo * pool, :].reshape(n, ho, pool, wo, pool, c)
-        view[...] = (grad / (pool * pool))[:, :, None, :, None, :]
-        return dx
     if mode == "avg":
-        divisor = cache[5]
-        share = grad / (divisor if np.isscalar(divisor) else divisor.astype(grad.dtype))
-        cols = np.broadcast_to(share[:, :, :, None, None, :], (n, ho, wo, pool, pool, c))
-    else:
-        flat = np.zeros((n, ho, wo, pool * pool, c), grad.dtype)
-        np.put_along_axis(flat, cache[5][:, :, :, None, :], grad[:, :, :, None, :], axis=3)
-        cols = flat.reshape(n, ho, wo, pool, pool, c)
-    top, bottom, left, right = pads
-    dxp = col2im(cols, (n, h + top + bottom, w + left + right, c), stride)
-    return dxp[:, top : top + h, left : left + w, :]
+        return avg_pool_backward(grad, input_shape, pool, stride, pads, cache[5])
+    x, winners = cache[5:7]
+    if winners is None:
+        winners = max_pool_forward(x, pool, stride, pads, keep_winners=True)[1]
+    return max_pool_backward(grad, winners, input_shape, pool, stride, pads)
