@@ -6,7 +6,18 @@ from typing import ClassVar
 
 import numpy as np
 
-from engine.kernels.activation import relu_backward, relu_forward
+from engine.kernels.activation import (
+    elu_backward,
+    elu_forward,
+    leaky_relu_backward,
+    leaky_relu_forward,
+    relu_backward,
+    relu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+    tanh_backward,
+    tanh_forward,
+)
 from engine.layers.base import Field, Layer
 
 
@@ -36,12 +47,12 @@ class LeakyReLU(Activation):
     fields = (Field("alpha", "float", 0.01, "Slope for negative inputs.", minimum=0.0, maximum=1.0),)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        positive = x > 0
-        self._cache = positive
-        return np.where(positive, x, x * x.dtype.type(self.config["alpha"]))
+        out = leaky_relu_forward(x, self.config["alpha"])
+        self._cache = out  # out > 0 exactly where x > 0
+        return out
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        return np.where(self._cache, grad, grad * grad.dtype.type(self.config["alpha"]))
+        return leaky_relu_backward(grad, self._cache, self.config["alpha"])
 
 
 class ELU(Activation):
@@ -50,16 +61,12 @@ class ELU(Activation):
     fields = (Field("alpha", "float", 1.0, "Value the output approaches for very negative inputs.", minimum=0.0),)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        alpha = x.dtype.type(self.config["alpha"])
-        negative = alpha * np.expm1(np.minimum(x, 0))
-        out = np.where(x > 0, x, negative)
-        self._cache = (x > 0, negative)
+        out = elu_forward(x, self.config["alpha"])
+        self._cache = out  # out > 0 exactly where x > 0
         return out
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        positive, negative = self._cache
-        alpha = grad.dtype.type(self.config["alpha"])
-        return np.where(positive, grad, grad * (negative + alpha))
+        return elu_backward(grad, self._cache, self.config["alpha"])
 
 
 class Sigmoid(Activation):
@@ -67,13 +74,12 @@ class Sigmoid(Activation):
     description = "Squashes each value into (0, 1) with 1 / (1 + exp(-x))."
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        # 0.5 * (1 + tanh(x / 2)) is the logistic function without overflow for large |x|.
-        out = 0.5 * (1 + np.tanh(0.5 * x))
+        out = sigmoid_forward(x)
         self._cache = out
         return out
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        return grad * self._cache * (1 - self._cache)
+        return sigmoid_backward(grad, self._cache)
 
 
 class Tanh(Activation):
@@ -81,12 +87,12 @@ class Tanh(Activation):
     description = "Hyperbolic tangent: squashes each value into (-1, 1), centred on zero."
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        out = np.tanh(x)
+        out = tanh_forward(x)
         self._cache = out
         return out
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        return grad * (1 - self._cache * self._cache)
+        return tanh_backward(grad, self._cache)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
