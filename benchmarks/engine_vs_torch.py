@@ -88,11 +88,31 @@ def _network(shape: list[int], layers: list[dict[str, Any]]) -> dict[str, Any]:
     return {"format": FORMAT, "input": {"shape": shape}, "layers": layers}
 
 
-def resnet8_network() -> dict[str, Any]:
-    """The ResNet-8 template (28x28x1, residual blocks with batch norm, 1x1 stride-2 projections)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "assets", "templates", "resnet8.json")
+def template(name: str) -> dict[str, Any]:
+    """A template the studio offers (assets/templates/<name>.json)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "assets", "templates", f"{name}.json")
     with open(path, encoding="utf-8") as file:
         return json.load(file)
+
+
+def resnet8_network() -> dict[str, Any]:
+    """The ResNet-8 template (28x28x1, residual blocks with batch norm, 1x1 stride-2 projections)."""
+    return template("resnet8")
+
+
+def drawn_network() -> dict[str, Any]:
+    """What a user might draw without copying a paper, 32x32x3: odd widths, 'valid' padding, a 5x5 stride-2
+    stem, overlapping 3x3 / 2 max pooling, leaky ReLU and tanh, average pooling, dropout."""
+    return _network([32, 32, 3], [
+        _conv(20, 5, stride=2, padding="valid", activation="leaky_relu"),
+        _conv(40, 3, padding="valid", activation="relu"),
+        {"type": "MaxPool2D", "pool_size": 3, "stride": 2},
+        _conv(72, 3, padding="same", activation="tanh"),
+        {"type": "AvgPool2D", "pool_size": 2},
+        {"type": "Flatten"}, {"type": "Dropout", "rate": 0.3},
+        {"type": "Dense", "units": 100, "activation": "relu"},
+        {"type": "Dense", "units": 10, "activation": "softmax"},
+    ])
 
 
 def k1_network() -> dict[str, Any]:
@@ -156,6 +176,9 @@ NETWORKS: dict[str, Callable[[], dict[str, Any]]] = {
     "s2same": s2same_network,
     "wide256": wide256_network,
     "in64": in64_network,
+    "lenet5": lambda: template("lenet5"),
+    "inception": lambda: template("inception_lite"),
+    "drawn": drawn_network,
 }
 
 
@@ -276,13 +299,13 @@ def torch_network(architecture: dict[str, Any], weights: dict[str, np.ndarray]) 
         return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
     class Pad(nn.Module):
-        def __init__(self, pads: tuple[int, int, int, int]) -> None:
+        def __init__(self, pads: tuple[int, int, int, int], value: float = 0.0) -> None:
             super().__init__()
             top, bottom, left, right = pads
-            self.pads = (left, right, top, bottom)
+            self.pads, self.value = (left, right, top, bottom), value
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return functional.pad(x, self.pads)
+            return functional.pad(x, self.pads, value=self.value)
 
     class Merge(nn.Module):
         def __init__(self, kind: str) -> None:
@@ -315,6 +338,16 @@ def torch_network(architecture: dict[str, Any], weights: dict[str, np.ndarray]) 
                 values[layer_id] = step(*(values[i] for i in inputs))
             return values[self.order[-1][0]]
 
+    # Activation layers, and a layer's "activation" setting through the layer type it stands for.
+    ACTIVATION_MODULES: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
+        "ReLU": lambda cfg: nn.ReLU(),
+        "LeakyReLU": lambda cfg: nn.LeakyReLU(cfg.get("alpha", 0.01)),
+        "ELU": lambda cfg: nn.ELU(cfg.get("alpha", 1.0)),
+        "Sigmoid": lambda cfg: nn.Sigmoid(),
+        "Tanh": lambda cfg: nn.Tanh(),
+    }
+    ACTIVATION_TYPES = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "elu": "ELU", "sigmoid": "Sigmoid",
+                        "tanh": "Tanh"}
     flattened: dict[str, tuple[int, ...]] = {}  # layer id -> the (H, W, C) shape its Flatten unrolled
     steps: list[tuple[str, tuple[str, ...], nn.Module]] = []
     for info in analysis.layers:
@@ -344,10 +377,23 @@ def torch_network(architecture: dict[str, Any], weights: dict[str, np.ndarray]) 
                 if cfg["use_bias"]:
                     dense.bias.copy_(tensor(weights[f"{name}.bias"]))
             modules.append(dense)
-        elif info.type == "MaxPool2D":
-            if cfg["padding"] not in ("valid", 0):
-                raise ValueError("the benchmark translates only unpadded max pooling")
-            modules.append(nn.MaxPool2d(cfg["pool_size"], stride=cfg["stride"] or cfg["pool_size"]))
+        elif info.type in ("MaxPool2D", "AvgPool2D"):
+            h, w, _ = info.input_shape
+            k, stride = cfg["pool_size"], cfg["stride"] or cfg["pool_size"]
+            top, bottom, left, right = conv_pads(h, w, k, k, stride, cfg["padding"])
+            if info.type == "MaxPool2D":
+                if (top, left) != (bottom, right):
+                    modules.append(Pad((top, bottom, left, right), float("-inf")))
+                    top = left = 0
+                modules.append(nn.MaxPool2d(k, stride=stride, padding=(top, left)))
+            else:
+                include = cfg.get("count_include_pad", True)
+                if (top, left) != (bottom, right):
+                    if not include:
+                        raise ValueError("the benchmark translates uneven average pooling only with count_include_pad")
+                    modules.append(Pad((top, bottom, left, right)))
+                    top = left = 0
+                modules.append(nn.AvgPool2d(k, stride=stride, padding=(top, left), count_include_pad=include))
         elif info.type == "GlobalAvgPool2D":
             modules += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         elif info.type == "BatchNorm":
@@ -360,8 +406,8 @@ def torch_network(architecture: dict[str, Any], weights: dict[str, np.ndarray]) 
                 bn.running_mean.copy_(tensor(weights[f"{name}.moving_mean"]))
                 bn.running_var.copy_(tensor(weights[f"{name}.moving_variance"]))
             modules.append(bn)
-        elif info.type == "ReLU":
-            modules.append(nn.ReLU())
+        elif info.type in ACTIVATION_MODULES:
+            modules.append(ACTIVATION_MODULES[info.type](cfg))
         elif info.type == "Flatten":
             if len(info.input_shape) == 3:
                 flattened[str(info.id)] = tuple(info.input_shape)
@@ -369,15 +415,15 @@ def torch_network(architecture: dict[str, Any], weights: dict[str, np.ndarray]) 
         elif info.type in ("Add", "Concatenate"):
             modules.append(Merge(info.type))
         elif info.type == "Dropout":
+            if info.inputs[0] in flattened:  # the Dense after it still needs Flatten's order
+                flattened[str(info.id)] = flattened[info.inputs[0]]
             modules.append(nn.Dropout(cfg["rate"]))
         else:
             raise ValueError(f"the benchmark does not translate {info.type} layers to PyTorch")
         activation = cfg.get("activation")
         # A final softmax stays out: cross_entropy takes logits, as the engine's fused loss does.
-        if activation == "relu":
-            modules.append(nn.ReLU())
-        elif activation not in (None, "softmax"):
-            raise ValueError(f"the benchmark does not translate activation {activation!r}")
+        if activation not in (None, "softmax"):
+            modules.append(ACTIVATION_MODULES[ACTIVATION_TYPES[activation]]({}))
         module = modules[0] if len(modules) == 1 else nn.Sequential(*modules)
         steps.append((str(info.id), tuple(info.inputs), module))
     return Graph(steps)
