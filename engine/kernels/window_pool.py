@@ -24,6 +24,9 @@ from engine.parallel import parallel_for
 from engine.shapes import output_size
 
 Pads = tuple[int, int, int, int]
+# Window sums of side-by-side windows with at most this many values per window row (pool * C) go
+# through a matrix product: numpy's strided additions are slow on runs of a few channels.
+SUM_BY_PRODUCT = 32
 
 
 class WindowPool:
@@ -62,20 +65,39 @@ class WindowPool:
         """Tap row i of every window: a (n, hp, cols, C) viewed as (n, Ho, cols, C)."""
         return a[:, i : i + self.stride * (self.ho - 1) + 1 : self.stride]
 
-    def taps(self, xp: np.ndarray, i: int) -> list[np.ndarray]:
-        """The window taps (i, 0 .. pool - 1) of padded images xp, each (n, Ho, Wo, C)."""
-        return [self.columns(self.rows(xp, i), j) for j in range(self.pool)]
-
     def reduce(self, xp: np.ndarray, op: Callable[..., np.ndarray], out: np.ndarray) -> np.ndarray:
-        """op over every window of padded images xp into out (n, Ho, Wo, C); returns the row
-        reductions along the width (n, hp, Wo, C), which max pooling's winners need."""
-        across = op(self.columns(xp, 0), self.columns(xp, 1)) if self.pool > 1 else self.columns(xp, 0).copy()
-        for j in range(2, self.pool):
-            op(across, self.columns(xp, j), out=across)
-        np.copyto(out, self.rows(across, 0))
-        for i in range(1, self.pool):
-            op(out, self.rows(across, i), out=out)
+        """op over every window of padded images xp into out (n, Ho, Wo, C), along the width first;
+        returns those row reductions (n, hp, Wo, C), which max pooling's winners need."""
+        across = self._fold(op, [self.columns(xp, j) for j in range(self.pool)])
+        self._fold(op, [self.rows(across, i) for i in range(self.pool)], out)
         return across
+
+    def reduce_down_first(self, xp: np.ndarray, op: Callable[..., np.ndarray], out: np.ndarray) -> None:
+        """reduce, down the height first: that step reads whole contiguous rows, and the strided
+        step along the width (slow when C is small) then reads pool / stride times less data."""
+        down = self._fold(op, [self.rows(xp, i) for i in range(self.pool)])
+        if op is np.add and self.stride == self.pool and self.pool * self.c <= SUM_BY_PRODUCT:
+            # Side-by-side windows of few channels: each output pixel's pool * C values in a row,
+            # summed by a product with stacked identities.
+            rows = down.reshape(-1, self.pool * self.c)
+            np.matmul(rows, self.stacked_identity(down.dtype), out=out.reshape(-1, self.c))
+            return
+        self._fold(op, [self.columns(down, j) for j in range(self.pool)], out)
+
+    def stacked_identity(self, dtype: np.dtype) -> np.ndarray:
+        """(pool * C, C): pool identity matrices stacked, which sums a window row's pixels per channel."""
+        return np.tile(np.eye(self.c, dtype=dtype), (self.pool, 1))
+
+    @staticmethod
+    def _fold(op: Callable[..., np.ndarray], views: list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
+        """op over views, into out or a new array."""
+        if out is None:
+            out = views[0].copy() if len(views) == 1 else op(views[0], views[1])
+        else:
+            np.copyto(out, views[0]) if len(views) == 1 else op(views[0], views[1], out=out)
+        for view in views[2:]:
+            op(out, view, out=out)
+        return out
 
     def cropped(self, dxp: np.ndarray, d_x: np.ndarray) -> None:
         """Write the inside of a padded input gradient dxp into d_x (zeros where no window reached)."""
@@ -152,10 +174,13 @@ def max_pool_forward(x: np.ndarray, pool: int, stride: int, pads: Pads, keep_win
         for a in range(start, stop, sizes.block):
             b = min(a + sizes.block, stop)
             xp = sizes.padded(x[a:b], -np.inf)
+            if winners is None:
+                sizes.reduce_down_first(xp, np.maximum, out[a:b])
+                continue
             across = sizes.reduce(xp, np.maximum, out[a:b])
-            if winners is not None and pool == 1:
+            if pool == 1:
                 winners.rows[:, a:b] = winners.columns[:, a:b] = True
-            elif winners is not None:
+            else:
                 block = winners.part(a, b)
                 for step, hits in ((block.rows, [sizes.rows(across, i) == out[a:b] for i in range(pool - 1)]),
                                    (block.columns, [sizes.columns(xp, j) == across for j in range(pool - 1)])):
@@ -214,7 +239,7 @@ def avg_pool_forward(x: np.ndarray, pool: int, stride: int, pads: Pads, count_in
     def work(part: int, start: int, stop: int) -> None:
         for a in range(start, stop, sizes.block):
             b = min(a + sizes.block, stop)
-            sizes.reduce(sizes.padded(x[a:b], 0.0), np.add, out[a:b])
+            sizes.reduce_down_first(sizes.padded(x[a:b], 0.0), np.add, out[a:b])
             out[a:b] *= inverse
 
     parallel_for(sizes.n, work, min_items=sizes.min_images)
@@ -233,9 +258,15 @@ def avg_pool_backward(grad: np.ndarray, input_shape: tuple[int, ...], pool: int,
         for a in range(start, stop, sizes.block):
             b = min(a + sizes.block, stop)
             share = grad[a:b] * inverse
-            if tiled:  # windows side by side: each pixel's share is its window's, one broadcast copy
+            if tiled:  # windows side by side: each pixel's share is its window's
                 dxp = sizes.gradient_grid(d_x[a:b])
-                dxp.reshape(b - a, sizes.ho, pool, sizes.wo, pool, sizes.c)[...] = share[:, :, None, :, None]
+                windows = dxp.reshape(b - a, sizes.ho, pool, sizes.wo, pool * sizes.c)
+                if pool * sizes.c <= SUM_BY_PRODUCT:  # along the row by a product (see reduce_down_first)
+                    spread = share.reshape(-1, sizes.c) @ sizes.stacked_identity(share.dtype).T
+                    windows[...] = spread.reshape(b - a, sizes.ho, 1, sizes.wo, pool * sizes.c)
+                else:
+                    windows.reshape(b - a, sizes.ho, pool, sizes.wo, pool, sizes.c)[...] = share[:, :, None, :, None]
+                sizes.cropped(dxp, d_x[a:b])
                 continue
             # The transpose of reduce: down the rows of each window, then along its columns.
             across = np.zeros((b - a, sizes.hp, sizes.wo, sizes.c), grad.dtype)

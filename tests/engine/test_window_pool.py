@@ -42,6 +42,8 @@ CASES = [
     ((10, 10, 2), 5, 3, 2),
     ((5, 6, 2), 4, 1, "same"),
     ((7, 7, 1), 1, 2, "valid"),
+    ((8, 8, 3), 2, 2, "valid"),  # side by side (average pooling's product path)
+    ((7, 7, 2), 2, 2, "valid"),  # side by side, the last row and column left out
 ]
 
 
@@ -61,12 +63,13 @@ def test_max_pool_with_ties_matches_loops(shape, pool, stride, padding):
     np.testing.assert_allclose(pool_backward(grad, cache, pool, stride, "max"), expected_d, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("channels", [3, 64])
 @pytest.mark.parametrize("mode", ["max", "avg"])
-@pytest.mark.parametrize("shape,pool,stride,padding", CASES + [((12, 12, 4), 2, 2, "valid")])
-def test_blocks_and_threads_do_not_change_the_results(mode, shape, pool, stride, padding):
-    # 150 images of 8x8x64 float32 and more: several cache blocks per thread.
+@pytest.mark.parametrize("shape,pool,stride,padding", CASES)
+def test_blocks_and_threads_do_not_change_the_results(mode, shape, pool, stride, padding, channels):
+    # With 64 channels, 150 images make several cache blocks per thread; 3 channels take the product paths.
     rng = np.random.default_rng(5)
-    big_shape = (shape[0] + 2, shape[1] + 2, 64)
+    big_shape = (shape[0] + 2, shape[1] + 2, channels)
     x = rng.standard_normal((150, *big_shape)).astype(np.float32)
     out, cache = pool_forward(x, pool, stride, padding, mode, training=True)
     grad = rng.standard_normal(out.shape).astype(np.float32)
