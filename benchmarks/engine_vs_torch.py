@@ -165,6 +165,22 @@ def in64_network() -> dict[str, Any]:
                                   *_classifier(hidden=128)])
 
 
+def drawn2_network() -> dict[str, Any]:
+    """Another, 64x64x3: a 7x7 stride-2 stem with batch norm and ELU, padded 3x3 / 2 max and average
+    pooling, sigmoid, dropout on feature maps, a 1x1 convolution, batch norm after a Dense layer."""
+    return _network([64, 64, 3], [
+        _conv(24, 7, stride=2, activation=None, use_bias=False), {"type": "BatchNorm"}, {"type": "ELU"},
+        {"type": "MaxPool2D", "pool_size": 3, "stride": 2, "padding": "same"},
+        _conv(48, 3, activation="sigmoid"),
+        {"type": "AvgPool2D", "pool_size": 3, "stride": 2, "padding": 1},
+        {"type": "Dropout", "rate": 0.2},
+        _conv(64, 1),
+        {"type": "GlobalAvgPool2D"},
+        {"type": "Dense", "units": 64, "activation": None}, {"type": "BatchNorm"}, {"type": "ReLU"},
+        {"type": "Dense", "units": 10, "activation": "softmax"},
+    ])
+
+
 NETWORKS: dict[str, Callable[[], dict[str, Any]]] = {
     "seed": seed_network,
     "seed+bn": lambda: seed_network(batch_norm=True),
@@ -179,6 +195,8 @@ NETWORKS: dict[str, Callable[[], dict[str, Any]]] = {
     "lenet5": lambda: template("lenet5"),
     "inception": lambda: template("inception_lite"),
     "drawn": drawn_network,
+    "drawn2": drawn2_network,
+    "mlp": lambda: template("mlp_baseline"),
 }
 
 
