@@ -67,6 +67,23 @@ def _check_opcodes(raw: bytes) -> None:
                 raise pickle.UnpicklingError(f"refusing the {opcode.name} opcode")
 
 
+def _check_plain_arrays(obj: object, path: Path) -> None:
+    """Refuse arrays whose dtype is not a plain number type as NumPy itself makes it. A pickle can
+    set a dtype's flags (its BUILD state): a uint8 dtype then compares equal to uint8 but claims to
+    hold object references, and NumPy fails on it later, far from the file."""
+    pending = [obj]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, np.ndarray):
+            dtype = item.dtype
+            if dtype.kind not in "biuf" or dtype.hasobject or dtype.flags != np.dtype(dtype.str).flags:
+                raise fail(path, f"holds an array of an unexpected kind ({dtype.str}, flags {dtype.flags})")
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+
+
 def _unpickle(path: Path) -> dict:
     try:
         raw = path.read_bytes()
@@ -78,6 +95,7 @@ def _unpickle(path: Path) -> dict:
         raise fail(path, f"not a readable CIFAR batch file ({type(exc).__name__}: {brief(exc)})") from None
     if not isinstance(obj, dict):
         raise fail(path, f"expected a pickled dict, found {type(obj).__name__}")
+    _check_plain_arrays(obj, path)
     # Python 2 pickles decoded with encoding="bytes" have bytes keys; newer ones may have str keys.
     return {(k.decode("latin-1") if isinstance(k, bytes) else k): v for k, v in obj.items()}
 

@@ -179,11 +179,20 @@ class _CifarUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+def _plain(value, path: Path):
+    """value, unless it is an array whose dtype a pickle altered (its flags then claim object references)."""
+    altered = isinstance(value, np.ndarray) and (value.dtype.hasobject
+                                                 or value.dtype.flags != np.dtype(value.dtype.str).flags)
+    if altered:
+        raise ValueError(f"{path}: an array of an unexpected kind ({value.dtype.str})")
+    return value
+
+
 def _cifar_batch(path: Path):
     with open(path, "rb") as f:
         batch = _CifarUnpickler(f, encoding="bytes").load()
-    data = np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return np.ascontiguousarray(data), np.asarray(batch[b"labels"], np.int64)
+    data = np.asarray(_plain(batch[b"data"], path), np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(data), np.asarray(_plain(batch[b"labels"], path), np.int64)
 
 
 def read_cifar(folder: Path) -> Data:

@@ -214,3 +214,51 @@ def test_a_long_library_message_is_cut(tmp_path):
     with pytest.raises(DataError) as caught:
         load_dataset(path)
     one_line_naming(caught, path)
+
+
+class _AlteredDtypePickler(pickle.Pickler):
+    """Pickles uint8 dtypes with flags that claim object references (NPY_ITEM_REFCOUNT): a dtype that
+    still compares equal to uint8."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, np.dtype) and obj == np.uint8:
+            return np.dtype, ("u1", False, True), (3, "|", None, None, None, -1, -1, 1)
+        return NotImplemented
+
+
+# NumPy reports the altered arrays' deallocation as an unraisable error; the file is refused first.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_cifar_batch_with_an_altered_dtype_is_refused(tmp_path):
+    folder = make_cifar_folder(tmp_path / "cifar")
+    batch = folder / "data_batch_2"
+    data = np.zeros((2, 3072), np.uint8)
+    with open(batch, "wb") as file:
+        _AlteredDtypePickler(file, protocol=2).dump({b"data": data, b"labels": [0, 1]})
+    with pytest.raises(DataError) as exc_info:
+        load_dataset(str(folder))
+    assert "unexpected kind" in one_line_naming(exc_info, batch)
+
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_the_pytorch_training_scripts_cifar_reader_refuses_an_altered_dtype(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    import importlib
+    import sys
+    import types
+
+    # The script imports its generated model.py; its reader needs none of it.
+    monkeypatch.setitem(sys.modules, "model", types.SimpleNamespace(
+        ARCHITECTURE={}, INPUT_SHAPE=(32, 32, 3), PREPROCESSING={}, TENSORS={}, Net=object, load_tensors=None))
+    monkeypatch.setattr(sys, "path", list(sys.path))  # it puts its own folder first
+    name = "engine.export.torch_train_template"
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    try:
+        script = importlib.import_module(name)
+    finally:
+        sys.modules.pop(name, None)
+    folder = make_cifar_folder(tmp_path / "cifar")
+    with open(folder / "data_batch_2", "wb") as file:
+        _AlteredDtypePickler(file, protocol=2).dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]})
+    with pytest.raises(ValueError, match="unexpected kind"):
+        script.read_cifar(folder)
