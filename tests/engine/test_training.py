@@ -199,6 +199,35 @@ def test_sgd_nesterov_and_weight_decay_match_formulas():
     assert p["a.kernel"][0] == pytest.approx(1 - 0.475) and p["a.bias"][0] == pytest.approx(1 - 0.38)
 
 
+@pytest.mark.parametrize("settings", [
+    {"cls": SGD, "momentum": 0.0}, {"cls": SGD, "momentum": 0.9, "weight_decay": 0.1},
+    {"cls": SGD, "momentum": 0.9, "nesterov": True, "weight_decay": 0.1},
+    {"cls": Adam, "weight_decay": 0.1}, {"cls": AdamW, "weight_decay": 0.1},
+])
+def test_large_parameters_update_piece_by_piece_as_whole(settings):
+    # Parameters larger than an update's piece (and not a multiple of it), a gradient that is a
+    # transposed view, a non-contiguous parameter: the same steps as one piece each.
+    from engine import optimizers
+
+    rng = np.random.default_rng(4)
+    settings = dict(settings)
+    cls = settings.pop("cls")
+    params = {"big.kernel": rng.standard_normal((301, 700)), "big.bias": rng.standard_normal(optimizers.CHUNK + 5),
+              "odd.kernel": rng.standard_normal((40, 30))[:, ::2]}
+    whole = {k: v.copy() for k, v in params.items()}
+    chunked, reference = cls(lr=0.01, **settings), cls(lr=0.01, **settings)
+    for _ in range(3):
+        grads = {k: rng.standard_normal(v.shape[::-1]).T for k, v in params.items()}
+        chunked.step(params, grads)
+        saved, optimizers.CHUNK = optimizers.CHUNK, 1 << 30
+        try:
+            reference.step(whole, grads)
+        finally:
+            optimizers.CHUNK = saved
+    for k in params:
+        np.testing.assert_array_equal(params[k], whole[k], err_msg=k)
+
+
 def test_schedules():
     assert Schedule(0.1, "step", step_size=10, gamma=0.5).lr(25) == pytest.approx(0.025)
     cosine = Schedule(1.0, "cosine", total_steps=100)
