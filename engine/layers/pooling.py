@@ -105,7 +105,11 @@ class GlobalAvgPool2D(Layer):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self._cache = x.shape
-        return x.mean(axis=(1, 2), dtype=x.dtype)
+        n, h, w, c = x.shape
+        # Each image's pixels times a row of 1 / (H W): one short product per image, where numpy's
+        # mean over the two middle axes ran ten times slower for few channels.
+        weights = np.full((1, h * w), 1 / (h * w), x.dtype)
+        return np.matmul(weights, np.ascontiguousarray(x).reshape(n, h * w, c))[:, 0]
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         n, h, w, c = self._cache
