@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.kernels.blocks import BLOCK_BYTES, Workspace, min_rows
+from engine.kernels.blocks import Workspace, min_rows
 from engine.parallel import parallel_for
 
 
@@ -84,6 +84,13 @@ def _accumulate(sums: dict[int, np.ndarray], vector: np.ndarray) -> None:
         sums[len(vector)] = vector.astype(np.float64)
     else:
         running += vector
+
+
+# Batch norm's passes read x (and grad) and write the output, with a scratch block beside them: blocks
+# of 512 KB keep all of them in a 2 MB L2 cache between the passes. Measured against 4 MB blocks, 16 to
+# 128 channels: backward 1.15-1.35x faster on one thread, about even on two (more numpy calls, more
+# hand-offs of the interpreter lock).
+BLOCK_BYTES = 512 << 10
 
 
 def _rows_per_block(width: int, itemsize: int) -> int:
