@@ -86,8 +86,13 @@ def _blocks_like(x: np.ndarray, work_on: Callable[[slice], None]) -> None:
     by_blocks(len(x), x[0].size if len(x) else 1, x.itemsize, work_on)
 
 
-def tanh_forward(x: np.ndarray) -> np.ndarray:
-    out = np.empty(x.shape, x.dtype)
+def _output(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    return np.empty(x.shape, x.dtype) if out is None else out
+
+
+def tanh_forward(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """tanh(x), into ``out`` when given (x itself is allowed)."""
+    out = _output(x, out)
     _blocks_like(x, lambda s: np.tanh(x[s], out=out[s]))
     return out
 
@@ -105,9 +110,10 @@ def tanh_backward(grad: np.ndarray, out: np.ndarray) -> np.ndarray:
     return d_x
 
 
-def sigmoid_forward(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-x)) as 0.5 * (1 + tanh(x / 2)): no overflow for large |x|."""
-    out = np.empty(x.shape, x.dtype)
+def sigmoid_forward(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """1 / (1 + exp(-x)) as 0.5 * (1 + tanh(x / 2)): no overflow for large |x|. Into ``out`` when
+    given (x itself is allowed)."""
+    out = _output(x, out)
 
     def work_on(s: slice) -> None:
         o = np.multiply(x[s], 0.5, out=out[s])
@@ -132,13 +138,13 @@ def sigmoid_backward(grad: np.ndarray, out: np.ndarray) -> np.ndarray:
     return d_x
 
 
-def leaky_relu_forward(x: np.ndarray, alpha: float) -> np.ndarray:
-    """max(x, alpha * x) for a slope 0 <= alpha <= 1: x above zero, alpha * x below."""
-    out = np.empty(x.shape, x.dtype)
+def leaky_relu_forward(x: np.ndarray, alpha: float, out: np.ndarray | None = None) -> np.ndarray:
+    """max(x, alpha * x) for a slope 0 <= alpha <= 1: x above zero, alpha * x below. Into ``out``
+    when given (x itself is allowed)."""
+    out = _output(x, out)
 
     def work_on(s: slice) -> None:
-        o = np.multiply(x[s], x.dtype.type(alpha), out=out[s])
-        np.maximum(o, x[s], out=o)
+        np.maximum(x[s], np.multiply(x[s], x.dtype.type(alpha)), out=out[s])
 
     _blocks_like(x, work_on)
     return out
@@ -160,15 +166,17 @@ def leaky_relu_backward(grad: np.ndarray, out: np.ndarray, alpha: float) -> np.n
     return d_x
 
 
-def elu_forward(x: np.ndarray, alpha: float) -> np.ndarray:
-    """x above zero, alpha * (exp(x) - 1) below: alpha * expm1(min(x, 0)) + max(x, 0)."""
-    out = np.empty(x.shape, x.dtype)
+def elu_forward(x: np.ndarray, alpha: float, out: np.ndarray | None = None) -> np.ndarray:
+    """x above zero, alpha * (exp(x) - 1) below: alpha * expm1(min(x, 0)) + max(x, 0). Into ``out``
+    when given (x itself is allowed)."""
+    out = _output(x, out)
 
     def work_on(s: slice) -> None:
+        positive = np.maximum(x[s], 0)
         o = np.minimum(x[s], 0, out=out[s])
         np.expm1(o, out=o)
         o *= x.dtype.type(alpha)
-        o += np.maximum(x[s], 0)
+        o += positive
 
     _blocks_like(x, work_on)
     return out

@@ -40,6 +40,8 @@ class ActivatedLayer(Layer):
         self._fused_relu = self._activated and isinstance(self.activation, ReLU)
         z = self.linear_forward(x, training, relu=self._fused_relu)
         if self._activated and not self._fused_relu:
+            if self.activation.works_in_place:  # z is this layer's own new array: no second one
+                return self.activation.forward(z, training, in_place=True)
             return self.activation.forward(z, training)
         return z
 

@@ -23,6 +23,9 @@ from engine.layers.base import Field, Layer
 
 class Activation(Layer):
     category: ClassVar[str] = "Activation"
+    # Whether forward takes in_place=True: it may then overwrite x (an array the caller made for
+    # it, e.g. a convolution's output), since backward needs only the output.
+    works_in_place: ClassVar[bool] = False
 
 
 class ReLU(Activation):
@@ -46,8 +49,10 @@ class LeakyReLU(Activation):
     description = "Like ReLU, but negative values are scaled by a small slope alpha instead of zeroed."
     fields = (Field("alpha", "float", 0.01, "Slope for negative inputs.", minimum=0.0, maximum=1.0),)
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        out = leaky_relu_forward(x, self.config["alpha"])
+    works_in_place = True
+
+    def forward(self, x: np.ndarray, training: bool = False, in_place: bool = False) -> np.ndarray:
+        out = leaky_relu_forward(x, self.config["alpha"], x if in_place else None)
         self._cache = out  # out > 0 exactly where x > 0
         return out
 
@@ -60,8 +65,10 @@ class ELU(Activation):
     description = "Exponential linear unit: x for x > 0, alpha * (exp(x) - 1) below; smooth around zero."
     fields = (Field("alpha", "float", 1.0, "Value the output approaches for very negative inputs.", minimum=0.0),)
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        out = elu_forward(x, self.config["alpha"])
+    works_in_place = True
+
+    def forward(self, x: np.ndarray, training: bool = False, in_place: bool = False) -> np.ndarray:
+        out = elu_forward(x, self.config["alpha"], x if in_place else None)
         self._cache = out  # out > 0 exactly where x > 0
         return out
 
@@ -73,8 +80,10 @@ class Sigmoid(Activation):
     type_name = "Sigmoid"
     description = "Squashes each value into (0, 1) with 1 / (1 + exp(-x))."
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        out = sigmoid_forward(x)
+    works_in_place = True
+
+    def forward(self, x: np.ndarray, training: bool = False, in_place: bool = False) -> np.ndarray:
+        out = sigmoid_forward(x, x if in_place else None)
         self._cache = out
         return out
 
@@ -86,8 +95,10 @@ class Tanh(Activation):
     type_name = "Tanh"
     description = "Hyperbolic tangent: squashes each value into (-1, 1), centred on zero."
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        out = tanh_forward(x)
+    works_in_place = True
+
+    def forward(self, x: np.ndarray, training: bool = False, in_place: bool = False) -> np.ndarray:
+        out = tanh_forward(x, x if in_place else None)
         self._cache = out
         return out
 
