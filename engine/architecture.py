@@ -39,6 +39,12 @@ FORMAT_1 = "cnn-studio.architecture/1"
 KNOWN_FORMATS = (FORMAT_1, FORMAT)
 INPUT_ID = "input"
 META_KEYS = ("type", "name", "id", "inputs", "trainable")
+# Far above any image or feature vector (inputs too large for memory are refused later, with the
+# memory they would need); a bound keeps every shape a number that prints (a file may hold an
+# integer of thousands of digits, which Python will not turn into text).
+MAX_INPUT_SIDE = 10**12
+# Names and ids longer than this are cut where a message quotes them.
+SHOWN_NAME_LENGTH = 60
 # Producers whose "padding" setting decides their output size (a Concatenate fix can set it).
 _PADDED_TYPES = ("Conv2D", "MaxPool2D", "AvgPool2D")
 
@@ -200,11 +206,11 @@ def _check_document(doc: Any) -> Shape:
     if (
         not isinstance(shape, list)
         or len(shape) != 3
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_INPUT_SIDE for v in shape)
     ):
         raise ArchitectureError(
-            f'input shape {shown(shape)} must be [height, width, channels] of positive whole numbers',
-            field="input.shape", value=shape,
+            f"input shape {shown(shape)} must be [height, width, channels] of whole numbers from 1 to "
+            f"{MAX_INPUT_SIDE:,}", field="input.shape", value=shape,
         )
     if not isinstance(doc.get("layers"), list):
         raise ArchitectureError('"layers" must be a list of layer objects', field="layers")
@@ -386,7 +392,8 @@ def _analyze_document(doc: Any, input_shape: Shape | None) -> Analysis:
     names, ids = layer_names(doc), layer_ids(doc)
     refs = [_input_refs(spec, i, ids) for i, spec in enumerate(specs)]
     graph = _Graph(ids, refs)
-    name_of = {INPUT_ID: INPUT_ID, **{layer_id: name for layer_id, name in zip(reversed(ids), reversed(names))}}
+    name_of = {INPUT_ID: INPUT_ID,
+               **{layer_id: displayed(name) for layer_id, name in zip(reversed(ids), reversed(names))}}
     shapes: dict[str, Shape | None] = {INPUT_ID: network_shape}
     infos: list[LayerInfo] = []
     problems: list[ArchitectureError] = []
@@ -405,6 +412,9 @@ def _analyze_document(doc: Any, input_shape: Shape | None) -> Analysis:
         if name in seen_names:
             found.append(fail(f"name {shown(name)} is used twice; weight names must be unique", field="name",
                               value=name))
+        if not name.isprintable():
+            found.append(fail(f"name {shown(name)} must be printable text (no line breaks or control characters)",
+                              field="name", value=name))
         seen_names.add(name)
         found += _id_problems(spec, layer_id, position, graph, fail)
         if not isinstance(trainable, bool):
@@ -462,18 +472,30 @@ def _analyze_document(doc: Any, input_shape: Shape | None) -> Analysis:
                     {k: tuple(v) for k, v in consumers.items()})
 
 
+def displayed(name: str) -> str:
+    """A layer name or id as messages quote it: as it is when short and printable, else quoted, with
+    its line breaks escaped, and cut."""
+    if name.isprintable() and len(name) <= SHOWN_NAME_LENGTH:
+        return name
+    text = repr(name)
+    return text if len(text) <= SHOWN_NAME_LENGTH else text[: SHOWN_NAME_LENGTH - 4] + "...'"
+
+
 def _id_problems(spec: Any, layer_id: str, position: int, graph: _Graph, fail: Any) -> list[ArchitectureError]:
     if not isinstance(spec, dict) or "id" not in spec:
         return []
     raw = spec["id"]
     if not isinstance(raw, str) or not raw:
         return [fail(f"id {shown(raw)} must be a non-empty string", field="id", value=raw)]
+    if not raw.isprintable():
+        return [fail(f"id {shown(raw)} must be printable text (no line breaks or control characters)",
+                     field="id", value=raw)]
     if raw == INPUT_ID:
         return [fail('id "input" is reserved for the network\'s input; give the layer another id',
                      field="id", value=raw)]
     first = graph.position[raw]
     if first != position:
-        return [fail(f"id {raw!r} is already layer {first + 1}'s; every layer needs its own id",
+        return [fail(f"id {shown(raw)} is already layer {first + 1}'s; every layer needs its own id",
                      field="id", value=raw)]
     return []
 
@@ -493,13 +515,13 @@ def _reference_problems(in_ids: tuple[str, ...], position: int, graph: _Graph, n
             if close:
                 target = candidates[close[0]]
                 found.append(fail(
-                    f"input {ref!r} is not the id of any layer (did you mean {target!r}, layer "
+                    f"input {shown(ref)} is not the id of any layer (did you mean {shown(target)}, layer "
                     f"{graph.position[target] + 1} {name_of[target]}?)",
-                    hint=f"Inputs name layers by their id. Replace {ref!r} by {target!r}, or remove it.",
+                    hint=f"Inputs name layers by their id. Replace {shown(ref)} by {shown(target)}, or remove it.",
                     fix="replace_input", fix_data={"input": ref, "with": target}, **wire))
             else:
                 found.append(fail(
-                    f"input {ref!r} is not the id of any layer",
+                    f"input {shown(ref)} is not the id of any layer",
                     hint='Inputs name layers by their id ("input" is the network\'s input). Remove it, or '
                     "connect an existing layer instead.", fix="remove_input", fix_data={"input": ref}, **wire))
             continue
@@ -509,10 +531,10 @@ def _reference_problems(in_ids: tuple[str, ...], position: int, graph: _Graph, n
         cycle = [me] if ref == me else graph.path_back(ref, me)
         if cycle is not None:
             loop = [*reversed(cycle), me]  # in the direction data would flow
-            shown = " -> ".join(name_of[i] for i in loop)
-            what = "takes its own output" if ref == me else f"is part of a cycle: {shown}"
+            circle = " -> ".join(name_of[i] for i in loop)
+            what = "takes its own output" if ref == me else f"is part of a cycle: {circle}"
             found.append(fail(
-                what, hint=f"Data flows one way, from the input to the output; {shown} goes round in a circle, "
+                what, hint=f"Data flows one way, from the input to the output; {circle} goes round in a circle, "
                 "so no layer in it could ever run. Remove one of these connections.", **wire))
         else:
             order = graph.topological_order()
@@ -599,12 +621,13 @@ def _padding_fits(source: str, graph: _Graph, specs: list[Any], shapes: dict[str
 
 
 def _unused_warning(info: LayerInfo, last: LayerInfo) -> ArchitectureError:
+    name, last_name = displayed(info.name), displayed(last.name)
     return ArchitectureError(
-        f"the output of {info.name} is used by no layer and is not the network's output (the last layer, "
-        f"{last.name}): this branch does nothing",
+        f"the output of {name} is used by no layer and is not the network's output (the last layer, "
+        f"{last_name}): this branch does nothing",
         layer_index=info.index, layer_type=info.type, layer_id=info.id, severity="warning",
-        hint=f"No layer uses the output of {info.name}, and only the last layer in the list ({last.name}) is the "
-        f"network's output. Connect {info.name} to a "
+        hint=f"No layer uses the output of {name}, and only the last layer in the list ({last_name}) is the "
+        f"network's output. Connect {name} to a "
         "layer on the way to it (an Add or a Concatenate joins branches), or delete the branch.",
     )
 
@@ -614,17 +637,18 @@ def _is_softmax(info: LayerInfo) -> bool:
 
 
 def _softmax_inside_warning(info: LayerInfo, readers: list[LayerInfo]) -> ArchitectureError:
-    names = ", ".join(reader.name for reader in readers)
+    names = ", ".join(displayed(reader.name) for reader in readers)
+    name = displayed(info.name)
     takes = "takes" if len(readers) == 1 else "take"
     relu_after = any(reader.type == "ReLU" or reader.config.get("activation") == "relu" for reader in readers)
     if info.type == "Softmax":
-        what, remedy, fix = f"{info.name} (a Softmax layer)", f"Delete {info.name}", "remove_softmax"
+        what, remedy, fix = f"{name} (a Softmax layer)", f"Delete {name}", "remove_softmax"
     else:
-        what, remedy, fix = f"{info.name} has a softmax activation: it", f"Use 'relu' in {info.name}", "activation_relu"
+        what, remedy, fix = f"{name} has a softmax activation: it", f"Use 'relu' in {name}", "activation_relu"
     return ArchitectureError(
         f"{what} turns its values into probabilities but is not the network's output: {names} {takes} them",
         layer_index=info.index, layer_type=info.type, layer_id=info.id, severity="warning", fix=fix,
-        hint=f"{info.name} turns its values into probabilities (softmax), and {names} {takes} them. Softmax belongs "
+        hint=f"{name} turns its values into probabilities (softmax), and {names} {takes} them. Softmax belongs "
         "on the last layer, where it turns the scores into class probabilities for the loss; inside a network it "
         "squeezes every value into (0, 1), all of them summing to 1, which slows learning or stops it"
         + (" (and a ReLU after it changes nothing: probabilities are never negative)" if relu_after else "")
@@ -673,12 +697,12 @@ def summary(doc_or_path: dict[str, Any] | str | os.PathLike | Analysis) -> str:
     """
     analysis = doc_or_path if isinstance(doc_or_path, Analysis) else validate(doc_or_path)
     graph = not analysis.is_chain
-    name_of = {INPUT_ID: INPUT_ID, **{info.id: info.name for info in reversed(analysis.layers)}}
+    name_of = {INPUT_ID: INPUT_ID, **{info.id: displayed(info.name) for info in reversed(analysis.layers)}}
     rows = [("Layer (type)", "Output shape", "Param #", "Connected to")]
     rows.append(("input" + (" (Input)" if graph else ""), _fmt_shape(analysis.input_shape), "0", ""))
     for info in analysis.layers:
         frozen = " (frozen)" if not info.trainable else ""
-        rows.append((f"{info.name} ({info.type}){frozen}", _fmt_shape(info.output_shape), f"{info.params:,}",
+        rows.append((f"{displayed(info.name)} ({info.type}){frozen}", _fmt_shape(info.output_shape), f"{info.params:,}",
                      ", ".join(name_of.get(i, i) for i in info.inputs)))
     columns = 4 if graph else 3
     widths = [max(len(r[i]) for r in rows) + 3 for i in range(columns)]

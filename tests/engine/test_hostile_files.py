@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.architecture import analyze, load_architecture_file, validate
+from engine.architecture import analyze, load_architecture_file, summary, validate
 from engine.data import load_dataset
 from engine.errors import ArchitectureError, DataError, ResourceError, WeightsError
 from engine.model import Model
@@ -73,6 +73,36 @@ def test_long_and_huge_values_are_quoted_short(tmp_path):
     assert all(len(str(p)) < 400 for p in analysis.problems)
     doc["format"] = SMALL_CNN["format"]
     assert all(len(str(p)) < 400 for p in analyze(doc).problems)
+
+
+def test_an_input_side_of_thousands_of_digits_is_refused_in_one_line():
+    # (A file cannot hold one: its JSON reader refuses it. A document in memory, the studio's, can.)
+    doc = json.loads(json.dumps(SMALL_CNN))
+    doc["input"]["shape"] = [10**5000, 12, 1]
+    with pytest.raises(ArchitectureError) as caught:
+        summary(doc)  # once: a shape Python would not print, deep inside the table
+    message = str(caught.value)
+    assert "input shape" in message and "\n" not in message and len(message) < 300
+
+
+def test_names_and_ids_with_line_breaks_or_thousands_of_characters_are_quoted_short():
+    # A graph whose Concatenate takes an id close to a layer named across two lines, then one
+    # thousands of characters long.
+    doc = {"format": "cnn-studio.architecture/2", "input": {"shape": [12, 12, 1]}, "layers": [
+        {"id": "b1", "name": "b1\n_1", "type": "Conv2D", "filters": 2, "kernel_size": 1},
+        {"id": "b2", "type": "Conv2D", "filters": 2, "kernel_size": 1, "inputs": ["input"]},
+        {"id": "cat", "type": "Concatenate", "inputs": ["1", "b2"]},
+        {"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}]}
+    problems = analyze(doc).problems
+    assert any("did you mean 'b1'" in str(p) for p in problems)
+    assert any("must be printable" in str(p) and p.layer_index == 1 for p in problems)
+    doc["layers"][0]["id"] = doc["layers"][2]["inputs"][0] = "x" * 5000
+    doc["layers"][0]["name"] = "y" * 5000
+    doc["layers"][1]["id"] = "x" * 4999 + "z"
+    doc["layers"][2]["inputs"] = ["x" * 4999 + "w", "b2"]
+    for problem in analyze(doc).problems + analyze(doc).warnings:
+        text = str(problem) + " " + (problem.hint or "")
+        assert "\n" not in text and len(text) < 600, text[:300]
 
 
 def test_a_path_with_a_nul_character(tmp_path):
