@@ -1,4 +1,4 @@
-"""Max and average pooling over (N, H, W, C), with a fast path for non-overlapping windows."""
+"""Max and average pooling over (N, H, W, C): side-by-side max windows here, the rest in window_pool.py."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from engine.kernels.im2col import conv_pads
 from engine.kernels.window_pool import (
     avg_pool_backward,
     avg_pool_forward,
+    first_true,
     max_pool_backward,
     max_pool_forward,
-    record_winners,
 )
 from engine.parallel import parallel_for
 from engine.shapes import output_size
@@ -68,6 +68,21 @@ def max_pool_block(xs: np.ndarray, pool: int, out: np.ndarray, winners: np.ndarr
     the output, then that row's first tap equal to it. Ties, common after ReLU, route once."""
     ho, wo = out.shape[1:3]
     max_pool_taps([_tap(xs, i, j, pool, ho, wo) for i in range(pool) for j in range(pool)], pool, out, winners)
+
+
+def record_winners(taps: list[np.ndarray], row_maxima: list[np.ndarray], out: np.ndarray, pool: int,
+                   winners: np.ndarray) -> None:
+    """Which tap wins each window, into winners (pool * pool, n, Ho, Wo, C) bool: the first window
+    row whose maximum (row_maxima[i]) equals the window's (out), then that row's first tap
+    (taps[i * pool + j]) equal to it. Ties, common after ReLU, route once."""
+    if pool == 1:
+        winners[0] = True
+        return
+    rows = first_true([row_max == out for row_max in row_maxima[:-1]])
+    for i, row_max in enumerate(row_maxima):
+        hits = first_true([taps[i * pool + j] == row_max for j in range(pool - 1)])
+        for j, hit in enumerate(hits):
+            np.logical_and(hit, rows[i], out=winners[i * pool + j])
 
 
 def max_pool_taps(taps: list[np.ndarray], pool: int, out: np.ndarray, winners: np.ndarray | None) -> None:

@@ -4,9 +4,10 @@ A window's maximum (or sum) is the maximum (sum) over its rows of each row's max
 width. So each cache-sized block of images reduces along the width once per padded row (pool - 1
 passes of the output's width) and then along the height over strided views of that (pool - 1
 passes), instead of copying every window out, pool * pool times the output. Max pooling records,
-while the block is in cache, which tap won each window: one boolean plane per tap, the first maximum
-in row-major order (PyTorch's choice among ties). Backward adds each window's gradient at its winner
-(max) or spreads it over the window (average) with the same strided views, transposed.
+while the block is in cache, which input won each window (the first maximum in row-major order,
+PyTorch's choice among ties) in the same two steps (see Winners). Backward adds each window's
+gradient at its winner (max) or spreads it over the window (average) through the same strided
+views, transposed.
 
 Max pooling pads with -inf (padding never wins: every window holds a real pixel, which the layers
 check), average pooling with zeros; the divisor is the whole window or, without count_include_pad,
@@ -111,7 +112,6 @@ class WindowPool:
 
     def gradient_grid(self, d_x: np.ndarray) -> np.ndarray:
         """A zeroed padded gradient for the images of d_x: a view of d_x itself when unpadded."""
-        top, _, left, _ = self.pads
         if self.unpadded:
             d_x[...] = 0
             return d_x[:, : self.hp, : self.wp]
@@ -126,21 +126,6 @@ def first_true(masks: list[np.ndarray]) -> list[np.ndarray]:
         mask &= ~taken
         taken |= mask
     return [*masks, ~taken]
-
-
-def record_winners(taps: list[np.ndarray], row_maxima: list[np.ndarray], out: np.ndarray, pool: int,
-                   winners: np.ndarray) -> None:
-    """Which tap wins each window, into winners (pool * pool, n, Ho, Wo, C) bool: the first window
-    row whose maximum (row_maxima[i]) equals the window's (out), then that row's first tap
-    (taps[i * pool + j]) equal to it. Ties, common after ReLU, route once."""
-    if pool == 1:
-        winners[0] = True
-        return
-    rows = first_true([row_max == out for row_max in row_maxima[:-1]])
-    for i, row_max in enumerate(row_maxima):
-        hits = first_true([taps[i * pool + j] == row_max for j in range(pool - 1)])
-        for j, hit in enumerate(hits):
-            np.logical_and(hit, rows[i], out=winners[i * pool + j])
 
 
 class Winners:
