@@ -19,10 +19,10 @@ def _decays(name: str) -> bool:
 # optimizers gives each one when the rate is the usual one of the optimizer it started from.
 DEFAULT_LEARNING_RATES: dict[str, float] = {"sgd": 0.01, "adam": 0.001, "adamw": 0.001}
 
-# Values per piece of a parameter that an update works through at once: the parameter's, its
-# gradient's, its slots' and the scratch's pieces (5 x 256 KB in float32) stay in cache across the
-# update's passes, which over whole large parameters each went to memory (a Dense layer of a million
-# weights updated twice as fast).
+# Values per piece of a parameter that an update works through at once: the pieces of the parameter,
+# its gradient, its slots and two scratch arrays (five or six of 256 KB in float32) stay in cache
+# across the update's passes, which over whole large parameters each went to memory (a Dense layer of
+# a million weights updated twice as fast).
 CHUNK = 1 << 16
 
 
