@@ -38,7 +38,7 @@ def describe_file(path: str | os.PathLike, limit: int = 1 << 20) -> str:
     if stripped[:1] in "{[":
         try:
             doc = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # broken, an integer of thousands of digits, nested too deeply
             return "a text file that looks like JSON"
         if isinstance(doc, dict) and str(doc.get("format", "")).startswith("cnn-studio.project/"):
             return "a CNN Studio project file (JSON)"

@@ -292,3 +292,14 @@ def test_the_pytorch_training_scripts_cifar_reader_refuses_an_altered_dtype(tmp_
         _AlteredDtypePickler(file, protocol=2).dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]})
     with pytest.raises(ValueError, match="unexpected kind"):
         script.read_cifar(folder)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, "[" + "9" * 5000 + "]"])
+def test_cli_says_what_a_file_of_deep_or_huge_json_is(tmp_path, capsys, text):
+    # Telling what kind of file it is once decoded it with the plain JSON reader, which raised.
+    from engine.cli import main
+
+    path = write_arch(tmp_path, text)
+    assert main(["summary", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cnn-engine: error: ") and err.count("\n") == 1 and "internal error" not in err
