@@ -95,7 +95,7 @@ def open_cache(location: Path) -> CachedImages | None:
         skipped = tuple(meta.get("skipped", ()))
         return CachedImages(x, y, int(meta["n_train"]), (w, h), str(meta["mode"]), skipped,
                             int(meta.get("skipped_count", len(skipped))))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
 
 

@@ -87,7 +87,7 @@ def read_train_settings(path: str) -> dict[str, Any]:
 
         raise ExportError(f"{path}: not a JSON file of training settings: it is {describe_file(source)} (give a "
                           "project file .cnnproj, a run folder or its run.json)") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # broken JSON, huge integers, deep nesting
         raise ExportError(f"{path}: not a JSON file of training settings ({exc})") from None
     nested = next((key for key in ("training", "config") if isinstance(doc, dict) and key in doc), None)
     settings = doc.get(nested) if nested else doc if isinstance(doc, dict) else None

@@ -144,7 +144,7 @@ class RunFolder:
             raise RunError(f"{path} holds no run (no {RECORD})")
         try:
             record = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # broken JSON, huge integers, deep nesting
             raise RunError(f"{file}: the run record is damaged ({exc})") from None
         records.check_record(record, file)
         return cls(path, record)

@@ -302,7 +302,7 @@ class Sweep:
         if manifest.exists():
             try:
                 old = json.loads(manifest.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
+            except (OSError, ValueError, RecursionError):
                 old = {}
             if old.get("points") != json.loads(json.dumps(self.points)) or old.get("config") != self.config.to_dict():
                 raise RunError(f"{self.out} holds another sweep; choose a new folder "
@@ -344,5 +344,5 @@ def sweep_folder_points(path: str | os.PathLike) -> dict[str, Any]:
     """A sweep folder's manifest (sweep.json)."""
     try:
         return json.loads((Path(path) / "sweep.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise RunError(f"{path}: not a sweep folder ({exc})") from None

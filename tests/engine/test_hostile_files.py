@@ -303,3 +303,21 @@ def test_cli_says_what_a_file_of_deep_or_huge_json_is(tmp_path, capsys, text):
     assert main(["summary", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cnn-engine: error: ") and err.count("\n") == 1 and "internal error" not in err
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"a": ' + "9" * 5000 + "}"])
+def test_run_and_sweep_records_of_deep_or_huge_json_are_damaged_not_crashes(tmp_path, text):
+    from engine.errors import RunError
+    from engine.export.cli import read_train_settings
+    from engine.export.formats import ExportError
+    from engine.runs.folder import RECORD, RunFolder
+    from engine.runs.sweep import sweep_folder_points
+
+    (tmp_path / RECORD).write_text(text)
+    (tmp_path / "sweep.json").write_text(text)
+    with pytest.raises(RunError, match="damaged"):
+        RunFolder.open(tmp_path)
+    with pytest.raises(RunError, match="not a sweep folder"):
+        sweep_folder_points(tmp_path)
+    with pytest.raises(ExportError, match="not a JSON file of training settings"):
+        read_train_settings(str(tmp_path))
