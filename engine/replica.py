@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from engine import batch_sync, parallel
+from engine.kernels import winograd
 from engine.layers import Dropout
 from engine.layers.normalization import BatchNorm
 from engine.losses import softmax_cross_entropy
@@ -105,6 +106,9 @@ class ReplicaProcess:
         env = dict(os.environ)
         # One thread in the replica: BLAS limited before numpy loads, the engine's own threads off.
         env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CNN_ENGINE_THREADS="1")
+        # Which convolutions take Winograd's path is decided from this machine's speed: given, not
+        # measured again, so that both halves of a step take the same path.
+        env[winograd.ENVIRONMENT] = str(winograd.machine_min_channels())
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
         try:

@@ -20,7 +20,10 @@ transformed input is (16, N, tiles, C): one (tiles, C) matrix per tile position 
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import time
 from typing import Any
 
 import numpy as np
@@ -46,12 +49,62 @@ MIN_CHUNK_TILES = 256
 # The Winograd path is taken for 3x3 stride-1 convolutions with at least this many channels on
 # both sides. Narrower ones lose: the transforms are memory passes over four times the input and
 # output, which cost more than the smaller products save, and a Conv2D -> BatchNorm step gives up
-# its fused kernel. Measured on one core against im2col (benchmarks/README.md), training the layer
-# alone: 64 -> 64 0.87-0.90x, 64 -> 128 1.09-1.15x, 128 -> 128 1.21x, 128 -> 256 1.39x, 256 -> 256
-# 1.55-1.92x; a forward alone: 64 -> 128 0.86-1.00x, 128 -> 128 1.11x, 128 -> 256 1.34x. In the
-# wide256 network, with batch norm after each convolution, 64 -> 128 made the step 3-15 % slower,
-# the wider ones 1.12x faster.
-MIN_CHANNELS = {"forward": 128, "kernel": 128, "input": 128}
+# its fused kernel. Where the line lies depends on what a multiply-add costs against a memory pass:
+# * On a core with two 512-bit FMA units (Intel Skylake-X; large float32 products at 170-190
+#   GFLOP/s), training the layer alone against im2col: 64 -> 64 0.87-0.90x, 64 -> 128 1.09-1.15x,
+#   128 -> 128 1.21x, 128 -> 256 1.39x, 256 -> 256 1.55-1.92x; a forward alone: 64 -> 128
+#   0.86-1.00x, 128 -> 128 1.11x, 128 -> 256 1.34x. In the wide256 network, with batch norm after
+#   each convolution, 64 -> 128 made the step 3-15 % slower, the wider ones 1.12x faster: from 128.
+# * On a core whose multiply-adds cost about twice as much (256-bit FMA units: AMD Zen 4, AVX2
+#   CPUs; large products at about 100 GFLOP/s), 64 -> 64 at 16x16 trains 1.21x faster, 128 -> 128
+#   at 8x8 1.28x, 32 -> 32 at 32x32 0.91x; whole steps 1.07-1.09x faster (VGG, wide256, k1) from
+#   64, none slower beyond the machine's noise: from 64 (benchmarks/README.md).
+# Which applies is decided by timing one float32 product on this machine (machine_min_channels).
+WIDE_FROM = 128
+NARROWER_FROM = 64
+CHEAP_PRODUCTS_GFLOPS = 140.0  # between the two kinds of core above, far from both
+# Fixed thresholds per pass ("forward", "kernel", "input"), or None: by this machine's speed.
+MIN_CHANNELS: dict[str, int] | None = None
+# The replica process of a split step gets the training process's threshold through this
+# variable: both halves of a step must take the same path (see worthwhile).
+ENVIRONMENT = "CNN_ENGINE_WINOGRAD_CHANNELS"
+
+
+def product_gflops(size: int = 384, repeats: int = 5) -> float:
+    """This core's speed for a square float32 matrix product of ``size``, on one BLAS thread: the
+    best of ``repeats`` (the least disturbed by other programs)."""
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    out = np.empty_like(a)
+    best = float("inf")
+    with _one_blas_thread():
+        for _ in range(repeats):
+            start = time.perf_counter()
+            np.matmul(a, a, out=out)
+            best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / max(best, 1e-9) / 1e9
+
+
+def _one_blas_thread() -> Any:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # BLAS as configured: a multi-threaded figure only errs towards WIDE_FROM
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+@functools.cache
+def machine_min_channels() -> int:
+    """The channels from which the path pays on this machine (see WIDE_FROM, NARROWER_FROM)."""
+    given = os.environ.get(ENVIRONMENT, "").strip()
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    return WIDE_FROM if product_gflops() >= CHEAP_PRODUCTS_GFLOPS else NARROWER_FROM
+
+
+def min_channels(passes: str) -> int:
+    return machine_min_channels() if MIN_CHANNELS is None else MIN_CHANNELS[passes]
+
+
 # Odd output sizes compute a tile row or column that is thrown away (a 5x5 output costs 6x6):
 # the path is not taken where that wastes more than this factor.
 MAX_WASTE = 1.35
@@ -72,7 +125,7 @@ def worthwhile(input_shape: tuple[int, ...], kernel_shape: tuple[int, ...], stri
         return False
     _, h, w, c = input_shape
     kh, kw, _, f = kernel_shape
-    if (kh, kw) != (3, 3) or min(c, f) < MIN_CHANNELS[passes]:
+    if (kh, kw) != (3, 3) or min(c, f) < min_channels(passes):
         return False
     top, bottom, left, right = conv_pads(h, w, kh, kw, 1, padding)
     ho, wo = h + top + bottom - 2, w + left + right - 2

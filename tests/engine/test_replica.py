@@ -587,3 +587,18 @@ def test_a_replica_that_stops_answering_is_given_up(monkeypatch):
         loss, _ = train_step(model, SGD(lr=0.0), x, y, processes="auto")
     assert loss == pytest.approx(expected_loss, rel=1e-12)
     assert stuck.returncode is not None  # killed, not left behind
+
+
+def test_the_replica_takes_this_process_s_winograd_threshold(monkeypatch):
+    """Both halves of a split step must take the same convolution paths, so the replica is given
+    the threshold this process measured rather than timing its own products."""
+    from engine.kernels import winograd
+
+    monkeypatch.setattr(winograd, "machine_min_channels", lambda: 77)
+    monkeypatch.setattr(replica, "COMMAND",
+                        (sys.executable, "-c", f"import os; print(os.environ['{winograd.ENVIRONMENT}'])"))
+    process = replica.ReplicaProcess()
+    try:
+        assert process.process.stdout.read().strip() == b"77"
+    finally:
+        process.close()

@@ -27,7 +27,7 @@ from tests.helpers.transform_checks import (
 
 def take_winograd(monkeypatch: pytest.MonkeyPatch, on: bool) -> None:
     """Every 3x3 stride-1 convolution takes the Winograd path (on) or none does."""
-    monkeypatch.setattr(winograd, "MIN_CHANNELS", dict.fromkeys(winograd.MIN_CHANNELS, 1 if on else 1 << 30))
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", dict.fromkeys(("forward", "kernel", "input"), 1 if on else 1 << 30))
     monkeypatch.setattr(winograd, "MAX_WASTE", 100.0)
 
 
@@ -72,7 +72,13 @@ def test_chunks_threads_and_reused_scratch_give_the_same_gradients(monkeypatch):
     check_chunks_and_threads(monkeypatch, transform_paths.WINOGRAD, 3, one_image_chunks)
 
 
-def test_which_convolutions_take_the_winograd_path():
+def on_machine(monkeypatch: pytest.MonkeyPatch, min_channels: int) -> None:
+    """The thresholds of a machine where the path pays from ``min_channels`` channels."""
+    monkeypatch.setattr(winograd, "machine_min_channels", lambda: min_channels)
+
+
+def test_which_convolutions_take_the_winograd_path(monkeypatch):
+    on_machine(monkeypatch, winograd.WIDE_FROM)
     # The wide256 benchmark's 3x3 convolutions with 128 channels and more on both sides.
     assert worthwhile((32, 8, 8, 128), (3, 3, 128, 256), 1, "same", "input")
     assert worthwhile((32, 4, 4, 256), (3, 3, 256, 256), 1, "same", "forward")
@@ -90,6 +96,42 @@ def test_which_convolutions_take_the_winograd_path():
     assert worthwhile((32, 32, 32, 128), (3, 3, 128, 128), 1, "same", "input")
     assert not worthwhile((32, 56, 56, 128), (3, 3, 128, 128), 1, "same", "input")
     assert not worthwhile((32, 224, 224, 128), (3, 3, 128, 128), 1, "same", "forward")
+
+
+def test_where_multiply_adds_cost_more_64_channels_take_it(monkeypatch):
+    on_machine(monkeypatch, winograd.NARROWER_FROM)
+    assert worthwhile((32, 16, 16, 64), (3, 3, 64, 128), 1, "same", "input")
+    assert worthwhile((32, 7, 7, 64), (3, 3, 64, 64), 1, "same", "forward")
+    assert not worthwhile((32, 16, 16, 32), (3, 3, 32, 64), 1, "same", "input")
+    assert not worthwhile((32, 28, 28, 16), (3, 3, 16, 16), 1, "same", "input")
+
+
+@pytest.mark.parametrize("gflops,expected", [(185.0, winograd.WIDE_FROM), (100.0, winograd.NARROWER_FROM)])
+def test_the_machine_threshold_follows_its_product_speed(monkeypatch, gflops, expected):
+    monkeypatch.delenv(winograd.ENVIRONMENT, raising=False)
+    monkeypatch.setattr(winograd, "product_gflops", lambda: gflops)
+    winograd.machine_min_channels.cache_clear()
+    try:
+        assert winograd.machine_min_channels() == expected
+    finally:
+        winograd.machine_min_channels.cache_clear()
+
+
+def test_a_given_threshold_is_taken_without_measuring(monkeypatch):
+    """How the replica process gets the training process's threshold."""
+    monkeypatch.setenv(winograd.ENVIRONMENT, "96")
+    monkeypatch.setattr(winograd, "product_gflops", lambda: pytest.fail("measured"))
+    winograd.machine_min_channels.cache_clear()
+    try:
+        assert winograd.machine_min_channels() == 96
+        assert not worthwhile((32, 8, 8, 64), (3, 3, 64, 64), 1, "same", "input")
+        assert worthwhile((32, 8, 8, 96), (3, 3, 96, 96), 1, "same", "input")
+    finally:
+        winograd.machine_min_channels.cache_clear()
+
+
+def test_the_product_speed_is_measured():
+    assert 0.1 < winograd.product_gflops(size=64, repeats=2) < 1e5
 
 
 def test_the_choice_does_not_depend_on_the_batch_size():
