@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 import time
 from typing import Any
 
@@ -92,13 +93,21 @@ def _one_blas_thread() -> Any:
     return threadpool_limits(1, user_api="blas")
 
 
+_measuring = threading.Lock()  # the studio's threads may ask at once: one measures, all get its answer
+
+
 @functools.cache
-def machine_min_channels() -> int:
-    """The channels from which the path pays on this machine (see WIDE_FROM, NARROWER_FROM)."""
+def _machine_min_channels() -> int:
     given = os.environ.get(ENVIRONMENT, "").strip()
     if given.isdigit() and int(given) > 0:
         return int(given)
     return WIDE_FROM if product_gflops() >= CHEAP_PRODUCTS_GFLOPS else NARROWER_FROM
+
+
+def machine_min_channels() -> int:
+    """The channels from which the path pays on this machine (see WIDE_FROM, NARROWER_FROM)."""
+    with _measuring:
+        return _machine_min_channels()
 
 
 def min_channels(passes: str) -> int:

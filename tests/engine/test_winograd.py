@@ -110,24 +110,24 @@ def test_where_multiply_adds_cost_more_64_channels_take_it(monkeypatch):
 def test_the_machine_threshold_follows_its_product_speed(monkeypatch, gflops, expected):
     monkeypatch.delenv(winograd.ENVIRONMENT, raising=False)
     monkeypatch.setattr(winograd, "product_gflops", lambda: gflops)
-    winograd.machine_min_channels.cache_clear()
+    winograd._machine_min_channels.cache_clear()
     try:
         assert winograd.machine_min_channels() == expected
     finally:
-        winograd.machine_min_channels.cache_clear()
+        winograd._machine_min_channels.cache_clear()
 
 
 def test_a_given_threshold_is_taken_without_measuring(monkeypatch):
     """How the replica process gets the training process's threshold."""
     monkeypatch.setenv(winograd.ENVIRONMENT, "96")
     monkeypatch.setattr(winograd, "product_gflops", lambda: pytest.fail("measured"))
-    winograd.machine_min_channels.cache_clear()
+    winograd._machine_min_channels.cache_clear()
     try:
         assert winograd.machine_min_channels() == 96
         assert not worthwhile((32, 8, 8, 64), (3, 3, 64, 64), 1, "same", "input")
         assert worthwhile((32, 8, 8, 96), (3, 3, 96, 96), 1, "same", "input")
     finally:
-        winograd.machine_min_channels.cache_clear()
+        winograd._machine_min_channels.cache_clear()
 
 
 def test_the_product_speed_is_measured():
