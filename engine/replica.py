@@ -66,6 +66,13 @@ _ENVIRONMENT = "CNN_ENGINE_PROCESSES"  # "1": processes "auto" means one process
 
 # How the replica process is started (tests start one with faults of their own).
 COMMAND = (sys.executable, "-m", "engine.replica_process")
+# glibc hands large freed blocks back to the system: arrays from 128 KB up get a mapping of their
+# own until its dynamic threshold has risen, and the heap's free top is trimmed. So the fresh
+# arrays of every replica step fault their pages in again, which is dear on virtual machines. The
+# replica keeps the memory it has used instead (its peak stays the same): ResNet-8's split step
+# took 45 -> 42 ms on a 2-core virtual machine, its waits at the batch-norm exchanges 4.5 -> 1.4
+# ms (benchmarks/README.md). Other C libraries ignore the variables; values already set are kept.
+KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
 
 class ReplicaError(RuntimeError):
@@ -109,6 +116,8 @@ class ReplicaProcess:
         # Which convolutions take Winograd's path is decided from this machine's speed: given, not
         # measured again, so that both halves of a step take the same path.
         env[winograd.ENVIRONMENT] = str(winograd.machine_min_channels())
+        for name, value in KEEP_FREED_MEMORY.items():
+            env.setdefault(name, value)
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
         try:

@@ -595,10 +595,22 @@ def test_the_replica_takes_this_process_s_winograd_threshold(monkeypatch):
     from engine.kernels import winograd
 
     monkeypatch.setattr(winograd, "machine_min_channels", lambda: 77)
-    monkeypatch.setattr(replica, "COMMAND",
-                        (sys.executable, "-c", f"import os; print(os.environ['{winograd.ENVIRONMENT}'])"))
+    assert replica_environment(monkeypatch, winograd.ENVIRONMENT) == "77"
+
+def replica_environment(monkeypatch: pytest.MonkeyPatch, name: str) -> str:
+    """The value of environment variable ``name`` in a replica process started now."""
+    monkeypatch.setattr(replica, "COMMAND", (sys.executable, "-c", f"import os; print(os.environ.get('{name}'))"))
     process = replica.ReplicaProcess()
     try:
-        assert process.process.stdout.read().strip() == b"77"
+        return process.process.stdout.read().decode().strip()
     finally:
         process.close()
+
+
+def test_the_replica_keeps_the_memory_it_has_used(monkeypatch):
+    """Its fresh arrays would otherwise fault their pages in again every step (glibc's settings)."""
+    for name, value in replica.KEEP_FREED_MEMORY.items():
+        monkeypatch.delenv(name, raising=False)
+        assert replica_environment(monkeypatch, name) == value
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "4096")  # a user's own setting wins
+    assert replica_environment(monkeypatch, "MALLOC_TRIM_THRESHOLD_") == "4096"
