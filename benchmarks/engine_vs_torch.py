@@ -638,6 +638,25 @@ def measure_engine_memory(args: argparse.Namespace) -> dict[str, float | None] |
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def keep_freed_memory() -> None:
+    """Have glibc keep the memory this process frees, as the engine's replica process does
+    (engine/replica.py): neither side's steps then fault fresh pages in. PyTorch gains more from it
+    than the engine (benchmarks/README.md), so the default measures both sides as a user runs them."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None or not sys.platform.startswith("linux"):
+        print("--keep-freed-memory: not glibc on Linux, ignored")
+        return
+    libc = ctypes.CDLL(name)
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's mallopt parameters
+    if libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 30):
+        print("glibc keeps the memory this process frees (--keep-freed-memory)")
+    else:
+        print("--keep-freed-memory: mallopt refused, ignored")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nets", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
@@ -656,9 +675,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-torch", action="store_true", help="measure the engine alone")
     parser.add_argument("--split-vs-threads", action="store_true",
                         help="instead of PyTorch: the engine on 2 processes against 1 process on --threads")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="glibc keeps freed memory in this process (both sides' steps then fault no fresh pages)")
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
+    if args.keep_freed_memory:
+        keep_freed_memory()
     engine_threads = set_engine_threads(args.threads)
     if args.memory_child:
         engine_memory(args)
