@@ -20,7 +20,6 @@ transformed input is (16, N, tiles, C): one (tiles, C) matrix per tile position 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import threading
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import parallel
 from engine.kernels.activation import finish_block
 from engine.kernels.blocks import Workspace, summed_parts
 from engine.kernels.im2col import conv_pads
@@ -72,25 +72,19 @@ ENVIRONMENT = "CNN_ENGINE_WINOGRAD_CHANNELS"
 
 
 def product_gflops(size: int = 384, repeats: int = 5) -> float:
-    """This core's speed for a square float32 matrix product of ``size``, on one BLAS thread: the
-    best of ``repeats`` (the least disturbed by other programs)."""
+    """This core's speed for a square float32 matrix product of ``size``, on one BLAS thread as the
+    engine runs BLAS: the best of ``repeats`` (the least disturbed by other programs)."""
+    # Sets BLAS to one thread for good, as the engine's first kernel would (engine.parallel); where
+    # it cannot, a multi-threaded figure only errs towards WIDE_FROM.
+    parallel.get_num_threads()
     a = np.random.default_rng(0).random((size, size), dtype=np.float32)
     out = np.empty_like(a)
     best = float("inf")
-    with _one_blas_thread():
-        for _ in range(repeats):
-            start = time.perf_counter()
-            np.matmul(a, a, out=out)
-            best = min(best, time.perf_counter() - start)
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.matmul(a, a, out=out)
+        best = min(best, time.perf_counter() - start)
     return 2 * size**3 / max(best, 1e-9) / 1e9
-
-
-def _one_blas_thread() -> Any:
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # BLAS as configured: a multi-threaded figure only errs towards WIDE_FROM
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
 
 
 _measuring = threading.Lock()  # the studio's threads may ask at once: one measures, all get its answer
