@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from engine import batch_sync, parallel, replica
+from engine.kernels import winograd
 from engine.kernels.batch_norm import WHOLE_BATCH
 from engine.layers.normalization import BatchNorm
 from engine.losses import softmax_cross_entropy
@@ -589,14 +590,6 @@ def test_a_replica_that_stops_answering_is_given_up(monkeypatch):
     assert stuck.returncode is not None  # killed, not left behind
 
 
-def test_the_replica_takes_this_process_s_winograd_threshold(monkeypatch):
-    """Both halves of a split step must take the same convolution paths, so the replica is given
-    the threshold this process measured rather than timing its own products."""
-    from engine.kernels import winograd
-
-    monkeypatch.setattr(winograd, "machine_min_channels", lambda: 77)
-    assert replica_environment(monkeypatch, winograd.ENVIRONMENT) == "77"
-
 def replica_environment(monkeypatch: pytest.MonkeyPatch, name: str) -> str:
     """The value of environment variable ``name`` in a replica process started now."""
     monkeypatch.setattr(replica, "COMMAND", (sys.executable, "-c", f"import os; print(os.environ.get('{name}'))"))
@@ -605,6 +598,13 @@ def replica_environment(monkeypatch: pytest.MonkeyPatch, name: str) -> str:
         return process.process.stdout.read().decode().strip()
     finally:
         process.close()
+
+
+def test_the_replica_takes_this_process_s_winograd_threshold(monkeypatch):
+    """Both halves of a split step must take the same convolution paths, so the replica is given
+    the threshold this process measured rather than timing its own products."""
+    monkeypatch.setattr(winograd, "machine_min_channels", lambda: 77)
+    assert replica_environment(monkeypatch, winograd.ENVIRONMENT) == "77"
 
 
 def test_the_replica_keeps_the_memory_it_has_used(monkeypatch):
