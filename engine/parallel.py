@@ -33,11 +33,14 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def positive_setting(variable: str) -> int | None:
+    """The positive whole number environment ``variable`` holds, or None (unset or anything else)."""
+    configured = os.environ.get(variable, "").strip()
+    return int(configured) if configured.isdigit() and int(configured) > 0 else None
+
+
 def _default_threads() -> int:
-    configured = os.environ.get("CNN_ENGINE_THREADS", "").strip()
-    if configured.isdigit() and int(configured) > 0:
-        return int(configured)
-    return min(_usable_cores(), MAX_DEFAULT_THREADS)
+    return positive_setting("CNN_ENGINE_THREADS") or min(_usable_cores(), MAX_DEFAULT_THREADS)
 
 
 def _single_thread_blas() -> bool:

@@ -21,7 +21,6 @@ transformed input is (16, N, tiles, C): one (tiles, C) matrix per tile position 
 from __future__ import annotations
 
 import functools
-import os
 import threading
 import time
 from typing import Any
@@ -92,9 +91,9 @@ _measuring = threading.Lock()  # the studio's threads may ask at once: one measu
 
 @functools.cache
 def _machine_min_channels() -> int:
-    given = os.environ.get(ENVIRONMENT, "").strip()
-    if given.isdigit() and int(given) > 0:
-        return int(given)
+    given = parallel.positive_setting(ENVIRONMENT)
+    if given is not None:
+        return given
     return WIDE_FROM if product_gflops() >= CHEAP_PRODUCTS_GFLOPS else NARROWER_FROM
 
 
@@ -105,6 +104,7 @@ def machine_min_channels() -> int:
 
 
 def min_channels(passes: str) -> int:
+    """Channels on both sides from which a convolution of ``passes`` takes the path."""
     return machine_min_channels() if MIN_CHANNELS is None else MIN_CHANNELS[passes]
 
 
