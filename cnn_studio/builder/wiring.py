@@ -7,13 +7,17 @@ slot and between ranks there are no blocks, so wires never pass through blocks. 
 block that takes several inputs arrive side by side along its top edge.
 
 A wire touching a block the user has moved by hand takes a direct curve instead, or, where that
-curve would cross another block, a detour down a lane beside the blocks in its way.
+curve would cross another block, a detour down a lane beside the blocks in its way; where no
+such lane is clear (blocks packed around its ends), the shortest path with few turns through the
+gaps between the blocks, found on a grid of lanes beside them.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtGui import QPainterPath
 
@@ -22,6 +26,7 @@ from cnn_studio.builder.layout import Layout
 from cnn_studio.graph import Wire
 
 MIN_BEND = 30.0
+Box = tuple[float, float, float, float]  # a rectangle as left, top, right, bottom
 # A detour's lane keeps this far from the blocks it passes; a wire counts as crossing a block when
 # it comes within CLEARANCE of it.
 LANE_GAP = 24.0
@@ -78,13 +83,21 @@ def _direct(wire: Wire, blocks: dict[str, Block], start: QPointF, end: QPointF) 
     lane beside the blocks in the way (the nearer side first), when one is clear."""
     path = QPainterPath(start)
     curve_to(path, end)
-    others = [block.rect_in_scene().adjusted(-CLEARANCE, -CLEARANCE, CLEARANCE, CLEARANCE)
-              for key, block in blocks.items() if key not in (wire.source, wire.target)]
-    hit = [rect for rect in others if _crosses(path, rect)]
+    around = {key: block.rect_in_scene().adjusted(-CLEARANCE, -CLEARANCE, CLEARANCE, CLEARANCE)
+              for key, block in blocks.items()}
+    ends = (wire.source, wire.target)
+    # The wire's own blocks are in its way too (a wire up to a block above its source must not run
+    # back through the source), all but the edges its ports are on.
+    others = [rect for key, rect in around.items() if key not in ends] + [
+        blocks[key].rect_in_scene().adjusted(1, 1, -1, -1) for key in ends]
+    hit = _hits(path, others)
     if not hit:
         return path, path
     top, bottom = min(start.y(), end.y()), max(start.y(), end.y())
-    beside = [rect for rect in others if rect.bottom() > top - MIN_BEND and rect.top() < bottom + MIN_BEND]
+    # (A wire going back up dips below its start and rises above its end: a block it hits there may
+    # lie outside that band, and counts as beside it too.)
+    beside = [rect for rect in others
+              if rect in hit or (rect.bottom() > top - MIN_BEND and rect.top() < bottom + MIN_BEND)]
     middle = (start.x() + end.x()) / 2
     # A wire going back up keeps a little further out, so that a block's wires in and out do not
     # share one lane.
@@ -102,18 +115,205 @@ def _direct(wire: Wire, blocks: dict[str, Block], start: QPointF, end: QPointF) 
             last = QPainterPath(detour.currentPosition())
             curve_to(last, end)
             curve_to(detour, end)
-            if not any(_crosses(detour, rect) for rect in others):
+            if not _hits(detour, others):
                 return detour, last
-    return path, path
+    routed = _through_gaps(start, end, others, [around[key] for key in ends])
+    return routed if routed is not None else (path, path)
 
 
-def _crosses(path: QPainterPath, rect: QRectF) -> bool:
-    """Whether the (open) path passes through ``rect``, by points along it."""
+# A turn costs as much as this much more wire: of two routes about as long, the one with fewer turns.
+TURN_COST = 60.0
+# Corners of a route through the gaps are rounded with this radius (less where segments are short).
+CORNER_RADIUS = 12.0
+
+
+def _through_gaps(start: QPointF, end: QPointF, others: Sequence[QRectF],
+                  ends: Sequence[QRectF]) -> tuple[QPainterPath, QPainterPath] | None:
+    """A route of vertical and horizontal runs from ``start`` (leaving downwards) to ``end``
+    (arriving downwards) that keeps clear of ``others`` and, once out of its port, of its own two
+    blocks ``ends``, or None where the blocks leave no way.
+
+    The runs follow lanes beside the blocks: columns left and right of each block and rows above
+    and below it, LANE_GAP away where the gap between blocks allows, else in the gap's middle. A
+    shortest-path search over that grid (each turn costing TURN_COST) picks the route."""
+    boxes = [_box(r) for r in others]
+    out_y = start.y() + _room(start, boxes, below=True)
+    in_y = end.y() - _room(end, boxes, below=False)
+    if (_blocked((start.x(), start.y()), (start.x(), out_y), boxes)
+            or _blocked((end.x(), in_y), (end.x(), end.y()), boxes)):
+        return None
+    boxes += [_box(r) for r in ends]
+    xs = sorted({start.x(), end.x(), *(b[0] - LANE_GAP for b in boxes), *(b[2] + LANE_GAP for b in boxes),
+                 *_gap_middles([(b[0], b[2]) for b in boxes])})
+    ys = sorted({out_y, in_y, *(b[1] - LANE_GAP for b in boxes), *(b[3] + LANE_GAP for b in boxes),
+                 *_gap_middles([(b[1], b[3]) for b in boxes])})
+    first, goal = (xs.index(start.x()), ys.index(out_y)), (xs.index(end.x()), ys.index(in_y))
+    corners = _search(xs, ys, boxes, first, goal)
+    if corners is None:
+        return None
+    points = _turns([start] + [QPointF(xs[i], ys[j]) for i, j in corners] + [end])
+    path = _rounded(points)
+    last = QPainterPath(points[-2])
+    last.lineTo(end)
+    return path, last
+
+
+def _box(rect: QRectF) -> Box:
+    return rect.left(), rect.top(), rect.right(), rect.bottom()
+
+
+def _room(port: QPointF, boxes: Sequence[Box], below: bool) -> float:
+    """How far a wire runs straight out of (into) a port before it may turn: MIN_BEND / 2, or half
+    the way to the nearest block below (above) the port."""
+    room = MIN_BEND / 2
+    for left, top, right, bottom in boxes:
+        if left <= port.x() <= right:
+            distance = top - port.y() if below else port.y() - bottom
+            if distance > 0:
+                room = min(room, distance / 2)
+    return room
+
+
+def _gap_middles(spans: Sequence[tuple[float, float]]) -> list[float]:
+    """The middles of the gaps between neighbouring spans too narrow for two lanes."""
+    middles = []
+    for _, high in spans:
+        above = [other_low for other_low, _ in spans if other_low >= high]
+        if above and min(above) - high < 2 * LANE_GAP:
+            middles.append((high + min(above)) / 2)
+    return middles
+
+
+def _blocked(a: tuple[float, float], b: tuple[float, float], boxes: Sequence[Box]) -> bool:
+    """Whether the vertical or horizontal run from a to b passes through a box."""
+    x0, x1 = sorted((a[0], b[0]))
+    y0, y1 = sorted((a[1], b[1]))
+    return any(x1 >= left and x0 <= right and y1 >= top and y0 <= bottom for left, top, right, bottom in boxes)
+
+
+def _clear_runs(xs: Sequence[float], ys: Sequence[float],
+                boxes: Sequence[Box]) -> tuple[np.ndarray, np.ndarray]:
+    """Which runs between neighbouring grid points pass no box: along x, [j, i] for (i, j) to
+    (i + 1, j); along y, [i, j] for (i, j) to (i, j + 1)."""
+    x, y = np.asarray(xs), np.asarray(ys)
+    left, top, right, bottom = (np.asarray(column)[None, None, :] for column in zip(*boxes))
+    across_x = (y[:, None, None] >= top) & (y[:, None, None] <= bottom)
+    along_x = ~(across_x & (x[None, 1:, None] >= left) & (x[None, :-1, None] <= right)).any(axis=2)
+    across_y = (x[:, None, None] >= left) & (x[:, None, None] <= right)
+    along_y = ~(across_y & (y[None, 1:, None] >= top) & (y[None, :-1, None] <= bottom)).any(axis=2)
+    return along_x, along_y
+
+
+def _search(xs: Sequence[float], ys: Sequence[float], boxes: Sequence[Box],
+            first: tuple[int, int], goal: tuple[int, int]) -> list[tuple[int, int]] | None:
+    """The grid points where the cheapest route from ``first`` to ``goal`` turns (both ends
+    included), moving between neighbouring grid points along clear runs; None if there is none."""
+    along_x, along_y = _clear_runs(xs, ys, boxes)
+
+    def clear(i: int, j: int, ni: int, nj: int) -> bool:
+        if nj == j:
+            return bool(along_x[j, min(i, ni)])
+        return bool(along_y[i, min(j, nj)])
+
+    # A state is a grid point and the direction of the run that reached it (0: along x, 1: along
+    # y); the route leaves ``first`` and reaches ``goal`` going down, along y.
+    best = {(first, 1): 0.0}
+    came: dict[tuple[tuple[int, int], int], tuple[tuple[int, int], int]] = {}
+    queue = [(0.0, first, 1)]
+    while queue:
+        cost, point, direction = heapq.heappop(queue)
+        if cost > best.get((point, direction), float("inf")):
+            continue
+        if point == goal and direction == 1:
+            route, state = [point], (point, direction)
+            while state in came:
+                state = came[state]
+                route.append(state[0])
+            return _corners(route[::-1])
+        i, j = point
+        for ni, nj, step_direction in ((i + 1, j, 0), (i - 1, j, 0), (i, j + 1, 1), (i, j - 1, 1)):
+            if not (0 <= ni < len(xs) and 0 <= nj < len(ys)) or not clear(i, j, ni, nj):
+                continue
+            step = abs(xs[ni] - xs[i]) + abs(ys[nj] - ys[j]) + (TURN_COST if step_direction != direction else 0.0)
+            state = ((ni, nj), step_direction)
+            if cost + step < best.get(state, float("inf")):
+                best[state] = cost + step
+                came[state] = (point, direction)
+                heapq.heappush(queue, (cost + step, (ni, nj), step_direction))
+    return None
+
+
+def _corners(points: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The points of a grid route where it turns (its ends kept)."""
+    kept = [points[0]]
+    for previous, point, following in zip(points, points[1:], points[2:]):
+        if (previous[0] == point[0]) != (point[0] == following[0]):
+            kept.append(point)
+    if len(points) > 1:
+        kept.append(points[-1])
+    return kept
+
+
+def _turns(points: list[QPointF]) -> list[QPointF]:
+    """The polyline's points without those where it runs straight on (its ends kept)."""
+    kept = [points[0]]
+    for point, following in zip(points[1:], points[2:]):
+        previous = kept[-1]
+        if (previous.x() == point.x() == following.x()) or (previous.y() == point.y() == following.y()):
+            continue
+        kept.append(point)
+    kept.append(points[-1])
+    return kept
+
+
+def _rounded(points: Sequence[QPointF]) -> QPainterPath:
+    """A polyline through ``points`` with its corners rounded."""
+    path = QPainterPath(points[0])
+    for previous, corner, following in zip(points, points[1:], points[2:]):
+        into, out = corner - previous, following - corner
+        length_in, length_out = abs(into.x()) + abs(into.y()), abs(out.x()) + abs(out.y())
+        radius = min(CORNER_RADIUS, length_in / 2, length_out / 2)
+        if radius <= 0:
+            path.lineTo(corner)
+            continue
+        path.lineTo(corner - into * (radius / length_in))
+        path.quadTo(corner, corner + out * (radius / length_out))
+    path.lineTo(points[-1])
+    return path
+
+
+def _hits(path: QPainterPath, rects: Sequence[QRectF]) -> list[QRectF]:
+    """The rects the (open) path passes through, the path taken as SAMPLES straight pieces (its
+    points are taken once: each costs a walk along the path)."""
     # (A straight vertical wire's control-point rectangle has no width, and an empty rectangle meets
     # nothing: widen it.)
-    if not path.controlPointRect().adjusted(-1, -1, 1, 1).intersects(rect):
-        return False
-    return any(rect.contains(path.pointAtPercent(i / SAMPLES)) for i in range(SAMPLES + 1))
+    bounds = path.controlPointRect().adjusted(-1, -1, 1, 1)
+    near = [rect for rect in rects if bounds.intersects(rect)]
+    if not near:
+        return []
+    points = [(point.x(), point.y()) for point in (path.pointAtPercent(i / SAMPLES) for i in range(SAMPLES + 1))]
+    pieces = list(zip(points, points[1:]))
+    return [rect for rect in near if any(_piece_meets(a, b, _box(rect)) for a, b in pieces)]
+
+
+def _piece_meets(a: tuple[float, float], b: tuple[float, float], box: Box) -> bool:
+    """Whether the straight piece from a to b meets the box (clipped against its sides in turn)."""
+    left, top, right, bottom = box
+    low, high = 0.0, 1.0
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    for step, room in ((-dx, a[0] - left), (dx, right - a[0]), (-dy, a[1] - top), (dy, bottom - a[1])):
+        if step == 0:
+            if room < 0:
+                return False
+            continue
+        t = room / step
+        if step < 0:
+            low = max(low, t)
+        else:
+            high = min(high, t)
+        if low > high:
+            return False
+    return True
 
 
 def departure_x(wire: Wire, blocks: dict[str, Block], layout: Layout | None, manual: Iterable[str]) -> float:
