@@ -107,6 +107,48 @@ def col2im_add(cols: np.ndarray, dx: np.ndarray, pads: tuple[int, int, int, int]
             target += cols[:, r0:r1, c0:c1, i, j, :]
 
 
+def taps_into_image(taps: np.ndarray, dx: np.ndarray, pads: tuple[int, int, int, int], stride: int,
+                    planes: np.ndarray) -> None:
+    """dx (N, H, W, C) = the window gradients of a strided convolution summed into the input pixels
+    they came from, given tap by tap: ``taps`` (kh, kw, N, Ho, Wo, C), each tap one contiguous slab.
+
+    The padded grid splits by the phase of its rows and columns (modulo the stride): tap (i, j) of
+    every window lands on phase (i % stride, j % stride), shifted by (i // stride, j // stride). So
+    each phase is summed in a contiguous plane, slab on slab (``planes``: scratch of at least
+    stride**2 * N * (Ho + (kh - 1) // stride) * (Wo + (kw - 1) // stride) * C values), and copied
+    into its pixels of dx once. col2im_add instead adds kh * kw strided slabs into dx, runs of C
+    values each, which costs two to three times as much with few channels."""
+    kh, kw, n, ho, wo, c = taps.shape
+    h, w = dx.shape[1:3]
+    top, _, left, _ = pads
+    ph, pw = ho + (kh - 1) // stride, wo + (kw - 1) // stride
+    planes = planes.reshape(-1)[: stride * stride * n * ph * pw * c].reshape(stride, stride, n, ph, pw, c)
+    rows = [_phase_lines(pi, top, h, ph, stride) for pi in range(stride)]
+    columns = [_phase_lines(pj, left, w, pw, stride) for pj in range(stride)]
+    if not all(line[3] for line in rows + columns):
+        dx[...] = 0  # pixels no window reads (the last of a 'valid' convolution) get no gradient
+    for pi, (y0, a0, count_a, _) in enumerate(rows):
+        for pj, (x0, b0, count_b, _) in enumerate(columns):
+            plane = planes[pi, pj]
+            plane[...] = 0
+            for i in range(pi, kh, stride):
+                for j in range(pj, kw, stride):
+                    plane[:, i // stride : i // stride + ho, j // stride : j // stride + wo] += taps[i, j]
+            if count_a and count_b:
+                dx[:, y0 : y0 + stride * (count_a - 1) + 1 : stride, x0 : x0 + stride * (count_b - 1) + 1 : stride] = \
+                    plane[:, a0 : a0 + count_a, b0 : b0 + count_b]
+
+
+def _phase_lines(phase: int, pad: int, size: int, lines: int, stride: int) -> tuple[int, int, int, bool]:
+    """Padded lines stride * a + phase, a < ``lines``, that are image lines (0 <= line - pad < size):
+    (the first image line, its a, how many, whether they are all of the phase's image lines)."""
+    a0 = max(0, -(-(pad - phase) // stride))
+    first = stride * a0 + phase - pad
+    in_image = max(0, -(-(size - first) // stride))
+    count = max(0, min(lines - a0, in_image))
+    return first, a0, count, count == in_image
+
+
 def col2im_add_rows_first(cols: np.ndarray, dx: np.ndarray, rows: np.ndarray) -> None:
     """col2im_add for stride 1 and no padding, in two stages with longer runs: each window row
     kh adds a (n, Ho, Wo, kw*C) slab into ``rows`` scratch (n, Ho + kh - 1, Wo, kw*C), runs of

@@ -1,5 +1,6 @@
-"""A strided convolution's input gradient taken phase by phase (engine/kernels/conv.py) against the
-loop oracle, col2im, float64 finite differences, and on three threads with one-image blocks."""
+"""A strided convolution's input gradient taken phase by phase, or tap by tap where it has more
+filters than input channels (engine/kernels/conv.py), against the loop oracle, col2im, float64
+finite differences, and on three threads with one-image blocks."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from engine.kernels import conv as conv_kernels
 from engine.kernels.conv import Convolution, conv2d_backward
+from engine.kernels.im2col import col2im_add, taps_into_image
 from engine.layers import Conv2D
 from tests.helpers.gradcheck import check_layer_gradients
 from tests.helpers.threads import assert_conv_backward_splits_alike
@@ -83,3 +85,63 @@ def test_phases_finite_differences(shape, filters, kernel_size, stride, padding)
 
 def test_phases_on_threads_and_one_image_blocks(monkeypatch):
     assert_conv_backward_splits_alike(monkeypatch, 3, (5, 9, 8, 4), (3, 3, 4, 4), stride=2, atol=1e-12)
+
+
+def wider(shape: tuple[int, ...]) -> int:
+    """More filters than input channels: the input gradient then goes tap by tap, not by phases."""
+    return 2 * shape[2] + 1
+
+
+@pytest.mark.parametrize("shape,_,kernel_size,stride,padding", CASES)
+def test_taps_match_the_loop_oracle(shape, _, kernel_size, stride, padding):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, *shape))
+    kernel = rng.standard_normal((kernel_size, kernel_size, shape[2], wider(shape)))
+    conv = Convolution(x.shape, kernel.shape, stride, padding, True, x.dtype, None)
+    assert conv.by_taps == (kernel_size > stride) and not conv.by_phases  # col2im where windows do not overlap
+    grad = rng.standard_normal((3, conv.ho, conv.wo, wider(shape)))
+    d_x, _, _ = conv2d_backward(grad, x, kernel, True, stride, padding)
+    np.testing.assert_allclose(d_x, loop_input_gradient(grad, x.shape, kernel, stride, conv.pads), atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,_,kernel_size,stride,padding", CASES)
+def test_taps_match_col2im(monkeypatch, shape, _, kernel_size, stride, padding):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, *shape))
+    kernel = rng.standard_normal((kernel_size, kernel_size, shape[2], wider(shape)))
+    conv = Convolution(x.shape, kernel.shape, stride, padding, True, x.dtype, None)
+    grad = rng.standard_normal((2, conv.ho, conv.wo, wider(shape)))
+    by_taps = conv2d_backward(grad, x, kernel, True, stride, padding)
+    monkeypatch.setattr(conv_kernels, "taps_enabled", False)
+    assert not Convolution(x.shape, kernel.shape, stride, padding, True, x.dtype, None).by_taps
+    by_col2im = conv2d_backward(grad, x, kernel, True, stride, padding)
+    for ours, theirs in zip(by_taps, by_col2im):
+        np.testing.assert_allclose(ours, theirs, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,_,kernel_size,stride,padding", [CASES[1], CASES[3], CASES[7]])
+def test_taps_finite_differences(shape, _, kernel_size, stride, padding):
+    rng = np.random.default_rng(5)
+    layer = Conv2D(filters=wider(shape), kernel_size=kernel_size, stride=stride, padding=padding)
+    layer.build(shape, rng, np.float64)
+    layer.params["bias"][...] = rng.standard_normal(wider(shape))
+    check_layer_gradients(layer, rng.standard_normal((2, *shape)), rng)
+
+
+def test_taps_on_threads_and_one_image_blocks(monkeypatch):
+    assert_conv_backward_splits_alike(monkeypatch, 3, (5, 9, 8, 4), (3, 3, 4, 9), stride=2, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,_,kernel_size,stride,padding", CASES)
+def test_taps_into_image_is_col2im_for_any_kernel_and_stride(shape, _, kernel_size, stride, padding):
+    """Kernels smaller than the stride included (phases no tap reaches get zeros), and pixels no
+    window reads ('valid' leftovers, zeros too), in scratch left dirty by an earlier user."""
+    rng = np.random.default_rng(6)
+    conv = Convolution((2, *shape), (kernel_size, kernel_size, shape[2], 1), stride, padding, True, np.float64, None)
+    windows = rng.standard_normal((2, conv.ho, conv.wo, kernel_size, kernel_size, shape[2]))
+    expected = np.zeros((2, *shape))
+    col2im_add(windows, expected, conv.pads, stride)
+    d_x = np.full((2, *shape), np.nan)
+    planes = np.full(stride * stride * 2 * conv._plane_size, np.nan)
+    taps_into_image(np.ascontiguousarray(windows.transpose(3, 4, 0, 1, 2, 5)), d_x, conv.pads, stride, planes)
+    np.testing.assert_allclose(d_x, expected, atol=1e-12)
