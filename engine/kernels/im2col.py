@@ -116,8 +116,8 @@ def taps_into_image(taps: np.ndarray, dx: np.ndarray, pads: tuple[int, int, int,
     every window lands on phase (i % stride, j % stride), shifted by (i // stride, j // stride). So
     each phase is summed in a contiguous plane, slab on slab (``planes``: scratch of at least
     stride**2 * N * (Ho + (kh - 1) // stride) * (Wo + (kw - 1) // stride) * C values), and copied
-    into its pixels of dx once. col2im_add instead adds kh * kw strided slabs into dx, runs of C
-    values each, which costs two to three times as much with few channels."""
+    into its pixels of dx once: stride**2 strided copies where col2im_add makes kh * kw strided
+    additions, in runs of C values (see Convolution.by_taps for what that saves)."""
     kh, kw, n, ho, wo, c = taps.shape
     h, w = dx.shape[1:3]
     top, _, left, _ = pads
