@@ -121,6 +121,10 @@ class ReluMaxPool:
         return pool_backward(grad, self._cache, size, size, "max")
 
 
+# Whether a Conv2D -> BatchNorm [-> ReLU] step (no pooling) with an input gradient trains through
+# the fused kernel (see ConvBatchNorm._layer_by_layer).
+FUSE_TRAINING_WITH_INPUT_GRADIENT = False
+
 # A fused Conv2D -> BatchNorm step's cache while its layers run one by one.
 _LAYER_BY_LAYER = ("layer by layer",)
 
@@ -243,6 +247,15 @@ class ConvBatchNorm(_ConvBatchNormStep):
 
     def layers(self) -> list[Layer]:
         return [self.conv, self.norm]
+
+    def _layer_by_layer(self, x: np.ndarray, training: bool) -> bool:
+        # In training the fused kernel pays only for a first layer (no input gradient), whose batch
+        # norm terms go through the im2col Gram matrix: elsewhere the layers one by one were as fast
+        # or faster once batch norm alone worked in cache-sized blocks (benchmarks/README.md).
+        # Inference keeps the fused kernel: batch norm folds into the kernel matrix there.
+        if training and self.conv.needs_input_grad and not FUSE_TRAINING_WITH_INPUT_GRADIENT:
+            return True
+        return super()._layer_by_layer(x, training)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         if self._layer_by_layer(x, training):

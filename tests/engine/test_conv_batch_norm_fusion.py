@@ -1,6 +1,8 @@
 """The fused Conv2D -> BatchNorm -> ReLU [-> MaxPool2D] steps against the same layers run one by one:
 forward, backward, running statistics, inference and saliency, for gammas of both signs, with and
-without the convolution's bias, and for data far from zero."""
+without the convolution's bias, and for data far from zero. Every test runs twice: as the engine
+trains (a step without pooling then fuses only where there is no input gradient) and with the
+fused kernel for every step, so that kernel's training path stays checked too."""
 
 from __future__ import annotations
 
@@ -8,10 +10,18 @@ import numpy as np
 import pytest
 
 from engine import Model
+from engine.layers import fusion
 from engine.layers.fusion import ConvBatchNorm, ConvBatchNormRelu, ConvBatchNormReluMaxPool, ReluMaxPool
 from engine.losses import softmax_cross_entropy
 from tests.helpers.engine_factories import arch, layer_by_layer
 from tests.helpers.gradcheck import check_model_gradients
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["as-trained", "always-fused"])
+def fuse_with_input_gradient(request, monkeypatch):
+    monkeypatch.setattr(fusion, "FUSE_TRAINING_WITH_INPUT_GRADIENT", request.param)
+    return request.param
+
 
 GEOMETRIES = [
     # (input shape, conv settings, pool settings): even, odd (last row/column not pooled but still
@@ -197,3 +207,22 @@ def test_fused_conv_bn_relu_statistics_stay_accurate_far_from_zero():
     z = model.layers[0].forward(x.astype(np.float64), False).reshape(-1, 4)
     np.testing.assert_allclose(model.layers[1].state["moving_mean"], z.mean(axis=0), rtol=1e-5)
     np.testing.assert_allclose(model.layers[1].state["moving_variance"], z.var(axis=0), rtol=2e-2)
+
+
+def test_without_pooling_training_fuses_only_a_step_with_no_input_gradient(fuse_with_input_gradient):
+    """As the engine trains: the fused kernel for a first layer (its batch norm terms through the
+    Gram matrix) and in inference (batch norm folded into the kernel), the layers one by one for a
+    step whose input gradient is needed, here the second of two such steps."""
+    block = [{"type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same", "use_bias": False},
+             {"type": "BatchNorm"}, {"type": "ReLU"}]
+    model = Model(arch(*block, *block, {"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"},
+                       shape=(8, 8, 2)), seed=0, dtype=np.float64)
+    first, second = model._steps[:2]
+    assert isinstance(first, ConvBatchNormRelu) and isinstance(second, ConvBatchNormRelu)
+    x = np.random.default_rng(7).standard_normal((3, 8, 8, 2))
+    logits = model.forward_logits(x, training=True)
+    assert first._cache is not fusion._LAYER_BY_LAYER
+    assert (second._cache is not fusion._LAYER_BY_LAYER) == fuse_with_input_gradient
+    model.backward(softmax_cross_entropy(logits, np.array([0, 1, 2]))[1])
+    model.forward(x)
+    assert first._cache is not fusion._LAYER_BY_LAYER and second._cache is not fusion._LAYER_BY_LAYER
