@@ -111,6 +111,11 @@ def min_channels(passes: str) -> int:
 # Odd output sizes compute a tile row or column that is thrown away (a 5x5 output costs 6x6):
 # the path is not taken where that wastes more than this factor.
 MAX_WASTE = 1.35
+# Where it wastes more than this (7x7 outputs cost 8x8, 1.31; 9x9 cost 10x10, 1.23), the saving is
+# smaller and the path needs twice the channels. Measured on the Zen 4 machine (one thread, batch
+# 32, training, im2col / Winograd): 7x7 at 64 channels 0.92x, at 128 1.03x, at 256 1.27x, where
+# 14x14 at 64 channels is 1.21x.
+WASTEFUL = 1.2
 # Training keeps the transformed input, four times the input, for backward: on large images (56x56
 # and up at 128 channels) that would be hundreds of megabytes a batch where im2col keeps nothing,
 # so the path is left to images whose transformed input stays within this many bytes.
@@ -128,15 +133,17 @@ def worthwhile(input_shape: tuple[int, ...], kernel_shape: tuple[int, ...], stri
         return False
     _, h, w, c = input_shape
     kh, kw, _, f = kernel_shape
-    if (kh, kw) != (3, 3) or min(c, f) < min_channels(passes):
+    if (kh, kw) != (3, 3):
         return False
     top, bottom, left, right = conv_pads(h, w, kh, kw, 1, padding)
     ho, wo = h + top + bottom - 2, w + left + right - 2
     if ho < 1 or wo < 1:
         return False
     computed = 4 * (-(-ho // 2)) * (-(-wo // 2))
+    waste = computed / (ho * wo)
+    needed = min_channels(passes) * (2 if waste > WASTEFUL else 1)
     kept = 4 * computed * c * 4  # 16 values per 2x2 tile and channel, float32
-    return computed <= MAX_WASTE * ho * wo and kept <= MAX_KEPT_BYTES_PER_IMAGE
+    return min(c, f) >= needed and waste <= MAX_WASTE and kept <= MAX_KEPT_BYTES_PER_IMAGE
 
 
 def memory_bytes(input_shape: tuple[int, ...], kernel_shape: tuple[int, ...], padding: str | int,

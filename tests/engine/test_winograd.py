@@ -101,9 +101,21 @@ def test_which_convolutions_take_the_winograd_path(monkeypatch):
 def test_where_multiply_adds_cost_more_64_channels_take_it(monkeypatch):
     on_machine(monkeypatch, winograd.NARROWER_FROM)
     assert worthwhile((32, 16, 16, 64), (3, 3, 64, 128), 1, "same", "input")
-    assert worthwhile((32, 7, 7, 64), (3, 3, 64, 64), 1, "same", "forward")
+    assert worthwhile((32, 14, 14, 64), (3, 3, 64, 64), 1, "same", "forward")
     assert not worthwhile((32, 16, 16, 32), (3, 3, 32, 64), 1, "same", "input")
     assert not worthwhile((32, 28, 28, 16), (3, 3, 16, 16), 1, "same", "input")
+
+
+@pytest.mark.parametrize("machine", [winograd.NARROWER_FROM, winograd.WIDE_FROM])
+def test_odd_outputs_that_waste_a_fifth_need_twice_the_channels(monkeypatch, machine):
+    """A 7x7 output computes 8x8 (1.31x) and a 9x9 one 10x10 (1.23x); 11x11 and up waste less."""
+    on_machine(monkeypatch, machine)
+    for size in (7, 9):
+        assert not worthwhile((32, size, size, machine), (3, 3, machine, machine), 1, "same", "input")
+        assert not worthwhile((32, size, size, 2 * machine - 1), (3, 3, 2 * machine - 1, 512), 1, "same", "input")
+        assert worthwhile((32, size, size, 2 * machine), (3, 3, 2 * machine, 2 * machine), 1, "same", "input")
+    assert worthwhile((32, 11, 11, machine), (3, 3, machine, machine), 1, "same", "input")
+    assert worthwhile((32, 8, 8, machine), (3, 3, machine, machine), 1, "same", "input")
 
 
 @pytest.mark.parametrize("gflops,expected", [(185.0, winograd.WIDE_FROM), (100.0, winograd.NARROWER_FROM)])
