@@ -60,18 +60,27 @@ def test_phases_match_the_loop_oracle(shape, filters, kernel_size, stride, paddi
     np.testing.assert_allclose(d_x, loop_input_gradient(grad, x.shape, kernel, stride, conv.pads), atol=1e-12)
 
 
-@pytest.mark.parametrize("shape,filters,kernel_size,stride,padding", CASES[:4])
-def test_phases_match_col2im(monkeypatch, shape, filters, kernel_size, stride, padding):
-    rng = np.random.default_rng(1)
+def assert_matches_col2im(monkeypatch, shape, filters, kernel_size, stride, padding, seed) -> None:
+    """conv2d_backward as the engine takes it, against the same with phases and taps switched off
+    (col2im)."""
+    rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, *shape))
     kernel = rng.standard_normal((kernel_size, kernel_size, shape[2], filters))
     conv = Convolution(x.shape, kernel.shape, stride, padding, True, x.dtype, None)
     grad = rng.standard_normal((2, conv.ho, conv.wo, filters))
-    by_phases = conv2d_backward(grad, x, kernel, True, stride, padding)
+    ours = conv2d_backward(grad, x, kernel, True, stride, padding)
     monkeypatch.setattr(conv_kernels.Convolution, "by_phases", property(lambda self: False))
+    monkeypatch.setattr(conv_kernels, "taps_enabled", False)
+    plain = Convolution(x.shape, kernel.shape, stride, padding, True, x.dtype, None)
+    assert not plain.by_phases and not plain.by_taps
     by_col2im = conv2d_backward(grad, x, kernel, True, stride, padding)
-    for ours, theirs in zip(by_phases, by_col2im):
-        np.testing.assert_allclose(ours, theirs, atol=1e-12)
+    for got, expected in zip(ours, by_col2im):
+        np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,filters,kernel_size,stride,padding", CASES[:4])
+def test_phases_match_col2im(monkeypatch, shape, filters, kernel_size, stride, padding):
+    assert_matches_col2im(monkeypatch, shape, filters, kernel_size, stride, padding, seed=1)
 
 
 @pytest.mark.parametrize("shape,filters,kernel_size,stride,padding", [CASES[1], CASES[6], CASES[7]])
@@ -106,17 +115,7 @@ def test_taps_match_the_loop_oracle(shape, _, kernel_size, stride, padding):
 
 @pytest.mark.parametrize("shape,_,kernel_size,stride,padding", CASES)
 def test_taps_match_col2im(monkeypatch, shape, _, kernel_size, stride, padding):
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((2, *shape))
-    kernel = rng.standard_normal((kernel_size, kernel_size, shape[2], wider(shape)))
-    conv = Convolution(x.shape, kernel.shape, stride, padding, True, x.dtype, None)
-    grad = rng.standard_normal((2, conv.ho, conv.wo, wider(shape)))
-    by_taps = conv2d_backward(grad, x, kernel, True, stride, padding)
-    monkeypatch.setattr(conv_kernels, "taps_enabled", False)
-    assert not Convolution(x.shape, kernel.shape, stride, padding, True, x.dtype, None).by_taps
-    by_col2im = conv2d_backward(grad, x, kernel, True, stride, padding)
-    for ours, theirs in zip(by_taps, by_col2im):
-        np.testing.assert_allclose(ours, theirs, atol=1e-12)
+    assert_matches_col2im(monkeypatch, shape, wider(shape), kernel_size, stride, padding, seed=4)
 
 
 @pytest.mark.parametrize("shape,_,kernel_size,stride,padding", [CASES[1], CASES[3], CASES[7]])
