@@ -226,3 +226,29 @@ def test_without_pooling_training_fuses_only_a_step_with_no_input_gradient(fuse_
     model.backward(softmax_cross_entropy(logits, np.array([0, 1, 2]))[1])
     model.forward(x)
     assert first._cache is not fusion._LAYER_BY_LAYER and second._cache is not fusion._LAYER_BY_LAYER
+
+
+def two_blocks_model(seed: int = 0) -> Model:
+    """Two Conv2D -> BatchNorm -> ReLU steps (the second has an input gradient, so in training it runs
+    one by one), gammas of both signs in each."""
+    block = [{"type": "Conv2D", "filters": 4, "kernel_size": 3, "padding": "same", "use_bias": False},
+             {"type": "BatchNorm"}, {"type": "ReLU"}]
+    model = Model(arch(*block, *block, {"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"},
+                       shape=(7, 6, 2)), seed=seed, dtype=np.float64)
+    for norm in (model.layers[1], model.layers[4]):
+        norm.params["gamma"][...] = [1.3, -0.7, 0.4, -1.8]
+        norm.params["beta"][...] = [0.1, -0.2, 0.3, 0.05]
+    return model
+
+
+@pytest.mark.parametrize("winograd_from", [None, 4], ids=["im2col", "winograd"])
+def test_a_later_conv_bn_relu_step_trains_and_infers_like_the_layers(monkeypatch, winograd_from):
+    """Also through a transform path, which runs the layers one by one in inference too."""
+    if winograd_from is not None:
+        from engine.kernels import winograd
+        monkeypatch.setattr(winograd, "MIN_CHANNELS", dict.fromkeys(("forward", "kernel", "input"), winograd_from))
+    model = two_blocks_model()
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((5, 7, 6, 2))
+    assert_trains_like_the_layers(model, x, rng.integers(0, 3, 5))
+    assert_inference_and_saliency_like_the_layers(model, x[:3], 2)
