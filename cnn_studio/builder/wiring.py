@@ -25,13 +25,13 @@ from cnn_studio.builder.blocks import PORT_RADIUS, Block, arrival_spacing
 from cnn_studio.builder.layout import Layout
 from cnn_studio.graph import Wire
 
-MIN_BEND = 30.0
 Box = tuple[float, float, float, float]  # a rectangle as left, top, right, bottom
+
+MIN_BEND = 30.0
 # A detour's lane keeps this far from the blocks it passes; a wire counts as crossing a block when
 # it comes within CLEARANCE of it.
 LANE_GAP = 24.0
 CLEARANCE = 4.0
-SAMPLES = 64
 
 
 def curve_to(path: QPainterPath, end: QPointF) -> None:
@@ -148,10 +148,10 @@ def _through_gaps(start: QPointF, end: QPointF, others: Sequence[QRectF],
     ys = sorted({out_y, in_y, *(b[1] - LANE_GAP for b in boxes), *(b[3] + LANE_GAP for b in boxes),
                  *_gap_middles([(b[1], b[3]) for b in boxes])})
     first, goal = (xs.index(start.x()), ys.index(out_y)), (xs.index(end.x()), ys.index(in_y))
-    corners = _search(xs, ys, boxes, first, goal)
-    if corners is None:
+    route = _search(xs, ys, boxes, first, goal)
+    if route is None:
         return None
-    points = _turns([start] + [QPointF(xs[i], ys[j]) for i, j in corners] + [end])
+    points = _turns([start] + [QPointF(xs[i], ys[j]) for i, j in route] + [end])
     path = _rounded(points)
     last = QPainterPath(points[-2])
     last.lineTo(end)
@@ -206,8 +206,8 @@ def _clear_runs(xs: Sequence[float], ys: Sequence[float],
 
 def _search(xs: Sequence[float], ys: Sequence[float], boxes: Sequence[Box],
             first: tuple[int, int], goal: tuple[int, int]) -> list[tuple[int, int]] | None:
-    """The grid points where the cheapest route from ``first`` to ``goal`` turns (both ends
-    included), moving between neighbouring grid points along clear runs; None if there is none."""
+    """The grid points of the cheapest route from ``first`` to ``goal`` (both included), moving
+    between neighbouring grid points along clear runs; None if there is none."""
     along_x, along_y = _clear_runs(xs, ys, boxes)
 
     def clear(i: int, j: int, ni: int, nj: int) -> bool:
@@ -229,7 +229,7 @@ def _search(xs: Sequence[float], ys: Sequence[float], boxes: Sequence[Box],
             while state in came:
                 state = came[state]
                 route.append(state[0])
-            return _corners(route[::-1])
+            return route[::-1]
         i, j = point
         for ni, nj, step_direction in ((i + 1, j, 0), (i - 1, j, 0), (i, j + 1, 1), (i, j - 1, 1)):
             if not (0 <= ni < len(xs) and 0 <= nj < len(ys)) or not clear(i, j, ni, nj):
@@ -241,17 +241,6 @@ def _search(xs: Sequence[float], ys: Sequence[float], boxes: Sequence[Box],
                 came[state] = (point, direction)
                 heapq.heappush(queue, (cost + step, (ni, nj), step_direction))
     return None
-
-
-def _corners(points: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The points of a grid route where it turns (its ends kept)."""
-    kept = [points[0]]
-    for previous, point, following in zip(points, points[1:], points[2:]):
-        if (previous[0] == point[0]) != (point[0] == following[0]):
-            kept.append(point)
-    if len(points) > 1:
-        kept.append(points[-1])
-    return kept
 
 
 def _turns(points: list[QPointF]) -> list[QPointF]:
@@ -283,16 +272,18 @@ def _rounded(points: Sequence[QPointF]) -> QPainterPath:
 
 
 def _hits(path: QPainterPath, rects: Sequence[QRectF]) -> list[QRectF]:
-    """The rects the (open) path passes through, the path taken as SAMPLES straight pieces (its
-    points are taken once: each costs a walk along the path)."""
+    """The rects the (open) path passes through, the path taken as the straight pieces Qt flattens
+    its curves into (finer where they bend)."""
     # (A straight vertical wire's control-point rectangle has no width, and an empty rectangle meets
     # nothing: widen it.)
     bounds = path.controlPointRect().adjusted(-1, -1, 1, 1)
     near = [rect for rect in rects if bounds.intersects(rect)]
     if not near:
         return []
-    points = [(point.x(), point.y()) for point in (path.pointAtPercent(i / SAMPLES) for i in range(SAMPLES + 1))]
-    pieces = list(zip(points, points[1:]))
+    pieces = []
+    for polygon in path.toSubpathPolygons():
+        points = [(point.x(), point.y()) for point in polygon]
+        pieces += zip(points, points[1:])
     return [rect for rect in near if any(_piece_meets(a, b, _box(rect)) for a, b in pieces)]
 
 

@@ -101,3 +101,12 @@ def test_wires_between_blocks_scattered_by_hand_cross_none_of_them(seed):
         if crossed:
             crossing.append((trial, source, target, crossed))
     assert crossing == []
+
+
+def test_a_wire_across_a_packed_grid_of_blocks_threads_the_gaps():
+    """Blocks 30 px apart in rows and columns, the wire from one corner of the grid to the other."""
+    gap = 30.0
+    blocks = {f"b{i}_{j}": PlacedBlock(i * (BLOCK_WIDTH + gap), j * (BLOCK_HEIGHT + gap))
+              for i in range(5) for j in range(12)}
+    path = route(blocks, "b0_0", "b4_11")
+    assert blocks_crossed(path, blocks, "b0_0", "b4_11") == []
