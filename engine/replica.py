@@ -42,6 +42,7 @@ from engine.losses import softmax_cross_entropy
 from engine.model import Model
 from engine.replica_protocol import (
     BUILD,
+    SPIN_SECONDS,
     STEP,
     Layout,
     ProtocolError,
@@ -142,9 +143,9 @@ class ReplicaProcess:
         self.exchanges = itertools.count()  # batch_sync's exchanges in this step, as the replica counts them
 
     # -- commands ---------------------------------------------------------------------------------
-    def _check(self, what: str) -> None:
+    def _check(self, what: str, spin: float = 0.0) -> None:
         try:
-            message = read_reply(self.replies, timeout=REPLY_TIMEOUT)
+            message = read_reply(self.replies, timeout=REPLY_TIMEOUT, spin=spin)
         except (ProtocolError, OSError) as error:
             raise ReplicaError(f"the replica process stopped {what} ({error}; exit code "
                                f"{self.process.poll()})") from error
@@ -200,7 +201,7 @@ class ReplicaProcess:
 
     def finish_step(self) -> tuple[float, float]:
         """Wait for the step; returns the replica's (loss, correct count)."""
-        self._check("during a training step")
+        self._check("during a training step", SPIN_SECONDS)
         self.in_flight = False
         assert self.shared is not None
         return float(self.shared.results[0]), float(self.shared.results[1])

@@ -29,6 +29,7 @@ from engine.model import Model
 from engine.replica_protocol import (
     BUILD,
     OK,
+    SPIN_SECONDS,
     STEP,
     Layout,
     ProtocolError,
@@ -136,7 +137,8 @@ def serve(commands: int, replies: int) -> None:
     try:
         while True:
             try:
-                command, number, value, weight = receive(commands)
+                # The next step usually follows within milliseconds (see SPIN_SECONDS).
+                command, number, value, weight = receive(commands, SPIN_SECONDS)
             except ProtocolError:
                 return
             try:

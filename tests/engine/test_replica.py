@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from multiprocessing import shared_memory
 
@@ -614,3 +615,36 @@ def test_the_replica_keeps_the_memory_it_has_used(monkeypatch):
         assert replica_environment(monkeypatch, name) == value
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "4096")  # a user's own setting wins
     assert replica_environment(monkeypatch, "MALLOC_TRIM_THRESHOLD_") == "4096"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="polling a pipe needs select on pipes")
+@pytest.mark.parametrize("delay", [0.0, 0.01, 0.08])
+def test_a_polling_read_gets_words_that_come_during_or_after_its_poll(delay):
+    # A word that comes while the reader polls, and one that comes after it has given up polling
+    # and blocked, both arrive whole; the poll itself never consumes anything.
+    from engine.replica_protocol import SYNC, read_reply, write_all
+
+    read_fd, write_fd = os.pipe()
+    writer = threading.Timer(delay, write_all, (write_fd, SYNC + b"K"))
+    writer.start()
+    try:
+        assert read_reply(read_fd, SYNC, timeout=5, spin=0.03) is None
+        assert read_reply(read_fd, b"K", timeout=5, spin=0.03) is None
+    finally:
+        writer.join()
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def test_polling_gives_up_after_its_time():
+    from engine.replica_protocol import poll
+
+    read_fd, write_fd = os.pipe()
+    try:
+        started = time.perf_counter()
+        poll(read_fd, 0.02)
+        assert 0.015 <= time.perf_counter() - started < 1.0
+        assert not select.select([read_fd], [], [], 0)[0]
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
