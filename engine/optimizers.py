@@ -6,6 +6,7 @@ batches. Weight decay applies to kernels only (not biases or batch-norm scales).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -61,7 +62,7 @@ class Optimizer:
 
     def scratch(self, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
         """Two scratch arrays of ``shape``, shared by all parameters (one update at a time)."""
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         if self._scratch is None or self._scratch.shape[1] < size or self._scratch.dtype != dtype:
             self._scratch = np.empty((2, size), dtype)
         return self._scratch[0, :size].reshape(shape), self._scratch[1, :size].reshape(shape)

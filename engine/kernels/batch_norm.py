@@ -97,10 +97,18 @@ def _rows_per_block(width: int, itemsize: int) -> int:
     return max(1, BLOCK_BYTES // (width * itemsize))
 
 
-def _row_blocks(start: int, stop: int, width: int, itemsize: int) -> list[tuple[int, int]]:
-    """Cache-sized blocks of rows [start, stop) of a matrix with rows of ``width`` values."""
-    step = _rows_per_block(width, itemsize)
-    return [(a, min(a + step, stop)) for a in range(start, stop, step)]
+def repeated(vector: np.ndarray, r: int, dtype: np.dtype) -> np.ndarray:
+    """A per-channel vector repeated r times, for a wide view's rows (see wide_rows); one call
+    where np.tile makes several."""
+    out = np.empty((r, len(vector)), dtype)
+    out[...] = vector
+    return out.reshape(-1)
+
+
+def _folded(parts: list[np.ndarray], r: int, c: int) -> np.ndarray:
+    """The threads' wide sums added and folded to (C,) per-channel sums."""
+    total = parts[0] if len(parts) == 1 else sum(parts)
+    return np.add.reduce(total.reshape(r, c), axis=0)
 
 
 def batch_norm_forward(
@@ -114,41 +122,54 @@ def batch_norm_forward(
     Two passes over the data, each thread taking a range of rows in cache-sized blocks: one for
     the sums (BLAS products with a ones vector), one writing x * scale + offset. The sums are of
     x minus a per-channel reference close to the mean (the mean of the first rows), so the
-    variance E[d^2] - E[d]^2 does not cancel for data far from zero.
+    variance E[d^2] - E[d]^2 does not cancel for data far from zero. Small layers run in tens of
+    microseconds, so the per-channel arithmetic around the passes is kept to few numpy calls.
     """
     workspace = workspace if workspace is not None else Workspace()
     rows = _channel_rows(x)
     m, c = rows.shape
-    dt = x.dtype.type
+    dtype = x.dtype
     wide, r = wide_rows(rows)
-    reference = rows[:256].mean(axis=0, dtype=x.dtype)
-    wide_reference = np.tile(reference, r)
-    ones = np.ones(len(wide), x.dtype)
+    head = rows[:256]
+    reference = np.add.reduce(head, axis=0)
+    reference *= dtype.type(1 / len(head))
+    wide_reference = repeated(reference, r, dtype)
+    ones = workspace.array("ones", (len(wide),), dtype, fill=1)
+    per_block = _rows_per_block(r * c, x.itemsize)
 
     def sums(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        first, second = np.zeros(r * c, x.dtype), np.zeros(r * c, x.dtype)
-        scratch = workspace.array(f"shifted{part}", (_rows_per_block(r * c, x.itemsize), r * c), x.dtype)
-        for a, b in _row_blocks(start, stop, r * c, x.itemsize):
+        scratch = workspace.array(f"shifted{part}", (per_block, r * c), dtype)
+        first = second = None
+        for a in range(start, stop, per_block):
+            b = min(a + per_block, stop)
             d = np.subtract(wide[a:b], wide_reference, out=scratch[: b - a])
-            first += ones[a:b] @ d
-            second += np.einsum("ij,ij->j", d, d)
+            block_first, block_second = ones[a:b] @ d, np.einsum("ij,ij->j", d, d)
+            if first is None:
+                first, second = block_first, block_second
+            else:
+                first += block_first
+                second += block_second
         return first, second
 
     parts = parallel_for(len(wide), sums, min_items=min_rows(r * c))
-    m, first, second = reducer.moments(reference, m, sum(p[0] for p in parts).reshape(r, c).sum(axis=0),
-                                       sum(p[1] for p in parts).reshape(r, c).sum(axis=0))
-    shift = (first / m).astype(x.dtype)
-    var = np.maximum(second / m - shift.astype(np.float64) ** 2, 0).astype(x.dtype)
-    mean = reference + shift
-    inv_std = 1 / np.sqrt(var + dt(epsilon))
-    scale = np.tile((gamma * inv_std).astype(x.dtype, copy=False), r)
-    offset = np.tile((beta - mean * gamma * inv_std).astype(x.dtype, copy=False), r)
+    m, first, second = reducer.moments(reference, m, _folded([p[0] for p in parts], r, c),
+                                       _folded([p[1] for p in parts], r, c))
+    shift = np.divide(first, m, dtype=np.float64)
+    var = np.maximum(np.divide(second, m, dtype=np.float64) - shift * shift, 0).astype(dtype)
+    mean = reference + shift.astype(dtype)
+    inv_std = 1 / np.sqrt(var + dtype.type(epsilon))
+    scale = gamma * inv_std
+    coefficients = np.empty((2, r, c), dtype)  # scale and offset, repeated along the wide rows
+    coefficients[0] = scale
+    coefficients[1] = beta - mean * scale
+    wide_scale, wide_offset = coefficients.reshape(2, -1)
     out = np.empty_like(wide)
 
     def normalise(part: int, start: int, stop: int) -> None:
-        for a, b in _row_blocks(start, stop, r * c, x.itemsize):
-            block = np.multiply(wide[a:b], scale, out=out[a:b])
-            block += offset
+        for a in range(start, stop, per_block):
+            b = min(a + per_block, stop)
+            block = np.multiply(wide[a:b], wide_scale, out=out[a:b])
+            block += wide_offset
 
     parallel_for(len(wide), normalise, min_items=min_rows(r * c))
     return out.reshape(x.shape), (mean, inv_std, var, m)
@@ -170,34 +191,44 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, gamma: np.ndarray, mean
     g_wide, r = wide_rows(_channel_rows(grad))
     x_wide = _channel_rows(x).reshape(g_wide.shape)
     c = grad.shape[-1]
+    dtype = grad.dtype
     m = len(g_wide) * r if count is None else count
-    wide_mean = np.tile(mean.astype(grad.dtype, copy=False), r)
-    ones = np.ones(len(g_wide), grad.dtype)
+    wide_mean = repeated(mean, r, dtype)
+    ones = workspace.array("ones", (len(g_wide),), dtype, fill=1)
+    per_block = _rows_per_block(r * c, grad.itemsize)
 
     def sums(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        d_beta, along = np.zeros(r * c, grad.dtype), np.zeros(r * c, grad.dtype)
-        scratch = workspace.array(f"centred{part}", (_rows_per_block(r * c, grad.itemsize), r * c), grad.dtype)
-        for a, b in _row_blocks(start, stop, r * c, grad.itemsize):
-            d_beta += ones[a:b] @ g_wide[a:b]
-            along += np.einsum("ij,ij->j", g_wide[a:b], np.subtract(x_wide[a:b], wide_mean, out=scratch[: b - a]))
+        scratch = workspace.array(f"centred{part}", (per_block, r * c), dtype)
+        d_beta = along = None
+        for a in range(start, stop, per_block):
+            b = min(a + per_block, stop)
+            block_beta = ones[a:b] @ g_wide[a:b]
+            block_along = np.einsum("ij,ij->j", g_wide[a:b], np.subtract(x_wide[a:b], wide_mean, out=scratch[: b - a]))
+            if d_beta is None:
+                d_beta, along = block_beta, block_along
+            else:
+                d_beta += block_beta
+                along += block_along
         return d_beta, along
 
     parts = parallel_for(len(g_wide), sums, min_items=min_rows(r * c))
-    d_beta = sum(p[0] for p in parts).reshape(r, c).sum(axis=0)
-    along = sum(p[1] for p in parts).reshape(r, c).sum(axis=0)
+    d_beta = _folded([p[0] for p in parts], r, c)
+    along = _folded([p[1] for p in parts], r, c)
     d_gamma = along * inv_std
     # The combination takes the whole batch's sums (the same mean in every part).
     batch_beta, batch_along = reducer.products(mean, d_beta, along)
     scale = gamma * inv_std
-    along_centred = -scale * inv_std * batch_along * inv_std / m
-    offset = -scale * batch_beta / m
-    along_centred, along_grad, offset = (np.tile(v.astype(grad.dtype, copy=False), r)
-                                         for v in (along_centred, scale, offset))
+    coefficients = np.empty((3, r, c), dtype)  # for x - mean, for grad, and the offset, repeated
+    coefficients[0] = -scale * inv_std * batch_along * inv_std / m
+    coefficients[1] = scale
+    coefficients[2] = -scale * batch_beta / m
+    along_centred, along_grad, offset = coefficients.reshape(3, -1)
     d_x = np.empty_like(g_wide)
 
     def combine(part: int, start: int, stop: int) -> None:
-        scratch = workspace.array(f"centred{part}", (_rows_per_block(r * c, grad.itemsize), r * c), grad.dtype)
-        for a, b in _row_blocks(start, stop, r * c, grad.itemsize):
+        scratch = workspace.array(f"centred{part}", (per_block, r * c), dtype)
+        for a in range(start, stop, per_block):
+            b = min(a + per_block, stop)
             # (x - mean) first: x * a - mean * a would cancel for data far from zero.
             block = np.subtract(x_wide[a:b], wide_mean, out=d_x[a:b])
             block *= along_centred
