@@ -11,6 +11,7 @@ from engine.kernels.im2col import (
     col2im_add,
     col2im_add_rows_first,
     conv_pads,
+    copy_windows,
     im2col_into,
     strided_view,
     taps_into_image,
@@ -19,13 +20,6 @@ from engine.kernels.pooling import max_pool_block, max_pool_taps, route_block, r
 from engine.kernels.products import add_transposed_product, product_into
 from engine.parallel import parallel_for
 from engine.shapes import output_size
-
-
-def _cols_windows(cols: np.ndarray, n: int, ho: int, wo: int, kh: int, kw: int, c: int) -> np.ndarray:
-    """The first kh*kw*C columns of an im2col matrix (rows may be longer) as (N, Ho, Wo, kh, kw, C)."""
-    row, item = cols.strides[0], cols.itemsize
-    return strided_view(cols, (n, ho, wo, kh, kw, c), (ho * wo * row, wo * row, row, kw * c * item, c * item, item))
-
 
 # Switched off by measurements to compare with col2im (see Convolution.by_taps).
 taps_enabled = True
@@ -83,8 +77,7 @@ class Convolution:
         if pool_major:
             self._pool_major_windows(x, cols)
         else:
-            im2col_into(x, self.kh, self.kw, self.stride, _cols_windows(cols, n, self.ho, self.wo, self.kh, self.kw,
-                                                                        self.c))
+            im2col_into(x, self.kh, self.kw, self.stride, cols, self.ho, self.wo)
         return cols
 
     def _pool_major_windows(self, xp: np.ndarray, cols: np.ndarray) -> None:
@@ -93,13 +86,12 @@ class Convolution:
         n, p = len(xp), self.pool
         po, qo = self.ho // p, self.wo // p
         row, item = cols.strides[0], cols.itemsize
-        target = strided_view(cols, (p, p, n, po, qo, self.kh, self.kw, self.c),
-                              (p * n * po * qo * row, n * po * qo * row, po * qo * row, qo * row, row,
-                               self.kw * self.c * item, self.c * item, item))
         sn, sh, sw, sc = xp.strides
         step_h, step_w = sh * self.stride, sw * self.stride
-        np.copyto(target, strided_view(xp, target.shape, (step_h, step_w, sn, step_h * p, step_w * p, sh, sw, sc),
-                                       writeable=False))
+        copy_windows(cols, (p, p, n, po, qo, self.kh, self.kw, self.c),
+                     (p * n * po * qo * row, n * po * qo * row, po * qo * row, qo * row, row, self.kw * self.c * item,
+                      self.c * item, item),
+                     xp, (step_h, step_w, sn, step_h * p, step_w * p, sh, sw, sc))
 
     @property
     def pool_major(self) -> bool:
@@ -283,7 +275,7 @@ class Convolution:
         scratch = self.workspace.array(f"grad_cols{part}", (self.block * self.h * self.w, self.kh * self.kw * self.f),
                                        self.dtype)
         cols = scratch[: n * self.h * self.w]
-        im2col_into(padded, self.kh, self.kw, 1, _cols_windows(cols, n, self.h, self.w, self.kh, self.kw, self.f))
+        im2col_into(padded, self.kh, self.kw, 1, cols, self.h, self.w)
         product_into(cols, kernel_t, d_x.reshape(n * self.h * self.w, self.c))
         return cols
 
@@ -352,7 +344,7 @@ class Convolution:
                 cols = scratch[: n * size_h * size_w * width].reshape(-1, width)
                 top, left = margin_h + start_h, margin_w + start_w
                 im2col_into(padded[:, top : top + size_h + taps_h - 1, left : left + size_w + taps_w - 1],
-                            taps_h, taps_w, 1, _cols_windows(cols, n, size_h, size_w, taps_h, taps_w, self.f))
+                            taps_h, taps_w, 1, cols, size_h, size_w)
             product_into(cols, matrix, out)
             target[...] = out.reshape(n, size_h, size_w, self.c)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -29,34 +31,68 @@ def strided_view(a: np.ndarray, shape: tuple[int, ...], strides: tuple[int, ...]
     return view
 
 
-def window_view(xp: np.ndarray, kh: int, kw: int, stride: int) -> np.ndarray:
-    """A read-only strided view (N, Ho, Wo, kh, kw, C) of every window of a padded batch.
-
-    No data is copied; the axes are already in the (kh, kw, C) order of a reshaped kernel, so a
-    single reshape yields the im2col matrix.
-    """
-    n, h, w, c = xp.shape
-    ho = (h - kh) // stride + 1
-    wo = (w - kw) // stride + 1
-    sn, sh, sw, sc = xp.strides
-    return strided_view(xp, (n, ho, wo, kh, kw, c), (sn, sh * stride, sw * stride, sh, sw, sc), writeable=False)
-
-
-def im2col_into(xp: np.ndarray, kh: int, kw: int, stride: int, out: np.ndarray) -> None:
-    """Copy the windows of the padded batch xp into out (N, Ho, Wo, kh, kw, C), any strides; Ho and
-    Wo may be fewer than xp has windows (the last are left out)."""
-    n, ho, wo = out.shape[:3]
-    c = xp.shape[3]
+def im2col_into(xp: np.ndarray, kh: int, kw: int, stride: int, cols: np.ndarray, ho: int, wo: int) -> None:
+    """Write the windows of the padded batch xp, Ho x Wo of them per image (the last windows may be
+    left out), into the first kh*kw*C columns of the rows of ``cols``, a C-contiguous (N*Ho*Wo, ...)
+    matrix, in (kh, kw, C) order."""
+    n, c = len(xp), xp.shape[3]
+    row, item = cols.strides[0], cols.itemsize
+    shape = (n, ho, wo, kh, kw, c)
+    target = (ho * wo * row, wo * row, row, kw * c * item, c * item, item)
     if c > 1:
-        # Rows of kw * C contiguous values: one strided copy is fastest.
-        np.copyto(out, window_view(xp, kh, kw, stride)[:, :ho, :wo])
+        # Rows of kw * C contiguous values: one strided copy, each row one element (see copy_windows).
+        sn, sh, sw, sc = xp.strides
+        copy_windows(cols, shape, target, xp, (sn, sh * stride, sw * stride, sh, sw, sc))
         return
     # One channel (a grayscale first layer): rows of kw values copy slowly, so copy one kernel
     # offset at a time instead, each a (N, Ho, Wo, 1) slab with long rows.
+    out = np.ndarray(shape, cols.dtype, buffer=cols, strides=target)
     span_h, span_w = stride * (ho - 1) + 1, stride * (wo - 1) + 1
     for i in range(kh):
         for j in range(kw):
             out[:, :, :, i, j, :] = xp[:, i : i + span_h : stride, j : j + span_w : stride, :]
+
+
+def copy_windows(cols: np.ndarray, shape: tuple[int, ...], target_strides: tuple[int, ...], source: np.ndarray,
+                 source_strides: tuple[int, ...]) -> None:
+    """Copy windows of ``source``'s memory, laid out by ``shape`` and ``source_strides`` from its
+    first value, into the memory of ``cols`` (C-contiguous) laid out by ``target_strides``; the
+    last two axes are (kw, C).
+
+    Where those two axes are one contiguous run of values on both sides, each run is copied as
+    one element of a void dtype: numpy's copy pays a fixed cost per innermost run, and these runs
+    are short (48 values for a 3x3 kernel on 16 channels). Measured 1.1-1.6x faster than copying
+    values, most for few channels."""
+    item = cols.itemsize
+    contiguous = (shape[-1] * item, item)
+    if target_strides[-2:] == contiguous and source_strides[-2:] == contiguous and source.dtype == cols.dtype:
+        run = _run_dtype(shape[-1] * shape[-2] * item)
+        windows = _view_from(source, shape[:-2], source_strides[:-2], run)
+        if windows is not None:
+            np.copyto(np.ndarray(shape[:-2], run, buffer=cols, strides=target_strides[:-2]), windows)
+            return
+    np.copyto(np.ndarray(shape, cols.dtype, buffer=cols, strides=target_strides),
+              as_strided(source, shape, source_strides, writeable=False))
+
+
+@functools.lru_cache(maxsize=64)
+def _run_dtype(nbytes: int) -> np.dtype:
+    return np.dtype((np.void, nbytes))
+
+
+def _view_from(start: np.ndarray, shape: tuple[int, ...], strides: tuple[int, ...], dtype: np.dtype
+               ) -> np.ndarray | None:
+    """A view of ``dtype`` elements from start's first value on, in the memory of the contiguous
+    array start lies in (start itself, or a slice of it); None when there is none."""
+    if start.flags.c_contiguous:
+        return np.ndarray(shape, dtype, buffer=start, strides=strides)  # raises if it leaves start
+    owner = start.base
+    while isinstance(owner, np.ndarray) and not owner.flags.c_contiguous:
+        owner = owner.base
+    if not isinstance(owner, np.ndarray):
+        return None
+    offset = start.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
+    return np.ndarray(shape, dtype, buffer=owner, offset=offset, strides=strides)
 
 
 def col2im(cols: np.ndarray, padded_shape: tuple[int, ...], stride: int) -> np.ndarray:
