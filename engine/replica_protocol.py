@@ -49,12 +49,23 @@ class ProtocolError(ConnectionError):
     """The other process closed its end of the pipe (it stopped or crashed)."""
 
 
+def _readable(fd: int, timeout: float) -> bool:
+    """Whether the pipe has data (or was closed) within ``timeout`` seconds. select.poll where there
+    is one: select.select cannot watch descriptors numbered 1024 or more, which a studio with many
+    files open can reach."""
+    if hasattr(select, "poll"):
+        watch = select.poll()
+        watch.register(fd, select.POLLIN)
+        return bool(watch.poll(max(0, int(timeout * 1000 + 0.999))))
+    return bool(select.select([fd], [], [], timeout)[0])
+
+
 def poll(fd: int, seconds: float) -> None:
     """Return once the pipe has data or after ``seconds`` of busy polling (POSIX; elsewhere at once)."""
     if seconds <= 0 or os.name != "posix":
         return
     deadline = time.perf_counter() + seconds
-    while not select.select([fd], [], [], 0)[0] and time.perf_counter() < deadline:
+    while not _readable(fd, 0) and time.perf_counter() < deadline:
         pass
 
 
@@ -64,7 +75,7 @@ def read_exact(fd: int, size: int, timeout: float | None = None, spin: float = 0
     poll(fd, spin)
     data = b""
     while len(data) < size:
-        if timeout is not None and os.name == "posix" and not select.select([fd], [], [], timeout)[0]:
+        if timeout is not None and os.name == "posix" and not _readable(fd, timeout):
             raise ProtocolError(f"no answer within {timeout:g} s")
         chunk = os.read(fd, size - len(data))
         if not chunk:

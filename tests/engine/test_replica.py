@@ -648,3 +648,32 @@ def test_polling_gives_up_after_its_time():
     finally:
         os.close(read_fd)
         os.close(write_fd)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="descriptor numbers and select are POSIX matters")
+def test_waits_work_on_descriptors_numbered_past_select_limits():
+    # select.select refuses descriptors from 1024 on; a studio with many files open can get such
+    # pipes to its replica.
+    import resource
+
+    from engine.replica_protocol import SYNC, read_reply, write_all
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1500
+    if soft <= wanted + 1:
+        if hard != resource.RLIM_INFINITY and hard <= wanted + 1:
+            pytest.skip("this system allows too few open files")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted + 2, hard))
+    read_fd, write_fd = os.pipe()
+    high = os.dup2(read_fd, wanted)
+    try:
+        write_all(write_fd, SYNC)
+        assert read_reply(high, SYNC, timeout=5, spin=0.01) is None
+        writer = threading.Timer(0.05, write_all, (write_fd, SYNC))
+        writer.start()
+        assert read_reply(high, SYNC, timeout=5, spin=0.001) is None
+        writer.join()
+    finally:
+        for fd in (high, read_fd, write_fd):
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
