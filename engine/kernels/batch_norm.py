@@ -97,6 +97,11 @@ def _rows_per_block(width: int, itemsize: int) -> int:
     return max(1, BLOCK_BYTES // (width * itemsize))
 
 
+def _row_blocks(start: int, stop: int, step: int) -> zip:
+    """(first, end) of the blocks of ``step`` rows (the last may be shorter) covering [start, stop)."""
+    return zip(range(start, stop, step), [*range(start + step, stop, step), stop])
+
+
 def repeated(vector: np.ndarray, r: int, dtype: np.dtype) -> np.ndarray:
     """A per-channel vector repeated r times, for a wide view's rows (see wide_rows); one call
     where np.tile makes several."""
@@ -138,17 +143,12 @@ def batch_norm_forward(
     per_block = _rows_per_block(r * c, x.itemsize)
 
     def sums(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        first, second = np.zeros(r * c, dtype), np.zeros(r * c, dtype)
         scratch = workspace.array(f"shifted{part}", (per_block, r * c), dtype)
-        first = second = None
-        for a in range(start, stop, per_block):
-            b = min(a + per_block, stop)
+        for a, b in _row_blocks(start, stop, per_block):
             d = np.subtract(wide[a:b], wide_reference, out=scratch[: b - a])
-            block_first, block_second = ones[a:b] @ d, np.einsum("ij,ij->j", d, d)
-            if first is None:
-                first, second = block_first, block_second
-            else:
-                first += block_first
-                second += block_second
+            first += ones[a:b] @ d
+            second += np.einsum("ij,ij->j", d, d)
         return first, second
 
     parts = parallel_for(len(wide), sums, min_items=min_rows(r * c))
@@ -166,8 +166,7 @@ def batch_norm_forward(
     out = np.empty_like(wide)
 
     def normalise(part: int, start: int, stop: int) -> None:
-        for a in range(start, stop, per_block):
-            b = min(a + per_block, stop)
+        for a, b in _row_blocks(start, stop, per_block):
             block = np.multiply(wide[a:b], wide_scale, out=out[a:b])
             block += wide_offset
 
@@ -198,17 +197,11 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, gamma: np.ndarray, mean
     per_block = _rows_per_block(r * c, grad.itemsize)
 
     def sums(part: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        d_beta, along = np.zeros(r * c, dtype), np.zeros(r * c, dtype)
         scratch = workspace.array(f"centred{part}", (per_block, r * c), dtype)
-        d_beta = along = None
-        for a in range(start, stop, per_block):
-            b = min(a + per_block, stop)
-            block_beta = ones[a:b] @ g_wide[a:b]
-            block_along = np.einsum("ij,ij->j", g_wide[a:b], np.subtract(x_wide[a:b], wide_mean, out=scratch[: b - a]))
-            if d_beta is None:
-                d_beta, along = block_beta, block_along
-            else:
-                d_beta += block_beta
-                along += block_along
+        for a, b in _row_blocks(start, stop, per_block):
+            d_beta += ones[a:b] @ g_wide[a:b]
+            along += np.einsum("ij,ij->j", g_wide[a:b], np.subtract(x_wide[a:b], wide_mean, out=scratch[: b - a]))
         return d_beta, along
 
     parts = parallel_for(len(g_wide), sums, min_items=min_rows(r * c))
@@ -227,8 +220,7 @@ def batch_norm_backward(grad: np.ndarray, x: np.ndarray, gamma: np.ndarray, mean
 
     def combine(part: int, start: int, stop: int) -> None:
         scratch = workspace.array(f"centred{part}", (per_block, r * c), dtype)
-        for a in range(start, stop, per_block):
-            b = min(a + per_block, stop)
+        for a, b in _row_blocks(start, stop, per_block):
             # (x - mean) first: x * a - mean * a would cancel for data far from zero.
             block = np.subtract(x_wide[a:b], wide_mean, out=d_x[a:b])
             block *= along_centred

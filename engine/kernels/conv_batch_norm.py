@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.kernels.batch_norm import WHOLE_BATCH, StatsReducer, WideSums, wide_rows
+from engine.kernels.batch_norm import WHOLE_BATCH, StatsReducer, WideSums, repeated, wide_rows
 from engine.kernels.blocks import Workspace, min_rows
 from engine.kernels.conv import Convolution, kernel_matrix
 from engine.kernels.pooling import max_pool_block, route_block, winner_planes
@@ -66,7 +66,7 @@ RECOMPUTE_WIDTH = 32
 
 def tiled(vector: np.ndarray, wide: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """A per-channel vector repeated along a wide view's rows (see wide_rows)."""
-    return np.tile(vector.astype(dtype, copy=False), wide.shape[1] // len(vector))
+    return repeated(vector, wide.shape[1] // len(vector), dtype)
 
 
 class Tiles:
